@@ -1,0 +1,54 @@
+# jumpstream: every command a developer or CI needs. `make test` sets itself up.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+CDK := node_modules/.bin/cdk
+ENV ?= dev
+CDK_FLAGS := -c env=$(ENV) --no-notices
+
+# The CDK app runs as `python3 app.py` (cdk.json): put the project's venv first.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# Node 20 is what these machines have; jsii warns about it on every call otherwise.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_CLI_TELEMETRY := true
+
+.PHONY: setup test lint synth deploy destroy demo local bench clean
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt lambda/streamer/requirements.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+lint: setup
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+test: lint
+	$(PY) -m pytest
+
+synth: setup
+	$(CDK) synth $(CDK_FLAGS) --quiet
+
+deploy: setup
+	$(CDK) deploy $(CDK_FLAGS) 'jumpstream-$(ENV)-*'
+
+destroy: setup
+	$(CDK) destroy $(CDK_FLAGS) 'jumpstream-$(ENV)-*'
+
+demo: setup
+	$(PY) -m jumpstream demo
+
+local: setup
+	$(PY) -m jumpstream local
+
+bench: setup
+	$(PY) -m jumpstream bench
+
+clean:
+	rm -rf cdk.out .pytest_cache .ruff_cache .hypothesis
