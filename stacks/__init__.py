@@ -1,0 +1,1 @@
+"""CDK code: the model catalog, environment config, reusable constructs and thin stacks."""

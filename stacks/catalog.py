@@ -1,0 +1,200 @@
+"""The model catalog: the JumpStart TGI models jumpstream can deploy, loaded from `models.json`.
+
+The facts live in JSON so that the catalog refresh tool can rewrite them without touching code;
+this module only gives them types and refuses a file that breaks the invariants the endpoint
+construct relies on (a default instance that is supported, a GPU count for every instance type,
+an image registry for every region, an artifact that is either a prefix or a `.tar.gz`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from stacks.errors import ConfigError
+
+CATALOG_PATH = Path(__file__).with_name("models.json")
+
+# Environment keys the specs carry that must not reach the container: the prepacked artifacts
+# have no code directory, so the TGI entrypoint would look for a script that is not there.
+DROPPED_ENVIRONMENT = frozenset({"SAGEMAKER_SUBMIT_DIRECTORY"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceOption:
+    """One supported instance type: how many GPUs TGI shards over, and extra environment."""
+
+    instance_type: str
+    gpus: int
+    environment: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageRegistry:
+    """Where the TGI Deep Learning Container lives: one ECR repository, per-region accounts."""
+
+    repository: str
+    default_account: str
+    accounts: dict[str, str]
+
+    def account(self, region: str) -> str:
+        return self.accounts.get(region, self.default_account)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Model:
+    """One JumpStart model at a pinned spec version."""
+
+    id: str
+    name: str
+    spec_version: str
+    tgi_version: str
+    image_tag: str
+    artifact_key: str
+    default_instance_type: str
+    instance_types: dict[str, InstanceOption]
+    environment: dict[str, str]
+    regions: tuple[str, ...]
+    eos_token: str
+    health_check_timeout_seconds: int
+    download_timeout_seconds: int
+    deprecated: str | None
+    artifact_bucket_pattern: str
+    registry: ImageRegistry
+
+    @property
+    def artifact_is_prefix(self) -> bool:
+        """A key ending in `/` is an uncompressed prefix; anything else is a `.tar.gz`."""
+        return self.artifact_key.endswith("/")
+
+    def artifact_bucket(self, region: str) -> str:
+        return self.artifact_bucket_pattern.format(region=region)
+
+    def artifact_uri(self, region: str) -> str:
+        return f"s3://{self.artifact_bucket(region)}/{self.artifact_key}"
+
+    def image_uri(self, region: str) -> str:
+        account = self.registry.account(region)
+        return (
+            f"{account}.dkr.ecr.{region}.{dns_suffix(region)}/"
+            f"{self.registry.repository}:{self.image_tag}"
+        )
+
+    def container_environment(self, instance_type: str) -> dict[str, str]:
+        """The container's environment for one instance type, every value a string."""
+        option = self.instance_types[instance_type]
+        env = {k: v for k, v in self.environment.items() if k not in DROPPED_ENVIRONMENT}
+        env.update(option.environment)
+        env["SM_NUM_GPUS"] = str(option.gpus)
+        return dict(sorted(env.items()))
+
+
+def partition(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def dns_suffix(region: str) -> str:
+    return "amazonaws.com.cn" if partition(region) == "aws-cn" else "amazonaws.com"
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    models: dict[str, Model]
+
+    def get(self, model_id: str) -> Model:
+        try:
+            return self.models[model_id]
+        except KeyError:
+            raise ConfigError(
+                f"unknown model_id {model_id!r}; choose one of: {', '.join(sorted(self.models))}"
+            ) from None
+
+
+def _env_strings(raw: dict[str, Any], where: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ConfigError(f"{where}: environment value {key} must be a string or a number")
+        out[key] = str(value)
+    return out
+
+
+def _model(raw: dict[str, Any], *, bucket: str, registry: ImageRegistry) -> Model:
+    where = f"models.json: {raw.get('id', '?')}"
+    options = {
+        name: InstanceOption(
+            instance_type=name,
+            gpus=int(opt["gpus"]),
+            environment=_env_strings(opt.get("environment", {}), where),
+        )
+        for name, opt in raw["instance_types"].items()
+    }
+    model = Model(
+        id=raw["id"],
+        name=raw["name"],
+        spec_version=raw["spec_version"],
+        tgi_version=raw["tgi_version"],
+        image_tag=raw["image_tag"],
+        artifact_key=raw["artifact_key"],
+        default_instance_type=raw["default_instance_type"],
+        instance_types=options,
+        environment=_env_strings(raw["environment"], where),
+        regions=tuple(raw["regions"]),
+        eos_token=raw["eos_token"],
+        health_check_timeout_seconds=int(
+            raw["startup"]["container_startup_health_check_timeout_seconds"]
+        ),
+        download_timeout_seconds=int(raw["startup"]["model_data_download_timeout_seconds"]),
+        deprecated=raw.get("deprecated"),
+        artifact_bucket_pattern=bucket,
+        registry=registry,
+    )
+    _check(model, where)
+    return model
+
+
+def _check(model: Model, where: str) -> None:
+    if model.default_instance_type not in model.instance_types:
+        raise ConfigError(f"{where}: default instance type is not among the supported ones")
+    if any(opt.gpus < 1 for opt in model.instance_types.values()):
+        raise ConfigError(f"{where}: every instance type needs at least one GPU")
+    if not (model.artifact_is_prefix or model.artifact_key.endswith(".tar.gz")):
+        raise ConfigError(f"{where}: artifact_key must end in '/' (prefix) or '.tar.gz'")
+    if f"-tgi{model.tgi_version}-" not in model.image_tag:
+        raise ConfigError(f"{where}: image_tag does not carry TGI {model.tgi_version}")
+    # SageMaker's limits on the two production-variant timeouts.
+    for seconds in (model.health_check_timeout_seconds, model.download_timeout_seconds):
+        if not 60 <= seconds <= 3600:
+            raise ConfigError(f"{where}: startup timeouts must be within 60..3600 seconds")
+    if not model.regions:
+        raise ConfigError(f"{where}: no regions")
+
+
+def parse_catalog(doc: dict[str, Any]) -> Catalog:
+    image = doc["image"]
+    registry = ImageRegistry(
+        repository=image["repository"],
+        default_account=image["default_account"],
+        accounts=dict(image["accounts"]),
+    )
+    models: dict[str, Model] = {}
+    for raw in doc["models"]:
+        model = _model(raw, bucket=doc["artifact_bucket"], registry=registry)
+        if model.id in models:
+            raise ConfigError(f"models.json: {model.id} is listed twice")
+        models[model.id] = model
+    return Catalog(models)
+
+
+@cache
+def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
+    """The checked-in catalog, parsed once per process."""
+    with path.open(encoding="utf-8") as fh:
+        return parse_catalog(json.load(fh))

@@ -1,0 +1,252 @@
+"""Environment configuration: `environments.toml`, with CDK context overrides applied at synth.
+
+Everything a stack needs is resolved and checked here, before any construct exists, so a typo in
+the file or on the command line fails with one line naming the valid choices instead of a
+half-built app or a deploy-time error an hour later.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stacks.catalog import Catalog, Model, load_catalog
+from stacks.errors import ConfigError
+from stacks.retention import RETENTION_BY_DAYS
+
+CONFIG_PATH = Path(__file__).resolve().parent.parent / "environments.toml"
+
+# The context keys a user may pass with `cdk synth -c key=value`.
+OVERRIDE_KEYS = ("model_id", "region", "instance_type", "instance_count")
+
+
+# Lambda function URLs are not offered in these regions (nor in China): a relay there is refused.
+NO_FUNCTION_URL_REGIONS = frozenset(
+    {
+        "ap-south-2", "ap-southeast-4", "ap-southeast-5", "ap-southeast-6", "ap-southeast-7",
+        "ap-east-2", "ca-west-1", "eu-south-2", "eu-central-2", "il-central-1", "me-central-1",
+        "cn-north-1", "cn-northwest-1",
+    }
+)  # fmt: skip
+
+AUTH_TYPES = ("AWS_IAM", "NONE")
+ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+ACCOUNT = re.compile(r"^\d{12}$")
+
+_ENV_KEYS = {
+    "region", "account", "model_id", "instance_type", "instance_count", "log_retention_days",
+    "tags", "relay",
+}  # fmt: skip
+_RELAY_KEYS = {
+    "enabled", "auth", "reserved_concurrency", "max_new_tokens_limit", "cors_allow_origins",
+    "memory_mb",
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RelayConfig:
+    """The streaming relay's settings for one environment."""
+
+    enabled: bool = True
+    auth: str = "AWS_IAM"
+    reserved_concurrency: int | None = None
+    max_new_tokens_limit: int = 1024
+    cors_allow_origins: tuple[str, ...] = ()
+    memory_mb: int = 512
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnvironmentConfig:
+    """One deployable environment, fully resolved against the model catalog."""
+
+    name: str
+    region: str
+    account: str | None
+    model: Model
+    instance_type: str
+    instance_count: int
+    log_retention_days: int
+    tags: dict[str, str] = field(default_factory=dict)
+    relay: RelayConfig = field(default_factory=RelayConfig)
+
+    @property
+    def endpoint_name(self) -> str:
+        """Deterministic, so callers and the relay know it; unique per environment."""
+        return f"jumpstream-{self.name}"
+
+    @property
+    def stack_prefix(self) -> str:
+        return f"jumpstream-{self.name}"
+
+
+def _choices(values: Any) -> str:
+    return ", ".join(sorted(values))
+
+
+def _int(value: Any, what: str, *, minimum: int, maximum: int | None = None) -> int:
+    """An integer from TOML or from CDK context (where `-c instance_count=2` arrives as "2")."""
+    if isinstance(value, str) and re.fullmatch(r"\d+", value.strip()):
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{what} must be a whole number, got {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        upper = f" and at most {maximum}" if maximum is not None else ""
+        raise ConfigError(f"{what} must be at least {minimum}{upper}, got {value}")
+    return value
+
+
+def _check_keys(raw: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = set(raw) - allowed
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown setting(s) {_choices(unknown)}; valid settings: {_choices(allowed)}"
+        )
+
+
+def _relay(raw: Any, where: str) -> RelayConfig:
+    if raw is None:
+        return RelayConfig()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}.relay must be a table")
+    _check_keys(raw, _RELAY_KEYS, f"{where}.relay")
+    auth = raw.get("auth", "AWS_IAM")
+    if auth not in AUTH_TYPES:
+        raise ConfigError(
+            f"{where}.relay.auth must be one of {', '.join(AUTH_TYPES)}, not {auth!r}"
+        )
+    enabled = raw.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"{where}.relay.enabled must be true or false")
+    origins = raw.get("cors_allow_origins", [])
+    if not isinstance(origins, list) or not all(isinstance(o, str) and o for o in origins):
+        raise ConfigError(f"{where}.relay.cors_allow_origins must be a list of origins")
+    concurrency = raw.get("reserved_concurrency")
+    return RelayConfig(
+        enabled=enabled,
+        auth=auth,
+        reserved_concurrency=None
+        if concurrency is None
+        else _int(concurrency, f"{where}.relay.reserved_concurrency", minimum=1),
+        max_new_tokens_limit=_int(
+            raw.get("max_new_tokens_limit", 1024),
+            f"{where}.relay.max_new_tokens_limit",
+            minimum=1,
+            maximum=32768,
+        ),
+        cors_allow_origins=tuple(origins),
+        memory_mb=_int(
+            raw.get("memory_mb", 512), f"{where}.relay.memory_mb", minimum=128, maximum=10240
+        ),
+    )
+
+
+def resolve_environment(
+    name: str,
+    raw: Mapping[str, Any],
+    overrides: Mapping[str, Any] | None = None,
+    catalog: Catalog | None = None,
+) -> EnvironmentConfig:
+    """Check one environment's settings, apply overrides, and resolve them against the catalog."""
+    catalog = catalog or load_catalog()
+    where = f"environment {name!r}"
+    if not ENV_NAME.match(name):
+        raise ConfigError(
+            f"{where}: names are 1-20 lowercase letters, digits or '-', starting with a letter"
+        )
+    _check_keys(raw, _ENV_KEYS, where)
+    settings = {**raw, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+
+    if "model_id" not in settings:
+        raise ConfigError(
+            f"{where}: model_id is required; choose one of: {_choices(catalog.models)}"
+        )
+    model = catalog.get(str(settings["model_id"]))
+
+    region = settings.get("region")
+    if not isinstance(region, str) or region not in model.regions:
+        raise ConfigError(
+            f"{where}: region {region!r} does not host {model.id}; "
+            f"choose one of: {_choices(model.regions)}"
+        )
+    account = settings.get("account")
+    if account is not None and not (isinstance(account, str) and ACCOUNT.match(account)):
+        raise ConfigError(f"{where}: account must be a 12-digit string, got {account!r}")
+
+    instance_type = settings.get("instance_type") or model.default_instance_type
+    if instance_type not in model.instance_types:
+        raise ConfigError(
+            f"{where}: instance type {instance_type!r} is not supported by {model.id}; "
+            f"choose one of: {', '.join(model.instance_types)}"
+        )
+    instance_count = _int(settings.get("instance_count", 1), f"{where}: instance_count", minimum=1)
+    retention = settings.get("log_retention_days", 30)
+    if isinstance(retention, bool) or retention not in RETENTION_BY_DAYS:
+        raise ConfigError(
+            f"{where}: log_retention_days must be one of "
+            f"{', '.join(map(str, RETENTION_BY_DAYS))}, got {retention!r}"
+        )
+    tags = settings.get("tags", {})
+    if not isinstance(tags, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
+    ):
+        raise ConfigError(f"{where}: tags must be a table of strings")
+    relay = _relay(settings.get("relay"), where)
+    if relay.enabled and region in NO_FUNCTION_URL_REGIONS:
+        raise ConfigError(
+            f"{where}: Lambda function URLs are not offered in {region}, so the streaming relay "
+            "cannot be deployed there; set relay.enabled = false to deploy the endpoint alone, "
+            "or pick another region"
+        )
+    return EnvironmentConfig(
+        name=name,
+        region=region,
+        account=account,
+        model=model,
+        instance_type=instance_type,
+        instance_count=instance_count,
+        log_retention_days=retention,
+        tags=dict(tags),
+        relay=relay,
+    )
+
+
+def load_environments(path: Path = CONFIG_PATH) -> dict[str, dict[str, Any]]:
+    try:
+        with path.open("rb") as fh:
+            doc = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path.name}: {exc}") from None
+    _check_keys(doc, {"environments"}, path.name)
+    envs = doc.get("environments")
+    if not isinstance(envs, dict) or not envs:
+        raise ConfigError(f"{path.name}: declare at least one [environments.<name>] table")
+    return envs
+
+
+def select_environments(
+    context: Mapping[str, Any], path: Path = CONFIG_PATH
+) -> list[EnvironmentConfig]:
+    """The environments to synthesize for this CDK context.
+
+    `-c env=NAME` picks one environment, and only then may model_id, region, instance_type and
+    instance_count be overridden; without `env`, every declared environment is synthesized.
+    """
+    envs = load_environments(path)
+    wanted = context.get("env")
+    overrides = {k: context.get(k) for k in OVERRIDE_KEYS if context.get(k) not in (None, "")}
+    if wanted in (None, ""):
+        if overrides:
+            raise ConfigError(
+                f"overriding {_choices(overrides)} needs an environment: add -c env=<name> "
+                f"(one of: {_choices(envs)})"
+            )
+        return [resolve_environment(name, raw) for name, raw in envs.items()]
+    if wanted not in envs:
+        raise ConfigError(f"unknown environment {wanted!r}; choose one of: {_choices(envs)}")
+    return [resolve_environment(wanted, envs[wanted], overrides)]

@@ -1,0 +1,40 @@
+"""The per-environment endpoint stack: one JumpStart endpoint and its outputs."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from stacks.config import EnvironmentConfig
+from stacks.endpoint import JumpStartEndpoint
+from stacks.retention import retention
+
+
+class EndpointStack(cdk.Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            env=cdk.Environment(account=config.account, region=config.region),
+            description=(
+                f"jumpstream {config.name}: SageMaker endpoint {config.endpoint_name} serving "
+                f"{config.model.id} on {config.instance_count} x {config.instance_type}"
+            ),
+        )
+        model = config.model
+        if model.deprecated:
+            cdk.Annotations.of(self).add_warning_v2(
+                "jumpstream:DeprecatedModel", f"{model.id} is deprecated: {model.deprecated}"
+            )
+        self.endpoint = JumpStartEndpoint(
+            self,
+            "JumpStart",
+            model=model,
+            endpoint_name=config.endpoint_name,
+            instance_type=config.instance_type,
+            instance_count=config.instance_count,
+            log_retention=retention(config.log_retention_days),
+        )
+        cdk.CfnOutput(self, "EndpointName", value=config.endpoint_name)
+        cdk.CfnOutput(self, "EndpointArn", value=self.endpoint.endpoint_arn)
+        cdk.CfnOutput(self, "ModelId", value=model.id)

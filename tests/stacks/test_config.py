@@ -1,0 +1,153 @@
+"""Each bad setting, in environments.toml or on the command line, fails with one clear line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from stacks.config import resolve_environment, select_environments
+from stacks.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+MISTRAL = "huggingface-llm-mistral-7b-instruct"
+BASE = {"region": "us-east-1", "model_id": MISTRAL}
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "environments.toml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_environments_resolve() -> None:
+    envs = {e.name: e for e in select_environments({})}
+    assert set(envs) == {"dev", "prod"}
+    assert envs["dev"].instance_type == "ml.g5.2xlarge"
+    assert envs["prod"].instance_type == "ml.g5.12xlarge"  # the model's default
+    assert envs["dev"].endpoint_name == "jumpstream-dev"
+
+
+def test_context_overrides_apply_to_the_named_environment() -> None:
+    (env,) = select_environments(
+        {
+            "env": "dev",
+            "model_id": "huggingface-llm-falcon-7b-bf16",
+            "region": "eu-west-1",
+            "instance_type": "ml.g5.4xlarge",
+            "instance_count": "3",
+        }
+    )
+    assert (env.model.id, env.region, env.instance_type, env.instance_count) == (
+        "huggingface-llm-falcon-7b-bf16", "eu-west-1", "ml.g5.4xlarge", 3
+    )  # fmt: skip
+
+
+def test_a_new_model_without_instance_type_gets_its_default() -> None:
+    env = resolve_environment(
+        "x", {"region": "us-east-1", "model_id": "huggingface-llm-falcon-180b-bf16"}
+    )
+    assert env.instance_type == "ml.p4de.24xlarge"
+
+
+@pytest.mark.parametrize(
+    ("context", "message"),
+    [
+        ({"env": "nope"}, "unknown environment 'nope'; choose one of: dev, prod"),
+        (
+            {"env": "dev", "model_id": "gpt-5"},
+            "unknown model_id 'gpt-5'; choose one of: huggingface-llm-",
+        ),
+        ({"env": "dev", "region": "mars-1"}, "region 'mars-1' does not host"),
+        (
+            {"env": "dev", "instance_type": "ml.t3.medium"},
+            "choose one of: ml.g5.2xlarge, ml.g5.4xlarge",
+        ),
+        ({"env": "dev", "instance_count": "0"}, "instance_count must be at least 1"),
+        ({"env": "dev", "instance_count": "two"}, "instance_count must be a whole number"),
+        ({"model_id": MISTRAL}, "needs an environment: add -c env=<name>"),
+    ],
+)
+def test_bad_context_names_the_valid_choices(context: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        select_environments(context)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({**BASE, "instance_typ": "ml.g5.2xlarge"}, "unknown setting(s) instance_typ"),
+        ({**BASE, "log_retention_days": 10}, "log_retention_days must be one of 1, 3, 5, 7"),
+        ({**BASE, "account": "12345"}, "account must be a 12-digit string"),
+        ({**BASE, "tags": {"a": 1}}, "tags must be a table of strings"),
+        ({"region": "us-east-1"}, "model_id is required"),
+        ({**BASE, "region": "us-gov-west-1"}, "does not host huggingface-llm-mistral-7b-instruct"),
+        ({**BASE, "relay": {"auth": "COGNITO"}}, "relay.auth must be one of AWS_IAM, NONE"),
+        ({**BASE, "relay": {"reserved_concurrency": 0}}, "reserved_concurrency must be at least 1"),
+        ({**BASE, "relay": {"max_new_tokens_limit": True}}, "must be a whole number"),
+        ({**BASE, "relay": {"colour": "red"}}, "unknown setting(s) colour"),
+        (
+            {**BASE, "region": "cn-north-1"},
+            "Lambda function URLs are not offered in cn-north-1",
+        ),
+        ({**BASE, "region": "il-central-1"}, "set relay.enabled = false"),
+    ],
+)
+def test_bad_settings_fail_with_one_line(settings: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        resolve_environment("dev", settings)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_a_relay_can_be_turned_off_where_function_urls_do_not_exist() -> None:
+    env = resolve_environment("cn", {**BASE, "region": "cn-north-1", "relay": {"enabled": False}})
+    assert env.region == "cn-north-1"
+    assert not env.relay.enabled
+
+
+def test_bad_environment_names_and_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="names are 1-20 lowercase"):
+        resolve_environment("Dev_1", BASE)
+    with pytest.raises(ConfigError, match="declare at least one"):
+        select_environments({}, write(tmp_path, "environments = {}\n"))
+    with pytest.raises(ConfigError, match=r"environments\.toml: "):
+        select_environments({}, write(tmp_path, "[environments.dev\n"))
+
+
+def cdk(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The real CDK CLI, as `make synth` runs it, with no AWS credentials anywhere."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    clean.update(
+        PATH=f"{ROOT / '.venv' / 'bin'}:{clean['PATH']}",
+        AWS_CONFIG_FILE="/nonexistent",
+        AWS_SHARED_CREDENTIALS_FILE="/nonexistent",
+        AWS_EC2_METADATA_DISABLED="true",
+        **(env or {}),
+    )
+    return subprocess.run(
+        [str(ROOT / "node_modules" / ".bin" / "cdk"), *args, "--no-notices"],
+        cwd=ROOT, env=clean, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+def test_cli_synth_works_offline_without_credentials(tmp_path: Path) -> None:
+    result = cdk("synth", "-c", "env=dev", "--quiet", "--output", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    names = sorted(p.name for p in tmp_path.glob("*.template.json"))
+    assert "jumpstream-dev-endpoint.template.json" in names
+    assert all(n.startswith("jumpstream-dev-") for n in names)
+
+
+def test_cli_bad_context_prints_one_clear_line_first(tmp_path: Path) -> None:
+    result = cdk("synth", "-c", "env=dev", "-c", "region=mars-1", "--output", str(tmp_path))
+    assert result.returncode != 0
+    first = result.stderr.strip().splitlines()[0]
+    assert first.startswith("jumpstream: error: environment 'dev': region 'mars-1' does not host")
+    assert "choose one of: af-south-1" in first
+    assert "Traceback" not in result.stderr
+    assert "jsii" not in result.stderr.lower()

@@ -1,0 +1,290 @@
+"""The synthesized endpoint stacks carry exactly the facts JumpStart's specs give for each model.
+
+Expected values are written out here from JumpStart's public specs, independently of
+stacks/models.json, so a wrong edit to the catalog fails a test instead of a deploy.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from stacks.catalog import load_catalog
+from tests.stacks.conftest import Matrix
+
+TAR = "huggingface-infer/prepack/{}/infer-prepack-huggingface-llm-{}.tar.gz"
+TGI14 = "2.1.1-tgi1.4.0-gpu-py310-cu121-ubuntu20.04"
+TGI20 = "2.1.1-tgi2.0.0-gpu-py310-cu121-ubuntu22.04"
+TGI24 = "2.4.0-tgi2.4.0-gpu-py311-cu124-ubuntu22.04"
+
+
+def prepack(name: str, version: str) -> str:
+    return f"huggingface-llm/huggingface-llm-{name}/artifacts/inference-prepack/{version}/"
+
+
+# model id: (image tag, artifact key, default instance type, GPUs on it)
+SPEC = {
+    "huggingface-llm-falcon-7b-bf16": (
+        TGI14, prepack("falcon-7b-bf16", "v2.0.0"), "ml.g5.2xlarge", 1),
+    "huggingface-llm-falcon-7b-instruct-bf16": (
+        TGI24, prepack("falcon-7b-instruct-bf16", "v2.0.0"), "ml.g5.2xlarge", 1),
+    "huggingface-llm-falcon-40b-bf16": (
+        TGI14, prepack("falcon-40b-bf16", "v1.0.1"), "ml.g5.48xlarge", 8),
+    "huggingface-llm-falcon-40b-instruct-bf16": (
+        TGI14, prepack("falcon-40b-instruct-bf16", "v1.0.1"), "ml.g5.48xlarge", 8),
+    "huggingface-llm-falcon-180b-bf16": (
+        TGI24, TAR.format("v1.2.0", "falcon-180b-bf16"),
+        "ml.p4de.24xlarge", 8),
+    "huggingface-llm-falcon-180b-chat-bf16": (
+        TGI24, TAR.format("v1.1.0", "falcon-180b-chat-bf16"),
+        "ml.p4de.24xlarge", 8),
+    "huggingface-llm-mistral-7b": (
+        TGI20, prepack("mistral-7b", "v1.0.0"), "ml.g5.2xlarge", 1),
+    "huggingface-llm-mistral-7b-instruct": (
+        TGI20, prepack("mistral-7b-instruct", "v2.0.0"), "ml.g5.12xlarge", 4),
+    "huggingface-llm-rinna-3-6b-instruction-ppo-bf16": (
+        TGI14, prepack("rinna-3-6b-instruction-ppo-bf16", "v1.1.0"), "ml.g5.2xlarge", 1),
+    "huggingface-llm-bilingual-rinna-4b-instruction-ppo-bf16": (
+        TGI24, prepack("bilingual-rinna-4b-instruction-ppo-bf16", "v1.0.1"),
+        "ml.g5.2xlarge", 1),
+}  # fmt: skip
+
+# region: (ECR account, DNS suffix, ARN partition)
+REGIONS = {
+    "us-east-1": ("763104351884", "amazonaws.com", "aws"),
+    "af-south-1": ("626614931356", "amazonaws.com", "aws"),
+    "ap-east-1": ("871362719292", "amazonaws.com", "aws"),
+    "cn-north-1": ("727897471807", "amazonaws.com.cn", "aws-cn"),
+    "us-gov-west-1": ("442386744353", "amazonaws.com", "aws-us-gov"),
+}
+
+CASES = [
+    (model_id, region)
+    for model_id in SPEC
+    for region in REGIONS
+    if region in load_catalog().get(model_id).regions
+]
+
+
+def resources(template: dict, kind: str) -> list[dict]:
+    return [r for r in template["Resources"].values() if r["Type"] == kind]
+
+
+def one(template: dict, kind: str) -> dict:
+    found = resources(template, kind)
+    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
+    return found[0]["Properties"]
+
+
+def test_the_ten_seed_models_are_in_the_catalog() -> None:
+    assert set(load_catalog().models) == set(SPEC)
+
+
+def test_every_case_list_covers_each_model_in_us_east_1_and_china() -> None:
+    for model_id in SPEC:
+        assert (model_id, "us-east-1") in CASES
+        assert (model_id, "cn-north-1") in CASES
+        assert (model_id, "af-south-1") in CASES
+
+
+@pytest.mark.parametrize(("model_id", "region"), CASES)
+def test_model_image_data_and_isolation(matrix: Matrix, model_id: str, region: str) -> None:
+    tag, key, _, gpus = SPEC[model_id]
+    account, suffix, _ = REGIONS[region]
+    model = one(matrix.templates[(model_id, region)], "AWS::SageMaker::Model")
+    container = model["PrimaryContainer"]
+    assert container["Image"] == (
+        f"{account}.dkr.ecr.{region}.{suffix}/huggingface-pytorch-tgi-inference:{tag}"
+    )
+    uri = f"s3://jumpstart-cache-prod-{region}/{key}"
+    if key.endswith("/"):
+        assert "ModelDataUrl" not in container
+        assert container["ModelDataSource"] == {
+            "S3DataSource": {"S3Uri": uri, "S3DataType": "S3Prefix", "CompressionType": "None"}
+        }
+    else:
+        assert "ModelDataSource" not in container
+        assert container["ModelDataUrl"] == uri
+    assert model["EnableNetworkIsolation"] is True
+    env = container["Environment"]
+    assert all(isinstance(v, str) for v in env.values()), env
+    assert env["SM_NUM_GPUS"] == str(gpus)
+    assert "SAGEMAKER_SUBMIT_DIRECTORY" not in env
+
+
+@pytest.mark.parametrize(("model_id", "region"), CASES)
+def test_environment_matches_the_spec(matrix: Matrix, model_id: str, region: str) -> None:
+    env = one(matrix.templates[(model_id, region)], "AWS::SageMaker::Model")["PrimaryContainer"][
+        "Environment"
+    ]
+    mistral = "mistral" in model_id
+    expected = {
+        "HF_MODEL_ID": "/opt/ml/model",
+        "MODEL_CACHE_ROOT": "/opt/ml/model",
+        "MAX_INPUT_LENGTH": "8191" if mistral else "1024",
+        "MAX_TOTAL_TOKENS": "8192" if mistral else "2048",
+        "SAGEMAKER_PROGRAM": "inference.py",
+        "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+        "SAGEMAKER_ENV": "1",
+        "SAGEMAKER_MODEL_SERVER_TIMEOUT": "3600",
+        "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
+        "ENDPOINT_SERVER_TIMEOUT": "1200" if "rinna" in model_id else "3600",
+        "SM_NUM_GPUS": str(SPEC[model_id][3]),
+    }
+    if mistral:
+        expected["MAX_BATCH_PREFILL_TOKENS"] = "8191"
+    assert env == expected
+
+
+@pytest.mark.parametrize(("model_id", "region"), CASES)
+def test_variant_instance_and_timeouts(matrix: Matrix, model_id: str, region: str) -> None:
+    config = one(matrix.templates[(model_id, region)], "AWS::SageMaker::EndpointConfig")
+    (variant,) = config["ProductionVariants"]
+    assert variant["VariantName"] == "AllTraffic"
+    assert variant["InstanceType"] == SPEC[model_id][2]
+    assert variant["InitialInstanceCount"] == 1
+    startup = variant["ContainerStartupHealthCheckTimeoutInSeconds"]
+    download = variant["ModelDataDownloadTimeoutInSeconds"]
+    if "180b" in model_id:
+        assert startup == download == 3600
+    elif "40b" in model_id:
+        assert startup >= 1800
+        assert download >= 1800
+    else:
+        assert 600 <= startup <= 1200
+        assert 600 <= download <= 1200
+    assert "EndpointConfigName" not in config  # generated, so a change replaces it cleanly
+    assert "ModelName" not in one(matrix.templates[(model_id, region)], "AWS::SageMaker::Model")
+
+
+def _statements(template: dict) -> dict[str, dict]:
+    policy = one(template, "AWS::IAM::Policy")
+    return {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+
+
+def _flat(value: object) -> str:
+    """A resource as text; CloudFormation intrinsics ({"Fn::Join": ...}) are rendered crudely."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Join" in value:
+        sep, parts = value["Fn::Join"]
+        return sep.join(_flat(p) for p in parts)
+    if isinstance(value, dict) and "Ref" in value:
+        return "${" + value["Ref"] + "}"
+    return str(value)
+
+
+@pytest.mark.parametrize(("model_id", "region"), CASES)
+def test_execution_role_is_least_privilege(matrix: Matrix, model_id: str, region: str) -> None:
+    template = matrix.templates[(model_id, region)]
+    _, key, _, _ = SPEC[model_id]
+    account, _, part = REGIONS[region]
+    bucket = f"arn:{part}:s3:::jumpstart-cache-prod-{region}"
+    role = one(template, "AWS::IAM::Role")
+    assert "ManagedPolicyArns" not in role
+    principal = role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
+    assert principal == {"Service": "sagemaker.amazonaws.com"}
+    st = _statements(template)
+    read = st["ReadModelArtifact"]
+    assert read["Action"] == "s3:GetObject"
+    assert read["Resource"] == (f"{bucket}/{key}*" if key.endswith("/") else f"{bucket}/{key}")
+    if key.endswith("/"):
+        assert st["ListModelArtifact"]["Resource"] == bucket
+        assert st["ListModelArtifact"]["Condition"] == {"StringLike": {"s3:prefix": [f"{key}*"]}}
+    else:
+        assert "ListModelArtifact" not in st
+    pull = st["PullTgiImage"]
+    assert pull["Resource"] == (
+        f"arn:{part}:ecr:{region}:{account}:repository/huggingface-pytorch-tgi-inference"
+    )
+    assert sorted(pull["Action"]) == [
+        "ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"
+    ]  # fmt: skip
+    logs = st["WriteEndpointLogs"]
+    group = (
+        f"arn:{part}:logs:{region}:${{AWS::AccountId}}:log-group:"
+        "/aws/sagemaker/Endpoints/jumpstream-t"
+    )
+    assert sorted(_flat(r) for r in logs["Resource"]) == [group, f"{group}:log-stream:*"]
+    assert "logs:CreateLogGroup" not in logs["Action"]
+    # "*" only where IAM accepts nothing else, and never with a broad action.
+    for sid, statement in st.items():
+        resources = (
+            statement["Resource"]
+            if isinstance(statement["Resource"], list)
+            else [statement["Resource"]]
+        )
+        if "*" in resources:
+            assert sid in {"EcrLogin", "PutEndpointMetrics"}, sid
+            actions = (
+                statement["Action"]
+                if isinstance(statement["Action"], list)
+                else [statement["Action"]]
+            )
+            assert actions in (["ecr:GetAuthorizationToken"], ["cloudwatch:PutMetricData"])
+        assert "*" not in str(statement["Action"]).replace("log-stream:*", "")
+    assert st["PutEndpointMetrics"]["Condition"] == {
+        "StringLike": {"cloudwatch:namespace": "/aws/sagemaker/Endpoints*"}
+    }
+
+
+def test_every_model_synthesizes_in_every_region_it_is_hosted_in(matrix: Matrix) -> None:
+    catalog = load_catalog()
+    expected = {(m.id, r) for m in catalog.models.values() for r in m.regions}
+    assert set(matrix.templates) == expected
+    assert len(expected) == 8 * 27 + 2 * 25
+    for (model_id, region), template in matrix.templates.items():
+        image = one(template, "AWS::SageMaker::Model")["PrimaryContainer"]["Image"]
+        account = catalog.get(model_id).registry.account(region)
+        suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+        assert image.startswith(f"{account}.dkr.ecr.{region}.{suffix}/"), (model_id, region)
+
+
+def test_nothing_is_retained_or_snapshotted_and_logs_are_destroyed(matrix: Matrix) -> None:
+    for key, template in matrix.templates.items():
+        for logical_id, resource in template["Resources"].items():
+            for policy in ("DeletionPolicy", "UpdateReplacePolicy"):
+                assert resource.get(policy, "Delete") == "Delete", (key, logical_id, policy)
+        log_group = one(template, "AWS::Logs::LogGroup")
+        assert log_group["LogGroupName"] == "/aws/sagemaker/Endpoints/jumpstream-t"
+        assert log_group["RetentionInDays"] == 30
+
+
+def test_endpoint_waits_for_its_log_group_and_has_a_fixed_name(matrix: Matrix) -> None:
+    template = matrix.templates[("huggingface-llm-falcon-7b-bf16", "us-east-1")]
+    endpoints = [
+        r for r in template["Resources"].values() if r["Type"] == "AWS::SageMaker::Endpoint"
+    ]
+    (endpoint,) = endpoints
+    assert endpoint["Properties"]["EndpointName"] == "jumpstream-t"
+    log_ids = [k for k, r in template["Resources"].items() if r["Type"] == "AWS::Logs::LogGroup"]
+    assert set(log_ids) <= set(endpoint["DependsOn"])
+    outputs = {
+        o["Value"] if isinstance(o["Value"], str) else None for o in template["Outputs"].values()
+    }
+    assert "jumpstream-t" in outputs
+
+
+def test_cdk_nag_finds_nothing_unacknowledged(matrix: Matrix) -> None:
+    (nag,) = [r for r in matrix.report["pluginReports"] if r["pluginName"] == "AwsSolutions"]
+    assert nag["conclusion"] == "success"
+    assert nag["violations"] == []
+    for finding in nag["suppressedViolations"]:
+        assert len(finding["reason"]) > 40, finding["ruleName"]
+
+
+def test_the_deprecated_model_synthesizes_with_a_warning_saying_why() -> None:
+    import aws_cdk as cdk
+    from aws_cdk.assertions import Annotations, Match
+
+    from stacks.config import resolve_environment
+    from stacks.endpoint_stack import EndpointStack
+
+    rinna4b = "huggingface-llm-bilingual-rinna-4b-instruction-ppo-bf16"
+    app = cdk.App()
+    for model_id in (rinna4b, "huggingface-llm-rinna-3-6b-instruction-ppo-bf16"):
+        config = resolve_environment("w", {"model_id": model_id, "region": "ap-northeast-1"})
+        stack = EndpointStack(app, model_id, config=config)
+        warnings = Annotations.from_stack(stack).find_warning(
+            "*", Match.string_like_regexp("is deprecated: JumpStart dropped this model")
+        )
+        assert len(warnings) == (1 if model_id == rinna4b else 0)
