@@ -1,0 +1,414 @@
+"""Sans-I/O decoder for TGI's token stream as it arrives in SageMaker ``PayloadPart`` bytes.
+
+Theory of operation
+-------------------
+SageMaker cuts TGI's server-sent-events stream into ``PayloadPart``s at arbitrary byte
+positions: a part may hold several events, a fraction of one, or half of a multi-byte UTF-8
+character. So the work happens in three layers, each fed only complete units by the one before:
+
+1. ``_LineSplitter`` finds line ends (``\\n``, ``\\r\\n`` or a lone ``\\r``, as SSE allows) in the
+   *new* bytes only and keeps just the unfinished line, so memory is bounded by the longest line
+   and never by the length of the answer, and no byte is scanned twice.
+2. ``StreamDecoder._handle_line`` decodes one complete line as UTF-8 (never a part, which may end
+   mid-character) and applies the WHATWG SSE field rules: comments (TGI's ``:`` keep-alive) and
+   fields other than ``data`` are ignored, ``data`` values accumulate until an empty line.
+3. ``_payload_events`` maps one dispatched ``data`` payload (TGI's JSON) to events.
+
+Like h11, the decoder never touches a socket: the relay feeds it bytes and gets events back, and
+an empty list means "need more data". A protocol error stops decoding for good, but the events
+decoded before it are never lost: if ``feed`` already has events to return, it returns them and
+the error is raised by the next ``feed``/``close`` call, so what a caller sees before the error
+does not depend on where the parts were cut.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Final, TypeAlias
+
+__all__ = [
+    "Done",
+    "Event",
+    "StreamDecoder",
+    "StreamError",
+    "StreamProtocolError",
+    "Token",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Token:
+    """One generated token, as TGI streamed it.
+
+    ``text`` may be ``""`` because TGI holds back a token that ends in an incomplete UTF-8
+    character and sends the whole character with a later token. ``special`` tokens (``</s>``,
+    ``<|endoftext|>``) are control markers that must never be shown to a user; the decoder keeps
+    them as events so the caller can count them and decide.
+    """
+
+    text: str
+    special: bool
+    id: int | None = None
+    index: int | None = None  # TGI >= 1.4 sends it; older streams don't.
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Done:
+    """TGI's final event: emitted right after the ``Token`` that the same JSON object carries.
+
+    ``finish_reason`` and ``generated_tokens`` come from ``details``, which TGI only fills when
+    the request set ``parameters.details``; otherwise they are ``None``.
+    """
+
+    generated_text: str
+    finish_reason: str | None
+    generated_tokens: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamError:
+    """An error TGI reported inside the stream, after HTTP 200 was already sent.
+
+    It must reach the user: swallowing it would make a cut-off answer look complete.
+    """
+
+    message: str
+    error_type: str | None  # validation, overloaded, generation, ... or None when unknown
+
+
+Event: TypeAlias = Token | Done | StreamError
+
+
+class StreamProtocolError(ValueError):
+    """The upstream sent something that is not a TGI stream (bad JSON, unknown shape, a line
+    longer than max_line_bytes, invalid UTF-8 in a line)."""
+
+
+# Newer TGI (>= 2.4.1) reports errors as {"error": {"message", "http_status_code"}} without an
+# error_type. TGI's own status mapping (router/src/server.rs) is: generation -> 424,
+# overloaded -> 429, validation/template/tool errors -> 422, incomplete generation and stream
+# serialization -> 500. 422 is mapped to "validation" because every 422 is a problem with the
+# request (input, chat template or tools), which callers treat alike; 500 is ambiguous, so it
+# (and any other status) maps to None.
+_ERROR_TYPE_BY_STATUS: Final[dict[int, str]] = {
+    422: "validation",
+    424: "generation",
+    429: "overloaded",
+}
+
+_LINE_END: Final = re.compile(rb"\r\n?|\n")
+_CR: Final = 0x0D
+_LF: Final = 0x0A
+_BOM: Final = b"\xef\xbb\xbf"
+_DONE_MARKER: Final = "[DONE]"
+_PREVIEW_CHARS: Final = 120
+
+
+def _preview(text: str) -> str:
+    """Quote the start of a bad payload for the error message, without logging megabytes."""
+    if len(text) > _PREVIEW_CHARS:
+        return repr(text[:_PREVIEW_CHARS]) + "..."
+    return repr(text)
+
+
+class _LineSplitter:
+    """Split bytes into lines at ``\\n``, ``\\r\\n`` or a lone ``\\r``, holding the unfinished one.
+
+    A ``\\r`` at the very end of a chunk ends its line at once, and a ``\\n`` that starts the
+    next chunk is then skipped, so a ``\\r\\n`` cut in two still counts as one line end. This
+    gives the same lines as httpx-sse, which holds the ``\\r`` back until the next byte, but
+    without delaying a complete line (or an event's closing blank line) until more bytes come.
+    """
+
+    __slots__ = ("_buffer", "_max_line_bytes", "_skip_lf")
+
+    def __init__(self, max_line_bytes: int) -> None:
+        self._buffer = bytearray()
+        self._max_line_bytes = max_line_bytes
+        self._skip_lf = False
+
+    @property
+    def buffered_bytes(self) -> int:
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        """Yield each line that ``data`` completes, without its line end."""
+        start = 0
+        if self._skip_lf and data:
+            self._skip_lf = False
+            if data[0] == _LF:
+                start = 1
+        for match in _LINE_END.finditer(data, start):
+            end = match.start()
+            self._check_length(len(self._buffer) + end - start)
+            if self._buffer:
+                self._buffer += data[start:end]
+                line = bytes(self._buffer)
+                self._buffer.clear()
+            else:
+                line = data[start:end]
+            start = match.end()
+            if start == len(data) and data[end] == _CR and end + 1 == start:
+                self._skip_lf = True
+            yield line
+        if start < len(data):
+            # Check before copying, so an endless line costs at most max_line_bytes of memory.
+            self._check_length(len(self._buffer) + len(data) - start)
+            self._buffer += data[start:]
+
+    def flush(self) -> bytes | None:
+        """Return the last line if the input ended without a line end (else ``None``)."""
+        self._skip_lf = False
+        if not self._buffer:
+            return None
+        line = bytes(self._buffer)
+        self._buffer.clear()
+        return line
+
+    def _check_length(self, length: int) -> None:
+        if length > self._max_line_bytes:
+            raise StreamProtocolError(
+                f"a line is longer than max_line_bytes={self._max_line_bytes}: "
+                "not a TGI token stream"
+            )
+
+
+class StreamDecoder:
+    """Turn the bytes of SageMaker ``PayloadPart``s carrying TGI's SSE stream into events.
+
+    ``feed`` the bytes of each part as they arrive and ``close`` at the end of the stream; both
+    return the events completed so far (possibly none). ``max_line_bytes`` bounds memory: it
+    caps a single line and the data of one pending event (TGI sends one ``data`` line per event,
+    so the two coincide).
+    """
+
+    __slots__ = (
+        "_closed",
+        "_data",
+        "_data_bytes",
+        "_deferred",
+        "_failed",
+        "_finished",
+        "_first_line",
+        "_lines",
+        "_max_line_bytes",
+    )
+
+    def __init__(self, *, max_line_bytes: int = 4 * 1024 * 1024) -> None:
+        if max_line_bytes < 1:
+            raise ValueError(f"max_line_bytes must be positive, got {max_line_bytes}")
+        self._max_line_bytes = max_line_bytes
+        self._lines = _LineSplitter(max_line_bytes)
+        self._data: list[str] = []  # the pending event's data values
+        self._data_bytes = 0  # bytes of the lines that carried them
+        self._first_line = True
+        self._finished = False
+        self._closed = False
+        self._failed = False
+        self._deferred: StreamProtocolError | None = None
+
+    @property
+    def finished(self) -> bool:
+        """True once a ``Done`` or ``StreamError`` was decoded: the answer is complete or failed.
+
+        A stream that ends while this is still False was cut off.
+        """
+        return self._finished
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes held for the unfinished line and the pending event: what memory is bounded by."""
+        return self._lines.buffered_bytes + self._data_bytes
+
+    def feed(self, data: bytes) -> list[Event]:
+        """Decode the bytes of one ``PayloadPart``; ``[]`` means more data is needed."""
+        self._raise_if_unusable()
+        events: list[Event] = []
+        try:
+            for line in self._lines.feed(data):
+                self._handle_line(line, events)
+        except StreamProtocolError as exc:
+            self._failed = True
+            if not events:
+                raise
+            self._deferred = exc
+        return events
+
+    def close(self) -> list[Event]:
+        """End of input: decode a last line that had no line end and dispatch a pending event.
+
+        The SSE spec drops an event that the stream ends in the middle of, but TGI streams that
+        lose their final newline or blank line must still yield their final event. Calling
+        ``close`` again is harmless and returns ``[]``.
+        """
+        was_closed = self._closed
+        self._closed = True
+        self._raise_deferred()
+        if was_closed or self._failed:
+            return []
+        events: list[Event] = []
+        try:
+            line = self._lines.flush()
+            if line is not None:
+                self._handle_line(line, events)
+            self._dispatch(events)
+        except StreamProtocolError:
+            # A last line only adds data and the dispatch yields all its events or none, so no
+            # event is ever lost here.
+            self._failed = True
+            raise
+        return events
+
+    def _raise_if_unusable(self) -> None:
+        self._raise_deferred()
+        if self._closed:
+            raise RuntimeError("feed() called after close()")
+        if self._failed:
+            raise RuntimeError("the stream was already rejected with StreamProtocolError")
+
+    def _raise_deferred(self) -> None:
+        """Raise, once, the error that ``feed`` held back so as to return earlier events first."""
+        exc = self._deferred
+        if exc is not None:
+            self._deferred = None
+            raise exc
+
+    def _handle_line(self, line: bytes, events: list[Event]) -> None:
+        """Apply the WHATWG SSE rules to one complete line."""
+        if self._first_line:
+            # SSE ignores one byte order mark at the start of the stream.
+            self._first_line = False
+            if line.startswith(_BOM):
+                line = line[len(_BOM) :]
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise StreamProtocolError(
+                f"a line is not valid UTF-8 ({exc.reason} at byte {exc.start})"
+            ) from exc
+        if not text:
+            self._dispatch(events)
+            return
+        if text.startswith(":"):
+            return  # a comment, e.g. TGI's keep-alive
+        field, _, value = text.partition(":")
+        if field != "data":
+            return  # event, id, retry and unknown fields carry nothing for us
+        if value.startswith(" "):
+            value = value[1:]  # exactly one optional space, never a character set
+        self._data_bytes += len(line)
+        if self._data_bytes > self._max_line_bytes:
+            raise StreamProtocolError(
+                f"an event's data is longer than max_line_bytes={self._max_line_bytes}"
+            )
+        self._data.append(value)
+
+    def _dispatch(self, events: list[Event]) -> None:
+        """End the pending event (an empty line or end of input) and decode its payload."""
+        if not self._data:
+            return
+        payload = "\n".join(self._data)
+        self._data.clear()
+        self._data_bytes = 0
+        decoded = _payload_events(payload)
+        if any(isinstance(event, Done | StreamError) for event in decoded):
+            self._finished = True
+        events.extend(decoded)
+
+
+def _payload_events(payload: str) -> list[Event]:
+    """Map one event's data to events: all of them, or a StreamProtocolError."""
+    if payload in ("", _DONE_MARKER):
+        return []  # an empty event, or the OpenAI-style end marker
+    try:
+        obj = json.loads(payload)
+    except (ValueError, RecursionError) as exc:
+        raise StreamProtocolError(f"event data is not JSON ({exc}): {_preview(payload)}") from exc
+    if not isinstance(obj, dict):
+        raise StreamProtocolError(f"event data is not a JSON object: {_preview(payload)}")
+    # An error wins over anything else in the object: losing it would make a failed answer
+    # look complete.
+    if obj.get("error") is not None:
+        return [_stream_error(obj)]
+    if "token" in obj:
+        return _token_events(obj)
+    raise StreamProtocolError(
+        f"event has neither 'token' nor 'error', not a TGI generate_stream event "
+        f"(keys {sorted(obj)}): {_preview(payload)}"
+    )
+
+
+def _token_events(obj: dict[str, Any]) -> list[Event]:
+    token = obj["token"]
+    if not isinstance(token, dict):
+        raise StreamProtocolError(f"'token' is not an object: {token!r}")
+    text = token.get("text")
+    if not isinstance(text, str):
+        raise StreamProtocolError(f"token.text is not a string: {text!r}")
+    special = token.get("special")
+    if not isinstance(special, bool):
+        raise StreamProtocolError(f"token.special is not a boolean: {special!r}")
+    events: list[Event] = [
+        Token(
+            text=text,
+            special=special,
+            id=_optional_int(token, "id", "token.id"),
+            index=_optional_int(obj, "index", "index"),
+        )
+    ]
+    generated_text = obj.get("generated_text")
+    if generated_text is None:
+        return events
+    if not isinstance(generated_text, str):
+        raise StreamProtocolError(f"generated_text is not a string: {generated_text!r}")
+    details = obj.get("details")
+    if details is None:
+        finish_reason = None
+        generated_tokens = None
+    elif isinstance(details, dict):
+        finish_reason = _optional_str(details, "finish_reason", "details.finish_reason")
+        generated_tokens = _optional_int(details, "generated_tokens", "details.generated_tokens")
+    else:
+        raise StreamProtocolError(f"details is not an object: {details!r}")
+    events.append(
+        Done(
+            generated_text=generated_text,
+            finish_reason=finish_reason,
+            generated_tokens=generated_tokens,
+        )
+    )
+    return events
+
+
+def _stream_error(obj: dict[str, Any]) -> StreamError:
+    error = obj["error"]
+    if isinstance(error, str):
+        # TGI-native: {"error": "...", "error_type": "validation"}
+        return StreamError(message=error, error_type=_optional_str(obj, "error_type", "error_type"))
+    if isinstance(error, dict):
+        # TGI >= 2.4.1: {"error": {"message": "...", "http_status_code": 422}}
+        message = error.get("message")
+        if not isinstance(message, str):
+            raise StreamProtocolError(f"error.message is not a string: {message!r}")
+        status = _optional_int(error, "http_status_code", "error.http_status_code")
+        error_type = None if status is None else _ERROR_TYPE_BY_STATUS.get(status)
+        return StreamError(message=message, error_type=error_type)
+    raise StreamProtocolError(f"'error' is neither a string nor an object: {error!r}")
+
+
+def _optional_int(obj: dict[str, Any], key: str, name: str) -> int | None:
+    value = obj.get(key)
+    # bool is an int subclass in Python, but JSON true is not a number.
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise StreamProtocolError(f"{name} is not an integer: {value!r}")
+
+
+def _optional_str(obj: dict[str, Any], key: str, name: str) -> str | None:
+    value = obj.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise StreamProtocolError(f"{name} is not a string: {value!r}")
