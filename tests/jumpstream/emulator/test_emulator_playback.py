@@ -1,0 +1,229 @@
+"""Playback (pacing, holds, faults) and the disconnect-aware response, driven without sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from botocore.eventstream import EventStreamBuffer
+
+from jumpstream.emulator.directives import parse_directives
+from jumpstream.emulator.playback import Emission, Pace, play
+from jumpstream.emulator.response import EventStreamResponse
+from jumpstream.emulator.sse import SseStyle
+from jumpstream.emulator.streams import StreamRecord, StreamRegistry
+
+FAST = Pace(first_delay=0, per_second=0)
+#: Hang guard for the async tests; none of them needs more than a few milliseconds.
+GUARD_SECONDS = 10
+
+
+def emissions(count: int) -> list[Emission]:
+    return [Emission(data=f"data: {i}\n\n".encode(), tokens=1) for i in range(count)]
+
+
+def decode(messages: list[bytes]) -> list[Any]:
+    buffer = EventStreamBuffer()
+    for message in messages:
+        buffer.add_data(message)
+    return list(buffer)
+
+
+def payloads(messages: list[bytes]) -> list[bytes]:
+    return [message.payload for message in decode(messages)]
+
+
+def start(
+    directives_text: str, count: int
+) -> tuple[AsyncIterator[bytes], StreamRecord, StreamRegistry]:
+    _, directives = parse_directives(directives_text)
+    registry = StreamRegistry()
+    record = registry.open("s")
+    stream = play(
+        emissions(count),
+        directives=directives,
+        pace=FAST,
+        record=record,
+        registry=registry,
+        style=SseStyle(),
+        seed=1,
+    )
+    return stream, record, registry
+
+
+async def drain(stream: AsyncIterator[bytes]) -> list[bytes]:
+    return [message async for message in stream]
+
+
+def run(coroutine: Any) -> Any:
+    async def guarded() -> Any:
+        return await asyncio.wait_for(coroutine, GUARD_SECONDS)
+
+    return asyncio.run(guarded())
+
+
+def test_each_emission_becomes_one_payload_part_and_counts_tokens() -> None:
+    stream, record, _ = start("", 5)
+    messages = run(drain(stream))
+    assert payloads(messages) == [emission.data for emission in emissions(5)]
+    assert record.tokens_sent == 5
+
+
+def test_keepalives_come_first_and_between_tokens_but_not_last() -> None:
+    stream, _, _ = start("[[keepalive]]", 8)
+    parts = payloads(run(drain(stream)))
+    assert parts[0] == b":\n\n"
+    assert parts[-1] != b":\n\n"
+    assert parts.count(b":\n\n") == 2
+    assert [part for part in parts if part != b":\n\n"] == [e.data for e in emissions(8)]
+
+
+def test_hold_waits_for_release_after_n_tokens() -> None:
+    async def scenario() -> None:
+        stream, record, registry = start("[[hold@2]]", 4)
+        received = [await anext(stream), await anext(stream)]
+        following = asyncio.ensure_future(anext(stream))
+        while not record.held:
+            await asyncio.sleep(0)
+        assert record.tokens_sent == 2
+        assert not following.done()
+        assert registry.release() == 1
+        received.append(await following)
+        received += await drain(stream)
+        assert payloads(received) == [e.data for e in emissions(4)]
+        assert not record.held
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("kind", ["validation", "overloaded", "generation"])
+def test_tgi_error_faults_end_the_stream_with_an_error_event(kind: str) -> None:
+    stream, record, _ = start(f"[[fault:{kind}@2]]", 5)
+    parts = payloads(run(drain(stream)))
+    assert parts[:2] == [e.data for e in emissions(2)]
+    error = json.loads(parts[2].removeprefix(b"data: "))
+    assert error["error_type"] == kind
+    assert error["error"]
+    assert len(parts) == 3
+    assert record.tokens_sent == 2
+
+
+@pytest.mark.parametrize(
+    ("kind", "exception_type", "code"),
+    [
+        ("stream_broken", "ModelStreamError", "StreamBroken"),
+        ("timeout", "ModelStreamError", "ModelInvocationTimeExceeded"),
+        ("internal_stream", "InternalStreamFailure", None),
+    ],
+)
+def test_sagemaker_stream_faults_end_with_the_modelled_exception(
+    kind: str, exception_type: str, code: str | None
+) -> None:
+    stream, _, _ = start(f"[[fault:{kind}@1]]", 5)
+    messages = decode(run(drain(stream)))
+    assert [m.headers[":message-type"] for m in messages] == ["event", "exception"]
+    assert messages[1].headers[":exception-type"] == exception_type
+    assert json.loads(messages[1].payload).get("ErrorCode") == code
+
+
+def test_a_fault_past_the_end_still_costs_the_final_event() -> None:
+    stream, record, _ = start("[[fault:truncate@99]]", 5)
+    assert payloads(run(drain(stream))) == [e.data for e in emissions(4)]
+    assert record.tokens_sent == 4
+
+
+def test_split_parts_cross_event_boundaries_and_flush_before_a_fault() -> None:
+    stream, _, _ = start("[[split:4]][[fault:internal_stream@3]]", 5)
+    messages = decode(run(drain(stream)))
+    parts = [m.payload for m in messages if m.headers[":message-type"] == "event"]
+    assert all(len(part) == 4 for part in parts[:-1])
+    assert b"".join(parts) == b"".join(e.data for e in emissions(3))
+    assert messages[-1].headers[":exception-type"] == "InternalStreamFailure"
+
+
+def test_stall_never_ends_on_its_own_and_stops_when_cancelled() -> None:
+    async def scenario() -> None:
+        stream, record, _ = start("[[fault:stall@1]]", 3)
+        await anext(stream)
+        following = asyncio.ensure_future(anext(stream))
+        for _ in range(100):
+            await asyncio.sleep(0)
+        assert not following.done()
+        assert record.tokens_sent == 1
+        following.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await following
+
+    run(scenario())
+
+
+class FakeClient:
+    """An ASGI peer: delivers the request, then a disconnect when told to."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.leave = asyncio.Event()
+        self._request_delivered = False
+
+    async def receive(self) -> dict[str, Any]:
+        if not self._request_delivered:
+            self._request_delivered = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await self.leave.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self.sent.append(message)
+
+
+SCOPE = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}}
+
+
+def test_the_response_sends_every_chunk_then_completes() -> None:
+    async def body() -> AsyncIterator[bytes]:
+        for chunk in (b"one", b"two"):
+            yield chunk
+
+    async def scenario() -> None:
+        client = FakeClient()
+        record = StreamRecord(id="s")
+        response = EventStreamResponse(body(), record=record, headers={"x-amzn-RequestId": "s"})
+        await response(SCOPE, client.receive, client.send)
+        assert client.sent[0]["type"] == "http.response.start"
+        assert (b"content-type", b"application/vnd.amazon.eventstream") in client.sent[0]["headers"]
+        assert [m.get("body") for m in client.sent[1:]] == [b"one", b"two", b""]
+        assert client.sent[-1]["more_body"] is False
+        assert record.state == "completed"
+
+    run(scenario())
+
+
+def test_a_client_leaving_a_silent_stream_cancels_and_closes_the_body() -> None:
+    closed = asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            yield b"first"
+            await asyncio.Event().wait()
+            yield b"never"
+        finally:
+            closed.set()
+
+    async def scenario() -> None:
+        client = FakeClient()
+        record = StreamRecord(id="s")
+        response = EventStreamResponse(body(), record=record, headers={})
+        serving = asyncio.ensure_future(response(SCOPE, client.receive, client.send))
+        while len(client.sent) < 2:
+            await asyncio.sleep(0)
+        assert record.state == "open"
+        client.leave.set()
+        await serving
+        assert record.state == "disconnected"
+        assert closed.is_set()
+        assert [m.get("body") for m in client.sent[1:]] == [b"first"]
+
+    run(scenario())
