@@ -201,6 +201,11 @@ def resolve_environment(
             "cannot be deployed there; set relay.enabled = false to deploy the endpoint alone, "
             "or pick another region"
         )
+    if relay.enabled and region.startswith("us-gov-"):
+        raise ConfigError(
+            f"{where}: the AWS Lambda Web Adapter layer the relay runs on is not published in "
+            f"GovCloud ({region}); set relay.enabled = false to deploy the endpoint alone"
+        )
     return EnvironmentConfig(
         name=name,
         region=region,

@@ -6,11 +6,16 @@ import aws_cdk as cdk
 
 from stacks.config import EnvironmentConfig
 from stacks.endpoint_stack import EndpointStack
+from stacks.relay_stack import RelayStack
 
 
 def add_environment(app: cdk.App, config: EnvironmentConfig) -> list[cdk.Stack]:
     endpoint = EndpointStack(app, f"{config.stack_prefix}-endpoint", config=config)
     stacks: list[cdk.Stack] = [endpoint]
+    if config.relay.enabled:
+        relay = RelayStack(app, f"{config.stack_prefix}-relay", config=config)
+        relay.add_stack_dependency(endpoint, "the relay invokes the endpoint by name")
+        stacks.append(relay)
     for stack in stacks:
         for key, value in config.tags.items():
             cdk.Tags.of(stack).add(key, value)

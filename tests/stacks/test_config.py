@@ -95,6 +95,10 @@ def test_bad_context_names_the_valid_choices(context: dict, message: str) -> Non
             "Lambda function URLs are not offered in cn-north-1",
         ),
         ({**BASE, "region": "il-central-1"}, "set relay.enabled = false"),
+        (
+            {"region": "us-gov-west-1", "model_id": "huggingface-llm-falcon-7b-bf16"},
+            "not published in GovCloud (us-gov-west-1); set relay.enabled = false",
+        ),
     ],
 )
 def test_bad_settings_fail_with_one_line(settings: dict, message: str) -> None:

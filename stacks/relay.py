@@ -1,0 +1,178 @@
+"""The streaming relay: a Lambda function URL that streams a SageMaker endpoint's tokens.
+
+Python cannot stream from Lambda's managed handler, so the function runs an ordinary ASGI server
+(lambda/streamer, started by run.sh) behind the AWS Lambda Web Adapter layer, and the URL is in
+RESPONSE_STREAM mode. Everything the caller can reach is the URL; everything the function can
+reach is one endpoint.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from stacks.bundling import bundled_code
+from stacks.catalog import partition
+from stacks.errors import ConfigError
+
+STREAMER_SOURCE = Path(__file__).resolve().parent.parent / "lambda" / "streamer"
+
+# AWS Lambda Web Adapter 1.0.0 (layer version 27), published by AWS in every commercial region.
+LWA_LAYER_ACCOUNT = "753240598075"
+LWA_LAYER_VERSION = 27
+
+# Sizing: the slowest model we host (Falcon 180B) generates ~10 tokens/s per request; the function
+# must outlive the longest allowed answer plus queueing and prefill, within Lambda's 900 s.
+WORST_CASE_TOKENS_PER_SECOND = 10
+STARTUP_AND_PREFILL_SECONDS = 60
+# botocore's read timeout between two upstream parts. TGI sends a keep-alive every 15 s while a
+# request waits, so a longer silence means the endpoint is stuck.
+UPSTREAM_READ_TIMEOUT_SECONDS = 60
+
+
+def lwa_layer_arn(region: str, architecture: lambda_.Architecture) -> str:
+    if partition(region) != "aws":
+        raise ConfigError(
+            f"the AWS Lambda Web Adapter layer is not published in {region}'s partition; "
+            "deploy the endpoint alone there (relay.enabled = false)"
+        )
+    # jsii hands back a new Architecture object each time: compare names, not identities.
+    arm = architecture.name == lambda_.Architecture.ARM_64.name
+    name = "LambdaAdapterLayerArm64" if arm else "LambdaAdapterLayerX86"
+    return f"arn:aws:lambda:{region}:{LWA_LAYER_ACCOUNT}:layer:{name}:{LWA_LAYER_VERSION}"
+
+
+def function_timeout_seconds(max_new_tokens_limit: int) -> int:
+    needed = STARTUP_AND_PREFILL_SECONDS + math.ceil(
+        max_new_tokens_limit / WORST_CASE_TOKENS_PER_SECOND
+    )
+    return min(900, needed)
+
+
+class StreamingRelay(Construct):
+    """Function, function URL, log group and a role that may invoke one endpoint and nothing else.
+
+    `auth_type` NONE makes the URL public and adds a synth warning; `grant_invoke_url()` gives a
+    caller both permissions a function URL call needs.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        endpoint_name: str,
+        endpoint_arn: str,
+        model_id: str,
+        max_new_tokens_limit: int = 1024,
+        reserved_concurrency: int | None = None,
+        auth_type: str = "AWS_IAM",
+        cors_allow_origins: tuple[str, ...] = (),
+        memory_mb: int = 512,
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+        inference_component_name: str | None = None,
+        code: lambda_.Code | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        region = cdk.Stack.of(self).region
+        architecture = lambda_.Architecture.ARM_64
+        timeout = function_timeout_seconds(max_new_tokens_limit)
+
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=log_retention, removal_policy=cdk.RemovalPolicy.DESTROY
+        )
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"jumpstream relay: invoke SageMaker endpoint {endpoint_name} only",
+        )
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="InvokeOneEndpoint",
+                # The API reference authorizes InvokeEndpointWithResponseStream with
+                # sagemaker:InvokeEndpoint; IAM also lists the streaming action. Both, on this
+                # endpoint's ARN only.
+                actions=["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream"],
+                resources=[endpoint_arn],
+            )
+        )
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="WriteOwnLogs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.log_group.log_group_arn],
+            )
+        )
+
+        environment = {
+            # The Lambda Web Adapter: run.sh starts uvicorn, the adapter streams its response.
+            "AWS_LAMBDA_EXEC_WRAPPER": "/opt/bootstrap",
+            "AWS_LWA_INVOKE_MODE": "response_stream",
+            "AWS_LWA_PORT": "8080",
+            "PORT": "8080",
+            "AWS_LWA_READINESS_CHECK_PATH": "/health",
+            # The relay's own settings (lambda/streamer/streamer/settings.py).
+            "ENDPOINT_NAME": endpoint_name,
+            "MODEL_ID": model_id,
+            "MAX_NEW_TOKENS_LIMIT": str(max_new_tokens_limit),
+            "UPSTREAM_READ_TIMEOUT_SECONDS": str(UPSTREAM_READ_TIMEOUT_SECONDS),
+            "POWERTOOLS_SERVICE_NAME": "jumpstream-relay",
+        }
+        if inference_component_name:
+            environment["INFERENCE_COMPONENT_NAME"] = inference_component_name
+
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            architecture=architecture,
+            handler="run.sh",
+            code=code or bundled_code(STREAMER_SOURCE, architecture="arm64"),
+            layers=[
+                lambda_.LayerVersion.from_layer_version_arn(
+                    self, "WebAdapter", lwa_layer_arn(region, architecture)
+                )
+            ],
+            environment=environment,
+            memory_size=memory_mb,
+            timeout=cdk.Duration.seconds(timeout),
+            reserved_concurrent_executions=reserved_concurrency,
+            role=self.role,
+            log_group=self.log_group,
+            description=f"jumpstream: streams tokens from SageMaker endpoint {endpoint_name}",
+        )
+
+        cors = None
+        if cors_allow_origins:
+            cors = lambda_.FunctionUrlCorsOptions(
+                allowed_origins=list(cors_allow_origins),
+                allowed_methods=[lambda_.HttpMethod.POST, lambda_.HttpMethod.GET],
+                allowed_headers=[
+                    "content-type", "accept", "authorization", "x-amz-date",
+                    "x-amz-security-token", "x-amz-content-sha256",
+                ],
+                exposed_headers=["x-request-id", "retry-after"],
+                max_age=cdk.Duration.hours(1),
+            )  # fmt: skip
+        if auth_type == "NONE":
+            cdk.Annotations.of(self).add_warning_v2(
+                "jumpstream:PublicUrl",
+                "relay.auth = NONE: the function URL is PUBLIC. Anyone who finds it can run the "
+                "GPU endpoint at your expense; only the reserved concurrency limits them.",
+            )
+        self.url = self.function.add_function_url(
+            auth_type=lambda_.FunctionUrlAuthType[auth_type],
+            invoke_mode=lambda_.InvokeMode.RESPONSE_STREAM,
+            cors=cors,
+        )
+
+    def grant_invoke_url(self, grantee: iam.IGrantable) -> iam.Grant:
+        """lambda:InvokeFunctionUrl and lambda:InvokeFunction (via the URL), as callers need."""
+        return self.url.grant_invoke_url(grantee)

@@ -1,0 +1,48 @@
+"""The per-environment relay stack: the streaming function URL in front of that environment's
+endpoint. A stack of its own so the relay redeploys in seconds while the endpoint stays up."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from stacks.catalog import partition
+from stacks.config import EnvironmentConfig
+from stacks.relay import StreamingRelay
+from stacks.retention import retention
+
+
+class RelayStack(cdk.Stack):
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            env=cdk.Environment(account=config.account, region=config.region),
+            description=(
+                f"jumpstream {config.name}: streaming function URL for SageMaker endpoint "
+                f"{config.endpoint_name}"
+            ),
+        )
+        # The endpoint's name is fixed per environment, so its ARN is known here without a
+        # cross-stack export (exports would pin the endpoint stack's outputs forever).
+        endpoint_arn = (
+            f"arn:{partition(config.region)}:sagemaker:{config.region}:{self.account}:"
+            f"endpoint/{config.endpoint_name}"
+        )
+        relay_config = config.relay
+        self.relay = StreamingRelay(
+            self,
+            "Relay",
+            endpoint_name=config.endpoint_name,
+            endpoint_arn=endpoint_arn,
+            model_id=config.model.id,
+            max_new_tokens_limit=relay_config.max_new_tokens_limit,
+            reserved_concurrency=relay_config.reserved_concurrency,
+            auth_type=relay_config.auth,
+            cors_allow_origins=relay_config.cors_allow_origins,
+            memory_mb=relay_config.memory_mb,
+            log_retention=retention(config.log_retention_days),
+        )
+        cdk.CfnOutput(self, "Url", value=self.relay.url.url, description="POST prompts here")
+        cdk.CfnOutput(self, "FunctionName", value=self.relay.function.function_name)
+        cdk.CfnOutput(self, "AuthType", value=relay_config.auth)

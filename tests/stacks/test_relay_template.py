@@ -1,0 +1,169 @@
+"""The relay stack: a streaming, IAM-authenticated function URL allowed to invoke one endpoint."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_iam as iam
+from aws_cdk.assertions import Annotations, Match, Template
+
+from stacks.config import resolve_environment, select_environments
+from stacks.environment import add_environment
+from stacks.errors import ConfigError
+from stacks.nag import enable_nag
+from stacks.relay import StreamingRelay, function_timeout_seconds
+from stacks.relay_stack import RelayStack
+from tests.stacks.test_lint import lint
+
+BASE = {"region": "eu-west-1", "model_id": "huggingface-llm-mistral-7b-instruct"}
+
+
+def skip_bundling_app(outdir: Path | None = None) -> cdk.App:
+    """Bundling is tested once on its own (test_bundling.py); here the asset is not built."""
+    return cdk.App(context={"aws:cdk:bundling-stacks": []}, outdir=str(outdir) if outdir else None)
+
+
+def relay_template(settings: dict, name: str = "t") -> tuple[RelayStack, Template]:
+    app = skip_bundling_app()
+    stack = RelayStack(app, "relay", config=resolve_environment(name, settings))
+    return stack, Template.from_stack(stack)
+
+
+def test_function_runs_the_web_adapter_on_python_314_arm64() -> None:
+    _, template = relay_template({**BASE, "relay": {"max_new_tokens_limit": 2048}})
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Runtime": "python3.14",
+            "Architectures": ["arm64"],
+            "Handler": "run.sh",
+            "Layers": ["arn:aws:lambda:eu-west-1:753240598075:layer:LambdaAdapterLayerArm64:27"],
+            "Timeout": function_timeout_seconds(2048),
+            "Environment": {
+                "Variables": Match.object_like(
+                    {
+                        "AWS_LAMBDA_EXEC_WRAPPER": "/opt/bootstrap",
+                        "AWS_LWA_INVOKE_MODE": "response_stream",
+                        "AWS_LWA_READINESS_CHECK_PATH": "/health",
+                        "PORT": "8080",
+                        "ENDPOINT_NAME": "jumpstream-t",
+                        "MODEL_ID": "huggingface-llm-mistral-7b-instruct",
+                        "MAX_NEW_TOKENS_LIMIT": "2048",
+                    }
+                )
+            },
+        },
+    )
+
+
+def test_timeout_covers_the_longest_answer_within_lambda_limits() -> None:
+    assert function_timeout_seconds(1024) >= 1024 / 10
+    assert function_timeout_seconds(2048) > function_timeout_seconds(1024)
+    assert function_timeout_seconds(32768) == 900
+
+
+def test_url_streams_and_requires_iam_by_default() -> None:
+    stack, template = relay_template(BASE)
+    template.has_resource_properties(
+        "AWS::Lambda::Url", {"AuthType": "AWS_IAM", "InvokeMode": "RESPONSE_STREAM"}
+    )
+    template.has_output("Url", {})
+    Annotations.from_stack(stack).has_no_warning("*", Match.string_like_regexp("PUBLIC"))
+
+
+def test_a_public_url_must_be_chosen_and_is_warned_about() -> None:
+    stack, template = relay_template({**BASE, "relay": {"auth": "NONE"}})
+    template.has_resource_properties("AWS::Lambda::Url", {"AuthType": "NONE"})
+    Annotations.from_stack(stack).has_warning("*", Match.string_like_regexp("is PUBLIC"))
+
+
+def test_cors_comes_from_config() -> None:
+    _, template = relay_template({**BASE, "relay": {"cors_allow_origins": ["https://a.example"]}})
+    template.has_resource_properties(
+        "AWS::Lambda::Url",
+        {"Cors": Match.object_like({"AllowOrigins": ["https://a.example"]})},
+    )
+    _, template = relay_template(BASE)
+    template.has_resource_properties("AWS::Lambda::Url", {"Cors": Match.absent()})
+
+
+def test_role_may_invoke_this_endpoint_and_nothing_else() -> None:
+    _, template = relay_template(BASE, name="dev")
+    (policy,) = template.find_resources("AWS::IAM::Policy").values()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    sagemaker = [s for s in statements if any(a.startswith("sagemaker:") for a in s["Action"])]
+    assert len(sagemaker) == 1
+    assert sorted(sagemaker[0]["Action"]) == [
+        "sagemaker:InvokeEndpoint",
+        "sagemaker:InvokeEndpointWithResponseStream",
+    ]
+    arn = json.dumps(sagemaker[0]["Resource"])
+    assert '"arn:aws:sagemaker:eu-west-1:"' in arn
+    assert '":endpoint/jumpstream-dev"' in arn
+    for statement in statements:
+        assert statement["Resource"] != "*"
+        assert all("*" not in action for action in statement["Action"])
+    (role,) = template.find_resources("AWS::IAM::Role").values()
+    assert "ManagedPolicyArns" not in role["Properties"]
+
+
+def test_log_group_has_retention_and_is_destroyed_with_the_stack() -> None:
+    _, template = relay_template({**BASE, "log_retention_days": 14})
+    template.has_resource(
+        "AWS::Logs::LogGroup",
+        {"Properties": {"RetentionInDays": 14}, "DeletionPolicy": "Delete"},
+    )
+    template.has_resource_properties(
+        "AWS::Lambda::Function", {"LoggingConfig": {"LogGroup": Match.any_value()}}
+    )
+
+
+def test_reserved_concurrency_from_config() -> None:
+    _, template = relay_template({**BASE, "relay": {"reserved_concurrency": 7}})
+    template.has_resource_properties("AWS::Lambda::Function", {"ReservedConcurrentExecutions": 7})
+    _, template = relay_template(BASE)
+    template.has_resource_properties(
+        "AWS::Lambda::Function", {"ReservedConcurrentExecutions": Match.absent()}
+    )
+
+
+def test_grant_invoke_url_gives_both_permissions_a_caller_needs() -> None:
+    stack = RelayStack(skip_bundling_app(), "relay", config=resolve_environment("t", BASE))
+    caller = iam.Role(stack, "Caller", assumed_by=iam.AccountRootPrincipal())
+    stack.relay.grant_invoke_url(caller)
+    template = Template.from_stack(stack)
+    actions = set()
+    for policy in template.find_resources("AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            action = statement["Action"]
+            actions.update(action if isinstance(action, list) else [action])
+    assert {"lambda:InvokeFunctionUrl", "lambda:InvokeFunction"} <= actions
+
+
+def test_the_construct_itself_refuses_a_partition_without_the_adapter_layer() -> None:
+    app = skip_bundling_app()
+    stack = cdk.Stack(app, "gov", env=cdk.Environment(region="us-gov-west-1"))
+    with pytest.raises(ConfigError, match="Lambda Web Adapter layer is not published"):
+        StreamingRelay(stack, "Relay", endpoint_name="e", endpoint_arn="arn", model_id="m")
+
+
+def test_shipped_environments_synthesize_nag_and_lint_clean(tmp_path: Path) -> None:
+    app = skip_bundling_app(tmp_path)
+    stacks = [s for env in select_environments({}) for s in add_environment(app, env)]
+    enable_nag(app)
+    app.synth()
+    names = sorted(s.stack_name for s in stacks)
+    assert names == [
+        "jumpstream-dev-endpoint", "jumpstream-dev-relay",
+        "jumpstream-prod-endpoint", "jumpstream-prod-relay",
+    ]  # fmt: skip
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    (nag,) = [r for r in report["pluginReports"] if r["pluginName"] == "AwsSolutions"]
+    assert nag["violations"] == []
+    assert lint([str(tmp_path / f"{n}.template.json") for n in names], "us-east-1") == []
+    relay = json.loads((tmp_path / "jumpstream-dev-relay.template.json").read_text())
+    assert relay["Resources"]
+    assert all(r.get("DeletionPolicy", "Delete") == "Delete" for r in relay["Resources"].values())
