@@ -1,0 +1,57 @@
+"""`python -m streamer`: what run.sh starts, in Lambda (behind the Web Adapter) and on a laptop.
+
+Settings are checked before anything binds a port; a bad one ends the process with exit status 2
+and one line on stderr naming the variable, because that line is what a person reads first in
+the function's log when a deployment does not come up.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+__all__ = ["main"]
+
+_PROGRAM = "jumpstream-relay"
+
+
+def main() -> int:
+    """Load settings, build the app (and its one SageMaker client), and serve until stopped."""
+    from .settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(os.environ)
+    except SettingsError as error:
+        _fail(f"configuration error: {error}")
+        return 2
+
+    import uvicorn
+
+    from .app import create_app
+
+    try:
+        app = create_app(settings)
+    except Exception as error:  # botocore refuses, e.g., a malformed AWS_ENDPOINT_URL_* value
+        _fail(f"cannot create the SageMaker client: {error}")
+        return 2
+
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        http="h11",
+        loop="asyncio",
+        lifespan="off",
+        access_log=False,  # the relay writes its own line per request, with more in it
+        server_header=False,
+    )
+    return 0
+
+
+def _fail(message: str) -> None:
+    """One line, whatever the message holds: log viewers show one event per line."""
+    print(f"{_PROGRAM}: {' '.join(message.split())}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

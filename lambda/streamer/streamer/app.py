@@ -1,0 +1,171 @@
+"""The relay's HTTP surface: `POST /` generates; `GET /health` is the adapter's readiness check.
+
+Checks run cheapest first and all before SageMaker is called: the route and method (404/405), the
+Accept header (406), the body's size (413, from Content-Length and again while reading, so a
+missing or lying length cannot get past it), then its JSON and TGI's parameter rules (400/422).
+Every refusal is the JSON body of errors.py.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from aws_lambda_powertools import Logger
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .errors import ApiError, error_payload, render_json
+from .formats import writer_for
+from .model_text import transform_for
+from .negotiation import OutputFormat, choose_format
+from .observability import RequestObserver, current_record, make_logger
+from .settings import Settings
+from .streaming import RelayResponse
+from .upstream import SageMakerUpstream, Upstream
+from .validation import parse_request
+
+__all__ = ["create_app"]
+
+_CONTENT_LENGTH: Final = re.compile(r"[0-9]{1,20}")
+_SHOWN_PATH_CHARS: Final = 100
+_OFFERED: Final = ", ".join(output.value for output in OutputFormat)
+
+
+def create_app(
+    settings: Settings, *, upstream: Upstream | None = None, logger: Logger | None = None
+) -> Starlette:
+    """The ASGI application. Without `upstream`, it makes the one SageMaker client it will use."""
+    relay_upstream = upstream if upstream is not None else SageMakerUpstream(settings)
+    relay_logger = logger or make_logger()
+
+    async def generate(request: Request) -> RelayResponse:
+        record = current_record()
+        output = choose_format(", ".join(request.headers.getlist("accept")))
+        if output is None:
+            raise ApiError(
+                status=406,
+                kind="not_acceptable",
+                message=f"The Accept header allows none of the formats offered: {_OFFERED}.",
+            )
+        if record is not None:
+            record.response_format = output.value
+        body = await _read_body(request, settings.max_body_bytes)
+        generate_request = parse_request(body, max_new_tokens_limit=settings.max_new_tokens_limit)
+        if record is not None:
+            record.prompt_chars = len(generate_request.inputs)
+            if settings.log_prompts:
+                record.prompt = generate_request.inputs
+        return RelayResponse(
+            upstream=relay_upstream,
+            body=generate_request.upstream_body(),
+            writer=writer_for(output),
+            transform=transform_for(settings.model_id),
+            record=record,
+            logger=relay_logger,
+        )
+
+    async def health(request: Request) -> Response:
+        # Never calls SageMaker: the adapter polls this before every cold start's first request.
+        return JSONResponse({"status": "ok"})
+
+    app = Starlette(
+        routes=[
+            Route("/", generate, methods=["POST"]),
+            Route("/health", health, methods=["GET"]),
+        ],
+        middleware=[Middleware(RequestObserver, logger=relay_logger)],
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error},
+    )
+    # "/health/" is another path (404), not a redirect the adapter or a client would follow.
+    app.router.redirect_slashes = False
+    return app
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not _CONTENT_LENGTH.fullmatch(declared.strip()):
+            raise ApiError(
+                status=400,
+                kind="invalid_request",
+                message="The Content-Length header must be a number of bytes.",
+            )
+        if int(declared) > limit:
+            raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        record = current_record()
+        if record is not None:
+            record.client_disconnected = True
+        raise ApiError(
+            status=400,
+            kind="invalid_request",
+            message="The client disconnected before sending the whole body.",
+        ) from None
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(
+        status=413,
+        kind="body_too_large",
+        message=f"The request body must be at most {limit} bytes.",
+    )
+
+
+def _error_response(error: ApiError, headers: dict[str, str] | None = None) -> Response:
+    record = current_record()
+    if record is not None:
+        record.error_type = error.kind
+    return Response(
+        content=render_json(error_payload(error.message, error.kind)),
+        status_code=error.status,
+        media_type="application/json",
+        headers={**(headers or {}), **error.headers()},
+    )
+
+
+async def _api_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, ApiError)
+    return _error_response(error)
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    """Starlette's own 404 and 405, in the relay's JSON shape (keeping the Allow header)."""
+    assert isinstance(error, HTTPException)
+    path = _shown_path(request.url.path)
+    if error.status_code == 404:
+        api_error = ApiError(
+            status=404,
+            kind="not_found",
+            message=f"There is nothing at {path}: POST / to generate, GET /health to check.",
+        )
+        return _error_response(api_error)
+    if error.status_code == 405:
+        # Starlette builds Allow from a set: sorted, the header and the message are stable.
+        allow_header = (error.headers or {}).get("Allow", "")
+        allowed = ", ".join(sorted(method.strip() for method in allow_header.split(",")))
+        api_error = ApiError(
+            status=405,
+            kind="method_not_allowed",
+            message=f"{path} does not take {request.method}; it takes {allowed}.",
+        )
+        return _error_response(api_error, {"Allow": allowed})
+    api_error = ApiError(status=error.status_code, kind="invalid_request", message=error.detail)
+    return _error_response(api_error, dict(error.headers or {}))
+
+
+def _shown_path(path: str) -> str:
+    return path if len(path) <= _SHOWN_PATH_CHARS else path[:_SHOWN_PATH_CHARS] + "…"

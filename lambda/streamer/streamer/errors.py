@@ -1,0 +1,86 @@
+"""The one shape every failure takes on its way to the caller.
+
+A caller of a function URL sees only status, headers and body, so every refusal, whether the relay's
+own or one relayed from SageMaker or the model, becomes the same JSON object: a sentence a person
+can act on and a short machine-readable `type`. The types are a closed list so clients can switch
+on them; add to it only when no existing type fits.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Final
+
+__all__ = ["ERROR_TYPES", "ApiError", "error_payload", "render_json"]
+
+ERROR_TYPES: Final = frozenset(
+    {
+        "invalid_body",
+        "invalid_request",
+        "body_too_large",
+        "not_acceptable",
+        "not_found",
+        "method_not_allowed",
+        "validation",
+        "overloaded",
+        "throttled",
+        "unavailable",
+        "no_capacity",
+        "model_error",
+        "upstream_error",
+        "upstream_timeout",
+        "incomplete_stream",
+        "internal_error",
+    }
+)
+
+
+class ApiError(Exception):
+    """A failure with the HTTP status and error type the caller gets for it.
+
+    A plain class, not a frozen dataclass: the machinery that re-raises exceptions assigns
+    `__traceback__`, which a frozen dataclass would refuse.
+    """
+
+    def __init__(
+        self, *, status: int, kind: str, message: str, retry_after: int | None = None
+    ) -> None:
+        if kind not in ERROR_TYPES:
+            raise ValueError(f"unknown error type {kind!r}")
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+        self.message = message
+        self.retry_after = retry_after
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status={self.status}, kind={self.kind!r}, "
+            f"message={self.message!r}, retry_after={self.retry_after})"
+        )
+
+    def headers(self) -> dict[str, str]:
+        """Retry-After tells a client of a 503 when trying again is worth it."""
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+
+
+def error_payload(message: str, kind: str) -> dict[str, str]:
+    """The fields every error carries, in a JSON body or inside a stream."""
+    return {"error": message, "type": kind}
+
+
+# Characters Python's str.splitlines() (and some other line readers) treat as line breaks but JSON
+# leaves unescaped: escaping them keeps one JSON document on one line for every reader.
+_LINE_BREAKS_JSON_KEEPS = str.maketrans(
+    {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
+def render_json(value: object) -> bytes:
+    """JSON as the relay writes it: readable non-ASCII text, never NaN, one line, encodable.
+
+    `errors="replace"` guards the one case `json.dumps` lets through that UTF-8 cannot carry, a
+    lone surrogate from a `\\ud800` escape: better a replacement character than a crash mid-stream.
+    """
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    return text.translate(_LINE_BREAKS_JSON_KEEPS).encode("utf-8", "replace")

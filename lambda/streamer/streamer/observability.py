@@ -1,0 +1,174 @@
+"""One JSON log line per request, an X-Request-Id on every response, and no traceback to callers.
+
+`RequestObserver` wraps the whole application. It names the request (see request_id.py), puts
+that id on every response (errors and streams included) and in every log line written while the
+request runs (Powertools' context-local keys), keeps a `RequestRecord` the handlers fill in, and
+writes the record as one log line when the response has ended, which for a stream is when its
+last byte went out. An exception that escapes the application is logged here and answered with a
+JSON 500 if nothing was sent yet.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .errors import error_payload, render_json
+from .request_id import request_id_from
+
+__all__ = ["RequestObserver", "RequestRecord", "current_record", "make_logger"]
+
+_current: ContextVar[RequestRecord | None] = ContextVar("jumpstream_request_record", default=None)
+
+
+def make_logger() -> Logger:
+    """The relay's Powertools logger; the service name comes from POWERTOOLS_SERVICE_NAME."""
+    return Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "jumpstream-relay")
+
+
+@dataclass(slots=True, kw_only=True)
+class RequestRecord:
+    """What one request did, filled in as it happens, logged once at its end.
+
+    Mutable on purpose: it accumulates while the response streams. It never holds the prompt
+    unless LOG_PROMPTS is on.
+    """
+
+    request_id: str
+    method: str
+    path: str
+    started: float = field(default_factory=time.perf_counter)
+    status: int | None = None
+    response_format: str | None = None
+    first_text_at: float | None = None
+    tokens_sent: int = 0
+    generated_tokens: int | None = None
+    finish_reason: str | None = None
+    error_type: str | None = None
+    error_detail: str | None = None
+    client_disconnected: bool = False
+    prompt_chars: int | None = None
+    prompt: str | None = None
+
+    def text_sent(self) -> None:
+        """Count a text piece that went out; the first one fixes the time to first token."""
+        if self.first_text_at is None:
+            self.first_text_at = time.perf_counter()
+        self.tokens_sent += 1
+
+    def fields(self) -> dict[str, Any]:
+        """The log line's keys (Powertools leaves out those whose value is None)."""
+        now = time.perf_counter()
+        fields: dict[str, Any] = {
+            "request_id": self.request_id,
+            "method": self.method,
+            "path": self.path,
+            "status": self.status,
+            "format": self.response_format,
+            "time_to_first_token_ms": _ms(self.started, self.first_text_at),
+            "tokens_sent": self.tokens_sent,
+            "generated_tokens": self.generated_tokens,
+            "duration_ms": _ms(self.started, now),
+            "finish_reason": self.finish_reason,
+            "error_type": self.error_type,
+            "error_detail": self.error_detail,
+            "client_disconnected": self.client_disconnected,
+            "prompt_chars": self.prompt_chars,
+        }
+        if self.prompt is not None:
+            fields["prompt"] = self.prompt
+        return fields
+
+
+def current_record() -> RequestRecord | None:
+    """The record of the request this code runs for (None outside a request)."""
+    return _current.get()
+
+
+def _ms(start: float, end: float | None) -> float | None:
+    return None if end is None else round((end - start) * 1000, 1)
+
+
+class RequestObserver:
+    """ASGI middleware: request id, the per-request log line, and the last line of defence."""
+
+    def __init__(self, app: ASGIApp, *, logger: Logger) -> None:
+        self._app = app
+        self._logger = logger
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        headers = _first_headers(scope)
+        record = RequestRecord(
+            request_id=request_id_from(headers),
+            method=str(scope.get("method", "")),
+            path=str(scope.get("path", "")),
+        )
+        request_id_header = (b"x-request-id", record.request_id.encode("ascii"))
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                record.status = int(message["status"])
+                message = {**message, "headers": [*message.get("headers", []), request_id_header]}
+            await send(message)
+
+        with self._request_context(record):
+            try:
+                await self._app(scope, receive, send_with_id)
+            except Exception as error:
+                self._logger.exception("unhandled error while serving a request")
+                record.error_type = "internal_error"
+                record.error_detail = repr(error)
+                if not started:
+                    await _send_internal_error(send_with_id)
+            finally:
+                self._logger.info("request finished", extra=record.fields())
+
+    @contextmanager
+    def _request_context(self, record: RequestRecord) -> Iterator[None]:
+        """Context-local: concurrent requests each see their own record and request_id key."""
+        token = _current.set(record)
+        self._logger.thread_safe_append_keys(request_id=record.request_id)
+        try:
+            yield
+        finally:
+            self._logger.thread_safe_remove_keys(["request_id"])
+            _current.reset(token)
+
+
+def _first_headers(scope: Scope) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in scope.get("headers", []):
+        name = raw_name.decode("latin-1").lower()
+        headers.setdefault(name, raw_value.decode("latin-1"))
+    return headers
+
+
+async def _send_internal_error(send: Send) -> None:
+    body = render_json(
+        error_payload("The relay failed unexpectedly; the error was logged.", "internal_error")
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 500,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode("ascii")),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -1,0 +1,183 @@
+"""From PayloadPart bytes to what the caller sees: text pieces, then an end or a failure.
+
+`RelayPump` is the relay's logic without HTTP or threads: each `pull` does one blocking read of
+the upstream stream and returns the pieces it completed. It decodes with one `StreamDecoder` per
+answer, drops special tokens and empty texts, applies the model's text transform, and turns every
+way the stream can go wrong (a TGI error event, a SageMaker error, bytes that are not a TGI stream,
+a stream that just stops) into one `Failed` piece carrying an `UpstreamError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Final
+
+from .decoder import Done, Event, StreamDecoder, StreamError, StreamProtocolError, Token
+from .model_text import TextTransform
+from .upstream import RETRY_AFTER_BUSY_SECONDS, UpstreamError, UpstreamStream
+
+__all__ = ["Ended", "Failed", "Piece", "RelayPump", "Text", "tgi_error"]
+
+# A TGI event line is one token's JSON; 1 MiB is far beyond any real one and bounds memory.
+_MAX_LINE_BYTES: Final = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Text:
+    """Visible text, ready to send."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ended:
+    """The model finished; fields are None where the model did not say."""
+
+    finish_reason: str | None
+    generated_tokens: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Failed:
+    """The answer cannot go on; `error` says what the caller is told."""
+
+    error: UpstreamError
+
+
+Piece = Text | Ended | Failed
+
+
+class RelayPump:
+    """Pulls one answer out of an upstream stream, a blocking read at a time.
+
+    Not thread-safe, but it need not be: the relay calls `pull` from one worker thread at a
+    time, and only `close` may come from elsewhere (to unblock a read when the client leaves).
+    """
+
+    def __init__(self, stream: UpstreamStream, *, transform: TextTransform) -> None:
+        self._stream = stream
+        self._transform = transform
+        self._decoder = StreamDecoder(max_line_bytes=_MAX_LINE_BYTES)
+        self._finished = False
+        self._closed = False
+        self.tokens_received = 0
+
+    @property
+    def finished(self) -> bool:
+        """True once an Ended or Failed piece was returned; `pull` then returns nothing."""
+        return self._finished
+
+    def pull(self) -> list[Piece]:
+        """Read one PayloadPart (blocking) and return the pieces it completes, maybe none."""
+        if self._finished:
+            return []
+        try:
+            data = next(self._stream)
+        except StopIteration:
+            return self._end_of_stream()
+        except UpstreamError as error:
+            return self._fail([], error)
+        try:
+            events = self._decoder.feed(data)
+        except StreamProtocolError as error:
+            return self._fail([], _protocol_error(error))
+        return self._handle(events)
+
+    def close(self) -> None:
+        """Close the upstream stream once; safe to call from any thread, and more than once."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):
+            self._stream.close()
+
+    def _end_of_stream(self) -> list[Piece]:
+        try:
+            events = self._decoder.close()
+        except StreamProtocolError as error:
+            return self._fail([], _protocol_error(error))
+        pieces = self._handle(events)
+        if self._finished:
+            return pieces
+        return self._fail(
+            pieces,
+            UpstreamError(
+                kind="incomplete_stream",
+                status=502,
+                message="The model's stream ended before the answer was complete.",
+                detail="the upstream stream ended without a final event",
+            ),
+        )
+
+    def _handle(self, events: list[Event]) -> list[Piece]:
+        pieces: list[Piece] = []
+        for event in events:
+            if isinstance(event, Token):
+                self.tokens_received += 1
+                if not event.special and event.text:
+                    self._add_text(pieces, self._transform.feed(event.text))
+            elif isinstance(event, Done):
+                self._add_text(pieces, self._transform.flush())
+                pieces.append(
+                    Ended(
+                        finish_reason=event.finish_reason,
+                        generated_tokens=event.generated_tokens,
+                    )
+                )
+                self._finished = True
+                return pieces
+            elif isinstance(event, StreamError):
+                return self._fail(pieces, tgi_error(event))
+        return pieces
+
+    def _fail(self, pieces: list[Piece], error: UpstreamError) -> list[Piece]:
+        """Text held back by the transform is real model output: send it before the error."""
+        self._add_text(pieces, self._transform.flush())
+        pieces.append(Failed(error=error))
+        self._finished = True
+        return pieces
+
+    @staticmethod
+    def _add_text(pieces: list[Piece], text: str) -> None:
+        if text:
+            pieces.append(Text(text=text))
+
+
+def tgi_error(event: StreamError) -> UpstreamError:
+    """An error TGI put in the stream, as the caller should get it.
+
+    A validation message speaks about the caller's request (too many tokens, a bad parameter),
+    so it is passed on; other TGI errors speak about the server and stay in the log.
+    """
+    if event.error_type == "validation":
+        return UpstreamError(
+            kind="validation",
+            status=422,
+            message=f"The model rejected the request: {event.message}",
+            detail=event.message,
+        )
+    if event.error_type == "overloaded":
+        return UpstreamError(
+            kind="overloaded",
+            status=503,
+            retry_after=RETRY_AFTER_BUSY_SECONDS,
+            message="The model is overloaded; try again shortly.",
+            detail=event.message,
+        )
+    shown_type = event.error_type if (event.error_type or "").isidentifier() else "unknown"
+    return UpstreamError(
+        kind="model_error",
+        status=502,
+        message=f"The model failed while generating the answer ({shown_type} error).",
+        detail=f"{event.error_type}: {event.message}",
+    )
+
+
+def _protocol_error(error: StreamProtocolError) -> UpstreamError:
+    return UpstreamError(
+        kind="upstream_error",
+        status=502,
+        message="The model's stream could not be read: it was not a valid TGI token stream.",
+        detail=str(error),
+    )

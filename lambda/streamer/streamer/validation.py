@@ -1,0 +1,309 @@
+"""Checking a generate request against TGI's schema before it costs a SageMaker call.
+
+TGI rejects bad parameters too, but only after SageMaker has routed the call, inside a stream that
+has already said 200, and in words about Rust types. Checking here gives the caller a real 400 or
+422 at once, with a sentence naming the field and its valid range. The rules are a table, one per
+parameter TGI knows, taken from TGI's own validation (`router/src/validation.rs`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from .errors import ApiError
+
+__all__ = ["KNOWN_PARAMETERS", "GenerateRequest", "parse_request"]
+
+_TOP_LEVEL_KEYS: Final = ("inputs", "parameters", "stream")
+_MAX_STOP_SEQUENCES: Final = 4
+_MAX_TOP_N_TOKENS: Final = 5
+_I32_MAX: Final = 2**31 - 1
+_U32_MAX: Final = 2**32 - 1
+_U64_MAX: Final = 2**64 - 1
+_GRAMMAR_TYPES: Final = ("json", "regex", "grammar")
+_SHOWN_NAME_CHARS: Final = 40
+# What TGI 1.4-2.4 (every model in the catalog) generates when max_new_tokens is not given. The
+# relay sends it explicitly, capped by the limit, so a newer TGI's "whatever fits" default cannot
+# run past the limit the function's timeout was sized for.
+DEFAULT_MAX_NEW_TOKENS: Final = 100
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GenerateRequest:
+    """A request that passed every check, ready to forward."""
+
+    inputs: str
+    parameters: Mapping[str, object]
+    default_max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
+
+    def upstream_body(self) -> bytes:
+        """TGI's body: always streaming, with details and max_new_tokens unless the caller chose.
+
+        `stream` must be at the top level (TGI ignores it inside parameters). `details` makes the
+        final event carry finish_reason and generated_tokens, which the done event reports.
+        """
+        parameters = {"details": True, **self.parameters}
+        if parameters.get("max_new_tokens") is None:
+            parameters["max_new_tokens"] = self.default_max_new_tokens
+        body = {"inputs": self.inputs, "parameters": parameters, "stream": True}
+        return json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def parse_request(body: bytes, *, max_new_tokens_limit: int) -> GenerateRequest:
+    """Decode and check a request body; raise ApiError (400 or 422) saying what is wrong."""
+    document = _decode(body)
+    if not isinstance(document, dict):
+        raise _invalid_body(
+            f'The body must be a JSON object such as {{"inputs": "..."}} (got {_kind(document)}).'
+        )
+    for key in document:
+        if key not in _TOP_LEVEL_KEYS:
+            raise _invalid(
+                f"Unknown field {_name(key)}: the body may only have inputs, parameters and stream."
+            )
+    inputs = document.get("inputs")
+    if "inputs" not in document:
+        raise _invalid("inputs is missing: send the prompt as a non-empty string in inputs.")
+    if not isinstance(inputs, str) or not inputs.strip():
+        got = "an empty string" if isinstance(inputs, str) else _kind(inputs)
+        raise _invalid(f"inputs must be a non-empty string (got {got}).")
+    if "stream" in document and not isinstance(document["stream"], bool):
+        raise _invalid(
+            f"stream must be true or false (got {_kind(document['stream'])}); "
+            "the relay always streams."
+        )
+    parameters = document.get("parameters", {})
+    if not isinstance(parameters, dict):
+        raise _invalid(f"parameters must be an object (got {_kind(parameters)}).")
+    for name, value in parameters.items():
+        rule = _RULES.get(name)
+        if rule is None:
+            raise _invalid(
+                f"Unknown parameter {_name(name)}: known parameters are "
+                f"{', '.join(KNOWN_PARAMETERS)}."
+            )
+        if value is None and rule.nullable:
+            continue
+        problem = rule.check(value, max_new_tokens_limit)
+        if problem is not None:
+            raise _invalid(f"parameters.{name} must be {problem} (got {_shown(value)}).")
+    return GenerateRequest(
+        inputs=inputs,
+        parameters=dict(parameters),
+        default_max_new_tokens=min(DEFAULT_MAX_NEW_TOKENS, max_new_tokens_limit),
+    )
+
+
+def _decode(body: bytes) -> object:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _invalid_body("The body is not valid UTF-8 text.") from None
+    if not text.strip():
+        raise _invalid_body('The body is empty: send a JSON object such as {"inputs": "..."}.')
+    try:
+        document = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except json.JSONDecodeError as error:
+        raise _invalid_body(
+            f"The body is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})."
+        ) from None
+    except _NonFiniteNumberError as error:
+        raise _invalid_body(f"The body is not valid JSON: {error}") from None
+    except ValueError:
+        # Python refuses integers of more than 4300 digits.
+        raise _invalid_body("The body holds a number too long to read.") from None
+    except RecursionError:
+        raise _invalid_body("The body is nested too deeply to read.") from None
+    try:
+        # A "\ud800" escape decodes to a lone surrogate that UTF-8 (and TGI) cannot carry.
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise _invalid_body(
+            "The body holds an unpaired UTF-16 surrogate escape (such as \\ud800); "
+            "strings must be valid Unicode."
+        ) from None
+    except RecursionError:
+        raise _invalid_body("The body is nested too deeply to read.") from None
+    return document
+
+
+class _NonFiniteNumberError(ValueError):
+    pass
+
+
+def _reject_constant(name: str) -> float:
+    raise _NonFiniteNumberError(f"{name} is not a JSON number.")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NonFiniteNumberError(f"{text} is too large for a number.")
+    return value
+
+
+def _invalid_body(message: str) -> ApiError:
+    return ApiError(status=400, kind="invalid_body", message=message)
+
+
+def _invalid(message: str) -> ApiError:
+    return ApiError(status=422, kind="validation", message=message)
+
+
+def _kind(value: object) -> str:
+    """What a JSON value is, for messages that must not echo arbitrary caller data."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"
+
+
+def _shown(value: object) -> str:
+    """Numbers are shown (they explain a range error); anything else only by its kind."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        text = repr(value)
+        return text if len(text) <= _SHOWN_NAME_CHARS else text[:_SHOWN_NAME_CHARS] + "…"
+    return _kind(value)
+
+
+def _name(name: str) -> str:
+    shown = name if len(name) <= _SHOWN_NAME_CHARS else name[:_SHOWN_NAME_CHARS] + "…"
+    return json.dumps(shown, ensure_ascii=False)
+
+
+# A check returns None when the value is fine, else the end of "parameters.X must be ...".
+_Check = Callable[[object, int], str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    check: _Check
+    # TGI's Option<T> fields take null as "use the default"; its plain bool and list fields don't.
+    nullable: bool
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    # Integers compare exactly with floats; converting a huge one to float would overflow.
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return _is_int(value)
+
+
+def _integer(low: int, high: int) -> _Check:
+    def check(value: object, _limit: int) -> str | None:
+        if _is_int(value) and low <= value <= high:  # type: ignore[operator]
+            return None
+        return f"an integer from {low} to {high}"
+
+    return check
+
+
+def _max_new_tokens(value: object, limit: int) -> str | None:
+    if _is_int(value) and 1 <= value <= limit:  # type: ignore[operator]
+        return None
+    return f"an integer from 1 to {limit}"
+
+
+def _positive(value: object, _limit: int) -> str | None:
+    if _is_number(value) and value > 0:  # type: ignore[operator]
+        return None
+    return "a number greater than 0"
+
+
+def _frequency_penalty(value: object, _limit: int) -> str | None:
+    if _is_number(value) and -2 <= value <= 2:  # type: ignore[operator]
+        return None
+    return "a number from -2 to 2"
+
+
+def _open_unit_interval(value: object, _limit: int) -> str | None:
+    if _is_number(value) and 0 < value < 1:  # type: ignore[operator]
+        return None
+    return "a number greater than 0 and less than 1"
+
+
+def _boolean(value: object, _limit: int) -> str | None:
+    return None if isinstance(value, bool) else "true or false"
+
+
+def _best_of(value: object, _limit: int) -> str | None:
+    if _is_int(value) and value == 1:
+        return None
+    return "1 (TGI streams only with best_of 1)"
+
+
+def _decoder_input_details(value: object, _limit: int) -> str | None:
+    if value is False:
+        return None
+    return "false (TGI cannot stream decoder input details)"
+
+
+def _stop(value: object, _limit: int) -> str | None:
+    if (
+        isinstance(value, list)
+        and len(value) <= _MAX_STOP_SEQUENCES
+        and all(isinstance(item, str) and item for item in value)
+    ):
+        return None
+    return f"a list of at most {_MAX_STOP_SEQUENCES} non-empty strings"
+
+
+def _string(value: object, _limit: int) -> str | None:
+    return None if isinstance(value, str) else "a string"
+
+
+def _grammar(value: object, _limit: int) -> str | None:
+    expected = (
+        'an object {"type": "json" | "regex" | "grammar", "value": ...} whose value is a '
+        "JSON schema for json and a string otherwise"
+    )
+    if not isinstance(value, dict) or set(value) != {"type", "value"}:
+        return expected
+    kind, body = value["type"], value["value"]
+    if kind not in _GRAMMAR_TYPES or body is None:
+        return expected
+    if kind != "json" and not isinstance(body, str):
+        return expected
+    if kind == "json" and not isinstance(body, dict | str):
+        return expected
+    return None
+
+
+_RULES: Final[Mapping[str, _Rule]] = {
+    "best_of": _Rule(_best_of, nullable=True),
+    "temperature": _Rule(_positive, nullable=True),
+    "repetition_penalty": _Rule(_positive, nullable=True),
+    "frequency_penalty": _Rule(_frequency_penalty, nullable=True),
+    "top_k": _Rule(_integer(1, _I32_MAX), nullable=True),
+    "top_p": _Rule(_open_unit_interval, nullable=True),
+    "typical_p": _Rule(_open_unit_interval, nullable=True),
+    "do_sample": _Rule(_boolean, nullable=False),
+    "max_new_tokens": _Rule(_max_new_tokens, nullable=True),
+    "return_full_text": _Rule(_boolean, nullable=True),
+    "stop": _Rule(_stop, nullable=False),
+    "truncate": _Rule(_integer(1, _U32_MAX), nullable=True),
+    "watermark": _Rule(_boolean, nullable=False),
+    "details": _Rule(_boolean, nullable=False),
+    "decoder_input_details": _Rule(_decoder_input_details, nullable=False),
+    "seed": _Rule(_integer(0, _U64_MAX), nullable=True),
+    "top_n_tokens": _Rule(_integer(0, _MAX_TOP_N_TOKENS), nullable=True),
+    "grammar": _Rule(_grammar, nullable=True),
+    "adapter_id": _Rule(_string, nullable=True),
+}
+
+KNOWN_PARAMETERS: Final = tuple(_RULES)

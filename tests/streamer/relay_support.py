@@ -1,0 +1,416 @@
+"""Test doubles for the relay: TGI event bytes, a scripted upstream, a relay on a real socket, and
+a loopback server speaking SageMaker's event stream to a real boto3 client.
+
+Fakes stand in for SageMaker in unit tests only; what they produce follows the facts the decoder
+and upstream modules are built on (TGI's `data:` lines, PayloadPart framing).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import struct
+import threading
+import uuid
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import anyio
+import httpx
+import uvicorn
+from aws_lambda_powertools import Logger
+from starlette.applications import Starlette
+from streamer.app import create_app
+from streamer.settings import Settings
+from streamer.upstream import UpstreamError
+
+# A generous guard against hangs; never a statement about speed.
+HANG_GUARD_SECONDS = 30.0
+
+
+# --- TGI's stream, as SageMaker carries it ------------------------------------------------------
+
+
+def token_event(text: str, *, special: bool = False, index: int | None = None) -> bytes:
+    """One TGI token event (TGI >= 2.1 writes `data: ` with a space)."""
+    body: dict[str, Any] = {
+        "token": {"id": 1, "text": text, "logprob": -0.1, "special": special},
+        "generated_text": None,
+        "details": None,
+    }
+    if index is not None:
+        body["index"] = index
+    return b"data: " + json.dumps(body, ensure_ascii=False).encode() + b"\n\n"
+
+
+def final_event(
+    text: str,
+    *,
+    generated_text: str,
+    special: bool = True,
+    finish_reason: str | None = "eos_token",
+    generated_tokens: int | None = 3,
+) -> bytes:
+    """TGI's last event: a token (often the EOS) with generated_text and, if asked, details."""
+    details = (
+        None
+        if finish_reason is None and generated_tokens is None
+        else {
+            "finish_reason": finish_reason,
+            "generated_tokens": generated_tokens,
+            "seed": None,
+            "input_length": 4,
+        }
+    )
+    body = {
+        "token": {"id": 2, "text": text, "logprob": -0.1, "special": special},
+        "generated_text": generated_text,
+        "details": details,
+    }
+    return b"data: " + json.dumps(body, ensure_ascii=False).encode() + b"\n\n"
+
+
+def error_event(message: str, error_type: str | None) -> bytes:
+    body: dict[str, Any] = {"error": message}
+    if error_type is not None:
+        body["error_type"] = error_type
+    return b"data: " + json.dumps(body, ensure_ascii=False).encode() + b"\n\n"
+
+
+def answer_events(texts: Iterable[str], *, eos: str = "</s>") -> list[bytes]:
+    """A complete, successful TGI stream: one event per text, then the EOS with details."""
+    texts = list(texts)
+    events = [token_event(text, index=i + 1) for i, text in enumerate(texts)]
+    events.append(final_event(eos, generated_text="".join(texts), generated_tokens=len(texts) + 1))
+    return events
+
+
+# --- A scripted upstream -----------------------------------------------------------------------
+
+Step = bytes | BaseException
+
+
+class ScriptedStream:
+    """Yields the script's bytes and raises its exceptions, in order; remembers being closed."""
+
+    def __init__(self, script: Iterable[Step]) -> None:
+        self._script: Iterator[Step] = iter(list(script))
+        self.closed = threading.Event()
+
+    def __iter__(self) -> ScriptedStream:
+        return self
+
+    def __next__(self) -> bytes:
+        step = next(self._script)
+        if isinstance(step, BaseException):
+            raise step
+        return step
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+class ScriptedUpstream:
+    """An Upstream whose every call streams the same script, or fails with `open_error`."""
+
+    def __init__(self, script: Iterable[Step] = (), *, open_error: Exception | None = None):
+        self._script = list(script)
+        self._open_error = open_error
+        self.bodies: list[dict[str, Any]] = []
+        self.streams: list[ScriptedStream] = []
+
+    def open(self, body: bytes) -> ScriptedStream:
+        self.bodies.append(json.loads(body))
+        if self._open_error is not None:
+            raise self._open_error
+        stream = ScriptedStream(self._script)
+        self.streams.append(stream)
+        return stream
+
+
+class GatedStream:
+    """Sends its first part, then blocks until released, like a model between two tokens.
+
+    `first_sent` is a test's cue that the relay is blocked reading; `close` must unblock it.
+    """
+
+    def __init__(self, first: bytes, rest: Iterable[bytes]) -> None:
+        self._first: bytes | None = first
+        self._rest = iter(list(rest))
+        self.release = threading.Event()
+        self.closed = threading.Event()
+        self.reading = threading.Event()
+
+    def __iter__(self) -> GatedStream:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        self.reading.set()
+        if not self.release.wait(HANG_GUARD_SECONDS):
+            raise UpstreamError(kind="upstream_timeout", status=504, message="test gate")
+        if self.closed.is_set():
+            raise StopIteration
+        return next(self._rest)
+
+    def close(self) -> None:
+        self.closed.set()
+        self.release.set()
+
+
+class GatedUpstream:
+    def __init__(self, first: bytes, rest: Iterable[bytes]) -> None:
+        self.stream = GatedStream(first, rest)
+
+    def open(self, body: bytes) -> GatedStream:
+        return self.stream
+
+
+# --- Building the app ---------------------------------------------------------------------------
+
+
+def settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {"endpoint_name": "test-endpoint", "region": "us-east-1"}
+    values.update(overrides)
+    return Settings(**values)
+
+
+@dataclass
+class CapturedLog:
+    """A Powertools logger writing to memory, and its JSON lines."""
+
+    stream: io.StringIO = field(default_factory=io.StringIO)
+    logger: Logger = field(init=False)
+
+    def __post_init__(self) -> None:
+        # A unique service name gives a fresh logging.Logger: Powertools configures each once.
+        self.logger = Logger(service=f"relay-test-{uuid.uuid4().hex}", stream=self.stream)
+
+    def lines(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.stream.getvalue().splitlines() if line]
+
+    def request_lines(self) -> list[dict[str, Any]]:
+        return [line for line in self.lines() if line.get("message") == "request finished"]
+
+
+def make_app(upstream: Any, log: CapturedLog | None = None, **setting_overrides: Any) -> Starlette:
+    log = log or CapturedLog()
+    return create_app(settings(**setting_overrides), upstream=upstream, logger=log.logger)
+
+
+def call(
+    app: Any,
+    method: str = "POST",
+    path: str = "/",
+    *,
+    content: bytes | str | None = None,
+    json_body: Any = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """One whole request through httpx's ASGI transport (whole bodies only: no chunk timing)."""
+    if json_body is not None:
+        content = json.dumps(json_body, ensure_ascii=False).encode()
+
+    async def send() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://relay") as client:
+            return await client.request(method, path, content=content, headers=headers)
+
+    return anyio.run(send)
+
+
+# --- The relay on a real socket -----------------------------------------------------------------
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """Run uvicorn exactly as __main__ does (h11, asyncio) on a free loopback port."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app, http="h11", loop="asyncio", lifespan="off", access_log=False, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        for _ in range(int(HANG_GUARD_SECONDS * 100)):
+            if server.started:
+                break
+            threading.Event().wait(0.01)
+        assert server.started, "uvicorn did not start"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(HANG_GUARD_SECONDS)
+        sock.close()
+
+
+# --- SageMaker's event stream on loopback, for the real boto3 client ------------------------------
+
+
+def _header(name: str, value: str) -> bytes:
+    raw_name, raw_value = name.encode(), value.encode()
+    return (
+        bytes([len(raw_name)]) + raw_name + b"\x07" + struct.pack(">H", len(raw_value)) + raw_value
+    )
+
+
+def eventstream_message(headers: dict[str, str], payload: bytes) -> bytes:
+    """One `application/vnd.amazon.eventstream` message: prelude, CRCs, string headers."""
+    encoded_headers = b"".join(_header(name, value) for name, value in headers.items())
+    total = 12 + len(encoded_headers) + len(payload) + 4
+    prelude = struct.pack(">II", total, len(encoded_headers))
+    message = prelude + struct.pack(">I", zlib.crc32(prelude)) + encoded_headers + payload
+    return message + struct.pack(">I", zlib.crc32(message))
+
+
+def payload_part(data: bytes) -> bytes:
+    """A PayloadPart event; its blob payload is the raw bytes."""
+    return eventstream_message(
+        {
+            ":message-type": "event",
+            ":event-type": "PayloadPart",
+            ":content-type": "application/octet-stream",
+        },
+        data,
+    )
+
+
+def stream_exception(kind: str, body: dict[str, Any]) -> bytes:
+    """A modelled exception in the stream (ModelStreamError, InternalStreamFailure)."""
+    return eventstream_message(
+        {
+            ":message-type": "exception",
+            ":exception-type": kind,
+            ":content-type": "application/json",
+        },
+        json.dumps(body).encode(),
+    )
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Stop sending until the event is set (or the hang guard passes)."""
+
+    gate: threading.Event
+
+
+@dataclass(frozen=True)
+class ErrorReply:
+    """Answer with an HTTP error the way SageMaker does (JSON body, x-amzn-errortype)."""
+
+    status: int
+    error_type: str
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Stall:
+    """Send nothing at all, not even headers, until the event is set."""
+
+    gate: threading.Event
+
+
+Reply = ErrorReply | Stall | list[bytes | Pause]
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that hang up mid-reply are what several tests are about: no tracebacks."""
+
+
+class EventStreamServer:
+    """A loopback stand-in for the sagemaker-runtime endpoint, one scripted reply per test.
+
+    Replies use chunked transfer encoding, as SageMaker does: urllib3 hands botocore each chunk
+    as it arrives only for chunked responses.
+    """
+
+    def __init__(self) -> None:
+        self.reply: Reply = []
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        self.finished = threading.Event()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(length)
+                outer.requests.append((self.path, dict(self.headers.items()), body))
+                try:
+                    outer._answer(self)
+                except OSError:
+                    pass  # the client went away: that is what some tests do
+                finally:
+                    outer.finished.set()
+
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    def _answer(self, handler: BaseHTTPRequestHandler) -> None:
+        reply = self.reply
+        if isinstance(reply, Stall):
+            reply.gate.wait(HANG_GUARD_SECONDS)
+            return
+        if isinstance(reply, ErrorReply):
+            body = json.dumps(reply.body).encode()
+            handler.send_response(reply.status)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("x-amzn-errortype", reply.error_type)
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            handler.wfile.write(body)
+            return
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/vnd.amazon.eventstream")
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        for item in reply:
+            if isinstance(item, Pause):
+                item.gate.wait(HANG_GUARD_SECONDS)
+                continue
+            handler.wfile.write(b"%x\r\n%s\r\n" % (len(item), item))
+            handler.wfile.flush()
+        handler.wfile.write(b"0\r\n\r\n")
+        handler.wfile.flush()
+
+    def __enter__(self) -> EventStreamServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def wait_for(condition: Callable[[], bool]) -> bool:
+    """Poll a condition until it holds or the hang guard passes; returns whether it held."""
+    gate = threading.Event()
+    for _ in range(int(HANG_GUARD_SECONDS * 100)):
+        if condition():
+            return True
+        gate.wait(0.01)
+    return condition()

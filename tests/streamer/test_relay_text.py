@@ -1,0 +1,93 @@
+"""The model-specific text rewrite: rinna's `<NL>` becomes a newline however tokens split it."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from streamer.model_text import MarkerRewriter, PassThrough, transform_for
+
+
+def rewrite(pieces: list[str]) -> str:
+    rewriter = MarkerRewriter("<NL>", "\n")
+    return "".join(rewriter.feed(piece) for piece in pieces) + rewriter.flush()
+
+
+@pytest.mark.parametrize(
+    ("pieces", "expected"),
+    [
+        (["こんにちは<NL>元気?"], "こんにちは\n元気?"),
+        (["a<", "NL>b"], "a\nb"),
+        (["a<N", "L>b"], "a\nb"),
+        (["a<NL", ">b"], "a\nb"),
+        (["<", "N", "L", ">"], "\n"),
+        (["<NL<NL>"], "<NL\n"),
+        (["<NL><NL>"], "\n\n"),
+        (["a <b", " c"], "a <b c"),
+        (["ends with <N"], "ends with <N"),
+        (["x<NX"], "x<NX"),
+    ],
+)
+def test_markers_become_newlines_across_splits(pieces: list[str], expected: str) -> None:
+    assert rewrite(pieces) == expected
+
+
+def test_only_a_possible_marker_prefix_is_held_back() -> None:
+    rewriter = MarkerRewriter("<NL>", "\n")
+    assert rewriter.feed("text<N") == "text"
+    assert rewriter.feed("o") == "<No"
+    assert rewriter.feed("plain") == "plain"
+    assert rewriter.feed("<") == ""
+    assert rewriter.flush() == "<"
+    assert rewriter.flush() == ""
+
+
+# Texts rich in the marker's characters, so splits land inside markers often.
+_marker_texts = st.text(
+    alphabet=st.sampled_from(["<", "N", "L", ">", "a", "改", "\n"]), max_size=40
+)
+
+
+@settings(max_examples=200)
+@given(text=_marker_texts, cuts=st.lists(st.integers(min_value=0, max_value=40), max_size=10))
+def test_any_split_gives_the_same_text_as_replacing_the_whole(text: str, cuts: list[int]) -> None:
+    bounds = sorted({0, len(text), *(cut for cut in cuts if cut <= len(text))})
+    pieces = [text[start:end] for start, end in itertools.pairwise(bounds)]
+    assert rewrite(pieces) == text.replace("<NL>", "\n")
+
+
+@settings(max_examples=200)
+@given(pieces=st.lists(_marker_texts, max_size=8))
+def test_released_text_is_never_taken_back(pieces: list[str]) -> None:
+    """What went out is a prefix of the final answer: streaming never has to correct itself."""
+    rewriter = MarkerRewriter("<NL>", "\n")
+    sent = ""
+    for piece in pieces:
+        sent += rewriter.feed(piece)
+        assert "".join(pieces).replace("<NL>", "\n").startswith(sent)
+
+
+def test_markers_that_could_overlap_themselves_are_refused() -> None:
+    with pytest.raises(ValueError, match="first character"):
+        MarkerRewriter("aba", "x")
+    with pytest.raises(ValueError, match="first character"):
+        MarkerRewriter("<NL>", "<br>")
+
+
+@pytest.mark.parametrize(
+    ("model_id", "rewrites"),
+    [
+        ("rinna-3-6b-instruction-ppo", True),
+        ("huggingface-llm-rinna-3-6b-instruction-ppo-bf16", True),
+        ("huggingface-llm-falcon-7b-instruct-bf16", False),
+        (None, False),
+    ],
+)
+def test_transform_follows_the_model_id(model_id: str | None, rewrites: bool) -> None:
+    transform = transform_for(model_id)
+    assert isinstance(transform, MarkerRewriter) is rewrites
+    assert isinstance(transform, PassThrough) is not rewrites
+    out = transform.feed("a<NL>b") + transform.flush()
+    assert out == ("a\nb" if rewrites else "a<NL>b")

@@ -1,0 +1,367 @@
+"""upstream.py with the real boto3 client against a loopback SageMaker stand-in, and the
+translation of everything botocore raises."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import urllib3.exceptions
+from botocore.exceptions import (
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    EventStreamError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
+from relay_support import (
+    HANG_GUARD_SECONDS,
+    ErrorReply,
+    EventStreamServer,
+    Pause,
+    Stall,
+    answer_events,
+    call,
+    payload_part,
+    settings,
+    stream_exception,
+)
+from streamer.app import create_app
+from streamer.upstream import (
+    RETRY_AFTER_BUSY_SECONDS,
+    RETRY_AFTER_NO_CAPACITY_SECONDS,
+    SageMakerUpstream,
+    UpstreamError,
+    create_client,
+    translate_error,
+)
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[EventStreamServer]:
+    """The stand-in, reached the way a deployment would reach an emulator: by botocore's own
+    AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME, never an endpoint URL in code."""
+    with EventStreamServer() as running:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", running.url)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
+        monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+        monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+            monkeypatch.delenv(name, raising=False)
+        yield running
+
+
+def upstream(**overrides: Any) -> SageMakerUpstream:
+    return SageMakerUpstream(settings(**overrides))
+
+
+def read_all(stream: Any) -> list[bytes]:
+    try:
+        return list(stream)
+    finally:
+        stream.close()
+
+
+def failure_of(stream: Any) -> UpstreamError:
+    with pytest.raises(UpstreamError) as caught:
+        read_all(stream)
+    return caught.value
+
+
+def test_payload_parts_arrive_as_their_bytes(server: EventStreamServer) -> None:
+    parts = [b'data: {"tok', b'en": 1}\n\n', "日本語".encode()[:4], "日本語".encode()[4:]]
+    server.reply = [payload_part(part) for part in parts]
+    assert read_all(upstream().open(b'{"inputs": "x"}')) == parts
+
+
+def test_the_call_is_invoke_endpoint_with_response_stream(server: EventStreamServer) -> None:
+    server.reply = [payload_part(b"x")]
+    read_all(upstream(inference_component_name="ic-1").open(b'{"inputs": "hi"}'))
+    ((path, headers, body),) = server.requests
+    assert path == "/endpoints/test-endpoint/invocations-response-stream"
+    assert headers["Content-Type"] == "application/json"
+    assert headers["X-Amzn-SageMaker-Inference-Component"] == "ic-1"
+    assert body == b'{"inputs": "hi"}'
+    assert "Authorization" in headers  # signed, as SageMaker requires
+
+
+def test_no_inference_component_header_unless_configured(server: EventStreamServer) -> None:
+    server.reply = [payload_part(b"x")]
+    read_all(upstream().open(b"{}"))
+    ((_, headers, _),) = server.requests
+    assert "X-Amzn-SageMaker-Inference-Component" not in headers
+
+
+@pytest.mark.parametrize(
+    ("exception", "body", "kind", "status"),
+    [
+        (
+            "ModelStreamError",
+            {
+                "Message": "Model invocation time exceeded",
+                "ErrorCode": "ModelInvocationTimeExceeded",
+            },
+            "upstream_timeout",
+            504,
+        ),
+        (
+            "ModelStreamError",
+            {"Message": "ModelInvocationTimeExceeded", "ErrorCode": "ModelInvocationTimeExceeded"},
+            "upstream_timeout",
+            504,
+        ),
+        (
+            "ModelStreamError",
+            {"Message": "The stream broke.", "ErrorCode": "StreamBroken"},
+            "upstream_error",
+            502,
+        ),
+        ("InternalStreamFailure", {"Message": "failed"}, "upstream_error", 502),
+    ],
+)
+def test_exceptions_in_the_stream(
+    server: EventStreamServer, exception: str, body: dict[str, str], kind: str, status: int
+) -> None:
+    server.reply = [payload_part(b"data: first\n\n"), stream_exception(exception, body)]
+    stream = upstream().open(b"{}")
+    assert next(stream) == b"data: first\n\n"
+    error = failure_of(stream)
+    assert (error.kind, error.status) == (kind, status)
+    assert exception in (error.detail or "")
+
+
+def test_botocore_drops_the_error_code_of_stream_exceptions(server: EventStreamServer) -> None:
+    """Why upstream.py reads the message: ErrorCode does not survive botocore's parser."""
+    client = create_client(settings())
+    server.reply = [
+        stream_exception("ModelStreamError", {"Message": "m", "ErrorCode": "StreamBroken"})
+    ]
+    response = client.invoke_endpoint_with_response_stream(EndpointName="e", Body=b"{}")
+    with pytest.raises(EventStreamError) as caught:
+        list(response["Body"])
+    assert caught.value.response == {"Error": {"Code": "ModelStreamError", "Message": "m"}}
+
+
+def test_a_silent_stream_times_out_as_504(server: EventStreamServer) -> None:
+    gate = threading.Event()
+    server.reply = [payload_part(b"data: first\n\n"), Pause(gate)]
+    stream = upstream(upstream_read_timeout_seconds=0.2).open(b"{}")
+    try:
+        assert next(stream) == b"data: first\n\n"
+        error = failure_of(stream)
+    finally:
+        gate.set()
+    assert (error.kind, error.status) == ("upstream_timeout", 504)
+    assert "ReadTimeoutError" in (error.detail or "")
+
+
+@pytest.mark.parametrize(
+    ("reply", "kind", "status", "retry_after"),
+    [
+        (
+            ErrorReply(400, "ThrottlingException", {"message": "Rate exceeded"}),
+            "throttled",
+            503,
+            RETRY_AFTER_BUSY_SECONDS,
+        ),
+        (
+            ErrorReply(503, "ServiceUnavailable", {"Message": "Try again"}),
+            "unavailable",
+            503,
+            RETRY_AFTER_BUSY_SECONDS,
+        ),
+        (
+            ErrorReply(
+                400,
+                "ValidationError",
+                {"Message": "Inference Component has no capacity to process this request."},
+            ),
+            "no_capacity",
+            503,
+            RETRY_AFTER_NO_CAPACITY_SECONDS,
+        ),
+        (
+            ErrorReply(
+                400, "ValidationError", {"Message": "Endpoint e of account 1234 not found."}
+            ),
+            "upstream_error",
+            502,
+            None,
+        ),
+        (ErrorReply(500, "InternalFailure", {"Message": "x"}), "upstream_error", 502, None),
+    ],
+)
+def test_refusals_before_the_stream_are_tried_once(
+    server: EventStreamServer, reply: ErrorReply, kind: str, status: int, retry_after: int | None
+) -> None:
+    server.reply = reply
+    with pytest.raises(UpstreamError) as caught:
+        upstream().open(b"{}")
+    error = caught.value
+    assert (error.kind, error.status, error.retry_after) == (kind, status, retry_after)
+    assert len(server.requests) == 1  # no automatic retries: the caller decides
+    assert "1234" not in error.message
+
+
+def test_a_model_error_passes_on_tgis_reason(server: EventStreamServer) -> None:
+    original = json.dumps(
+        {
+            "error": "Input validation error: `temperature` must be strictly positive",
+            "error_type": "validation",
+        }
+    )
+    server.reply = ErrorReply(
+        424,
+        "ModelError",
+        {
+            "Message": "Received client error (422) from primary",
+            "OriginalStatusCode": 422,
+            "OriginalMessage": original,
+            "LogStreamArn": "arn:aws:logs:us-east-1:1234:log-group:/aws/sagemaker/Endpoints/e",
+        },
+    )
+    with pytest.raises(UpstreamError) as caught:
+        upstream().open(b"{}")
+    error = caught.value
+    assert (error.kind, error.status) == ("model_error", 502)
+    assert "HTTP 422" in error.message
+    assert "`temperature` must be strictly positive" in error.message
+    assert "arn:aws" not in error.message
+
+
+def test_a_silent_endpoint_before_the_stream_times_out_as_504(server: EventStreamServer) -> None:
+    gate = threading.Event()
+    server.reply = Stall(gate)
+    try:
+        with pytest.raises(UpstreamError) as caught:
+            upstream(upstream_read_timeout_seconds=0.2).open(b"{}")
+    finally:
+        gate.set()
+    assert (caught.value.kind, caught.value.status) == ("upstream_timeout", 504)
+
+
+def test_nothing_listening_is_a_502(
+    monkeypatch: pytest.MonkeyPatch, server: EventStreamServer
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", "http://127.0.0.1:9")
+    with pytest.raises(UpstreamError) as caught:
+        upstream().open(b"{}")
+    assert (caught.value.kind, caught.value.status) == ("upstream_error", 502)
+
+
+def test_close_unblocks_a_read_in_another_thread(server: EventStreamServer) -> None:
+    """The relay closes the stream when the client leaves, while a worker thread is blocked
+    reading it; a plain close() would wait for that read (the buffered reader's lock)."""
+    gate = threading.Event()
+    server.reply = [payload_part(b"first"), Pause(gate), payload_part(b"late")]
+    stream = upstream(upstream_read_timeout_seconds=HANG_GUARD_SECONDS).open(b"{}")
+    assert next(stream) == b"first"
+    outcome: list[object] = []
+
+    def reader() -> None:
+        outcome.append(next(stream, "ended"))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        closer = threading.Thread(target=stream.close)
+        closer.start()
+        closer.join(HANG_GUARD_SECONDS)
+        thread.join(HANG_GUARD_SECONDS)
+        finished_before_the_server_moved_on = not thread.is_alive() and not closer.is_alive()
+    finally:
+        gate.set()
+        thread.join(HANG_GUARD_SECONDS)
+    assert finished_before_the_server_moved_on
+    assert outcome == ["ended"]
+
+
+def test_the_whole_relay_over_real_boto3(server: EventStreamServer) -> None:
+    whole = b"".join(answer_events(["東京", "です"]))
+    server.reply = [payload_part(whole[:7]), payload_part(whole[7:50]), payload_part(whole[50:])]
+    app = create_app(settings())
+    response = call(
+        app, json_body={"inputs": "首都は?"}, headers={"accept": "application/x-ndjson"}
+    )
+    assert response.status_code == 200
+    assert [json.loads(line) for line in response.text.splitlines()] == [
+        {"event": "token", "text": "東京"},
+        {"event": "token", "text": "です"},
+        {"event": "done", "finish_reason": "eos_token", "generated_tokens": 3},
+    ]
+    ((_, _, body),) = server.requests
+    assert json.loads(body) == {
+        "inputs": "首都は?",
+        "parameters": {"details": True, "max_new_tokens": 100},
+        "stream": True,
+    }
+
+
+# --- translate_error on its own -------------------------------------------------------------------
+
+
+def _client_error(code: str, message: str = "m", **extra: Any) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message}, **extra}, "Op")
+
+
+@pytest.mark.parametrize(
+    ("error", "kind", "status"),
+    [
+        (_client_error("ThrottlingException"), "throttled", 503),
+        (_client_error("Throttling"), "throttled", 503),
+        (_client_error("ServiceUnavailable"), "unavailable", 503),
+        (
+            _client_error("ValidationError", "Inference Component has no capacity"),
+            "no_capacity",
+            503,
+        ),
+        (_client_error("ValidationError", "Endpoint not found"), "upstream_error", 502),
+        (_client_error("ModelError"), "model_error", 502),
+        (_client_error("InternalFailure"), "upstream_error", 502),
+        (_client_error("AccessDeniedException"), "upstream_error", 502),
+        (
+            _client_error("ModelStreamError", "Model invocation time exceeded"),
+            "upstream_timeout",
+            504,
+        ),
+        (
+            _client_error("ModelStreamError", "m", ErrorCode="ModelInvocationTimeExceeded"),
+            "upstream_timeout",
+            504,
+        ),
+        (_client_error("ModelStreamError", "connection reset"), "upstream_error", 502),
+        (_client_error("InternalStreamFailure"), "upstream_error", 502),
+        (ReadTimeoutError(endpoint_url="http://x"), "upstream_timeout", 504),
+        (ConnectTimeoutError(endpoint_url="http://x"), "upstream_timeout", 504),
+        (
+            urllib3.exceptions.ReadTimeoutError(None, None, "Read timed out."),
+            "upstream_timeout",
+            504,
+        ),  # type: ignore[arg-type]
+        (urllib3.exceptions.ProtocolError("Connection broken"), "upstream_error", 502),
+        (EndpointConnectionError(endpoint_url="http://x"), "upstream_error", 502),
+        (NoCredentialsError(), "upstream_error", 502),
+        (ValueError("anything else"), "upstream_error", 502),
+    ],
+)
+def test_translation(error: Exception, kind: str, status: int) -> None:
+    translated = translate_error(error)
+    assert (translated.kind, translated.status) == (kind, status)
+    assert translated.message.endswith(".")
+    assert (translated.retry_after is not None) == (status == 503)
+
+
+def test_an_odd_error_code_is_not_echoed() -> None:
+    translated = translate_error(_client_error("Weird <script>", "x"))
+    assert "<script>" not in translated.message
+
+
+def test_an_upstream_error_translates_to_itself() -> None:
+    error = UpstreamError(kind="overloaded", status=503, message="m.", retry_after=1)
+    assert translate_error(error) is error

@@ -1,0 +1,166 @@
+"""Settings: defaults, one clear line per bad value, and run.sh failing as Lambda shows it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from streamer.settings import Settings, SettingsError, load_settings
+
+REQUIRED = {"ENDPOINT_NAME": "jumpstart-rinna-endpoint", "AWS_REGION": "ap-northeast-1"}
+RUN_SH = Path(__file__).resolve().parents[2] / "lambda" / "streamer" / "run.sh"
+
+
+def load(**overrides: str) -> Settings:
+    return load_settings({**REQUIRED, **overrides})
+
+
+def problem(environ: dict[str, str]) -> str:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(environ)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+def test_defaults() -> None:
+    settings = load()
+    assert settings == Settings(
+        endpoint_name="jumpstart-rinna-endpoint",
+        region="ap-northeast-1",
+        inference_component_name=None,
+        model_id=None,
+        max_new_tokens_limit=1024,
+        max_body_bytes=1024 * 1024,
+        upstream_read_timeout_seconds=120.0,
+        upstream_connect_timeout_seconds=5.0,
+        log_prompts=False,
+        host="127.0.0.1",
+        port=8080,
+    )
+
+
+def test_every_setting_is_read() -> None:
+    settings = load(
+        INFERENCE_COMPONENT_NAME="rinna-ic-1",
+        MODEL_ID="huggingface-llm-rinna-3-6b-instruction-ppo-bf16",
+        MAX_NEW_TOKENS_LIMIT="256",
+        MAX_BODY_BYTES="65536",
+        UPSTREAM_READ_TIMEOUT_SECONDS="30.5",
+        UPSTREAM_CONNECT_TIMEOUT_SECONDS="2",
+        LOG_PROMPTS="TRUE",
+        HOST="0.0.0.0",
+        PORT="9000",
+    )
+    assert settings.inference_component_name == "rinna-ic-1"
+    assert settings.model_id == "huggingface-llm-rinna-3-6b-instruction-ppo-bf16"
+    assert settings.max_new_tokens_limit == 256
+    assert settings.max_body_bytes == 65536
+    assert settings.upstream_read_timeout_seconds == 30.5
+    assert settings.upstream_connect_timeout_seconds == 2.0
+    assert settings.log_prompts is True
+    assert (settings.host, settings.port) == ("0.0.0.0", 9000)
+
+
+def test_the_adapters_own_port_variable_wins() -> None:
+    assert load(AWS_LWA_PORT="7000", PORT="9000").port == 7000
+    assert load(AWS_LWA_PORT=" ", PORT="9000").port == 9000
+
+
+def test_blank_optional_values_are_unset() -> None:
+    settings = load(INFERENCE_COMPONENT_NAME="", MODEL_ID="  ", MAX_NEW_TOKENS_LIMIT="")
+    assert settings.inference_component_name is None
+    assert settings.model_id is None
+    assert settings.max_new_tokens_limit == 1024
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"), [("1", True), ("yes", True), ("off", False), ("False", False)]
+)
+def test_log_prompts_spellings(raw: str, value: bool) -> None:
+    assert load(LOG_PROMPTS=raw).log_prompts is value
+
+
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        ({"ENDPOINT_NAME": ""}, "ENDPOINT_NAME is not set"),
+        ({"ENDPOINT_NAME": "has space"}, "ENDPOINT_NAME must be a SageMaker name"),
+        ({"ENDPOINT_NAME": "-leading"}, "ENDPOINT_NAME must be a SageMaker name"),
+        ({"ENDPOINT_NAME": "a" * 64}, "ENDPOINT_NAME must be a SageMaker name"),
+        ({"AWS_REGION": ""}, "AWS_REGION is not set"),
+        ({"AWS_REGION": "US East"}, "AWS_REGION must be a region name"),
+        ({"INFERENCE_COMPONENT_NAME": "bad_name"}, "INFERENCE_COMPONENT_NAME must be"),
+        ({"MAX_NEW_TOKENS_LIMIT": "0"}, "MAX_NEW_TOKENS_LIMIT must be a whole number from 1"),
+        ({"MAX_NEW_TOKENS_LIMIT": "1.5"}, "MAX_NEW_TOKENS_LIMIT must be a whole number"),
+        ({"MAX_NEW_TOKENS_LIMIT": "lots"}, "MAX_NEW_TOKENS_LIMIT must be a whole number"),
+        ({"MAX_BODY_BYTES": "0"}, "MAX_BODY_BYTES must be a whole number from 1 to 6000000"),
+        ({"MAX_BODY_BYTES": "7000000"}, "MAX_BODY_BYTES must be a whole number from 1 to 6000000"),
+        ({"UPSTREAM_READ_TIMEOUT_SECONDS": "0"}, "UPSTREAM_READ_TIMEOUT_SECONDS must be"),
+        ({"UPSTREAM_READ_TIMEOUT_SECONDS": "nan"}, "UPSTREAM_READ_TIMEOUT_SECONDS must be"),
+        ({"UPSTREAM_READ_TIMEOUT_SECONDS": "inf"}, "UPSTREAM_READ_TIMEOUT_SECONDS must be"),
+        ({"UPSTREAM_READ_TIMEOUT_SECONDS": "901"}, "at most 900"),
+        ({"UPSTREAM_CONNECT_TIMEOUT_SECONDS": "-1"}, "UPSTREAM_CONNECT_TIMEOUT_SECONDS must be"),
+        ({"UPSTREAM_CONNECT_TIMEOUT_SECONDS": "soon"}, "UPSTREAM_CONNECT_TIMEOUT_SECONDS must be"),
+        ({"LOG_PROMPTS": "maybe"}, "LOG_PROMPTS must be true or false (got 'maybe')"),
+        ({"PORT": "0"}, "PORT must be a whole number from 1 to 65535"),
+        ({"PORT": "http"}, "PORT must be a whole number from 1 to 65535"),
+        ({"AWS_LWA_PORT": "70000"}, "AWS_LWA_PORT must be a whole number from 1 to 65535"),
+    ],
+)
+def test_each_bad_value_is_named_in_one_line(overrides: dict[str, str], words: str) -> None:
+    assert words in problem({**REQUIRED, **overrides})
+
+
+def test_missing_required_variables() -> None:
+    assert "ENDPOINT_NAME is not set" in problem({"AWS_REGION": "us-east-1"})
+    assert "AWS_REGION is not set" in problem({"ENDPOINT_NAME": "e"})
+
+
+def test_bad_values_are_quoted_safely_on_their_one_line() -> None:
+    assert "'multi\\nline'" in problem({**REQUIRED, "LOG_PROMPTS": "multi\nline"})
+
+
+def _run_sh(environ: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """run.sh as the adapter runs it, with this venv's python first on PATH."""
+    env = {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "HOME": os.environ.get("HOME", "/tmp"),
+        **environ,
+    }
+    return subprocess.run(
+        ["sh", str(RUN_SH)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd="/",
+    )
+
+
+def test_run_sh_without_endpoint_name_exits_2_with_one_line() -> None:
+    result = _run_sh({"AWS_REGION": "us-east-1"})
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("jumpstream-relay: configuration error: ENDPOINT_NAME is not set")
+    assert "Traceback" not in result.stderr
+
+
+def test_run_sh_with_a_bad_number_exits_2_naming_it() -> None:
+    result = _run_sh({**REQUIRED, "MAX_BODY_BYTES": "a lot"})
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert "MAX_BODY_BYTES" in line
+
+
+def test_run_sh_with_a_malformed_endpoint_url_exits_2_with_one_line() -> None:
+    result = _run_sh({**REQUIRED, "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": "not a url"})
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("jumpstream-relay: cannot create the SageMaker client")
