@@ -10,7 +10,7 @@ import pytest
 from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Annotations, Match, Template
 
-from stacks.config import resolve_environment, select_environments
+from stacks.config import NO_FUNCTION_URL_REGIONS, resolve_environment, select_environments
 from stacks.environment import add_environment
 from stacks.errors import ConfigError
 from stacks.nag import enable_nag
@@ -167,3 +167,30 @@ def test_shipped_environments_synthesize_nag_and_lint_clean(tmp_path: Path) -> N
     relay = json.loads((tmp_path / "jumpstream-dev-relay.template.json").read_text())
     assert relay["Resources"]
     assert all(r.get("DeletionPolicy", "Delete") == "Delete" for r in relay["Resources"].values())
+
+
+def test_relay_synthesizes_in_every_region_that_can_host_it() -> None:
+    """Each region JumpStart hosts a model in either gets a relay with that region's adapter
+    layer, or is refused at config time with a sentence that says why."""
+    from stacks.catalog import load_catalog
+
+    falcon = load_catalog().get("huggingface-llm-falcon-7b-instruct-bf16")
+    built, refused = [], []
+    for region in falcon.regions:
+        settings = {"region": region, "model_id": falcon.id}
+        if region.startswith(("cn-", "us-gov-")) or region in NO_FUNCTION_URL_REGIONS:
+            with pytest.raises(ConfigError, match=r"relay\.enabled = false"):
+                resolve_environment("r", settings)
+            refused.append(region)
+            continue
+        config = resolve_environment("r", settings)
+        stack = RelayStack(skip_bundling_app(), f"relay-{region}", config=config)
+        Template.from_stack(stack).has_resource_properties(
+            "AWS::Lambda::Function",
+            {"Layers": [f"arn:aws:lambda:{region}:753240598075:layer:LambdaAdapterLayerArm64:27"]},
+        )
+        built.append(region)
+    assert sorted(refused) == [
+        "cn-north-1", "cn-northwest-1", "il-central-1", "us-gov-east-1", "us-gov-west-1"
+    ]  # fmt: skip
+    assert len(built) == 22
