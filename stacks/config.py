@@ -36,6 +36,7 @@ NO_FUNCTION_URL_REGIONS = frozenset(
 AUTH_TYPES = ("AWS_IAM", "NONE")
 ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 ACCOUNT = re.compile(r"^\d{12}$")
+PRINCIPAL_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:(root|role/\S+|user/\S+)$")
 
 _ENV_KEYS = {
     "region", "account", "model_id", "instance_type", "instance_count", "log_retention_days",
@@ -43,7 +44,7 @@ _ENV_KEYS = {
 }  # fmt: skip
 _RELAY_KEYS = {
     "enabled", "auth", "reserved_concurrency", "max_new_tokens_limit", "cors_allow_origins",
-    "memory_mb",
+    "memory_mb", "invoker_arns",
 }  # fmt: skip
 
 
@@ -57,6 +58,7 @@ class RelayConfig:
     max_new_tokens_limit: int = 1024
     cors_allow_origins: tuple[str, ...] = ()
     memory_mb: int = 512
+    invoker_arns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,6 +126,14 @@ def _relay(raw: Any, where: str) -> RelayConfig:
     origins = raw.get("cors_allow_origins", [])
     if not isinstance(origins, list) or not all(isinstance(o, str) and o for o in origins):
         raise ConfigError(f"{where}.relay.cors_allow_origins must be a list of origins")
+    invokers = raw.get("invoker_arns", [])
+    if not isinstance(invokers, list) or not all(
+        isinstance(a, str) and PRINCIPAL_ARN.match(a) for a in invokers
+    ):
+        raise ConfigError(
+            f"{where}.relay.invoker_arns must be a list of IAM role, user or account-root ARNs "
+            "such as arn:aws:iam::123456789012:role/app"
+        )
     concurrency = raw.get("reserved_concurrency")
     return RelayConfig(
         enabled=enabled,
@@ -138,6 +148,7 @@ def _relay(raw: Any, where: str) -> RelayConfig:
             maximum=32768,
         ),
         cors_allow_origins=tuple(origins),
+        invoker_arns=tuple(invokers),
         memory_mb=_int(
             raw.get("memory_mb", 512), f"{where}.relay.memory_mb", minimum=128, maximum=10240
         ),

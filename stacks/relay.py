@@ -59,7 +59,8 @@ class StreamingRelay(Construct):
     """Function, function URL, log group and a role that may invoke one endpoint and nothing else.
 
     `auth_type` NONE makes the URL public and adds a synth warning; `grant_invoke_url()` gives a
-    caller both permissions a function URL call needs.
+    caller both permissions a function URL call needs, and `invoker_arns` does the same for
+    principals outside this app (as a resource policy on the function).
     """
 
     def __init__(
@@ -75,6 +76,7 @@ class StreamingRelay(Construct):
         auth_type: str = "AWS_IAM",
         cors_allow_origins: tuple[str, ...] = (),
         memory_mb: int = 512,
+        invoker_arns: tuple[str, ...] = (),
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
         inference_component_name: str | None = None,
         code: lambda_.Code | None = None,
@@ -172,6 +174,9 @@ class StreamingRelay(Construct):
             invoke_mode=lambda_.InvokeMode.RESPONSE_STREAM,
             cors=cors,
         )
+
+        for arn in invoker_arns:
+            self.grant_invoke_url(iam.ArnPrincipal(arn))
 
     def grant_invoke_url(self, grantee: iam.IGrantable) -> iam.Grant:
         """lambda:InvokeFunctionUrl and lambda:InvokeFunction (via the URL), as callers need."""

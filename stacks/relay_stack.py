@@ -41,6 +41,7 @@ class RelayStack(cdk.Stack):
             auth_type=relay_config.auth,
             cors_allow_origins=relay_config.cors_allow_origins,
             memory_mb=relay_config.memory_mb,
+            invoker_arns=relay_config.invoker_arns,
             log_retention=retention(config.log_retention_days),
         )
         cdk.CfnOutput(self, "Url", value=self.relay.url.url, description="POST prompts here")

@@ -194,3 +194,24 @@ def test_relay_synthesizes_in_every_region_that_can_host_it() -> None:
         "cn-north-1", "cn-northwest-1", "il-central-1", "us-gov-east-1", "us-gov-west-1"
     ]  # fmt: skip
     assert len(built) == 22
+
+
+def test_invokers_from_config_get_both_permissions_on_the_function() -> None:
+    role = "arn:aws:iam::123456789012:role/app"
+    _, template = relay_template({**BASE, "relay": {"invoker_arns": [role]}})
+    permissions = template.find_resources("AWS::Lambda::Permission")
+    granted = {
+        (p["Properties"]["Action"], p["Properties"]["Principal"]) for p in permissions.values()
+    }
+    assert granted == {("lambda:InvokeFunctionUrl", role), ("lambda:InvokeFunction", role)}
+    for permission in permissions.values():
+        props = permission["Properties"]
+        if props["Action"] == "lambda:InvokeFunctionUrl":
+            assert props["FunctionUrlAuthType"] == "AWS_IAM"
+        else:
+            assert props["InvokedViaFunctionUrl"] is True
+
+
+def test_invoker_arns_must_be_iam_principals() -> None:
+    with pytest.raises(ConfigError, match="invoker_arns must be a list of IAM role"):
+        resolve_environment("t", {**BASE, "relay": {"invoker_arns": ["*"]}})
