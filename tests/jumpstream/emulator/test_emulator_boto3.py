@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -16,24 +15,11 @@ from emulator_harness import (
     parse_sse,
     payload_parts,
     request_id,
-    running_emulator,
-    sagemaker_client,
     stream_record,
     tgi_body,
 )
 
 KANA = re.compile(r"[\u3040-\u30ff]")
-
-
-@pytest.fixture(scope="module")
-def url() -> Iterator[str]:
-    with running_emulator() as base_url:
-        yield base_url
-
-
-@pytest.fixture(scope="module")
-def client(url: str) -> Any:
-    return sagemaker_client(url)
 
 
 def stream(client: Any, inputs: str, **parameters: Any) -> tuple[list[bytes], list[Any]]:

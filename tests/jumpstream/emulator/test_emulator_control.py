@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -30,17 +29,6 @@ from emulator_harness import (
     wait_for_record,
     wait_for_url,
 )
-
-
-@pytest.fixture(scope="module")
-def url() -> Iterator[str]:
-    with running_emulator() as base_url:
-        yield base_url
-
-
-@pytest.fixture(scope="module")
-def client(url: str) -> Any:
-    return sagemaker_client(url)
 
 
 def test_health(url: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -17,24 +16,12 @@ from emulator_harness import (
     parts_until_error,
     payload_parts,
     request_id,
-    running_emulator,
     sagemaker_client,
     stream_record,
     tgi_body,
     wait_for_record,
 )
 from urllib3.exceptions import ReadTimeoutError
-
-
-@pytest.fixture(scope="module")
-def url() -> Iterator[str]:
-    with running_emulator() as base_url:
-        yield base_url
-
-
-@pytest.fixture(scope="module")
-def client(url: str) -> Any:
-    return sagemaker_client(url)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,20 @@
+"""One emulator per test module, started for real on loopback, and a boto3 client for it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from emulator_harness import running_emulator, sagemaker_client
+
+
+@pytest.fixture(scope="module")
+def url() -> Iterator[str]:
+    with running_emulator() as base_url:
+        yield base_url
+
+
+@pytest.fixture(scope="module")
+def client(url: str) -> Any:
+    return sagemaker_client(url)
