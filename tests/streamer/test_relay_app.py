@@ -321,7 +321,7 @@ def test_a_malformed_content_length_is_400(value: bytes) -> None:
         make_app(ScriptedUpstream()), headers=[(b"content-length", value)], chunks=[b"{}"]
     )
     assert status == 400
-    assert json.loads(body)["type"] == "invalid_request"
+    assert json.loads(body)["type"] == "invalid_body"
 
 
 def test_health_answers_without_sagemaker() -> None:

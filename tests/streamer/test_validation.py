@@ -134,7 +134,7 @@ def test_bodies_that_are_not_json_objects(body: bytes, status: int, kind: str, w
 )
 def test_request_shape_errors_are_422(body: dict[str, Any], words: str) -> None:
     error = refusal(body)
-    assert (error.status, error.kind) == (422, "validation")
+    assert (error.status, error.kind) == (422, "invalid_request")
     assert words in error.message
 
 
@@ -198,7 +198,7 @@ _OUT_OF_RANGE = [
 @pytest.mark.parametrize(("name", "value", "words"), _OUT_OF_RANGE)
 def test_parameters_outside_tgis_rules_are_422(name: str, value: Any, words: str) -> None:
     error = refusal(with_parameter(name, value))
-    assert (error.status, error.kind) == (422, "validation")
+    assert (error.status, error.kind) == (422, "invalid_request")
     assert error.message.startswith(f"parameters.{name} must be ")
     assert words in error.message
 

@@ -92,7 +92,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
         if not _CONTENT_LENGTH.fullmatch(declared.strip()):
             raise ApiError(
                 status=400,
-                kind="invalid_request",
+                kind="invalid_body",
                 message="The Content-Length header must be a number of bytes.",
             )
         if int(declared) > limit:
@@ -111,7 +111,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
             record.client_disconnected = True
         raise ApiError(
             status=400,
-            kind="invalid_request",
+            kind="invalid_body",
             message="The client disconnected before sending the whole body.",
         ) from None
     return b"".join(chunks)

@@ -151,7 +151,7 @@ def _invalid_body(message: str) -> ApiError:
 
 
 def _invalid(message: str) -> ApiError:
-    return ApiError(status=422, kind="validation", message=message)
+    return ApiError(status=422, kind="invalid_request", message=message)
 
 
 def _kind(value: object) -> str:
