@@ -1,0 +1,415 @@
+"""The local stack: the SageMaker-runtime emulator and the real relay, started as Lambda would.
+
+Why the real relay, started through ``run.sh``: the point of running locally is to exercise what
+gets deployed, including the script the Web Adapter runs and the way the relay finds SageMaker
+(``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME``, which botocore honours, points it at the emulator). Only
+what AWS would provide differs: the credentials are dummies and the region is fixed.
+
+The emulator picks its own port (it prints the URL it got); the relay cannot, so a free port is
+chosen for it and, should another process take it first, the relay is started again elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType, MappingProxyType
+from typing import Any, Final, TextIO
+from urllib.parse import urlsplit
+
+from jumpstream.procs import Child, ChildExited, LineSink, PrefixedWriter, StartupTimeout
+
+__all__ = [
+    "DEFAULT_MODEL_ID",
+    "ENDPOINT_NAME",
+    "REPO_ROOT",
+    "LocalStack",
+    "PortInUse",
+    "StackConfig",
+    "curl_example",
+    "emulator_command",
+    "emulator_streams",
+    "free_port",
+    "relay_command",
+    "relay_environment",
+    "run_local",
+    "start_stack",
+    "wait_until_healthy",
+]
+
+REPO_ROOT: Final = Path(__file__).resolve().parents[1]
+RELAY_ROOT: Final = REPO_ROOT / "lambda" / "streamer"
+ENDPOINT_NAME: Final = "jumpstream-local"
+DEFAULT_MODEL_ID: Final = "huggingface-llm-mistral-7b-instruct"
+LOOPBACK: Final = "127.0.0.1"
+#: Dummy credentials: the emulator checks no signature, but botocore will not call without some.
+DUMMY_CREDENTIAL: Final = "local"
+
+_LISTENING: Final = re.compile(r"^emulator listening on (http://\S+)$")
+#: Variables the relay reads that must not leak in from the caller's shell: AWS_LWA_PORT would
+#: override PORT, a profile or config file could point botocore elsewhere.
+_SCRUBBED: Final = (
+    "AWS_LWA_PORT",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ENDPOINT_URL",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+    "AWS_USE_FIPS_ENDPOINT",
+    "AWS_USE_DUALSTACK_ENDPOINT",
+    "INFERENCE_COMPONENT_NAME",
+    "HOST",
+)
+_RELAY_PORT_ATTEMPTS: Final = 3
+_HEALTH_POLL_SECONDS: Final = 0.05
+_HEALTH_REQUEST_TIMEOUT_SECONDS: Final = 2.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StackConfig:
+    """How to run the local stack; the defaults are what ``python -m jumpstream local`` does."""
+
+    #: The relay's port; 0 picks a free one.
+    relay_port: int = 8080
+    #: The emulator's port; 0 picks a free one.
+    emulator_port: int = 0
+    model_id: str = DEFAULT_MODEL_ID
+    region: str = "us-east-1"
+    #: The emulator's pace after the first token; 0 sends as fast as possible.
+    tokens_per_second: float = 25.0
+    #: Seconds before the first token; None keeps the emulator's default.
+    first_token_delay: float | None = None
+    #: Forward to this real TGI server instead of the emulator's stand-in model.
+    tgi_url: str | None = None
+    #: More settings for the relay, e.g. ``UPSTREAM_READ_TIMEOUT_SECONDS``; they win.
+    relay_env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: Seconds each child may take to become ready.
+    startup_timeout: float = 30.0
+
+
+def emulator_command(config: StackConfig) -> list[str]:
+    """``python -m jumpstream.emulator`` with the stack's endpoint, model and pace."""
+    command = [
+        sys.executable,
+        "-m",
+        "jumpstream.emulator",
+        "--host",
+        LOOPBACK,
+        "--port",
+        str(config.emulator_port),
+        "--endpoint-name",
+        ENDPOINT_NAME,
+        "--model-id",
+        config.model_id,
+        "--tokens-per-second",
+        repr(float(config.tokens_per_second)),
+    ]
+    if config.first_token_delay is not None:
+        command += ["--first-token-delay", repr(float(config.first_token_delay))]
+    if config.tgi_url is not None:
+        command += ["--tgi-url", config.tgi_url]
+    return command
+
+
+def relay_command() -> list[str]:
+    """Exactly what the Web Adapter runs: the handler script, from the asset root."""
+    return ["sh", str(RELAY_ROOT / "run.sh")]
+
+
+def relay_environment(
+    config: StackConfig,
+    *,
+    emulator_url: str,
+    port: int,
+    base: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The relay's environment: the caller's, scrubbed, plus what Lambda and the stack set.
+
+    The interpreter's own directory goes first on PATH, so ``python`` in run.sh is the one
+    running this code (the project's virtualenv), with the relay's dependencies.
+    """
+    env = {
+        name: value
+        for name, value in (os.environ if base is None else base).items()
+        if name not in _SCRUBBED
+    }
+    interpreter_dir = str(Path(sys.executable).parent)
+    env.update(
+        PATH=os.pathsep.join(part for part in (interpreter_dir, env.get("PATH")) if part),
+        PORT=str(port),
+        ENDPOINT_NAME=ENDPOINT_NAME,
+        MODEL_ID=config.model_id,
+        AWS_REGION=config.region,
+        # botocore 1.44 ignores AWS_REGION when it creates a client; it reads this one.
+        AWS_DEFAULT_REGION=config.region,
+        AWS_ACCESS_KEY_ID=DUMMY_CREDENTIAL,
+        AWS_SECRET_ACCESS_KEY=DUMMY_CREDENTIAL,
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=emulator_url,
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(config.relay_env)
+    return env
+
+
+def _emulator_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        part for part in (str(REPO_ROOT), env.get("PYTHONPATH")) if part
+    )
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A port nobody listens on right now (another process may still take it before we do)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def curl_example(relay_url: str) -> str:
+    """A ready-to-paste command that streams an answer from the relay as server-sent events."""
+    body = '{"inputs": "What is streaming?", "parameters": {"max_new_tokens": 64}}'
+    return f"curl -N -H 'Accept: text/event-stream' -d '{body}' {relay_url}/"
+
+
+def wait_until_healthy(url: str, child: Child, *, timeout: float) -> None:
+    """Poll ``GET /health`` until it answers 200; ChildExited if the child ends meanwhile."""
+    parts = urlsplit(url)
+    deadline = time.monotonic() + timeout
+    while True:
+        returncode = child.poll()
+        if returncode is not None:
+            raise ChildExited(child.name, returncode)
+        if _health_status(parts.hostname or LOOPBACK, parts.port or 80) == 200:
+            return
+        if time.monotonic() >= deadline:
+            raise StartupTimeout(
+                f"the {child.name} did not answer GET /health within {timeout:g} s"
+            )
+        time.sleep(_HEALTH_POLL_SECONDS)
+
+
+def emulator_streams(emulator_url: str, *, timeout: float = 10.0) -> list[dict[str, Any]]:
+    """Every stream the emulator served (``GET /_emulator/streams``), oldest first."""
+    parts = urlsplit(emulator_url)
+    connection = http.client.HTTPConnection(parts.hostname or LOOPBACK, parts.port, timeout=timeout)
+    try:
+        connection.request("GET", "/_emulator/streams")
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+    if response.status != 200:
+        raise RuntimeError(f"the emulator's stream list answered HTTP {response.status}")
+    records = json.loads(body)
+    if not isinstance(records, list):
+        raise RuntimeError("the emulator's stream list is not a JSON list")
+    return records
+
+
+def _health_status(host: str, port: int) -> int | None:
+    connection = http.client.HTTPConnection(host, port, timeout=_HEALTH_REQUEST_TIMEOUT_SECONDS)
+    try:
+        connection.request("GET", "/health")
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        connection.close()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LocalStack:
+    """The two running children and where they listen."""
+
+    emulator: Child
+    relay: Child
+    emulator_url: str
+    relay_url: str
+
+    def children(self) -> tuple[Child, Child]:
+        return (self.relay, self.emulator)
+
+    def check(self) -> None:
+        """Raise ChildExited if either child has ended."""
+        for child in self.children():
+            returncode = child.poll()
+            if returncode is not None:
+                raise ChildExited(child.name, returncode)
+
+    def wait(self, *, poll_seconds: float = 0.2) -> ChildExited:
+        """Block until a child ends (it should not), and say which; Ctrl-C interrupts it."""
+        while True:
+            try:
+                self.check()
+            except ChildExited as exited:
+                return exited
+            time.sleep(poll_seconds)
+
+
+@contextlib.contextmanager
+def start_stack(config: StackConfig, *, sink: LineSink) -> Iterator[LocalStack]:
+    """Start the emulator, then the relay; yield once the relay answers ``GET /health``.
+
+    Both children are stopped when the block ends, however it ends. Raises PortInUse when the
+    relay's port is taken, and ChildExited or StartupTimeout when a child fails to come up.
+    """
+    if config.relay_port:
+        # Before anything starts: a server already there could answer /health for our relay.
+        _check_port_free(config.relay_port)
+    started: list[Child] = []
+    try:
+        emulator = Child(
+            "emulator",
+            emulator_command(config),
+            cwd=REPO_ROOT,
+            env=_emulator_environment(),
+            sink=sink,
+        )
+        started.append(emulator)
+        emulator_url = emulator.wait_for_line(_LISTENING, timeout=config.startup_timeout).group(1)
+        relay, relay_url = _start_relay(config, emulator_url=emulator_url, sink=sink)
+        started.append(relay)
+        yield LocalStack(
+            emulator=emulator, relay=relay, emulator_url=emulator_url, relay_url=relay_url
+        )
+    finally:
+        # The relay first: it is the emulator's client.
+        for child in reversed(started):
+            child.stop()
+
+
+class PortInUse(RuntimeError):
+    """The port asked for is taken: whatever answers there is not our relay."""
+
+
+def _check_port_free(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As uvicorn does: connections of a previous run still in TIME_WAIT do not count.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((LOOPBACK, port))
+        except OSError as error:
+            raise PortInUse(
+                f"port {port} on {LOOPBACK} is in use ({error.strerror}); choose another one"
+            ) from None
+
+
+def _start_relay(config: StackConfig, *, emulator_url: str, sink: LineSink) -> tuple[Child, str]:
+    attempts = 1 if config.relay_port else _RELAY_PORT_ATTEMPTS
+    for attempt in range(1, attempts + 1):
+        port = config.relay_port or free_port()
+        relay = Child(
+            "relay",
+            relay_command(),
+            cwd=RELAY_ROOT,
+            env=relay_environment(config, emulator_url=emulator_url, port=port),
+            sink=sink,
+        )
+        url = f"http://{LOOPBACK}:{port}"
+        try:
+            wait_until_healthy(url, relay, timeout=config.startup_timeout)
+        except ChildExited:
+            relay.stop()
+            # A port picked for us may have been taken in the meantime: try another one.
+            if attempt == attempts:
+                raise
+            continue
+        except BaseException:
+            relay.stop()
+            raise
+        return relay, url
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+class _StopRequested(Exception):
+    """SIGINT or SIGTERM arrived: leave the serving loop and stop the children."""
+
+
+def run_local(config: StackConfig, *, stdout: TextIO, stderr: TextIO) -> int:
+    """``python -m jumpstream local``: serve until Ctrl-C or SIGTERM; return the exit status.
+
+    Both signals get one handler that raises once and ignores repeats, so a second Ctrl-C
+    cannot interrupt the stopping of the children and leave one running.
+    """
+    stopping = False
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            raise _StopRequested(signal.Signals(signum).name)
+
+    previous = {
+        signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        with start_stack(config, sink=PrefixedWriter(stderr)) as stack:
+            _print_ready(stack, config, stdout)
+            exited = stack.wait()
+            stopping = True
+            _say(
+                stderr,
+                f"jumpstream local: the {exited.name} exited unexpectedly with status "
+                f"{exited.returncode}; stopping",
+            )
+            return 1
+    except _StopRequested as request:
+        _say(stderr, f"jumpstream local: {request}, stopped the relay and the emulator")
+        return 0
+    except (ChildExited, StartupTimeout) as error:
+        stopping = True
+        _say(stderr, f"jumpstream local: {error} before it was ready (its output is above)")
+        return 1
+    except PortInUse as error:
+        _say(stderr, f"jumpstream local: {error} with --port")
+        return 1
+    finally:
+        stopping = True
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _print_ready(stack: LocalStack, config: StackConfig, stdout: TextIO) -> None:
+    pace = (
+        "as fast as it can"
+        if config.tokens_per_second <= 0
+        else (f"{config.tokens_per_second:g} tokens/s")
+    )
+    upstream = (
+        f"forwarding to TGI at {config.tgi_url}"
+        if config.tgi_url
+        else (f"stand-in {config.model_id}, {pace}")
+    )
+    lines = [
+        "jumpstream local stack is up:",
+        f"  relay (lambda/streamer/run.sh)  {stack.relay_url}/  (pid {stack.relay.pid})",
+        f"  emulated SageMaker endpoint     {stack.emulator_url}  ({upstream})",
+        "Try:",
+        f"  {curl_example(stack.relay_url)}",
+        "Press Ctrl-C to stop.",
+    ]
+    _say(stdout, "\n".join(lines))
+
+
+def _say(stream: TextIO, line: str) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        stream.write(line + "\n")
+        stream.flush()

@@ -1,0 +1,194 @@
+"""`python -m jumpstream demo` and `local`, run as a person runs them, in a subprocess.
+
+`local` is checked the way its user relies on it: it comes up, it serves, and Ctrl-C or SIGTERM
+leaves no process behind; a child that dies takes it down with a clear line.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import httpx
+import pytest
+
+from jumpstream.demo import DEMO_PROMPT
+from jumpstream.local import REPO_ROOT
+from tests.e2e.support import HANG_GUARD_SECONDS, expected_answer, generate_body
+
+_RELAY_LINE = re.compile(r"relay \(lambda/streamer/run\.sh\)\s+(http://\S+)/\s+\(pid (\d+)\)")
+_READY = "Press Ctrl-C to stop."
+
+
+def jumpstream(*args: str) -> list[str]:
+    return [sys.executable, "-m", "jumpstream", *args]
+
+
+def child_pids(parent: int) -> set[int]:
+    """Processes whose parent is ``parent``, from /proc."""
+    children = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:
+            children.add(int(stat.parent.name))
+    return children
+
+
+def is_running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def gone(pids: set[int]) -> bool:
+    deadline = time.monotonic() + HANG_GUARD_SECONDS
+    while time.monotonic() < deadline:
+        if not any(is_running(pid) for pid in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@dataclass(slots=True)
+class RunningLocal:
+    process: subprocess.Popen[str]
+    lines: queue.Queue[str]
+    relay_url: str
+    relay_pid: int
+    children: set[int]
+
+
+def _pump(stream: IO[str], lines: queue.Queue[str]) -> None:
+    for line in stream:
+        lines.put(line.rstrip("\n"))
+
+
+def _read_until(lines: queue.Queue[str], wanted: str) -> list[str]:
+    seen: list[str] = []
+    deadline = time.monotonic() + HANG_GUARD_SECONDS
+    while not seen or seen[-1] != wanted:
+        seen.append(lines.get(timeout=max(0.0, deadline - time.monotonic())))
+    return seen
+
+
+@pytest.fixture
+def running_local() -> Iterator[RunningLocal]:
+    """`python -m jumpstream local` on free ports, up and serving."""
+    process = subprocess.Popen(
+        jumpstream("local", "--port", "0", "--tokens-per-second", "0"),
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    assert process.stdout is not None
+    threading.Thread(target=_pump, args=(process.stdout, lines), daemon=True).start()
+    try:
+        seen = _read_until(lines, _READY)
+        match = next(m for m in map(_RELAY_LINE.search, seen) if m is not None)
+        yield RunningLocal(
+            process=process,
+            lines=lines,
+            relay_url=match[1],
+            relay_pid=int(match[2]),
+            children=child_pids(process.pid),
+        )
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=HANG_GUARD_SECONDS)
+        assert process.stderr is not None
+        process.stderr.close()
+
+
+def test_demo_streams_an_answer_and_exits_0() -> None:
+    result = subprocess.run(
+        jumpstream("demo"),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    answer = expected_answer(DEMO_PROMPT, {"max_new_tokens": 128})
+    assert answer in result.stdout
+    assert re.search(r"-- first token after \d+\.\d\d s, \d+ tokens in \d+\.\d\d s", result.stdout)
+
+
+def test_demo_fails_with_a_clear_message_when_the_answer_breaks() -> None:
+    result = subprocess.run(
+        jumpstream("demo", "--prompt", "Hi [[fault:stream_broken@2]]", "--tokens-per-second", "0"),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "jumpstream demo failed: the answer broke off" in result.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_local_serves_then_stops_both_children_on_a_signal(
+    running_local: RunningLocal, signum: signal.Signals
+) -> None:
+    assert running_local.relay_pid in running_local.children
+    assert len(running_local.children) == 2  # the relay and the emulator, nothing else
+    with httpx.Client(base_url=running_local.relay_url, timeout=HANG_GUARD_SECONDS) as client:
+        response = client.post("/", json=generate_body("Hello from a test."))
+    assert response.status_code == 200
+    assert response.text == expected_answer("Hello from a test.")
+
+    running_local.process.send_signal(signum)
+    assert running_local.process.wait(timeout=HANG_GUARD_SECONDS) == 0
+    assert gone(running_local.children)
+    assert running_local.process.stderr is not None
+    stderr = running_local.process.stderr.read()
+    assert f"jumpstream local: {signum.name}, stopped the relay and the emulator" in stderr
+    assert "[relay] " in stderr  # the children's output went through, tagged
+
+
+def test_local_exits_1_when_a_child_dies(running_local: RunningLocal) -> None:
+    os.kill(running_local.relay_pid, signal.SIGKILL)
+    assert running_local.process.wait(timeout=HANG_GUARD_SECONDS) == 1
+    assert gone(running_local.children)
+    assert running_local.process.stderr is not None
+    stderr = running_local.process.stderr.read()
+    assert "jumpstream local: the relay exited unexpectedly with status -9; stopping" in stderr
+
+
+def test_local_refuses_a_port_in_use() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            jumpstream("local", "--port", str(port)),
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert f"port {port} on 127.0.0.1 is in use" in result.stderr
+    assert result.stdout == ""

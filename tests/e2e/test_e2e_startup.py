@@ -1,0 +1,106 @@
+"""How the relay starts from run.sh: bad settings end it at once, the endpoint URL is honoured."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+
+from jumpstream.local import (
+    RELAY_ROOT,
+    StackConfig,
+    free_port,
+    relay_command,
+    relay_environment,
+    wait_until_healthy,
+)
+from jumpstream.procs import Child, LineBuffer
+from tests.e2e.support import HANG_GUARD_SECONDS, expected_answer, generate_body
+
+
+def run_relay_until_it_exits(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        relay_command(),
+        cwd=RELAY_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD_SECONDS,
+        check=False,
+    )
+
+
+def base_env() -> dict[str, str]:
+    return relay_environment(StackConfig(), emulator_url="http://127.0.0.1:9", port=free_port())
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"ENDPOINT_NAME": None}, "ENDPOINT_NAME"),
+        ({"ENDPOINT_NAME": "not a valid name!"}, "ENDPOINT_NAME"),
+        ({"AWS_REGION": None}, "AWS_REGION"),
+        ({"PORT": "http"}, "PORT"),
+        ({"MAX_BODY_BYTES": "-1"}, "MAX_BODY_BYTES"),
+        ({"UPSTREAM_READ_TIMEOUT_SECONDS": "0"}, "UPSTREAM_READ_TIMEOUT_SECONDS"),
+    ],
+)
+def test_a_bad_setting_ends_the_relay_with_one_clear_line(
+    change: dict[str, str | None], named: str
+) -> None:
+    env = base_env()
+    for name, value in change.items():
+        if value is None:
+            env.pop(name)
+        else:
+            env[name] = value
+    result = run_relay_until_it_exits(env)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert named in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_the_relay_calls_the_endpoint_url_it_is_given(
+    relay: httpx.Client, emulator: httpx.Client
+) -> None:
+    before = emulator.get("/_emulator/streams").json()
+    response = relay.post("/", json=generate_body("Which endpoint?", max_new_tokens=4))
+    after = emulator.get("/_emulator/streams").json()
+    assert response.text == expected_answer("Which endpoint?", {"max_new_tokens": 4})
+    assert len(after) == len(before) + 1
+    assert after[-1]["state"] == "completed"
+    assert after[-1]["tokens_sent"] == 4
+
+
+@contextmanager
+def relay_pointed_at(endpoint_url: str) -> Iterator[str]:
+    port = free_port()
+    output = LineBuffer()
+    child = Child(
+        "relay",
+        relay_command(),
+        cwd=RELAY_ROOT,
+        env=relay_environment(StackConfig(), emulator_url=endpoint_url, port=port),
+        sink=output,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(url, child, timeout=HANG_GUARD_SECONDS)
+        yield url
+    finally:
+        child.stop()
+
+
+def test_a_relay_pointed_at_nothing_answers_502_and_stays_up() -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    with relay_pointed_at(dead) as url, httpx.Client(base_url=url, timeout=HANG_GUARD_SECONDS) as c:
+        for _ in range(2):
+            response = c.post("/", json=generate_body("Anyone there?"))
+            assert response.status_code == 502
+            assert response.json()["type"] == "upstream_error"
+        assert c.get("/health").status_code == 200

@@ -1,0 +1,146 @@
+"""How the local stack starts its children: the relay's environment and the emulator's command."""
+
+from __future__ import annotations
+
+import io
+import os
+import shlex
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from jumpstream.local import (
+    ENDPOINT_NAME,
+    RELAY_ROOT,
+    PortInUse,
+    StackConfig,
+    curl_example,
+    emulator_command,
+    free_port,
+    relay_command,
+    relay_environment,
+    run_local,
+    start_stack,
+)
+from jumpstream.procs import LineBuffer
+
+EMULATOR_URL = "http://127.0.0.1:41234"
+
+
+def test_relay_environment_is_what_lambda_and_the_brief_set() -> None:
+    config = StackConfig(
+        model_id="huggingface-llm-rinna-3-6b-instruction-ppo-bf16", region="eu-west-1"
+    )
+    env = relay_environment(config, emulator_url=EMULATOR_URL, port=18080, base={"PATH": "/bin"})
+    assert env["PORT"] == "18080"
+    assert env["ENDPOINT_NAME"] == ENDPOINT_NAME == "jumpstream-local"
+    assert env["MODEL_ID"] == "huggingface-llm-rinna-3-6b-instruction-ppo-bf16"
+    assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "eu-west-1"
+    assert env["AWS_ACCESS_KEY_ID"] == env["AWS_SECRET_ACCESS_KEY"] == "local"
+    assert env["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] == EMULATOR_URL
+    # `python` in run.sh must be this interpreter (the project's virtualenv).
+    assert env["PATH"].split(os.pathsep) == [str(Path(sys.executable).parent), "/bin"]
+
+
+def test_relay_environment_drops_what_would_redirect_the_relay() -> None:
+    base = {
+        "PATH": "/bin",
+        "AWS_LWA_PORT": "9999",
+        "AWS_PROFILE": "production",
+        "AWS_SESSION_TOKEN": "real-token",
+        "AWS_ENDPOINT_URL": "https://example.com",
+        "INFERENCE_COMPONENT_NAME": "ic",
+        "HOST": "0.0.0.0",
+        "LANG": "C.UTF-8",
+    }
+    env = relay_environment(StackConfig(), emulator_url=EMULATOR_URL, port=1, base=base)
+    for name in ("AWS_LWA_PORT", "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        assert name not in env
+    assert "INFERENCE_COMPONENT_NAME" not in env
+    assert "HOST" not in env
+    assert env["LANG"] == "C.UTF-8"  # everything else is inherited
+    assert env["AWS_CONFIG_FILE"] == env["AWS_SHARED_CREDENTIALS_FILE"] == os.devnull
+
+
+def test_extra_relay_settings_win() -> None:
+    config = StackConfig(relay_env={"UPSTREAM_READ_TIMEOUT_SECONDS": "2", "PORT": "1"})
+    env = relay_environment(config, emulator_url=EMULATOR_URL, port=2, base={})
+    assert env["UPSTREAM_READ_TIMEOUT_SECONDS"] == "2"
+    assert env["PORT"] == "1"
+
+
+def test_relay_command_is_the_lambda_handler_script() -> None:
+    assert relay_command() == ["sh", str(RELAY_ROOT / "run.sh")]
+    assert (RELAY_ROOT / "run.sh").is_file()
+
+
+def test_emulator_command_carries_the_stack_settings() -> None:
+    config = StackConfig(
+        emulator_port=0,
+        model_id="m",
+        tokens_per_second=0,
+        first_token_delay=0,
+        tgi_url="http://127.0.0.1:3000",
+    )
+    command = emulator_command(config)
+    assert command[:3] == [sys.executable, "-m", "jumpstream.emulator"]
+    options = dict(zip(command[3::2], command[4::2], strict=True))
+    assert options == {
+        "--host": "127.0.0.1",
+        "--port": "0",
+        "--endpoint-name": ENDPOINT_NAME,
+        "--model-id": "m",
+        "--tokens-per-second": "0.0",
+        "--first-token-delay": "0.0",
+        "--tgi-url": "http://127.0.0.1:3000",
+    }
+
+
+def test_emulator_command_leaves_optional_settings_to_the_emulator() -> None:
+    command = emulator_command(StackConfig())
+    assert "--first-token-delay" not in command
+    assert "--tgi-url" not in command
+
+
+def test_curl_example_is_a_valid_shell_line_that_asks_for_sse() -> None:
+    words = shlex.split(curl_example("http://127.0.0.1:8080"))
+    assert words[:4] == ["curl", "-N", "-H", "Accept: text/event-stream"]
+    assert words[4] == "-d"
+    assert words[5].startswith('{"inputs": ')
+    assert words[-1] == "http://127.0.0.1:8080/"
+
+
+def test_free_port_can_be_bound() -> None:
+    port = free_port()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", port))
+
+
+def test_a_taken_relay_port_is_refused_before_anything_starts() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        output = LineBuffer()
+        with (
+            pytest.raises(PortInUse, match=f"port {port} on 127.0.0.1 is in use"),
+            start_stack(StackConfig(relay_port=port), sink=output),
+        ):
+            pass
+    assert output.lines() == []  # the emulator was never started
+
+
+def test_run_local_reports_a_taken_port_and_exits_1() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        stdout, stderr = io.StringIO(), io.StringIO()
+        assert run_local(StackConfig(relay_port=port), stdout=stdout, stderr=stderr) == 1
+    assert stdout.getvalue() == ""
+    assert stderr.getvalue() == (
+        f"jumpstream local: port {port} on 127.0.0.1 is in use (Address already in use); "
+        "choose another one with --port\n"
+    )

@@ -1,0 +1,214 @@
+"""`ask`'s SigV4 signing for a function URL, checked against an independent implementation.
+
+botocore verifies nothing offline, so the signature is recomputed here from AWS's published
+algorithm (canonical request, string to sign, derived key) using only hashlib and hmac, from the
+headers `sign` produced. Any header that is changed after signing, or not signed, shows up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import re
+from urllib.parse import urlsplit
+
+import pytest
+from botocore.credentials import ReadOnlyCredentials
+
+from jumpstream.ask import AskOptions, prepare_request, request_body, run_ask
+from jumpstream.http_stream import PreparedRequest
+from jumpstream.signing import canonical_host, region_from_url, sign
+
+CREDENTIALS = ReadOnlyCredentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", None)
+SESSION = ReadOnlyCredentials("ASIAEXAMPLE", "secret/with+chars", "session-token-value")
+URL = "https://abcdefghij0123456789abcdefghij01.lambda-url.eu-west-1.on.aws/"
+_AUTHORIZATION = re.compile(
+    r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})/(?P<region>[a-z0-9-]+)/"
+    r"(?P<service>[a-z]+)/aws4_request, SignedHeaders=(?P<signed>[a-z0-9;-]+), "
+    r"Signature=(?P<signature>[0-9a-f]{64})"
+)
+
+
+def lower(headers: dict[str, str]) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
+
+
+def expected_signature(request: PreparedRequest, secret: str, signed: list[str]) -> str:
+    """SigV4 from the AWS General Reference, written out step by step."""
+    headers = lower(dict(request.headers))
+    amz_date = headers["x-amz-date"]
+    date, region, service = _scope(headers["authorization"])
+    parts = urlsplit(request.url)
+    canonical_headers = "".join(f"{name}:{' '.join(headers[name].split())}\n" for name in signed)
+    canonical_request = "\n".join(
+        [
+            request.method,
+            parts.path or "/",
+            parts.query,
+            canonical_headers,
+            ";".join(signed),
+            hashlib.sha256(request.body).hexdigest(),
+        ]
+    )
+    scope = f"{date}/{region}/{service}/aws4_request"
+    string_to_sign = "\n".join(
+        [
+            "AWS4-HMAC-SHA256",
+            amz_date,
+            scope,
+            hashlib.sha256(canonical_request.encode()).hexdigest(),
+        ]
+    )
+    key = ("AWS4" + secret).encode()
+    for part in (date, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+def _scope(authorization: str) -> tuple[str, str, str]:
+    match = _AUTHORIZATION.fullmatch(authorization)
+    assert match is not None, authorization
+    return match["date"], match["region"], match["service"]
+
+
+def unsigned(body: bytes = b'{"inputs": "hi"}', url: str = URL) -> PreparedRequest:
+    return PreparedRequest(
+        method="POST",
+        url=url,
+        headers={
+            "Content-Type": "application/json",
+            "Accept": "text/plain",
+            "User-Agent": "t",
+        },
+        body=body,
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "region"),
+    [
+        (URL, "eu-west-1"),
+        ("https://abc.lambda-url.us-gov-west-1.on.aws/", "us-gov-west-1"),
+        ("https://ABC.LAMBDA-URL.AP-SOUTHEAST-2.ON.AWS", "ap-southeast-2"),
+        ("http://127.0.0.1:8080/", None),
+        ("https://example.com/", None),
+        ("https://abc.lambda-url.eu-west-1.on.aws.evil.example/", None),
+        ("https://lambda-url.eu-west-1.on.aws/", None),
+    ],
+)
+def test_region_comes_from_a_function_url_host_only(url: str, region: str | None) -> None:
+    assert region_from_url(url) == region
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("https://h.example/", "h.example"),
+        ("https://h.example:443/", "h.example"),
+        ("https://h.example:8443/", "h.example:8443"),
+        ("http://127.0.0.1:80/", "127.0.0.1"),
+        ("http://127.0.0.1:8080/", "127.0.0.1:8080"),
+        ("http://[::1]:8080/", "[::1]:8080"),
+    ],
+)
+def test_canonical_host_drops_only_the_default_port(url: str, host: str) -> None:
+    assert canonical_host(url) == host
+
+
+def test_signature_matches_an_independent_sigv4_computation() -> None:
+    signed_request = sign(unsigned(), credentials=CREDENTIALS, region="eu-west-1")
+    headers = lower(dict(signed_request.headers))
+    match = _AUTHORIZATION.fullmatch(headers["authorization"])
+    assert match is not None
+    assert match["key"] == "AKIDEXAMPLE"
+    assert match["region"] == "eu-west-1"
+    assert match["service"] == "lambda"
+    assert headers["x-amz-date"].startswith(match["date"])
+    signed = match["signed"].split(";")
+    assert signed == sorted(signed)
+    assert match["signature"] == expected_signature(signed_request, CREDENTIALS.secret_key, signed)
+
+
+def test_body_hash_header_is_sent_and_signed() -> None:
+    body = request_body("日本語の質問", max_new_tokens=5)
+    signed_request = sign(unsigned(body), credentials=CREDENTIALS, region="eu-west-1")
+    headers = lower(dict(signed_request.headers))
+    assert headers["x-amz-content-sha256"] == hashlib.sha256(body).hexdigest()
+    signed = _AUTHORIZATION.fullmatch(headers["authorization"])["signed"].split(";")  # type: ignore[index]
+    assert {"host", "x-amz-content-sha256", "x-amz-date", "content-type", "accept"} <= set(signed)
+    assert "user-agent" not in signed
+    assert signed_request.body == body
+
+
+def test_a_different_body_gives_a_different_signature() -> None:
+    first = sign(unsigned(b'{"inputs": "a"}'), credentials=CREDENTIALS, region="eu-west-1")
+    tampered = PreparedRequest(
+        method=first.method, url=first.url, headers=first.headers, body=b'{"inputs": "b"}'
+    )
+    headers = lower(dict(first.headers))
+    signed = _AUTHORIZATION.fullmatch(headers["authorization"])["signed"].split(";")  # type: ignore[index]
+    assert headers["authorization"].endswith(
+        expected_signature(first, CREDENTIALS.secret_key, signed)
+    )
+    assert not headers["authorization"].endswith(
+        expected_signature(tampered, CREDENTIALS.secret_key, signed)
+    )
+
+
+def test_session_token_is_sent_and_signed() -> None:
+    signed_request = sign(unsigned(), credentials=SESSION, region="us-east-1")
+    headers = lower(dict(signed_request.headers))
+    assert headers["x-amz-security-token"] == "session-token-value"
+    signed = _AUTHORIZATION.fullmatch(headers["authorization"])["signed"].split(";")  # type: ignore[index]
+    assert "x-amz-security-token" in signed
+    assert headers["authorization"].endswith(
+        expected_signature(signed_request, SESSION.secret_key, signed)
+    )
+
+
+def test_host_header_sent_is_the_one_signed() -> None:
+    url = "http://127.0.0.1:8080/"
+    signed_request = sign(unsigned(url=url), credentials=CREDENTIALS, region="us-east-1")
+    assert lower(dict(signed_request.headers))["host"] == "127.0.0.1:8080"
+
+
+def test_prepare_request_signs_with_the_region_in_the_url() -> None:
+    options = AskOptions(url=URL, prompt="hi", output_format="sse", max_new_tokens=7)
+    request = prepare_request(options, credentials_loader=lambda: CREDENTIALS)
+    headers = lower(dict(request.headers))
+    assert _scope(headers["authorization"])[1:] == ("eu-west-1", "lambda")
+    assert headers["accept"] == "text/event-stream"
+    assert request.body == b'{"inputs": "hi", "parameters": {"max_new_tokens": 7}}'
+
+
+def test_prepare_request_region_option_wins_over_the_url() -> None:
+    options = AskOptions(url=URL, prompt="hi", region="ap-northeast-1")
+    request = prepare_request(options, credentials_loader=lambda: CREDENTIALS)
+    assert _scope(lower(dict(request.headers))["authorization"])[1] == "ap-northeast-1"
+
+
+def test_no_sign_sends_no_aws_headers() -> None:
+    options = AskOptions(url="http://127.0.0.1:1/", prompt="hi", sign=False)
+    headers = lower(dict(prepare_request(options, credentials_loader=_never).headers))
+    assert not any(name.startswith("x-amz") or name == "authorization" for name in headers)
+
+
+def _never() -> ReadOnlyCredentials | None:
+    raise AssertionError("credentials must not be looked up with --no-sign")
+
+
+@pytest.mark.parametrize(
+    ("options", "loader", "message"),
+    [
+        (AskOptions(url="https://example.com/", prompt="hi"), lambda: CREDENTIALS, "--region"),
+        (AskOptions(url=URL, prompt="hi"), lambda: None, "no AWS credentials"),
+    ],
+)
+def test_ask_explains_why_it_cannot_sign(options: AskOptions, loader: object, message: str) -> None:
+    stdout, stderr = io.StringIO(), io.StringIO()
+    status = run_ask(options, stdout=stdout, stderr=stderr, credentials_loader=loader)  # type: ignore[arg-type]
+    assert status == 1
+    assert stdout.getvalue() == ""
+    assert message in stderr.getvalue()
+    assert stderr.getvalue().count("\n") == 1
