@@ -29,6 +29,16 @@ SHORT_READ_TIMEOUT_SECONDS: Final = 2
 EOS_TEXTS: Final = ("</s>", "<|endoftext|>")
 
 
+#: A prompt in English, so the stand-in model answers in English.
+PROMPT = "Tell me why streaming matters."
+#: The relay's three output formats, by the Accept value that asks for each.
+FORMATS = {
+    "text": "text/plain",
+    "sse": "text/event-stream",
+    "ndjson": "application/x-ndjson",
+}
+
+
 def fast_config(**relay_env: str) -> StackConfig:
     """The local stack on free ports with the model as fast as it can go."""
     return StackConfig(

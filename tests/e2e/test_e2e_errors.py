@@ -16,7 +16,9 @@ import pytest
 
 from jumpstream.local import LocalStack
 from tests.e2e.support import (
+    FORMATS,
     HANG_GUARD_SECONDS,
+    PROMPT,
     expected_tokens,
     generate_body,
     parse_ndjson,
@@ -25,12 +27,6 @@ from tests.e2e.support import (
     wait_for_new_stream,
 )
 
-PROMPT = "Tell me why streaming matters."
-FORMATS = {
-    "text": "text/plain",
-    "sse": "text/event-stream",
-    "ndjson": "application/x-ndjson",
-}
 #: (directive, status, type). Faults inside the stream at token 0 come before any text too.
 BEFORE_TEXT = [
     ("[[fault:throttling]]", 503, "throttled"),

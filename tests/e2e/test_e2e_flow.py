@@ -14,7 +14,9 @@ import pytest
 
 from jumpstream.local import LocalStack
 from tests.e2e.support import (
+    FORMATS,
     HANG_GUARD_SECONDS,
+    PROMPT,
     expected_answer,
     expected_tokens,
     generate_body,
@@ -24,12 +26,6 @@ from tests.e2e.support import (
     wait_for_new_stream,
 )
 
-PROMPT = "Tell me why streaming matters."
-FORMATS = {
-    "text": "text/plain",
-    "sse": "text/event-stream",
-    "ndjson": "application/x-ndjson",
-}
 #: The first piece must arrive while the upstream holds; this long is the hang guard for it.
 FIRST_PIECE_GUARD_SECONDS = 10.0
 
