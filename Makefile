@@ -4,7 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CDK := node_modules/.bin/cdk
 ENV ?= dev
-CDK_FLAGS := -c env=$(ENV) --no-notices
+# Extra CDK context for synth/deploy/destroy, e.g. CONTEXT="-c model_id=... -c region=eu-west-1".
+CONTEXT ?=
+CDK_FLAGS := -c env=$(ENV) $(CONTEXT) --no-notices
 
 # The CDK app runs as `python3 app.py` (cdk.json): put the project's venv first.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)

@@ -19,7 +19,7 @@ import jsii
 
 LAMBDA_PYTHON = "3.14"
 PLATFORMS = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
-# Not needed at run time: byte-code caches are rebuilt by Lambda, tests don't ship.
+# Not shipped: byte code compiled here would be for this machine's Python, not Lambda's 3.14.
 _SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "tests", ".pytest_cache")
 
 

@@ -34,7 +34,9 @@ NO_FUNCTION_URL_REGIONS = frozenset(
 )  # fmt: skip
 
 AUTH_TYPES = ("AWS_IAM", "NONE")
-ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+# The name ends up in `jumpstream-<name>`, a SageMaker endpoint name: letters and digits joined by
+# single hyphens, so no trailing or doubled '-'.
+ENV_NAME = re.compile(r"^[a-z](?:-?[a-z0-9]){0,19}$")
 ACCOUNT = re.compile(r"^\d{12}$")
 PRINCIPAL_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:(root|role/\S+|user/\S+)$")
 
@@ -109,6 +111,23 @@ def _check_keys(raw: Mapping[str, Any], allowed: set[str], where: str) -> None:
         )
 
 
+def relay_unavailable_reason(region: str) -> str | None:
+    """Why the streaming relay cannot run in `region`, or None where it can."""
+    if region.startswith("cn-") or region in NO_FUNCTION_URL_REGIONS:
+        return f"Lambda function URLs are not offered in {region}"
+    if region.startswith("us-gov-"):
+        return (
+            f"the AWS Lambda Web Adapter layer the relay runs on is not published in GovCloud "
+            f"({region})"
+        )
+    return None
+
+
+def model_max_new_tokens(model: Model) -> int:
+    """TGI refuses prompt + max_new_tokens above MAX_TOTAL_TOKENS; a prompt has one token."""
+    return int(model.environment["MAX_TOTAL_TOKENS"]) - 1
+
+
 def _relay(raw: Any, where: str) -> RelayConfig:
     if raw is None:
         return RelayConfig()
@@ -135,6 +154,16 @@ def _relay(raw: Any, where: str) -> RelayConfig:
             "such as arn:aws:iam::123456789012:role/app"
         )
     concurrency = raw.get("reserved_concurrency")
+    if auth == "NONE" and concurrency is None:
+        raise ConfigError(
+            f'{where}.relay: a public URL (auth = "NONE") needs reserved_concurrency, the only '
+            "limit on how many strangers can keep the GPU endpoint busy at once"
+        )
+    if auth == "NONE" and invokers:
+        raise ConfigError(
+            f"{where}.relay: invoker_arns grant IAM access, which a public URL "
+            '(auth = "NONE") does not check; drop one or the other'
+        )
     return RelayConfig(
         enabled=enabled,
         auth=auth,
@@ -166,7 +195,8 @@ def resolve_environment(
     where = f"environment {name!r}"
     if not ENV_NAME.match(name):
         raise ConfigError(
-            f"{where}: names are 1-20 lowercase letters, digits or '-', starting with a letter"
+            f"{where}: names are 1-20 lowercase letters and digits, starting with a letter, "
+            "with single '-' between them"
         )
     _check_keys(raw, _ENV_KEYS, where)
     settings = {**raw, **{k: v for k, v in (overrides or {}).items() if v is not None}}
@@ -206,17 +236,19 @@ def resolve_environment(
     ):
         raise ConfigError(f"{where}: tags must be a table of strings")
     relay = _relay(settings.get("relay"), where)
-    if relay.enabled and region in NO_FUNCTION_URL_REGIONS:
-        raise ConfigError(
-            f"{where}: Lambda function URLs are not offered in {region}, so the streaming relay "
-            "cannot be deployed there; set relay.enabled = false to deploy the endpoint alone, "
-            "or pick another region"
-        )
-    if relay.enabled and region.startswith("us-gov-"):
-        raise ConfigError(
-            f"{where}: the AWS Lambda Web Adapter layer the relay runs on is not published in "
-            f"GovCloud ({region}); set relay.enabled = false to deploy the endpoint alone"
-        )
+    if relay.enabled:
+        problem = relay_unavailable_reason(region)
+        if problem:
+            raise ConfigError(
+                f"{where}: {problem}; set relay.enabled = false to deploy the endpoint alone"
+            )
+        most = model_max_new_tokens(model)
+        if relay.max_new_tokens_limit > most:
+            raise ConfigError(
+                f"{where}: relay.max_new_tokens_limit {relay.max_new_tokens_limit} is more than "
+                f"{model.id} can generate (MAX_TOTAL_TOKENS {most + 1} minus at least one prompt "
+                f"token); use at most {most}"
+            )
     return EnvironmentConfig(
         name=name,
         region=region,

@@ -17,6 +17,14 @@ from stacks.errors import ConfigError
 from stacks.nag import acknowledge
 
 VARIANT_NAME = "AllTraffic"
+# Regions where JumpStart hosts the models but CloudFormation's registry has no
+# AWS::SageMaker::Model / EndpointConfig / Endpoint (cfn-lint E3006, CDK's own F3006).
+CLOUDFORMATION_LACKS_SAGEMAKER = frozenset({"us-gov-east-1"})
+
+
+def endpoint_arn(region: str, account: str, endpoint_name: str) -> str:
+    """An endpoint's ARN; SageMaker writes the name in lower case there."""
+    return f"arn:{partition(region)}:sagemaker:{region}:{account}:endpoint/{endpoint_name.lower()}"
 
 
 class JumpStartEndpoint(Construct):
@@ -125,9 +133,13 @@ class JumpStartEndpoint(Construct):
         )
         self.endpoint.node.add_dependency(self.log_group)
 
-        self.endpoint_arn = (
-            f"arn:{part}:sagemaker:{region}:{account}:endpoint/{endpoint_name.lower()}"
-        )
+        self.endpoint_arn = endpoint_arn(region, account, endpoint_name)
+        if region in CLOUDFORMATION_LACKS_SAGEMAKER:
+            cdk.Annotations.of(self).add_warning_v2(
+                "jumpstream:NoSageMakerInCloudFormation",
+                f"CloudFormation does not offer the SageMaker resource types in {region} yet: "
+                "this template synthesizes, but `cdk deploy` will fail there until it does.",
+            )
 
     def _grant_execution(self, *, model: Model, region: str, account: str, part: str) -> iam.Policy:
         """Exactly what SageMaker does with the execution role for this endpoint, and no more.
@@ -145,81 +157,84 @@ class JumpStartEndpoint(Construct):
             f"{self.endpoint_name}"
         )
         key = model.artifact_key
-        statements = [
-            iam.PolicyStatement(
-                sid="ReadModelArtifact",
-                actions=["s3:GetObject"],
-                resources=[
-                    f"{bucket_arn}/{key}*" if model.artifact_is_prefix else f"{bucket_arn}/{key}"
-                ],
-            ),
-            iam.PolicyStatement(
-                sid="PullTgiImage",
-                actions=[
-                    "ecr:BatchCheckLayerAvailability",
-                    "ecr:BatchGetImage",
-                    "ecr:GetDownloadUrlForLayer",
-                ],
-                resources=[
-                    f"arn:{part}:ecr:{region}:{model.registry.account(region)}:"
-                    f"repository/{model.registry.repository}"
-                ],
-            ),
-            iam.PolicyStatement(
-                # ecr:GetAuthorizationToken has no resource-level permissions: "*" is the only
-                # resource IAM accepts for it. The token alone reads nothing; the statement
-                # above limits what it can pull.
-                sid="EcrLogin",
-                actions=["ecr:GetAuthorizationToken"],
-                resources=["*"],
-            ),
-            iam.PolicyStatement(
-                sid="WriteEndpointLogs",
-                actions=["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
-                resources=[log_group_arn, f"{log_group_arn}:log-stream:*"],
-            ),
-            iam.PolicyStatement(
-                # PutMetricData has no resource-level permissions either; the namespace
-                # condition keeps it to SageMaker's endpoint metrics.
-                sid="PutEndpointMetrics",
-                actions=["cloudwatch:PutMetricData"],
-                resources=["*"],
-                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/Endpoints*"}},
-            ),
-        ]
-        if model.artifact_is_prefix:
-            statements.append(
+        policy = iam.Policy(self, "ExecutionPolicy")
+        policy.attach_to_role(self.role)
+        # cdk-nag finding id -> why the wildcard in it is as narrow as IAM allows.
+        wildcards: dict[str, list[str]] = {}
+
+        def allow(
+            sid: str,
+            actions: list[str],
+            resources: list[str],
+            conditions: dict[str, object] | None = None,
+            *,
+            wildcard_reason: str | None = None,
+        ) -> None:
+            policy.add_statements(
                 iam.PolicyStatement(
-                    sid="ListModelArtifact",
-                    actions=["s3:ListBucket"],
-                    resources=[bucket_arn],
-                    conditions={"StringLike": {"s3:prefix": [f"{key}*"]}},
+                    sid=sid, actions=actions, resources=resources, conditions=conditions
                 )
             )
-        policy = iam.Policy(self, "ExecutionPolicy", statements=statements)
-        policy.attach_to_role(self.role)
-        artifact = statements[0].resources[0]
-        shown_account = "<AWS::AccountId>" if cdk.Token.is_unresolved(account) else account
-        stream_arn = f"{log_group_arn}:log-stream:*".replace(account, shown_account)
-        for resource, reason in (
-            (
-                artifact,
-                "Read-only access to the objects under this model's own artifact prefix "
-                "in JumpStart's public bucket; SageMaker lists and downloads every file of it.",
+            for resource in resources:
+                if "*" in resource:
+                    assert wildcard_reason, f"{sid}: a wildcard needs a reason"
+                    shown = resource.replace(account, "<AWS::AccountId>")
+                    wildcards.setdefault(f"AwsSolutions-IAM5[Resource::{shown}]", []).append(
+                        wildcard_reason
+                    )
+
+        if model.artifact_is_prefix:
+            allow(
+                "ReadModelArtifact",
+                ["s3:GetObject"],
+                [f"{bucket_arn}/{key}*"],
+                wildcard_reason=(
+                    "Read-only access to the objects under this model's own artifact prefix in "
+                    "JumpStart's public bucket: SageMaker downloads every file of it."
+                ),
+            )
+            allow(
+                "ListModelArtifact",
+                ["s3:ListBucket"],
+                [bucket_arn],
+                {"StringLike": {"s3:prefix": [f"{key}*"]}},
+            )
+        else:
+            allow("ReadModelArtifact", ["s3:GetObject"], [f"{bucket_arn}/{key}"])
+        allow(
+            "PullTgiImage",
+            ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+            [f"arn:{part}:ecr:{region}:{model.registry.account(region)}:repository/"
+             f"{model.registry.repository}"],
+        )  # fmt: skip
+        allow(
+            "EcrLogin",
+            ["ecr:GetAuthorizationToken"],
+            ["*"],
+            wildcard_reason=(
+                "ecr:GetAuthorizationToken supports no resource ARN; the token alone reads "
+                "nothing, and the PullTgiImage statement limits pulls to the TGI repository."
             ),
-            (
-                "*",
-                "ecr:GetAuthorizationToken and cloudwatch:PutMetricData support no resource "
-                "ARNs; image pulls are limited to the TGI repository and metrics to SageMaker's "
-                "endpoint namespace by a condition.",
+        )
+        allow(
+            "WriteEndpointLogs",
+            ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+            [log_group_arn, f"{log_group_arn}:log-stream:*"],
+            wildcard_reason=(
+                "SageMaker names a log stream per instance when it starts; the streams are "
+                "limited to this endpoint's own log group."
             ),
-            (
-                stream_arn,
-                "Log streams are created by SageMaker with generated names, one per "
-                "instance, inside this endpoint's own log group only.",
+        )
+        allow(
+            "PutEndpointMetrics",
+            ["cloudwatch:PutMetricData"],
+            ["*"],
+            {"StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/Endpoints"}},
+            wildcard_reason=(
+                "cloudwatch:PutMetricData supports no resource ARN; a condition limits it to "
+                "SageMaker's endpoint metrics namespace."
             ),
-        ):
-            if resource == artifact and not model.artifact_is_prefix:
-                continue
-            acknowledge(policy, f"AwsSolutions-IAM5[Resource::{resource}]", reason)
+        )
+        for finding, reasons in wildcards.items():
+            acknowledge(policy, finding, " ".join(reasons))
         return policy

@@ -18,7 +18,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from stacks.bundling import bundled_code
-from stacks.catalog import partition
+from stacks.config import relay_unavailable_reason
 from stacks.errors import ConfigError
 
 STREAMER_SOURCE = Path(__file__).resolve().parent.parent / "lambda" / "streamer"
@@ -37,11 +37,6 @@ UPSTREAM_READ_TIMEOUT_SECONDS = 60
 
 
 def lwa_layer_arn(region: str, architecture: lambda_.Architecture) -> str:
-    if partition(region) != "aws":
-        raise ConfigError(
-            f"the AWS Lambda Web Adapter layer is not published in {region}'s partition; "
-            "deploy the endpoint alone there (relay.enabled = false)"
-        )
     # jsii hands back a new Architecture object each time: compare names, not identities.
     arm = architecture.name == lambda_.Architecture.ARM_64.name
     name = "LambdaAdapterLayerArm64" if arm else "LambdaAdapterLayerX86"
@@ -83,6 +78,9 @@ class StreamingRelay(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         region = cdk.Stack.of(self).region
+        problem = relay_unavailable_reason(region)
+        if problem:
+            raise ConfigError(f"the streaming relay cannot be deployed: {problem}")
         architecture = lambda_.Architecture.ARM_64
         timeout = function_timeout_seconds(max_new_tokens_limit)
 
@@ -118,7 +116,6 @@ class StreamingRelay(Construct):
             "AWS_LAMBDA_EXEC_WRAPPER": "/opt/bootstrap",
             "AWS_LWA_INVOKE_MODE": "response_stream",
             "AWS_LWA_PORT": "8080",
-            "PORT": "8080",
             "AWS_LWA_READINESS_CHECK_PATH": "/health",
             # The relay's own settings (lambda/streamer/streamer/settings.py).
             "ENDPOINT_NAME": endpoint_name,
@@ -136,7 +133,7 @@ class StreamingRelay(Construct):
             runtime=lambda_.Runtime.PYTHON_3_14,
             architecture=architecture,
             handler="run.sh",
-            code=code or bundled_code(STREAMER_SOURCE, architecture="arm64"),
+            code=code or bundled_code(STREAMER_SOURCE, architecture=architecture.name),
             layers=[
                 lambda_.LayerVersion.from_layer_version_arn(
                     self, "WebAdapter", lwa_layer_arn(region, architecture)

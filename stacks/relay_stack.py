@@ -6,8 +6,8 @@ from __future__ import annotations
 import aws_cdk as cdk
 from constructs import Construct
 
-from stacks.catalog import partition
 from stacks.config import EnvironmentConfig
+from stacks.endpoint import endpoint_arn
 from stacks.relay import StreamingRelay
 from stacks.retention import retention
 
@@ -25,16 +25,12 @@ class RelayStack(cdk.Stack):
         )
         # The endpoint's name is fixed per environment, so its ARN is known here without a
         # cross-stack export (exports would pin the endpoint stack's outputs forever).
-        endpoint_arn = (
-            f"arn:{partition(config.region)}:sagemaker:{config.region}:{self.account}:"
-            f"endpoint/{config.endpoint_name}"
-        )
         relay_config = config.relay
         self.relay = StreamingRelay(
             self,
             "Relay",
             endpoint_name=config.endpoint_name,
-            endpoint_arn=endpoint_arn,
+            endpoint_arn=endpoint_arn(config.region, self.account, config.endpoint_name),
             model_id=config.model.id,
             max_new_tokens_limit=relay_config.max_new_tokens_limit,
             reserved_concurrency=relay_config.reserved_concurrency,

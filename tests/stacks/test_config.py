@@ -115,8 +115,10 @@ def test_a_relay_can_be_turned_off_where_function_urls_do_not_exist() -> None:
 
 
 def test_bad_environment_names_and_files(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="names are 1-20 lowercase"):
-        resolve_environment("Dev_1", BASE)
+    for bad in ("Dev_1", "dev-", "a--b", "1dev", "a" * 21):
+        with pytest.raises(ConfigError, match="names are 1-20 lowercase"):
+            resolve_environment(bad, BASE)
+    assert resolve_environment("eu-2", BASE).endpoint_name == "jumpstream-eu-2"
     with pytest.raises(ConfigError, match="declare at least one"):
         select_environments({}, write(tmp_path, "environments = {}\n"))
     with pytest.raises(ConfigError, match=r"environments\.toml: "):
@@ -139,7 +141,7 @@ def cdk(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     )  # fmt: skip
 
 
-def test_cli_synth_works_offline_without_credentials(tmp_path: Path) -> None:
+def test_cli_synth_works_without_aws_credentials(tmp_path: Path) -> None:
     result = cdk("synth", "-c", "env=dev", "--quiet", "--output", str(tmp_path))
     assert result.returncode == 0, result.stderr
     names = sorted(p.name for p in tmp_path.glob("*.template.json"))

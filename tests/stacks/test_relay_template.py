@@ -41,14 +41,14 @@ def test_function_runs_the_web_adapter_on_python_314_arm64() -> None:
             "Architectures": ["arm64"],
             "Handler": "run.sh",
             "Layers": ["arn:aws:lambda:eu-west-1:753240598075:layer:LambdaAdapterLayerArm64:27"],
-            "Timeout": function_timeout_seconds(2048),
+            "Timeout": 265,  # 60 s to start and prefill + 2048 tokens at 10 tokens/s
             "Environment": {
                 "Variables": Match.object_like(
                     {
                         "AWS_LAMBDA_EXEC_WRAPPER": "/opt/bootstrap",
                         "AWS_LWA_INVOKE_MODE": "response_stream",
                         "AWS_LWA_READINESS_CHECK_PATH": "/health",
-                        "PORT": "8080",
+                        "AWS_LWA_PORT": "8080",
                         "ENDPOINT_NAME": "jumpstream-t",
                         "MODEL_ID": "huggingface-llm-mistral-7b-instruct",
                         "MAX_NEW_TOKENS_LIMIT": "2048",
@@ -59,10 +59,11 @@ def test_function_runs_the_web_adapter_on_python_314_arm64() -> None:
     )
 
 
-def test_timeout_covers_the_longest_answer_within_lambda_limits() -> None:
-    assert function_timeout_seconds(1024) >= 1024 / 10
-    assert function_timeout_seconds(2048) > function_timeout_seconds(1024)
-    assert function_timeout_seconds(32768) == 900
+def test_timeout_covers_the_longest_answer_any_model_allows() -> None:
+    assert function_timeout_seconds(1024) == 163
+    # Mistral's MAX_TOTAL_TOKENS leaves at most 8191 new tokens: still inside Lambda's 900 s.
+    assert function_timeout_seconds(8191) == 880
+    assert function_timeout_seconds(100_000) == 900
 
 
 def test_url_streams_and_requires_iam_by_default() -> None:
@@ -75,7 +76,7 @@ def test_url_streams_and_requires_iam_by_default() -> None:
 
 
 def test_a_public_url_must_be_chosen_and_is_warned_about() -> None:
-    stack, template = relay_template({**BASE, "relay": {"auth": "NONE"}})
+    stack, template = relay_template({**BASE, "relay": {"auth": "NONE", "reserved_concurrency": 3}})
     template.has_resource_properties("AWS::Lambda::Url", {"AuthType": "NONE"})
     Annotations.from_stack(stack).has_warning("*", Match.string_like_regexp("is PUBLIC"))
 
@@ -146,7 +147,7 @@ def test_grant_invoke_url_gives_both_permissions_a_caller_needs() -> None:
 def test_the_construct_itself_refuses_a_partition_without_the_adapter_layer() -> None:
     app = skip_bundling_app()
     stack = cdk.Stack(app, "gov", env=cdk.Environment(region="us-gov-west-1"))
-    with pytest.raises(ConfigError, match="Lambda Web Adapter layer is not published"):
+    with pytest.raises(ConfigError, match=r"Lambda Web Adapter layer .* not published"):
         StreamingRelay(stack, "Relay", endpoint_name="e", endpoint_arn="arn", model_id="m")
 
 
@@ -215,3 +216,67 @@ def test_invokers_from_config_get_both_permissions_on_the_function() -> None:
 def test_invoker_arns_must_be_iam_principals() -> None:
     with pytest.raises(ConfigError, match="invoker_arns must be a list of IAM role"):
         resolve_environment("t", {**BASE, "relay": {"invoker_arns": ["*"]}})
+
+
+@pytest.mark.parametrize(
+    ("relay", "message"),
+    [
+        ({"auth": "NONE"}, "a public URL .* needs reserved_concurrency"),
+        (
+            {"auth": "NONE", "reserved_concurrency": 2, "invoker_arns": ["arn:aws:iam::1:root"]},
+            "invoker_arns must be a list",
+        ),
+        (
+            {
+                "auth": "NONE",
+                "reserved_concurrency": 2,
+                "invoker_arns": ["arn:aws:iam::123456789012:role/app"],
+            },
+            "a public URL .* does not check",
+        ),
+        ({"max_new_tokens_limit": 8192}, "more than huggingface-llm-mistral-7b-instruct can"),
+    ],
+)
+def test_relay_settings_that_cannot_work_are_refused(relay: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        resolve_environment("t", {**BASE, "relay": relay})
+
+
+def test_falcon_limits_new_tokens_to_its_smaller_context() -> None:
+    falcon = {"region": "eu-west-1", "model_id": "huggingface-llm-falcon-7b-bf16"}
+    assert resolve_environment("t", {**falcon, "relay": {"max_new_tokens_limit": 2047}})
+    with pytest.raises(ConfigError, match="use at most 2047"):
+        resolve_environment("t", {**falcon, "relay": {"max_new_tokens_limit": 2048}})
+
+
+def test_the_construct_refuses_regions_without_function_urls() -> None:
+    stack = cdk.Stack(skip_bundling_app(), "s", env=cdk.Environment(region="ap-south-2"))
+    with pytest.raises(ConfigError, match="function URLs are not offered in ap-south-2"):
+        StreamingRelay(stack, "Relay", endpoint_name="e", endpoint_arn="arn", model_id="m")
+
+
+def test_environment_wiring_tags_both_stacks_and_orders_them() -> None:
+    app = skip_bundling_app()
+    (prod,) = select_environments({"env": "prod"})
+    endpoint, relay = add_environment(app, prod)
+    assert relay.dependencies == [endpoint]
+    for stack in (endpoint, relay):
+        template = Template.from_stack(stack)
+        for resource in template.to_json()["Resources"].values():
+            assert resource.get("UpdateReplacePolicy", "Delete") == "Delete"
+            assert resource.get("DeletionPolicy", "Delete") == "Delete"
+        tagged = template.find_resources("AWS::Lambda::Function") or template.find_resources(
+            "AWS::SageMaker::Endpoint"
+        )
+        (resource,) = tagged.values()
+        assert {"Key": "environment", "Value": "prod"} in resource["Properties"]["Tags"]
+    endpoint_template = Template.from_stack(endpoint)
+    endpoint_template.has_resource_properties(
+        "AWS::SageMaker::EndpointConfig",
+        {"ProductionVariants": [Match.object_like({"InitialInstanceCount": 2})]},
+    )
+    # Both stacks name the same endpoint ARN: the output and the relay's permission.
+    arn = json.dumps(endpoint_template.to_json()["Outputs"]["EndpointArn"]["Value"])
+    (policy,) = Template.from_stack(relay).find_resources("AWS::IAM::Policy").values()
+    statement = policy["Properties"]["PolicyDocument"]["Statement"][0]
+    assert json.dumps(statement["Resource"]) == arn
