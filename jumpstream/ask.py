@@ -23,6 +23,7 @@ from jumpstream.reading import (
     Finished,
     ReaderError,
     TextChunk,
+    read_answer,
     reader_for,
 )
 from jumpstream.signing import load_credentials, region_from_url, sign
@@ -174,11 +175,7 @@ def _stream_answer(
     reader = reader_for(output_format)
     ended_with_newline = True
     outcome: Finished | Failed | None = None
-    for chunk in reply.chunks():
-        for event in reader.feed(chunk):
-            ended_with_newline = _show(event, stdout, ended_with_newline)
-            outcome = outcome or _outcome(event)
-    for event in reader.close():
+    for event in read_answer(reply.chunks(), reader):
         ended_with_newline = _show(event, stdout, ended_with_newline)
         outcome = outcome or _outcome(event)
     if not ended_with_newline and stdout.isatty():

@@ -21,7 +21,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final, TextIO
@@ -37,7 +37,16 @@ from jumpstream.local import (
     start_stack,
 )
 from jumpstream.procs import ChildExited, LineBuffer, StartupTimeout
-from jumpstream.reading import ACCEPT, FORMATS, Failed, Finished, ReaderError, TextChunk, reader_for
+from jumpstream.reading import (
+    ACCEPT,
+    FORMATS,
+    Failed,
+    Finished,
+    ReaderError,
+    TextChunk,
+    read_answer,
+    reader_for,
+)
 
 __all__ = [
     "BenchFailed",
@@ -187,20 +196,15 @@ def measure_request(stack: LocalStack, *, output_format: str, size: int) -> Requ
             if reply.status != 200:
                 message = describe_error(reply.status, reply.reason, reply.read_error_body())
                 raise BenchFailed(f"{output_format}, {size} tokens: {message}")
-            for chunk in reply.chunks():
-                body_bytes += len(chunk)
-                for event in reader.feed(chunk):
-                    if isinstance(event, TextChunk):
-                        if first_token is None:
-                            first_token = time.perf_counter()
-                        text_chars += len(event.text)
-                    elif outcome is None:
-                        outcome = event
-            for event in reader.close():
+            sizes: list[int] = []
+            for event in read_answer(_counted(reply.chunks(), sizes), reader):
                 if isinstance(event, TextChunk):
+                    if first_token is None:
+                        first_token = time.perf_counter()
                     text_chars += len(event.text)
                 elif outcome is None:
                     outcome = event
+            body_bytes = sum(sizes)
     except (TransportError, ReaderError) as error:
         raise BenchFailed(f"{output_format}, {size} tokens: {error}") from error
     finished = time.perf_counter()
@@ -442,3 +446,10 @@ def _write_json(
 def _say(stream: TextIO, line: str) -> None:
     stream.write(line + "\n")
     stream.flush()
+
+
+def _counted(chunks: Iterable[bytes], sizes: list[int]) -> Iterator[bytes]:
+    """The chunks, passed on unchanged, with each one's size noted in `sizes`."""
+    for chunk in chunks:
+        sizes.append(len(chunk))
+        yield chunk

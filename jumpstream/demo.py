@@ -21,7 +21,14 @@ from jumpstream.local import (
     start_stack,
 )
 from jumpstream.procs import ChildExited, LineBuffer, PrefixedWriter, StartupTimeout
-from jumpstream.reading import ACCEPT, Failed, PlainTextReader, ReaderError, TextChunk
+from jumpstream.reading import (
+    ACCEPT,
+    Failed,
+    PlainTextReader,
+    ReaderError,
+    TextChunk,
+    read_answer,
+)
 
 __all__ = ["DEMO_PROMPT", "DemoOptions", "DemoResult", "run_demo"]
 
@@ -109,12 +116,9 @@ def _ask(relay_url: str, options: DemoOptions, *, stdout: TextIO) -> DemoResult:
             if reply.status != 200:
                 body = reply.read_error_body()
                 raise DemoFailed(describe_error(reply.status, reply.reason, body, reply.headers))
-            for chunk in reply.chunks():
-                for event in reader.feed(chunk):
-                    if first_token is None and isinstance(event, TextChunk):
-                        first_token = time.perf_counter()
-                    _show(event, stdout)
-            for event in reader.close():
+            for event in read_answer(reply.chunks(), reader):
+                if first_token is None and isinstance(event, TextChunk):
+                    first_token = time.perf_counter()
                 _show(event, stdout)
     except TransportError as error:
         raise DemoFailed(str(error)) from error

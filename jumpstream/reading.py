@@ -17,6 +17,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -32,6 +33,7 @@ __all__ = [
     "ReaderError",
     "SseReader",
     "TextChunk",
+    "read_answer",
     "reader_for",
 ]
 
@@ -82,6 +84,13 @@ class AnswerReader(Protocol):
     def feed(self, data: bytes) -> list[AnswerEvent]: ...
 
     def close(self) -> list[AnswerEvent]: ...
+
+
+def read_answer(chunks: Iterable[bytes], reader: AnswerReader) -> Iterator[AnswerEvent]:
+    """Every event of one answer body, as its chunks arrive, then what `close` flushes."""
+    for chunk in chunks:
+        yield from reader.feed(chunk)
+    yield from reader.close()
 
 
 def reader_for(output_format: str) -> AnswerReader:
