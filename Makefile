@@ -8,7 +8,7 @@ ENV ?= dev
 CONTEXT ?=
 CDK_FLAGS := -c env=$(ENV) $(CONTEXT) --no-notices
 
-# The CDK app runs as `python3 app.py` (cdk.json): put the project's venv first.
+# The project's venv first on PATH, for every tool the targets run.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # Node 20 is what these machines have; jsii warns about it on every call otherwise.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
