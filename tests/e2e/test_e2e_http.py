@@ -7,10 +7,13 @@ refusal must be the JSON error shape.
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
+import select
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -18,9 +21,16 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from jumpstream.local import LocalStack
-from tests.e2e.support import HANG_GUARD_SECONDS, generate_body
+from tests.e2e.support import (
+    HANG_GUARD_SECONDS,
+    expected_tokens,
+    generate_body,
+    parse_sse,
+)
 
 MAX_BODY_BYTES = 1024 * 1024  # the relay's default
+#: Longer than uvicorn's default keep-alive (5 s), which the relay must not use.
+IDLE_SECONDS = 6.0
 _DIRECTIVE = re.compile(rb"\[\[\s*(fault|hold|split|keepalive|nospace|crlf|length)")
 
 
@@ -104,6 +114,50 @@ def test_a_body_just_under_the_limit_is_read(relay: httpx.Client) -> None:
     response = relay.post("/", content=body)
     assert_error(response, 422, "validation")
     assert "Input validation error" in response.json()["error"]
+
+
+def test_the_largest_valid_prompt_gets_its_last_token_and_done(relay: httpx.Client) -> None:
+    """A prompt filling the body, truncated by TGI to what the model takes: the final event
+    (SageMaker's TGI repeats the prompt in it by default) must not break the end of the answer."""
+    parameters = {"truncate": 500, "max_new_tokens": 20}
+    shell = len(json.dumps(generate_body("", **parameters)))
+    prompt = "Why stream? " * ((MAX_BODY_BYTES - shell) // 12)
+    prompt += "x" * (MAX_BODY_BYTES - shell - len(prompt))
+    body = json.dumps(generate_body(prompt, **parameters)).encode()
+    assert len(body) == MAX_BODY_BYTES
+    response = relay.post("/", content=body, headers={"accept": "text/event-stream"})
+    assert response.status_code == 200, response.text
+    events = parse_sse(response.content)
+    texts = [data["text"] for name, data in events if name == "token"]
+    assert texts == expected_tokens(prompt, parameters)
+    assert events[-1] == ("done", {"finish_reason": "length", "generated_tokens": 20})
+
+
+def test_an_idle_connection_outlives_uvicorns_default_keep_alive(stack: LocalStack) -> None:
+    """The Web Adapter reuses its connection to the relay between invocations; a relay that
+    closed it after uvicorn's default 5 s would race the adapter's next request on it."""
+    address = urlsplit(stack.relay_url)
+    connection = http.client.HTTPConnection(
+        address.hostname or "127.0.0.1", address.port, timeout=HANG_GUARD_SECONDS
+    )
+    try:
+        connection.request("GET", "/health")
+        first = connection.getresponse()
+        first.read()
+        assert first.status == 200
+        assert connection.sock is not None
+        # Nothing arrives on an open idle connection; a server closing it makes the socket
+        # readable (end of file) at once.
+        readable, _, _ = select.select([connection.sock], [], [], IDLE_SECONDS)
+        assert readable == [], "the relay closed an idle connection"
+        used = connection.sock
+        connection.request("GET", "/health")
+        second = connection.getresponse()
+        second.read()
+        assert second.status == 200
+        assert connection.sock is used
+    finally:
+        connection.close()
 
 
 def test_not_json_is_400(relay: httpx.Client) -> None:

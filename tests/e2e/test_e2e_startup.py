@@ -38,18 +38,26 @@ def base_env() -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    ("change", "named"),
+    ("change", "line_start"),
     [
-        ({"ENDPOINT_NAME": None}, "ENDPOINT_NAME"),
-        ({"ENDPOINT_NAME": "not a valid name!"}, "ENDPOINT_NAME"),
-        ({"AWS_REGION": None}, "AWS_REGION"),
-        ({"PORT": "http"}, "PORT"),
-        ({"MAX_BODY_BYTES": "-1"}, "MAX_BODY_BYTES"),
-        ({"UPSTREAM_READ_TIMEOUT_SECONDS": "0"}, "UPSTREAM_READ_TIMEOUT_SECONDS"),
+        ({"ENDPOINT_NAME": None}, "configuration error: ENDPOINT_NAME is not set"),
+        ({"ENDPOINT_NAME": "not a valid name!"}, "configuration error: ENDPOINT_NAME must be"),
+        ({"AWS_REGION": None}, "configuration error: AWS_REGION is not set"),
+        ({"PORT": "http"}, "configuration error: PORT must be"),
+        ({"MAX_BODY_BYTES": "-1"}, "configuration error: MAX_BODY_BYTES must be"),
+        ({"MAX_BODY_BYTES": "a lot"}, "configuration error: MAX_BODY_BYTES must be"),
+        (
+            {"UPSTREAM_READ_TIMEOUT_SECONDS": "0"},
+            "configuration error: UPSTREAM_READ_TIMEOUT_SECONDS must be",
+        ),
+        (
+            {"AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": "not a url"},
+            "cannot create the SageMaker client: Invalid endpoint: not a url",
+        ),
     ],
 )
 def test_a_bad_setting_ends_the_relay_with_one_clear_line(
-    change: dict[str, str | None], named: str
+    change: dict[str, str | None], line_start: str
 ) -> None:
     env = base_env()
     for name, value in change.items():
@@ -58,10 +66,11 @@ def test_a_bad_setting_ends_the_relay_with_one_clear_line(
         else:
             env[name] = value
     result = run_relay_until_it_exits(env)
-    assert result.returncode != 0
-    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
-    assert named in lines[0]
+    assert lines[0].startswith(f"jumpstream-relay: {line_start}"), lines[0]
     assert "Traceback" not in result.stderr
 
 

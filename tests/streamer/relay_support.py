@@ -12,6 +12,7 @@ import json
 import socket
 import struct
 import threading
+import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -96,17 +97,25 @@ Step = bytes | BaseException
 
 
 class ScriptedStream:
-    """Yields the script's bytes and raises its exceptions, in order; remembers being closed."""
+    """Yields the script's bytes and raises its exceptions, in order; remembers being closed and
+    whether it was read to its end (the StopIteration that lets urllib3 reuse a connection)."""
 
     def __init__(self, script: Iterable[Step]) -> None:
         self._script: Iterator[Step] = iter(list(script))
         self.closed = threading.Event()
+        self.exhausted = threading.Event()
+        self.reads = 0
 
     def __iter__(self) -> ScriptedStream:
         return self
 
     def __next__(self) -> bytes:
-        step = next(self._script)
+        self.reads += 1
+        try:
+            step = next(self._script)
+        except StopIteration:
+            self.exhausted.set()
+            raise
         if isinstance(step, BaseException):
             raise step
         return step
@@ -173,6 +182,24 @@ class GatedUpstream:
         return self.stream
 
 
+class SlowToAnswerUpstream:
+    """An endpoint that takes until `release` to answer the opening call, like a model whose
+    queue is full; then it streams the script. `opening` is set once the call has begun."""
+
+    def __init__(self, script: Iterable[Step]) -> None:
+        self._script = list(script)
+        self.opening = threading.Event()
+        self.release = threading.Event()
+        self.streams: list[ScriptedStream] = []
+
+    def open(self, body: bytes) -> ScriptedStream:
+        self.opening.set()
+        self.release.wait(HANG_GUARD_SECONDS)
+        stream = ScriptedStream(self._script)
+        self.streams.append(stream)
+        return stream
+
+
 # --- Building the app ---------------------------------------------------------------------------
 
 
@@ -180,6 +207,14 @@ def settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {"endpoint_name": "test-endpoint", "region": "us-east-1"}
     values.update(overrides)
     return Settings(**values)
+
+
+def lambda_context(*, seconds_left: float, request_id: str = "req-1") -> dict[str, str]:
+    """The header the Web Adapter forwards, with a deadline `seconds_left` from now (epoch ms)."""
+    deadline_ms = int((time.time() + seconds_left) * 1000)
+    return {
+        "x-amzn-lambda-context": json.dumps({"request_id": request_id, "deadline": deadline_ms})
+    }
 
 
 @dataclass
@@ -341,6 +376,8 @@ class EventStreamServer:
     def __init__(self) -> None:
         self.reply: Reply = []
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        # The client's (host, port) of each request: the same port means a reused connection.
+        self.peers: list[tuple[str, int]] = []
         self.finished = threading.Event()
         outer = self
 
@@ -354,6 +391,7 @@ class EventStreamServer:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
                 outer.requests.append((self.path, dict(self.headers.items()), body))
+                outer.peers.append(self.client_address)
                 try:
                     outer._answer(self)
                 except OSError:

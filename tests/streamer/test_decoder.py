@@ -8,7 +8,6 @@ tests do, and hypothesis checks that any split of a generated stream gives the s
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
 from collections.abc import Iterable, Sequence
@@ -765,17 +764,6 @@ def test_feed_after_a_protocol_error_is_an_error() -> None:
 def test_max_line_bytes_must_be_positive(limit: int) -> None:
     with pytest.raises(ValueError, match="max_line_bytes"):
         StreamDecoder(max_line_bytes=limit)
-
-
-def test_events_are_frozen_keyword_only_values() -> None:
-    token = Token(text="a", special=False)
-    assert (token.id, token.index) == (None, None)
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        token.text = "b"  # type: ignore[misc]
-    with pytest.raises(TypeError):
-        Token("a", False)  # type: ignore[misc]
-    for event in (token, SPEC_ERROR, FINAL_EVENTS[1]):
-        assert not hasattr(event, "__dict__")
 
 
 # --- properties -------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from typing import Any
 
@@ -21,6 +22,7 @@ from relay_support import (
     final_event,
     make_app,
     serving,
+    settings,
     token_event,
     wait_for,
 )
@@ -82,6 +84,32 @@ _BEFORE_TEXT = [
         None,
     ),
     (client_error("ModelError", "Received server error (500)"), 502, "model_error", None),
+    (
+        client_error(
+            "ModelError",
+            "Received client error (422) from primary",
+            OriginalStatusCode=422,
+            OriginalMessage=json.dumps(
+                {"error": "Input validation error: `top_k` must be strictly positive"}
+            ),
+        ),
+        422,
+        "validation",
+        None,
+    ),
+    (
+        client_error(
+            "ModelError",
+            "Received client error (429) from primary",
+            OriginalStatusCode=429,
+            OriginalMessage=json.dumps(
+                {"error": "Model is overloaded", "error_type": "overloaded"}
+            ),
+        ),
+        503,
+        "overloaded",
+        RETRY_AFTER_BUSY_SECONDS,
+    ),
     (client_error("InternalFailure", "oops"), 502, "upstream_error", None),
 ]
 
@@ -99,10 +127,6 @@ def test_sagemaker_refusals_map_to_statuses(
     )
     assert "123456789012" not in response.text
     assert response.headers["x-request-id"]
-
-
-def test_no_capacity_waits_longer_than_busy() -> None:
-    assert RETRY_AFTER_NO_CAPACITY_SECONDS > RETRY_AFTER_BUSY_SECONDS
 
 
 _IN_STREAM_BEFORE_TEXT = [
@@ -182,10 +206,34 @@ def test_the_upstream_gets_tgis_streaming_body() -> None:
                 "temperature": 0.2,
                 "stop": ["\n"],
                 "max_new_tokens": 100,
+                "return_full_text": False,
             },
             "stream": True,
         }
     ]
+
+
+def test_the_largest_prompt_gets_its_whole_answer() -> None:
+    """A valid prompt as large as the body limit, answered by a TGI that repeats the prompt in
+    its final event (return_full_text set by the caller): the last token and `done` arrive."""
+    body_limit = settings().max_body_bytes
+    shell = json.dumps({"inputs": "", "parameters": {"return_full_text": True}})
+    prompt = "p" * (body_limit - len(shell))
+    script = [
+        token_event("ok"),
+        final_event("!", generated_text=prompt + "ok!", special=False, generated_tokens=2),
+    ]
+    upstream = ScriptedUpstream(script)
+    app = make_app(upstream)
+    body = {"inputs": prompt, "parameters": {"return_full_text": True}}
+    assert len(json.dumps(body)) == body_limit
+    response = call(app, json_body=body, headers={"accept": "application/x-ndjson"})
+    assert [json.loads(line) for line in response.text.splitlines()] == [
+        {"event": "token", "text": "ok"},
+        {"event": "token", "text": "!"},
+        {"event": "done", "finish_reason": "eos_token", "generated_tokens": 2},
+    ]
+    assert upstream.bodies[0]["parameters"]["return_full_text"] is True
 
 
 def test_invalid_requests_never_reach_the_upstream() -> None:
@@ -198,12 +246,40 @@ def test_invalid_requests_never_reach_the_upstream() -> None:
 
 
 def test_every_upstream_stream_is_closed() -> None:
-    upstream = ScriptedUpstream([*answer_events(["a"]), token_event("never read")])
+    upstream = ScriptedUpstream([*answer_events(["a"]), token_event("never shown")])
     app = make_app(upstream)
     call(app, json_body=PROMPT)
     call(app, json_body=PROMPT, headers={"accept": "text/event-stream"})
     assert len(upstream.streams) == 2
     assert all(stream.closed.is_set() for stream in upstream.streams)
+
+
+def test_a_complete_answers_stream_is_read_to_its_end_before_it_is_closed() -> None:
+    """So urllib3 puts the connection back in its pool for the next request."""
+    upstream = ScriptedUpstream([*answer_events(["a"]), b"\n"])
+    response = call(make_app(upstream), json_body=PROMPT)
+    assert response.text == "a"
+    (stream,) = upstream.streams
+    assert stream.exhausted.is_set()
+    assert stream.closed.is_set()
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        [token_event("a"), error_event("Request failed during generation", "generation"), b"x"],
+        [token_event("a"), b"data: {not json}\n\n", b"x"],
+        [token_event("a"), RuntimeError("bug"), b"x"],
+    ],
+)
+def test_a_failed_answers_stream_is_closed_without_reading_on(script: list[Any]) -> None:
+    upstream = ScriptedUpstream(script)
+    response = call(make_app(upstream), json_body=PROMPT)
+    assert response.status_code == 200
+    (stream,) = upstream.streams
+    assert stream.closed.is_set()
+    assert stream.reads == 2
+    assert not stream.exhausted.is_set()
 
 
 # --- Accept, size limits, routes ---------------------------------------------------------------
@@ -360,8 +436,9 @@ def test_other_paths_are_404(path: str) -> None:
 
 
 def test_the_lambda_request_id_comes_first() -> None:
+    deadline_ms = int((time.time() + 600) * 1000)
     headers = {
-        "x-amzn-lambda-context": json.dumps({"request_id": "lambda-123", "deadline": 1}),
+        "x-amzn-lambda-context": json.dumps({"request_id": "lambda-123", "deadline": deadline_ms}),
         "x-amzn-request-context": json.dumps({"requestId": "url-456"}),
     }
     response = call(
@@ -478,7 +555,7 @@ def test_one_log_line_per_request_with_what_happened() -> None:
     assert line["request_id"] == "req-1"
     assert (line["method"], line["path"], line["status"]) == ("POST", "/", 200)
     assert line["format"] == "text/event-stream"
-    assert line["tokens_sent"] == 2
+    assert line["tokens"] == 2
     assert line["generated_tokens"] == 3
     assert line["finish_reason"] == "eos_token"
     assert line["time_to_first_token_ms"] >= 0
@@ -559,7 +636,7 @@ def test_a_client_that_leaves_mid_answer_closes_the_upstream() -> None:
     assert [m["body"] for m in sent if m["type"] == "http.response.body"] == [b"first"]
     (line,) = log.request_lines()
     assert line["client_disconnected"] is True
-    assert line["tokens_sent"] == 1
+    assert line["tokens"] == 1
 
 
 def test_a_send_that_fails_because_the_client_left_is_not_an_error() -> None:

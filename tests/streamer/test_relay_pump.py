@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import json
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -16,13 +18,40 @@ from relay_support import (
 )
 from streamer.decoder import StreamError
 from streamer.model_text import MarkerRewriter, PassThrough
-from streamer.relay import Ended, Failed, Piece, RelayPump, Text, tgi_error
+from streamer.relay import (
+    DRAIN_MAX_BYTES,
+    Ended,
+    Failed,
+    Piece,
+    RelayPump,
+    Text,
+    max_line_bytes_for,
+    tgi_error,
+)
+from streamer.settings import Settings
 from streamer.upstream import UpstreamError
+
+# What the relay derives from its default settings.
+DEFAULTS = Settings(endpoint_name="e", region="us-east-1")
+LINE_LIMIT = max_line_bytes_for(
+    max_body_bytes=DEFAULTS.max_body_bytes, max_new_tokens_limit=DEFAULTS.max_new_tokens_limit
+)
+
+
+def pump_of(stream: ScriptedStream, *, max_line_bytes: int = LINE_LIMIT) -> RelayPump:
+    return RelayPump(stream, transform=PassThrough(), max_line_bytes=max_line_bytes)
+
+
+def pull_all(pump: RelayPump) -> list[Piece]:
+    pieces: list[Piece] = []
+    while not pump.finished:
+        pieces.extend(pump.pull())
+    return pieces
 
 
 def drain(script: list[bytes | BaseException], *, rinna: bool = False) -> list[Piece]:
     transform = MarkerRewriter("<NL>", "\n") if rinna else PassThrough()
-    pump = RelayPump(ScriptedStream(script), transform=transform)
+    pump = RelayPump(ScriptedStream(script), transform=transform, max_line_bytes=LINE_LIMIT)
     pieces: list[Piece] = []
     for _ in range(len(script) + 2):
         pieces.extend(pump.pull())
@@ -188,14 +217,80 @@ def test_a_protocol_error_in_the_last_unterminated_line_is_an_upstream_error() -
     assert failure.error.kind == "upstream_error"
 
 
-def test_nothing_is_read_after_the_end() -> None:
+def test_pull_reads_nothing_after_the_end_and_drain_reads_the_rest() -> None:
+    """Bytes after the final event are not the answer; reading them only frees the connection."""
     stream = ScriptedStream([*answer_events(["a"]), token_event("after the end")])
-    pump = RelayPump(stream, transform=PassThrough())
-    pieces: list[Piece] = []
-    while not pump.finished:
-        pieces.extend(pump.pull())
-    assert texts(pieces) == "a"
-    assert next(stream) == token_event("after the end")
+    pump = pump_of(stream)
+    assert texts(pull_all(pump)) == "a"
+    assert pump.ended
+    assert pump.pull() == []
+    assert not stream.exhausted.is_set()
+    assert pump.drain() is True
+    assert stream.exhausted.is_set()
+
+
+def test_a_complete_answer_whose_stream_just_ends_drains_at_once() -> None:
+    stream = ScriptedStream(answer_events(["a", "b"]))
+    pump = pump_of(stream)
+    pull_all(pump)
+    assert pump.drain() is True
+    assert stream.exhausted.is_set()
+
+
+def test_drain_reads_a_bounded_amount() -> None:
+    chunk = b":" + b" " * 1023 + b"\n"  # keep-alive comments that never end
+    endless = [chunk] * (2 * DRAIN_MAX_BYTES // len(chunk))
+    stream = ScriptedStream([*answer_events(["a"]), *endless])
+    pump = pump_of(stream)
+    pull_all(pump)
+    assert pump.drain() is False
+    assert not stream.exhausted.is_set()
+    assert stream.reads < len(answer_events(["a"])) + len(endless)
+
+
+def test_drain_stops_at_an_upstream_error() -> None:
+    error = UpstreamError(kind="upstream_error", status=502, message="broken")
+    stream = ScriptedStream([*answer_events(["a"]), error, token_event("unreachable")])
+    pump = pump_of(stream)
+    pull_all(pump)
+    assert pump.drain() is False
+    assert next(stream) == token_event("unreachable")
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        [token_event("cut"), UpstreamError(kind="upstream_error", status=502, message="m.")],
+        [token_event("cut"), error_event("Model is overloaded", "overloaded"), b"more"],
+        [token_event("cut"), b"data: {broken}\n\n", b"more"],
+    ],
+)
+def test_a_failed_answer_is_never_drained(script: list[bytes | BaseException]) -> None:
+    stream = ScriptedStream(script)
+    pump = pump_of(stream)
+    pieces = pull_all(pump)
+    assert isinstance(pieces[-1], Failed)
+    assert not pump.ended
+    reads = stream.reads
+    assert pump.drain() is False
+    assert stream.reads == reads
+
+
+def test_an_unfinished_answer_is_never_drained() -> None:
+    stream = ScriptedStream([token_event("one"), token_event("two")])
+    pump = pump_of(stream)
+    pump.pull()
+    assert pump.drain() is False
+    assert stream.reads == 1
+
+
+def test_a_closed_stream_is_not_drained() -> None:
+    stream = ScriptedStream([*answer_events(["a"]), b"rest"])
+    pump = pump_of(stream)
+    pull_all(pump)
+    pump.close()
+    assert pump.drain() is False
+    assert not stream.exhausted.is_set()
 
 
 def test_close_closes_the_stream_once() -> None:
@@ -205,14 +300,59 @@ def test_close_closes_the_stream_once() -> None:
         def close(self) -> None:
             closes.append(None)
 
-    pump = RelayPump(CountingStream([]), transform=PassThrough())
+    pump = pump_of(CountingStream([]))
     pump.close()
     pump.close()
     assert len(closes) == 1
 
 
-def test_tokens_received_counts_special_ones_too() -> None:
-    pump = RelayPump(ScriptedStream(answer_events(["a", "b"])), transform=PassThrough())
-    while not pump.finished:
-        pump.pull()
-    assert pump.tokens_received == 3
+# --- The longest line: a final event that repeats a large prompt ---------------------------------
+
+
+def final_event_repeating(prompt: str, answer: list[str]) -> list[bytes]:
+    """TGI with return_full_text: the final generated_text is the prompt, then the answer."""
+    events = [token_event(text) for text in answer]
+    events.append(final_event("</s>", generated_text=prompt + "".join(answer)))
+    return events
+
+
+def final_line(generated_text_json: str) -> bytes:
+    """TGI's final event with its generated_text already written as JSON."""
+    return (
+        'data: {"index": 3, "token": {"id": 2, "text": "</s>", "logprob": -0.1, "special": true},'
+        f' "generated_text": {generated_text_json},'
+        ' "details": {"finish_reason": "eos_token", "generated_tokens": 3, "seed": null}}\n\n'
+    ).encode()
+
+
+def every_character_escaped(text: str) -> str:
+    return '"' + "".join(f"\\u{ord(character):04x}" for character in text) + '"'
+
+
+@pytest.mark.parametrize("escape", [json.dumps, every_character_escaped])
+def test_the_final_event_of_the_largest_prompt_still_ends_the_answer(
+    escape: Callable[[str], str],
+) -> None:
+    """With return_full_text (SageMaker's default) TGI repeats the prompt in the final event. The
+    largest body the relay takes carries a prompt of nearly as many bytes, and an upstream that
+    writes each character as a `\\uXXXX` escape makes that line six times as long: the answer
+    must still end, not fail at a fixed limit (it was 1 MiB)."""
+    prompt = "x" * (DEFAULTS.max_body_bytes - len(json.dumps({"inputs": ""})))
+    final = final_line(escape(prompt + "ok!"))
+    assert len(final) > 1024 * 1024
+    stream = ScriptedStream([token_event("ok"), token_event("!"), final])
+    assert pull_all(pump_of(stream)) == [
+        Text(text="ok"),
+        Text(text="!"),
+        Ended(finish_reason="eos_token", generated_tokens=3),
+    ]
+
+
+def test_a_line_beyond_the_limit_is_still_refused() -> None:
+    """The limit still bounds memory: a line longer than any valid request causes is an error."""
+    limit = max_line_bytes_for(max_body_bytes=100, max_new_tokens_limit=1)
+    events = final_event_repeating("x" * (limit + 1), ["ok"])
+    failure = pull_all(pump_of(ScriptedStream(events), max_line_bytes=limit))[-1]
+    assert isinstance(failure, Failed)
+    assert failure.error.kind == "upstream_error"
+    assert "max_line_bytes" in (failure.error.detail or "")

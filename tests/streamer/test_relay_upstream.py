@@ -17,6 +17,7 @@ from botocore.exceptions import (
     EventStreamError,
     NoCredentialsError,
     ReadTimeoutError,
+    ResponseStreamingError,
 )
 from relay_support import (
     HANG_GUARD_SECONDS,
@@ -29,6 +30,7 @@ from relay_support import (
     payload_part,
     settings,
     stream_exception,
+    token_event,
 )
 from streamer.app import create_app
 from streamer.upstream import (
@@ -209,30 +211,101 @@ def test_refusals_before_the_stream_are_tried_once(
     assert "1234" not in error.message
 
 
-def test_a_model_error_passes_on_tgis_reason(server: EventStreamServer) -> None:
-    original = json.dumps(
-        {
-            "error": "Input validation error: `temperature` must be strictly positive",
-            "error_type": "validation",
-        }
-    )
-    server.reply = ErrorReply(
+def model_error_reply(status: int, original: str) -> ErrorReply:
+    """SageMaker's 424 for a container that answered `status` with the body `original`."""
+    kind = "client" if status < 500 else "server"
+    return ErrorReply(
         424,
         "ModelError",
         {
-            "Message": "Received client error (422) from primary",
-            "OriginalStatusCode": 422,
+            "Message": f"Received {kind} error ({status}) from primary",
+            "OriginalStatusCode": status,
             "OriginalMessage": original,
             "LogStreamArn": "arn:aws:logs:us-east-1:1234:log-group:/aws/sagemaker/Endpoints/e",
         },
     )
+
+
+def model_error_of(server: EventStreamServer, status: int, original: str) -> UpstreamError:
+    server.reply = model_error_reply(status, original)
     with pytest.raises(UpstreamError) as caught:
         upstream().open(b"{}")
-    error = caught.value
-    assert (error.kind, error.status) == ("model_error", 502)
-    assert "HTTP 422" in error.message
-    assert "`temperature` must be strictly positive" in error.message
-    assert "arn:aws" not in error.message
+    assert "arn:aws" not in caught.value.message
+    return caught.value
+
+
+def test_a_model_error_for_a_refused_request_is_a_422_with_tgis_reason(
+    server: EventStreamServer,
+) -> None:
+    reason = "Input validation error: `temperature` must be strictly positive"
+    original = json.dumps({"error": reason, "error_type": "validation"})
+    error = model_error_of(server, 422, original)
+    assert (error.kind, error.status, error.retry_after) == ("validation", 422, None)
+    assert reason in error.message
+
+
+@pytest.mark.parametrize(
+    ("status", "original"),
+    [
+        # TGI's own JSON with the type, even under another status.
+        (
+            400,
+            json.dumps(
+                {"error": "`inputs` must have less than 1024 tokens", "error_type": "validation"}
+            ),
+        ),
+        # TGI >= 2.4.1 spelling: no error_type, the status inside.
+        (422, json.dumps({"error": {"message": "`inputs` too long", "http_status_code": 422}})),
+        # axum refusing a body it cannot deserialize: plain text, status 422.
+        (422, "Failed to deserialize the JSON body into the target type: inputs: invalid type"),
+    ],
+)
+def test_every_spelling_of_a_refused_request_is_a_422(
+    server: EventStreamServer, status: int, original: str
+) -> None:
+    error = model_error_of(server, status, original)
+    assert (error.kind, error.status) == ("validation", 422)
+    assert error.message.startswith("The model rejected the request: ")
+    assert "\n" not in error.message
+
+
+@pytest.mark.parametrize(
+    ("status", "original"),
+    [
+        (429, json.dumps({"error": "Model is overloaded", "error_type": "overloaded"})),
+        (429, "Too Many Requests"),
+        (503, json.dumps({"error": "Model is overloaded", "error_type": "overloaded"})),
+    ],
+)
+def test_a_model_error_for_an_overloaded_model_is_a_503_to_retry(
+    server: EventStreamServer, status: int, original: str
+) -> None:
+    error = model_error_of(server, status, original)
+    assert (error.kind, error.status, error.retry_after) == (
+        "overloaded",
+        503,
+        RETRY_AFTER_BUSY_SECONDS,
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "original", "shown"),
+    [
+        (500, json.dumps({"error": "CUDA error", "error_type": "generation"}), "CUDA error"),
+        (500, "Traceback (most recent call last): secret internals", None),
+        (424, json.dumps({"error": "Request failed during generation"}), "during generation"),
+    ],
+)
+def test_other_model_errors_stay_502(
+    server: EventStreamServer, status: int, original: str, shown: str | None
+) -> None:
+    error = model_error_of(server, status, original)
+    assert (error.kind, error.status, error.retry_after) == ("model_error", 502, None)
+    assert f"HTTP {status}" in error.message
+    if shown is None:
+        assert "secret" not in error.message
+    else:
+        assert shown in error.message
 
 
 def test_a_silent_endpoint_before_the_stream_times_out_as_504(server: EventStreamServer) -> None:
@@ -298,9 +371,35 @@ def test_the_whole_relay_over_real_boto3(server: EventStreamServer) -> None:
     ((_, _, body),) = server.requests
     assert json.loads(body) == {
         "inputs": "首都は?",
-        "parameters": {"details": True, "max_new_tokens": 100},
+        "parameters": {"details": True, "max_new_tokens": 100, "return_full_text": False},
         "stream": True,
     }
+
+
+def test_a_complete_answer_leaves_its_connection_for_the_next_request(
+    server: EventStreamServer,
+) -> None:
+    """The relay reads a finished stream to its end, so urllib3 pools the connection and the next
+    call skips a new connection (a TLS handshake to SageMaker)."""
+    server.reply = [payload_part(event) for event in answer_events(["再", "利用"])]
+    app = create_app(settings())
+    for _ in range(3):
+        response = call(app, json_body={"inputs": "x"})
+        assert response.text == "再利用"
+    assert len(server.peers) == 3
+    assert len(set(server.peers)) == 1, server.peers
+
+
+def test_a_failed_answer_does_not_leave_its_connection(server: EventStreamServer) -> None:
+    server.reply = [
+        payload_part(token_event("cut")),
+        stream_exception("ModelStreamError", {"Message": "broken", "ErrorCode": "StreamBroken"}),
+        payload_part(b"left unread"),
+    ]
+    app = create_app(settings())
+    for _ in range(2):
+        assert call(app, json_body={"inputs": "x"}).status_code == 200
+    assert len(set(server.peers)) == 2, server.peers
 
 
 # --- translate_error on its own -------------------------------------------------------------------
@@ -345,6 +444,35 @@ def _client_error(code: str, message: str = "m", **extra: Any) -> ClientError:
             504,
         ),  # type: ignore[arg-type]
         (urllib3.exceptions.ProtocolError("Connection broken"), "upstream_error", 502),
+        (
+            ResponseStreamingError(
+                error=urllib3.exceptions.ReadTimeoutError(None, None, "Read timed out.")  # type: ignore[arg-type]
+            ),
+            "upstream_timeout",
+            504,
+        ),
+        (ResponseStreamingError(error=ReadTimeoutError(endpoint_url="x")), "upstream_timeout", 504),
+        (
+            ResponseStreamingError(error=urllib3.exceptions.ProtocolError("Connection broken")),
+            "upstream_error",
+            502,
+        ),
+        (ResponseStreamingError(error="not an exception"), "upstream_error", 502),
+        (
+            _client_error("ModelError", "m", OriginalStatusCode=422, OriginalMessage="bad body"),
+            "validation",
+            422,
+        ),
+        (
+            _client_error(
+                "ModelError",
+                "m",
+                OriginalStatusCode=424,
+                OriginalMessage=json.dumps({"error": "busy", "error_type": "overloaded"}),
+            ),
+            "overloaded",
+            503,
+        ),
         (EndpointConnectionError(endpoint_url="http://x"), "upstream_error", 502),
         (NoCredentialsError(), "upstream_error", 502),
         (ValueError("anything else"), "upstream_error", 502),
@@ -360,6 +488,12 @@ def test_translation(error: Exception, kind: str, status: int) -> None:
 def test_an_odd_error_code_is_not_echoed() -> None:
     translated = translate_error(_client_error("Weird <script>", "x"))
     assert "<script>" not in translated.message
+
+
+def test_a_read_timeout_inside_a_response_streaming_error_keeps_its_cause() -> None:
+    cause = urllib3.exceptions.ReadTimeoutError(None, None, "Read timed out.")  # type: ignore[arg-type]
+    translated = translate_error(ResponseStreamingError(error=cause))
+    assert "Read timed out" in (translated.detail or "")
 
 
 def test_an_upstream_error_translates_to_itself() -> None:

@@ -36,7 +36,7 @@ def test_a_plain_request_is_forwarded_streaming_with_details() -> None:
     upstream = json.loads(request.upstream_body())
     assert upstream == {
         "inputs": "東京の天気は?",
-        "parameters": {"details": True, "max_new_tokens": 100},
+        "parameters": {"details": True, "max_new_tokens": 100, "return_full_text": False},
         "stream": True,
     }
     assert "東京".encode() in request.upstream_body()  # raw UTF-8, not \\u escapes
@@ -47,8 +47,28 @@ def test_the_callers_parameters_and_details_choice_are_kept() -> None:
         {"inputs": "x", "parameters": {"details": False, "temperature": 0.5}, "stream": False}
     )
     upstream = json.loads(request.upstream_body())
-    assert upstream["parameters"] == {"details": False, "temperature": 0.5, "max_new_tokens": 100}
+    assert upstream["parameters"] == {
+        "details": False,
+        "temperature": 0.5,
+        "max_new_tokens": 100,
+        "return_full_text": False,
+    }
     assert upstream["stream"] is True
+
+
+@pytest.mark.parametrize(("given", "sent"), [(True, True), (False, False), (None, False)])
+def test_return_full_text_is_off_unless_the_caller_turns_it_on(
+    given: bool | None, sent: bool
+) -> None:
+    """SageMaker's default (true) would repeat the whole prompt in TGI's final event."""
+    request = parse(with_parameter("return_full_text", given))
+    assert json.loads(request.upstream_body())["parameters"]["return_full_text"] is sent
+
+
+@pytest.mark.parametrize("inputs", [" ", "\n", " \n\t ", "\u3000"])
+def test_a_prompt_of_only_whitespace_is_forwarded_as_tgi_takes_it(inputs: str) -> None:
+    request = parse({"inputs": inputs})
+    assert json.loads(request.upstream_body())["inputs"] == inputs
 
 
 def test_a_missing_max_new_tokens_gets_tgis_usual_default_within_the_limit() -> None:
@@ -120,7 +140,6 @@ def test_bodies_that_are_not_json_objects(body: bytes, status: int, kind: str, w
         ({}, "inputs is missing"),
         ({"parameters": {}}, "inputs is missing"),
         ({"inputs": ""}, "non-empty string (got an empty string)"),
-        ({"inputs": " \n\t "}, "non-empty string (got an empty string)"),
         ({"inputs": None}, "non-empty string (got null)"),
         ({"inputs": 42}, "non-empty string (got a number)"),
         ({"inputs": ["a"]}, "non-empty string (got a list)"),

@@ -13,6 +13,10 @@ import sys
 __all__ = ["main"]
 
 _PROGRAM = "jumpstream-relay"
+# The Web Adapter keeps its connections to the app open between invocations. uvicorn's default
+# (5 s) closes an idle one just as the adapter may send the next request on it, which then fails:
+# the app must keep idle connections longer than the adapter does.
+KEEP_ALIVE_SECONDS = 75
 
 
 def main() -> int:
@@ -44,6 +48,7 @@ def main() -> int:
         lifespan="off",
         access_log=False,  # the relay writes its own line per request, with more in it
         server_header=False,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     return 0
 

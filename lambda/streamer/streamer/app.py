@@ -9,8 +9,10 @@ Every refusal is the JSON body of errors.py.
 from __future__ import annotations
 
 import re
+import time
 from typing import Final
 
+import anyio
 from aws_lambda_powertools import Logger
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -19,13 +21,15 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .errors import ApiError, error_payload, render_json
+from .errors import ApiError, error_response
 from .formats import writer_for
+from .invocation import seconds_left_from
 from .model_text import transform_for
 from .negotiation import OutputFormat, choose_format
 from .observability import RequestObserver, current_record, make_logger
+from .relay import max_line_bytes_for
 from .settings import Settings
-from .streaming import RelayResponse
+from .streaming import DEADLINE_MARGIN_SECONDS, RelayResponse
 from .upstream import SageMakerUpstream, Upstream
 from .validation import parse_request
 
@@ -42,8 +46,13 @@ def create_app(
     """The ASGI application. Without `upstream`, it makes the one SageMaker client it will use."""
     relay_upstream = upstream if upstream is not None else SageMakerUpstream(settings)
     relay_logger = logger or make_logger()
+    max_line_bytes = max_line_bytes_for(
+        max_body_bytes=settings.max_body_bytes,
+        max_new_tokens_limit=settings.max_new_tokens_limit,
+    )
 
     async def generate(request: Request) -> RelayResponse:
+        stop_at = _stop_time(request)
         record = current_record()
         output = choose_format(", ".join(request.headers.getlist("accept")))
         if output is None:
@@ -67,6 +76,8 @@ def create_app(
             transform=transform_for(settings.model_id),
             record=record,
             logger=relay_logger,
+            max_line_bytes=max_line_bytes,
+            stop_at=stop_at,
         )
 
     async def health(request: Request) -> Response:
@@ -84,6 +95,19 @@ def create_app(
     # "/health/" is another path (404), not a redirect the adapter or a client would follow.
     app.router.redirect_slashes = False
     return app
+
+
+def _stop_time(request: Request) -> float | None:
+    """When, on the event loop's clock, the relay must give up so it can still answer in time.
+
+    Lambda ends an invocation at its deadline whatever the function is doing: the caller would
+    get a cut-off body with no error in it. Read on arrival, the deadline minus a margin is the
+    last moment the relay can still say why the answer stopped. None outside Lambda.
+    """
+    seconds_left = seconds_left_from(request.headers, now=time.time())
+    if seconds_left is None:
+        return None
+    return anyio.current_time() + seconds_left - DEADLINE_MARGIN_SECONDS
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -129,12 +153,7 @@ def _error_response(error: ApiError, headers: dict[str, str] | None = None) -> R
     record = current_record()
     if record is not None:
         record.error_type = error.kind
-    return Response(
-        content=render_json(error_payload(error.message, error.kind)),
-        status_code=error.status,
-        media_type="application/json",
-        headers={**(headers or {}), **error.headers()},
-    )
+    return error_response(error, headers=headers)
 
 
 async def _api_error(request: Request, error: Exception) -> Response:

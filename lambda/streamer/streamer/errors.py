@@ -9,9 +9,12 @@ on them; add to it only when no existing type fits.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Final
 
-__all__ = ["ERROR_TYPES", "ApiError", "error_payload", "render_json"]
+from starlette.responses import Response
+
+__all__ = ["ERROR_TYPES", "ApiError", "error_payload", "error_response", "render_json"]
 
 ERROR_TYPES: Final = frozenset(
     {
@@ -84,3 +87,17 @@ def render_json(value: object) -> bytes:
     """
     text = json.dumps(value, ensure_ascii=False, allow_nan=False)
     return text.translate(_LINE_BREAKS_JSON_KEEPS).encode("utf-8", "replace")
+
+
+def error_response(error: ApiError, *, headers: Mapping[str, str] | None = None) -> Response:
+    """The complete JSON response for a refusal: the one builder every error status goes through.
+
+    A Starlette `Response` is itself an ASGI application, so the exception handlers return it and
+    the streaming response and the middleware call it with their own `send`.
+    """
+    return Response(
+        content=render_json(error_payload(error.message, error.kind)),
+        status_code=error.status,
+        media_type="application/json",
+        headers={**(headers or {}), **error.headers()},
+    )

@@ -1,6 +1,6 @@
 """One JSON log line per request, an X-Request-Id on every response, and no traceback to callers.
 
-`RequestObserver` wraps the whole application. It names the request (see request_id.py), puts
+`RequestObserver` wraps the whole application. It names the request (see invocation.py), puts
 that id on every response (errors and streams included) and in every log line written while the
 request runs (Powertools' context-local keys), keeps a `RequestRecord` the handlers fill in, and
 writes the record as one log line when the response has ended, which for a stream is when its
@@ -21,12 +21,17 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import error_payload, render_json
-from .request_id import request_id_from
+from .errors import ApiError, error_response
+from .invocation import request_id_from
 
 __all__ = ["RequestObserver", "RequestRecord", "current_record", "make_logger"]
 
 _current: ContextVar[RequestRecord | None] = ContextVar("jumpstream_request_record", default=None)
+_INTERNAL_ERROR = ApiError(
+    status=500,
+    kind="internal_error",
+    message="The relay failed unexpectedly; the error was logged.",
+)
 
 
 def make_logger() -> Logger:
@@ -49,7 +54,8 @@ class RequestRecord:
     status: int | None = None
     response_format: str | None = None
     first_text_at: float | None = None
-    tokens_sent: int = 0
+    # Visible text pieces sent: what the caller got, after special and empty tokens were dropped.
+    tokens: int = 0
     generated_tokens: int | None = None
     finish_reason: str | None = None
     error_type: str | None = None
@@ -62,7 +68,7 @@ class RequestRecord:
         """Count a text piece that went out; the first one fixes the time to first token."""
         if self.first_text_at is None:
             self.first_text_at = time.perf_counter()
-        self.tokens_sent += 1
+        self.tokens += 1
 
     def fields(self) -> dict[str, Any]:
         """The log line's keys (Powertools leaves out those whose value is None)."""
@@ -74,7 +80,7 @@ class RequestRecord:
             "status": self.status,
             "format": self.response_format,
             "time_to_first_token_ms": _ms(self.started, self.first_text_at),
-            "tokens_sent": self.tokens_sent,
+            "tokens": self.tokens,
             "generated_tokens": self.generated_tokens,
             "duration_ms": _ms(self.started, now),
             "finish_reason": self.finish_reason,
@@ -133,7 +139,7 @@ class RequestObserver:
                 record.error_type = "internal_error"
                 record.error_detail = repr(error)
                 if not started:
-                    await _send_internal_error(send_with_id)
+                    await error_response(_INTERNAL_ERROR)(scope, receive, send_with_id)
             finally:
                 self._logger.info("request finished", extra=record.fields())
 
@@ -155,20 +161,3 @@ def _first_headers(scope: Scope) -> dict[str, str]:
         name = raw_name.decode("latin-1").lower()
         headers.setdefault(name, raw_value.decode("latin-1"))
     return headers
-
-
-async def _send_internal_error(send: Send) -> None:
-    body = render_json(
-        error_payload("The relay failed unexpectedly; the error was logged.", "internal_error")
-    )
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 500,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode("ascii")),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -17,10 +17,40 @@ from .decoder import Done, Event, StreamDecoder, StreamError, StreamProtocolErro
 from .model_text import TextTransform
 from .upstream import RETRY_AFTER_BUSY_SECONDS, UpstreamError, UpstreamStream
 
-__all__ = ["Ended", "Failed", "Piece", "RelayPump", "Text", "tgi_error"]
+__all__ = [
+    "DRAIN_MAX_BYTES",
+    "Ended",
+    "Failed",
+    "Piece",
+    "RelayPump",
+    "Text",
+    "max_line_bytes_for",
+    "tgi_error",
+]
 
-# A TGI event line is one token's JSON; 1 MiB is far beyond any real one and bounds memory.
-_MAX_LINE_BYTES: Final = 1024 * 1024
+# A byte of the prompt comes back as at most six: JSON may write any character as `\uXXXX`.
+_JSON_ESCAPE_FACTOR: Final = 6
+# Room per generated token in the final event's generated_text (a token is a few characters).
+_BYTES_PER_TOKEN: Final = 64
+# The rest of an event: the token object, details, top_tokens, the `data:` prefix.
+_EVENT_OVERHEAD_BYTES: Final = 64 * 1024
+# What the upstream may still send after the final event (TGI sends nothing more): read this much
+# at most so the connection can go back to the pool, else close it.
+DRAIN_MAX_BYTES: Final = 64 * 1024
+
+
+def max_line_bytes_for(*, max_body_bytes: int, max_new_tokens_limit: int) -> int:
+    """The longest TGI event line a valid request can cause, which bounds the decoder's memory.
+
+    The longest is the final event, whose `generated_text` is the whole answer and, when the
+    caller sets `return_full_text`, the whole prompt before it. The prompt is at most the body,
+    and any of its characters may come back escaped.
+    """
+    return (
+        _JSON_ESCAPE_FACTOR * max_body_bytes
+        + _BYTES_PER_TOKEN * max_new_tokens_limit
+        + _EVENT_OVERHEAD_BYTES
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,18 +85,25 @@ class RelayPump:
     time, and only `close` may come from elsewhere (to unblock a read when the client leaves).
     """
 
-    def __init__(self, stream: UpstreamStream, *, transform: TextTransform) -> None:
+    def __init__(
+        self, stream: UpstreamStream, *, transform: TextTransform, max_line_bytes: int
+    ) -> None:
         self._stream = stream
         self._transform = transform
-        self._decoder = StreamDecoder(max_line_bytes=_MAX_LINE_BYTES)
+        self._decoder = StreamDecoder(max_line_bytes=max_line_bytes)
         self._finished = False
+        self._ended = False
         self._closed = False
-        self.tokens_received = 0
 
     @property
     def finished(self) -> bool:
         """True once an Ended or Failed piece was returned; `pull` then returns nothing."""
         return self._finished
+
+    @property
+    def ended(self) -> bool:
+        """True once the model's final event was seen: the answer is complete."""
+        return self._ended
 
     def pull(self) -> list[Piece]:
         """Read one PayloadPart (blocking) and return the pieces it completes, maybe none."""
@@ -83,6 +120,27 @@ class RelayPump:
         except StreamProtocolError as error:
             return self._fail([], _protocol_error(error))
         return self._handle(events)
+
+    def drain(self, *, max_bytes: int = DRAIN_MAX_BYTES) -> bool:
+        """After the final event, read the stream to its end; True if the end was reached.
+
+        urllib3 returns a connection to its pool only once the response was read to the end, so
+        a drained stream lets the next request reuse the open TLS connection to SageMaker
+        instead of paying for a new handshake; `close` then leaves that connection alone. Only a
+        complete answer is drained, and only `max_bytes` of it: a failed or abandoned stream is
+        closed at once, which is what stops the model's work.
+        """
+        if not self._ended:
+            return False
+        read = 0
+        while read <= max_bytes and not self._closed:
+            try:
+                read += len(next(self._stream))
+            except StopIteration:
+                return True
+            except Exception:
+                return False
+        return False
 
     def close(self) -> None:
         """Close the upstream stream once; safe to call from any thread, and more than once."""
@@ -114,7 +172,6 @@ class RelayPump:
         pieces: list[Piece] = []
         for event in events:
             if isinstance(event, Token):
-                self.tokens_received += 1
                 if not event.special and event.text:
                     self._add_text(pieces, self._transform.feed(event.text))
             elif isinstance(event, Done):
@@ -126,6 +183,7 @@ class RelayPump:
                     )
                 )
                 self._finished = True
+                self._ended = True
                 return pieces
             elif isinstance(event, StreamError):
                 return self._fail(pieces, tgi_error(event))

@@ -26,6 +26,10 @@ _MAX_BODY_CEILING = 6_000_000
 _MAX_NEW_TOKENS_CEILING = 2**32 - 1
 # A Lambda function runs for at most 900 s; anything longer is a typo.
 _MAX_TIMEOUT_SECONDS = 900.0
+# The longest silence the relay waits for from the upstream. TGI sends a keep-alive every 15 s
+# while a request waits or prefills, so 60 s of nothing means the stream is dead; the stack sets
+# the same value.
+_DEFAULT_READ_TIMEOUT_SECONDS = 60.0
 
 
 class SettingsError(ValueError):
@@ -42,7 +46,7 @@ class Settings:
     model_id: str | None = None
     max_new_tokens_limit: int = 1024
     max_body_bytes: int = 1024 * 1024
-    upstream_read_timeout_seconds: float = 120.0
+    upstream_read_timeout_seconds: float = _DEFAULT_READ_TIMEOUT_SECONDS
     upstream_connect_timeout_seconds: float = 5.0
     log_prompts: bool = False
     host: str = "127.0.0.1"
@@ -65,7 +69,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             environ, "MAX_BODY_BYTES", default=1024 * 1024, low=1, high=_MAX_BODY_CEILING
         ),
         upstream_read_timeout_seconds=_seconds(
-            environ, "UPSTREAM_READ_TIMEOUT_SECONDS", default=120.0
+            environ, "UPSTREAM_READ_TIMEOUT_SECONDS", default=_DEFAULT_READ_TIMEOUT_SECONDS
         ),
         upstream_connect_timeout_seconds=_seconds(
             environ, "UPSTREAM_CONNECT_TIMEOUT_SECONDS", default=5.0

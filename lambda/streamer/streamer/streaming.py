@@ -7,6 +7,11 @@ first visible text or the end of the answer arrives, so a failure before any tex
 error (422, 502, 503, 504) with a JSON body; a failure after that can only be written in the body.
 Meanwhile it listens for the client leaving, and then stops reading and closes the upstream at
 once rather than paying for tokens nobody will read.
+
+In Lambda, every wait on the upstream also ends a little before the invocation's deadline: Lambda
+stops the function there without a word to the caller, so the relay stops first and says why.
+A complete answer's stream is read to its end before it is closed, which lets urllib3 keep the
+connection to SageMaker for the next request.
 """
 
 from __future__ import annotations
@@ -20,14 +25,14 @@ from anyio.lowlevel import RunVar
 from aws_lambda_powertools import Logger
 from starlette.types import Message, Receive, Scope, Send
 
-from .errors import ApiError, error_payload, render_json
+from .errors import error_response
 from .formats import StreamWriter
 from .model_text import TextTransform
 from .observability import RequestRecord
 from .relay import Ended, Failed, Piece, RelayPump, Text
 from .upstream import Upstream, UpstreamError
 
-__all__ = ["RelayResponse", "error_response_messages"]
+__all__ = ["DEADLINE_MARGIN_SECONDS", "RelayResponse"]
 
 _T = TypeVar("_T")
 
@@ -36,6 +41,11 @@ _T = TypeVar("_T")
 UPSTREAM_THREADS: Final = 256
 # How long a finished response waits for the upstream to close before leaving it to its thread.
 _CLOSE_WAIT_SECONDS: Final = 2.0
+# How long a complete answer's stream may take to reach its end before it is closed anyway.
+_DRAIN_WAIT_SECONDS: Final = 1.0
+# The relay gives up this long before Lambda's deadline: time to write the error, close the
+# upstream and let the Web Adapter pass the end of the body on before Lambda freezes the function.
+DEADLINE_MARGIN_SECONDS: Final = 1.5
 
 _limiter: RunVar[anyio.CapacityLimiter] = RunVar("jumpstream_upstream_threads")
 
@@ -57,25 +67,38 @@ async def _in_thread(function: Callable[[], _T]) -> _T:
     )
 
 
-def error_response_messages(error: ApiError) -> list[dict[str, object]]:
-    """The ASGI messages of a complete JSON error response."""
-    body = render_json(error_payload(error.message, error.kind))
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode("ascii")),
-        *(
-            (name.lower().encode("latin-1"), value.encode("latin-1"))
-            for name, value in error.headers().items()
+def _deadline_error(*, text_sent: bool) -> UpstreamError:
+    detail = (
+        f"stopped {DEADLINE_MARGIN_SECONDS:g} s before the invocation's deadline "
+        "while waiting for SageMaker"
+    )
+    if text_sent:
+        return UpstreamError(
+            kind="upstream_timeout",
+            status=504,
+            message=(
+                "The function's time limit ended the answer before the model finished it; "
+                "ask for fewer max_new_tokens to get a complete answer."
+            ),
+            detail=detail,
+        )
+    return UpstreamError(
+        kind="upstream_timeout",
+        status=504,
+        message=(
+            "The function's time limit was reached before the model answered; "
+            "try again, or ask for fewer max_new_tokens."
         ),
-    ]
-    return [
-        {"type": "http.response.start", "status": error.status, "headers": headers},
-        {"type": "http.response.body", "body": body, "more_body": False},
-    ]
+        detail=detail,
+    )
 
 
 class _ClientGoneError(Exception):
     """`send` failed because the client left (servers of ASGI spec 2.4+ raise OSError)."""
+
+
+class _DeadlineReachedError(Exception):
+    """The invocation's deadline, less the margin, came while the relay waited for SageMaker."""
 
 
 class RelayResponse:
@@ -90,21 +113,28 @@ class RelayResponse:
         transform: TextTransform,
         record: RequestRecord | None,
         logger: Logger,
+        max_line_bytes: int,
+        stop_at: float | None = None,
     ) -> None:
+        """`stop_at` is when to give up waiting for SageMaker, on the event loop's clock
+        (`anyio.current_time()`); None waits as long as the upstream read timeout allows."""
         self._upstream = upstream
         self._body = body
         self._writer = writer
         self._transform = transform
         self._record = record
         self._logger = logger
+        self._max_line_bytes = max_line_bytes
+        self._stop_at = stop_at
         self._pump: RelayPump | None = None
         self._complete = False
+        self._answered = False  # the model's final event went out: the stream may be drained
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async with anyio.create_task_group() as task_group:
             task_group.start_soon(self._watch_disconnect, receive, task_group.cancel_scope)
             try:
-                await self._relay(_SafeSend(send))
+                await self._relay(scope, receive, _SafeSend(send))
             except _ClientGoneError:
                 if self._record is not None:
                     self._record.client_disconnected = True
@@ -123,20 +153,22 @@ class RelayResponse:
                 scope.cancel()
                 return
 
-    async def _relay(self, send: Send) -> None:
-        try:
-            pump = await _in_thread(self._open)
-        except UpstreamError as error:
-            await self._send_error(send, error)
-            return
-
+    async def _relay(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Until the first text or the end, nothing is committed: a failure is still a status.
         pending: list[Piece] = []
-        while not pending:
-            pending = await _in_thread(pump.pull)
+        try:
+            pump = await self._upstream_call(self._open)
+            while not pending:
+                pending = await self._upstream_call(pump.pull)
+        except UpstreamError as error:
+            await self._send_error(scope, receive, send, error)
+            return
+        except _DeadlineReachedError:
+            await self._send_error(scope, receive, send, _deadline_error(text_sent=False))
+            return
         first = pending[0]
         if isinstance(first, Failed):
-            await self._send_error(send, first.error)
+            await self._send_error(scope, receive, send, first.error)
             return
 
         await send(
@@ -155,9 +187,15 @@ class RelayResponse:
         try:
             await self._send_pieces(send, pending)
             while not pump.finished:
-                await self._send_pieces(send, await _in_thread(pump.pull))
+                await self._send_pieces(send, await self._upstream_call(pump.pull))
+            self._answered = pump.ended
         except (anyio.get_cancelled_exc_class(), _ClientGoneError):
             raise
+        except _DeadlineReachedError:
+            error = _deadline_error(text_sent=True)
+            self._note_error(error)
+            chunk = self._writer.error(message=error.message, kind=error.kind)
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except Exception as error:
             # The status is sent: the only way left to say something broke is the body.
             self._logger.exception("relay failed mid-stream")
@@ -172,12 +210,28 @@ class RelayResponse:
         self._complete = True
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    def _open(self) -> RelayPump:
-        """Runs in a worker thread. If the client left while SageMaker was answering, nobody
-        waits for this any more: close the stream here, or it would stay open until collected.
-        Either this check or `_close_upstream` sees the other's write, so one of them closes it.
+    async def _upstream_call(self, function: Callable[[], _T]) -> _T:
+        """A blocking call to SageMaker in a worker thread, given up at `stop_at` if there is one.
+
+        Giving up abandons the thread, which ends when the upstream is closed or times out.
         """
-        pump = RelayPump(self._upstream.open(self._body), transform=self._transform)
+        if self._stop_at is None:
+            return await _in_thread(function)
+        with anyio.CancelScope(deadline=self._stop_at):
+            return await _in_thread(function)
+        raise _DeadlineReachedError
+
+    def _open(self) -> RelayPump:
+        """Runs in a worker thread. If the client left (or the deadline came) while SageMaker
+        was answering, nobody waits for this any more: close the stream here, or it would stay
+        open until collected. Either this check or `_close_upstream` sees the other's write, so
+        one of them closes it.
+        """
+        pump = RelayPump(
+            self._upstream.open(self._body),
+            transform=self._transform,
+            max_line_bytes=self._max_line_bytes,
+        )
         self._pump = pump
         if self._complete:
             pump.close()
@@ -210,11 +264,12 @@ class RelayResponse:
         if body:
             await send({"type": "http.response.body", "body": body, "more_body": True})
 
-    async def _send_error(self, send: Send, error: UpstreamError) -> None:
+    async def _send_error(
+        self, scope: Scope, receive: Receive, send: Send, error: UpstreamError
+    ) -> None:
         self._note_error(error)
         self._complete = True
-        for message in error_response_messages(error):
-            await send(message)
+        await error_response(error)(scope, receive, send)
 
     def _note_error(self, error: UpstreamError) -> None:
         if self._record is not None:
@@ -226,13 +281,19 @@ class RelayResponse:
 
         Shielded, so it runs even when the client left and this task is being cancelled;
         bounded, so a close that blocks (an old urllib3 that cannot shut a socket down) is
-        left to its thread instead of holding up the end of the response.
+        left to its thread instead of holding up the end of the response. A complete answer's
+        stream is first read to its end (briefly: the model has nothing more to say) so its
+        connection goes back to the pool; any other stream is closed at once.
         """
         pump = self._pump
         if pump is None:
             return
-        with anyio.move_on_after(_CLOSE_WAIT_SECONDS, shield=True):
-            await _in_thread(pump.close)
+        with anyio.CancelScope(shield=True):
+            if self._answered:
+                with anyio.move_on_after(_DRAIN_WAIT_SECONDS):
+                    await _in_thread(pump.drain)
+            with anyio.move_on_after(_CLOSE_WAIT_SECONDS):
+                await _in_thread(pump.close)
 
 
 class _SafeSend:

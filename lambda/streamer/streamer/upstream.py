@@ -11,6 +11,8 @@ Where botocore raises what (botocore 1.44, urllib3 2.x):
   `ReadTimeoutError`, `EndpointConnectionError`, or another `BotoCoreError`.
 - While iterating, botocore does not wrap I/O errors: a silent upstream raises
   `urllib3.exceptions.ReadTimeoutError` and a broken connection `urllib3.exceptions.ProtocolError`.
+  Other botocore versions wrap them in `botocore.exceptions.ResponseStreamingError` (its
+  `error`), as `StreamingBody.read` does; the wrapped error is what decides the status.
   An exception message in the stream raises `botocore.exceptions.EventStreamError` (a
   `ClientError`) whose Code is `ModelStreamError` or `InternalStreamFailure`. botocore's event
   parser keeps only Code and Message, dropping ModelStreamError's ErrorCode, so a timeout is told
@@ -32,6 +34,7 @@ from botocore.exceptions import (
     ConnectTimeoutError,
     EndpointConnectionError,
     ReadTimeoutError,
+    ResponseStreamingError,
 )
 
 from .errors import ApiError
@@ -58,6 +61,10 @@ _THROTTLING_CODES: Final = frozenset(
     {"ThrottlingException", "Throttling", "ThrottledException", "TooManyRequestsException"}
 )
 _TIMEOUT_WORDS: Final = ("modelinvocationtimeexceeded", "timeexceeded", "timedout", "timeout")
+# Wrapped errors are unwrapped this deep at most: a cycle of wrappers must not loop forever.
+_MAX_UNWRAP: Final = 4
+# A reason quoted from the model is cut to this many characters.
+_SHOWN_REASON_CHARS: Final = 500
 
 
 class UpstreamError(ApiError):
@@ -190,6 +197,11 @@ class _PayloadParts:
 
 def translate_error(error: BaseException) -> UpstreamError:
     """What the caller gets for anything the SageMaker call or its stream raised."""
+    for _ in range(_MAX_UNWRAP):
+        inner = error.kwargs.get("error") if isinstance(error, ResponseStreamingError) else None
+        if not isinstance(inner, BaseException):
+            break
+        error = inner
     if isinstance(error, UpstreamError):
         return error
     if isinstance(error, ClientError):
@@ -320,35 +332,83 @@ def _from_client_error(error: ClientError) -> UpstreamError:
 
 
 def _from_model_error(response: dict[str, Any], detail: str) -> UpstreamError:
-    """The container answered with an HTTP error: say which, with TGI's own reason if it gave one.
+    """The container answered with an HTTP error: what TGI meant by it, with its own reason.
 
-    TGI's error bodies are `{"error": "...", "error_type": "..."}`; their text describes the
+    TGI answers a request it refuses before streaming (a body it cannot read, a validation
+    failure on older versions) with HTTP 422, and a full queue with 429; SageMaker wraps either
+    in a ModelError. Those are the caller's 422 and a 503 to retry, as they are when TGI says
+    the same inside the stream. TGI's error bodies are `{"error": "...", "error_type": "..."}`
+    (or `{"error": {"message", "http_status_code"}}` since TGI 2.4.1); their text describes the
     request (e.g. too many input tokens), which is what the caller needs to fix it.
     """
     status = response.get("OriginalStatusCode")
-    reason = _tgi_error_text(response.get("OriginalMessage"))
+    if not isinstance(status, int) or isinstance(status, bool):
+        status = None
+    original = response.get("OriginalMessage")
+    reason, error_type = _tgi_error(original)
+    full_detail = f"{detail} (original: {original!r})"
+    if error_type == "validation" or (error_type is None and status == 422):
+        # A 422 speaks about the request; axum's own 422 (a body TGI cannot read) is plain text.
+        if reason is None and isinstance(original, str) and original.strip():
+            reason = _one_line(original)
+        return UpstreamError(
+            kind="validation",
+            status=422,
+            message=f"The model rejected the request: {_sentence(reason or 'it gave no reason')}",
+            detail=full_detail,
+        )
+    if error_type == "overloaded" or (error_type is None and status == 429):
+        return UpstreamError(
+            kind="overloaded",
+            status=503,
+            retry_after=RETRY_AFTER_BUSY_SECONDS,
+            message="The model is overloaded; try again shortly.",
+            detail=full_detail,
+        )
     message = "The model failed before answering"
-    if isinstance(status, int) and not isinstance(status, bool):
+    if status is not None:
         message += f" (it returned HTTP {status})"
     message += f": {reason}" if reason else "."
-    return UpstreamError(
-        kind="model_error",
-        status=502,
-        message=message,
-        detail=f"{detail} (original: {response.get('OriginalMessage')!r})",
-    )
+    return UpstreamError(kind="model_error", status=502, message=message, detail=full_detail)
 
 
-def _tgi_error_text(original: object) -> str | None:
+# TGI's statuses for the error types that have one (router/src/server.rs).
+_TGI_TYPE_BY_STATUS: Final = {422: "validation", 429: "overloaded"}
+
+
+def _tgi_error(original: object) -> tuple[str | None, str | None]:
+    """TGI's reason and error type from a ModelError's OriginalMessage, when it is TGI's JSON.
+
+    Anything else may be a server's internals (a stack trace) and is left to the log.
+    """
     if not isinstance(original, str):
-        return None
+        return None, None
     try:
         parsed = json.loads(original)
-    except ValueError:
-        return None
-    if isinstance(parsed, dict) and isinstance(parsed.get("error"), str):
-        return parsed["error"]
-    return None
+    except (ValueError, RecursionError):
+        return None, None
+    if not isinstance(parsed, dict):
+        return None, None
+    error = parsed.get("error")
+    if isinstance(error, str):
+        error_type = parsed.get("error_type")
+        return _one_line(error), error_type if isinstance(error_type, str) else None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        status = error.get("http_status_code")
+        error_type = _TGI_TYPE_BY_STATUS.get(status) if isinstance(status, int) else None
+        return _one_line(error["message"]), error_type
+    return None, None
+
+
+def _sentence(text: str) -> str:
+    return text if text.endswith((".", "!", "?", "…")) else text + "."
+
+
+def _one_line(text: str) -> str:
+    squeezed = " ".join(text.split())
+    if len(squeezed) <= _SHOWN_REASON_CHARS:
+        return squeezed
+    return squeezed[:_SHOWN_REASON_CHARS] + "…"
 
 
 def _safe_code(code: str) -> str:

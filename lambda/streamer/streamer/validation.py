@@ -41,14 +41,20 @@ class GenerateRequest:
     default_max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
 
     def upstream_body(self) -> bytes:
-        """TGI's body: always streaming, with details and max_new_tokens unless the caller chose.
+        """TGI's body: always streaming; details, max_new_tokens and return_full_text as below
+        unless the caller chose.
 
         `stream` must be at the top level (TGI ignores it inside parameters). `details` makes the
         final event carry finish_reason and generated_tokens, which the done event reports.
+        `return_full_text` is true by default on SageMaker, which makes the final event's
+        `generated_text` repeat the whole prompt: the relay never uses that text, and a
+        megabyte prompt would make that one line a megabyte too.
         """
         parameters = {"details": True, **self.parameters}
         if parameters.get("max_new_tokens") is None:
             parameters["max_new_tokens"] = self.default_max_new_tokens
+        if parameters.get("return_full_text") is None:
+            parameters["return_full_text"] = False
         body = {"inputs": self.inputs, "parameters": parameters, "stream": True}
         return json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
 
@@ -68,7 +74,8 @@ def parse_request(body: bytes, *, max_new_tokens_limit: int) -> GenerateRequest:
     inputs = document.get("inputs")
     if "inputs" not in document:
         raise _invalid("inputs is missing: send the prompt as a non-empty string in inputs.")
-    if not isinstance(inputs, str) or not inputs.strip():
+    # Only "" is refused, as TGI does: a prompt of spaces or newlines is odd but valid.
+    if not isinstance(inputs, str) or not inputs:
         got = "an empty string" if isinstance(inputs, str) else _kind(inputs)
         raise _invalid(f"inputs must be a non-empty string (got {got}).")
     if "stream" in document and not isinstance(document["stream"], bool):

@@ -1,0 +1,101 @@
+"""The invocation's deadline: the relay stops before Lambda does, and says why.
+
+The deadlines here are a second or two away, so the tests wait that long; what they check is
+what the caller got and that the upstream was closed, never how long anything took.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from relay_support import (
+    CapturedLog,
+    GatedUpstream,
+    ScriptedUpstream,
+    SlowToAnswerUpstream,
+    answer_events,
+    call,
+    lambda_context,
+    make_app,
+    token_event,
+    wait_for,
+)
+from streamer.streaming import DEADLINE_MARGIN_SECONDS
+
+PROMPT = {"inputs": "Hello"}
+# How long after the relay gives up the deadline itself is: enough for the first token of a
+# scripted upstream to arrive first, on any machine.
+SLACK_SECONDS = 1.0
+
+
+def near_deadline() -> dict[str, str]:
+    return lambda_context(seconds_left=DEADLINE_MARGIN_SECONDS + SLACK_SECONDS)
+
+
+def test_a_model_that_does_not_answer_in_time_is_a_504() -> None:
+    log = CapturedLog()
+    upstream = SlowToAnswerUpstream(answer_events(["late"]))
+    try:
+        response = call(make_app(upstream, log), json_body=PROMPT, headers=near_deadline())
+        assert upstream.opening.is_set()
+    finally:
+        upstream.release.set()
+    assert response.status_code == 504
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["type"] == "upstream_timeout"
+    assert body["error"].startswith("The function's time limit was reached before the model")
+    (line,) = log.request_lines()
+    assert (line["status"], line["error_type"]) == (504, "upstream_timeout")
+    # The abandoned call's stream, once it comes, is closed: nobody is left to read it.
+    assert wait_for(lambda: bool(upstream.streams) and upstream.streams[0].closed.is_set())
+
+
+def test_a_stream_that_sends_nothing_in_time_is_a_504() -> None:
+    upstream = GatedUpstream(b":\n\n", [token_event("late")])  # a keep-alive, then silence
+    response = call(make_app(upstream), json_body=PROMPT, headers=near_deadline())
+    assert response.status_code == 504
+    assert response.json()["type"] == "upstream_timeout"
+    assert upstream.stream.closed.is_set()
+
+
+@pytest.mark.parametrize(
+    ("accept", "ending"),
+    [
+        ("text/plain", "first\n[stream error] The function's time limit ended the answer"),
+        ("text/event-stream", 'event: error\ndata: {"error": "The function\'s time limit ended'),
+        ("application/x-ndjson", '{"event": "error", "error": "The function\'s time limit ended'),
+    ],
+    ids=["text", "sse", "ndjson"],
+)
+def test_a_deadline_mid_answer_ends_the_body_with_an_error(accept: str, ending: str) -> None:
+    log = CapturedLog()
+    upstream = GatedUpstream(token_event("first"), [token_event("never sent")])
+    headers = {"accept": accept, **near_deadline()}
+    response = call(make_app(upstream, log), json_body=PROMPT, headers=headers)
+    assert response.status_code == 200
+    assert ending in response.text
+    assert "upstream_timeout" in response.text
+    assert "max_new_tokens" in response.text
+    assert "never sent" not in response.text
+    assert upstream.stream.closed.is_set()
+    (line,) = log.request_lines()
+    assert (line["status"], line["error_type"], line["tokens"]) == (200, "upstream_timeout", 1)
+
+
+def test_a_deadline_already_passed_never_calls_sagemaker() -> None:
+    upstream = ScriptedUpstream(answer_events(["unused"]))
+    headers = lambda_context(seconds_left=DEADLINE_MARGIN_SECONDS / 2)
+    response = call(make_app(upstream), json_body=PROMPT, headers=headers)
+    assert response.status_code == 504
+    assert response.json()["type"] == "upstream_timeout"
+    assert upstream.bodies == []
+
+
+def test_a_distant_deadline_changes_nothing() -> None:
+    upstream = ScriptedUpstream(answer_events(["all", " of", " it"]))
+    headers = {"accept": "application/x-ndjson", **lambda_context(seconds_left=600)}
+    response = call(make_app(upstream), json_body=PROMPT, headers=headers)
+    events = [json.loads(line) for line in response.text.splitlines()]
+    assert [event["event"] for event in events] == ["token", "token", "token", "done"]
