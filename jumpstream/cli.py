@@ -367,7 +367,8 @@ def main(
     try:
         return handler(args, stdout or sys.stdout, stderr or sys.stderr)
     except KeyboardInterrupt:
-        # demo, ask and bench stop their children on the way out; nothing else to clean up.
+        # demo and bench stop their children on the way out, local handles its own signals, and
+        # ask starts none: nothing else to clean up.
         (stderr or sys.stderr).write("interrupted\n")
         return EXIT_INTERRUPTED
     except BrokenPipeError:

@@ -5,8 +5,9 @@ gets deployed, including the script the Web Adapter runs and the way the relay f
 (``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME``, which botocore honours, points it at the emulator). Only
 what AWS would provide differs: the credentials are dummies and the region is fixed.
 
-The emulator picks its own port (it prints the URL it got); the relay cannot, so a free port is
-chosen for it and, should another process take it first, the relay is started again elsewhere.
+The emulator picks its own port (it prints the URL it got); the relay cannot. With port 0 a free
+port is chosen for it and, should another process take it first, the relay is started again
+elsewhere; a fixed port (8080 by default) that is taken fails with PortInUse.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """The model catalog: the JumpStart TGI models jumpstream can deploy, loaded from `models.json`.
 
-The facts live in JSON so that the catalog refresh tool can rewrite them without touching code;
-this module only gives them types and refuses a file that breaks the invariants the endpoint
-construct relies on (a default instance that is supported, a GPU count for every instance type,
-an image registry for every region, an artifact that is either a prefix or a `.tar.gz`).
+The facts live in JSON so they can be updated without touching code; this module only gives
+them types and refuses a file that breaks the invariants the endpoint construct relies on (a
+supported default instance, at least one GPU per instance type, an artifact that is a prefix or
+a `.tar.gz`, an image tag carrying the TGI version, startup timeouts within 60-3600 s, at least
+one region). Regions without an entry in the account table use the default ECR account.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """The per-environment relay stack: the streaming function URL in front of that environment's
-endpoint. A stack of its own so the relay redeploys in seconds while the endpoint stays up."""
+endpoint. A stack of its own so the relay can be redeployed alone (`cdk deploy --exclusively`)
+while the endpoint stays up."""
 
 from __future__ import annotations
 

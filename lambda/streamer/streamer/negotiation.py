@@ -2,8 +2,9 @@
 
 curl sends `*/*` and a person wants plain text; a browser's EventSource sends `text/event-stream`;
 a program reading line by line asks for NDJSON. Each supported type takes the quality of the most
-specific range that matches it (`text/plain` beats `text/*` beats `*/*`); among equals, the range
-the client listed first wins, then the relay's own order of preference.
+specific range that matches it (`text/plain` beats `text/*` beats `*/*`). The highest quality
+wins; among equal qualities the more specific match wins, then the range listed first, then the
+relay's own order of preference.
 """
 
 from __future__ import annotations
