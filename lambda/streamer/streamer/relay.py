@@ -233,9 +233,7 @@ def tgi_error(event: StreamError) -> UpstreamError:
 
 
 def _protocol_error(error: StreamProtocolError) -> UpstreamError:
-    return UpstreamError(
-        kind="upstream_error",
-        status=502,
-        message="The model's stream could not be read: it was not a valid TGI token stream.",
-        detail=str(error),
+    return UpstreamError.bad_gateway(
+        "The model's stream could not be read: it was not a valid TGI token stream.",
+        str(error),
     )

@@ -86,6 +86,11 @@ class UpstreamError(ApiError):
         super().__init__(status=status, kind=kind, message=message, retry_after=retry_after)
         self.detail = detail
 
+    @classmethod
+    def bad_gateway(cls, message: str, detail: str | None) -> UpstreamError:
+        """502 `upstream_error`: SageMaker or the model failed in a way the caller cannot fix."""
+        return cls(kind="upstream_error", status=502, message=message, detail=detail)
+
 
 class UpstreamStream(Protocol):
     """The bytes of each PayloadPart in order; failures raise UpstreamError.
@@ -227,24 +232,18 @@ def translate_error(error: BaseException) -> UpstreamError:
         | urllib3.exceptions.ProtocolError
         | ConnectionError,
     ):
-        return UpstreamError(
-            kind="upstream_error",
-            status=502,
-            message="The connection to SageMaker failed.",
-            detail=repr(error),
+        return UpstreamError.bad_gateway(
+            "The connection to SageMaker failed.",
+            repr(error),
         )
     if isinstance(error, BotoCoreError):
-        return UpstreamError(
-            kind="upstream_error",
-            status=502,
-            message="The relay could not call SageMaker.",
-            detail=repr(error),
+        return UpstreamError.bad_gateway(
+            "The relay could not call SageMaker.",
+            repr(error),
         )
-    return UpstreamError(
-        kind="upstream_error",
-        status=502,
-        message="The call to SageMaker failed.",
-        detail=repr(error),
+    return UpstreamError.bad_gateway(
+        "The call to SageMaker failed.",
+        repr(error),
     )
 
 
@@ -282,14 +281,12 @@ def _from_client_error(error: ClientError) -> UpstreamError:
             detail=detail,
         )
     if code == "ValidationError":
-        return UpstreamError(
-            kind="upstream_error",
-            status=502,
-            message=(
+        return UpstreamError.bad_gateway(
+            (
                 "SageMaker refused the call to the model endpoint (ValidationError); "
                 "the relay's endpoint settings may be wrong."
             ),
-            detail=detail,
+            detail,
         )
     if code == "ModelError":
         return _from_model_error(response, detail)
@@ -303,31 +300,23 @@ def _from_client_error(error: ClientError) -> UpstreamError:
                 message="The model took longer than SageMaker allows to finish the answer.",
                 detail=detail,
             )
-        return UpstreamError(
-            kind="upstream_error",
-            status=502,
-            message="The stream between SageMaker and the model broke before the answer ended.",
-            detail=detail,
+        return UpstreamError.bad_gateway(
+            "The stream between SageMaker and the model broke before the answer ended.",
+            detail,
         )
     if code == "InternalStreamFailure":
-        return UpstreamError(
-            kind="upstream_error",
-            status=502,
-            message="SageMaker's stream from the model failed before the answer ended.",
-            detail=detail,
+        return UpstreamError.bad_gateway(
+            "SageMaker's stream from the model failed before the answer ended.",
+            detail,
         )
     if code == "InternalFailure":
-        return UpstreamError(
-            kind="upstream_error",
-            status=502,
-            message="SageMaker failed internally while calling the model.",
-            detail=detail,
+        return UpstreamError.bad_gateway(
+            "SageMaker failed internally while calling the model.",
+            detail,
         )
-    return UpstreamError(
-        kind="upstream_error",
-        status=502,
-        message=f"SageMaker refused the call ({_safe_code(code)}).",
-        detail=detail,
+    return UpstreamError.bad_gateway(
+        f"SageMaker refused the call ({_safe_code(code)}).",
+        detail,
     )
 
 
