@@ -22,8 +22,9 @@ _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 # SageMaker takes request bodies of at most 6 MB; the relay adds a few bytes to what it receives.
 _MAX_BODY_CEILING = 6_000_000
-# TGI reads max_new_tokens as a u32.
-_MAX_NEW_TOKENS_CEILING = 2**32 - 1
+# Far beyond any model's context here (Mistral's is 8192), and what the stack's config allows; it
+# also bounds the decoder's line limit, which grows with this number.
+_MAX_NEW_TOKENS_CEILING = 32768
 # A Lambda function runs for at most 900 s; anything longer is a typo.
 _MAX_TIMEOUT_SECONDS = 900.0
 # The longest silence the relay waits for from the upstream. TGI sends a keep-alive every 15 s
