@@ -39,15 +39,12 @@ class EventStreamResponse(Response):
         self.init_headers(headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body_done = False
         try:
             async with anyio.create_task_group() as tasks:
 
                 async def watch_for_disconnect() -> None:
                     while (await receive())["type"] != "http.disconnect":
                         pass
-                    if not body_done:
-                        self.record.finish("disconnected")
                     tasks.cancel_scope.cancel()
 
                 tasks.start_soon(watch_for_disconnect)
@@ -56,13 +53,14 @@ class EventStreamResponse(Response):
                 )
                 async for chunk in self.body_iterator:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                body_done = True
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
                 self.record.finish("completed")
                 tasks.cancel_scope.cancel()
         finally:
-            # Anything but a clean end (cancellation, a server error) means the client lost it.
-            self.record.finish("disconnected")
+            # Close the body first: its own clean-up (a hold letting go) must be visible by the
+            # time the record says the stream ended, or a reader could see "disconnected" yet held.
             if hasattr(self.body_iterator, "aclose"):
                 with anyio.CancelScope(shield=True):
                     await self.body_iterator.aclose()
+            # Anything but a clean end (cancellation, a server error) means the client lost it.
+            self.record.finish("disconnected")

@@ -221,6 +221,11 @@ def test_a_client_leaving_a_silent_stream_cancels_and_closes_the_body() -> None:
             await asyncio.sleep(0)
         assert record.state == "open"
         client.leave.set()
+        # Readers poll the record at any moment: it may say "disconnected" only once the body
+        # has been closed, or they could see a stream that ended yet is still parked.
+        while not serving.done():
+            assert record.state == "open" or closed.is_set()
+            await asyncio.sleep(0)
         await serving
         assert record.state == "disconnected"
         assert closed.is_set()
