@@ -178,7 +178,13 @@ class JumpStartEndpoint(Construct):
             for resource in resources:
                 if "*" in resource:
                     assert wildcard_reason, f"{sid}: a wildcard needs a reason"
-                    shown = resource.replace(account, "<AWS::AccountId>")
+                    # cdk-nag names a finding by the resource as the template has it: the
+                    # account token shows as <AWS::AccountId>, a configured account as itself.
+                    shown = (
+                        resource.replace(account, "<AWS::AccountId>")
+                        if cdk.Token.is_unresolved(account)
+                        else resource
+                    )
                     wildcards.setdefault(f"AwsSolutions-IAM5[Resource::{shown}]", []).append(
                         wildcard_reason
                     )

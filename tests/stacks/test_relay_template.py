@@ -170,6 +170,24 @@ def test_shipped_environments_synthesize_nag_and_lint_clean(tmp_path: Path) -> N
     assert all(r.get("DeletionPolicy", "Delete") == "Delete" for r in relay["Resources"].values())
 
 
+def test_an_environment_with_its_account_written_in_is_nag_and_lint_clean(tmp_path: Path) -> None:
+    """A configured account appears literally in ARNs, where cdk-nag's finding ids differ from
+    those of the account token: every acknowledgment must still match its finding."""
+    app = skip_bundling_app(tmp_path)
+    config = resolve_environment("acct", {**BASE, "account": "123456789012"})
+    stacks = add_environment(app, config)
+    enable_nag(app)
+    app.synth()
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    (nag,) = [r for r in report["pluginReports"] if r["pluginName"] == "AwsSolutions"]
+    assert (nag["conclusion"], nag["violations"]) == ("success", [])
+    acknowledged = {finding["ruleName"] for finding in nag["suppressedViolations"]}
+    assert any(":123456789012:log-group:" in rule for rule in acknowledged)
+    files = [str(tmp_path / f"{s.stack_name}.template.json") for s in stacks]
+    assert len(files) == 2
+    assert lint(files, "eu-west-1") == []
+
+
 def test_relay_synthesizes_in_every_region_that_can_host_it() -> None:
     """Each region JumpStart hosts a model in either gets a relay with that region's adapter
     layer, or is refused at config time with a sentence that says why."""
