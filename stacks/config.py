@@ -103,7 +103,10 @@ def _int(value: Any, what: str, *, minimum: int, maximum: int | None = None) -> 
     return value
 
 
-def _check_keys(raw: Mapping[str, Any], allowed: set[str], where: str) -> None:
+def _check_keys(raw: Any, allowed: set[str], where: str) -> None:
+    """`raw` must be a TOML table holding only `allowed` keys."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a table, not {raw!r}")
     unknown = set(raw) - allowed
     if unknown:
         raise ConfigError(
@@ -131,8 +134,6 @@ def model_max_new_tokens(model: Model) -> int:
 def _relay(raw: Any, where: str) -> RelayConfig:
     if raw is None:
         return RelayConfig()
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}.relay must be a table")
     _check_keys(raw, _RELAY_KEYS, f"{where}.relay")
     auth = raw.get("auth", "AWS_IAM")
     if auth not in AUTH_TYPES:

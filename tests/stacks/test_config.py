@@ -90,6 +90,9 @@ def test_bad_context_names_the_valid_choices(context: dict, message: str) -> Non
         ({**BASE, "relay": {"reserved_concurrency": 0}}, "reserved_concurrency must be at least 1"),
         ({**BASE, "relay": {"max_new_tokens_limit": True}}, "must be a whole number"),
         ({**BASE, "relay": {"colour": "red"}}, "unknown setting(s) colour"),
+        ({**BASE, "relay": "off"}, "environment 'dev'.relay must be a table, not 'off'"),
+        (5, "environment 'dev' must be a table, not 5"),
+        ("oops", "environment 'dev' must be a table, not 'oops'"),
         (
             {**BASE, "region": "cn-north-1"},
             "Lambda function URLs are not offered in cn-north-1",
@@ -123,6 +126,8 @@ def test_bad_environment_names_and_files(tmp_path: Path) -> None:
         select_environments({}, write(tmp_path, "environments = {}\n"))
     with pytest.raises(ConfigError, match=r"environments\.toml: "):
         select_environments({}, write(tmp_path, "[environments.dev\n"))
+    with pytest.raises(ConfigError, match="environment 'dev' must be a table, not 5"):
+        select_environments({}, write(tmp_path, "[environments]\ndev = 5\n"))
 
 
 def cdk(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
