@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -44,6 +45,9 @@ def base_env() -> dict[str, str]:
         ({"ENDPOINT_NAME": "not a valid name!"}, "configuration error: ENDPOINT_NAME must be"),
         ({"AWS_REGION": None}, "configuration error: AWS_REGION is not set"),
         ({"PORT": "http"}, "configuration error: PORT must be"),
+        ({"HOST": "bad host"}, "configuration error: HOST must be an IP address"),
+        # A documentation address (RFC 5737) this machine does not have: the bind fails.
+        ({"HOST": "192.0.2.1"}, "cannot listen on 192.0.2.1 port "),
         ({"MAX_BODY_BYTES": "-1"}, "configuration error: MAX_BODY_BYTES must be"),
         ({"MAX_BODY_BYTES": "a lot"}, "configuration error: MAX_BODY_BYTES must be"),
         (
@@ -72,6 +76,18 @@ def test_a_bad_setting_ends_the_relay_with_one_clear_line(
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"jumpstream-relay: {line_start}"), lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_a_port_already_taken_ends_the_relay_with_one_clear_line() -> None:
+    env = base_env()
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        env["PORT"] = str(taken.getsockname()[1])
+        result = run_relay_until_it_exits(env)
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line == (
+        f"jumpstream-relay: cannot listen on 127.0.0.1 port {env['PORT']}: Address already in use"
+    )
 
 
 def test_the_relay_calls_the_endpoint_url_it_is_given(

@@ -59,6 +59,11 @@ def test_every_setting_is_read() -> None:
     assert (settings.host, settings.port) == ("0.0.0.0", 9000)
 
 
+def test_host_takes_either_address_family() -> None:
+    assert load(HOST="::1").host == "::1"
+    assert load(HOST=" 127.0.0.1 ").host == "127.0.0.1"
+
+
 def test_the_adapters_own_port_variable_wins() -> None:
     assert load(AWS_LWA_PORT="7000", PORT="9000").port == 7000
     assert load(AWS_LWA_PORT=" ", PORT="9000").port == 9000
@@ -100,6 +105,8 @@ def test_log_prompts_spellings(raw: str, value: bool) -> None:
         ({"UPSTREAM_CONNECT_TIMEOUT_SECONDS": "-1"}, "UPSTREAM_CONNECT_TIMEOUT_SECONDS must be"),
         ({"UPSTREAM_CONNECT_TIMEOUT_SECONDS": "soon"}, "UPSTREAM_CONNECT_TIMEOUT_SECONDS must be"),
         ({"LOG_PROMPTS": "maybe"}, "LOG_PROMPTS must be true or false (got 'maybe')"),
+        ({"HOST": "bad host"}, "HOST must be an IP address to listen on"),
+        ({"HOST": "localhost"}, "HOST must be an IP address to listen on"),
         ({"PORT": "0"}, "PORT must be a whole number from 1 to 65535"),
         ({"PORT": "http"}, "PORT must be a whole number from 1 to 65535"),
         ({"AWS_LWA_PORT": "70000"}, "AWS_LWA_PORT must be a whole number from 1 to 65535"),

@@ -8,6 +8,7 @@ the function's log when a deployment does not come up.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 
 __all__ = ["main"]
@@ -39,7 +40,15 @@ def main() -> int:
         _fail(f"cannot create the SageMaker client: {error}")
         return 2
 
-    uvicorn.run(
+    # Bound here rather than by uvicorn, so that a port in use or an address this machine does
+    # not have is one line naming HOST and PORT too, not uvicorn's log of an errno.
+    try:
+        listener = _listen(settings.host, settings.port)
+    except OSError as error:
+        _fail(f"cannot listen on {settings.host} port {settings.port}: {error.strerror or error}")
+        return 2
+
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -50,7 +59,22 @@ def main() -> int:
         server_header=False,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
-    return 0
+    server = uvicorn.Server(config)
+    server.run(sockets=[listener])
+    return 0 if server.started else 3  # 3: uvicorn's own status for a failed start
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on an address literal (settings checked it is one)."""
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        # As uvicorn does: a restarted relay may bind while old connections are in TIME_WAIT.
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, port))
+    except OSError:
+        listener.close()
+        raise
+    return listener
 
 
 def _fail(message: str) -> None:

@@ -7,6 +7,7 @@ not accept traffic and fail every request.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 from collections.abc import Mapping
@@ -76,7 +77,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             environ, "UPSTREAM_CONNECT_TIMEOUT_SECONDS", default=5.0
         ),
         log_prompts=_boolean(environ, "LOG_PROMPTS", default=False),
-        host=_optional(environ, "HOST") or "127.0.0.1",
+        host=_host(environ),
         port=_port(environ),
     )
 
@@ -150,6 +151,22 @@ def _boolean(environ: Mapping[str, str], name: str, *, default: bool) -> bool:
     if raw.lower() in _FALSE:
         return False
     raise SettingsError(f"{name} must be true or false (got {raw!r}).")
+
+
+def _host(environ: Mapping[str, str]) -> str:
+    """An address literal: the adapter connects to 127.0.0.1, so a name buys nothing and a typo
+    in one would only surface as a resolver error from deep inside the server."""
+    value = _optional(environ, "HOST")
+    if value is None:
+        return "127.0.0.1"
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise SettingsError(
+            f"HOST must be an IP address to listen on, such as 127.0.0.1 or 0.0.0.0 "
+            f"(got {value!r})."
+        ) from None
+    return value
 
 
 def _port(environ: Mapping[str, str]) -> int:
