@@ -84,6 +84,17 @@ def test_a_deadline_mid_answer_ends_the_body_with_an_error(accept: str, ending: 
     assert (line["status"], line["error_type"], line["tokens"]) == (200, "upstream_timeout", 1)
 
 
+def test_text_held_back_by_the_transform_goes_out_before_the_deadline_error() -> None:
+    upstream = GatedUpstream(token_event("abc<"), [token_event("never sent")])
+    headers = {"accept": "text/plain", **near_deadline()}
+    app = make_app(upstream, model_id="huggingface-llm-rinna-3-6b-instruction-ppo-bf16")
+    response = call(app, json_body=PROMPT, headers=headers)
+    assert response.status_code == 200
+    answer, _, error_line = response.text.partition("\n[stream error] ")
+    assert answer == "abc<"  # the "<" that might have begun "<NL>" is model output too
+    assert error_line.startswith("The function's time limit ended the answer")
+
+
 def test_a_deadline_already_passed_never_calls_sagemaker() -> None:
     upstream = ScriptedUpstream(answer_events(["unused"]))
     headers = lambda_context(seconds_left=DEADLINE_MARGIN_SECONDS / 2)

@@ -356,3 +356,33 @@ def test_a_line_beyond_the_limit_is_still_refused() -> None:
     assert isinstance(failure, Failed)
     assert failure.error.kind == "upstream_error"
     assert "max_line_bytes" in (failure.error.detail or "")
+
+
+def test_abandon_returns_the_text_held_back_and_ends_the_answer() -> None:
+    stream = ScriptedStream([token_event("abc<"), token_event("NL>more")])
+    pump = RelayPump(stream, transform=MarkerRewriter("<NL>", "\n"), max_line_bytes=LINE_LIMIT)
+    assert pump.pull() == [Text(text="abc")]  # "<" may start "<NL>": held back
+    assert pump.abandon() == "<"
+    assert pump.finished
+    assert stream.closed.is_set()
+    # A read that was under way when the relay gave up turns into nothing.
+    assert pump.pull() == []
+    assert pump.abandon() == ""
+
+
+def test_a_read_that_returns_after_abandon_yields_nothing() -> None:
+    pump_ref: list[RelayPump] = []
+
+    class AbandonedWhileReading(ScriptedStream):
+        def __next__(self) -> bytes:
+            data = super().__next__()
+            if self.reads == 2:
+                pump_ref[0].abandon()  # as the event loop does while this thread reads
+            return data
+
+    stream = AbandonedWhileReading(answer_events(["one", " two"]))
+    pump = RelayPump(stream, transform=PassThrough(), max_line_bytes=LINE_LIMIT)
+    pump_ref.append(pump)
+    assert pump.pull() == [Text(text="one")]
+    assert pump.pull() == []
+    assert pump.finished

@@ -10,6 +10,8 @@ a stream that just stops) into one `Failed` piece carrying an `UpstreamError`.
 from __future__ import annotations
 
 import contextlib
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -81,8 +83,9 @@ Piece = Text | Ended | Failed
 class RelayPump:
     """Pulls one answer out of an upstream stream, a blocking read at a time.
 
-    Not thread-safe, but it need not be: the relay calls `pull` from one worker thread at a
-    time, and only `close` may come from elsewhere (to unblock a read when the client leaves).
+    The relay calls `pull` from one worker thread at a time. `close` (to unblock a read when the
+    client leaves) and `abandon` (when the relay gives up on a read) may come from elsewhere;
+    a lock keeps `abandon` from racing the processing of a read that was still under way.
     """
 
     def __init__(
@@ -94,6 +97,7 @@ class RelayPump:
         self._finished = False
         self._ended = False
         self._closed = False
+        self._lock = threading.Lock()
 
     @property
     def finished(self) -> bool:
@@ -112,14 +116,22 @@ class RelayPump:
         try:
             data = next(self._stream)
         except StopIteration:
-            return self._end_of_stream()
+            return self._unless_abandoned(self._end_of_stream)
         except UpstreamError as error:
-            return self._fail([], error)
-        try:
-            events = self._decoder.feed(data)
-        except StreamProtocolError as error:
-            return self._fail([], _protocol_error(error))
-        return self._handle(events)
+            return self._unless_abandoned(self._fail, [], error)
+        return self._unless_abandoned(self._decode, data)
+
+    def abandon(self) -> str:
+        """Stop the answer for a reason of the relay's own (its deadline, a bug of its own).
+
+        Closes the stream and returns the text the transform still holds back: it is real model
+        output, to be sent before the error. A `pull` still reading in its thread returns nothing.
+        """
+        with self._lock:
+            held = "" if self._finished else self._transform.flush()
+            self._finished = True
+        self.close()
+        return held
 
     def drain(self, *, max_bytes: int = DRAIN_MAX_BYTES) -> bool:
         """After the final event, read the stream to its end; True if the end was reached.
@@ -149,6 +161,18 @@ class RelayPump:
         self._closed = True
         with contextlib.suppress(Exception):
             self._stream.close()
+
+    def _unless_abandoned(self, step: Callable[..., list[Piece]], *args: object) -> list[Piece]:
+        """Turn what a read returned into pieces, unless the answer was abandoned meanwhile."""
+        with self._lock:
+            return [] if self._finished else step(*args)
+
+    def _decode(self, data: bytes) -> list[Piece]:
+        try:
+            events = self._decoder.feed(data)
+        except StreamProtocolError as error:
+            return self._fail([], _protocol_error(error))
+        return self._handle(events)
 
     def _end_of_stream(self) -> list[Piece]:
         try:

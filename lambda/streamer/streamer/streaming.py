@@ -194,19 +194,19 @@ class RelayResponse:
         except _DeadlineReachedError:
             error = _deadline_error(text_sent=True)
             self._note_error(error)
-            chunk = self._writer.error(message=error.message, kind=error.kind)
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await self._end_early(send, pump, message=error.message, kind=error.kind)
         except Exception as error:
             # The status is sent: the only way left to say something broke is the body.
             self._logger.exception("relay failed mid-stream")
             if self._record is not None:
                 self._record.error_type = "internal_error"
                 self._record.error_detail = repr(error)
-            chunk = self._writer.error(
+            await self._end_early(
+                send,
+                pump,
                 message="The relay failed unexpectedly; the answer is incomplete.",
                 kind="internal_error",
             )
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
         self._complete = True
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
@@ -263,6 +263,14 @@ class RelayResponse:
         body = b"".join(chunks)
         if body:
             await send({"type": "http.response.body", "body": body, "more_body": True})
+
+    async def _end_early(self, send: Send, pump: RelayPump, *, message: str, kind: str) -> None:
+        """End a started answer with an error of the relay's own, after the text it held back."""
+        held = pump.abandon()
+        if held:
+            await self._send_pieces(send, [Text(text=held)])
+        chunk = self._writer.error(message=message, kind=kind)
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
     async def _send_error(
         self, scope: Scope, receive: Receive, send: Send, error: UpstreamError
