@@ -184,8 +184,22 @@ def test_the_bundled_asset_serves_a_streamed_answer(
         lines = parse_ndjson(response.content)
         assert [line["text"] for line in lines[:-1]] == expected_tokens(_PROMPT)
         assert lines[-1] == {"event": "done", "finish_reason": "eos_token", "generated_tokens": 7}
-        # Powertools, from the asset, wrote one line per request once each response ended.
-        assert wait_until(lambda: len(request_lines(output)) == 2), output.render()
-        assert [line["status"] for line in request_lines(output)] == [200, 200]
+
+        # Powertools, from the asset, writes one line per request once each response ended (the
+        # start-up health polls too): wait for the answer's line, which comes last.
+        def answer_logged() -> bool:
+            lines = request_lines(output)
+            return bool(lines) and lines[-1]["method"] == "POST"
+
+        assert wait_until(answer_logged), output.render()
+        assert (
+            "relay",
+            f"jumpstream-relay: listening on {url}, relaying to SageMaker endpoint "
+            f"{ENDPOINT_NAME} in {_REGION}",
+        ) in output.lines()
+        lines = request_lines(output)
+        assert [line["path"] for line in lines if line["method"] == "POST"] == ["/"]
+        assert {line["status"] for line in lines} == {200}
+        assert lines[-1]["generated_tokens"] == 7
     finally:
         relay.stop()

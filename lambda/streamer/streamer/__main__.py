@@ -27,7 +27,7 @@ def main() -> int:
     try:
         settings = load_settings(os.environ)
     except SettingsError as error:
-        _fail(f"configuration error: {error}")
+        _say(f"configuration error: {error}")
         return 2
 
     import uvicorn
@@ -37,7 +37,7 @@ def main() -> int:
     try:
         app = create_app(settings)
     except Exception as error:  # botocore refuses, e.g., a malformed AWS_ENDPOINT_URL_* value
-        _fail(f"cannot create the SageMaker client: {error}")
+        _say(f"cannot create the SageMaker client: {error}")
         return 2
 
     # Bound here rather than by uvicorn, so that a port in use or an address this machine does
@@ -45,9 +45,16 @@ def main() -> int:
     try:
         listener = _listen(settings.host, settings.port)
     except OSError as error:
-        _fail(f"cannot listen on {settings.host} port {settings.port}: {error.strerror or error}")
+        _say(f"cannot listen on {settings.host} port {settings.port}: {error.strerror or error}")
         return 2
 
+    # uvicorn announces the address only for sockets it bound itself: say it here, with where
+    # the answers come from, as the first line a person reads in the function's log.
+    where = f"[{settings.host}]" if ":" in settings.host else settings.host
+    _say(
+        f"listening on http://{where}:{settings.port}, relaying to SageMaker endpoint "
+        f"{settings.endpoint_name} in {settings.region}"
+    )
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -65,7 +72,8 @@ def main() -> int:
 
 
 def _listen(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on an address literal (settings checked it is one)."""
+    """A TCP socket bound to an address literal (settings checked it is one); the server
+    listens on it."""
     listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     try:
         # As uvicorn does: a restarted relay may bind while old connections are in TIME_WAIT.
@@ -77,9 +85,9 @@ def _listen(host: str, port: int) -> socket.socket:
     return listener
 
 
-def _fail(message: str) -> None:
-    """One line, whatever the message holds: log viewers show one event per line."""
-    print(f"{_PROGRAM}: {' '.join(message.split())}", file=sys.stderr)
+def _say(message: str) -> None:
+    """One line on stderr, whatever the message holds: log viewers show one event per line."""
+    print(f"{_PROGRAM}: {' '.join(message.split())}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
