@@ -364,7 +364,7 @@ def test_abandon_returns_the_text_held_back_and_ends_the_answer() -> None:
     assert pump.pull() == [Text(text="abc")]  # "<" may start "<NL>": held back
     assert pump.abandon() == "<"
     assert pump.finished
-    assert stream.closed.is_set()
+    assert not stream.closed.is_set()  # closing may block: the relay does it off the loop
     # A read that was under way when the relay gave up turns into nothing.
     assert pump.pull() == []
     assert pump.abandon() == ""

@@ -124,13 +124,13 @@ class RelayPump:
     def abandon(self) -> str:
         """Stop the answer for a reason of the relay's own (its deadline, a bug of its own).
 
-        Closes the stream and returns the text the transform still holds back: it is real model
-        output, to be sent before the error. A `pull` still reading in its thread returns nothing.
+        Returns the text the transform still holds back: it is real model output, to be sent
+        before the error. A `pull` still reading in its thread then returns nothing. The stream
+        stays open for `close`, which may block and so is the caller's to run off the event loop.
         """
         with self._lock:
             held = "" if self._finished else self._transform.flush()
             self._finished = True
-        self.close()
         return held
 
     def drain(self, *, max_bytes: int = DRAIN_MAX_BYTES) -> bool:
