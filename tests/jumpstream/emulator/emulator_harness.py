@@ -37,11 +37,17 @@ _LISTENING = re.compile(r"^emulator listening on (http://\S+)$")
 @contextlib.contextmanager
 def running_emulator(*extra_args: str) -> Iterator[str]:
     """Start the emulator (fast pace unless overridden) and yield its base URL."""
-    args = emulator_command(*extra_args)
+    with emulator_process(*extra_args) as (_, url):
+        yield url
+
+
+@contextlib.contextmanager
+def emulator_process(*extra_args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Start the emulator and yield the process and its base URL; stop it after, if it runs."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     with tempfile.TemporaryFile(mode="w+") as stderr:
         process = subprocess.Popen(
-            args,
+            emulator_command(*extra_args),
             cwd=REPO_ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -50,9 +56,9 @@ def running_emulator(*extra_args: str) -> Iterator[str]:
             text=True,
         )
         try:
-            yield wait_for_url(process, stderr)
+            yield process, wait_for_url(process, stderr)
         finally:
-            process.terminate()
+            process.terminate()  # a no-op once the process has been waited for
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:

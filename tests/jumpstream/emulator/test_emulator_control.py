@@ -3,11 +3,9 @@ inference-component routing and the ``--port 0`` start-up contract."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import tempfile
 from typing import Any
 
 import pytest
@@ -17,7 +15,7 @@ from emulator_harness import (
     POLL_TIMEOUT_SECONDS,
     REPO_ROOT,
     control,
-    emulator_command,
+    emulator_process,
     invoke,
     parse_sse,
     payload_parts,
@@ -27,7 +25,6 @@ from emulator_harness import (
     stream_record,
     tgi_body,
     wait_for_record,
-    wait_for_url,
 )
 
 
@@ -159,27 +156,9 @@ def test_the_cli_refuses_a_port_in_use(url: str) -> None:
 
 
 def test_sigterm_stops_the_emulator_even_while_a_stream_stalls() -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    with tempfile.TemporaryFile(mode="w+") as stderr:
-        process = subprocess.Popen(
-            emulator_command(),
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-        )
-        try:
-            url = wait_for_url(process, stderr)
-            response = invoke(sagemaker_client(url), "hi[[fault:stall@1]]")
-            next(iter(response["Body"]))
-            process.terminate()
-            # uvicorn shuts down, then re-raises the signal it caught: -SIGTERM is a clean stop.
-            assert process.wait(timeout=POLL_TIMEOUT_SECONDS) in (0, -signal.SIGTERM)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait(timeout=POLL_TIMEOUT_SECONDS)
-            assert process.stdout is not None
-            process.stdout.close()
+    with emulator_process() as (process, url):
+        response = invoke(sagemaker_client(url), "hi[[fault:stall@1]]")
+        next(iter(response["Body"]))
+        process.terminate()
+        # uvicorn shuts down, then re-raises the signal it caught: -SIGTERM is a clean stop.
+        assert process.wait(timeout=POLL_TIMEOUT_SECONDS) in (0, -signal.SIGTERM)
