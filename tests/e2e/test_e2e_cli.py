@@ -26,6 +26,7 @@ import pytest
 from jumpstream.demo import DEMO_PROMPT
 from jumpstream.local import REPO_ROOT
 from tests.e2e.support import HANG_GUARD_SECONDS, expected_answer, generate_body
+from tests.processes import wait_until_gone
 
 _RELAY_LINE = re.compile(r"relay \(lambda/streamer/run\.sh\)\s+(http://\S+)/\s+\(pid (\d+)\)")
 _READY = "Press Ctrl-C to stop."
@@ -46,23 +47,6 @@ def child_pids(parent: int) -> set[int]:
         if int(fields[1]) == parent:
             children.add(int(stat.parent.name))
     return children
-
-
-def is_running(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
-def gone(pids: set[int]) -> bool:
-    deadline = time.monotonic() + HANG_GUARD_SECONDS
-    while time.monotonic() < deadline:
-        if not any(is_running(pid) for pid in pids):
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @dataclass(slots=True)
@@ -160,7 +144,7 @@ def test_local_serves_then_stops_both_children_on_a_signal(
 
     running_local.process.send_signal(signum)
     assert running_local.process.wait(timeout=HANG_GUARD_SECONDS) == 0
-    assert gone(running_local.children)
+    assert wait_until_gone(running_local.children, guard_seconds=HANG_GUARD_SECONDS)
     assert running_local.process.stderr is not None
     stderr = running_local.process.stderr.read()
     assert f"jumpstream local: {signum.name}, stopped the relay and the emulator" in stderr
@@ -170,7 +154,7 @@ def test_local_serves_then_stops_both_children_on_a_signal(
 def test_local_exits_1_when_a_child_dies(running_local: RunningLocal) -> None:
     os.kill(running_local.relay_pid, signal.SIGKILL)
     assert running_local.process.wait(timeout=HANG_GUARD_SECONDS) == 1
-    assert gone(running_local.children)
+    assert wait_until_gone(running_local.children, guard_seconds=HANG_GUARD_SECONDS)
     assert running_local.process.stderr is not None
     stderr = running_local.process.stderr.read()
     assert "jumpstream local: the relay exited unexpectedly with status -9; stopping" in stderr

@@ -11,27 +11,10 @@ from pathlib import Path
 import pytest
 
 from jumpstream.procs import Child, ChildExited, LineBuffer, PrefixedWriter, StartupTimeout
+from tests.processes import is_running, wait_until_gone
 
 # A hang guard, not a speed assertion.
 GUARD_SECONDS = 20.0
-
-
-def is_running(pid: int) -> bool:
-    """True while `pid` exists and is not a zombie (a reaped-late zombie no longer runs)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
-def wait_until_gone(pid: int) -> bool:
-    deadline = time.monotonic() + GUARD_SECONDS
-    while time.monotonic() < deadline:
-        if not is_running(pid):
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def wait_for_exit(child: Child) -> int | None:
@@ -109,7 +92,7 @@ def test_stop_ends_the_whole_process_group() -> None:
     assert is_running(grandchild)
     child.stop()
     assert child.poll() is not None
-    assert wait_until_gone(grandchild)
+    assert wait_until_gone([grandchild], guard_seconds=GUARD_SECONDS)
 
 
 def test_stop_kills_a_child_that_ignores_sigterm() -> None:
