@@ -29,6 +29,7 @@ from typing import Any, Final, TextIO
 from urllib.parse import urlsplit
 
 from jumpstream.procs import Child, ChildExited, LineSink, PrefixedWriter, StartupTimeout
+from stacks.catalog import load_catalog
 
 __all__ = [
     "DEFAULT_MODEL_ID",
@@ -70,6 +71,7 @@ _SCRUBBED: Final = (
     "AWS_USE_FIPS_ENDPOINT",
     "AWS_USE_DUALSTACK_ENDPOINT",
     "INFERENCE_COMPONENT_NAME",
+    "PROMPT_TEMPLATE",
     "HOST",
 )
 _RELAY_PORT_ATTEMPTS: Final = 3
@@ -162,6 +164,10 @@ def relay_environment(
         AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=emulator_url,
         PYTHONUNBUFFERED="1",
     )
+    # What the stack hands a deployed function: the catalog's chat layout for the model.
+    model = load_catalog().models.get(config.model_id)
+    if model is not None:
+        env["PROMPT_TEMPLATE"] = model.prompt_template
     env.update(config.relay_env)
     return env
 

@@ -60,6 +60,9 @@ class Model:
     environment: dict[str, str]
     regions: tuple[str, ...]
     eos_token: str
+    #: The model's chat layout as the relay's PROMPT_TEMPLATE setting reads it (compact JSON,
+    #: ASCII only so any environment variable carries it). The relay interprets it.
+    prompt_template: str
     health_check_timeout_seconds: int
     download_timeout_seconds: int
     deprecated: str | None
@@ -149,6 +152,9 @@ def _model(raw: dict[str, Any], *, bucket: str, registry: ImageRegistry) -> Mode
         environment=_env_strings(raw["environment"], where),
         regions=tuple(raw["regions"]),
         eos_token=raw["eos_token"],
+        prompt_template=json.dumps(
+            raw["prompt_template"], ensure_ascii=True, separators=(",", ":"), sort_keys=True
+        ),
         health_check_timeout_seconds=int(
             raw["startup"]["container_startup_health_check_timeout_seconds"]
         ),

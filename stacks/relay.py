@@ -66,6 +66,7 @@ class StreamingRelay(Construct):
         endpoint_name: str,
         endpoint_arn: str,
         model_id: str,
+        prompt_template: str | None = None,
         max_new_tokens_limit: int = 1024,
         reserved_concurrency: int | None = None,
         auth_type: str = "AWS_IAM",
@@ -126,6 +127,9 @@ class StreamingRelay(Construct):
         }
         if inference_component_name:
             environment["INFERENCE_COMPONENT_NAME"] = inference_component_name
+        if prompt_template:
+            # The catalog's chat layout for this model: the relay renders `messages` with it.
+            environment["PROMPT_TEMPLATE"] = prompt_template
 
         self.function = lambda_.Function(
             self,

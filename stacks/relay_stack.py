@@ -33,6 +33,7 @@ class RelayStack(cdk.Stack):
             endpoint_name=config.endpoint_name,
             endpoint_arn=endpoint_arn(config.region, self.account, config.endpoint_name),
             model_id=config.model.id,
+            prompt_template=config.model.prompt_template,
             max_new_tokens_limit=relay_config.max_new_tokens_limit,
             reserved_concurrency=relay_config.reserved_concurrency,
             auth_type=relay_config.auth,

@@ -25,6 +25,7 @@ from jumpstream.local import (
     start_stack,
 )
 from jumpstream.procs import LineBuffer
+from stacks.catalog import load_catalog
 
 EMULATOR_URL = "http://127.0.0.1:41234"
 
@@ -40,6 +41,9 @@ def test_relay_environment_is_what_lambda_and_the_brief_set() -> None:
     assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "eu-west-1"
     assert env["AWS_ACCESS_KEY_ID"] == env["AWS_SECRET_ACCESS_KEY"] == "local"
     assert env["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] == EMULATOR_URL
+    # The chat layout the stack would hand the deployed function, from the catalog.
+    rinna = load_catalog().get("huggingface-llm-rinna-3-6b-instruction-ppo-bf16")
+    assert env["PROMPT_TEMPLATE"] == rinna.prompt_template
     # `python` in run.sh must be this interpreter (the project's virtualenv).
     assert env["PATH"].split(os.pathsep) == [str(Path(sys.executable).parent), "/bin"]
 
@@ -52,6 +56,7 @@ def test_relay_environment_drops_what_would_redirect_the_relay() -> None:
         "AWS_SESSION_TOKEN": "real-token",
         "AWS_ENDPOINT_URL": "https://example.com",
         "INFERENCE_COMPONENT_NAME": "ic",
+        "PROMPT_TEMPLATE": "{}",
         "HOST": "0.0.0.0",
         "LANG": "C.UTF-8",
     }
@@ -60,6 +65,7 @@ def test_relay_environment_drops_what_would_redirect_the_relay() -> None:
         assert name not in env
     assert "INFERENCE_COMPONENT_NAME" not in env
     assert "HOST" not in env
+    assert env["PROMPT_TEMPLATE"] == load_catalog().get(StackConfig().model_id).prompt_template
     assert env["LANG"] == "C.UTF-8"  # everything else is inherited
     assert env["AWS_CONFIG_FILE"] == env["AWS_SHARED_CREDENTIALS_FILE"] == os.devnull
 

@@ -10,6 +10,7 @@ import pytest
 from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Annotations, Match, Template
 
+from stacks.catalog import load_catalog
 from stacks.config import NO_FUNCTION_URL_REGIONS, resolve_environment, select_environments
 from stacks.environment import add_environment
 from stacks.errors import ConfigError
@@ -57,6 +58,19 @@ def test_function_runs_the_web_adapter_on_python_314_arm64() -> None:
             },
         },
     )
+
+
+def test_the_function_gets_the_catalogs_prompt_template_for_its_model() -> None:
+    _, template = relay_template(BASE)
+    (function,) = template.find_resources("AWS::Lambda::Function").values()
+    setting = function["Properties"]["Environment"]["Variables"]["PROMPT_TEMPLATE"]
+    assert json.loads(setting) == {
+        "begin": "<s>",
+        "user": "[INST] {content} [/INST]",
+        "assistant": "{content}</s>",
+        "system_joiner": "\n\n",
+    }
+    assert setting == load_catalog().get("huggingface-llm-mistral-7b-instruct").prompt_template
 
 
 def test_timeout_covers_the_longest_answer_any_model_allows() -> None:

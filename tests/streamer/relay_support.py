@@ -27,8 +27,13 @@ import uvicorn
 from aws_lambda_powertools import Logger
 from starlette.applications import Starlette
 from streamer.app import create_app
+from streamer.prompt_template import PromptTemplate
 from streamer.settings import Settings
 from streamer.upstream import UpstreamError
+
+from stacks.catalog import load_catalog
+
+RINNA_3_6B = "huggingface-llm-rinna-3-6b-instruction-ppo-bf16"
 
 # A generous guard against hangs; never a statement about speed.
 HANG_GUARD_SECONDS = 30.0
@@ -207,6 +212,11 @@ def settings(**overrides: Any) -> Settings:
     values: dict[str, Any] = {"endpoint_name": "test-endpoint", "region": "us-east-1"}
     values.update(overrides)
     return Settings(**values)
+
+
+def catalog_template(model_id: str) -> PromptTemplate:
+    """The model's prompt template exactly as the stack hands it to the function."""
+    return PromptTemplate.from_json(load_catalog().get(model_id).prompt_template)
 
 
 def lambda_context(*, seconds_left: float, request_id: str = "req-1") -> dict[str, str]:

@@ -10,12 +10,14 @@ import json
 
 import pytest
 from relay_support import (
+    RINNA_3_6B,
     CapturedLog,
     GatedUpstream,
     ScriptedUpstream,
     SlowToAnswerUpstream,
     answer_events,
     call,
+    catalog_template,
     lambda_context,
     make_app,
     token_event,
@@ -87,7 +89,7 @@ def test_a_deadline_mid_answer_ends_the_body_with_an_error(accept: str, ending: 
 def test_text_held_back_by_the_transform_goes_out_before_the_deadline_error() -> None:
     upstream = GatedUpstream(token_event("abc<"), [token_event("never sent")])
     headers = {"accept": "text/plain", **near_deadline()}
-    app = make_app(upstream, model_id="huggingface-llm-rinna-3-6b-instruction-ppo-bf16")
+    app = make_app(upstream, prompt_template=catalog_template(RINNA_3_6B))
     response = call(app, json_body=PROMPT, headers=headers)
     assert response.status_code == 200
     answer, _, error_line = response.text.partition("\n[stream error] ")

@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 from relay_support import (
+    RINNA_3_6B,
     ScriptedUpstream,
     answer_events,
     call,
+    catalog_template,
     error_event,
     final_event,
     make_app,
@@ -118,7 +120,7 @@ def test_special_tokens_never_reach_any_format() -> None:
 
 
 def test_rinna_newlines_in_every_format() -> None:
-    model = {"model_id": "huggingface-llm-rinna-3-6b-instruction-ppo-bf16"}
+    model = {"prompt_template": catalog_template(RINNA_3_6B)}
     script = answer_events(["一行目<N", "L>二行目"])
     assert relay(script, **model).text == "一行目\n二行目"
     sse = sse_events(relay(script, SSE, **model).text)

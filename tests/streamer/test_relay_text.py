@@ -7,7 +7,8 @@ import itertools
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from streamer.model_text import MarkerRewriter, PassThrough, transform_for
+from streamer.model_text import MarkerRewriter, PassThrough, TransformChain, transform_for
+from streamer.prompt_template import PromptTemplate
 
 
 def rewrite(pieces: list[str]) -> str:
@@ -76,18 +77,34 @@ def test_markers_that_could_overlap_themselves_are_refused() -> None:
         MarkerRewriter("<NL>", "<br>")
 
 
-@pytest.mark.parametrize(
-    ("model_id", "rewrites"),
-    [
-        ("rinna-3-6b-instruction-ppo", True),
-        ("huggingface-llm-rinna-3-6b-instruction-ppo-bf16", True),
-        ("huggingface-llm-falcon-7b-instruct-bf16", False),
-        (None, False),
-    ],
+RINNA_LIKE = PromptTemplate(
+    user="{content}", assistant="{content}", output_replacements=(("<NL>", "\n"),)
 )
-def test_transform_follows_the_model_id(model_id: str | None, rewrites: bool) -> None:
-    transform = transform_for(model_id)
+PLAIN = PromptTemplate(user="{content}", assistant="{content}")
+
+
+@pytest.mark.parametrize(
+    ("template", "rewrites"), [(RINNA_LIKE, True), (PLAIN, False), (None, False)]
+)
+def test_transform_follows_the_templates_output_replacements(
+    template: PromptTemplate | None, rewrites: bool
+) -> None:
+    transform = transform_for(template)
     assert isinstance(transform, MarkerRewriter) is rewrites
     assert isinstance(transform, PassThrough) is not rewrites
     out = transform.feed("a<NL>b") + transform.flush()
     assert out == ("a\nb" if rewrites else "a<NL>b")
+
+
+def test_stop_sequences_are_cut_before_the_templates_rewrites() -> None:
+    transform = transform_for(RINNA_LIKE, stop_sequences=["<NL>ユーザー:"])
+    assert isinstance(transform, TransformChain)
+    pieces = ["一<N", "L>二<NL>", "ユー", "ザー:", "余分"]
+    out = "".join(transform.feed(piece) for piece in pieces) + transform.flush()
+    assert out == "一\n二"
+
+
+def test_a_chain_passes_what_the_first_transform_held_through_the_next_at_the_end() -> None:
+    transform = transform_for(RINNA_LIKE, stop_sequences=["<NL>ユーザー:"])
+    assert transform.feed("a<NL>") == "a"
+    assert transform.flush() == "\n"

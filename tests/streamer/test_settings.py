@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from streamer.prompt_template import Message
 from streamer.settings import Settings, SettingsError, load_settings
 
 REQUIRED = {"ENDPOINT_NAME": "jumpstart-rinna-endpoint", "AWS_REGION": "ap-northeast-1"}
@@ -110,10 +111,19 @@ def test_log_prompts_spellings(raw: str, value: bool) -> None:
         ({"PORT": "0"}, "PORT must be a whole number from 1 to 65535"),
         ({"PORT": "http"}, "PORT must be a whole number from 1 to 65535"),
         ({"AWS_LWA_PORT": "70000"}, "AWS_LWA_PORT must be a whole number from 1 to 65535"),
+        ({"PROMPT_TEMPLATE": "{"}, "PROMPT_TEMPLATE is not valid JSON"),
+        ({"PROMPT_TEMPLATE": '{"user": "{content}"}'}, "PROMPT_TEMPLATE needs 'assistant'."),
     ],
 )
 def test_each_bad_value_is_named_in_one_line(overrides: dict[str, str], words: str) -> None:
     assert words in problem({**REQUIRED, **overrides})
+
+
+def test_the_prompt_template_is_read_from_its_json_setting() -> None:
+    template = load(PROMPT_TEMPLATE='{"user": "U: {content}", "assistant": "A: {content}"}')
+    assert template.prompt_template is not None
+    assert template.prompt_template.render([Message("user", "hi")]) == "U: hi"
+    assert load().prompt_template is None
 
 
 def test_missing_required_variables() -> None:

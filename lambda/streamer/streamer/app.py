@@ -64,7 +64,11 @@ def create_app(
         if record is not None:
             record.response_format = output.value
         body = await _read_body(request, settings.max_body_bytes)
-        generate_request = parse_request(body, max_new_tokens_limit=settings.max_new_tokens_limit)
+        generate_request = parse_request(
+            body,
+            max_new_tokens_limit=settings.max_new_tokens_limit,
+            template=settings.prompt_template,
+        )
         if record is not None:
             record.prompt_chars = len(generate_request.inputs)
             if settings.log_prompts:
@@ -73,7 +77,9 @@ def create_app(
             upstream=relay_upstream,
             body=generate_request.upstream_body(),
             writer=writer_for(output),
-            transform=transform_for(settings.model_id),
+            transform=transform_for(
+                settings.prompt_template, stop_sequences=generate_request.added_stop_sequences
+            ),
             record=record,
             logger=relay_logger,
             max_line_bytes=max_line_bytes,

@@ -1,16 +1,21 @@
 """Model-specific fixes to the text a model streams, applied before the caller sees it.
 
 rinna's japanese-gpt-neox-3.6b models were trained with newlines written as the literal `<NL>`,
-and write them that way. Tokens split text anywhere, so `<N` may end one token and `L>` start the
-next: the rewriter holds back only a suffix that could still become `<NL>`, and the rest of the
-text goes out as soon as it arrives.
+and write them that way; the catalog's prompt template says so in its output replacements. Tokens
+split text anywhere, so `<N` may end one token and `L>` start the next: the rewriter holds back
+only a suffix that could still become `<NL>`, and the rest of the text goes out as soon as it
+arrives. Stop sequences that a chat request added are cut the same way (stop_sequences.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
-__all__ = ["MarkerRewriter", "PassThrough", "TextTransform", "transform_for"]
+from .prompt_template import PromptTemplate
+from .stop_sequences import StopSequenceTrimmer
+
+__all__ = ["MarkerRewriter", "PassThrough", "TextTransform", "TransformChain", "transform_for"]
 
 
 class TextTransform(Protocol):
@@ -66,8 +71,37 @@ class MarkerRewriter:
         return 0
 
 
-def transform_for(model_id: str | None) -> TextTransform:
-    """A fresh transform for one response of this model."""
-    if model_id is not None and "rinna-3-6b" in model_id:
-        return MarkerRewriter("<NL>", "\n")
-    return PassThrough()
+class TransformChain:
+    """Transforms applied in order; what one holds back at the end still passes the next."""
+
+    def __init__(self, transforms: Sequence[TextTransform]) -> None:
+        self._transforms = tuple(transforms)
+
+    def feed(self, text: str) -> str:
+        for transform in self._transforms:
+            text = transform.feed(text)
+        return text
+
+    def flush(self) -> str:
+        text = ""
+        for transform in self._transforms:
+            text = transform.feed(text) + transform.flush()
+        return text
+
+
+def transform_for(
+    template: PromptTemplate | None, *, stop_sequences: Sequence[str] = ()
+) -> TextTransform:
+    """A fresh transform for one response: cut `stop_sequences`, then the template's rewrites.
+
+    Stop sequences are cut first, from the text as the model wrote it, because that is the text
+    TGI matched them against.
+    """
+    transforms: list[TextTransform] = []
+    if stop_sequences:
+        transforms.append(StopSequenceTrimmer(stop_sequences))
+    if template is not None:
+        transforms.extend(MarkerRewriter(old, new) for old, new in template.output_replacements)
+    if not transforms:
+        return PassThrough()
+    return transforms[0] if len(transforms) == 1 else TransformChain(transforms)

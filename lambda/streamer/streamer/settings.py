@@ -13,6 +13,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .prompt_template import PromptTemplate, TemplateError
+
 __all__ = ["Settings", "SettingsError", "load_settings"]
 
 # SageMaker's own patterns for EndpointName and InferenceComponentName (at most 63 characters).
@@ -46,6 +48,8 @@ class Settings:
     region: str
     inference_component_name: str | None = None
     model_id: str | None = None
+    #: How the deployed model lays out a chat; None: the relay takes only `inputs`.
+    prompt_template: PromptTemplate | None = None
     max_new_tokens_limit: int = 1024
     max_body_bytes: int = 1024 * 1024
     upstream_read_timeout_seconds: float = _DEFAULT_READ_TIMEOUT_SECONDS
@@ -64,6 +68,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             environ, "INFERENCE_COMPONENT_NAME", required=False
         ),
         model_id=_optional(environ, "MODEL_ID"),
+        prompt_template=_prompt_template(environ),
         max_new_tokens_limit=_integer(
             environ, "MAX_NEW_TOKENS_LIMIT", default=1024, low=1, high=_MAX_NEW_TOKENS_CEILING
         ),
@@ -86,6 +91,17 @@ def _optional(environ: Mapping[str, str], name: str) -> str | None:
     """An unset or blank variable is absent: Lambda consoles make empty values easy to leave."""
     value = environ.get(name, "").strip()
     return value or None
+
+
+def _prompt_template(environ: Mapping[str, str]) -> PromptTemplate | None:
+    """The catalog's prompt template for the deployed model, as the stack wrote it (JSON)."""
+    raw = _optional(environ, "PROMPT_TEMPLATE")
+    if raw is None:
+        return None
+    try:
+        return PromptTemplate.from_json(raw)
+    except TemplateError as error:
+        raise SettingsError(f"PROMPT_TEMPLATE {error}.") from None
 
 
 def _sagemaker_name(environ: Mapping[str, str], name: str, *, required: bool) -> str | None:

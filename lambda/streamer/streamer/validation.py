@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from typing import Final
 
 from .errors import ApiError
+from .prompt_template import PromptTemplate, parse_messages
 
 __all__ = ["KNOWN_PARAMETERS", "GenerateRequest", "parse_request"]
 
-_TOP_LEVEL_KEYS: Final = ("inputs", "parameters", "stream")
+_TOP_LEVEL_KEYS: Final = ("inputs", "messages", "parameters", "stream")
 _MAX_STOP_SEQUENCES: Final = 4
 _MAX_TOP_N_TOKENS: Final = 5
 _I32_MAX: Final = 2**31 - 1
@@ -39,6 +40,8 @@ class GenerateRequest:
     inputs: str
     parameters: Mapping[str, object]
     default_max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
+    #: Stop sequences the relay added for a chat request, to be cut from the answer it streams.
+    added_stop_sequences: tuple[str, ...] = ()
 
     def upstream_body(self) -> bytes:
         """TGI's body: always streaming; details, max_new_tokens and return_full_text as below
@@ -59,8 +62,15 @@ class GenerateRequest:
         return json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
-def parse_request(body: bytes, *, max_new_tokens_limit: int) -> GenerateRequest:
-    """Decode and check a request body; raise ApiError (400 or 422) saying what is wrong."""
+def parse_request(
+    body: bytes, *, max_new_tokens_limit: int, template: PromptTemplate | None = None
+) -> GenerateRequest:
+    """Decode and check a request body; raise ApiError (400 or 422) saying what is wrong.
+
+    The prompt is either `inputs`, sent as it is, or chat `messages`, laid out with the deployed
+    model's prompt template. A template's stop sequences join the caller's, and are cut from
+    the answer, since the caller never wrote them.
+    """
     document = _decode(body)
     if not isinstance(document, dict):
         raise _invalid_body(
@@ -69,21 +79,61 @@ def parse_request(body: bytes, *, max_new_tokens_limit: int) -> GenerateRequest:
     for key in document:
         if key not in _TOP_LEVEL_KEYS:
             raise _invalid(
-                f"Unknown field {_name(key)}: the body may only have inputs, parameters and stream."
+                f"Unknown field {_name(key)}: the body may only have inputs or messages, "
+                "parameters and stream."
             )
-    inputs = document.get("inputs")
-    if "inputs" not in document:
-        raise _invalid("inputs is missing: send the prompt as a non-empty string in inputs.")
-    # Only "" is refused, as TGI does: a prompt of spaces or newlines is odd but valid.
-    if not isinstance(inputs, str) or not inputs:
-        got = "an empty string" if isinstance(inputs, str) else _kind(inputs)
-        raise _invalid(f"inputs must be a non-empty string (got {got}).")
     if "stream" in document and not isinstance(document["stream"], bool):
         raise _invalid(
             f"stream must be true or false (got {_kind(document['stream'])}); "
             "the relay always streams."
         )
-    parameters = document.get("parameters", {})
+    parameters = _parameters(document.get("parameters", {}), max_new_tokens_limit)
+    added_stops: tuple[str, ...] = ()
+    if "messages" in document:
+        if "inputs" in document:
+            raise _invalid("Send either inputs (a prompt) or messages (a chat), not both.")
+        if template is None:
+            raise _invalid(
+                "This relay has no prompt template for its model, so it cannot lay out chat "
+                "messages: send the prompt as inputs."
+            )
+        messages = parse_messages(document["messages"], template=template)
+        inputs = template.render(messages)
+        added_stops = tuple(stop for stop in template.stop if stop not in _stops(parameters))
+        stops = [*added_stops, *_stops(parameters)]
+        if len(stops) > _MAX_STOP_SEQUENCES:
+            room = _MAX_STOP_SEQUENCES - len(added_stops)
+            raise _invalid(
+                f"parameters.stop may hold at most {room} sequences with chat messages: this "
+                f"model's chat format adds {len(added_stops)} of TGI's {_MAX_STOP_SEQUENCES}."
+            )
+        if added_stops:
+            parameters["stop"] = stops
+    else:
+        inputs = _inputs(document)
+    return GenerateRequest(
+        inputs=inputs,
+        parameters=parameters,
+        default_max_new_tokens=min(DEFAULT_MAX_NEW_TOKENS, max_new_tokens_limit),
+        added_stop_sequences=added_stops,
+    )
+
+
+def _inputs(document: Mapping[str, object]) -> str:
+    if "inputs" not in document:
+        raise _invalid(
+            "inputs is missing: send the prompt as a non-empty string in inputs "
+            "(or a chat as messages)."
+        )
+    inputs = document["inputs"]
+    # Only "" is refused, as TGI does: a prompt of spaces or newlines is odd but valid.
+    if not isinstance(inputs, str) or not inputs:
+        got = "an empty string" if isinstance(inputs, str) else _kind(inputs)
+        raise _invalid(f"inputs must be a non-empty string (got {got}).")
+    return inputs
+
+
+def _parameters(parameters: object, max_new_tokens_limit: int) -> dict[str, object]:
     if not isinstance(parameters, dict):
         raise _invalid(f"parameters must be an object (got {_kind(parameters)}).")
     for name, value in parameters.items():
@@ -98,11 +148,12 @@ def parse_request(body: bytes, *, max_new_tokens_limit: int) -> GenerateRequest:
         problem = rule.check(value, max_new_tokens_limit)
         if problem is not None:
             raise _invalid(f"parameters.{name} must be {problem} (got {_shown(value)}).")
-    return GenerateRequest(
-        inputs=inputs,
-        parameters=dict(parameters),
-        default_max_new_tokens=min(DEFAULT_MAX_NEW_TOKENS, max_new_tokens_limit),
-    )
+    return dict(parameters)
+
+
+def _stops(parameters: Mapping[str, object]) -> list[str]:
+    stops = parameters.get("stop", [])
+    return [stop for stop in stops if isinstance(stop, str)] if isinstance(stops, list) else []
 
 
 def _decode(body: bytes) -> object:
