@@ -17,10 +17,10 @@ from typing import Final
 from .errors import ApiError
 from .prompt_template import PromptTemplate, parse_messages
 
-__all__ = ["KNOWN_PARAMETERS", "GenerateRequest", "parse_request"]
+__all__ = ["KNOWN_PARAMETERS", "MAX_STOP_SEQUENCES", "GenerateRequest", "parse_request"]
 
 _TOP_LEVEL_KEYS: Final = ("inputs", "messages", "parameters", "stream")
-_MAX_STOP_SEQUENCES: Final = 4
+MAX_STOP_SEQUENCES: Final = 4
 _MAX_TOP_N_TOKENS: Final = 5
 _I32_MAX: Final = 2**31 - 1
 _U32_MAX: Final = 2**32 - 1
@@ -101,11 +101,11 @@ def parse_request(
         inputs = template.render(messages)
         added_stops = tuple(stop for stop in template.stop if stop not in _stops(parameters))
         stops = [*added_stops, *_stops(parameters)]
-        if len(stops) > _MAX_STOP_SEQUENCES:
-            room = _MAX_STOP_SEQUENCES - len(added_stops)
+        if len(stops) > MAX_STOP_SEQUENCES:
+            room = MAX_STOP_SEQUENCES - len(added_stops)
             raise _invalid(
                 f"parameters.stop may hold at most {room} sequences with chat messages: this "
-                f"model's chat format adds {len(added_stops)} of TGI's {_MAX_STOP_SEQUENCES}."
+                f"model's chat format adds {len(added_stops)} of TGI's {MAX_STOP_SEQUENCES}."
             )
         if added_stops:
             parameters["stop"] = stops
@@ -314,11 +314,11 @@ def _decoder_input_details(value: object, _limit: int) -> str | None:
 def _stop(value: object, _limit: int) -> str | None:
     if (
         isinstance(value, list)
-        and len(value) <= _MAX_STOP_SEQUENCES
+        and len(value) <= MAX_STOP_SEQUENCES
         and all(isinstance(item, str) and item for item in value)
     ):
         return None
-    return f"a list of at most {_MAX_STOP_SEQUENCES} non-empty strings"
+    return f"a list of at most {MAX_STOP_SEQUENCES} non-empty strings"
 
 
 def _string(value: object, _limit: int) -> str | None:
