@@ -11,7 +11,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Final, TextIO
 
-from jumpstream import ask, bench, demo, local
+from jumpstream import ask, bench, demo, local, proxy
+from jumpstream.deployed import DeployedError, relay_url
 from jumpstream.reading import FORMATS
 
 __all__ = ["build_parser", "main"]
@@ -22,15 +23,17 @@ EXIT_INTERRUPTED: Final = 130
 _DESCRIPTION = """\
 Stream tokens from a SageMaker JumpStart LLM through a Lambda function URL.
 
-Run the relay locally against an emulated SageMaker endpoint (local, demo, bench), or
-send a prompt to a deployed function URL (ask)."""
+Run the relay locally against an emulated SageMaker endpoint (local, demo, bench), send a
+prompt to a deployed function URL (ask), or put a deployed URL on 127.0.0.1 for tools that
+cannot sign SigV4 requests (proxy)."""
 
 _EPILOG = """\
 examples:
   python -m jumpstream demo
   python -m jumpstream local --port 8080
   python -m jumpstream ask --url https://ID.lambda-url.us-east-1.on.aws/ "Hello"
-  python -m jumpstream bench --sizes 64,512"""
+  python -m jumpstream bench --sizes 64,512
+  python -m jumpstream proxy --env dev"""
 
 _LOCAL_EPILOG = f"""\
 The relay is started exactly as the Lambda Web Adapter starts it (sh lambda/streamer/run.sh),
@@ -120,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(commands)
     _add_ask(commands)
     _add_bench(commands)
+    _add_proxy(commands)
     return parser
 
 
@@ -350,6 +354,54 @@ def _run_bench(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         output_dir=args.output_dir,
     )
     return bench.run_bench(options, stdout=stdout, stderr=stderr)
+
+
+def _add_proxy(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "proxy",
+        help="serve a deployed relay on 127.0.0.1, SigV4-signing every request",
+        description=(
+            "Listen on 127.0.0.1 and forward every request to a relay's function URL, signed "
+            "with SigV4 (service lambda) using botocore's credential chain, passing the answer "
+            "back as it streams. Point OpenAI tools at http://127.0.0.1:PORT/v1."
+        ),
+    )
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--url", type=_http_url, help="the relay's function URL")
+    where.add_argument(
+        "--env",
+        metavar="NAME",
+        help="an environment of environments.toml: its deployed relay stack's URL",
+    )
+    parser.add_argument(
+        "--port",
+        type=_port,
+        default=proxy.DEFAULT_PORT,
+        help="the port on 127.0.0.1 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--region", default=None, help="the function's region (default: read from the URL)"
+    )
+    parser.add_argument(
+        "--no-sign",
+        dest="sign",
+        action="store_false",
+        help="forward without SigV4 (a URL with auth type NONE)",
+    )
+    parser.set_defaults(handler=_run_proxy)
+
+
+def _run_proxy(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    url, region = args.url, args.region
+    if args.env is not None:
+        try:
+            url, env_region = relay_url(args.env)
+        except DeployedError as error:
+            stderr.write(f"jumpstream proxy: {error}\n")
+            return 2
+        region = region or env_region
+    options = proxy.ProxyOptions(url=url, port=args.port, region=region, sign=args.sign)
+    return proxy.run_proxy(options, stdout=stdout, stderr=stderr)
 
 
 Handler = Callable[[argparse.Namespace, TextIO, TextIO], int]

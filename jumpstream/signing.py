@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -19,7 +20,14 @@ from botocore.credentials import ReadOnlyCredentials
 
 from jumpstream.http_stream import PreparedRequest
 
-__all__ = ["SERVICE", "canonical_host", "load_credentials", "region_from_url", "sign"]
+__all__ = [
+    "SERVICE",
+    "canonical_host",
+    "credential_source",
+    "load_credentials",
+    "region_from_url",
+    "sign",
+]
 
 SERVICE: Final = "lambda"
 _FUNCTION_URL_HOST: Final = re.compile(
@@ -48,10 +56,20 @@ def canonical_host(url: str) -> str:
 
 def load_credentials() -> ReadOnlyCredentials | None:
     """Credentials from botocore's usual chain (environment, profile, SSO, instance role ...)."""
+    source = credential_source()
+    return None if source is None else source()
+
+
+def credential_source() -> Callable[[], ReadOnlyCredentials] | None:
+    """A callable giving current credentials, refreshed as botocore refreshes them (SSO, roles).
+
+    A long-running signer (the proxy) calls it per request: temporary credentials expire, and
+    botocore renews them only when asked.
+    """
     import botocore.session
 
     credentials = botocore.session.Session().get_credentials()
-    return None if credentials is None else credentials.get_frozen_credentials()
+    return None if credentials is None else credentials.get_frozen_credentials
 
 
 def sign(

@@ -18,6 +18,8 @@ from stacks.catalog import Catalog, Model, load_catalog
 from stacks.errors import ConfigError
 from stacks.retention import RETENTION_BY_DAYS
 
+#: The relay stack's output holding the function URL; `ask --env` and `proxy --env` read it.
+RELAY_URL_OUTPUT = "Url"
 CONFIG_PATH = Path(__file__).resolve().parent.parent / "environments.toml"
 
 # The context keys a user may pass with `cdk synth -c key=value`.
@@ -85,6 +87,11 @@ class EnvironmentConfig:
     @property
     def stack_prefix(self) -> str:
         return f"jumpstream-{self.name}"
+
+    @property
+    def relay_stack_name(self) -> str:
+        """Where the relay's function URL is an output (RELAY_URL_OUTPUT) once deployed."""
+        return f"{self.stack_prefix}-relay"
 
 
 def _choices(values: Any) -> str:

@@ -13,7 +13,7 @@ def add_environment(app: cdk.App, config: EnvironmentConfig) -> list[cdk.Stack]:
     endpoint = EndpointStack(app, f"{config.stack_prefix}-endpoint", config=config)
     stacks: list[cdk.Stack] = [endpoint]
     if config.relay.enabled:
-        relay = RelayStack(app, f"{config.stack_prefix}-relay", config=config)
+        relay = RelayStack(app, config.relay_stack_name, config=config)
         relay.add_stack_dependency(endpoint, "the relay invokes the endpoint by name")
         stacks.append(relay)
     for stack in stacks:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import aws_cdk as cdk
 from constructs import Construct
 
-from stacks.config import EnvironmentConfig
+from stacks.config import RELAY_URL_OUTPUT, EnvironmentConfig
 from stacks.endpoint import endpoint_arn
 from stacks.relay import StreamingRelay
 from stacks.retention import retention
@@ -42,6 +42,8 @@ class RelayStack(cdk.Stack):
             invoker_arns=relay_config.invoker_arns,
             log_retention=retention(config.log_retention_days),
         )
-        cdk.CfnOutput(self, "Url", value=self.relay.url.url, description="POST prompts here")
+        cdk.CfnOutput(
+            self, RELAY_URL_OUTPUT, value=self.relay.url.url, description="POST prompts here"
+        )
         cdk.CfnOutput(self, "FunctionName", value=self.relay.function.function_name)
         cdk.CfnOutput(self, "AuthType", value=relay_config.auth)

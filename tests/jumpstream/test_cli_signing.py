@@ -8,10 +8,7 @@ headers `sign` produced. Any header that is changed after signing, or not signed
 from __future__ import annotations
 
 import hashlib
-import hmac
 import io
-import re
-from urllib.parse import urlsplit
 
 import pytest
 from botocore.credentials import ReadOnlyCredentials
@@ -19,57 +16,11 @@ from botocore.credentials import ReadOnlyCredentials
 from jumpstream.ask import AskOptions, prepare_request, request_body, run_ask
 from jumpstream.http_stream import PreparedRequest
 from jumpstream.signing import canonical_host, region_from_url, sign
+from tests.sigv4_reference import AUTHORIZATION, expected_signature, lower, scope_of
 
 CREDENTIALS = ReadOnlyCredentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", None)
 SESSION = ReadOnlyCredentials("ASIAEXAMPLE", "secret/with+chars", "session-token-value")
 URL = "https://abcdefghij0123456789abcdefghij01.lambda-url.eu-west-1.on.aws/"
-_AUTHORIZATION = re.compile(
-    r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})/(?P<region>[a-z0-9-]+)/"
-    r"(?P<service>[a-z]+)/aws4_request, SignedHeaders=(?P<signed>[a-z0-9;-]+), "
-    r"Signature=(?P<signature>[0-9a-f]{64})"
-)
-
-
-def lower(headers: dict[str, str]) -> dict[str, str]:
-    return {name.lower(): value for name, value in headers.items()}
-
-
-def expected_signature(request: PreparedRequest, secret: str, signed: list[str]) -> str:
-    """SigV4 from the AWS General Reference, written out step by step."""
-    headers = lower(dict(request.headers))
-    amz_date = headers["x-amz-date"]
-    date, region, service = _scope(headers["authorization"])
-    parts = urlsplit(request.url)
-    canonical_headers = "".join(f"{name}:{' '.join(headers[name].split())}\n" for name in signed)
-    canonical_request = "\n".join(
-        [
-            request.method,
-            parts.path or "/",
-            parts.query,
-            canonical_headers,
-            ";".join(signed),
-            hashlib.sha256(request.body).hexdigest(),
-        ]
-    )
-    scope = f"{date}/{region}/{service}/aws4_request"
-    string_to_sign = "\n".join(
-        [
-            "AWS4-HMAC-SHA256",
-            amz_date,
-            scope,
-            hashlib.sha256(canonical_request.encode()).hexdigest(),
-        ]
-    )
-    key = ("AWS4" + secret).encode()
-    for part in (date, region, service, "aws4_request"):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    return hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
-
-
-def _scope(authorization: str) -> tuple[str, str, str]:
-    match = _AUTHORIZATION.fullmatch(authorization)
-    assert match is not None, authorization
-    return match["date"], match["region"], match["service"]
 
 
 def unsigned(body: bytes = b'{"inputs": "hi"}', url: str = URL) -> PreparedRequest:
@@ -119,7 +70,7 @@ def test_canonical_host_drops_only_the_default_port(url: str, host: str) -> None
 def test_signature_matches_an_independent_sigv4_computation() -> None:
     signed_request = sign(unsigned(), credentials=CREDENTIALS, region="eu-west-1")
     headers = lower(dict(signed_request.headers))
-    match = _AUTHORIZATION.fullmatch(headers["authorization"])
+    match = AUTHORIZATION.fullmatch(headers["authorization"])
     assert match is not None
     assert match["key"] == "AKIDEXAMPLE"
     assert match["region"] == "eu-west-1"
@@ -135,7 +86,7 @@ def test_body_hash_header_is_sent_and_signed() -> None:
     signed_request = sign(unsigned(body), credentials=CREDENTIALS, region="eu-west-1")
     headers = lower(dict(signed_request.headers))
     assert headers["x-amz-content-sha256"] == hashlib.sha256(body).hexdigest()
-    signed = _AUTHORIZATION.fullmatch(headers["authorization"])["signed"].split(";")  # type: ignore[index]
+    signed = AUTHORIZATION.fullmatch(headers["authorization"])["signed"].split(";")  # type: ignore[index]
     assert {"host", "x-amz-content-sha256", "x-amz-date", "content-type", "accept"} <= set(signed)
     assert "user-agent" not in signed
     assert signed_request.body == body
@@ -147,7 +98,7 @@ def test_a_different_body_gives_a_different_signature() -> None:
         method=first.method, url=first.url, headers=first.headers, body=b'{"inputs": "b"}'
     )
     headers = lower(dict(first.headers))
-    signed = _AUTHORIZATION.fullmatch(headers["authorization"])["signed"].split(";")  # type: ignore[index]
+    signed = AUTHORIZATION.fullmatch(headers["authorization"])["signed"].split(";")  # type: ignore[index]
     assert headers["authorization"].endswith(
         expected_signature(first, CREDENTIALS.secret_key, signed)
     )
@@ -160,7 +111,7 @@ def test_session_token_is_sent_and_signed() -> None:
     signed_request = sign(unsigned(), credentials=SESSION, region="us-east-1")
     headers = lower(dict(signed_request.headers))
     assert headers["x-amz-security-token"] == "session-token-value"
-    signed = _AUTHORIZATION.fullmatch(headers["authorization"])["signed"].split(";")  # type: ignore[index]
+    signed = AUTHORIZATION.fullmatch(headers["authorization"])["signed"].split(";")  # type: ignore[index]
     assert "x-amz-security-token" in signed
     assert headers["authorization"].endswith(
         expected_signature(signed_request, SESSION.secret_key, signed)
@@ -177,7 +128,7 @@ def test_prepare_request_signs_with_the_region_in_the_url() -> None:
     options = AskOptions(url=URL, prompt="hi", output_format="sse", max_new_tokens=7)
     request = prepare_request(options, credentials_loader=lambda: CREDENTIALS)
     headers = lower(dict(request.headers))
-    assert _scope(headers["authorization"])[1:] == ("eu-west-1", "lambda")
+    assert scope_of(headers["authorization"])[1:] == ("eu-west-1", "lambda")
     assert headers["accept"] == "text/event-stream"
     assert request.body == b'{"inputs": "hi", "parameters": {"max_new_tokens": 7}}'
 
@@ -185,7 +136,7 @@ def test_prepare_request_signs_with_the_region_in_the_url() -> None:
 def test_prepare_request_region_option_wins_over_the_url() -> None:
     options = AskOptions(url=URL, prompt="hi", region="ap-northeast-1")
     request = prepare_request(options, credentials_loader=lambda: CREDENTIALS)
-    assert _scope(lower(dict(request.headers))["authorization"])[1] == "ap-northeast-1"
+    assert scope_of(lower(dict(request.headers))["authorization"])[1] == "ap-northeast-1"
 
 
 def test_no_sign_sends_no_aws_headers() -> None:

@@ -9,21 +9,18 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import struct
 import threading
 import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import anyio
 import httpx
-import uvicorn
 from aws_lambda_powertools import Logger
 from starlette.applications import Starlette
 from streamer.app import create_app
@@ -272,32 +269,6 @@ def call(
 
 
 # --- The relay on a real socket -----------------------------------------------------------------
-
-
-@contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """Run uvicorn exactly as __main__ does (h11, asyncio) on a free loopback port."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, http="h11", loop="asyncio", lifespan="off", access_log=False, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        for _ in range(int(HANG_GUARD_SECONDS * 100)):
-            if server.started:
-                break
-            threading.Event().wait(0.01)
-        assert server.started, "uvicorn did not start"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(HANG_GUARD_SECONDS)
-        sock.close()
 
 
 # --- SageMaker's event stream on loopback, for the real boto3 client ------------------------------

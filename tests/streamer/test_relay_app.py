@@ -21,7 +21,6 @@ from relay_support import (
     error_event,
     final_event,
     make_app,
-    serving,
     settings,
     token_event,
     wait_for,
@@ -32,6 +31,8 @@ from streamer.upstream import (
     UpstreamError,
     translate_error,
 )
+
+from tests.serving import serving
 
 PROMPT = {"inputs": "Hello"}
 
