@@ -409,6 +409,7 @@ def _print_ready(stack: LocalStack, config: StackConfig, stdout: TextIO) -> None
         "jumpstream local stack is up:",
         f"  relay (lambda/streamer/run.sh)  {stack.relay_url}/  (pid {stack.relay.pid})",
         f"  emulated SageMaker endpoint     {stack.emulator_url}  ({upstream})",
+        f"  chat page                       {stack.relay_url}/chat",
         "Try:",
         f"  {curl_example(stack.relay_url)}",
         "Press Ctrl-C to stop.",

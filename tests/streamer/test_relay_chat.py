@@ -117,3 +117,17 @@ def test_messages_without_a_prompt_template_are_refused_with_a_way_out() -> None
     assert response.status_code == 422
     assert "send the prompt as inputs" in response.json()["error"]
     assert upstream.bodies == []
+
+
+def test_the_chat_page_and_its_script_come_from_this_origin_only() -> None:
+    app = make_app(ScriptedUpstream())
+    page = call(app, "GET", "/chat")
+    script = call(app, "GET", "/chat.js")
+    assert page.status_code == script.status_code == 200
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert script.headers["content-type"] == "text/javascript; charset=utf-8"
+    assert '<script src="chat.js"></script>' in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    # The page sends the conversation as messages and reads the relay's own SSE.
+    assert '"text/event-stream"' in script.text
+    assert "messages" in script.text

@@ -1,4 +1,5 @@
-"""The relay's HTTP surface: `POST /` generates; `GET /health` is the adapter's readiness check.
+"""The relay's HTTP surface: `POST /` generates; `GET /health` is the adapter's readiness check;
+`GET /chat` is a chat page that calls `POST /` from the browser.
 
 Checks run cheapest first and all before SageMaker is called: the route and method (404/405), the
 Accept header (406), the body's size (413, from Content-Length and again while reading, so a
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 from typing import Final
 
 import anyio
@@ -86,6 +88,12 @@ def create_app(
             stop_at=stop_at,
         )
 
+    async def chat_page(request: Request) -> Response:
+        return _static("chat.html", "text/html; charset=utf-8")
+
+    async def chat_script(request: Request) -> Response:
+        return _static("chat.js", "text/javascript; charset=utf-8")
+
     async def health(request: Request) -> Response:
         # Never calls SageMaker: the adapter polls this before every cold start's first request.
         return JSONResponse({"status": "ok"})
@@ -94,6 +102,8 @@ def create_app(
         routes=[
             Route("/", generate, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
+            Route("/chat", chat_page, methods=["GET"]),
+            Route("/chat.js", chat_script, methods=["GET"]),
         ],
         middleware=[Middleware(RequestObserver, logger=relay_logger)],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error},
@@ -101,6 +111,20 @@ def create_app(
     # "/health/" is another path (404), not a redirect the adapter or a client would follow.
     app.router.redirect_slashes = False
     return app
+
+
+_STATIC: Final = Path(__file__).with_name("static")
+# The page and its script come from this origin only; nothing is loaded from elsewhere.
+_STATIC_HEADERS: Final = {
+    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-cache",
+}
+
+
+def _static(name: str, media_type: str) -> Response:
+    """A file of the chat page, read when asked for: a cold start never pays for it."""
+    return Response((_STATIC / name).read_bytes(), media_type=media_type, headers=_STATIC_HEADERS)
 
 
 def _stop_time(request: Request) -> float | None:
@@ -175,7 +199,10 @@ async def _http_error(request: Request, error: Exception) -> Response:
         api_error = ApiError(
             status=404,
             kind="not_found",
-            message=f"There is nothing at {path}: POST / to generate, GET /health to check.",
+            message=(
+                f"There is nothing at {path}: POST / to generate, GET /chat for a chat page, "
+                "GET /health to check."
+            ),
         )
         return _error_response(api_error)
     if error.status_code == 405:
