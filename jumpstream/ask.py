@@ -1,10 +1,12 @@
 """``python -m jumpstream ask``: send one prompt to a relay and print the answer as it streams.
 
-A deployed function URL uses ``AuthType: AWS_IAM``, so requests are SigV4-signed with whatever
-credentials botocore's chain finds; ``--no-sign`` talks to a local relay or a URL without auth.
-The answer's text goes to stdout the moment it arrives; everything about the answer (its end,
-an error) goes to stderr, so ``ask ... > answer.txt`` captures exactly the text. The exit
-status is 1 whenever the answer is not complete: an HTTP error, or a failure mid-stream.
+A deployed function URL uses ``AuthType: AWS_IAM``, so a function URL is SigV4-signed with
+whatever credentials botocore's chain finds; a loopback URL (``jumpstream local``) is not, unless
+``--sign`` asks; ``--no-sign`` never signs. ``--env NAME`` finds the URL in the environment's
+relay stack. ``--chat`` sends the prompt as a user message, laid out by the relay in the
+model's own format. The answer's text goes to stdout the moment it arrives; everything about the
+answer (an error) goes to stderr, so ``ask ... > answer.txt`` captures exactly the text. The
+exit status is 1 whenever the answer is not complete: an HTTP error, or a failure mid-stream.
 """
 
 from __future__ import annotations
@@ -14,137 +16,69 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, TextIO
 
-from botocore.credentials import ReadOnlyCredentials
-
-from jumpstream.http_stream import PreparedRequest, StreamingReply, TransportError, send
-from jumpstream.reading import (
-    ACCEPT,
-    Failed,
-    Finished,
-    ReaderError,
-    TextChunk,
-    read_answer,
-    reader_for,
+from jumpstream.client import (
+    CredentialSource,
+    RelayClient,
+    RelayError,
+    StreamError,
+    Text,
+    auth_for,
+    parse_refusal,
 )
-from jumpstream.signing import load_credentials, region_from_url, sign
+from jumpstream.signing import credential_source
 
 __all__ = [
     "AskOptions",
     "describe_error",
-    "prepare_request",
     "request_body",
     "run_ask",
 ]
 
-USER_AGENT: Final = "jumpstream-ask/0.1"
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
-_SHOWN_BODY_CHARS: Final = 300
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AskOptions:
-    """One ``ask``: where, what, and how to read the answer."""
+    """One ``ask``: where, what, and whether to sign."""
 
     url: str
     prompt: str
-    output_format: str = "text"
+    #: Send the prompt as a user message (with `system` before it) instead of as `inputs`.
+    chat: bool = False
+    system: str | None = None
     max_new_tokens: int | None = None
     temperature: float | None = None
     region: str | None = None
-    sign: bool = True
+    #: None: sign a function URL, not a loopback one; True: always; False: never.
+    sign: bool | None = None
     #: Seconds to connect, and the longest silence tolerated while reading.
     timeout: float = 300.0
-
-
-class AskError(Exception):
-    """A failure to report in one line before exiting with status 1."""
 
 
 def request_body(
     prompt: str, *, max_new_tokens: int | None = None, temperature: float | None = None
 ) -> bytes:
     """The relay's request body; parameters the caller did not set are left to the relay."""
-    parameters: dict[str, Any] = {}
-    if max_new_tokens is not None:
-        parameters["max_new_tokens"] = max_new_tokens
-    if temperature is not None:
-        parameters["temperature"] = temperature
     body: dict[str, Any] = {"inputs": prompt}
+    parameters = _parameters(max_new_tokens=max_new_tokens, temperature=temperature)
     if parameters:
         body["parameters"] = parameters
     return json.dumps(body, ensure_ascii=False).encode("utf-8")
 
 
-def prepare_request(
-    options: AskOptions,
-    *,
-    credentials_loader: Callable[[], ReadOnlyCredentials | None] = load_credentials,
-) -> PreparedRequest:
-    """The request to send, signed unless ``options.sign`` is false; AskError if it cannot be."""
-    request = PreparedRequest(
-        method="POST",
-        url=options.url,
-        headers={
-            "Content-Type": "application/json",
-            "Accept": ACCEPT[options.output_format],
-            "User-Agent": USER_AGENT,
-        },
-        body=request_body(
-            options.prompt,
-            max_new_tokens=options.max_new_tokens,
-            temperature=options.temperature,
-        ),
-    )
-    if not options.sign:
-        return request
-    region = options.region or region_from_url(options.url)
-    if region is None:
-        raise AskError(
-            "cannot tell the function's region from the URL; pass --region "
-            "(or --no-sign for a URL without IAM auth)"
-        )
-    credentials = credentials_loader()
-    if credentials is None:
-        raise AskError(
-            "no AWS credentials found (environment, profile, SSO or role); configure some, "
-            "or pass --no-sign for a URL without IAM auth"
-        )
-    return sign(request, credentials=credentials, region=region)
+def _parameters(*, max_new_tokens: int | None, temperature: float | None) -> dict[str, Any]:
+    parameters: dict[str, Any] = {}
+    if max_new_tokens is not None:
+        parameters["max_new_tokens"] = max_new_tokens
+    if temperature is not None:
+        parameters["temperature"] = temperature
+    return parameters
 
 
 def describe_error(status: int, reason: str, body: bytes, headers: Any = None) -> str:
     """One line for an HTTP error: the relay's sentence and type, or whatever AWS said."""
-    text = body.decode("utf-8", "replace")
-    sentence: str | None = None
-    kind: str | None = None
-    try:
-        document = json.loads(text)
-    except ValueError:
-        document = None
-    if isinstance(document, dict):
-        if isinstance(document.get("error"), str):
-            sentence = document["error"]
-            kind = str(document.get("type")) if document.get("type") is not None else None
-        else:
-            # A function URL's own refusals (403 and so on) say {"Message": "..."}.
-            for key in ("Message", "message"):
-                if isinstance(document.get(key), str):
-                    sentence = document[key]
-                    break
-    if sentence is None:
-        shown = " ".join(text.split())[:_SHOWN_BODY_CHARS]
-        sentence = shown or reason or "no message"
-    facts = [kind] if kind else []
-    facts.append(f"HTTP {status}")
-    if headers is not None:
-        retry_after = headers.get("Retry-After")
-        if retry_after:
-            facts.append(f"retry after {retry_after} s")
-        request_id = headers.get("X-Request-Id") or headers.get("x-amzn-RequestId")
-        if request_id:
-            facts.append(f"request id {request_id}")
-    return f"{sentence} ({', '.join(facts)})"
+    return str(parse_refusal(status, reason, body, headers))
 
 
 def run_ask(
@@ -152,60 +86,49 @@ def run_ask(
     *,
     stdout: TextIO,
     stderr: TextIO,
-    credentials_loader: Callable[[], ReadOnlyCredentials | None] = load_credentials,
+    source_loader: Callable[[], CredentialSource | None] = credential_source,
 ) -> int:
     """Send the prompt and stream the answer; return the exit status."""
+    parameters = _parameters(max_new_tokens=options.max_new_tokens, temperature=options.temperature)
+    if options.chat:
+        messages = [{"role": "user", "content": options.prompt}]
+        if options.system:
+            messages.insert(0, {"role": "system", "content": options.system})
+        request: dict[str, Any] = {"messages": messages}
+    else:
+        request = {"inputs": options.prompt}
     try:
-        request = prepare_request(options, credentials_loader=credentials_loader)
-        with send(request, timeout=options.timeout) as reply:
-            if reply.status >= 400:
-                message = describe_error(
-                    reply.status, reply.reason, reply.read_error_body(), reply.headers
-                )
-                raise AskError(message)
-            return _stream_answer(reply, options.output_format, stdout=stdout, stderr=stderr)
-    except (AskError, TransportError, ReaderError) as error:
+        auth = auth_for(
+            options.url, sign=options.sign, region=options.region, source_loader=source_loader
+        )
+    except ValueError as error:
         _say(stderr, f"error: {error}")
         return EXIT_FAILED
-
-
-def _stream_answer(
-    reply: StreamingReply, output_format: str, *, stdout: TextIO, stderr: TextIO
-) -> int:
-    reader = reader_for(output_format)
     ended_with_newline = True
-    outcome: Finished | Failed | None = None
-    for event in read_answer(reply.chunks(), reader):
-        ended_with_newline = _show(event, stdout, ended_with_newline)
-        outcome = outcome or _outcome(event)
-    if not ended_with_newline and stdout.isatty():
-        stdout.write("\n")
-        stdout.flush()
-    if isinstance(outcome, Failed):
-        _say(stderr, f"[stream error] {outcome.message} ({outcome.kind})")
+    try:
+        with RelayClient(options.url, auth=auth, timeout=options.timeout) as client:
+            for event in client.events(**request, parameters=parameters):
+                if isinstance(event, Text) and event.text:
+                    stdout.write(event.text)
+                    stdout.flush()
+                    ended_with_newline = event.text.endswith("\n")
+    except StreamError as error:
+        _end_line(stdout, ended_with_newline)
+        _say(stderr, f"[stream error] {error}")
         return EXIT_FAILED
-    if outcome is None:
-        _say(stderr, "error: the answer ended without saying it was done; it may be incomplete")
+    except RelayError as error:
+        _end_line(stdout, ended_with_newline)
+        _say(stderr, f"error: {error}")
         return EXIT_FAILED
-    if output_format != "text":
-        _say(
-            stderr,
-            f"[done: finish_reason={outcome.finish_reason}, "
-            f"generated_tokens={outcome.generated_tokens}]",
-        )
+    _end_line(stdout, ended_with_newline)
     return EXIT_OK
 
 
-def _show(event: object, stdout: TextIO, ended_with_newline: bool) -> bool:
-    if isinstance(event, TextChunk) and event.text:
-        stdout.write(event.text)
+def _end_line(stdout: TextIO, ended_with_newline: bool) -> None:
+    """A terminal's prompt should not start after the answer's last word."""
+    if not ended_with_newline and stdout.isatty():
+        stdout.write("\n")
         stdout.flush()
-        return event.text.endswith("\n")
-    return ended_with_newline
-
-
-def _outcome(event: object) -> Finished | Failed | None:
-    return event if isinstance(event, Finished | Failed) else None
 
 
 def _say(stream: TextIO, line: str) -> None:

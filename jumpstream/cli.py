@@ -211,17 +211,27 @@ def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 def _add_ask(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "ask",
-        help="send a prompt to a deployed relay (SigV4-signed) and stream the answer",
+        help="send a prompt to a relay (SigV4-signed when deployed) and stream the answer",
         description=(
             "Send a prompt to a relay's function URL and print the answer as it streams. "
-            "Requests are signed with SigV4 (service lambda) using botocore's credential "
-            "chain. The text goes to stdout; the end of the answer and errors go to stderr. "
-            "Exit status 1 means the answer is not complete."
+            "A function URL is signed with SigV4 (service lambda) using botocore's credential "
+            "chain; a loopback URL is not, unless --sign. The text goes to stdout; errors go "
+            "to stderr. Exit status 1 means the answer is not complete."
         ),
     )
     parser.add_argument("prompt", help='the prompt; "-" reads it from stdin')
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--url", type=_http_url, help="the relay's URL (the function URL)")
+    where.add_argument(
+        "--env", metavar="NAME", help="an environment of environments.toml: its deployed relay"
+    )
     parser.add_argument(
-        "--url", required=True, type=_http_url, help="the relay's URL (the function URL)"
+        "--chat",
+        action="store_true",
+        help="send the prompt as a user message, laid out in the model's own prompt format",
+    )
+    parser.add_argument(
+        "--system", default=None, metavar="TEXT", help="with --chat: a system message first"
     )
     parser.add_argument(
         "--max-new-tokens", type=_positive_int, default=None, metavar="N", help="token limit"
@@ -234,20 +244,23 @@ def _add_ask(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="sampling temperature",
     )
     parser.add_argument(
-        "--format",
-        dest="output_format",
-        choices=FORMATS,
-        default="text",
-        help="the answer's format on the wire (default: %(default)s)",
-    )
-    parser.add_argument(
         "--region", default=None, help="the function's region (default: read from the URL)"
     )
-    parser.add_argument(
+    signing = parser.add_mutually_exclusive_group()
+    signing.add_argument(
+        "--sign",
+        dest="sign",
+        action="store_const",
+        const=True,
+        default=None,
+        help="sign even a URL that is not a function URL (needs --region unless it is one)",
+    )
+    signing.add_argument(
         "--no-sign",
         dest="sign",
-        action="store_false",
-        help="send without SigV4 (a local relay, or a URL with auth type NONE)",
+        action="store_const",
+        const=False,
+        help="never sign (a local relay, or a URL with auth type NONE)",
     )
     parser.add_argument(
         "--timeout",
@@ -331,18 +344,40 @@ def _run_demo(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 
 
 def _run_ask(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    if args.system is not None and not args.chat:
+        stderr.write("jumpstream ask: --system goes with --chat\n")
+        return 2
+    located = _locate(args.url, args.env, args.region, stderr, command="ask")
+    if located is None:
+        return 2
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     options = ask.AskOptions(
-        url=args.url,
+        url=located[0],
         prompt=prompt,
-        output_format=args.output_format,
+        chat=args.chat,
+        system=args.system,
         max_new_tokens=args.max_new_tokens,
         temperature=args.temperature,
-        region=args.region,
+        region=located[1],
         sign=args.sign,
         timeout=args.timeout,
     )
     return ask.run_ask(options, stdout=stdout, stderr=stderr)
+
+
+def _locate(
+    url: str | None, env: str | None, region: str | None, stderr: TextIO, *, command: str
+) -> tuple[str, str | None] | None:
+    """The URL and signing region, from --url or from --env's deployed stack (None: said why)."""
+    if env is None:
+        assert url is not None
+        return url, region
+    try:
+        found_url, env_region = relay_url(env)
+    except DeployedError as error:
+        stderr.write(f"jumpstream {command}: {error}\n")
+        return None
+    return found_url, region or env_region
 
 
 def _run_bench(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
@@ -392,15 +427,10 @@ def _add_proxy(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _run_proxy(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
-    url, region = args.url, args.region
-    if args.env is not None:
-        try:
-            url, env_region = relay_url(args.env)
-        except DeployedError as error:
-            stderr.write(f"jumpstream proxy: {error}\n")
-            return 2
-        region = region or env_region
-    options = proxy.ProxyOptions(url=url, port=args.port, region=region, sign=args.sign)
+    located = _locate(args.url, args.env, args.region, stderr, command="proxy")
+    if located is None:
+        return 2
+    options = proxy.ProxyOptions(url=located[0], port=args.port, region=located[1], sign=args.sign)
     return proxy.run_proxy(options, stdout=stdout, stderr=stderr)
 
 

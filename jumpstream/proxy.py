@@ -21,14 +21,13 @@ from urllib.parse import urlsplit
 
 import anyio
 import httpx
-from botocore.credentials import ReadOnlyCredentials
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from jumpstream.http_stream import PreparedRequest
-from jumpstream.signing import credential_source, region_from_url, sign
+from jumpstream.client import CredentialSource, SigV4
+from jumpstream.signing import credential_source, region_from_url
 
 __all__ = ["ProxyError", "ProxyOptions", "create_proxy_app", "run_proxy", "stream_body"]
 
@@ -53,8 +52,6 @@ _DROPPED_RESPONSE_HEADERS: Final = frozenset(
     }
 )
 _METHODS: Final = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]
-
-CredentialSource = Callable[[], ReadOnlyCredentials]
 
 
 class ProxyError(Exception):
@@ -105,7 +102,12 @@ def create_proxy_app(
     """The proxy's ASGI app: every path and method forwarded to ``options.url``."""
     base = _base_url(options.url)
     timeout = httpx.Timeout(options.timeout, connect=min(options.timeout, 10.0))
-    client = httpx.AsyncClient(timeout=timeout, transport=transport, follow_redirects=False)
+    # botocore refreshes temporary credentials inside the signer, rarely (about hourly), and
+    # briefly blocks the loop when it does: a fair price for one signing path for every client.
+    auth = None if signing is None else SigV4(region=signing[1], credentials=signing[0])
+    client = httpx.AsyncClient(
+        auth=auth, timeout=timeout, transport=transport, follow_redirects=False
+    )
 
     async def forward(request: Request) -> Response:
         body = await _read_body(request)
@@ -119,15 +121,7 @@ def create_proxy_app(
             for name in _FORWARDED_REQUEST_HEADERS
             if name in request.headers
         }
-        prepared = PreparedRequest(method=request.method, url=url, headers=headers, body=body)
-        if signing is not None:
-            source, region = signing
-            # A refresh of temporary credentials may block on the network: not on the loop.
-            credentials = await anyio.to_thread.run_sync(source)
-            prepared = sign(prepared, credentials=credentials, region=region)
-        upstream_request = client.build_request(
-            request.method, url, headers=dict(prepared.headers), content=body
-        )
+        upstream_request = client.build_request(request.method, url, headers=headers, content=body)
         try:
             upstream = await client.send(upstream_request, stream=True)
         except httpx.TimeoutException:

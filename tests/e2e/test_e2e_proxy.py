@@ -13,6 +13,7 @@ import httpx
 import pytest
 from botocore.credentials import ReadOnlyCredentials
 
+from jumpstream.client import RefusedError, RelayClient, auth_for
 from jumpstream.local import LocalStack, free_port
 from jumpstream.proxy import ProxyOptions, create_proxy_app
 from tests.e2e.support import (
@@ -115,3 +116,20 @@ def test_an_unreachable_url_is_a_502_in_the_shape_of_the_callers_path() -> None:
     assert openai_path.json()["error"]["code"] == "upstream_error"
     assert openai_path.json()["error"]["type"] == "server_error"
     assert relay_path.json()["type"] == "upstream_error"
+
+
+def test_the_python_client_signs_for_the_stand_in_and_streams_text(
+    standin: tuple[str, StandInLog],
+) -> None:
+    url, log = standin
+    auth = auth_for(url, sign=True, region="eu-west-1", source_loader=lambda: lambda: CREDENTIALS)
+    refused_before = len(log.refused)
+    with RelayClient(url, auth=auth, timeout=HANG_GUARD_SECONDS) as client:
+        pieces = list(client.stream(inputs=PROMPT))
+        with pytest.raises(RefusedError) as refused:
+            list(client.stream(inputs=f"{PROMPT} [[fault:throttling]]"))
+    assert len(pieces) > 1
+    assert "".join(pieces) == expected_answer(PROMPT)
+    assert len(log.refused) == refused_before
+    assert (refused.value.status, refused.value.kind) == (503, "throttled")
+    assert refused.value.retry_after is not None

@@ -13,10 +13,12 @@ import sys
 from collections.abc import Iterator
 
 import pytest
+from streamer.prompt_template import Message, PromptTemplate
 
 from jumpstream.ask import AskOptions, describe_error, request_body, run_ask
-from jumpstream.local import REPO_ROOT, LocalStack, free_port, start_stack
+from jumpstream.local import DEFAULT_MODEL_ID, REPO_ROOT, LocalStack, free_port, start_stack
 from jumpstream.procs import LineBuffer
+from stacks.catalog import load_catalog
 from tests.e2e.support import expected_answer, fast_config
 
 PROMPT = "Tell me why streaming matters."
@@ -32,7 +34,7 @@ def stack() -> Iterator[LocalStack]:
 def ask(stack: LocalStack, prompt: str, **options: object) -> tuple[int, str, str]:
     stdout, stderr = io.StringIO(), io.StringIO()
     status = run_ask(
-        AskOptions(url=stack.relay_url + "/", prompt=prompt, sign=False, **options),  # type: ignore[arg-type]
+        AskOptions(url=stack.relay_url + "/", prompt=prompt, **{"sign": False, **options}),  # type: ignore[arg-type]
         stdout=stdout,
         stderr=stderr,
     )
@@ -44,14 +46,21 @@ def test_text_answer_goes_to_stdout_exactly(stack: LocalStack, prompt: str) -> N
     assert ask(stack, prompt) == (0, expected_answer(prompt), "")
 
 
-@pytest.mark.parametrize("output_format", ["sse", "ndjson"])
-def test_event_formats_print_the_text_and_report_done(
-    stack: LocalStack, output_format: str
-) -> None:
-    status, stdout, stderr = ask(stack, PROMPT, output_format=output_format, max_new_tokens=6)
-    assert status == 0
-    assert stdout == expected_answer(PROMPT, {"max_new_tokens": 6})
-    assert stderr == "[done: finish_reason=length, generated_tokens=6]\n"
+def test_chat_sends_the_prompt_as_a_user_message_after_the_system_one(stack: LocalStack) -> None:
+    status, stdout, stderr = ask(stack, PROMPT, chat=True, system="Be brief.")
+    template = PromptTemplate.from_json(load_catalog().get(DEFAULT_MODEL_ID).prompt_template)
+    prompt = template.render([Message("system", "Be brief."), Message("user", PROMPT)])
+    assert (status, stdout, stderr) == (0, expected_answer(prompt), "")
+
+
+def test_a_loopback_url_is_not_signed_unless_asked(stack: LocalStack) -> None:
+    status, _, stderr = ask(stack, PROMPT, sign=True)
+    assert status == 1
+    assert stderr == (
+        "error: cannot tell the function's region from the URL; pass --region "
+        "(or --no-sign for a URL without IAM auth)\n"
+    )
+    assert ask(stack, PROMPT, sign=None)[0] == 0
 
 
 def test_request_body_sends_only_the_parameters_given() -> None:
@@ -63,13 +72,8 @@ def test_request_body_sends_only_the_parameters_given() -> None:
     assert "日本".encode() in request_body("日本")  # raw UTF-8, as a person would write it
 
 
-@pytest.mark.parametrize("output_format", ["text", "sse", "ndjson"])
-def test_http_errors_print_the_relays_sentence_and_exit_1(
-    stack: LocalStack, output_format: str
-) -> None:
-    status, stdout, stderr = ask(
-        stack, f"{PROMPT} [[fault:unavailable]]", output_format=output_format
-    )
+def test_http_errors_print_the_relays_sentence_and_exit_1(stack: LocalStack) -> None:
+    status, stdout, stderr = ask(stack, f"{PROMPT} [[fault:unavailable]]")
     assert status == 1
     assert stdout == ""
     assert stderr.startswith(
@@ -79,15 +83,11 @@ def test_http_errors_print_the_relays_sentence_and_exit_1(
     assert stderr.count("\n") == 1
 
 
-@pytest.mark.parametrize("output_format", ["text", "sse", "ndjson"])
-def test_a_mid_stream_error_keeps_the_text_and_exits_1(
-    stack: LocalStack, output_format: str
-) -> None:
+def test_a_mid_stream_error_keeps_the_text_and_exits_1(stack: LocalStack) -> None:
     prompt = f"{PROMPT} [[fault:stream_broken@4]]"
-    status, stdout, stderr = ask(stack, prompt, output_format=output_format)
+    status, stdout, stderr = ask(stack, prompt)
     assert status == 1
-    # Plain text ends its text with a line break before the error line; that is all it adds.
-    assert stdout.rstrip("\n") == expected_answer(prompt, {"max_new_tokens": 4})
+    assert stdout == expected_answer(prompt, {"max_new_tokens": 4})
     assert stderr == (
         "[stream error] The stream between SageMaker and the model broke before the answer "
         "ended. (upstream_error)\n"
@@ -98,7 +98,7 @@ def test_an_unreachable_url_exits_1_with_one_line() -> None:
     stdout, stderr = io.StringIO(), io.StringIO()
     options = AskOptions(url=f"http://127.0.0.1:{free_port()}/", prompt="x", sign=False)
     assert run_ask(options, stdout=stdout, stderr=stderr) == 1
-    assert stderr.getvalue().startswith("error: cannot reach 127.0.0.1:")
+    assert stderr.getvalue().startswith("error: the relay at http://127.0.0.1:")
     assert stderr.getvalue().count("\n") == 1
 
 

@@ -33,7 +33,17 @@ def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) 
         ("demo", ["--prompt", "--max-new-tokens", "--tokens-per-second", "--verbose"]),
         (
             "ask",
-            ["--url", "--max-new-tokens", "--temperature", "--format", "--region", "--no-sign"],
+            [
+                "--url",
+                "--env",
+                "--chat",
+                "--system",
+                "--max-new-tokens",
+                "--temperature",
+                "--region",
+                "--sign",
+                "--no-sign",
+            ],
         ),
         ("bench", ["--sizes", "--formats", "--repeats", "--output-dir"]),
     ],
@@ -63,7 +73,8 @@ def test_local_help_shows_a_curl_line_to_paste(capsys: pytest.CaptureFixture[str
         ["demo", "--max-new-tokens", "0"],
         ["ask", "hello"],
         ["ask", "--url", "ftp://x/", "hello"],
-        ["ask", "--url", "http://x/", "--format", "xml", "hello"],
+        ["ask", "--url", "http://x/", "--env", "dev", "hello"],
+        ["ask", "--url", "http://x/", "--sign", "--no-sign", "hello"],
         ["ask", "--url", "http://x/", "--temperature", "0", "hello"],
         ["ask", "--url", "http://x/"],
         ["bench", "--sizes", "0"],
@@ -138,13 +149,14 @@ def test_local_options(captured: dict[str, Any]) -> None:
 
 
 def test_ask_options_and_exit_status(captured: dict[str, Any]) -> None:
-    argv = ["ask", "--url", "http://127.0.0.1:8080/", "--format", "ndjson", "--no-sign"]
+    argv = ["ask", "--url", "http://127.0.0.1:8080/", "--chat", "--system", "Be kind.", "--no-sign"]
     argv += ["--max-new-tokens", "12", "--temperature", "0.7", "--region", "eu-west-1", "Hi"]
     assert main(argv) == 1  # whatever run_ask returns is the exit status
     assert captured["ask"] == ask.AskOptions(
         url="http://127.0.0.1:8080/",
         prompt="Hi",
-        output_format="ndjson",
+        chat=True,
+        system="Be kind.",
         max_new_tokens=12,
         temperature=0.7,
         region="eu-west-1",
@@ -159,7 +171,7 @@ def test_ask_reads_the_prompt_from_stdin_for_a_dash(
     monkeypatch.setattr("sys.stdin", io.StringIO("日本語の質問\n"))
     main(["ask", "--url", "https://a.lambda-url.us-east-1.on.aws/", "-"])
     assert captured["ask"].prompt == "日本語の質問\n"
-    assert captured["ask"].sign is True
+    assert captured["ask"].sign is None  # decided by the URL: a function URL is signed
 
 
 def test_demo_and_bench_options(captured: dict[str, Any]) -> None:

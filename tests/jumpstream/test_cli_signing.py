@@ -10,13 +10,15 @@ from __future__ import annotations
 import hashlib
 import io
 
+import httpx
 import pytest
 from botocore.credentials import ReadOnlyCredentials
 
-from jumpstream.ask import AskOptions, prepare_request, request_body, run_ask
+from jumpstream.ask import AskOptions, request_body, run_ask
+from jumpstream.client import RelayClient, auth_for
 from jumpstream.http_stream import PreparedRequest
 from jumpstream.signing import canonical_host, region_from_url, sign
-from tests.sigv4_reference import AUTHORIZATION, expected_signature, lower, scope_of
+from tests.sigv4_reference import AUTHORIZATION, expected_signature, lower, problem_with, scope_of
 
 CREDENTIALS = ReadOnlyCredentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", None)
 SESSION = ReadOnlyCredentials("ASIAEXAMPLE", "secret/with+chars", "session-token-value")
@@ -124,42 +126,80 @@ def test_host_header_sent_is_the_one_signed() -> None:
     assert lower(dict(signed_request.headers))["host"] == "127.0.0.1:8080"
 
 
-def test_prepare_request_signs_with_the_region_in_the_url() -> None:
-    options = AskOptions(url=URL, prompt="hi", output_format="sse", max_new_tokens=7)
-    request = prepare_request(options, credentials_loader=lambda: CREDENTIALS)
+def _sent_through_client(url: str, **auth_options: object) -> httpx.Request:
+    """What RelayClient puts on the wire for one chat, captured by httpx's mock transport."""
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        body = b'event: done\ndata: {"finish_reason": "eos_token", "generated_tokens": 1}\n\n'
+        return httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
+
+    auth = auth_for(url, source_loader=lambda: lambda: SESSION, **auth_options)  # type: ignore[arg-type]
+    with RelayClient(url, auth=auth, transport=httpx.MockTransport(answer)) as client:
+        assert list(client.stream(messages=[{"role": "user", "content": "日本"}])) == []
+    (request,) = seen
+    return request
+
+
+def _as_prepared(request: httpx.Request) -> PreparedRequest:
+    return PreparedRequest(
+        method=request.method,
+        url=str(request.url),
+        headers=dict(request.headers),
+        body=request.content,
+    )
+
+
+def test_a_function_url_is_signed_as_lambda_checks_it() -> None:
+    request = _sent_through_client(URL)
+    problem = problem_with(
+        _as_prepared(request),
+        access_key=SESSION.access_key,
+        secret=SESSION.secret_key,
+        token=SESSION.token,
+    )
+    assert problem is None
     headers = lower(dict(request.headers))
     assert scope_of(headers["authorization"])[1:] == ("eu-west-1", "lambda")
     assert headers["accept"] == "text/event-stream"
-    assert request.body == b'{"inputs": "hi", "parameters": {"max_new_tokens": 7}}'
 
 
-def test_prepare_request_region_option_wins_over_the_url() -> None:
-    options = AskOptions(url=URL, prompt="hi", region="ap-northeast-1")
-    request = prepare_request(options, credentials_loader=lambda: CREDENTIALS)
+def test_the_region_option_wins_over_the_url() -> None:
+    request = _sent_through_client(URL, region="ap-northeast-1")
     assert scope_of(lower(dict(request.headers))["authorization"])[1] == "ap-northeast-1"
 
 
-def test_no_sign_sends_no_aws_headers() -> None:
-    options = AskOptions(url="http://127.0.0.1:1/", prompt="hi", sign=False)
-    headers = lower(dict(prepare_request(options, credentials_loader=_never).headers))
-    assert not any(name.startswith("x-amz") or name == "authorization" for name in headers)
+@pytest.mark.parametrize(("url", "sign"), [("http://127.0.0.1:1/", None), (URL, False)])
+def test_loopback_by_default_and_no_sign_always_send_no_aws_headers(
+    url: str, sign: bool | None
+) -> None:
+    assert auth_for(url, sign=sign, source_loader=_never) is None
 
 
-def _never() -> ReadOnlyCredentials | None:
-    raise AssertionError("credentials must not be looked up with --no-sign")
+def _never() -> None:
+    raise AssertionError("credentials must not be looked up when nothing is signed")
 
 
 @pytest.mark.parametrize(
     ("options", "loader", "message"),
     [
-        (AskOptions(url="https://example.com/", prompt="hi"), lambda: CREDENTIALS, "--region"),
+        (
+            AskOptions(url="https://example.com/", prompt="hi", sign=True),
+            lambda: _source,
+            "--region",
+        ),
         (AskOptions(url=URL, prompt="hi"), lambda: None, "no AWS credentials"),
     ],
 )
 def test_ask_explains_why_it_cannot_sign(options: AskOptions, loader: object, message: str) -> None:
     stdout, stderr = io.StringIO(), io.StringIO()
-    status = run_ask(options, stdout=stdout, stderr=stderr, credentials_loader=loader)  # type: ignore[arg-type]
+    status = run_ask(options, stdout=stdout, stderr=stderr, source_loader=loader)  # type: ignore[arg-type]
     assert status == 1
     assert stdout.getvalue() == ""
     assert message in stderr.getvalue()
     assert stderr.getvalue().count("\n") == 1
+
+
+def _source() -> ReadOnlyCredentials:
+    return CREDENTIALS
