@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from stacks.config import RELAY_URL_OUTPUT, load_environments, resolve_environment
 from stacks.errors import ConfigError
 
 __all__ = ["DeployedError", "relay_url"]
@@ -23,6 +22,10 @@ def relay_url(env_name: str, *, cloudformation: Any = None) -> tuple[str, str]:
     """The function URL of environment ``env_name``'s relay and the region it runs in."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
+
+    # stacks.config reaches aws_cdk (log retention enums), which starts a Node.js process: only
+    # a command that was given --env pays for it.
+    from stacks.config import RELAY_URL_OUTPUT, load_environments, resolve_environment
 
     try:
         environments = load_environments()

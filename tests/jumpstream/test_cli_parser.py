@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -192,3 +194,13 @@ def test_ctrl_c_in_a_command_exits_130(monkeypatch: pytest.MonkeyPatch) -> None:
     stderr = io.StringIO()
     assert main(["demo"], stderr=stderr) == cli.EXIT_INTERRUPTED
     assert stderr.getvalue() == "interrupted\n"
+
+
+def test_the_command_line_does_not_start_the_cdk_runtime() -> None:
+    # aws_cdk starts a Node.js process at import: `local`, `ask` and `proxy` must not pay for
+    # it (nor leave a third child next to the relay and the emulator).
+    code = "import sys, jumpstream.cli; print(sorted(m for m in sys.modules if 'jsii' in m))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]"
