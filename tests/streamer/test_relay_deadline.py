@@ -110,3 +110,15 @@ def test_a_distant_deadline_changes_nothing() -> None:
     response = call(make_app(upstream), json_body=PROMPT, headers=headers)
     events = [json.loads(line) for line in response.text.splitlines()]
     assert [event["event"] for event in events] == ["token", "token", "token", "done"]
+
+
+@pytest.mark.parametrize("deadline", ["9" * 400, "1e400", "NaN"])
+def test_a_deadline_no_clock_can_hold_is_ignored_not_a_500(deadline: str) -> None:
+    """The header is the Web Adapter's, but the relay parses it: it must never crash on it."""
+    upstream = ScriptedUpstream(answer_events(["fine"]))
+    context = '{"request_id": "r-1", "deadline": ' + deadline + "}"
+    headers = {"x-amzn-lambda-context": context}
+    response = call(make_app(upstream), json_body=PROMPT, headers=headers)
+    assert response.status_code == 200
+    assert response.text == "fine"
+    assert response.headers["x-request-id"] == "r-1"

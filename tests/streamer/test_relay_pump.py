@@ -26,9 +26,9 @@ from streamer.relay import (
     RelayPump,
     Text,
     max_line_bytes_for,
-    tgi_error,
 )
 from streamer.settings import Settings
+from streamer.tgi_errors import stream_error as tgi_error
 from streamer.upstream import UpstreamError
 
 # What the relay derives from its default settings.

@@ -29,6 +29,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
+from .tgi_errors import ErrorShapeError, StreamError, parse_error
+
 __all__ = [
     "Done",
     "Event",
@@ -68,17 +70,6 @@ class Done:
     generated_tokens: int | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StreamError:
-    """An error TGI reported inside the stream, after HTTP 200 was already sent.
-
-    It must reach the user: swallowing it would make a cut-off answer look complete.
-    """
-
-    message: str
-    error_type: str | None  # validation, overloaded, generation, ... or None when unknown
-
-
 Event: TypeAlias = Token | Done | StreamError
 
 
@@ -86,18 +77,6 @@ class StreamProtocolError(ValueError):
     """The upstream sent something that is not a TGI stream (bad JSON, unknown shape, a line
     longer than max_line_bytes, invalid UTF-8 in a line)."""
 
-
-# Newer TGI (>= 2.4.1) reports errors as {"error": {"message", "http_status_code"}} without an
-# error_type. TGI's own status mapping (router/src/server.rs) is: generation -> 424,
-# overloaded -> 429, validation/template/tool errors -> 422, incomplete generation and stream
-# serialization -> 500. 422 is mapped to "validation" because every 422 is a problem with the
-# request (input, chat template or tools), which callers treat alike; 500 is ambiguous, so it
-# (and any other status) maps to None.
-_ERROR_TYPE_BY_STATUS: Final[dict[int, str]] = {
-    422: "validation",
-    424: "generation",
-    429: "overloaded",
-}
 
 _LINE_END: Final = re.compile(rb"\r\n?|\n")
 _CR: Final = 0x0D
@@ -384,19 +363,10 @@ def _token_events(obj: dict[str, Any]) -> list[Event]:
 
 
 def _stream_error(obj: dict[str, Any]) -> StreamError:
-    error = obj["error"]
-    if isinstance(error, str):
-        # TGI-native: {"error": "...", "error_type": "validation"}
-        return StreamError(message=error, error_type=_optional_str(obj, "error_type", "error_type"))
-    if isinstance(error, dict):
-        # TGI >= 2.4.1: {"error": {"message": "...", "http_status_code": 422}}
-        message = error.get("message")
-        if not isinstance(message, str):
-            raise StreamProtocolError(f"error.message is not a string: {message!r}")
-        status = _optional_int(error, "http_status_code", "error.http_status_code")
-        error_type = None if status is None else _ERROR_TYPE_BY_STATUS.get(status)
-        return StreamError(message=message, error_type=error_type)
-    raise StreamProtocolError(f"'error' is neither a string nor an object: {error!r}")
+    try:
+        return parse_error(obj)
+    except ErrorShapeError as exc:
+        raise StreamProtocolError(str(exc)) from None
 
 
 def _optional_int(obj: dict[str, Any], key: str, name: str) -> int | None:

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from typing import Final
 
 from .decoder import Done, Event, StreamDecoder, StreamError, StreamProtocolError, Token
+from .errors import UpstreamError
 from .model_text import TextTransform
-from .upstream import RETRY_AFTER_BUSY_SECONDS, UpstreamError, UpstreamStream
+from .tgi_errors import stream_error
+from .upstream import UpstreamStream
 
 __all__ = [
     "DRAIN_MAX_BYTES",
@@ -27,7 +29,6 @@ __all__ = [
     "RelayPump",
     "Text",
     "max_line_bytes_for",
-    "tgi_error",
 ]
 
 # A byte of the prompt comes back as at most six: JSON may write any character as `\uXXXX`.
@@ -210,7 +211,7 @@ class RelayPump:
                 self._ended = True
                 return pieces
             elif isinstance(event, StreamError):
-                return self._fail(pieces, tgi_error(event))
+                return self._fail(pieces, stream_error(event))
         return pieces
 
     def _fail(self, pieces: list[Piece], error: UpstreamError) -> list[Piece]:
@@ -224,36 +225,6 @@ class RelayPump:
     def _add_text(pieces: list[Piece], text: str) -> None:
         if text:
             pieces.append(Text(text=text))
-
-
-def tgi_error(event: StreamError) -> UpstreamError:
-    """An error TGI put in the stream, as the caller should get it.
-
-    A validation message speaks about the caller's request (too many tokens, a bad parameter),
-    so it is passed on; other TGI errors speak about the server and stay in the log.
-    """
-    if event.error_type == "validation":
-        return UpstreamError(
-            kind="validation",
-            status=422,
-            message=f"The model rejected the request: {event.message}",
-            detail=event.message,
-        )
-    if event.error_type == "overloaded":
-        return UpstreamError(
-            kind="overloaded",
-            status=503,
-            retry_after=RETRY_AFTER_BUSY_SECONDS,
-            message="The model is overloaded; try again shortly.",
-            detail=event.message,
-        )
-    shown_type = event.error_type if (event.error_type or "").isidentifier() else "unknown"
-    return UpstreamError(
-        kind="model_error",
-        status=502,
-        message=f"The model failed while generating the answer ({shown_type} error).",
-        detail=f"{event.error_type}: {event.message}",
-    )
 
 
 def _protocol_error(error: StreamProtocolError) -> UpstreamError:

@@ -22,7 +22,6 @@ Where botocore raises what (botocore 1.44, urllib3 2.x):
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -37,7 +36,8 @@ from botocore.exceptions import (
     ResponseStreamingError,
 )
 
-from .errors import ApiError
+from .errors import RETRY_AFTER_BUSY_SECONDS, RETRY_AFTER_NO_CAPACITY_SECONDS, UpstreamError
+from .tgi_errors import model_error
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -53,43 +53,12 @@ __all__ = [
     "translate_error",
 ]
 
-# A throttled or overloaded endpoint usually has room again within seconds.
-RETRY_AFTER_BUSY_SECONDS: Final = 2
-# An inference component with no capacity is scaling out, which takes minutes.
-RETRY_AFTER_NO_CAPACITY_SECONDS: Final = 60
 _THROTTLING_CODES: Final = frozenset(
     {"ThrottlingException", "Throttling", "ThrottledException", "TooManyRequestsException"}
 )
 _TIMEOUT_WORDS: Final = ("modelinvocationtimeexceeded", "timeexceeded", "timedout", "timeout")
 # Wrapped errors are unwrapped this deep at most: a cycle of wrappers must not loop forever.
 _MAX_UNWRAP: Final = 4
-# A reason quoted from the model is cut to this many characters.
-_SHOWN_REASON_CHARS: Final = 500
-
-
-class UpstreamError(ApiError):
-    """SageMaker or the model failed: what the caller gets, plus what the log gets.
-
-    `message` is written for the caller and never holds internals (account ids, ARNs, stack
-    traces); `detail` is the upstream's own words, for the log only.
-    """
-
-    def __init__(
-        self,
-        *,
-        kind: str,
-        message: str,
-        status: int,
-        retry_after: int | None = None,
-        detail: str | None = None,
-    ) -> None:
-        super().__init__(status=status, kind=kind, message=message, retry_after=retry_after)
-        self.detail = detail
-
-    @classmethod
-    def bad_gateway(cls, message: str, detail: str | None) -> UpstreamError:
-        """502 `upstream_error`: SageMaker or the model failed in a way the caller cannot fix."""
-        return cls(kind="upstream_error", status=502, message=message, detail=detail)
 
 
 class UpstreamStream(Protocol):
@@ -289,7 +258,11 @@ def _from_client_error(error: ClientError) -> UpstreamError:
             detail,
         )
     if code == "ModelError":
-        return _from_model_error(response, detail)
+        return model_error(
+            status=response.get("OriginalStatusCode"),
+            original=response.get("OriginalMessage"),
+            detail=detail,
+        )
     if code == "ModelStreamError":
         error_code = str(response.get("ErrorCode") or "")
         squeezed = "".join(f"{error_code} {text}".lower().split())
@@ -318,86 +291,6 @@ def _from_client_error(error: ClientError) -> UpstreamError:
         f"SageMaker refused the call ({_safe_code(code)}).",
         detail,
     )
-
-
-def _from_model_error(response: dict[str, Any], detail: str) -> UpstreamError:
-    """The container answered with an HTTP error: what TGI meant by it, with its own reason.
-
-    TGI answers a request it refuses before streaming (a body it cannot read, a validation
-    failure on older versions) with HTTP 422, and a full queue with 429; SageMaker wraps either
-    in a ModelError. Those are the caller's 422 and a 503 to retry, as they are when TGI says
-    the same inside the stream. TGI's error bodies are `{"error": "...", "error_type": "..."}`
-    (or `{"error": {"message", "http_status_code"}}` since TGI 2.4.1); their text describes the
-    request (e.g. too many input tokens), which is what the caller needs to fix it.
-    """
-    status = response.get("OriginalStatusCode")
-    if not isinstance(status, int) or isinstance(status, bool):
-        status = None
-    original = response.get("OriginalMessage")
-    reason, error_type = _tgi_error(original)
-    full_detail = f"{detail} (original: {original!r})"
-    if error_type == "validation" or (error_type is None and status == 422):
-        # A 422 speaks about the request; axum's own 422 (a body TGI cannot read) is plain text.
-        if reason is None and isinstance(original, str) and original.strip():
-            reason = _one_line(original)
-        return UpstreamError(
-            kind="validation",
-            status=422,
-            message=f"The model rejected the request: {_sentence(reason or 'it gave no reason')}",
-            detail=full_detail,
-        )
-    if error_type == "overloaded" or (error_type is None and status == 429):
-        return UpstreamError(
-            kind="overloaded",
-            status=503,
-            retry_after=RETRY_AFTER_BUSY_SECONDS,
-            message="The model is overloaded; try again shortly.",
-            detail=full_detail,
-        )
-    message = "The model failed before answering"
-    if status is not None:
-        message += f" (it returned HTTP {status})"
-    message += f": {reason}" if reason else "."
-    return UpstreamError(kind="model_error", status=502, message=message, detail=full_detail)
-
-
-# TGI's statuses for the error types that have one (router/src/server.rs).
-_TGI_TYPE_BY_STATUS: Final = {422: "validation", 429: "overloaded"}
-
-
-def _tgi_error(original: object) -> tuple[str | None, str | None]:
-    """TGI's reason and error type from a ModelError's OriginalMessage, when it is TGI's JSON.
-
-    Anything else may be a server's internals (a stack trace) and is left to the log.
-    """
-    if not isinstance(original, str):
-        return None, None
-    try:
-        parsed = json.loads(original)
-    except (ValueError, RecursionError):
-        return None, None
-    if not isinstance(parsed, dict):
-        return None, None
-    error = parsed.get("error")
-    if isinstance(error, str):
-        error_type = parsed.get("error_type")
-        return _one_line(error), error_type if isinstance(error_type, str) else None
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        status = error.get("http_status_code")
-        error_type = _TGI_TYPE_BY_STATUS.get(status) if isinstance(status, int) else None
-        return _one_line(error["message"]), error_type
-    return None, None
-
-
-def _sentence(text: str) -> str:
-    return text if text.endswith((".", "!", "?", "…")) else text + "."
-
-
-def _one_line(text: str) -> str:
-    squeezed = " ".join(text.split())
-    if len(squeezed) <= _SHOWN_REASON_CHARS:
-        return squeezed
-    return squeezed[:_SHOWN_REASON_CHARS] + "…"
 
 
 def _safe_code(code: str) -> str:
