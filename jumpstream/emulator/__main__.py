@@ -60,7 +60,9 @@ def settings_from(args: argparse.Namespace) -> EmulatorSettings:
 def bind(host: str, port: int) -> socket.socket:
     """Bind before uvicorn starts, so that port 0 resolves to a port we can print."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP spelled out so asyncio sets TCP_NODELAY on each accepted connection (it does
+    # only for sockets whose protocol says TCP): otherwise every boto3 call waits ~40 ms for Nagle.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.set_inheritable(True)

@@ -100,16 +100,17 @@ Step = bytes | BaseException
 
 class ScriptedStream:
     """Yields the script's bytes and raises its exceptions, in order; remembers being closed and
-    whether it was read to its end (the StopIteration that lets urllib3 reuse a connection)."""
+    whether it was read to its end (the end that lets the HTTP client reuse a connection).
+
+    `__next__` is the script itself, for tests that read on after the relay; the relay reads
+    through `__anext__`, as it reads the real upstream.
+    """
 
     def __init__(self, script: Iterable[Step]) -> None:
         self._script: Iterator[Step] = iter(list(script))
         self.closed = threading.Event()
         self.exhausted = threading.Event()
         self.reads = 0
-
-    def __iter__(self) -> ScriptedStream:
-        return self
 
     def __next__(self) -> bytes:
         self.reads += 1
@@ -122,7 +123,16 @@ class ScriptedStream:
             raise step
         return step
 
-    def close(self) -> None:
+    def __aiter__(self) -> ScriptedStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return self.__next__()
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+    async def aclose(self) -> None:
         self.closed.set()
 
 
@@ -135,7 +145,7 @@ class ScriptedUpstream:
         self.bodies: list[dict[str, Any]] = []
         self.streams: list[ScriptedStream] = []
 
-    def open(self, body: bytes) -> ScriptedStream:
+    async def open(self, body: bytes) -> ScriptedStream:
         self.bodies.append(json.loads(body))
         if self._open_error is not None:
             raise self._open_error
@@ -144,10 +154,16 @@ class ScriptedUpstream:
         return stream
 
 
-class GatedStream:
-    """Sends its first part, then blocks until released, like a model between two tokens.
+async def _wait_in_thread(gate: threading.Event) -> bool:
+    """Wait for a gate set by the test's thread, without holding up the relay's event loop;
+    a cancelled wait (the relay gave up) leaves the thread to end when the gate opens."""
+    return await anyio.to_thread.run_sync(gate.wait, HANG_GUARD_SECONDS, abandon_on_cancel=True)
 
-    `first_sent` is a test's cue that the relay is blocked reading; `close` must unblock it.
+
+class GatedStream:
+    """Sends its first part, then waits until released, like a model between two tokens.
+
+    `reading` is a test's cue that the relay is waiting on it; `aclose` must end that wait.
     """
 
     def __init__(self, first: bytes, rest: Iterable[bytes]) -> None:
@@ -157,21 +173,24 @@ class GatedStream:
         self.closed = threading.Event()
         self.reading = threading.Event()
 
-    def __iter__(self) -> GatedStream:
+    def __aiter__(self) -> GatedStream:
         return self
 
-    def __next__(self) -> bytes:
+    async def __anext__(self) -> bytes:
         if self._first is not None:
             first, self._first = self._first, None
             return first
         self.reading.set()
-        if not self.release.wait(HANG_GUARD_SECONDS):
+        if not await _wait_in_thread(self.release):
             raise UpstreamError(kind="upstream_timeout", status=504, message="test gate")
         if self.closed.is_set():
-            raise StopIteration
-        return next(self._rest)
+            raise StopAsyncIteration
+        try:
+            return next(self._rest)
+        except StopIteration:
+            raise StopAsyncIteration from None
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         self.closed.set()
         self.release.set()
 
@@ -180,23 +199,30 @@ class GatedUpstream:
     def __init__(self, first: bytes, rest: Iterable[bytes]) -> None:
         self.stream = GatedStream(first, rest)
 
-    def open(self, body: bytes) -> GatedStream:
+    async def open(self, body: bytes) -> GatedStream:
         return self.stream
 
 
 class SlowToAnswerUpstream:
     """An endpoint that takes until `release` to answer the opening call, like a model whose
-    queue is full; then it streams the script. `opening` is set once the call has begun."""
+    queue is full; then it streams the script. `opening` is set once the call has begun, and
+    `abandoned` once the relay stopped waiting for it (a real call then closes its connection).
+    """
 
     def __init__(self, script: Iterable[Step]) -> None:
         self._script = list(script)
         self.opening = threading.Event()
         self.release = threading.Event()
+        self.abandoned = threading.Event()
         self.streams: list[ScriptedStream] = []
 
-    def open(self, body: bytes) -> ScriptedStream:
+    async def open(self, body: bytes) -> ScriptedStream:
         self.opening.set()
-        self.release.wait(HANG_GUARD_SECONDS)
+        try:
+            await _wait_in_thread(self.release)
+        except anyio.get_cancelled_exc_class():
+            self.abandoned.set()
+            raise
         stream = ScriptedStream(self._script)
         self.streams.append(stream)
         return stream
@@ -264,6 +290,19 @@ def call(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://relay") as client:
             return await client.request(method, path, content=content, headers=headers)
+
+    return anyio.run(send)
+
+
+def calls(app: Any, count: int, *, json_body: Any) -> list[httpx.Response]:
+    """`count` requests one after the other on one event loop, as one relay process serves
+    them (connections to SageMaker belong to the loop that opened them)."""
+    content = json.dumps(json_body, ensure_ascii=False).encode()
+
+    async def send() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://relay") as client:
+            return [await client.post("/", content=content) for _ in range(count)]
 
     return anyio.run(send)
 
@@ -342,6 +381,8 @@ Reply = ErrorReply | Stall | list[bytes | Pause]
 
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    # Tests open dozens of connections at once; socketserver's backlog of 5 would reset some.
+    request_queue_size = 256
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Clients that hang up mid-reply are what several tests are about: no tracebacks."""

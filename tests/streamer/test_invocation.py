@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from hypothesis import given, settings
@@ -68,3 +69,29 @@ def test_an_unusable_header_means_no_deadline(raw: str) -> None:
 def test_any_header_value_gives_a_number_or_none(raw: str) -> None:
     left = seconds_left_from({"x-amzn-lambda-context": raw}, now=NOW)
     assert left is None or isinstance(left, float)
+
+
+@pytest.mark.parametrize(
+    "deadline",
+    ["9" * 400, "1e400", "-1e400", "NaN", "Infinity", "4" * 4000],
+)
+def test_a_deadline_no_float_can_hold_means_no_deadline(deadline: str) -> None:
+    """A 400-digit integer once raised OverflowError here, and the request ended in a 500."""
+    raw = '{"request_id": "r1", "deadline": ' + deadline + "}"
+    assert seconds_left_from({"x-amzn-lambda-context": raw}, now=NOW) is None
+
+
+@settings(max_examples=300)
+@given(
+    st.one_of(
+        st.integers(),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.booleans(),
+        st.none(),
+        st.text(max_size=20),
+    )
+)
+def test_any_json_deadline_gives_a_finite_number_or_none(deadline: object) -> None:
+    raw = json.dumps({"deadline": deadline})
+    left = seconds_left_from({"x-amzn-lambda-context": raw}, now=NOW)
+    assert left is None or (isinstance(left, float) and math.isfinite(left))

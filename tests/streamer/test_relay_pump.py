@@ -6,6 +6,7 @@ import itertools
 import json
 from collections.abc import Callable
 
+import anyio
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -26,9 +27,9 @@ from streamer.relay import (
     RelayPump,
     Text,
     max_line_bytes_for,
-    tgi_error,
 )
 from streamer.settings import Settings
+from streamer.tgi_errors import stream_error as tgi_error
 from streamer.upstream import UpstreamError
 
 # What the relay derives from its default settings.
@@ -42,10 +43,23 @@ def pump_of(stream: ScriptedStream, *, max_line_bytes: int = LINE_LIMIT) -> Rela
     return RelayPump(stream, transform=PassThrough(), max_line_bytes=max_line_bytes)
 
 
+def pull(pump: RelayPump) -> list[Piece]:
+    """One `pull`, on an event loop of its own (the pump's stream here never waits)."""
+    return anyio.run(pump.pull)
+
+
+def drained(pump: RelayPump) -> bool:
+    return anyio.run(pump.drain)
+
+
+def close(pump: RelayPump) -> None:
+    anyio.run(pump.aclose)
+
+
 def pull_all(pump: RelayPump) -> list[Piece]:
     pieces: list[Piece] = []
     while not pump.finished:
-        pieces.extend(pump.pull())
+        pieces.extend(pull(pump))
     return pieces
 
 
@@ -54,11 +68,11 @@ def drain(script: list[bytes | BaseException], *, rinna: bool = False) -> list[P
     pump = RelayPump(ScriptedStream(script), transform=transform, max_line_bytes=LINE_LIMIT)
     pieces: list[Piece] = []
     for _ in range(len(script) + 2):
-        pieces.extend(pump.pull())
+        pieces.extend(pull(pump))
         if pump.finished:
             break
     assert pump.finished
-    assert pump.pull() == []
+    assert pull(pump) == []
     return pieces
 
 
@@ -223,9 +237,9 @@ def test_pull_reads_nothing_after_the_end_and_drain_reads_the_rest() -> None:
     pump = pump_of(stream)
     assert texts(pull_all(pump)) == "a"
     assert pump.ended
-    assert pump.pull() == []
+    assert pull(pump) == []
     assert not stream.exhausted.is_set()
-    assert pump.drain() is True
+    assert drained(pump) is True
     assert stream.exhausted.is_set()
 
 
@@ -233,7 +247,7 @@ def test_a_complete_answer_whose_stream_just_ends_drains_at_once() -> None:
     stream = ScriptedStream(answer_events(["a", "b"]))
     pump = pump_of(stream)
     pull_all(pump)
-    assert pump.drain() is True
+    assert drained(pump) is True
     assert stream.exhausted.is_set()
 
 
@@ -243,7 +257,7 @@ def test_drain_reads_a_bounded_amount() -> None:
     stream = ScriptedStream([*answer_events(["a"]), *endless])
     pump = pump_of(stream)
     pull_all(pump)
-    assert pump.drain() is False
+    assert drained(pump) is False
     assert not stream.exhausted.is_set()
     assert stream.reads < len(answer_events(["a"])) + len(endless)
 
@@ -253,7 +267,7 @@ def test_drain_stops_at_an_upstream_error() -> None:
     stream = ScriptedStream([*answer_events(["a"]), error, token_event("unreachable")])
     pump = pump_of(stream)
     pull_all(pump)
-    assert pump.drain() is False
+    assert drained(pump) is False
     assert next(stream) == token_event("unreachable")
 
 
@@ -272,15 +286,15 @@ def test_a_failed_answer_is_never_drained(script: list[bytes | BaseException]) -
     assert isinstance(pieces[-1], Failed)
     assert not pump.ended
     reads = stream.reads
-    assert pump.drain() is False
+    assert drained(pump) is False
     assert stream.reads == reads
 
 
 def test_an_unfinished_answer_is_never_drained() -> None:
     stream = ScriptedStream([token_event("one"), token_event("two")])
     pump = pump_of(stream)
-    pump.pull()
-    assert pump.drain() is False
+    pull(pump)
+    assert drained(pump) is False
     assert stream.reads == 1
 
 
@@ -288,8 +302,8 @@ def test_a_closed_stream_is_not_drained() -> None:
     stream = ScriptedStream([*answer_events(["a"]), b"rest"])
     pump = pump_of(stream)
     pull_all(pump)
-    pump.close()
-    assert pump.drain() is False
+    close(pump)
+    assert drained(pump) is False
     assert not stream.exhausted.is_set()
 
 
@@ -297,12 +311,12 @@ def test_close_closes_the_stream_once() -> None:
     closes: list[None] = []
 
     class CountingStream(ScriptedStream):
-        def close(self) -> None:
+        async def aclose(self) -> None:
             closes.append(None)
 
     pump = pump_of(CountingStream([]))
-    pump.close()
-    pump.close()
+    close(pump)
+    close(pump)
     assert len(closes) == 1
 
 
@@ -361,12 +375,12 @@ def test_a_line_beyond_the_limit_is_still_refused() -> None:
 def test_abandon_returns_the_text_held_back_and_ends_the_answer() -> None:
     stream = ScriptedStream([token_event("abc<"), token_event("NL>more")])
     pump = RelayPump(stream, transform=MarkerRewriter("<NL>", "\n"), max_line_bytes=LINE_LIMIT)
-    assert pump.pull() == [Text(text="abc")]  # "<" may start "<NL>": held back
+    assert pull(pump) == [Text(text="abc")]  # "<" may start "<NL>": held back
     assert pump.abandon() == "<"
     assert pump.finished
-    assert not stream.closed.is_set()  # closing may block: the relay does it off the loop
+    assert not stream.closed.is_set()  # closing is the relay's, when the response ends
     # A read that was under way when the relay gave up turns into nothing.
-    assert pump.pull() == []
+    assert pull(pump) == []
     assert pump.abandon() == ""
 
 
@@ -377,12 +391,12 @@ def test_a_read_that_returns_after_abandon_yields_nothing() -> None:
         def __next__(self) -> bytes:
             data = super().__next__()
             if self.reads == 2:
-                pump_ref[0].abandon()  # as the event loop does while this thread reads
+                pump_ref[0].abandon()  # as the deadline does while a read is under way
             return data
 
     stream = AbandonedWhileReading(answer_events(["one", " two"]))
     pump = RelayPump(stream, transform=PassThrough(), max_line_bytes=LINE_LIMIT)
     pump_ref.append(pump)
-    assert pump.pull() == [Text(text="one")]
-    assert pump.pull() == []
+    assert pull(pump) == [Text(text="one")]
+    assert pull(pump) == []
     assert pump.finished

@@ -1,5 +1,5 @@
-"""upstream.py with the real boto3 client against a loopback SageMaker stand-in, and the
-translation of everything botocore raises."""
+"""upstream.py (httpx, botocore's signer, event-stream and error parsers) against a loopback
+SageMaker stand-in, and the translation of everything the call can raise."""
 
 from __future__ import annotations
 
@@ -8,16 +8,13 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
+import httpx
 import pytest
-import urllib3.exceptions
 from botocore.exceptions import (
     ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
     EventStreamError,
     NoCredentialsError,
-    ReadTimeoutError,
-    ResponseStreamingError,
 )
 from relay_support import (
     HANG_GUARD_SECONDS,
@@ -27,6 +24,7 @@ from relay_support import (
     Stall,
     answer_events,
     call,
+    calls,
     payload_part,
     settings,
     stream_exception,
@@ -63,28 +61,49 @@ def upstream(**overrides: Any) -> SageMakerUpstream:
     return SageMakerUpstream(settings(**overrides))
 
 
-def read_all(stream: Any) -> list[bytes]:
+async def read_all(stream: Any) -> list[bytes]:
     try:
-        return list(stream)
+        return [data async for data in stream]
     finally:
-        stream.close()
+        await stream.aclose()
 
 
-def failure_of(stream: Any) -> UpstreamError:
+async def failure_of(stream: Any) -> UpstreamError:
     with pytest.raises(UpstreamError) as caught:
-        read_all(stream)
+        await read_all(stream)
+    return caught.value
+
+
+def opened_and_read(relay_upstream: SageMakerUpstream, body: bytes) -> list[bytes]:
+    """Open a stream and read it to its end, on an event loop of its own."""
+
+    async def run() -> list[bytes]:
+        return await read_all(await relay_upstream.open(body))
+
+    return anyio.run(run)
+
+
+def open_error(relay_upstream: SageMakerUpstream, body: bytes = b"{}") -> UpstreamError:
+    """What opening a stream raised."""
+
+    async def run() -> None:
+        await relay_upstream.open(body)
+
+    with pytest.raises(UpstreamError) as caught:
+        anyio.run(run)
     return caught.value
 
 
 def test_payload_parts_arrive_as_their_bytes(server: EventStreamServer) -> None:
     parts = [b'data: {"tok', b'en": 1}\n\n', "日本語".encode()[:4], "日本語".encode()[4:]]
     server.reply = [payload_part(part) for part in parts]
-    assert read_all(upstream().open(b'{"inputs": "x"}')) == parts
+    # Parts a read completes together come joined: the decoder takes bytes, wherever cut.
+    assert b"".join(opened_and_read(upstream(), b'{"inputs": "x"}')) == b"".join(parts)
 
 
 def test_the_call_is_invoke_endpoint_with_response_stream(server: EventStreamServer) -> None:
     server.reply = [payload_part(b"x")]
-    read_all(upstream(inference_component_name="ic-1").open(b'{"inputs": "hi"}'))
+    opened_and_read(upstream(inference_component_name="ic-1"), b'{"inputs": "hi"}')
     ((path, headers, body),) = server.requests
     assert path == "/endpoints/test-endpoint/invocations-response-stream"
     assert headers["Content-Type"] == "application/json"
@@ -95,7 +114,7 @@ def test_the_call_is_invoke_endpoint_with_response_stream(server: EventStreamSer
 
 def test_no_inference_component_header_unless_configured(server: EventStreamServer) -> None:
     server.reply = [payload_part(b"x")]
-    read_all(upstream().open(b"{}"))
+    opened_and_read(upstream(), b"{}")
     ((_, headers, _),) = server.requests
     assert "X-Amzn-SageMaker-Inference-Component" not in headers
 
@@ -130,16 +149,55 @@ def test_no_inference_component_header_unless_configured(server: EventStreamServ
 def test_exceptions_in_the_stream(
     server: EventStreamServer, exception: str, body: dict[str, str], kind: str, status: int
 ) -> None:
-    server.reply = [payload_part(b"data: first\n\n"), stream_exception(exception, body)]
-    stream = upstream().open(b"{}")
-    assert next(stream) == b"data: first\n\n"
-    error = failure_of(stream)
+    gate = threading.Event()
+    server.reply = [
+        payload_part(b"data: first\n\n"),
+        Pause(gate),
+        stream_exception(exception, body),
+    ]
+
+    async def run() -> UpstreamError:
+        stream = await upstream().open(b"{}")
+        assert await stream.__anext__() == b"data: first\n\n"
+        gate.set()
+        return await failure_of(stream)
+
+    error = anyio.run(run)
     assert (error.kind, error.status) == (kind, status)
     assert exception in (error.detail or "")
 
 
+def test_text_before_an_exception_in_the_same_read_comes_first(server: EventStreamServer) -> None:
+    exception = stream_exception("ModelStreamError", {"Message": "m", "ErrorCode": "StreamBroken"})
+    server.reply = [payload_part(b"data: first\n\n") + exception]
+
+    async def run() -> tuple[bytes, UpstreamError]:
+        stream = await upstream().open(b"{}")
+        first = await stream.__anext__()
+        return first, await failure_of(stream)
+
+    first, error = anyio.run(run)
+    assert first == b"data: first\n\n"
+    assert (error.kind, error.status) == ("upstream_error", 502)
+    assert "StreamBroken" in (error.detail or "")
+
+
+def test_a_corrupt_event_stream_is_a_502(server: EventStreamServer) -> None:
+    part = bytearray(payload_part(b"data: x\n\n"))
+    part[-1] ^= 0xFF  # the message CRC no longer matches
+    server.reply = [bytes(part)]
+
+    async def run() -> UpstreamError:
+        return await failure_of(await upstream().open(b"{}"))
+
+    error = anyio.run(run)
+    assert (error.kind, error.status) == ("upstream_error", 502)
+    assert "Checksum" in (error.detail or "")
+
+
 def test_botocore_drops_the_error_code_of_stream_exceptions(server: EventStreamServer) -> None:
-    """Why upstream.py reads the message: ErrorCode does not survive botocore's parser."""
+    """Why upstream.py parses exception messages itself, and still reads the message when the
+    code is missing: ErrorCode does not survive botocore's own event stream."""
     client = create_client(settings())
     server.reply = [
         stream_exception("ModelStreamError", {"Message": "m", "ErrorCode": "StreamBroken"})
@@ -153,14 +211,18 @@ def test_botocore_drops_the_error_code_of_stream_exceptions(server: EventStreamS
 def test_a_silent_stream_times_out_as_504(server: EventStreamServer) -> None:
     gate = threading.Event()
     server.reply = [payload_part(b"data: first\n\n"), Pause(gate)]
-    stream = upstream(upstream_read_timeout_seconds=0.2).open(b"{}")
+
+    async def run() -> UpstreamError:
+        stream = await upstream(upstream_read_timeout_seconds=0.2).open(b"{}")
+        assert await stream.__anext__() == b"data: first\n\n"
+        return await failure_of(stream)
+
     try:
-        assert next(stream) == b"data: first\n\n"
-        error = failure_of(stream)
+        error = anyio.run(run)
     finally:
         gate.set()
     assert (error.kind, error.status) == ("upstream_timeout", 504)
-    assert "ReadTimeoutError" in (error.detail or "")
+    assert "ReadTimeout" in (error.detail or "")
 
 
 @pytest.mark.parametrize(
@@ -203,9 +265,7 @@ def test_refusals_before_the_stream_are_tried_once(
     server: EventStreamServer, reply: ErrorReply, kind: str, status: int, retry_after: int | None
 ) -> None:
     server.reply = reply
-    with pytest.raises(UpstreamError) as caught:
-        upstream().open(b"{}")
-    error = caught.value
+    error = open_error(upstream())
     assert (error.kind, error.status, error.retry_after) == (kind, status, retry_after)
     assert len(server.requests) == 1  # no automatic retries: the caller decides
     assert "1234" not in error.message
@@ -228,10 +288,9 @@ def model_error_reply(status: int, original: str) -> ErrorReply:
 
 def model_error_of(server: EventStreamServer, status: int, original: str) -> UpstreamError:
     server.reply = model_error_reply(status, original)
-    with pytest.raises(UpstreamError) as caught:
-        upstream().open(b"{}")
-    assert "arn:aws" not in caught.value.message
-    return caught.value
+    error = open_error(upstream())
+    assert "arn:aws" not in error.message
+    return error
 
 
 def test_a_model_error_for_a_refused_request_is_a_422_with_tgis_reason(
@@ -312,47 +371,70 @@ def test_a_silent_endpoint_before_the_stream_times_out_as_504(server: EventStrea
     gate = threading.Event()
     server.reply = Stall(gate)
     try:
-        with pytest.raises(UpstreamError) as caught:
-            upstream(upstream_read_timeout_seconds=0.2).open(b"{}")
+        error = open_error(upstream(upstream_read_timeout_seconds=0.2))
     finally:
         gate.set()
-    assert (caught.value.kind, caught.value.status) == ("upstream_timeout", 504)
+    assert (error.kind, error.status) == ("upstream_timeout", 504)
 
 
 def test_nothing_listening_is_a_502(
     monkeypatch: pytest.MonkeyPatch, server: EventStreamServer
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", "http://127.0.0.1:9")
-    with pytest.raises(UpstreamError) as caught:
-        upstream().open(b"{}")
-    assert (caught.value.kind, caught.value.status) == ("upstream_error", 502)
+    error = open_error(upstream())
+    assert (error.kind, error.status) == ("upstream_error", 502)
 
 
-def test_close_unblocks_a_read_in_another_thread(server: EventStreamServer) -> None:
-    """The relay closes the stream when the client leaves, while a worker thread is blocked
-    reading it; a plain close() would wait for that read (the buffered reader's lock)."""
+def test_a_waiting_read_ends_when_the_relay_gives_up_on_it(server: EventStreamServer) -> None:
+    """The relay cancels a read when the client leaves or the deadline comes, then closes the
+    stream: both end at once, long before the server sends again or the read times out."""
     gate = threading.Event()
     server.reply = [payload_part(b"first"), Pause(gate), payload_part(b"late")]
-    stream = upstream(upstream_read_timeout_seconds=HANG_GUARD_SECONDS).open(b"{}")
-    assert next(stream) == b"first"
-    outcome: list[object] = []
 
-    def reader() -> None:
-        outcome.append(next(stream, "ended"))
+    async def run() -> tuple[list[bytes], bool]:
+        stream = await upstream(upstream_read_timeout_seconds=HANG_GUARD_SECONDS).open(b"{}")
+        first = await stream.__anext__()
+        with anyio.move_on_after(0.2) as waited:
+            await stream.__anext__()
+        with anyio.fail_after(HANG_GUARD_SECONDS / 2):
+            await stream.aclose()
+        return [first], waited.cancelled_caught
 
-    thread = threading.Thread(target=reader)
-    thread.start()
     try:
-        closer = threading.Thread(target=stream.close)
-        closer.start()
-        closer.join(HANG_GUARD_SECONDS)
-        thread.join(HANG_GUARD_SECONDS)
-        finished_before_the_server_moved_on = not thread.is_alive() and not closer.is_alive()
+        read, cancelled = anyio.run(run)
     finally:
         gate.set()
-        thread.join(HANG_GUARD_SECONDS)
-    assert finished_before_the_server_moved_on
-    assert outcome == ["ended"]
+    assert read == [b"first"]
+    assert cancelled
+
+
+def test_credentials_come_from_botocores_chain(
+    server: EventStreamServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A session token (what Lambda's role gives) is signed in, as boto3 would."""
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "token-from-the-chain")
+    server.reply = [payload_part(b"x")]
+    opened_and_read(upstream(), b"{}")
+    ((_, headers, _),) = server.requests
+    assert headers["X-Amz-Security-Token"] == "token-from-the-chain"
+    assert headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDTEST/")
+    assert "/us-east-1/sagemaker/aws4_request" in headers["Authorization"]
+
+
+def test_no_credentials_is_a_502_not_a_crash(
+    server: EventStreamServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    error = open_error(upstream())
+    assert (error.kind, error.status) == ("upstream_error", 502)
+    assert "NoCredentials" in (error.detail or "")
+    assert server.requests == []
 
 
 def test_the_whole_relay_over_real_boto3(server: EventStreamServer) -> None:
@@ -383,8 +465,7 @@ def test_a_complete_answer_leaves_its_connection_for_the_next_request(
     call skips a new connection (a TLS handshake to SageMaker)."""
     server.reply = [payload_part(event) for event in answer_events(["再", "利用"])]
     app = create_app(settings())
-    for _ in range(3):
-        response = call(app, json_body={"inputs": "x"})
+    for response in calls(app, 3, json_body={"inputs": "x"}):
         assert response.text == "再利用"
     assert len(server.peers) == 3
     assert len(set(server.peers)) == 1, server.peers
@@ -397,9 +478,46 @@ def test_a_failed_answer_does_not_leave_its_connection(server: EventStreamServer
         payload_part(b"left unread"),
     ]
     app = create_app(settings())
-    for _ in range(2):
-        assert call(app, json_body={"inputs": "x"}).status_code == 200
+    for response in calls(app, 2, json_body={"inputs": "x"}):
+        assert response.status_code == 200
     assert len(set(server.peers)) == 2, server.peers
+
+
+def test_concurrent_answers_each_keep_their_connection(server: EventStreamServer) -> None:
+    """More streams at once than botocore's old pool of 50: every connection goes back to the
+    pool, so a second round reuses them all instead of opening new ones."""
+    gate = threading.Event()
+    server.reply = [Pause(gate), *(payload_part(event) for event in answer_events(["ok"]))]
+    app = create_app(settings())
+    streams = 60
+
+    async def run() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://relay") as client:
+            results: list[httpx.Response] = []
+
+            async def one() -> None:
+                results.append(await client.post("/", json={"inputs": "x"}))
+
+            async with anyio.create_task_group() as group:
+                for _ in range(streams):
+                    group.start_soon(one)
+                with anyio.fail_after(HANG_GUARD_SECONDS):
+                    while len(server.requests) < streams:
+                        await anyio.sleep(0.01)
+                gate.set()
+            server.reply = [payload_part(event) for event in answer_events(["ok"])]
+            async with anyio.create_task_group() as group:
+                for _ in range(streams):
+                    group.start_soon(one)
+            return results
+
+    try:
+        responses = anyio.run(run)
+    finally:
+        gate.set()
+    assert [response.text for response in responses] == ["ok"] * (2 * streams)
+    assert len(set(server.peers)) == streams
 
 
 # --- translate_error on its own -------------------------------------------------------------------
@@ -436,28 +554,13 @@ def _client_error(code: str, message: str = "m", **extra: Any) -> ClientError:
         ),
         (_client_error("ModelStreamError", "connection reset"), "upstream_error", 502),
         (_client_error("InternalStreamFailure"), "upstream_error", 502),
-        (ReadTimeoutError(endpoint_url="http://x"), "upstream_timeout", 504),
-        (ConnectTimeoutError(endpoint_url="http://x"), "upstream_timeout", 504),
-        (
-            urllib3.exceptions.ReadTimeoutError(None, None, "Read timed out."),
-            "upstream_timeout",
-            504,
-        ),  # type: ignore[arg-type]
-        (urllib3.exceptions.ProtocolError("Connection broken"), "upstream_error", 502),
-        (
-            ResponseStreamingError(
-                error=urllib3.exceptions.ReadTimeoutError(None, None, "Read timed out.")  # type: ignore[arg-type]
-            ),
-            "upstream_timeout",
-            504,
-        ),
-        (ResponseStreamingError(error=ReadTimeoutError(endpoint_url="x")), "upstream_timeout", 504),
-        (
-            ResponseStreamingError(error=urllib3.exceptions.ProtocolError("Connection broken")),
-            "upstream_error",
-            502,
-        ),
-        (ResponseStreamingError(error="not an exception"), "upstream_error", 502),
+        (httpx.ReadTimeout("Read timed out."), "upstream_timeout", 504),
+        (httpx.ConnectTimeout("Connect timed out."), "upstream_timeout", 504),
+        (httpx.WriteTimeout("Write timed out."), "upstream_timeout", 504),
+        (httpx.RemoteProtocolError("Connection broken"), "upstream_error", 502),
+        (httpx.ReadError("Connection reset by peer"), "upstream_error", 502),
+        (httpx.ConnectError("Connection refused"), "upstream_error", 502),
+        (ConnectionResetError(), "upstream_error", 502),
         (
             _client_error("ModelError", "m", OriginalStatusCode=422, OriginalMessage="bad body"),
             "validation",
@@ -473,7 +576,6 @@ def _client_error(code: str, message: str = "m", **extra: Any) -> ClientError:
             "overloaded",
             503,
         ),
-        (EndpointConnectionError(endpoint_url="http://x"), "upstream_error", 502),
         (NoCredentialsError(), "upstream_error", 502),
         (ValueError("anything else"), "upstream_error", 502),
     ],
@@ -490,9 +592,8 @@ def test_an_odd_error_code_is_not_echoed() -> None:
     assert "<script>" not in translated.message
 
 
-def test_a_read_timeout_inside_a_response_streaming_error_keeps_its_cause() -> None:
-    cause = urllib3.exceptions.ReadTimeoutError(None, None, "Read timed out.")  # type: ignore[arg-type]
-    translated = translate_error(ResponseStreamingError(error=cause))
+def test_a_timeout_keeps_its_cause_for_the_log() -> None:
+    translated = translate_error(httpx.ReadTimeout("Read timed out."))
     assert "Read timed out" in (translated.detail or "")
 
 

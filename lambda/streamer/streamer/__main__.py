@@ -74,7 +74,12 @@ def main() -> int:
 def _listen(host: str, port: int) -> socket.socket:
     """A TCP socket bound to an address literal (settings checked it is one); the server
     listens on it."""
-    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on accepted sockets whose protocol
+    # says TCP, and a socket made with protocol 0 passes that on. Without it the response head
+    # and the first token leave as two small writes, the second held back by Nagle's algorithm
+    # until the Web Adapter's delayed ACK (~40 ms on every warm request).
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         # As uvicorn does: a restarted relay may bind while old connections are in TIME_WAIT.
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -14,7 +14,16 @@ from typing import Final
 
 from starlette.responses import Response
 
-__all__ = ["ERROR_TYPES", "ApiError", "error_payload", "error_response", "render_json"]
+__all__ = [
+    "ERROR_TYPES",
+    "RETRY_AFTER_BUSY_SECONDS",
+    "RETRY_AFTER_NO_CAPACITY_SECONDS",
+    "ApiError",
+    "UpstreamError",
+    "error_payload",
+    "error_response",
+    "render_json",
+]
 
 ERROR_TYPES: Final = frozenset(
     {
@@ -36,6 +45,10 @@ ERROR_TYPES: Final = frozenset(
         "internal_error",
     }
 )
+# A throttled or overloaded endpoint usually has room again within seconds.
+RETRY_AFTER_BUSY_SECONDS: Final = 2
+# An inference component with no capacity is scaling out, which takes minutes.
+RETRY_AFTER_NO_CAPACITY_SECONDS: Final = 60
 
 
 class ApiError(Exception):
@@ -65,6 +78,31 @@ class ApiError(Exception):
     def headers(self) -> dict[str, str]:
         """Retry-After tells a client of a 503 when trying again is worth it."""
         return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+
+
+class UpstreamError(ApiError):
+    """SageMaker or the model failed: what the caller gets, plus what the log gets.
+
+    `message` is written for the caller and never holds internals (account ids, ARNs, stack
+    traces); `detail` is the upstream's own words, for the log only.
+    """
+
+    def __init__(
+        self,
+        *,
+        kind: str,
+        message: str,
+        status: int,
+        retry_after: int | None = None,
+        detail: str | None = None,
+    ) -> None:
+        super().__init__(status=status, kind=kind, message=message, retry_after=retry_after)
+        self.detail = detail
+
+    @classmethod
+    def bad_gateway(cls, message: str, detail: str | None) -> UpstreamError:
+        """502 `upstream_error`: SageMaker or the model failed in a way the caller cannot fix."""
+        return cls(kind="upstream_error", status=502, message=message, detail=detail)
 
 
 def error_payload(message: str, kind: str) -> dict[str, str]:

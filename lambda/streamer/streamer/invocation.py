@@ -10,6 +10,7 @@ the relay makes its own id and has no deadline but its upstream read timeout.
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from collections.abc import Mapping
@@ -45,7 +46,11 @@ def seconds_left_from(headers: Mapping[str, str], *, now: float) -> float | None
     for key in ("deadline", "deadline_ms"):
         value = document.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-            return value / 1000 - now
+            try:
+                seconds_left = value / 1000 - now
+            except OverflowError:  # an integer too large for a float: no real deadline
+                return None
+            return seconds_left if math.isfinite(seconds_left) else None
     return None
 
 

@@ -1,23 +1,25 @@
 """From PayloadPart bytes to what the caller sees: text pieces, then an end or a failure.
 
-`RelayPump` is the relay's logic without HTTP or threads: each `pull` does one blocking read of
-the upstream stream and returns the pieces it completed. It decodes with one `StreamDecoder` per
-answer, drops special tokens and empty texts, applies the model's text transform, and turns every
-way the stream can go wrong (a TGI error event, a SageMaker error, bytes that are not a TGI stream,
-a stream that just stops) into one `Failed` piece carrying an `UpstreamError`.
+`RelayPump` is the relay's logic without HTTP: each `pull` awaits one read of the upstream
+stream (every PayloadPart that read completed) and returns the pieces it completed. It decodes
+with one `StreamDecoder` per answer, drops special tokens and empty texts, applies the model's
+text transform, and turns every way the stream can go wrong (a TGI error event, a SageMaker
+error, bytes that are not a TGI stream, a stream that just stops) into one `Failed` piece
+carrying an `UpstreamError`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
 from .decoder import Done, Event, StreamDecoder, StreamError, StreamProtocolError, Token
+from .errors import UpstreamError
 from .model_text import TextTransform
-from .upstream import RETRY_AFTER_BUSY_SECONDS, UpstreamError, UpstreamStream
+from .tgi_errors import stream_error
+from .upstream import UpstreamStream
 
 __all__ = [
     "DRAIN_MAX_BYTES",
@@ -27,7 +29,6 @@ __all__ = [
     "RelayPump",
     "Text",
     "max_line_bytes_for",
-    "tgi_error",
 ]
 
 # A byte of the prompt comes back as at most six: JSON may write any character as `\uXXXX`.
@@ -81,11 +82,10 @@ Piece = Text | Ended | Failed
 
 
 class RelayPump:
-    """Pulls one answer out of an upstream stream, a blocking read at a time.
+    """Pulls one answer out of an upstream stream, a read at a time, on the event loop.
 
-    The relay calls `pull` from one worker thread at a time. `close` (to unblock a read when the
-    client leaves) and `abandon` (when the relay gives up on a read) may come from elsewhere;
-    a lock keeps `abandon` from racing the processing of a read that was still under way.
+    `abandon` (when the relay gives up, at its deadline) may come while a `pull` is suspended
+    in its read; that read then turns into nothing.
     """
 
     def __init__(
@@ -97,7 +97,6 @@ class RelayPump:
         self._finished = False
         self._ended = False
         self._closed = False
-        self._lock = threading.Lock()
 
     @property
     def finished(self) -> bool:
@@ -109,13 +108,13 @@ class RelayPump:
         """True once the model's final event was seen: the answer is complete."""
         return self._ended
 
-    def pull(self) -> list[Piece]:
-        """Read one PayloadPart (blocking) and return the pieces it completes, maybe none."""
+    async def pull(self) -> list[Piece]:
+        """Read once (all the PayloadParts that arrived) and return the pieces completed."""
         if self._finished:
             return []
         try:
-            data = next(self._stream)
-        except StopIteration:
+            data = await self._stream.__anext__()
+        except StopAsyncIteration:
             return self._unless_abandoned(self._end_of_stream)
         except UpstreamError as error:
             return self._unless_abandoned(self._fail, [], error)
@@ -125,47 +124,44 @@ class RelayPump:
         """Stop the answer for a reason of the relay's own (its deadline, a bug of its own).
 
         Returns the text the transform still holds back: it is real model output, to be sent
-        before the error. A `pull` still reading in its thread then returns nothing. The stream
-        stays open for `close`, which may block and so is the caller's to run off the event loop.
+        before the error. The stream stays open for `aclose`.
         """
-        with self._lock:
-            held = "" if self._finished else self._transform.flush()
-            self._finished = True
+        held = "" if self._finished else self._transform.flush()
+        self._finished = True
         return held
 
-    def drain(self, *, max_bytes: int = DRAIN_MAX_BYTES) -> bool:
+    async def drain(self, *, max_bytes: int = DRAIN_MAX_BYTES) -> bool:
         """After the final event, read the stream to its end; True if the end was reached.
 
-        urllib3 returns a connection to its pool only once the response was read to the end, so
-        a drained stream lets the next request reuse the open TLS connection to SageMaker
-        instead of paying for a new handshake; `close` then leaves that connection alone. Only a
-        complete answer is drained, and only `max_bytes` of it: a failed or abandoned stream is
-        closed at once, which is what stops the model's work.
+        The HTTP client returns a connection to its pool only once the response was read to the
+        end, so a drained stream lets the next request reuse the open TLS connection to
+        SageMaker instead of paying for a new handshake. Only a complete answer is drained, and
+        only `max_bytes` of it: a failed or abandoned stream is closed at once, which is what
+        stops the model's work.
         """
         if not self._ended:
             return False
         read = 0
         while read <= max_bytes and not self._closed:
             try:
-                read += len(next(self._stream))
-            except StopIteration:
+                read += len(await self._stream.__anext__())
+            except StopAsyncIteration:
                 return True
             except Exception:
                 return False
         return False
 
-    def close(self) -> None:
-        """Close the upstream stream once; safe to call from any thread, and more than once."""
+    async def aclose(self) -> None:
+        """Close the upstream stream once; safe to call more than once."""
         if self._closed:
             return
         self._closed = True
         with contextlib.suppress(Exception):
-            self._stream.close()
+            await self._stream.aclose()
 
     def _unless_abandoned(self, step: Callable[..., list[Piece]], *args: object) -> list[Piece]:
         """Turn what a read returned into pieces, unless the answer was abandoned meanwhile."""
-        with self._lock:
-            return [] if self._finished else step(*args)
+        return [] if self._finished else step(*args)
 
     def _decode(self, data: bytes) -> list[Piece]:
         try:
@@ -210,7 +206,7 @@ class RelayPump:
                 self._ended = True
                 return pieces
             elif isinstance(event, StreamError):
-                return self._fail(pieces, tgi_error(event))
+                return self._fail(pieces, stream_error(event))
         return pieces
 
     def _fail(self, pieces: list[Piece], error: UpstreamError) -> list[Piece]:
@@ -224,36 +220,6 @@ class RelayPump:
     def _add_text(pieces: list[Piece], text: str) -> None:
         if text:
             pieces.append(Text(text=text))
-
-
-def tgi_error(event: StreamError) -> UpstreamError:
-    """An error TGI put in the stream, as the caller should get it.
-
-    A validation message speaks about the caller's request (too many tokens, a bad parameter),
-    so it is passed on; other TGI errors speak about the server and stay in the log.
-    """
-    if event.error_type == "validation":
-        return UpstreamError(
-            kind="validation",
-            status=422,
-            message=f"The model rejected the request: {event.message}",
-            detail=event.message,
-        )
-    if event.error_type == "overloaded":
-        return UpstreamError(
-            kind="overloaded",
-            status=503,
-            retry_after=RETRY_AFTER_BUSY_SECONDS,
-            message="The model is overloaded; try again shortly.",
-            detail=event.message,
-        )
-    shown_type = event.error_type if (event.error_type or "").isidentifier() else "unknown"
-    return UpstreamError(
-        kind="model_error",
-        status=502,
-        message=f"The model failed while generating the answer ({shown_type} error).",
-        detail=f"{event.error_type}: {event.message}",
-    )
 
 
 def _protocol_error(error: StreamProtocolError) -> UpstreamError:

@@ -1,27 +1,33 @@
 """Serving one generation over HTTP: the status waits for the first text, the text never waits.
 
-`RelayResponse` is the ASGI side of `RelayPump`. It opens the upstream and pulls from it in worker
-threads (boto3 blocks; an `async def` generator doing blocking reads would hold every piece until
-the end), and sends each piece the moment it arrives. It commits the HTTP status only when the
-first visible text or the end of the answer arrives, so a failure before any text is a real HTTP
-error (422, 502, 503, 504) with a JSON body; a failure after that can only be written in the body.
-Meanwhile it listens for the client leaving, and then stops reading and closes the upstream at
-once rather than paying for tokens nobody will read.
+`RelayResponse` is the ASGI side of `RelayPump`. It opens the upstream and pulls from it on the
+event loop (the upstream is asynchronous: no thread, no hop per part), and sends what each read
+completed the moment it arrives. It commits the HTTP status only when the first visible text or
+the end of the answer arrives, so a failure before any text is a real HTTP error (422, 502, 503,
+504) with a JSON body; a failure after that can only be written in the body. Meanwhile it
+listens for the client leaving, and then stops reading and closes the upstream at once rather
+than paying for tokens nobody will read.
+
+One read, one write: when the client keeps up, each token goes out as it comes. When the client
+is slower than the model, `send` waits (the server's write buffer is full), nothing is read
+meanwhile, the PayloadParts pile up in the upstream connection, and the next read takes them
+all: they are decoded and sent as one write. What the relay holds is bounded by one read (the
+HTTP client reads at most 64 KiB at a time) plus the server's write buffer, and a client that
+stops reading stops the reading from SageMaker, as TCP's flow control then tells the model's
+side to wait.
 
 In Lambda, every wait on the upstream also ends a little before the invocation's deadline: Lambda
 stops the function there without a word to the caller, so the relay stops first and says why.
-A complete answer's stream is read to its end before it is closed, which lets urllib3 keep the
-connection to SageMaker for the next request.
+A complete answer's stream is read to its end before it is closed, which lets the HTTP client
+keep the connection to SageMaker for the next request.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final, TypeVar
 
 import anyio
-import anyio.to_thread
-from anyio.lowlevel import RunVar
 from aws_lambda_powertools import Logger
 from starlette.types import Message, Receive, Scope, Send
 
@@ -36,35 +42,13 @@ __all__ = ["DEADLINE_MARGIN_SECONDS", "RelayResponse"]
 
 _T = TypeVar("_T")
 
-# Each open stream holds a worker thread while it waits for its next part. anyio's default pool
-# (40) would make the 41st concurrent stream wait for a thread, so the relay has its own.
-UPSTREAM_THREADS: Final = 256
-# How long a finished response waits for the upstream to close before leaving it to its thread.
+# How long a finished response waits for the upstream to close.
 _CLOSE_WAIT_SECONDS: Final = 2.0
 # How long a complete answer's stream may take to reach its end before it is closed anyway.
 _DRAIN_WAIT_SECONDS: Final = 1.0
 # The relay gives up this long before Lambda's deadline: time to write the error, close the
 # upstream and let the Web Adapter pass the end of the body on before Lambda freezes the function.
 DEADLINE_MARGIN_SECONDS: Final = 1.5
-
-_limiter: RunVar[anyio.CapacityLimiter] = RunVar("jumpstream_upstream_threads")
-
-
-def _upstream_limiter() -> anyio.CapacityLimiter:
-    """One pool per event loop, like anyio's default (a limiter belongs to its loop)."""
-    try:
-        return _limiter.get()
-    except LookupError:
-        limiter = anyio.CapacityLimiter(UPSTREAM_THREADS)
-        _limiter.set(limiter)
-        return limiter
-
-
-async def _in_thread(function: Callable[[], _T]) -> _T:
-    """Run a blocking call in a worker thread; on cancellation, stop waiting for it at once."""
-    return await anyio.to_thread.run_sync(
-        function, abandon_on_cancel=True, limiter=_upstream_limiter()
-    )
 
 
 def _deadline_error(*, text_sent: bool) -> UpstreamError:
@@ -210,31 +194,26 @@ class RelayResponse:
         self._complete = True
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def _upstream_call(self, function: Callable[[], _T]) -> _T:
-        """A blocking call to SageMaker in a worker thread, given up at `stop_at` if there is one.
+    async def _upstream_call(self, function: Callable[[], Awaitable[_T]]) -> _T:
+        """An await on SageMaker, given up at `stop_at` if there is one.
 
-        Giving up abandons the thread, which ends when the upstream is closed or times out.
+        Giving up cancels the read; the upstream is closed when the response ends.
         """
         if self._stop_at is None:
-            return await _in_thread(function)
+            return await function()
+        if anyio.current_time() >= self._stop_at:
+            # A call that completes without waiting is never cancelled: check before starting.
+            raise _DeadlineReachedError
         with anyio.CancelScope(deadline=self._stop_at):
-            return await _in_thread(function)
+            return await function()
         raise _DeadlineReachedError
 
-    def _open(self) -> RelayPump:
-        """Runs in a worker thread. If the client left (or the deadline came) while SageMaker
-        was answering, nobody waits for this any more: close the stream here, or it would stay
-        open until collected. Either this check or `_close_upstream` sees the other's write, so
-        one of them closes it.
-        """
-        pump = RelayPump(
-            self._upstream.open(self._body),
-            transform=self._transform,
-            max_line_bytes=self._max_line_bytes,
-        )
+    async def _open(self) -> RelayPump:
+        """Start the generation. Nothing awaits between the stream's arrival and `_pump`
+        holding it, so `_close_upstream` always sees a stream that was opened."""
+        stream = await self._upstream.open(self._body)
+        pump = RelayPump(stream, transform=self._transform, max_line_bytes=self._max_line_bytes)
         self._pump = pump
-        if self._complete:
-            pump.close()
         return pump
 
     async def _send_pieces(self, send: Send, pieces: Sequence[Piece]) -> None:
@@ -285,13 +264,12 @@ class RelayResponse:
             self._record.error_detail = error.detail
 
     async def _close_upstream(self) -> None:
-        """Close the upstream without ever blocking the event loop on it.
+        """Close the upstream, even when the client left and this task is being cancelled.
 
-        Shielded, so it runs even when the client left and this task is being cancelled;
-        bounded, so a close that blocks (an old urllib3 that cannot shut a socket down) is
-        left to its thread instead of holding up the end of the response. A complete answer's
-        stream is first read to its end (briefly: the model has nothing more to say) so its
-        connection goes back to the pool; any other stream is closed at once.
+        Shielded, so it runs even then; bounded, so a far side that does not let go cannot hold
+        up the end of the response. A complete answer's stream is first read to its end
+        (briefly: the model has nothing more to say) so its connection goes back to the pool;
+        any other stream is closed at once.
         """
         pump = self._pump
         if pump is None:
@@ -299,9 +277,9 @@ class RelayResponse:
         with anyio.CancelScope(shield=True):
             if self._answered:
                 with anyio.move_on_after(_DRAIN_WAIT_SECONDS):
-                    await _in_thread(pump.drain)
+                    await pump.drain()
             with anyio.move_on_after(_CLOSE_WAIT_SECONDS):
-                await _in_thread(pump.close)
+                await pump.aclose()
 
 
 class _SafeSend:

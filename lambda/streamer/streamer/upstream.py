@@ -1,43 +1,48 @@
-"""The SageMaker call, and the translation of everything botocore can raise into one error type.
+"""The SageMaker call over httpx, signed by botocore, and every failure as one error type.
 
-The relay logic never sees botocore: it gets an `UpstreamStream` of PayloadPart bytes whose
+The relay logic never sees the HTTP client: it gets an `UpstreamStream` of PayloadPart bytes whose
 failures are all `UpstreamError`s carrying the status and error type the caller should get. That
 keeps the relay testable with a scripted fake, and keeps the knowledge of what SageMaker's errors
-mean in this one file.
+mean in this one file (what TGI's own errors mean is tgi_errors.py's).
 
-Where botocore raises what (botocore 1.44, urllib3 2.x):
-- Before the stream, `invoke_endpoint_with_response_stream` raises `ClientError` (service
-  errors, `e.response["Error"]["Code"]`), `botocore.exceptions.ConnectTimeoutError` /
-  `ReadTimeoutError`, `EndpointConnectionError`, or another `BotoCoreError`.
-- While iterating, botocore does not wrap I/O errors: a silent upstream raises
-  `urllib3.exceptions.ReadTimeoutError` and a broken connection `urllib3.exceptions.ProtocolError`.
-  Other botocore versions wrap them in `botocore.exceptions.ResponseStreamingError` (its
-  `error`), as `StreamingBody.read` does; the wrapped error is what decides the status.
-  An exception message in the stream raises `botocore.exceptions.EventStreamError` (a
-  `ClientError`) whose Code is `ModelStreamError` or `InternalStreamFailure`. botocore's event
-  parser keeps only Code and Message, dropping ModelStreamError's ErrorCode, so a timeout is told
-  apart from a broken stream by the message when the code is missing.
+Why not boto3's `invoke_endpoint_with_response_stream`: its stream blocks, so every part cost a
+round trip from the event loop to a worker thread and back (~0.3 ms of CPU per token, most of the
+relay's cost), and each call ran botocore's whole request pipeline (~5 ms). Here the event loop
+reads the response itself, and botocore does only what it is for:
+- `botocore.session` resolves credentials (the usual chain) and the endpoint: one client is
+  created at start for `meta.endpoint_url` (which honours `AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`,
+  `AWS_ENDPOINT_URL` and the config file) and for its service model, never to send anything;
+- `botocore.auth.SigV4Auth` signs each request (service `sagemaker`, the body hashed);
+- `botocore.eventstream.EventStreamBuffer` parses the event stream (prelude and message CRCs);
+- botocore's rest-json parser reads an error reply exactly as boto3 would, modelled fields
+  (ModelError's OriginalStatusCode and OriginalMessage) included.
+Retries: none, as before: once a stream has begun a retry would repeat text, and before that the
+caller gets a 503 with Retry-After and decides.
+
+Unlike botocore's own event stream, an exception message in the stream keeps its ErrorCode
+(ModelStreamError's `ModelInvocationTimeExceeded` or `StreamBroken`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
+import ssl
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-import urllib3.exceptions
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
-    ResponseStreamingError,
-)
+import anyio
+import anyio.to_thread
+import httpx
+from anyio.lowlevel import RunVar
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest, HTTPHeaders
+from botocore.credentials import RefreshableCredentials
+from botocore.eventstream import EventStreamBuffer, ParserError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.parsers import create_parser
 
-from .errors import ApiError
+from .errors import RETRY_AFTER_BUSY_SECONDS, RETRY_AFTER_NO_CAPACITY_SECONDS, UpstreamError
+from .tgi_errors import model_error
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -53,198 +58,303 @@ __all__ = [
     "translate_error",
 ]
 
-# A throttled or overloaded endpoint usually has room again within seconds.
-RETRY_AFTER_BUSY_SECONDS: Final = 2
-# An inference component with no capacity is scaling out, which takes minutes.
-RETRY_AFTER_NO_CAPACITY_SECONDS: Final = 60
+_OPERATION: Final = "InvokeEndpointWithResponseStream"
 _THROTTLING_CODES: Final = frozenset(
     {"ThrottlingException", "Throttling", "ThrottledException", "TooManyRequestsException"}
 )
 _TIMEOUT_WORDS: Final = ("modelinvocationtimeexceeded", "timeexceeded", "timedout", "timeout")
-# Wrapped errors are unwrapped this deep at most: a cycle of wrappers must not loop forever.
-_MAX_UNWRAP: Final = 4
-# A reason quoted from the model is cut to this many characters.
-_SHOWN_REASON_CHARS: Final = 500
-
-
-class UpstreamError(ApiError):
-    """SageMaker or the model failed: what the caller gets, plus what the log gets.
-
-    `message` is written for the caller and never holds internals (account ids, ARNs, stack
-    traces); `detail` is the upstream's own words, for the log only.
-    """
-
-    def __init__(
-        self,
-        *,
-        kind: str,
-        message: str,
-        status: int,
-        retry_after: int | None = None,
-        detail: str | None = None,
-    ) -> None:
-        super().__init__(status=status, kind=kind, message=message, retry_after=retry_after)
-        self.detail = detail
-
-    @classmethod
-    def bad_gateway(cls, message: str, detail: str | None) -> UpstreamError:
-        """502 `upstream_error`: SageMaker or the model failed in a way the caller cannot fix."""
-        return cls(kind="upstream_error", status=502, message=message, detail=detail)
+# An error reply is a small JSON document; more than this is not read.
+_MAX_ERROR_BODY_BYTES: Final = 64 * 1024
+# Idle connections to SageMaker are kept this long for the next request: below the 60 s idle
+# timeout load balancers commonly use, so the relay drops a connection before the far side does.
+KEEPALIVE_SECONDS: Final = 50.0
 
 
 class UpstreamStream(Protocol):
-    """The bytes of each PayloadPart in order; failures raise UpstreamError.
+    """The bytes of the PayloadParts in order; failures raise UpstreamError.
 
-    Iteration blocks on the network, so the relay calls `next` in a worker thread. `close` may
-    be called from another thread while a `next` is blocked, and must make it return soon.
+    Each item holds every PayloadPart one network read completed, joined: when the relay falls
+    behind, parts that arrived together are decoded and sent together. `aclose` stops the
+    stream; a stream read to its end first lets its connection serve the next request.
     """
 
-    def __iter__(self) -> Iterator[bytes]: ...
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
 
-    def __next__(self) -> bytes: ...
+    async def __anext__(self) -> bytes: ...
 
-    def close(self) -> None: ...
+    async def aclose(self) -> None: ...
 
 
 class Upstream(Protocol):
-    """Starts one generation; blocks until SageMaker answers with a stream or an error."""
+    """Starts one generation; returns once SageMaker answers with a stream, or raises."""
 
-    def open(self, body: bytes) -> UpstreamStream: ...
+    async def open(self, body: bytes) -> UpstreamStream: ...
 
 
-def create_client(settings: Settings) -> Any:
-    """The sagemaker-runtime client, made once per process.
+def create_client(settings: Settings, session: Any | None = None) -> Any:
+    """The sagemaker-runtime client, made once per process, for its endpoint and model only.
 
-    No retries: once a stream has begun a retry would repeat text, and before that the caller
-    gets a 503 with Retry-After and decides. The endpoint URL is botocore's to resolve, so
-    `AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME` points the client at an emulator.
+    Made from botocore's session (boto3 adds nothing here but import time), with the settings it
+    had when it sent the requests itself, so that anyone who still calls it gets the same.
     """
-    import boto3  # the Lambda runtime provides boto3; importing it here keeps tests' imports light
+    import botocore.session
     from botocore.config import Config
 
     config = Config(
         connect_timeout=settings.upstream_connect_timeout_seconds,
         read_timeout=settings.upstream_read_timeout_seconds,
         retries={"total_max_attempts": 1},
-        max_pool_connections=50,
         user_agent_appid="jumpstream-relay",
     )
-    session = boto3.session.Session()
-    return session.client("sagemaker-runtime", region_name=settings.region, config=config)
+    session = session if session is not None else botocore.session.get_session()
+    return session.create_client("sagemaker-runtime", region_name=settings.region, config=config)
+
+
+# One connection pool per event loop: a connection belongs to the loop that opened it.
+_pools: RunVar[httpx.AsyncClient] = RunVar("jumpstream_sagemaker_pool")
 
 
 class SageMakerUpstream:
     """InvokeEndpointWithResponseStream on the configured endpoint (and inference component)."""
 
-    def __init__(self, settings: Settings, *, client: Any | None = None) -> None:
-        self._endpoint_name = settings.endpoint_name
-        self._inference_component_name = settings.inference_component_name
-        self._client = client if client is not None else create_client(settings)
+    def __init__(self, settings: Settings) -> None:
+        import botocore.session
 
-    def open(self, body: bytes) -> UpstreamStream:
-        arguments: dict[str, Any] = {
-            "EndpointName": self._endpoint_name,
-            "Body": body,
-            "ContentType": "application/json",
-        }
-        if self._inference_component_name is not None:
-            arguments["InferenceComponentName"] = self._inference_component_name
+        self._session = botocore.session.get_session()
+        client = create_client(settings, self._session)
+        self._credentials: Any = None
+        self._region = settings.region
+        endpoint = str(client.meta.endpoint_url).rstrip("/")
+        self._url = f"{endpoint}/endpoints/{settings.endpoint_name}/invocations-response-stream"
+        self._headers = {"Content-Type": "application/json"}
+        if settings.inference_component_name is not None:
+            self._headers["X-Amzn-SageMaker-Inference-Component"] = (
+                settings.inference_component_name
+            )
+        self._service_model = client.meta.service_model
+        self._timeout = httpx.Timeout(
+            connect=settings.upstream_connect_timeout_seconds,
+            read=settings.upstream_read_timeout_seconds,
+            write=settings.upstream_read_timeout_seconds,
+            pool=settings.upstream_connect_timeout_seconds,
+        )
+        self._ssl_context: ssl.SSLContext | None = None
+
+    async def open(self, body: bytes) -> UpstreamStream:
         try:
-            response = self._client.invoke_endpoint_with_response_stream(**arguments)
+            pool = await self._pool()
+            request = pool.build_request(
+                "POST", self._url, content=body, headers=await self._signed_headers(body)
+            )
+            response = await pool.send(request, stream=True)
         except Exception as error:
             raise translate_error(error) from error
-        return _PayloadParts(response["Body"])
+        if response.status_code == 200:
+            return _PayloadParts(response)
+        try:
+            raise self._refusal(response.status_code, response.headers, await _head(response))
+        finally:
+            with anyio.CancelScope(shield=True):
+                await response.aclose()
+
+    async def _pool(self) -> httpx.AsyncClient:
+        """The event loop's connection pool, made on first use.
+
+        No cap on connections: each concurrent stream holds one for as long as it runs, and
+        every one of them goes back to the pool after a complete answer, however many run.
+        The TLS context (~20 ms to load the CA bundle) is built once, in a worker thread, so the
+        relay's start does not pay for it and the event loop never waits on it.
+        """
+        try:
+            return _pools.get()
+        except LookupError:
+            pass
+        verify: ssl.SSLContext | bool = False  # plain http (an emulator): nothing to verify
+        if self._url.startswith("https:"):
+            if self._ssl_context is None:
+                ca_bundle = self._session.get_config_variable("ca_bundle")
+                self._ssl_context = await anyio.to_thread.run_sync(_tls_context, ca_bundle)
+            verify = self._ssl_context
+        try:
+            return _pools.get()  # another request made it meanwhile
+        except LookupError:
+            pool = httpx.AsyncClient(
+                verify=verify,
+                timeout=self._timeout,
+                limits=httpx.Limits(
+                    max_connections=None,
+                    max_keepalive_connections=None,
+                    keepalive_expiry=KEEPALIVE_SECONDS,
+                ),
+            )
+            _pools.set(pool)
+            return pool
+
+    async def _signed_headers(self, body: bytes) -> dict[str, str]:
+        request = AWSRequest(method="POST", url=self._url, data=body, headers=self._headers)
+        SigV4Auth(await self._frozen_credentials(), "sagemaker", self._region).add_auth(request)
+        return dict(request.headers.items())
+
+    async def _frozen_credentials(self) -> Any:
+        """The current credentials; finding or refreshing them may call the network (a
+        container credentials endpoint, SSO), so that happens in a worker thread."""
+        credentials = self._credentials
+        if credentials is None:
+            credentials = await anyio.to_thread.run_sync(self._session.get_credentials)
+            if credentials is None:
+                raise NoCredentialsError
+            self._credentials = credentials
+        if isinstance(credentials, RefreshableCredentials) and credentials.refresh_needed():
+            return await anyio.to_thread.run_sync(credentials.get_frozen_credentials)
+        return credentials.get_frozen_credentials()
+
+    def _refusal(self, status: int, headers: httpx.Headers, body: bytes) -> UpstreamError:
+        """An error reply, parsed as boto3 would parse it, then translated."""
+        response_dict = {
+            "status_code": status,
+            "headers": HTTPHeaders.from_pairs(list(headers.multi_items())),
+            "body": body,
+        }
+        try:
+            parser = create_parser(self._service_model.metadata["protocol"])
+            operation = self._service_model.operation_model(_OPERATION)
+            parsed = parser.parse(response_dict, operation.output_shape)
+            code = parsed.get("Error", {}).get("Code")
+            shape = None if code is None else self._service_model.shape_for_error_code(code)
+            if shape is not None:
+                parsed.update(parser.parse(response_dict, shape))
+        except Exception as error:  # a reply no parser understands is still a failed call
+            return UpstreamError.bad_gateway(
+                f"SageMaker answered HTTP {status}.", f"unparsable error reply: {error!r}"
+            )
+        return translate_error(ClientError(parsed, _OPERATION))
+
+
+def _tls_context(ca_bundle: str | None) -> ssl.SSLContext:
+    """Verify SageMaker's certificate against the bundle botocore would use."""
+    from botocore.httpsession import get_cert_path
+
+    return ssl.create_default_context(cafile=ca_bundle or get_cert_path(True))
+
+
+async def _head(response: httpx.Response) -> bytes:
+    """At most _MAX_ERROR_BODY_BYTES of an error reply."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_raw():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= _MAX_ERROR_BODY_BYTES:
+            break
+    return b"".join(chunks)[:_MAX_ERROR_BODY_BYTES]
 
 
 class _PayloadParts:
-    """botocore's EventStream reduced to PayloadPart bytes, with errors translated."""
+    """The response's event stream reduced to PayloadPart bytes, with errors translated."""
 
-    def __init__(self, event_stream: Any) -> None:
-        self._event_stream = event_stream
-        self._events: Iterator[dict[str, Any]] = iter(event_stream)
-        self._closed = False
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+        self._reads = response.aiter_raw()
+        self._messages = EventStreamBuffer()
+        self._failure: UpstreamError | None = None
 
-    def __iter__(self) -> Iterator[bytes]:
+    def __aiter__(self) -> _PayloadParts:
         return self
 
-    def __next__(self) -> bytes:
+    async def __anext__(self) -> bytes:
         while True:
+            if self._failure is not None:
+                failure, self._failure = self._failure, None
+                raise failure
             try:
-                event = next(self._events)
-            except StopIteration:
+                data = await self._reads.__anext__()
+            except StopAsyncIteration:
                 raise
             except Exception as error:
-                if self._closed:
-                    raise StopIteration from None
                 raise translate_error(error) from error
-            part = event.get("PayloadPart")
-            if part is not None:
-                return bytes(part.get("Bytes", b""))
-            # Any other event kind is one this code does not know yet: nothing to relay.
+            payloads = self._parse(data)
+            if payloads:
+                return b"".join(payloads)
 
-    def close(self) -> None:
-        """Stop the stream, even while another thread is blocked reading it.
+    def _parse(self, data: bytes) -> list[bytes]:
+        """The PayloadParts `data` completes; a failure after them is raised by the next read."""
+        self._messages.add_data(data)
+        payloads: list[bytes] = []
+        try:
+            for message in self._messages:
+                headers = message.headers
+                kind = headers.get(":message-type")
+                if kind == "event":
+                    if headers.get(":event-type") == "PayloadPart":
+                        payloads.append(message.payload)
+                    # Any other event kind is one this code does not know yet: nothing to relay.
+                    continue
+                self._failure = translate_error(ClientError(_stream_exception(message), _OPERATION))
+                break
+        except ParserError as error:
+            self._failure = UpstreamError.bad_gateway(
+                "The event stream from SageMaker could not be read.", repr(error)
+            )
+        if self._failure is not None and not payloads:
+            failure, self._failure = self._failure, None
+            raise failure
+        return payloads
 
-        Closing a socket does not wake a thread blocked in recv() on it; shutting it down does.
-        urllib3 2.3+ offers that as `HTTPResponse.shutdown()`. botocore keeps the response as
-        the EventStream's `_raw_stream`; where either is missing, plain close() is all we have,
-        and the blocked read ends at the read timeout.
-        """
-        self._closed = True
-        raw = getattr(self._event_stream, "_raw_stream", None)
-        shutdown = getattr(raw, "shutdown", None)
-        if callable(shutdown):
-            with contextlib.suppress(Exception):
-                shutdown()
-        with contextlib.suppress(Exception):
-            self._event_stream.close()
+    async def aclose(self) -> None:
+        """Close the response: read to its end, its connection goes back to the pool; else
+        the connection is closed, which is what tells SageMaker to stop the model."""
+        await self._response.aclose()
+
+
+def _stream_exception(message: Any) -> dict[str, Any]:
+    """An `exception` or `error` message as botocore shapes a ClientError's response, but
+    keeping the modelled fields (ModelStreamError's ErrorCode) that botocore drops."""
+    headers = message.headers
+    if headers.get(":message-type") == "exception":
+        code = str(headers.get(":exception-type") or "")
+        fields: dict[str, Any] = {}
+        try:
+            document = json.loads(message.payload)
+            if isinstance(document, dict):
+                fields = document
+        except (ValueError, RecursionError):
+            pass
+        text = fields.get("Message") or fields.get("message") or ""
+        extra = {"ErrorCode": fields["ErrorCode"]} if "ErrorCode" in fields else {}
+        return {"Error": {"Code": code, "Message": str(text)}, **extra}
+    return {
+        "Error": {
+            "Code": str(headers.get(":error-code") or ""),
+            "Message": str(headers.get(":error-message") or ""),
+        }
+    }
 
 
 def translate_error(error: BaseException) -> UpstreamError:
     """What the caller gets for anything the SageMaker call or its stream raised."""
-    for _ in range(_MAX_UNWRAP):
-        inner = error.kwargs.get("error") if isinstance(error, ResponseStreamingError) else None
-        if not isinstance(inner, BaseException):
-            break
-        error = inner
     if isinstance(error, UpstreamError):
         return error
     if isinstance(error, ClientError):
         return _from_client_error(error)
-    if isinstance(error, ConnectTimeoutError | urllib3.exceptions.ConnectTimeoutError):
+    if isinstance(error, httpx.ConnectTimeout):
         return UpstreamError(
             kind="upstream_timeout",
             status=504,
             message="The relay could not connect to SageMaker in time.",
             detail=repr(error),
         )
-    if isinstance(error, ReadTimeoutError | urllib3.exceptions.ReadTimeoutError | TimeoutError):
+    if isinstance(error, httpx.TimeoutException | TimeoutError):
         return UpstreamError(
             kind="upstream_timeout",
             status=504,
             message="The model endpoint stopped sending for longer than the relay waits.",
             detail=repr(error),
         )
-    if isinstance(
-        error,
-        EndpointConnectionError
-        | ConnectionClosedError
-        | urllib3.exceptions.ProtocolError
-        | ConnectionError,
-    ):
-        return UpstreamError.bad_gateway(
-            "The connection to SageMaker failed.",
-            repr(error),
-        )
+    if isinstance(error, httpx.TransportError | ConnectionError):
+        return UpstreamError.bad_gateway("The connection to SageMaker failed.", repr(error))
     if isinstance(error, BotoCoreError):
-        return UpstreamError.bad_gateway(
-            "The relay could not call SageMaker.",
-            repr(error),
-        )
-    return UpstreamError.bad_gateway(
-        "The call to SageMaker failed.",
-        repr(error),
-    )
+        return UpstreamError.bad_gateway("The relay could not call SageMaker.", repr(error))
+    return UpstreamError.bad_gateway("The call to SageMaker failed.", repr(error))
 
 
 def _from_client_error(error: ClientError) -> UpstreamError:
@@ -289,9 +399,15 @@ def _from_client_error(error: ClientError) -> UpstreamError:
             detail,
         )
     if code == "ModelError":
-        return _from_model_error(response, detail)
+        return model_error(
+            status=response.get("OriginalStatusCode"),
+            original=response.get("OriginalMessage"),
+            detail=detail,
+        )
     if code == "ModelStreamError":
         error_code = str(response.get("ErrorCode") or "")
+        if error_code:
+            detail = f"{code} ({error_code}): {text}"
         squeezed = "".join(f"{error_code} {text}".lower().split())
         if any(word in squeezed for word in _TIMEOUT_WORDS):
             return UpstreamError(
@@ -318,86 +434,6 @@ def _from_client_error(error: ClientError) -> UpstreamError:
         f"SageMaker refused the call ({_safe_code(code)}).",
         detail,
     )
-
-
-def _from_model_error(response: dict[str, Any], detail: str) -> UpstreamError:
-    """The container answered with an HTTP error: what TGI meant by it, with its own reason.
-
-    TGI answers a request it refuses before streaming (a body it cannot read, a validation
-    failure on older versions) with HTTP 422, and a full queue with 429; SageMaker wraps either
-    in a ModelError. Those are the caller's 422 and a 503 to retry, as they are when TGI says
-    the same inside the stream. TGI's error bodies are `{"error": "...", "error_type": "..."}`
-    (or `{"error": {"message", "http_status_code"}}` since TGI 2.4.1); their text describes the
-    request (e.g. too many input tokens), which is what the caller needs to fix it.
-    """
-    status = response.get("OriginalStatusCode")
-    if not isinstance(status, int) or isinstance(status, bool):
-        status = None
-    original = response.get("OriginalMessage")
-    reason, error_type = _tgi_error(original)
-    full_detail = f"{detail} (original: {original!r})"
-    if error_type == "validation" or (error_type is None and status == 422):
-        # A 422 speaks about the request; axum's own 422 (a body TGI cannot read) is plain text.
-        if reason is None and isinstance(original, str) and original.strip():
-            reason = _one_line(original)
-        return UpstreamError(
-            kind="validation",
-            status=422,
-            message=f"The model rejected the request: {_sentence(reason or 'it gave no reason')}",
-            detail=full_detail,
-        )
-    if error_type == "overloaded" or (error_type is None and status == 429):
-        return UpstreamError(
-            kind="overloaded",
-            status=503,
-            retry_after=RETRY_AFTER_BUSY_SECONDS,
-            message="The model is overloaded; try again shortly.",
-            detail=full_detail,
-        )
-    message = "The model failed before answering"
-    if status is not None:
-        message += f" (it returned HTTP {status})"
-    message += f": {reason}" if reason else "."
-    return UpstreamError(kind="model_error", status=502, message=message, detail=full_detail)
-
-
-# TGI's statuses for the error types that have one (router/src/server.rs).
-_TGI_TYPE_BY_STATUS: Final = {422: "validation", 429: "overloaded"}
-
-
-def _tgi_error(original: object) -> tuple[str | None, str | None]:
-    """TGI's reason and error type from a ModelError's OriginalMessage, when it is TGI's JSON.
-
-    Anything else may be a server's internals (a stack trace) and is left to the log.
-    """
-    if not isinstance(original, str):
-        return None, None
-    try:
-        parsed = json.loads(original)
-    except (ValueError, RecursionError):
-        return None, None
-    if not isinstance(parsed, dict):
-        return None, None
-    error = parsed.get("error")
-    if isinstance(error, str):
-        error_type = parsed.get("error_type")
-        return _one_line(error), error_type if isinstance(error_type, str) else None
-    if isinstance(error, dict) and isinstance(error.get("message"), str):
-        status = error.get("http_status_code")
-        error_type = _TGI_TYPE_BY_STATUS.get(status) if isinstance(status, int) else None
-        return _one_line(error["message"]), error_type
-    return None, None
-
-
-def _sentence(text: str) -> str:
-    return text if text.endswith((".", "!", "?", "…")) else text + "."
-
-
-def _one_line(text: str) -> str:
-    squeezed = " ".join(text.split())
-    if len(squeezed) <= _SHOWN_REASON_CHARS:
-        return squeezed
-    return squeezed[:_SHOWN_REASON_CHARS] + "…"
 
 
 def _safe_code(code: str) -> str:
