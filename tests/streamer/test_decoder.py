@@ -133,7 +133,12 @@ def test_spec_final_event_with_details_emits_the_token_then_done() -> None:
         stream,
         [
             Token(text=".", special=False, id=29889, index=2),
-            Done(generated_text="Once upon a time.", finish_reason="length", generated_tokens=2),
+            Done(
+                generated_text="Once upon a time.",
+                finish_reason="length",
+                generated_tokens=2,
+                input_length=7,
+            ),
         ],
     )
 
@@ -144,14 +149,19 @@ def test_spec_final_event_with_details_emits_the_token_then_done() -> None:
     [{"seed": None}, {"seed": 42}, {"seed": 42, "input_length": 12}],
     ids=["seed-null", "seed", "input_length-since-2.3"],
 )
-def test_final_event_details_give_finish_reason_and_generated_tokens(
+def test_final_event_details_give_finish_reason_generated_tokens_and_input_length(
     finish_reason: str, extra_details: dict[str, Any]
 ) -> None:
     details = {"finish_reason": finish_reason, "generated_tokens": 7, **extra_details}
     stream = encode(token_obj("!", generated_text="Hi!", details=details))
     assert decode(stream) == [
         Token(text="!", special=False, id=1),
-        Done(generated_text="Hi!", finish_reason=finish_reason, generated_tokens=7),
+        Done(
+            generated_text="Hi!",
+            finish_reason=finish_reason,
+            generated_tokens=7,
+            input_length=extra_details.get("input_length"),
+        ),
     ]
 
 

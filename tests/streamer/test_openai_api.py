@@ -9,8 +9,8 @@ import pytest
 from streamer.errors import ApiError
 from streamer.openai_api import (
     ChatChunkWriter,
+    ChatCompletionCollector,
     CompletionChunkWriter,
-    chat_completion,
     error_param,
     openai_error_body,
     openai_status,
@@ -166,10 +166,9 @@ def _events(stream: bytes) -> list[Any]:
 def test_chat_chunks_carry_role_then_content_then_finish_and_usage() -> None:
     writer = ChatChunkWriter(model="m", include_usage=True, created=1)
     stream = (
-        writer.start()
-        + writer.text("Hel")
+        writer.text("Hel")
         + writer.text("lo")
-        + writer.done(finish="eos_token", prompt_tokens=7, completion_tokens=3)
+        + writer.done(finish_reason="eos_token", generated_tokens=3, input_length=7)
     )
     *chunks, usage_chunk, done = _events(stream)
     assert done == "[DONE]"
@@ -186,13 +185,24 @@ def test_chat_chunks_carry_role_then_content_then_finish_and_usage() -> None:
     assert usage_chunk["usage"] == {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
 
 
-def test_without_include_usage_no_chunk_has_a_usage_field() -> None:
+def test_an_empty_answer_still_names_the_role_and_no_chunk_has_usage_unless_asked() -> None:
     writer = ChatChunkWriter(model="m", include_usage=False, created=1)
-    stream = writer.start() + writer.done(finish="length", prompt_tokens=None, completion_tokens=1)
-    *chunks, done = _events(stream)
+    *chunks, done = _events(writer.done(finish_reason="length", generated_tokens=1))
     assert done == "[DONE]"
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
     assert all("usage" not in c for c in chunks)
     assert chunks[-1]["choices"][0]["finish_reason"] == "length"
+
+
+def test_completion_chunks_carry_text_then_the_finish_reason() -> None:
+    writer = CompletionChunkWriter(model="m", include_usage=False, created=1)
+    *chunks, done = _events(
+        writer.text("a") + writer.done(finish_reason="stop_sequence", generated_tokens=1)
+    )
+    assert done == "[DONE]"
+    assert [c["choices"][0]["text"] for c in chunks] == ["a", ""]
+    assert [c["choices"][0]["finish_reason"] for c in chunks] == [None, "stop"]
+    assert all(c["object"] == "text_completion" for c in chunks)
 
 
 def test_a_late_error_is_an_error_event_then_done() -> None:
@@ -204,9 +214,11 @@ def test_a_late_error_is_an_error_event_then_done() -> None:
     assert done == "[DONE]"
 
 
-def test_unknown_token_counts_stay_null() -> None:
-    answer = chat_completion(
-        model="m", created=1, content="hi", finish=None, prompt_tokens=None, completion_tokens=2
-    )
-    assert answer["usage"] == {"prompt_tokens": None, "completion_tokens": 2, "total_tokens": None}
+def test_a_collected_answer_is_one_document_and_unknown_counts_stay_null() -> None:
+    collector = ChatCompletionCollector(model="m", created=1)
+    assert collector.text("h") == collector.text("i") == b""
+    answer = json.loads(collector.done(finish_reason=None, generated_tokens=2))
+    assert answer["object"] == "chat.completion"
+    assert answer["choices"][0]["message"] == {"role": "assistant", "content": "hi"}
     assert answer["choices"][0]["finish_reason"] == "stop"
+    assert answer["usage"] == {"prompt_tokens": None, "completion_tokens": 2, "total_tokens": None}

@@ -424,7 +424,7 @@ def test_other_methods_are_405_with_allow(method: str, path: str, allow: str) ->
     assert response.headers["x-request-id"]
 
 
-@pytest.mark.parametrize("path", ["/nope", "/health/", "/v1/chat/completions", "/" + "a" * 5000])
+@pytest.mark.parametrize("path", ["/nope", "/health/", "/v2/chat/completions", "/" + "a" * 5000])
 def test_other_paths_are_404(path: str) -> None:
     response = call(make_app(ScriptedUpstream()), "POST", path, json_body=PROMPT)
     assert response.status_code == 404

@@ -86,7 +86,7 @@ def test_a_whole_answer_is_its_texts_then_the_end() -> None:
         Text(text="Hello"),
         Text(text=","),
         Text(text=" world"),
-        Ended(finish_reason="eos_token", generated_tokens=4),
+        Ended(finish_reason="eos_token", generated_tokens=4, input_length=4),
     ]
 
 
@@ -100,7 +100,7 @@ def test_special_and_empty_tokens_are_never_shown() -> None:
     ]
     assert drain(script) == [
         Text(text="猫"),
-        Ended(finish_reason="eos_token", generated_tokens=3),
+        Ended(finish_reason="eos_token", generated_tokens=3, input_length=4),
     ]
 
 

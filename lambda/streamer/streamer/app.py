@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -24,16 +25,26 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .errors import ApiError, error_response
-from .formats import writer_for
+from .formats import StreamWriter, writer_for
 from .invocation import seconds_left_from
 from .model_text import transform_for
 from .negotiation import OutputFormat, choose_format
 from .observability import RequestObserver, current_record, make_logger
+from .openai_api import (
+    ChatChunkWriter,
+    ChatCompletionCollector,
+    CompletionChunkWriter,
+    CompletionCollector,
+    models_list,
+    openai_error_response,
+    parse_chat_request,
+    parse_completion_request,
+)
 from .relay import max_line_bytes_for
 from .settings import Settings
 from .streaming import DEADLINE_MARGIN_SECONDS, RelayResponse
 from .upstream import SageMakerUpstream, Upstream
-from .validation import parse_request
+from .validation import GenerateRequest, decode_body, parse_request
 
 __all__ = ["create_app"]
 
@@ -53,8 +64,36 @@ def create_app(
         max_new_tokens_limit=settings.max_new_tokens_limit,
     )
 
+    model_name = settings.model_id or settings.endpoint_name
+
+    def relay(
+        request: Request,
+        generate_request: GenerateRequest,
+        *,
+        writer: StreamWriter,
+        stop_sequences: Sequence[str],
+        collect: bool = False,
+        render_error: Callable[[ApiError], Response] = error_response,
+    ) -> RelayResponse:
+        record = current_record()
+        if record is not None:
+            record.prompt_chars = len(generate_request.inputs)
+            if settings.log_prompts:
+                record.prompt = generate_request.inputs
+        return RelayResponse(
+            upstream=relay_upstream,
+            body=generate_request.upstream_body(),
+            writer=writer,
+            transform=transform_for(settings.prompt_template, stop_sequences=stop_sequences),
+            record=record,
+            logger=relay_logger,
+            max_line_bytes=max_line_bytes,
+            stop_at=_stop_time(request),
+            collect=collect,
+            render_error=render_error,
+        )
+
     async def generate(request: Request) -> RelayResponse:
-        stop_at = _stop_time(request)
         record = current_record()
         output = choose_format(", ".join(request.headers.getlist("accept")))
         if output is None:
@@ -71,22 +110,59 @@ def create_app(
             max_new_tokens_limit=settings.max_new_tokens_limit,
             template=settings.prompt_template,
         )
-        if record is not None:
-            record.prompt_chars = len(generate_request.inputs)
-            if settings.log_prompts:
-                record.prompt = generate_request.inputs
-        return RelayResponse(
-            upstream=relay_upstream,
-            body=generate_request.upstream_body(),
+        return relay(
+            request,
+            generate_request,
             writer=writer_for(output),
-            transform=transform_for(
-                settings.prompt_template, stop_sequences=generate_request.added_stop_sequences
-            ),
-            record=record,
-            logger=relay_logger,
-            max_line_bytes=max_line_bytes,
-            stop_at=stop_at,
+            stop_sequences=generate_request.added_stop_sequences,
         )
+
+    async def openai_route(request: Request, *, chat: bool) -> Response:
+        """`/v1/chat/completions` and `/v1/completions`: every refusal in OpenAI's shape."""
+        try:
+            document = decode_body(await _read_body(request, settings.max_body_bytes))
+            if chat:
+                openai_request = parse_chat_request(
+                    document,
+                    template=settings.prompt_template,
+                    max_new_tokens_limit=settings.max_new_tokens_limit,
+                )
+            else:
+                openai_request = parse_completion_request(
+                    document, max_new_tokens_limit=settings.max_new_tokens_limit
+                )
+        except ApiError as error:
+            return _error_response(error, render=openai_error_response)
+        created = int(time.time())
+        writer: StreamWriter
+        if openai_request.stream:
+            chunk_writer = ChatChunkWriter if chat else CompletionChunkWriter
+            writer = chunk_writer(
+                model=model_name, include_usage=openai_request.include_usage, created=created
+            )
+        else:
+            collector = ChatCompletionCollector if chat else CompletionCollector
+            writer = collector(model=model_name, created=created)
+        record = current_record()
+        if record is not None:
+            record.response_format = "openai-sse" if openai_request.stream else "openai-json"
+        return relay(
+            request,
+            openai_request.generate,
+            writer=writer,
+            stop_sequences=openai_request.stop_sequences,
+            collect=not openai_request.stream,
+            render_error=openai_error_response,
+        )
+
+    async def chat_completions(request: Request) -> Response:
+        return await openai_route(request, chat=True)
+
+    async def completions(request: Request) -> Response:
+        return await openai_route(request, chat=False)
+
+    async def models(request: Request) -> Response:
+        return JSONResponse(models_list(model_name, created=0))
 
     async def chat_page(request: Request) -> Response:
         return _static("chat.html", "text/html; charset=utf-8")
@@ -104,6 +180,9 @@ def create_app(
             Route("/health", health, methods=["GET"]),
             Route("/chat", chat_page, methods=["GET"]),
             Route("/chat.js", chat_script, methods=["GET"]),
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/completions", completions, methods=["POST"]),
+            Route("/v1/models", models, methods=["GET"]),
         ],
         middleware=[Middleware(RequestObserver, logger=relay_logger)],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error},
@@ -179,10 +258,19 @@ def _too_large(limit: int) -> ApiError:
     )
 
 
-def _error_response(error: ApiError, headers: dict[str, str] | None = None) -> Response:
+def _error_response(
+    error: ApiError,
+    headers: dict[str, str] | None = None,
+    *,
+    render: Callable[[ApiError], Response] | None = None,
+) -> Response:
     record = current_record()
     if record is not None:
         record.error_type = error.kind
+    if render is not None:
+        response = render(error)
+        response.headers.update(headers or {})
+        return response
     return error_response(error, headers=headers)
 
 
@@ -192,19 +280,22 @@ async def _api_error(request: Request, error: Exception) -> Response:
 
 
 async def _http_error(request: Request, error: Exception) -> Response:
-    """Starlette's own 404 and 405, in the relay's JSON shape (keeping the Allow header)."""
+    """Starlette's own 404 and 405, in the relay's JSON shape (keeping the Allow header), or
+    OpenAI's under /v1/, where OpenAI's clients are the callers."""
     assert isinstance(error, HTTPException)
     path = _shown_path(request.url.path)
+    render = openai_error_response if request.url.path.startswith("/v1/") else None
     if error.status_code == 404:
         api_error = ApiError(
             status=404,
             kind="not_found",
             message=(
                 f"There is nothing at {path}: POST / to generate, GET /chat for a chat page, "
-                "GET /health to check."
+                "GET /health to check, and OpenAI's POST /v1/chat/completions, "
+                "POST /v1/completions and GET /v1/models."
             ),
         )
-        return _error_response(api_error)
+        return _error_response(api_error, render=render)
     if error.status_code == 405:
         # Starlette builds Allow from a set: sorted, the header and the message are stable.
         allow_header = (error.headers or {}).get("Allow", "")
@@ -214,7 +305,7 @@ async def _http_error(request: Request, error: Exception) -> Response:
             kind="method_not_allowed",
             message=f"{path} does not take {request.method}; it takes {allowed}.",
         )
-        return _error_response(api_error, {"Allow": allowed})
+        return _error_response(api_error, {"Allow": allowed}, render=render)
     api_error = ApiError(status=error.status_code, kind="invalid_request", message=error.detail)
     return _error_response(api_error, dict(error.headers or {}))
 

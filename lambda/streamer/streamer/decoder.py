@@ -91,13 +91,15 @@ def _new_token(text: str, special: bool, token_id: int | None, index: int | None
 class Done:
     """TGI's final event: emitted right after the ``Token`` that the same JSON object carries.
 
-    ``finish_reason`` and ``generated_tokens`` come from ``details``, which TGI only fills when
-    the request set ``parameters.details``; otherwise they are ``None``.
+    ``finish_reason``, ``generated_tokens`` and ``input_length`` (the prompt's tokens, TGI 2.3
+    and later) come from ``details``, which TGI only fills when the request set
+    ``parameters.details``; otherwise they are ``None``.
     """
 
     generated_text: str
     finish_reason: str | None
     generated_tokens: int | None
+    input_length: int | None = None
 
 
 Event: TypeAlias = Token | Done | StreamError
@@ -470,9 +472,11 @@ def _token_events(obj: dict[str, Any]) -> list[Event]:
     if details is None:
         finish_reason = None
         generated_tokens = None
+        input_length = None
     elif isinstance(details, dict):
         finish_reason = _optional_str(details, "finish_reason", "details.finish_reason")
         generated_tokens = _optional_int(details, "generated_tokens", "details.generated_tokens")
+        input_length = _optional_int(details, "input_length", "details.input_length")
     else:
         raise StreamProtocolError(f"details is not an object: {details!r}")
     events.append(
@@ -480,6 +484,7 @@ def _token_events(obj: dict[str, Any]) -> list[Event]:
             generated_text=generated_text,
             finish_reason=finish_reason,
             generated_tokens=generated_tokens,
+            input_length=input_length,
         )
     )
     return events

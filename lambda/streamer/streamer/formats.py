@@ -31,7 +31,13 @@ class StreamWriter(Protocol):
 
     def text(self, text: str) -> bytes: ...
 
-    def done(self, *, finish_reason: str | None, generated_tokens: int | None) -> bytes: ...
+    def done(
+        self,
+        *,
+        finish_reason: str | None,
+        generated_tokens: int | None,
+        input_length: int | None = None,
+    ) -> bytes: ...
 
     def error(self, *, message: str, kind: str) -> bytes: ...
 
@@ -58,7 +64,13 @@ class PlainTextWriter:
             self._at_line_start = text.endswith("\n")
         return text.encode("utf-8", "replace")
 
-    def done(self, *, finish_reason: str | None, generated_tokens: int | None) -> bytes:
+    def done(
+        self,
+        *,
+        finish_reason: str | None,
+        generated_tokens: int | None,
+        input_length: int | None = None,
+    ) -> bytes:
         return b""
 
     def error(self, *, message: str, kind: str) -> bytes:
@@ -78,7 +90,13 @@ class SseWriter:
     def text(self, text: str) -> bytes:
         return _sse("token", {"text": text})
 
-    def done(self, *, finish_reason: str | None, generated_tokens: int | None) -> bytes:
+    def done(
+        self,
+        *,
+        finish_reason: str | None,
+        generated_tokens: int | None,
+        input_length: int | None = None,
+    ) -> bytes:
         return _sse("done", {"finish_reason": finish_reason, "generated_tokens": generated_tokens})
 
     def error(self, *, message: str, kind: str) -> bytes:
@@ -93,7 +111,13 @@ class NdjsonWriter:
     def text(self, text: str) -> bytes:
         return _line({"event": "token", "text": text})
 
-    def done(self, *, finish_reason: str | None, generated_tokens: int | None) -> bytes:
+    def done(
+        self,
+        *,
+        finish_reason: str | None,
+        generated_tokens: int | None,
+        input_length: int | None = None,
+    ) -> bytes:
         return _line(
             {"event": "done", "finish_reason": finish_reason, "generated_tokens": generated_tokens}
         )

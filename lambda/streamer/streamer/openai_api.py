@@ -19,15 +19,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from starlette.responses import Response
+
 from .errors import ApiError, render_json
 from .prompt_template import PromptTemplate, parse_messages
 from .validation import DEFAULT_MAX_NEW_TOKENS, MAX_STOP_SEQUENCES, GenerateRequest
 
 __all__ = [
     "ChatChunkWriter",
+    "ChatCompletionCollector",
     "CompletionChunkWriter",
+    "CompletionCollector",
     "OpenAIRequest",
+    "models_list",
     "openai_error_body",
+    "openai_error_response",
     "openai_status",
     "parse_chat_request",
     "parse_completion_request",
@@ -328,6 +334,19 @@ def error_param(error: ApiError) -> str | None:
     return error.param if isinstance(error, _OpenAIRequestError) else None
 
 
+def openai_error_response(error: ApiError) -> Response:
+    """Any relay refusal as OpenAI's clients expect it: their status, their error object, and
+    Retry-After where the relay would send it."""
+    return Response(
+        content=render_json(
+            openai_error_body(message=error.message, kind=error.kind, param=error_param(error))
+        ),
+        status_code=openai_status(error),
+        media_type="application/json",
+        headers=error.headers(),
+    )
+
+
 def finish_reason(tgi_reason: str | None) -> str:
     """OpenAI's finish_reason for TGI's; an answer that ended without details ended normally."""
     return _FINISH_REASONS.get(tgi_reason or "", "stop")
@@ -359,7 +378,7 @@ _DONE: Final = b"data: [DONE]\n\n"
 
 
 class _ChunkWriter:
-    """Server-sent events of OpenAI's streamed objects, ending with `data: [DONE]`."""
+    """A StreamWriter of OpenAI's streamed objects as server-sent events, ending `data: [DONE]`."""
 
     content_type = "text/event-stream; charset=utf-8"
     _object: str
@@ -370,6 +389,33 @@ class _ChunkWriter:
         self._model = model
         self._include_usage = include_usage
         self._created = created
+        self._started = False
+
+    def text(self, text: str) -> bytes:
+        return self._start() + self._chunk([self._piece(text)])
+
+    def done(
+        self,
+        *,
+        finish_reason: str | None,
+        generated_tokens: int | None,
+        input_length: int | None = None,
+    ) -> bytes:
+        last = self._start() + self._chunk([self._last(finish_reason)])
+        if self._include_usage:
+            counts = usage(prompt_tokens=input_length, completion_tokens=generated_tokens)
+            last += self._chunk([], usage=counts)
+        return last + _DONE
+
+    def error(self, *, message: str, kind: str) -> bytes:
+        """A failure after the stream began: the error event the openai client raises on."""
+        return _event(openai_error_body(message=message, kind=kind)) + _DONE
+
+    def _start(self) -> bytes:
+        if self._started:
+            return b""
+        self._started = True
+        return self._first()
 
     def _chunk(self, choices: list[dict[str, object]], **extra: object) -> bytes:
         chunk: dict[str, object] = {
@@ -384,17 +430,14 @@ class _ChunkWriter:
         chunk.update(extra)
         return _event(chunk)
 
-    def _end(
-        self, last: bytes, *, prompt_tokens: int | None, completion_tokens: int | None
-    ) -> bytes:
-        if not self._include_usage:
-            return last + _DONE
-        counts = usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
-        return last + self._chunk([], usage=counts) + _DONE
+    def _first(self) -> bytes:
+        return b""
 
-    def error(self, *, message: str, kind: str) -> bytes:
-        """A failure after the stream began: the error event the openai client raises on."""
-        return _event(openai_error_body(message=message, kind=kind)) + _DONE
+    def _piece(self, text: str) -> dict[str, object]:
+        raise NotImplementedError
+
+    def _last(self, tgi_reason: str | None) -> dict[str, object]:
+        raise NotImplementedError
 
 
 class ChatChunkWriter(_ChunkWriter):
@@ -403,17 +446,14 @@ class ChatChunkWriter(_ChunkWriter):
     _object = "chat.completion.chunk"
     _id_prefix = "chatcmpl"
 
-    def start(self) -> bytes:
+    def _first(self) -> bytes:
         return self._chunk([_choice(delta={"role": "assistant", "content": ""})])
 
-    def text(self, text: str) -> bytes:
-        return self._chunk([_choice(delta={"content": text})])
+    def _piece(self, text: str) -> dict[str, object]:
+        return _choice(delta={"content": text})
 
-    def done(
-        self, *, finish: str | None, prompt_tokens: int | None, completion_tokens: int | None
-    ) -> bytes:
-        last = self._chunk([_choice(delta={}, finish_reason=finish_reason(finish))])
-        return self._end(last, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+    def _last(self, tgi_reason: str | None) -> dict[str, object]:
+        return _choice(delta={}, finish_reason=finish_reason(tgi_reason))
 
 
 class CompletionChunkWriter(_ChunkWriter):
@@ -422,17 +462,91 @@ class CompletionChunkWriter(_ChunkWriter):
     _object = "text_completion"
     _id_prefix = "cmpl"
 
-    def start(self) -> bytes:
-        return b""
+    def _piece(self, text: str) -> dict[str, object]:
+        return _text_choice(text)
+
+    def _last(self, tgi_reason: str | None) -> dict[str, object]:
+        return _text_choice("", finish_reason=finish_reason(tgi_reason))
+
+
+class _Collector:
+    """A StreamWriter for `stream: false`: nothing until the end, then the whole answer.
+
+    The relay sends it only once the answer is complete (a failure anywhere becomes an HTTP
+    error instead), so `error` is never part of a 200.
+    """
+
+    content_type = "application/json"
+
+    def __init__(self, *, model: str, created: int) -> None:
+        self._model = model
+        self._created = created
+        self._texts: list[str] = []
 
     def text(self, text: str) -> bytes:
-        return self._chunk([_text_choice(text)])
+        self._texts.append(text)
+        return b""
 
     def done(
-        self, *, finish: str | None, prompt_tokens: int | None, completion_tokens: int | None
+        self,
+        *,
+        finish_reason: str | None,
+        generated_tokens: int | None,
+        input_length: int | None = None,
     ) -> bytes:
-        last = self._chunk([_text_choice("", finish_reason=finish_reason(finish))])
-        return self._end(last, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+        answer = self._answer(
+            "".join(self._texts),
+            finish_reason,
+            usage(prompt_tokens=input_length, completion_tokens=generated_tokens),
+        )
+        return render_json(answer)
+
+    def error(self, *, message: str, kind: str) -> bytes:
+        return render_json(openai_error_body(message=message, kind=kind))
+
+    def _answer(
+        self, text: str, tgi_reason: str | None, counts: dict[str, int | None]
+    ) -> dict[str, object]:
+        raise NotImplementedError
+
+
+class ChatCompletionCollector(_Collector):
+    """One `chat.completion` object."""
+
+    def _answer(
+        self, text: str, tgi_reason: str | None, counts: dict[str, int | None]
+    ) -> dict[str, object]:
+        return {
+            "id": new_id("chatcmpl"),
+            "object": "chat.completion",
+            "created": self._created,
+            "model": self._model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "logprobs": None,
+                    "finish_reason": finish_reason(tgi_reason),
+                }
+            ],
+            "usage": counts,
+        }
+
+
+class CompletionCollector(_Collector):
+    """One `text_completion` object."""
+
+    def _answer(
+        self, text: str, tgi_reason: str | None, counts: dict[str, int | None]
+    ) -> dict[str, object]:
+        return {
+            "id": new_id("cmpl"),
+            "object": "text_completion",
+            "created": self._created,
+            "model": self._model,
+            "choices": [_text_choice(text, finish_reason=finish_reason(tgi_reason))],
+            "usage": counts,
+        }
 
 
 def _choice(*, delta: dict[str, str], finish_reason: str | None = None) -> dict[str, object]:
@@ -441,53 +555,6 @@ def _choice(*, delta: dict[str, str], finish_reason: str | None = None) -> dict[
 
 def _text_choice(text: str, *, finish_reason: str | None = None) -> dict[str, object]:
     return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
-
-
-def chat_completion(
-    *,
-    model: str,
-    created: int,
-    content: str,
-    finish: str | None,
-    prompt_tokens: int | None,
-    completion_tokens: int | None,
-) -> dict[str, object]:
-    """The whole answer of a chat request with `stream: false`."""
-    return {
-        "id": new_id("chatcmpl"),
-        "object": "chat.completion",
-        "created": created,
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": content},
-                "logprobs": None,
-                "finish_reason": finish_reason(finish),
-            }
-        ],
-        "usage": usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens),
-    }
-
-
-def text_completion(
-    *,
-    model: str,
-    created: int,
-    text: str,
-    finish: str | None,
-    prompt_tokens: int | None,
-    completion_tokens: int | None,
-) -> dict[str, object]:
-    """The whole answer of a completions request with `stream: false`."""
-    return {
-        "id": new_id("cmpl"),
-        "object": "text_completion",
-        "created": created,
-        "model": model,
-        "choices": [_text_choice(text, finish_reason=finish_reason(finish))],
-        "usage": usage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens),
-    }
 
 
 def models_list(model: str, *, created: int) -> dict[str, object]:

@@ -69,6 +69,8 @@ class Ended:
 
     finish_reason: str | None
     generated_tokens: int | None
+    #: The prompt's length in tokens, where TGI reports it (2.3 and later).
+    input_length: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -200,6 +202,7 @@ class RelayPump:
                     Ended(
                         finish_reason=event.finish_reason,
                         generated_tokens=event.generated_tokens,
+                        input_length=event.input_length,
                     )
                 )
                 self._finished = True

@@ -29,9 +29,10 @@ from typing import Final, TypeVar
 
 import anyio
 from aws_lambda_powertools import Logger
+from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from .errors import error_response
+from .errors import ApiError, error_response
 from .formats import StreamWriter
 from .model_text import TextTransform
 from .observability import RequestRecord
@@ -99,9 +100,15 @@ class RelayResponse:
         logger: Logger,
         max_line_bytes: int,
         stop_at: float | None = None,
+        collect: bool = False,
+        render_error: Callable[[ApiError], Response] = error_response,
     ) -> None:
         """`stop_at` is when to give up waiting for SageMaker, on the event loop's clock
-        (`anyio.current_time()`); None waits as long as the upstream read timeout allows."""
+        (`anyio.current_time()`); None waits as long as the upstream read timeout allows.
+
+        `collect` holds the status until the answer is complete, for callers that asked for one
+        whole document (OpenAI's `stream: false`): a failure at any point is then an HTTP error.
+        `render_error` writes such an error in the caller's dialect."""
         self._upstream = upstream
         self._body = body
         self._writer = writer
@@ -110,6 +117,8 @@ class RelayResponse:
         self._logger = logger
         self._max_line_bytes = max_line_bytes
         self._stop_at = stop_at
+        self._collect = collect
+        self._render_error = render_error
         self._pump: RelayPump | None = None
         self._complete = False
         self._answered = False  # the model's final event went out: the stream may be drained
@@ -150,9 +159,16 @@ class RelayResponse:
         except _DeadlineReachedError:
             await self._send_error(scope, receive, send, _deadline_error(text_sent=False))
             return
-        first = pending[0]
-        if isinstance(first, Failed):
-            await self._send_error(scope, receive, send, first.error)
+        if self._collect:
+            try:
+                while not pump.finished:
+                    pending.extend(await self._upstream_call(pump.pull))
+            except _DeadlineReachedError:
+                await self._send_error(scope, receive, send, _deadline_error(text_sent=False))
+                return
+        failed = next((piece for piece in pending if isinstance(piece, Failed)), None)
+        if failed is not None and (self._collect or pending[0] is failed):
+            await self._send_error(scope, receive, send, failed.error)
             return
 
         await send(
@@ -229,6 +245,7 @@ class RelayResponse:
                     self._writer.done(
                         finish_reason=piece.finish_reason,
                         generated_tokens=piece.generated_tokens,
+                        input_length=piece.input_length,
                     )
                 )
                 if self._record is not None:
@@ -256,7 +273,7 @@ class RelayResponse:
     ) -> None:
         self._note_error(error)
         self._complete = True
-        await error_response(error)(scope, receive, send)
+        await self._render_error(error)(scope, receive, send)
 
     def _note_error(self, error: UpstreamError) -> None:
         if self._record is not None:

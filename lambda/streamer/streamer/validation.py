@@ -17,7 +17,13 @@ from typing import Final
 from .errors import ApiError
 from .prompt_template import PromptTemplate, parse_messages
 
-__all__ = ["KNOWN_PARAMETERS", "MAX_STOP_SEQUENCES", "GenerateRequest", "parse_request"]
+__all__ = [
+    "KNOWN_PARAMETERS",
+    "MAX_STOP_SEQUENCES",
+    "GenerateRequest",
+    "decode_body",
+    "parse_request",
+]
 
 _TOP_LEVEL_KEYS: Final = ("inputs", "messages", "parameters", "stream")
 MAX_STOP_SEQUENCES: Final = 4
@@ -154,6 +160,11 @@ def _parameters(parameters: object, max_new_tokens_limit: int) -> dict[str, obje
 def _stops(parameters: Mapping[str, object]) -> list[str]:
     stops = parameters.get("stop", [])
     return [stop for stop in stops if isinstance(stop, str)] if isinstance(stops, list) else []
+
+
+def decode_body(body: bytes) -> object:
+    """The body's JSON, read strictly (no NaN, no lone surrogates); ApiError 400 if it is not."""
+    return _decode(body)
 
 
 def _decode(body: bytes) -> object:

@@ -1,0 +1,85 @@
+"""The /v1 routes on the relay app: OpenAI's shapes for answers and for every refusal.
+
+The official `openai` package drives them end to end in tests/e2e/test_e2e_openai.py; these
+tests pin the edges it does not reach.
+"""
+
+from __future__ import annotations
+
+import json
+
+from relay_support import (
+    ScriptedUpstream,
+    answer_events,
+    call,
+    catalog_template,
+    final_event,
+    make_app,
+    token_event,
+)
+from streamer.upstream import UpstreamError
+
+FALCON_CHAT = "huggingface-llm-falcon-180b-chat-bf16"
+CHAT = {"model": "m", "messages": [{"role": "user", "content": "Hi"}]}
+
+
+def _app(upstream: ScriptedUpstream) -> object:
+    return make_app(upstream, prompt_template=catalog_template(FALCON_CHAT), model_id=FALCON_CHAT)
+
+
+def test_stop_sequences_never_reach_an_openai_caller() -> None:
+    script = [
+        token_event(" Hello"),
+        token_event(" END"),
+        final_event("", generated_text=" Hello END", special=False, finish_reason="stop_sequence"),
+    ]
+    upstream = ScriptedUpstream(script)
+    response = call(_app(upstream), path="/v1/chat/completions", json_body={**CHAT, "stop": "END"})
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["choices"][0]["message"]["content"] == " Hello "  # cut right before "END"
+    assert answer["choices"][0]["finish_reason"] == "stop"
+    assert answer["model"] == FALCON_CHAT
+    assert upstream.bodies[0]["inputs"] == "User: Hi\nFalcon:"
+    assert upstream.bodies[0]["parameters"]["stop"] == ["\nUser:", "END"]
+
+
+def test_a_failure_after_text_without_streaming_is_an_openai_http_error() -> None:
+    script = [token_event("Hel"), b'data: {"error": "boom", "error_type": "generation"}\n\n']
+    response = call(_app(ScriptedUpstream(script)), path="/v1/chat/completions", json_body=CHAT)
+    assert response.status_code == 502
+    error = response.json()["error"]
+    assert (error["type"], error["code"]) == ("server_error", "model_error")
+
+
+def test_throttling_is_a_429_with_retry_after() -> None:
+    throttled = UpstreamError(kind="throttled", status=503, message="Slow down.", retry_after=2)
+    upstream = ScriptedUpstream(open_error=throttled)
+    response = call(_app(upstream), path="/v1/completions", json_body={"prompt": "x"})
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "2"
+    assert response.json()["error"]["type"] == "rate_limit_exceeded"
+
+
+def test_a_bad_body_and_an_unknown_path_answer_in_openais_shape() -> None:
+    app = _app(ScriptedUpstream(answer_events(["never"])))
+    bad = call(app, path="/v1/chat/completions", content=b"{nope")
+    assert bad.status_code == 400
+    assert bad.json()["error"]["type"] == "invalid_request_error"
+    missing = call(app, "POST", "/v1/embeddings", json_body={})
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "not_found"
+    wrong_method = call(app, "GET", "/v1/chat/completions")
+    assert wrong_method.status_code == 405
+    assert wrong_method.headers["allow"] == "POST"
+
+
+def test_streamed_chunks_are_server_sent_events_ending_with_done() -> None:
+    upstream = ScriptedUpstream(answer_events(["a", "b"]))
+    body = {**CHAT, "stream": True}
+    response = call(_app(upstream), path="/v1/chat/completions", json_body=body)
+    assert response.headers["content-type"].startswith("text/event-stream")
+    events = [block.removeprefix("data: ") for block in response.text.split("\n\n") if block]
+    assert events[-1] == "[DONE]"
+    deltas = [json.loads(e)["choices"][0]["delta"] for e in events[:-1]]
+    assert deltas == [{"role": "assistant", "content": ""}, {"content": "a"}, {"content": "b"}, {}]
