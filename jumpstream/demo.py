@@ -1,8 +1,9 @@
 """``python -m jumpstream demo`` (``make demo``): one answer streamed through the real relay.
 
 Starts the local stack on free ports, paced like a real model (25 tokens/s by default) so the
-words visibly arrive one by one, sends one prompt in the plain-text format, prints each piece as
-it arrives, then a summary line, and stops everything. The children's own output is kept quiet
+words visibly arrive one by one, asks one question as a chat (the relay lays it out in the
+model's own prompt format), prints each piece as it arrives, then a summary line, and stops
+everything. The children's own output is kept quiet
 unless ``--verbose`` is given, and shown when something fails, since then it is what explains it.
 """
 
@@ -12,8 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Final, TextIO
 
-from jumpstream.ask import describe_error, request_body
-from jumpstream.http_stream import PreparedRequest, TransportError, send
+from jumpstream.client import RelayClient, RelayError, Text
 from jumpstream.local import (
     DEFAULT_MODEL_ID,
     StackConfig,
@@ -21,14 +21,6 @@ from jumpstream.local import (
     start_stack,
 )
 from jumpstream.procs import ChildExited, LineBuffer, PrefixedWriter, StartupTimeout
-from jumpstream.reading import (
-    ACCEPT,
-    Failed,
-    PlainTextReader,
-    ReaderError,
-    TextChunk,
-    read_answer,
-)
 
 __all__ = ["DEMO_PROMPT", "DemoOptions", "DemoResult", "run_demo"]
 
@@ -81,7 +73,7 @@ def run_demo(options: DemoOptions, *, stdout: TextIO, stderr: TextIO) -> int:
                 duration=result.duration,
                 tokens=tokens,
             )
-    except (ChildExited, StartupTimeout, OSError, DemoFailed, ReaderError) as error:
+    except (ChildExited, StartupTimeout, OSError, DemoFailed) as error:
         if not options.verbose and output.lines():
             stderr.write(output.render())
         _say(stderr, f"jumpstream demo failed: {error}")
@@ -102,40 +94,26 @@ def summary_line(result: DemoResult) -> str:
 
 
 def _ask(relay_url: str, options: DemoOptions, *, stdout: TextIO) -> DemoResult:
-    request = PreparedRequest(
-        method="POST",
-        url=relay_url + "/",
-        headers={"Content-Type": "application/json", "Accept": ACCEPT["text"]},
-        body=request_body(options.prompt, max_new_tokens=options.max_new_tokens),
-    )
     started = time.perf_counter()
     first_token: float | None = None
-    reader = PlainTextReader()
+    messages = [{"role": "user", "content": options.prompt}]
+    parameters = {"max_new_tokens": options.max_new_tokens}
     try:
-        with send(request, timeout=_REQUEST_TIMEOUT_SECONDS) as reply:
-            if reply.status != 200:
-                body = reply.read_error_body()
-                raise DemoFailed(describe_error(reply.status, reply.reason, body, reply.headers))
-            for event in read_answer(reply.chunks(), reader):
-                if first_token is None and isinstance(event, TextChunk):
-                    first_token = time.perf_counter()
-                _show(event, stdout)
-    except TransportError as error:
-        raise DemoFailed(str(error)) from error
+        with RelayClient(relay_url + "/", auth=None, timeout=_REQUEST_TIMEOUT_SECONDS) as client:
+            for event in client.events(messages=messages, parameters=parameters):
+                if isinstance(event, Text):
+                    if first_token is None:
+                        first_token = time.perf_counter()
+                    stdout.write(event.text)
+                    stdout.flush()
+    except RelayError as error:
+        raise DemoFailed(f"the answer broke off: {error}") from error
     finished = time.perf_counter()
     if first_token is None:
         raise DemoFailed("the relay answered without any text")
     return DemoResult(
         time_to_first_token=first_token - started, duration=finished - started, tokens=None
     )
-
-
-def _show(event: object, stdout: TextIO) -> None:
-    if isinstance(event, TextChunk):
-        stdout.write(event.text)
-        stdout.flush()
-    elif isinstance(event, Failed):
-        raise DemoFailed(f"the answer broke off: {event.message} ({event.kind})")
 
 
 def _tokens_sent(emulator_url: str) -> int | None:

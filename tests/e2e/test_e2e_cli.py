@@ -22,9 +22,11 @@ from typing import IO
 
 import httpx
 import pytest
+from streamer.prompt_template import Message, PromptTemplate
 
 from jumpstream.demo import DEMO_PROMPT
-from jumpstream.local import REPO_ROOT
+from jumpstream.local import DEFAULT_MODEL_ID, REPO_ROOT
+from stacks.catalog import load_catalog
 from tests.e2e.support import HANG_GUARD_SECONDS, expected_answer, generate_body
 from tests.processes import wait_until_gone
 
@@ -113,7 +115,10 @@ def test_demo_streams_an_answer_and_exits_0() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    answer = expected_answer(DEMO_PROMPT, {"max_new_tokens": 128})
+    # The demo asks as a chat: the model answers the prompt laid out in its own format.
+    template = PromptTemplate.from_json(load_catalog().get(DEFAULT_MODEL_ID).prompt_template)
+    prompt = template.render([Message("user", DEMO_PROMPT)])
+    answer = expected_answer(prompt, {"max_new_tokens": 128})
     assert answer in result.stdout
     assert re.search(r"-- first token after \d+\.\d\d s, \d+ tokens in \d+\.\d\d s", result.stdout)
 
