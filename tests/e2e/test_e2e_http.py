@@ -54,7 +54,7 @@ def test_health_answers_200_without_calling_sagemaker(
     assert len(emulator.get("/_emulator/streams").json()) == streams
 
 
-@pytest.mark.parametrize("path", ["/nothing", "/health/", "/v1/chat/completions"])
+@pytest.mark.parametrize("path", ["/nothing", "/health/", "/v2/chat/completions"])
 def test_unknown_paths_are_404_json(relay: httpx.Client, path: str) -> None:
     assert_error(relay.post(path, json=generate_body("x")), 404, "not_found")
 
