@@ -220,11 +220,7 @@ def _add_ask(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         ),
     )
     parser.add_argument("prompt", help='the prompt; "-" reads it from stdin')
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--url", type=_http_url, help="the relay's URL (the function URL)")
-    where.add_argument(
-        "--env", metavar="NAME", help="an environment of environments.toml: its deployed relay"
-    )
+    _add_relay_location(parser)
     parser.add_argument(
         "--chat",
         action="store_true",
@@ -242,9 +238,6 @@ def _add_ask(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=None,
         metavar="T",
         help="sampling temperature",
-    )
-    parser.add_argument(
-        "--region", default=None, help="the function's region (default: read from the URL)"
     )
     signing = parser.add_mutually_exclusive_group()
     signing.add_argument(
@@ -391,6 +384,20 @@ def _run_bench(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     return bench.run_bench(options, stdout=stdout, stderr=stderr)
 
 
+def _add_relay_location(parser: argparse.ArgumentParser) -> None:
+    """Where a deployed relay is: its URL, or an environment whose stack outputs it."""
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--url", type=_http_url, help="the relay's URL (the function URL)")
+    where.add_argument(
+        "--env",
+        metavar="NAME",
+        help="an environment of environments.toml: the URL its deployed relay stack outputs",
+    )
+    parser.add_argument(
+        "--region", default=None, help="the function's region (default: read from the URL)"
+    )
+
+
 def _add_proxy(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "proxy",
@@ -401,21 +408,12 @@ def _add_proxy(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "back as it streams. Point OpenAI tools at http://127.0.0.1:PORT/v1."
         ),
     )
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--url", type=_http_url, help="the relay's function URL")
-    where.add_argument(
-        "--env",
-        metavar="NAME",
-        help="an environment of environments.toml: its deployed relay stack's URL",
-    )
+    _add_relay_location(parser)
     parser.add_argument(
         "--port",
         type=_port,
         default=proxy.DEFAULT_PORT,
         help="the port on 127.0.0.1 (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--region", default=None, help="the function's region (default: read from the URL)"
     )
     parser.add_argument(
         "--no-sign",

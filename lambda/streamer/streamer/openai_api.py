@@ -477,6 +477,8 @@ class _Collector:
     """
 
     content_type = "application/json"
+    _object: str
+    _id_prefix: str
 
     def __init__(self, *, model: str, created: int) -> None:
         self._model = model
@@ -494,59 +496,46 @@ class _Collector:
         generated_tokens: int | None,
         input_length: int | None = None,
     ) -> bytes:
-        answer = self._answer(
-            "".join(self._texts),
-            finish_reason,
-            usage(prompt_tokens=input_length, completion_tokens=generated_tokens),
-        )
+        answer = {
+            "id": new_id(self._id_prefix),
+            "object": self._object,
+            "created": self._created,
+            "model": self._model,
+            "choices": [self._choice("".join(self._texts), finish_reason)],
+            "usage": usage(prompt_tokens=input_length, completion_tokens=generated_tokens),
+        }
         return render_json(answer)
 
     def error(self, *, message: str, kind: str) -> bytes:
         return render_json(openai_error_body(message=message, kind=kind))
 
-    def _answer(
-        self, text: str, tgi_reason: str | None, counts: dict[str, int | None]
-    ) -> dict[str, object]:
+    def _choice(self, text: str, tgi_reason: str | None) -> dict[str, object]:
         raise NotImplementedError
 
 
 class ChatCompletionCollector(_Collector):
     """One `chat.completion` object."""
 
-    def _answer(
-        self, text: str, tgi_reason: str | None, counts: dict[str, int | None]
-    ) -> dict[str, object]:
+    _object = "chat.completion"
+    _id_prefix = "chatcmpl"
+
+    def _choice(self, text: str, tgi_reason: str | None) -> dict[str, object]:
         return {
-            "id": new_id("chatcmpl"),
-            "object": "chat.completion",
-            "created": self._created,
-            "model": self._model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "logprobs": None,
-                    "finish_reason": finish_reason(tgi_reason),
-                }
-            ],
-            "usage": counts,
+            "index": 0,
+            "message": {"role": "assistant", "content": text},
+            "logprobs": None,
+            "finish_reason": finish_reason(tgi_reason),
         }
 
 
 class CompletionCollector(_Collector):
     """One `text_completion` object."""
 
-    def _answer(
-        self, text: str, tgi_reason: str | None, counts: dict[str, int | None]
-    ) -> dict[str, object]:
-        return {
-            "id": new_id("cmpl"),
-            "object": "text_completion",
-            "created": self._created,
-            "model": self._model,
-            "choices": [_text_choice(text, finish_reason=finish_reason(tgi_reason))],
-            "usage": counts,
-        }
+    _object = "text_completion"
+    _id_prefix = "cmpl"
+
+    def _choice(self, text: str, tgi_reason: str | None) -> dict[str, object]:
+        return _text_choice(text, finish_reason=finish_reason(tgi_reason))
 
 
 def _choice(*, delta: dict[str, str], finish_reason: str | None = None) -> dict[str, object]:
