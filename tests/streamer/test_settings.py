@@ -112,6 +112,8 @@ def test_log_prompts_spellings(raw: str, value: bool) -> None:
         ({"PORT": "http"}, "PORT must be a whole number from 1 to 65535"),
         ({"AWS_LWA_PORT": "70000"}, "AWS_LWA_PORT must be a whole number from 1 to 65535"),
         ({"PROMPT_TEMPLATE": "{"}, "PROMPT_TEMPLATE is not valid JSON"),
+        ({"JUMPSTREAM_ENVIRONMENT": "dév"}, "JUMPSTREAM_ENVIRONMENT must be 1 to 255 printable"),
+        ({"POWERTOOLS_METRICS_NAMESPACE": "x" * 256}, "POWERTOOLS_METRICS_NAMESPACE must be"),
         ({"PROMPT_TEMPLATE": '{"user": "{content}"}'}, "PROMPT_TEMPLATE needs 'assistant'."),
     ],
 )
@@ -124,6 +126,12 @@ def test_the_prompt_template_is_read_from_its_json_setting() -> None:
     assert template.prompt_template is not None
     assert template.prompt_template.render([Message("user", "hi")]) == "U: hi"
     assert load().prompt_template is None
+
+
+def test_metrics_go_where_the_stack_says() -> None:
+    settings = load(POWERTOOLS_METRICS_NAMESPACE="team/llm", JUMPSTREAM_ENVIRONMENT="prod")
+    assert (settings.metrics_namespace, settings.environment_name) == ("team/llm", "prod")
+    assert (load().metrics_namespace, load().environment_name) == ("jumpstream", "local")
 
 
 def test_missing_required_variables() -> None:

@@ -29,7 +29,7 @@ from .formats import StreamWriter, writer_for
 from .invocation import seconds_left_from
 from .model_text import transform_for
 from .negotiation import OutputFormat, choose_format
-from .observability import RequestObserver, current_record, make_logger
+from .observability import MetricsContext, RequestObserver, current_record, make_logger
 from .openai_api import (
     ChatChunkWriter,
     ChatCompletionCollector,
@@ -65,6 +65,11 @@ def create_app(
     )
 
     model_name = settings.model_id or settings.endpoint_name
+    metrics = MetricsContext(
+        namespace=settings.metrics_namespace,
+        environment=settings.environment_name,
+        model=model_name,
+    )
 
     def relay(
         request: Request,
@@ -184,7 +189,7 @@ def create_app(
             Route("/v1/completions", completions, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
         ],
-        middleware=[Middleware(RequestObserver, logger=relay_logger)],
+        middleware=[Middleware(RequestObserver, logger=relay_logger, metrics=metrics)],
         exception_handlers={ApiError: _api_error, HTTPException: _http_error},
     )
     # "/health/" is another path (404), not a redirect the adapter or a client would follow.

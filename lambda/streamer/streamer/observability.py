@@ -6,25 +6,40 @@ request runs (Powertools' context-local keys), keeps a `RequestRecord` the handl
 writes the record as one log line when the response has ended, which for a stream is when its
 last byte went out. An exception that escapes the application is logged here and answered with a
 JSON 500 if nothing was sent yet.
+
+The same line carries the request's metrics in CloudWatch's embedded metric format (built with
+Powertools' EphemeralMetrics, one per request so concurrent streams never mix): CloudWatch Logs
+turns it into metrics with no API call from the function. Only requests that generate (POST)
+count. Dimensions are the environment and the model, plus the error type on the error counts:
+never anything per request.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import ApiError, error_response
 from .invocation import request_id_from
 
-__all__ = ["RequestObserver", "RequestRecord", "current_record", "make_logger"]
+__all__ = [
+    "MetricsContext",
+    "RequestObserver",
+    "RequestRecord",
+    "current_record",
+    "make_logger",
+    "request_metrics",
+]
 
 _current: ContextVar[RequestRecord | None] = ContextVar("jumpstream_request_record", default=None)
 _INTERNAL_ERROR = ApiError(
@@ -54,6 +69,8 @@ class RequestRecord:
     status: int | None = None
     response_format: str | None = None
     first_text_at: float | None = None
+    # When each visible text piece went out, for the gaps between tokens.
+    text_times: list[float] = field(default_factory=list)
     # Visible text pieces sent: what the caller got, after special and empty tokens were dropped.
     tokens: int = 0
     generated_tokens: int | None = None
@@ -66,8 +83,10 @@ class RequestRecord:
 
     def text_sent(self) -> None:
         """Count a text piece that went out; the first one fixes the time to first token."""
+        now = time.perf_counter()
         if self.first_text_at is None:
-            self.first_text_at = time.perf_counter()
+            self.first_text_at = now
+        self.text_times.append(now)
         self.tokens += 1
 
     def fields(self) -> dict[str, Any]:
@@ -94,6 +113,78 @@ class RequestRecord:
         return fields
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricsContext:
+    """Where the metrics go and what they are about: the same for every request."""
+
+    namespace: str
+    environment: str
+    model: str
+
+
+def request_metrics(record: RequestRecord, context: MetricsContext) -> dict[str, Any]:
+    """The embedded-metric-format fields for one request's log line ({} if it generated nothing).
+
+    Two directives: the request's own figures by environment and model, and its error (if any)
+    counted both by environment and model and by error type, so one alarm sees every error and
+    a dashboard can split them.
+    """
+    if record.method != "POST":
+        return {}
+    figures = _metrics(context)
+    figures.add_metric("Requests", MetricUnit.Count, 1)
+    if record.first_text_at is not None:
+        ttft = (record.first_text_at - record.started) * 1000
+        figures.add_metric("TimeToFirstToken", MetricUnit.Milliseconds, round(ttft, 1))
+    gaps = [b - a for a, b in zip(record.text_times, record.text_times[1:], strict=False)]
+    if gaps:
+        figures.add_metric(
+            "InterTokenLatencyP50", MetricUnit.Milliseconds, round(_rank(gaps, 0.5) * 1000, 2)
+        )
+        figures.add_metric(
+            "InterTokenLatencyP99", MetricUnit.Milliseconds, round(_rank(gaps, 0.99) * 1000, 2)
+        )
+        span = record.text_times[-1] - record.text_times[0]
+        if span > 0:
+            figures.add_metric(
+                "TokensPerSecond", MetricUnit.CountPerSecond, round(len(gaps) / span, 1)
+            )
+    output_tokens = (
+        record.generated_tokens if record.generated_tokens is not None else record.tokens
+    )
+    if output_tokens:
+        figures.add_metric("OutputTokens", MetricUnit.Count, output_tokens)
+    if record.client_disconnected:
+        figures.add_metric("ClientDisconnects", MetricUnit.Count, 1)
+    document = figures.serialize_metric_set()
+    if record.error_type is not None:
+        errors = _metrics(context)
+        refused = record.first_text_at is None and 400 <= (record.status or 0) < 500
+        errors.add_metric("Refused" if refused else "Errors", MetricUnit.Count, 1)
+        errors.add_dimensions(
+            Environment=context.environment, Model=context.model, ErrorType=record.error_type
+        )
+        extra = errors.serialize_metric_set()
+        document["_aws"]["CloudWatchMetrics"] += extra.pop("_aws")["CloudWatchMetrics"]
+        document.update(extra)
+    return document
+
+
+def _metrics(context: MetricsContext) -> EphemeralMetrics:
+    # service="" keeps Powertools from adding POWERTOOLS_SERVICE_NAME as a dimension: the
+    # alarms and the dashboard name exactly Environment and Model.
+    metrics = EphemeralMetrics(namespace=context.namespace, service="")
+    metrics.add_dimension("Environment", context.environment)
+    metrics.add_dimension("Model", context.model)
+    return metrics
+
+
+def _rank(values: Sequence[float], quantile: float) -> float:
+    """The nearest-rank percentile: a value that was really observed."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(quantile * len(ordered)) - 1)]
+
+
 def current_record() -> RequestRecord | None:
     """The record of the request this code runs for (None outside a request)."""
     return _current.get()
@@ -106,9 +197,12 @@ def _ms(start: float, end: float | None) -> float | None:
 class RequestObserver:
     """ASGI middleware: request id, the per-request log line, and the last line of defence."""
 
-    def __init__(self, app: ASGIApp, *, logger: Logger) -> None:
+    def __init__(
+        self, app: ASGIApp, *, logger: Logger, metrics: MetricsContext | None = None
+    ) -> None:
         self._app = app
         self._logger = logger
+        self._metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -141,7 +235,10 @@ class RequestObserver:
                 if not started:
                     await error_response(_INTERNAL_ERROR)(scope, receive, send_with_id)
             finally:
-                self._logger.info("request finished", extra=record.fields())
+                fields = record.fields()
+                if self._metrics is not None:
+                    fields.update(request_metrics(record, self._metrics))
+                self._logger.info("request finished", extra=fields)
 
     @contextmanager
     def _request_context(self, record: RequestRecord) -> Iterator[None]:

@@ -55,6 +55,9 @@ class Settings:
     upstream_read_timeout_seconds: float = _DEFAULT_READ_TIMEOUT_SECONDS
     upstream_connect_timeout_seconds: float = 5.0
     log_prompts: bool = False
+    #: The relay's metrics: the stack sets both, and its alarms and dashboard read the same.
+    metrics_namespace: str = "jumpstream"
+    environment_name: str = "local"
     host: str = "127.0.0.1"
     port: int = 8080
 
@@ -82,6 +85,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             environ, "UPSTREAM_CONNECT_TIMEOUT_SECONDS", default=5.0
         ),
         log_prompts=_boolean(environ, "LOG_PROMPTS", default=False),
+        metrics_namespace=_metric_name(environ, "POWERTOOLS_METRICS_NAMESPACE", "jumpstream"),
+        environment_name=_metric_name(environ, "JUMPSTREAM_ENVIRONMENT", "local"),
         host=_host(environ),
         port=_port(environ),
     )
@@ -102,6 +107,14 @@ def _prompt_template(environ: Mapping[str, str]) -> PromptTemplate | None:
         return PromptTemplate.from_json(raw)
     except TemplateError as error:
         raise SettingsError(f"PROMPT_TEMPLATE {error}.") from None
+
+
+def _metric_name(environ: Mapping[str, str], name: str, default: str) -> str:
+    """A CloudWatch namespace or dimension value: 1-255 printable ASCII characters."""
+    value = _optional(environ, name) or default
+    if len(value) > 255 or not value.isascii() or not value.isprintable():
+        raise SettingsError(f"{name} must be 1 to 255 printable ASCII characters (got {value!r}).")
+    return value
 
 
 def _sagemaker_name(environ: Mapping[str, str], name: str, *, required: bool) -> str | None:
