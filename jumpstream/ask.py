@@ -54,6 +54,8 @@ class AskOptions:
     sign: bool | None = None
     #: Seconds to connect, and the longest silence tolerated while reading.
     timeout: float = 300.0
+    #: Seconds to keep trying while the model is starting (or busy) before the answer starts.
+    wait: float = 0.0
 
 
 def request_body(
@@ -107,7 +109,13 @@ def run_ask(
     ended_with_newline = True
     try:
         with RelayClient(options.url, auth=auth, timeout=options.timeout) as client:
-            for event in client.events(**request, parameters=parameters):
+            events = client.events(
+                **request,
+                parameters=parameters,
+                wait=options.wait,
+                on_wait=lambda error, pause: _progress(stderr, error, pause),
+            )
+            for event in events:
                 if isinstance(event, Text) and event.text:
                     stdout.write(event.text)
                     stdout.flush()
@@ -122,6 +130,12 @@ def run_ask(
         return EXIT_FAILED
     _end_line(stdout, ended_with_newline)
     return EXIT_OK
+
+
+def _progress(stderr: TextIO, error: RelayError, pause: float) -> None:
+    """While waiting, say why on a terminal; a script reading stderr gets only the outcome."""
+    if stderr.isatty():
+        _say(stderr, f"waiting {pause:g} s: {error}")
 
 
 def _end_line(stdout: TextIO, ended_with_newline: bool) -> None:

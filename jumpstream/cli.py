@@ -18,6 +18,8 @@ from jumpstream.reading import FORMATS
 __all__ = ["build_parser", "main"]
 
 PROGRAM: Final = "python -m jumpstream"
+#: How long `ask --wait` keeps trying: a component coming back from zero takes minutes.
+DEFAULT_WAIT_SECONDS: Final = 900.0
 EXIT_INTERRUPTED: Final = 130
 
 _DESCRIPTION = """\
@@ -262,6 +264,18 @@ def _add_ask(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="SECONDS",
         help="the longest silence to wait through (default: %(default)g)",
     )
+    parser.add_argument(
+        "--wait",
+        type=_non_negative_float,
+        nargs="?",
+        const=DEFAULT_WAIT_SECONDS,
+        default=0.0,
+        metavar="SECONDS",
+        help=(
+            "while the model is starting (scaled to zero) or busy, keep trying until the answer "
+            f"starts, for at most SECONDS (default when given alone: {DEFAULT_WAIT_SECONDS:g})"
+        ),
+    )
     parser.set_defaults(handler=_run_ask)
 
 
@@ -354,6 +368,7 @@ def _run_ask(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         region=located[1],
         sign=args.sign,
         timeout=args.timeout,
+        wait=args.wait,
     )
     return ask.run_ask(options, stdout=stdout, stderr=stderr)
 
@@ -420,6 +435,16 @@ def _add_proxy(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         dest="sign",
         action="store_false",
         help="forward without SigV4 (a URL with auth type NONE)",
+    )
+    parser.add_argument(
+        "--wait",
+        type=_non_negative_float,
+        default=0.0,
+        metavar="SECONDS",
+        help=(
+            "hold a caller's request while the model is starting (scaled to zero) or busy, "
+            "retrying for at most SECONDS, instead of passing the 503 on (default: 0)"
+        ),
     )
     parser.set_defaults(handler=_run_proxy)
 

@@ -20,6 +20,7 @@ or read.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -41,9 +42,14 @@ __all__ = [
     "StreamError",
     "Text",
     "auth_for",
+    "pause_before_retry",
 ]
 
 USER_AGENT: Final = "jumpstream-client/0.1"
+#: Refusals that say "not now" rather than "no": a model starting from zero, or busy.
+RETRYABLE_KINDS: Final = frozenset({"no_capacity", "overloaded", "throttled", "unavailable"})
+#: The longest pause between two tries while waiting.
+MAX_PAUSE_SECONDS: Final = 30.0
 _SIGNED_HEADERS: Final = ("content-type", "accept")
 _SHOWN_BODY_CHARS: Final = 300
 
@@ -205,8 +211,36 @@ class RelayClient:
         inputs: str | None = None,
         messages: Sequence[Mapping[str, Any]] | None = None,
         parameters: Mapping[str, Any] | None = None,
+        wait: float = 0.0,
+        on_wait: Callable[[RefusedError, float], None] | None = None,
     ) -> Iterator[Text | Done]:
-        """Text pieces, then one Done; a RelayError instead of Done if the answer failed."""
+        """Text pieces, then one Done; a RelayError instead of Done if the answer failed.
+
+        With ``wait`` seconds, a refusal that means "not now" (a model starting from zero,
+        throttling, overload) is tried again after 1, 2, 4 ... s (at most Retry-After, at most
+        30 s) until the answer starts or ``wait`` runs out; ``on_wait`` hears of each pause.
+        """
+        deadline = time.monotonic() + wait
+        pause = 1.0
+        while True:
+            try:
+                yield from self._events_once(inputs, messages, parameters)
+                return
+            except RefusedError as error:
+                this_pause = pause_before_retry(error, pause, deadline - time.monotonic())
+                if this_pause is None:
+                    raise
+                if on_wait is not None:
+                    on_wait(error, this_pause)
+                time.sleep(this_pause)
+                pause = min(pause * 2, MAX_PAUSE_SECONDS)
+
+    def _events_once(
+        self,
+        inputs: str | None,
+        messages: Sequence[Mapping[str, Any]] | None,
+        parameters: Mapping[str, Any] | None,
+    ) -> Iterator[Text | Done]:
         body = request_document(inputs=inputs, messages=messages, parameters=parameters)
         headers = {"Accept": "text/event-stream", "Content-Type": "application/json"}
         content = json.dumps(body, ensure_ascii=False).encode("utf-8")
@@ -224,6 +258,17 @@ class RelayClient:
                 status=None,
                 kind="connection",
             ) from error
+
+
+def pause_before_retry(error: RefusedError, pause: float, left: float) -> float | None:
+    """How long to pause before trying again, or None when this refusal is final.
+
+    Only "not now" refusals are retried, while time is left; the pause is the backoff's, but
+    never longer than the Retry-After the relay gave or the time left.
+    """
+    if error.kind not in RETRYABLE_KINDS or left <= 0:
+        return None
+    return min(pause, error.retry_after or pause, left)
 
 
 def request_document(
@@ -291,9 +336,14 @@ def parse_refusal(
     except ValueError:
         document = None
     if isinstance(document, dict):
-        if isinstance(document.get("error"), str):
-            sentence = document["error"]
+        error = document.get("error")
+        if isinstance(error, str):
+            sentence = error
             kind = str(document["type"]) if document.get("type") is not None else None
+        elif isinstance(error, dict) and isinstance(error.get("message"), str):
+            # OpenAI's error object, as the relay's /v1 routes answer: the relay's type is code.
+            sentence = error["message"]
+            kind = str(error["code"]) if error.get("code") is not None else None
         else:
             # A function URL's own refusals (403 and so on) say {"Message": "..."}.
             for key in ("Message", "message"):

@@ -95,6 +95,11 @@ class StackConfig:
     first_token_delay: float | None = None
     #: Forward to this real TGI server instead of the emulator's stand-in model.
     tgi_url: str | None = None
+    #: Serve the model as this inference component (the relay then names it in each call).
+    inference_component: str | None = None
+    #: With a component: seconds it refuses with "no capacity" after the first call, as one
+    #: scaled to zero does while a copy starts.
+    cold_start: float = 0.0
     #: More settings for the relay, e.g. ``UPSTREAM_READ_TIMEOUT_SECONDS``; they win.
     relay_env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     #: Seconds each child may take to become ready.
@@ -122,6 +127,9 @@ def emulator_command(config: StackConfig) -> list[str]:
         command += ["--first-token-delay", repr(float(config.first_token_delay))]
     if config.tgi_url is not None:
         command += ["--tgi-url", config.tgi_url]
+    if config.inference_component is not None:
+        command += ["--inference-component", config.inference_component]
+        command += ["--cold-start", repr(float(config.cold_start))]
     return command
 
 
@@ -164,6 +172,8 @@ def relay_environment(
         AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=emulator_url,
         PYTHONUNBUFFERED="1",
     )
+    if config.inference_component is not None:
+        env["INFERENCE_COMPONENT_NAME"] = config.inference_component
     # What the stack hands a deployed function: the catalog's chat layout for the model.
     model = load_catalog().models.get(config.model_id)
     if model is not None:

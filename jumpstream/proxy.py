@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Final, TextIO
@@ -26,7 +27,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from jumpstream.client import CredentialSource, SigV4
+from jumpstream.client import (
+    MAX_PAUSE_SECONDS,
+    CredentialSource,
+    SigV4,
+    parse_refusal,
+    pause_before_retry,
+)
 from jumpstream.signing import credential_source, region_from_url
 
 __all__ = ["ProxyError", "ProxyOptions", "create_proxy_app", "run_proxy", "stream_body"]
@@ -68,6 +75,9 @@ class ProxyOptions:
     sign: bool = True
     #: Seconds to connect, and the longest silence tolerated between two pieces of an answer.
     timeout: float = 900.0
+    #: Seconds to keep retrying a "not now" refusal (a model starting from zero, throttling)
+    #: before answering the caller with it.
+    wait: float = 0.0
 
 
 def resolve_signing(
@@ -121,20 +131,39 @@ def create_proxy_app(
             for name in _FORWARDED_REQUEST_HEADERS
             if name in request.headers
         }
-        upstream_request = client.build_request(request.method, url, headers=headers, content=body)
-        try:
-            upstream = await client.send(upstream_request, stream=True)
-        except httpx.TimeoutException:
-            return _error(request, 504, "upstream_timeout", f"{base} did not answer in time.")
-        except httpx.HTTPError as error:
-            return _error(request, 502, "upstream_error", f"cannot reach {base}: {error}")
-        response_headers = {
-            name: value
-            for name, value in upstream.headers.items()
-            if name.lower() not in _DROPPED_RESPONSE_HEADERS
-        }
+        deadline = time.monotonic() + options.wait
+        pause = 1.0
+        while True:
+            # Built anew each time: the signature's date must be fresh.
+            upstream_request = client.build_request(
+                request.method, url, headers=headers, content=body
+            )
+            try:
+                upstream = await client.send(upstream_request, stream=True)
+            except httpx.TimeoutException:
+                return _error(request, 504, "upstream_timeout", f"{base} did not answer in time.")
+            except httpx.HTTPError as error:
+                return _error(request, 502, "upstream_error", f"cannot reach {base}: {error}")
+            if options.wait <= 0 or upstream.status_code not in (429, 503):
+                break
+            content = await upstream.aread()
+            await upstream.aclose()
+            refused = parse_refusal(
+                upstream.status_code, upstream.reason_phrase, content, upstream.headers
+            )
+            this_pause = pause_before_retry(refused, pause, deadline - time.monotonic())
+            if this_pause is None:
+                return Response(
+                    content,
+                    status_code=upstream.status_code,
+                    headers=_passed_on(upstream.headers),
+                )
+            await anyio.sleep(this_pause)
+            pause = min(pause * 2, MAX_PAUSE_SECONDS)
         return StreamingResponse(
-            stream_body(upstream), status_code=upstream.status_code, headers=response_headers
+            stream_body(upstream),
+            status_code=upstream.status_code,
+            headers=_passed_on(upstream.headers),
         )
 
     @contextlib.asynccontextmanager
@@ -143,6 +172,14 @@ def create_proxy_app(
             yield
 
     return Starlette(routes=[Route("/{path:path}", forward, methods=_METHODS)], lifespan=lifespan)
+
+
+def _passed_on(headers: httpx.Headers) -> dict[str, str]:
+    return {
+        name: value
+        for name, value in headers.items()
+        if name.lower() not in _DROPPED_RESPONSE_HEADERS
+    }
 
 
 async def stream_body(upstream: httpx.Response) -> AsyncIterator[bytes]:

@@ -41,9 +41,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--first-token-delay", type=float, default=defaults.first_token_delay_seconds
     )
     parser.add_argument("--inference-component", default=None)
+    parser.add_argument(
+        "--cold-start",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="with --inference-component: refuse with no capacity for this long after the "
+        "first call, as a component scaled to zero does while a copy starts",
+    )
     parser.add_argument("--tgi-url", default=None, help="relay to this TGI server instead")
     parser.add_argument("--log-level", default="warning")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.cold_start and args.inference_component is None:
+        parser.error("--cold-start needs --inference-component: only components scale to zero")
+    if args.cold_start < 0:
+        parser.error("--cold-start must be 0 or more seconds")
+    return args
 
 
 def settings_from(args: argparse.Namespace) -> EmulatorSettings:
@@ -53,6 +66,7 @@ def settings_from(args: argparse.Namespace) -> EmulatorSettings:
         tokens_per_second=args.tokens_per_second,
         first_token_delay_seconds=args.first_token_delay,
         inference_component=args.inference_component,
+        cold_start_seconds=args.cold_start,
         tgi_url=args.tgi_url,
     )
 

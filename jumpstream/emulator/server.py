@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -58,6 +59,9 @@ class EmulatorSettings:
     first_token_delay_seconds: float = 0.2
     #: When set, the endpoint is component-based and requests must name this component.
     inference_component: str | None = None
+    #: A component scaled to zero: from the first invocation on, this many seconds of SageMaker's
+    #: "no capacity" refusal while a copy starts, then normal answers.
+    cold_start_seconds: float = 0.0
     #: When set, requests go to this real TGI server instead of the stand-in model.
     tgi_url: str | None = None
 
@@ -88,6 +92,7 @@ def create_app(settings: EmulatorSettings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.warm_at = None
     app.state.model = StandInModel(settings.model_id)
     app.state.registry = StreamRegistry()
     return app
@@ -110,7 +115,7 @@ async def _release(request: Request) -> Response:
 async def _invoke_with_response_stream(request: Request) -> Response:
     settings: EmulatorSettings = request.app.state.settings
     request_id = str(uuid.uuid4())
-    refusal = _check_target(request, settings)
+    refusal = _check_target(request, settings) or _cold_refusal(request, settings)
     if refusal is not None:
         return refusal.response(request_id)
     raw = await request.body()
@@ -131,6 +136,17 @@ def _check_target(request: Request, settings: EmulatorSettings) -> SageMakerErro
         if component != settings.inference_component:
             return errors.inference_component_not_found(component, name)
     return None
+
+
+def _cold_refusal(request: Request, settings: EmulatorSettings) -> SageMakerError | None:
+    """What a component scaled to zero answers until its first copy is up."""
+    if settings.cold_start_seconds <= 0:
+        return None
+    now = time.monotonic()
+    if request.app.state.warm_at is None:
+        # The first call is what wakes it: the scale-out alarm sees this very refusal.
+        request.app.state.warm_at = now + settings.cold_start_seconds
+    return errors.no_capacity() if now < request.app.state.warm_at else None
 
 
 def _stream_headers(request_id: str, content_type: str) -> dict[str, str]:

@@ -384,9 +384,10 @@ def _from_client_error(error: ClientError) -> UpstreamError:
             kind="no_capacity",
             status=503,
             retry_after=RETRY_AFTER_NO_CAPACITY_SECONDS,
+            # Scaled to zero, or every copy busy while more start: either way it is coming.
             message=(
-                "The model has no free capacity right now (it may be scaling out); "
-                "try again in a minute."
+                "The model is starting (no copy of it can take this request yet); "
+                f"try again in about {RETRY_AFTER_NO_CAPACITY_SECONDS} s."
             ),
             detail=detail,
         )
