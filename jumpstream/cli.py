@@ -181,6 +181,20 @@ def _add_local(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="URL",
         help="forward to this real TGI server instead of the stand-in model",
     )
+    parser.add_argument(
+        "--inference-component",
+        default=None,
+        metavar="NAME",
+        help="serve the model as this inference component (the relay names it in each call)",
+    )
+    parser.add_argument(
+        "--cold-start",
+        type=_non_negative_float,
+        default=0.0,
+        metavar="SECONDS",
+        help="with --inference-component: refuse with no capacity for this long after the "
+        "first call, as a component scaled to zero does",
+    )
     parser.set_defaults(handler=_run_local)
 
 
@@ -335,7 +349,12 @@ def _run_local(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         tokens_per_second=args.tokens_per_second,
         first_token_delay=args.first_token_delay,
         tgi_url=args.tgi_url,
+        inference_component=args.inference_component,
+        cold_start=args.cold_start,
     )
+    if config.cold_start and config.inference_component is None:
+        stderr.write("jumpstream local: --cold-start needs --inference-component\n")
+        return 2
     return local.run_local(config, stdout=stdout, stderr=stderr)
 
 

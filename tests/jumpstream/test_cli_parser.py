@@ -140,14 +140,27 @@ def test_local_options(captured: dict[str, Any]) -> None:
         "huggingface-llm-falcon-7b-instruct-bf16",
         "--first-token-delay",
         "0.5",
+        "--inference-component",
+        "ic",
+        "--cold-start",
+        "30",
     ]
     assert main(argv) == 0
     config = captured["local"]
+    assert (config.inference_component, config.cold_start) == ("ic", 30.0)
     assert (config.relay_port, config.emulator_port) == (9000, 9001)
     assert config.tokens_per_second == 0
     assert config.tgi_url == "http://127.0.0.1:3000"
     assert config.model_id == "huggingface-llm-falcon-7b-instruct-bf16"
     assert config.first_token_delay == 0.5
+
+
+def test_local_refuses_a_cold_start_without_a_component(
+    captured: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["local", "--cold-start", "5"]) == 2
+    assert "local" not in captured
+    assert "--cold-start needs --inference-component" in capsys.readouterr().err
 
 
 def test_ask_options_and_exit_status(captured: dict[str, Any]) -> None:
