@@ -163,7 +163,11 @@ class RelayResponse:
             try:
                 while not pump.finished:
                     pending.extend(await self._upstream_call(pump.pull))
+            except UpstreamError as error:
+                await self._send_error(scope, receive, send, error)
+                return
             except _DeadlineReachedError:
+                # Nothing reached the caller yet: for them, the model never answered.
                 await self._send_error(scope, receive, send, _deadline_error(text_sent=False))
                 return
         failed = next((piece for piece in pending if isinstance(piece, Failed)), None)
