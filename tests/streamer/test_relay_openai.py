@@ -9,14 +9,17 @@ from __future__ import annotations
 import json
 
 from relay_support import (
+    GatedUpstream,
     ScriptedUpstream,
     answer_events,
     call,
     catalog_template,
     final_event,
+    lambda_context,
     make_app,
     token_event,
 )
+from streamer.streaming import DEADLINE_MARGIN_SECONDS
 from streamer.upstream import UpstreamError
 
 FALCON_CHAT = "huggingface-llm-falcon-180b-chat-bf16"
@@ -83,3 +86,17 @@ def test_streamed_chunks_are_server_sent_events_ending_with_done() -> None:
     assert events[-1] == "[DONE]"
     deltas = [json.loads(e)["choices"][0]["delta"] for e in events[:-1]]
     assert deltas == [{"role": "assistant", "content": ""}, {"content": "a"}, {"content": "b"}, {}]
+
+
+def test_the_deadline_while_collecting_is_a_504_and_nothing_half_written() -> None:
+    upstream = GatedUpstream(token_event("abc"), [token_event("never sent")])
+    headers = lambda_context(seconds_left=DEADLINE_MARGIN_SECONDS + 0.3)
+    try:
+        response = call(
+            _app(upstream), path="/v1/completions", json_body={"prompt": "x"}, headers=headers
+        )
+    finally:
+        upstream.stream.release.set()
+    assert response.status_code == 504
+    assert response.json()["error"]["code"] == "upstream_timeout"
+    assert upstream.stream.closed.is_set()
