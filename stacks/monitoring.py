@@ -1,0 +1,418 @@
+"""Alarms and a dashboard over what an environment's users feel: waits, speed, failures, fleet.
+
+SageMaker's own metrics cannot say how long a user waits for the first token (ModelLatency
+covers a whole stream) and Lambda's Duration is a stream's length; the relay's metrics (namespace
+and dimensions as observability.py writes them) fill that in. Every alarm's description says what
+to look at first. Nothing here calls an API from the function, and `cdk destroy` removes it all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+__all__ = ["AlarmThresholds", "EndpointAlarms", "RelayMonitoring", "dashboard_url"]
+
+#: The relay's metrics namespace: the stack sets it for the function (POWERTOOLS_METRICS_NAMESPACE)
+#: and reads the same here.
+RELAY_NAMESPACE = "jumpstream"
+_SAGEMAKER = "AWS/SageMaker"
+_INSTANCES = "/aws/sagemaker/Endpoints"
+_PERIOD = cdk.Duration.minutes(1)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlarmThresholds:
+    """When the alarms go off; environments.toml's [environments.NAME.alarms] overrides these."""
+
+    #: Failed invocations (container 5xx or model errors) per 5 minutes.
+    endpoint_errors: int = 5
+    #: SageMaker's ModelLatency, p90 over 5 minutes (a whole stream: long answers take long).
+    model_latency_seconds: float = 180.0
+    #: The relay's time to first token, p90 over 5 minutes.
+    time_to_first_token_seconds: float = 10.0
+    #: Relay errors (after or before the first token, not the caller's own 4xx) per 5 minutes.
+    relay_errors: int = 5
+    #: GPU memory in use. TGI reserves most of it for its KV cache at start, so only nearly
+    #: all of it is a sign of trouble.
+    gpu_memory_percent: float = 99.0
+    disk_percent: float = 90.0
+    #: A relay invocation this close to the function's timeout is about to be cut off.
+    duration_share_of_timeout: float = 0.9
+
+
+def dashboard_url(region: str, name: str) -> str:
+    """The CloudWatch console page of a dashboard."""
+    domain = "console.amazonaws.cn" if region.startswith("cn-") else "console.aws.amazon.com"
+    return f"https://{region}.{domain}/cloudwatch/home?region={region}#dashboards/dashboard/{name}"
+
+
+class _AlarmTopic(Construct):
+    """Where alarms notify: an encrypted SNS topic with one email subscription, only if asked."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, email: str) -> None:
+        super().__init__(scope, construct_id)
+        self.topic = sns.Topic(
+            self,
+            "Topic",
+            enforce_ssl=True,
+            master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
+        )
+        self.topic.add_subscription(subscriptions.EmailSubscription(email))
+
+
+def _notify(alarms: list[cloudwatch.Alarm], topic: sns.ITopic | None) -> None:
+    if topic is None:
+        return
+    for alarm in alarms:
+        alarm.add_alarm_action(actions.SnsAction(topic))
+        alarm.add_ok_action(actions.SnsAction(topic))
+
+
+def _alarm(
+    scope: Construct,
+    construct_id: str,
+    *,
+    metric: cloudwatch.IMetric,
+    threshold: float,
+    description: str,
+    evaluation_periods: int = 5,
+    datapoints: int = 3,
+) -> cloudwatch.Alarm:
+    """Most of `datapoints` of the last `evaluation_periods` minutes at or above `threshold`;
+    no traffic is no evidence, so missing data never alarms."""
+    return cloudwatch.Alarm(
+        scope,
+        construct_id,
+        metric=metric,
+        threshold=threshold,
+        evaluation_periods=evaluation_periods,
+        datapoints_to_alarm=datapoints,
+        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        alarm_description=description,
+    )
+
+
+class EndpointAlarms(Construct):
+    """The endpoint's alarms: failed invocations, slow answers, GPU memory and disk."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        endpoint_name: str,
+        variant_name: str,
+        thresholds: AlarmThresholds,
+        alarm_email: str | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.dimensions = {"EndpointName": endpoint_name, "VariantName": variant_name}
+        logs = f"/aws/sagemaker/Endpoints/{endpoint_name}"
+        five_minutes = cdk.Duration.minutes(5)
+        self.errors = _alarm(
+            self,
+            "Errors",
+            metric=cloudwatch.MathExpression(
+                expression="e5xx + emodel",
+                using_metrics={
+                    "e5xx": self.metric("Invocation5XXErrors", "Sum", period=five_minutes),
+                    "emodel": self.metric("InvocationModelErrors", "Sum", period=five_minutes),
+                },
+                label="Failed invocations",
+                period=five_minutes,
+            ),
+            threshold=thresholds.endpoint_errors,
+            evaluation_periods=1,
+            datapoints=1,
+            description=(
+                f"Endpoint {endpoint_name}: {thresholds.endpoint_errors} or more invocations "
+                f"failed in 5 minutes (container 5xx or model errors). Look at the log group "
+                f"{logs} for the container's own error, and at SageMaker's Invocation5XXErrors "
+                "and InvocationModelErrors."
+            ),
+        )
+        self.latency = _alarm(
+            self,
+            "ModelLatency",
+            metric=self.metric("ModelLatency", "p90", period=five_minutes),
+            threshold=thresholds.model_latency_seconds * 1_000_000,  # microseconds
+            evaluation_periods=3,
+            datapoints=2,
+            description=(
+                f"Endpoint {endpoint_name}: 90% of invocations took up to "
+                f"{thresholds.model_latency_seconds:g} s or more. Answers got longer (raise the "
+                "threshold if max_new_tokens grew) or the GPUs are saturated: look at "
+                "GPUUtilization and concurrent requests, and consider more instances."
+            ),
+        )
+        self.gpu_memory = _alarm(
+            self,
+            "GpuMemory",
+            metric=self.metric("GPUMemoryUtilization", "Maximum", namespace=_INSTANCES),
+            threshold=thresholds.gpu_memory_percent,
+            description=(
+                f"Endpoint {endpoint_name}: GPU memory is {thresholds.gpu_memory_percent:g}% full "
+                "or more. TGI reserves most of it at start; all of it means requests may fail "
+                f"with out-of-memory errors: check {logs}, lower MAX_TOTAL_TOKENS or "
+                "MAX_BATCH_TOTAL_TOKENS, or choose an instance type with more GPU memory."
+            ),
+        )
+        self.disk = _alarm(
+            self,
+            "Disk",
+            metric=self.metric("DiskUtilization", "Maximum", namespace=_INSTANCES),
+            threshold=thresholds.disk_percent,
+            description=(
+                f"Endpoint {endpoint_name}: an instance's disk is {thresholds.disk_percent:g}% "
+                f"full or more. The model's weights and logs live there: check {logs}, and "
+                "choose an instance type with a larger volume if it keeps growing."
+            ),
+        )
+        self.alarms = [self.errors, self.latency, self.gpu_memory, self.disk]
+        topic = _AlarmTopic(self, "Notify", email=alarm_email).topic if alarm_email else None
+        _notify(self.alarms, topic)
+
+    def metric(
+        self,
+        name: str,
+        statistic: str,
+        *,
+        namespace: str = _SAGEMAKER,
+        period: cdk.Duration = _PERIOD,
+    ) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace=namespace,
+            metric_name=name,
+            dimensions_map=self.dimensions,
+            statistic=statistic,
+            period=period,
+        )
+
+
+class RelayMonitoring(Construct):
+    """The relay's alarms, and the environment's dashboard (relay and endpoint side by side)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        environment: str,
+        model_id: str,
+        function: lambda_.IFunction,
+        timeout_seconds: int,
+        endpoint_name: str,
+        variant_name: str,
+        thresholds: AlarmThresholds,
+        alarm_email: str | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.relay_dimensions = {"Environment": environment, "Model": model_id}
+        endpoint = {"EndpointName": endpoint_name, "VariantName": variant_name}
+        self.function = function
+        five_minutes = cdk.Duration.minutes(5)
+        self.ttft = _alarm(
+            self,
+            "TimeToFirstToken",
+            metric=self.relay_metric("TimeToFirstToken", "p90", period=five_minutes),
+            threshold=thresholds.time_to_first_token_seconds * 1000,
+            evaluation_periods=3,
+            datapoints=2,
+            description=(
+                f"{environment}: 90% of callers waited {thresholds.time_to_first_token_seconds:g}"
+                " s or more for the first token. The model is queueing (look at the endpoint's "
+                "concurrent requests and GPUUtilization; add instances) or prompts got long."
+            ),
+        )
+        self.errors = _alarm(
+            self,
+            "RelayErrors",
+            metric=self.relay_metric("Errors", "Sum", period=five_minutes),
+            threshold=thresholds.relay_errors,
+            evaluation_periods=1,
+            datapoints=1,
+            description=(
+                f"{environment}: {thresholds.relay_errors} or more answers failed in 5 minutes "
+                "(SageMaker, the model or the relay; callers' own 4xx are not counted). The "
+                "dashboard splits them by error type; each request's line in the relay "
+                "function's log group says what happened (error_type, error_detail)."
+            ),
+        )
+        self.throttles = _alarm(
+            self,
+            "Throttles",
+            metric=function.metric_throttles(statistic="Sum", period=_PERIOD),
+            threshold=1,
+            description=(
+                f"{environment}: callers were turned away because the relay's reserved "
+                "concurrency was reached. Raise relay.reserved_concurrency (and the endpoint's "
+                "capacity with it) or slow the callers down."
+            ),
+        )
+        self.duration = _alarm(
+            self,
+            "NearTimeout",
+            metric=function.metric_duration(statistic="Maximum", period=_PERIOD),
+            threshold=round(timeout_seconds * 1000 * thresholds.duration_share_of_timeout),
+            evaluation_periods=5,
+            datapoints=1,
+            description=(
+                f"{environment}: a relay invocation ran to "
+                f"{thresholds.duration_share_of_timeout:.0%} of the function's {timeout_seconds}"
+                " s timeout: answers are about to be cut off. Lower max_new_tokens_limit, or "
+                "look for a model that has slowed down (tokens per second on the dashboard)."
+            ),
+        )
+        self.alarms = [self.ttft, self.errors, self.throttles, self.duration]
+        topic = _AlarmTopic(self, "Notify", email=alarm_email).topic if alarm_email else None
+        _notify(self.alarms, topic)
+
+        self.dashboard = cloudwatch.Dashboard(
+            self,
+            "Dashboard",
+            dashboard_name=f"jumpstream-{environment}",
+            default_interval=cdk.Duration.hours(3),
+        )
+
+        def sagemaker(name: str, statistic: str, namespace: str = _SAGEMAKER) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=namespace,
+                metric_name=name,
+                dimensions_map=endpoint,
+                statistic=statistic,
+                period=_PERIOD,
+            )
+
+        errors_by_type = cloudwatch.MathExpression(
+            expression=(
+                f"SEARCH('{{{RELAY_NAMESPACE},Environment,ErrorType,Model}} "
+                f'MetricName="Errors" Environment="{environment}"\', \'Sum\', 60)'
+            ),
+            label="",
+            period=_PERIOD,
+        )
+        refused_by_type = cloudwatch.MathExpression(
+            expression=(
+                f"SEARCH('{{{RELAY_NAMESPACE},Environment,ErrorType,Model}} "
+                f'MetricName="Refused" Environment="{environment}"\', \'Sum\', 60)'
+            ),
+            label="",
+            period=_PERIOD,
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Requests",
+                left=[self.relay_metric("Requests", "Sum")],
+                right=[sagemaker("Invocations", "Sum")],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Time to first token (ms)",
+                left=[
+                    self.relay_metric("TimeToFirstToken", "p50"),
+                    self.relay_metric("TimeToFirstToken", "p90"),
+                ],
+                left_annotations=[
+                    cloudwatch.HorizontalAnnotation(
+                        value=thresholds.time_to_first_token_seconds * 1000, label="alarm"
+                    )
+                ],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Tokens per second and gaps between tokens (ms)",
+                left=[self.relay_metric("TokensPerSecond", "p50")],
+                right=[
+                    self.relay_metric("InterTokenLatencyP50", "Average"),
+                    self.relay_metric("InterTokenLatencyP99", "Maximum"),
+                ],
+                width=8,
+            ),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Errors by type", left=[errors_by_type], stacked=True, width=8
+            ),
+            cloudwatch.GraphWidget(
+                title="Refused before SageMaker by type",
+                left=[refused_by_type],
+                stacked=True,
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Client disconnects and endpoint errors",
+                left=[self.relay_metric("ClientDisconnects", "Sum")],
+                right=[
+                    sagemaker("Invocation5XXErrors", "Sum"),
+                    sagemaker("InvocationModelErrors", "Sum"),
+                ],
+                width=8,
+            ),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="GPU utilization, GPU memory and disk (%)",
+                left=[
+                    sagemaker("GPUUtilization", "Average", _INSTANCES),
+                    sagemaker("GPUMemoryUtilization", "Maximum", _INSTANCES),
+                    sagemaker("DiskUtilization", "Maximum", _INSTANCES),
+                ],
+                left_annotations=[
+                    cloudwatch.HorizontalAnnotation(
+                        value=thresholds.gpu_memory_percent, label="GPU memory alarm"
+                    )
+                ],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Endpoint: instances, concurrent requests, model latency (µs)",
+                left=[
+                    # Each instance reports its CPU once a minute: the samples count instances.
+                    sagemaker("CPUUtilization", "SampleCount", _INSTANCES).with_(
+                        label="instances reporting"
+                    ),
+                    sagemaker("ConcurrentRequestsPerModel", "Maximum"),
+                ],
+                right=[sagemaker("ModelLatency", "p90")],
+                width=8,
+            ),
+            cloudwatch.GraphWidget(
+                title="Relay: concurrent streams and duration (ms)",
+                left=[
+                    cloudwatch.Metric(
+                        namespace="AWS/Lambda",
+                        metric_name="ConcurrentExecutions",
+                        dimensions_map={"FunctionName": function.function_name},
+                        statistic="Maximum",
+                        period=_PERIOD,
+                    )
+                ],
+                right=[function.metric_duration(statistic="p90", period=_PERIOD)],
+                width=8,
+            ),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.AlarmStatusWidget(title="Alarms", alarms=self.alarms, width=24, height=4)
+        )
+
+    def relay_metric(
+        self, name: str, statistic: str, *, period: cdk.Duration = _PERIOD
+    ) -> cloudwatch.Metric:
+        """One of the relay's own metrics (observability.py), for this environment and model."""
+        return cloudwatch.Metric(
+            namespace=RELAY_NAMESPACE,
+            metric_name=name,
+            dimensions_map=self.relay_dimensions,
+            statistic=statistic,
+            period=period,
+        )

@@ -1,0 +1,195 @@
+"""Alarms and the dashboard: over exactly the metrics SageMaker, Lambda and the relay emit.
+
+The relay's metric names are not typed here: they are read from what the relay's own
+observability code puts in a request's log line, so a renamed metric fails this test.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk.assertions import Match, Template
+from streamer.observability import MetricsContext, RequestRecord, request_metrics
+
+from stacks.monitoring import (
+    RELAY_NAMESPACE,
+    AlarmThresholds,
+    EndpointAlarms,
+    RelayMonitoring,
+    dashboard_url,
+)
+from stacks.nag import enable_nag
+from tests.stacks.test_lint import lint
+
+# What SageMaker and Lambda publish, with the dimensions the alarms and widgets use.
+SAGEMAKER_METRICS = {
+    "AWS/SageMaker": {
+        "Invocations",
+        "Invocation5XXErrors",
+        "InvocationModelErrors",
+        "ModelLatency",
+        "ConcurrentRequestsPerModel",
+    },
+    "/aws/sagemaker/Endpoints": {
+        "CPUUtilization",
+        "GPUUtilization",
+        "GPUMemoryUtilization",
+        "DiskUtilization",
+    },
+    "AWS/Lambda": {"Throttles", "Duration", "ConcurrentExecutions"},
+}
+
+
+def relay_emits() -> set[str]:
+    """Every metric name the relay writes, from a request that did all there is to do."""
+    record = RequestRecord(request_id="r", method="POST", path="/", started=0.0, status=200)
+    record.first_text_at = 0.1
+    record.text_times = [0.1, 0.2, 0.3]
+    record.client_disconnected = True
+    record.error_type = "model_error"
+    context = MetricsContext(namespace=RELAY_NAMESPACE, environment="t", model="m")
+    names = set()
+    for directive in request_metrics(record, context)["_aws"]["CloudWatchMetrics"]:
+        names |= {metric["Name"] for metric in directive["Metrics"]}
+    refused = RequestRecord(request_id="r", method="POST", path="/", status=422)
+    refused.error_type = "invalid_request"
+    for directive in request_metrics(refused, context)["_aws"]["CloudWatchMetrics"]:
+        names |= {metric["Name"] for metric in directive["Metrics"]}
+    return names
+
+
+def monitored_stack(
+    alarm_email: str | None = None, *, outdir: Path | None = None
+) -> tuple[cdk.Stack, Template]:
+    app = cdk.App(outdir=str(outdir) if outdir else None)
+    enable_nag(app)
+    stack = cdk.Stack(app, "monitored", env=cdk.Environment(region="eu-west-1"))
+    # The relay construct has its own tests; here its function only has to be named.
+    function = lambda_.Function.from_function_name(stack, "Relay", "jumpstream-t-relay")
+    thresholds = AlarmThresholds(time_to_first_token_seconds=4)
+    EndpointAlarms(
+        stack,
+        "EndpointAlarms",
+        endpoint_name="jumpstream-t",
+        variant_name="AllTraffic",
+        thresholds=thresholds,
+        alarm_email=alarm_email,
+    )
+    RelayMonitoring(
+        stack,
+        "Monitoring",
+        environment="t",
+        model_id="huggingface-llm-mistral-7b-instruct",
+        function=function,
+        timeout_seconds=163,
+        endpoint_name="jumpstream-t",
+        variant_name="AllTraffic",
+        thresholds=thresholds,
+        alarm_email=alarm_email,
+    )
+    return stack, Template.from_stack(stack)
+
+
+def _alarms(template: Template) -> list[dict[str, Any]]:
+    return [r["Properties"] for r in template.find_resources("AWS::CloudWatch::Alarm").values()]
+
+
+def _alarm_metrics(alarm: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(namespace, name, dimensions) of every metric an alarm reads."""
+    if "MetricName" in alarm:
+        dims = {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])}
+        return [(alarm["Namespace"], alarm["MetricName"], dims)]
+    found = []
+    for query in alarm["Metrics"]:
+        if "MetricStat" in query:
+            metric = query["MetricStat"]["Metric"]
+            dims = {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])}
+            found.append((metric["Namespace"], metric["MetricName"], dims))
+    return found
+
+
+def test_every_alarm_reads_a_metric_that_is_emitted_with_those_dimensions() -> None:
+    _, template = monitored_stack()
+    alarms = _alarms(template)
+    assert len(alarms) == 8
+    relay = relay_emits()
+    for alarm in alarms:
+        for namespace, name, dimensions in _alarm_metrics(alarm):
+            if namespace == RELAY_NAMESPACE:
+                assert name in relay, name
+                assert dimensions == {
+                    "Environment": "t",
+                    "Model": "huggingface-llm-mistral-7b-instruct",
+                }
+            else:
+                assert name in SAGEMAKER_METRICS[namespace], (namespace, name)
+                if namespace == "AWS/Lambda":
+                    assert set(dimensions) == {"FunctionName"}
+                else:
+                    assert dimensions == {
+                        "EndpointName": "jumpstream-t",
+                        "VariantName": "AllTraffic",
+                    }
+        # Each says what to do, and no traffic never raises one.
+        assert len(alarm["AlarmDescription"]) > 80
+        assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_thresholds_are_the_configured_ones_in_each_metrics_unit() -> None:
+    _, template = monitored_stack()
+    by_metric = {
+        _alarm_metrics(alarm)[0][1]: alarm for alarm in _alarms(template) if "MetricName" in alarm
+    }
+    assert by_metric["TimeToFirstToken"]["Threshold"] == 4000  # milliseconds
+    assert by_metric["TimeToFirstToken"]["ExtendedStatistic"] == "p90"
+    assert by_metric["ModelLatency"]["Threshold"] == 180_000_000  # microseconds
+    assert by_metric["Duration"]["Threshold"] == round(163 * 1000 * 0.9)
+    assert by_metric["Throttles"]["Threshold"] == 1
+
+
+def test_the_dashboard_shows_only_emitted_metrics() -> None:
+    _, template = monitored_stack()
+    (dashboard,) = template.find_resources("AWS::CloudWatch::Dashboard").values()
+    assert dashboard["Properties"]["DashboardName"] == "jumpstream-t"
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    relay = relay_emits()
+    for name in relay - {"Refused", "Errors"}:
+        assert f'\\"{RELAY_NAMESPACE}\\",\\"{name}\\"' in body, name
+    assert 'MetricName=\\\\\\"Errors\\\\\\"' in body  # by type, with SEARCH
+    for namespace, names in SAGEMAKER_METRICS.items():
+        for name in names - {"Throttles"}:
+            assert f'\\"{name}\\"' in body, (namespace, name)
+
+
+def test_no_topic_without_an_email_and_one_encrypted_topic_per_construct_with_it() -> None:
+    _, quiet = monitored_stack()
+    quiet.resource_count_is("AWS::SNS::Topic", 0)
+    assert all("AlarmActions" not in alarm for alarm in _alarms(quiet))
+    _, told = monitored_stack("oncall@example.com")
+    told.resource_count_is("AWS::SNS::Subscription", 2)
+    told.has_resource_properties(
+        "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "oncall@example.com"}
+    )
+    told.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
+    assert all(alarm["AlarmActions"] and alarm["OKActions"] for alarm in _alarms(told))
+
+
+@pytest.mark.parametrize("alarm_email", [None, "oncall@example.com"])
+def test_lint_and_nag_clean(alarm_email: str | None, tmp_path: Path) -> None:
+    stack, _ = monitored_stack(alarm_email, outdir=tmp_path)
+    assembly = cdk.App.of(stack).synth()  # type: ignore[union-attr]  # cdk-nag fails this on a finding
+    template = Path(assembly.directory) / stack.template_file
+    assert lint([str(template)], "eu-west-1") == []
+
+
+def test_the_dashboard_link_points_at_the_console_of_its_partition() -> None:
+    assert dashboard_url("eu-west-1", "jumpstream-dev") == (
+        "https://eu-west-1.console.aws.amazon.com/cloudwatch/home?region=eu-west-1"
+        "#dashboards/dashboard/jumpstream-dev"
+    )
+    assert dashboard_url("cn-north-1", "d").startswith("https://cn-north-1.console.amazonaws.cn/")
