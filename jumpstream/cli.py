@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Final, TextIO
 
-from jumpstream import ask, bench, demo, local, proxy
+from jumpstream import ask, bench, demo, local, preview, proxy
 from jumpstream.deployed import DeployedError, relay_url
 from jumpstream.reading import FORMATS
 
@@ -126,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ask(commands)
     _add_bench(commands)
     _add_proxy(commands)
+    _add_preview(commands)
     return parser
 
 
@@ -474,6 +476,38 @@ def _run_proxy(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         return 2
     options = proxy.ProxyOptions(url=located[0], port=args.port, region=located[1], sign=args.sign)
     return proxy.run_proxy(options, stdout=stdout, stderr=stderr)
+
+
+def _add_preview(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    defaults = preview.PreviewOptions()
+    parser = commands.add_parser(
+        "dashboard-preview",
+        help="plot the relay's metrics from a local run, as the dashboard will show them",
+        description=(
+            "Run the local stack, send a mix of requests (some failing on purpose), read the "
+            "metrics in the relay's log lines as CloudWatch would, and plot them to a PNG."
+        ),
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=defaults.output,
+        metavar="PNG",
+        help="where the picture goes (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--requests",
+        type=_positive_int,
+        default=defaults.requests,
+        metavar="N",
+        help="how many requests (default: %(default)s)",
+    )
+    parser.set_defaults(handler=_run_preview)
+
+
+def _run_preview(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    options = preview.PreviewOptions(output=args.output, requests=args.requests)
+    return preview.run_preview(options, stdout=stdout, stderr=stderr)
 
 
 Handler = Callable[[argparse.Namespace, TextIO, TextIO], int]
