@@ -12,14 +12,12 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from stacks.catalog import Model, partition
+from stacks.availability import Availability, load_availability
+from stacks.catalog import Model, deployment_problem, partition
 from stacks.errors import ConfigError
 from stacks.nag import acknowledge
 
 VARIANT_NAME = "AllTraffic"
-# Regions where JumpStart hosts the models but CloudFormation's registry has no
-# AWS::SageMaker::Model / EndpointConfig / Endpoint (cfn-lint E3006, CDK's own F3006).
-CLOUDFORMATION_LACKS_SAGEMAKER = frozenset({"us-gov-east-1"})
 
 
 def endpoint_arn(region: str, account: str, endpoint_name: str) -> str:
@@ -46,19 +44,18 @@ class JumpStartEndpoint(Construct):
         instance_type: str,
         instance_count: int = 1,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+        availability: Availability | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
         region = stack.region
         if cdk.Token.is_unresolved(region):
             raise ConfigError("JumpStartEndpoint needs a stack with an explicit region")
-        if instance_type not in model.instance_types:
-            raise ConfigError(
-                f"instance type {instance_type!r} is not supported by {model.id}; choose one of: "
-                f"{', '.join(sorted(model.instance_types))}"
-            )
-        if region not in model.regions:
-            raise ConfigError(f"{model.id} is not hosted by JumpStart in {region}")
+        problem = deployment_problem(
+            model, region, instance_type, availability or load_availability()
+        )
+        if problem:
+            raise ConfigError(problem)
         self.endpoint_name = endpoint_name
         self.variant_name = VARIANT_NAME
         part = partition(region)
@@ -134,12 +131,6 @@ class JumpStartEndpoint(Construct):
         self.endpoint.node.add_dependency(self.log_group)
 
         self.endpoint_arn = endpoint_arn(region, account, endpoint_name)
-        if region in CLOUDFORMATION_LACKS_SAGEMAKER:
-            cdk.Annotations.of(self).add_warning_v2(
-                "jumpstream:NoSageMakerInCloudFormation",
-                f"CloudFormation does not offer the SageMaker resource types in {region} yet: "
-                "this template synthesizes, but `cdk deploy` will fail there until it does.",
-            )
 
     def _grant_execution(self, *, model: Model, region: str, account: str, part: str) -> iam.Policy:
         """Exactly what SageMaker does with the execution role for this endpoint, and no more.

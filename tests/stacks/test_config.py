@@ -99,8 +99,18 @@ def test_bad_context_names_the_valid_choices(context: dict, message: str) -> Non
         ),
         ({**BASE, "region": "il-central-1"}, "set relay.enabled = false"),
         (
-            {"region": "us-gov-west-1", "model_id": "huggingface-llm-falcon-7b-bf16"},
-            "not published in GovCloud (us-gov-west-1); set relay.enabled = false",
+            {
+                "region": "us-gov-west-1",
+                "model_id": "huggingface-llm-falcon-40b-bf16",
+                "instance_type": "ml.p4d.24xlarge",
+            },
+            "the AWS Lambda Web Adapter 1.0.0 layer the relay runs on is not published in "
+            "us-gov-west-1; set relay.enabled = false to deploy the endpoint alone",
+        ),
+        (
+            {**BASE, "region": "me-south-1"},
+            "region 'me-south-1' does not host huggingface-llm-mistral-7b-instruct: SageMaker "
+            "hosting offers none of its instance types",
         ),
     ],
 )
@@ -159,6 +169,6 @@ def test_cli_bad_context_prints_one_clear_line_first(tmp_path: Path) -> None:
     assert result.returncode != 0
     first = result.stderr.strip().splitlines()[0]
     assert first.startswith("jumpstream: error: environment 'dev': region 'mars-1' does not host")
-    assert "choose one of: af-south-1" in first
+    assert "choose one of: ap-east-1, ap-northeast-1" in first
     assert "Traceback" not in result.stderr
     assert "jsii" not in result.stderr.lower()
