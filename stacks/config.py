@@ -33,7 +33,7 @@ PRINCIPAL_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:(root|role/\S+|u
 
 _ENV_KEYS = {
     "region", "account", "model_id", "instance_type", "instance_count", "log_retention_days",
-    "tags", "relay",
+    "tags", "relay", "termination_protection",
 }  # fmt: skip
 _RELAY_KEYS = {
     "enabled", "auth", "reserved_concurrency", "max_new_tokens_limit", "cors_allow_origins",
@@ -67,6 +67,8 @@ class EnvironmentConfig:
     log_retention_days: int
     tags: dict[str, str] = field(default_factory=dict)
     relay: RelayConfig = field(default_factory=RelayConfig)
+    # CloudFormation refuses to delete the stacks until it is turned off again (README).
+    termination_protection: bool = False
 
     @property
     def endpoint_name(self) -> str:
@@ -217,6 +219,9 @@ def resolve_environment(
         isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
     ):
         raise ConfigError(f"{where}: tags must be a table of strings")
+    protection = settings.get("termination_protection", False)
+    if not isinstance(protection, bool):
+        raise ConfigError(f"{where}: termination_protection must be true or false")
     relay = _relay(settings.get("relay"), where)
     if relay.enabled:
         problem = catalog.availability.relay_unavailable_reason(region)
@@ -241,6 +246,7 @@ def resolve_environment(
         log_retention_days=retention,
         tags=dict(tags),
         relay=relay,
+        termination_protection=protection,
     )
 
 

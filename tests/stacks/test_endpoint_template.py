@@ -257,7 +257,18 @@ def test_execution_role_is_least_privilege(matrix: Matrix, model_id: str, region
         "/aws/sagemaker/Endpoints/jumpstream-t"
     )
     assert sorted(_flat(r) for r in logs["Resource"]) == [group, f"{group}:log-stream:*"]
-    assert "logs:CreateLogGroup" not in logs["Action"]
+    assert sorted(logs["Action"]) == [
+        "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"
+    ]  # fmt: skip
+    # AWS's documented minimum: CreateLogGroup, on this endpoint's own group and nothing else.
+    create = st["CreateEndpointLogGroup"]
+    assert (create["Action"], _flat(create["Resource"])) == ("logs:CreateLogGroup", group)
+    alarms = f"arn:{part}:cloudwatch:{region}:${{AWS::AccountId}}:alarm:jumpstream-t-new-fleet-"
+    describe = st["DescribeRollbackAlarms"]
+    assert describe["Action"] == "cloudwatch:DescribeAlarms"
+    assert sorted(_flat(r) for r in describe["Resource"]) == [
+        f"{alarms}5xx-errors", f"{alarms}model-errors"
+    ]  # fmt: skip
     # "*" only where IAM accepts nothing else, and never with a broad action.
     for sid, statement in st.items():
         resources = (
@@ -365,3 +376,61 @@ def test_the_deprecated_model_synthesizes_with_a_warning_saying_why(matrix: Matr
         )
         deprecated = model_id == "huggingface-llm-bilingual-rinna-4b-instruction-ppo-bf16"
         assert len(warnings) == (1 if deprecated else 0), (model_id, region)
+
+
+# Each rolling step may download the model, start it and bake: timeout = 2 steps x that.
+ROLLING_TIMEOUT = {"7b": 2 * (900 + 900 + 600), "40b": 2 * (1800 + 1800 + 600), "180b": 15600}
+
+
+def _size(model_id: str) -> str:
+    return "180b" if "180b" in model_id else "40b" if "40b" in model_id else "7b"
+
+
+@pytest.mark.parametrize(("model_id", "region"), CASES)
+def test_updates_roll_half_the_fleet_and_roll_back_on_the_new_fleets_errors(
+    matrix: Matrix, model_id: str, region: str
+) -> None:
+    template = matrix.templates[(model_id, region)]
+    endpoint = one(template, "AWS::SageMaker::Endpoint")
+    deployment = endpoint["DeploymentConfig"]
+    assert "BlueGreenUpdatePolicy" not in deployment
+    assert deployment["RollingUpdatePolicy"] == {
+        "MaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": 50},
+        "RollbackMaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": 50},
+        "WaitIntervalInSeconds": 600,
+        "MaximumExecutionTimeoutInSeconds": ROLLING_TIMEOUT[_size(model_id)],
+    }
+    alarms = {
+        logical_id: r["Properties"]
+        for logical_id, r in template["Resources"].items()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+    }
+    rollback = deployment["AutoRollbackConfiguration"]["Alarms"]
+    assert sorted(a["AlarmName"]["Ref"] for a in rollback) == sorted(alarms)
+    (config_id,) = [
+        k for k, r in template["Resources"].items() if r["Type"] == "AWS::SageMaker::EndpointConfig"
+    ]
+    by_metric = {a["MetricName"]: a for a in alarms.values()}
+    assert set(by_metric) == {"Invocation5XXErrors", "InvocationModelErrors"}
+    for metric, alarm in by_metric.items():
+        # Metrics SageMaker emits for a real-time endpoint, on the newest config's fleet only.
+        assert alarm["Namespace"] == "AWS/SageMaker"
+        assert sorted(alarm["Dimensions"], key=lambda d: d["Name"]) == [
+            {
+                "Name": "EndpointConfigName",
+                "Value": {"Fn::GetAtt": [config_id, "EndpointConfigName"]},
+            },
+            {"Name": "EndpointName", "Value": "jumpstream-t"},
+            {"Name": "VariantName", "Value": "AllTraffic"},
+        ]
+        assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == (
+            "Average",
+            60,
+            3,
+        )
+        assert alarm["DatapointsToAlarm"] == 2
+        assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+        assert alarm["Threshold"] == (0.05 if metric == "Invocation5XXErrors" else 0.25)
+        assert alarm["TreatMissingData"] == "notBreaching"
+    assert by_metric["Invocation5XXErrors"]["AlarmName"] == "jumpstream-t-new-fleet-5xx-errors"
+    assert by_metric["InvocationModelErrors"]["AlarmName"] == "jumpstream-t-new-fleet-model-errors"

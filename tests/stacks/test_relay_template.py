@@ -161,6 +161,18 @@ def test_shipped_environments_synthesize_nag_and_lint_clean(tmp_path: Path) -> N
         "jumpstream-dev-endpoint", "jumpstream-dev-relay",
         "jumpstream-prod-endpoint", "jumpstream-prod-relay",
     ]  # fmt: skip
+    # prod ships with termination protection on, dev without: what the cloud assembly tells
+    # `cdk deploy` to set on each stack.
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    protected = {
+        name: artifact["properties"].get("terminationProtection", False)
+        for name, artifact in manifest["artifacts"].items()
+        if artifact["type"] == "aws:cloudformation:stack"
+    }
+    assert protected == {
+        "jumpstream-dev-endpoint": False, "jumpstream-dev-relay": False,
+        "jumpstream-prod-endpoint": True, "jumpstream-prod-relay": True,
+    }  # fmt: skip
     report = json.loads((tmp_path / "validation-report.json").read_text())
     (nag,) = [r for r in report["pluginReports"] if r["pluginName"] == "AwsSolutions"]
     assert nag["violations"] == []
