@@ -409,29 +409,40 @@ def test_an_unknown_model_is_one_line(jumpstart, files) -> None:
     )
 
 
-def test_no_credentials_is_one_line_not_a_traceback(files, monkeypatch: pytest.MonkeyPatch) -> None:
+NO_CREDENTIALS = {
+    "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+    "AWS_CONFIG_FILE": "/nonexistent",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+# Nothing listens on the discard port: as far as boto3 can tell, S3 is unreachable.
+OFFLINE = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9",
+}
+
+
+@pytest.mark.parametrize(
+    ("environment", "message"),
+    [
+        (NO_CREDENTIALS, "no AWS credentials found: reading JumpStart's public metadata "),
+        (OFFLINE, "cannot reach S3 in us-west-2 (offline?): Could not connect "),
+    ],
+    ids=["no-credentials", "offline"],
+)
+def test_a_refresh_that_cannot_read_says_why_in_one_line(
+    files, monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], message: str
+) -> None:
     for name in (
         "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
         "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
     ):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
     code, out, err = refresh(files)
     assert (code, out) == (1, "")
-    assert err.startswith("jumpstream: error: no AWS credentials found: ")
+    assert err.startswith(f"jumpstream: error: {message}")
     assert err.count("\n") == 1
     assert "Traceback" not in err
-
-
-def test_offline_is_one_line_not_a_traceback(files, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Nothing listens on the discard port: as far as boto3 can tell, S3 is unreachable."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")
-    code, out, err = refresh(files)
-    assert (code, out) == (1, "")
-    assert err.startswith("jumpstream: error: cannot reach S3 in us-west-2 (offline?): ")
-    assert err.count("\n") == 1
