@@ -41,7 +41,6 @@ class Availability:
     """Per-region facts: hosting instance types, CloudFormation types, the relay's platform."""
 
     hosting: Mapping[str, frozenset[str]]
-    hosting_source: str
     cloudformation_sagemaker: frozenset[str]
     cloudformation_function_url: frozenset[str]
     python314_arm64: frozenset[str]
@@ -82,7 +81,6 @@ def parse_availability(doc: Mapping[str, Any]) -> Availability:
     adapter = doc["lambda_web_adapter"]
     return Availability(
         hosting={region: frozenset(types) for region, types in hosting["instance_types"].items()},
-        hosting_source=f"{hosting['source']}, {hosting['retrieved']}",
         cloudformation_sagemaker=frozenset(cloudformation["sagemaker_regions"]),
         cloudformation_function_url=frozenset(cloudformation["function_url_regions"]),
         python314_arm64=frozenset(cloudformation["python314_arm64_regions"]),
