@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final, TextIO
 
-from jumpstream import ask, bench, demo, local, preview, proxy
+from jumpstream import ask, bench, catalog_refresh, demo, local, preview, proxy
 from jumpstream.deployed import DeployedError, relay_url
 from jumpstream.reading import FORMATS
 
@@ -128,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench(commands)
     _add_proxy(commands)
     _add_preview(commands)
+    _add_catalog(commands)
     return parser
 
 
@@ -341,6 +342,50 @@ def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="where the JSON results go (default: %(default)s)",
     )
     parser.set_defaults(handler=_run_bench)
+
+
+def _add_catalog(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "catalog",
+        help="maintain the model catalog (stacks/models.json, stacks/availability.json)",
+        description="Maintain the model catalog.",
+    )
+    actions = parser.add_subparsers(dest="catalog_command", metavar="<command>", required=True)
+    refresh = actions.add_parser(
+        "refresh",
+        help="compare the catalog with JumpStart's published metadata; --write applies it",
+        description=(
+            "Rebuild each catalog model's facts from its pinned JumpStart spec (read with "
+            "sagemaker-core from JumpStart's S3 bucket; needs network access and any AWS "
+            "credentials), report newer TGI versions, refuse versions that moved to another "
+            "container, report deprecations, regenerate the availability tables from the "
+            "installed cfn-lint, and print a diff. Nothing is written without --write."
+        ),
+    )
+    refresh.add_argument(
+        "--model",
+        dest="model_ids",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="refresh only this catalog model (repeatable; default: all)",
+    )
+    refresh.add_argument(
+        "--write", action="store_true", help="write the changes into stacks/ (default: only show)"
+    )
+    refresh.add_argument(
+        "--region",
+        default=catalog_refresh.DEFAULT_REGION,
+        help="the region whose JumpStart bucket is read (default: %(default)s)",
+    )
+    refresh.set_defaults(handler=_run_catalog_refresh)
+
+
+def _run_catalog_refresh(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    options = catalog_refresh.RefreshOptions(
+        model_ids=tuple(args.model_ids), write=args.write, region=args.region
+    )
+    return catalog_refresh.run_refresh(options, stdout=stdout, stderr=stderr)
 
 
 def _run_local(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:

@@ -5,6 +5,11 @@ them types and refuses a file that breaks the invariants the endpoint construct 
 supported default instance, at least one GPU per instance type, an artifact that is a prefix or
 a `.tar.gz`, an image tag carrying the TGI version, startup timeouts within 60-3600 s, at least
 one region). Regions without an entry in the account table use the default ECR account.
+
+A model's regions are derived, not typed: those of its spec's image regions where
+`availability.json` says SageMaker hosting offers one of its instance types and CloudFormation
+has the SageMaker resource types. `deployment_problem()` is the one check of a model x region x
+instance type, used by the config and by the endpoint construct alike.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from stacks.availability import Availability, load_availability
 from stacks.errors import ConfigError
 
 CATALOG_PATH = Path(__file__).with_name("models.json")
@@ -58,6 +64,7 @@ class Model:
     default_instance_type: str
     instance_types: dict[str, InstanceOption]
     environment: dict[str, str]
+    image_regions: tuple[str, ...]
     regions: tuple[str, ...]
     eos_token: str
     #: The model's chat layout as the relay's PROMPT_TEMPLATE setting reads it (compact JSON,
@@ -108,9 +115,65 @@ def dns_suffix(region: str) -> str:
     return "amazonaws.com.cn" if partition(region) == "aws-cn" else "amazonaws.com"
 
 
+def deployable_regions(
+    image_regions: tuple[str, ...], instance_types: list[str], availability: Availability
+) -> tuple[str, ...]:
+    """Where a model can really run: its spec names an image there, SageMaker hosting offers at
+    least one of its instance types there, and CloudFormation has the SageMaker types."""
+    return tuple(
+        sorted(
+            region
+            for region in image_regions
+            if region in availability.cloudformation_sagemaker
+            and any(availability.offers(region, t) for t in instance_types)
+        )
+    )
+
+
+def region_problem(model: Model, region: str, availability: Availability) -> str | None:
+    """Why `model` cannot run in `region` on any of its instance types, or None."""
+    if region not in model.image_regions:
+        return f"its JumpStart spec {model.spec_version} names no image in {region}"
+    if not any(availability.offers(region, t) for t in model.instance_types):
+        return (
+            f"SageMaker hosting offers none of its instance types "
+            f"({', '.join(model.instance_types)}) in {region}"
+        )
+    if region not in availability.cloudformation_sagemaker:
+        return f"CloudFormation does not offer the SageMaker resource types in {region}"
+    return None
+
+
+def deployment_problem(
+    model: Model, region: str, instance_type: str, availability: Availability
+) -> str | None:
+    """Why `model` cannot be deployed on `instance_type` in `region`, in one line, or None."""
+    problem = region_problem(model, region, availability)
+    if problem:
+        return (
+            f"{model.id} cannot run in {region}: {problem}; "
+            f"choose a region among: {', '.join(model.regions)}"
+        )
+    offered_here = [t for t in model.instance_types if availability.offers(region, t)]
+    if instance_type not in model.instance_types:
+        return (
+            f"instance type {instance_type!r} is not supported by {model.id}; "
+            f"choose one of: {', '.join(offered_here)}"
+        )
+    if instance_type not in offered_here:
+        where = availability.regions_offering(instance_type)
+        return (
+            f"SageMaker hosting does not offer {instance_type} in {region} (it does in "
+            f"{', '.join(where) or 'no region'}); of {model.id}'s instance types {region} "
+            f"offers: {', '.join(offered_here)}"
+        )
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Catalog:
     models: dict[str, Model]
+    availability: Availability
 
     def get(self, model_id: str) -> Model:
         try:
@@ -130,7 +193,9 @@ def _env_strings(raw: dict[str, Any], where: str) -> dict[str, str]:
     return out
 
 
-def _model(raw: dict[str, Any], *, bucket: str, registry: ImageRegistry) -> Model:
+def _model(
+    raw: dict[str, Any], *, bucket: str, registry: ImageRegistry, availability: Availability
+) -> Model:
     where = f"models.json: {raw.get('id', '?')}"
     options = {
         name: InstanceOption(
@@ -150,7 +215,8 @@ def _model(raw: dict[str, Any], *, bucket: str, registry: ImageRegistry) -> Mode
         default_instance_type=raw["default_instance_type"],
         instance_types=options,
         environment=_env_strings(raw["environment"], where),
-        regions=tuple(raw["regions"]),
+        image_regions=tuple(raw["image_regions"]),
+        regions=deployable_regions(tuple(raw["image_regions"]), list(options), availability),
         eos_token=raw["eos_token"],
         prompt_template=json.dumps(
             raw["prompt_template"], ensure_ascii=True, separators=(",", ":"), sort_keys=True
@@ -181,10 +247,13 @@ def _check(model: Model, where: str) -> None:
         if not 60 <= seconds <= 3600:
             raise ConfigError(f"{where}: startup timeouts must be within 60..3600 seconds")
     if not model.regions:
-        raise ConfigError(f"{where}: no regions")
+        raise ConfigError(
+            f"{where}: no regions (none of its image regions offers one of its instance types)"
+        )
 
 
-def parse_catalog(doc: dict[str, Any]) -> Catalog:
+def parse_catalog(doc: dict[str, Any], availability: Availability | None = None) -> Catalog:
+    availability = availability or load_availability()
     image = doc["image"]
     registry = ImageRegistry(
         repository=image["repository"],
@@ -193,11 +262,13 @@ def parse_catalog(doc: dict[str, Any]) -> Catalog:
     )
     models: dict[str, Model] = {}
     for raw in doc["models"]:
-        model = _model(raw, bucket=doc["artifact_bucket"], registry=registry)
+        model = _model(
+            raw, bucket=doc["artifact_bucket"], registry=registry, availability=availability
+        )
         if model.id in models:
             raise ConfigError(f"models.json: {model.id} is listed twice")
         models[model.id] = model
-    return Catalog(models)
+    return Catalog(models, availability)
 
 
 @cache

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stacks.catalog import Catalog, Model, load_catalog
+from stacks.catalog import Catalog, Model, deployment_problem, load_catalog, region_problem
 from stacks.errors import ConfigError
 from stacks.retention import RETENTION_BY_DAYS
 
@@ -26,15 +26,6 @@ CONFIG_PATH = Path(__file__).resolve().parent.parent / "environments.toml"
 OVERRIDE_KEYS = ("model_id", "region", "instance_type", "instance_count")
 
 
-# Lambda function URLs are not offered in these regions (nor in China): a relay there is refused.
-NO_FUNCTION_URL_REGIONS = frozenset(
-    {
-        "ap-south-2", "ap-southeast-4", "ap-southeast-5", "ap-southeast-6", "ap-southeast-7",
-        "ap-east-2", "ca-west-1", "eu-south-2", "eu-central-2", "il-central-1", "me-central-1",
-        "cn-north-1", "cn-northwest-1",
-    }
-)  # fmt: skip
-
 AUTH_TYPES = ("AWS_IAM", "NONE")
 # The name ends up in `jumpstream-<name>`, a SageMaker endpoint name: letters and digits joined by
 # single hyphens, so no trailing or doubled '-'.
@@ -44,7 +35,7 @@ PRINCIPAL_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:(root|role/\S+|u
 
 _ENV_KEYS = {
     "region", "account", "model_id", "instance_type", "instance_count", "log_retention_days",
-    "tags", "relay",
+    "tags", "relay", "termination_protection",
 }  # fmt: skip
 _RELAY_KEYS = {
     "enabled", "auth", "reserved_concurrency", "max_new_tokens_limit", "cors_allow_origins",
@@ -78,6 +69,8 @@ class EnvironmentConfig:
     log_retention_days: int
     tags: dict[str, str] = field(default_factory=dict)
     relay: RelayConfig = field(default_factory=RelayConfig)
+    # CloudFormation refuses to delete the stacks until it is turned off again (README).
+    termination_protection: bool = False
 
     @property
     def endpoint_name(self) -> str:
@@ -119,18 +112,6 @@ def _check_keys(raw: Any, allowed: set[str], where: str) -> None:
         raise ConfigError(
             f"{where}: unknown setting(s) {_choices(unknown)}; valid settings: {_choices(allowed)}"
         )
-
-
-def relay_unavailable_reason(region: str) -> str | None:
-    """Why the streaming relay cannot run in `region`, or None where it can."""
-    if region.startswith("cn-") or region in NO_FUNCTION_URL_REGIONS:
-        return f"Lambda function URLs are not offered in {region}"
-    if region.startswith("us-gov-"):
-        return (
-            f"the AWS Lambda Web Adapter layer the relay runs on is not published in GovCloud "
-            f"({region})"
-        )
-    return None
 
 
 def model_max_new_tokens(model: Model) -> int:
@@ -217,8 +198,10 @@ def resolve_environment(
 
     region = settings.get("region")
     if not isinstance(region, str) or region not in model.regions:
+        problem = isinstance(region, str) and region_problem(model, region, catalog.availability)
+        why = f": {problem}" if problem else ""
         raise ConfigError(
-            f"{where}: region {region!r} does not host {model.id}; "
+            f"{where}: region {region!r} does not host {model.id}{why}; "
             f"choose one of: {_choices(model.regions)}"
         )
     account = settings.get("account")
@@ -226,11 +209,11 @@ def resolve_environment(
         raise ConfigError(f"{where}: account must be a 12-digit string, got {account!r}")
 
     instance_type = settings.get("instance_type") or model.default_instance_type
-    if instance_type not in model.instance_types:
-        raise ConfigError(
-            f"{where}: instance type {instance_type!r} is not supported by {model.id}; "
-            f"choose one of: {', '.join(model.instance_types)}"
-        )
+    problem = deployment_problem(model, region, instance_type, catalog.availability)
+    if problem:
+        if "instance_type" not in settings:
+            problem += f" (the default is {instance_type}: set instance_type)"
+        raise ConfigError(f"{where}: {problem}")
     instance_count = _int(settings.get("instance_count", 1), f"{where}: instance_count", minimum=1)
     retention = settings.get("log_retention_days", 30)
     if isinstance(retention, bool) or retention not in RETENTION_BY_DAYS:
@@ -243,9 +226,12 @@ def resolve_environment(
         isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
     ):
         raise ConfigError(f"{where}: tags must be a table of strings")
+    protection = settings.get("termination_protection", False)
+    if not isinstance(protection, bool):
+        raise ConfigError(f"{where}: termination_protection must be true or false")
     relay = _relay(settings.get("relay"), where)
     if relay.enabled:
-        problem = relay_unavailable_reason(region)
+        problem = catalog.availability.relay_unavailable_reason(region)
         if problem:
             raise ConfigError(
                 f"{where}: {problem}; set relay.enabled = false to deploy the endpoint alone"
@@ -267,6 +253,7 @@ def resolve_environment(
         log_retention_days=retention,
         tags=dict(tags),
         relay=relay,
+        termination_protection=protection,
     )
 
 

@@ -6,20 +6,43 @@ the tests (image URI, model data form, environment strings, network isolation, t
 
 from __future__ import annotations
 
+import math
+
 import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from stacks.catalog import Model, partition
+from stacks.availability import Availability, load_availability
+from stacks.catalog import Model, deployment_problem, partition
 from stacks.errors import ConfigError
 from stacks.nag import acknowledge
 
 VARIANT_NAME = "AllTraffic"
-# Regions where JumpStart hosts the models but CloudFormation's registry has no
-# AWS::SageMaker::Model / EndpointConfig / Endpoint (cfn-lint E3006, CDK's own F3006).
-CLOUDFORMATION_LACKS_SAGEMAKER = frozenset({"us-gov-east-1"})
+
+# Rolling updates: each step starts this share of the fleet on the new config, moves its traffic,
+# bakes, then stops as many old instances. 50% is the most SageMaker accepts (5-50% of the
+# variant's instances) and, rounded up, one instance for a one-instance environment: an update
+# needs quota for the running fleet plus half of it (at least one instance), not a second fleet.
+ROLLING_BATCH_PERCENT = 50
+# How long SageMaker watches the rollback alarms after each step before the next one.
+BAKE_SECONDS = 600
+# The rollback alarms: the new fleet's share of failed invocations, per minute. Average of a 0/1
+# metric is an error rate; 2 of 3 minutes above it trips the alarm. 5xx means the container
+# failed; InvocationModelErrors also counts timeouts and broken responses (and the model's 4xx,
+# hence the higher rate). No traffic is no evidence: missing data does not trip them.
+ROLLBACK_ALARMS = (
+    ("Invocation5XXErrors", 0.05, "5xx-errors"),
+    ("InvocationModelErrors", 0.25, "model-errors"),
+)
+
+
+def rolling_timeout_seconds(*, download_seconds: int, startup_seconds: int) -> int:
+    """The whole update's limit: every step may download, start and bake (SageMaker: 600-28800)."""
+    steps = math.ceil(100 / ROLLING_BATCH_PERCENT)
+    return min(28800, max(600, steps * (download_seconds + startup_seconds + BAKE_SECONDS)))
 
 
 def endpoint_arn(region: str, account: str, endpoint_name: str) -> str:
@@ -31,7 +54,8 @@ class JumpStartEndpoint(Construct):
     """Model, endpoint config, endpoint, its log group and a least-privilege execution role.
 
     Model and endpoint-config names are left to CloudFormation, so changing the model or the
-    instance type replaces them and updates the endpoint in place; the endpoint's own name is
+    instance type replaces them and updates the endpoint in place, as a rolling update that
+    rolls back by itself when the new fleet's error alarms trip; the endpoint's own name is
     fixed (callers need it) and its log group is created here first, with a retention and a
     DESTROY removal policy, so SageMaker never creates one that `cdk destroy` would orphan.
     """
@@ -46,19 +70,18 @@ class JumpStartEndpoint(Construct):
         instance_type: str,
         instance_count: int = 1,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+        availability: Availability | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
         region = stack.region
         if cdk.Token.is_unresolved(region):
             raise ConfigError("JumpStartEndpoint needs a stack with an explicit region")
-        if instance_type not in model.instance_types:
-            raise ConfigError(
-                f"instance type {instance_type!r} is not supported by {model.id}; choose one of: "
-                f"{', '.join(sorted(model.instance_types))}"
-            )
-        if region not in model.regions:
-            raise ConfigError(f"{model.id} is not hosted by JumpStart in {region}")
+        problem = deployment_problem(
+            model, region, instance_type, availability or load_availability()
+        )
+        if problem:
+            raise ConfigError(problem)
         self.endpoint_name = endpoint_name
         self.variant_name = VARIANT_NAME
         part = partition(region)
@@ -125,21 +148,74 @@ class JumpStartEndpoint(Construct):
             ],
         )
 
+        self.rollback_alarms = [
+            self._new_fleet_alarm(metric, threshold, suffix)
+            for metric, threshold, suffix in ROLLBACK_ALARMS
+        ]
         self.endpoint = sagemaker.CfnEndpoint(
             self,
             "Endpoint",
             endpoint_name=endpoint_name,
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
+            deployment_config=sagemaker.CfnEndpoint.DeploymentConfigProperty(
+                rolling_update_policy=sagemaker.CfnEndpoint.RollingUpdatePolicyProperty(
+                    maximum_batch_size=sagemaker.CfnEndpoint.CapacitySizeProperty(
+                        type="CAPACITY_PERCENT", value=ROLLING_BATCH_PERCENT
+                    ),
+                    rollback_maximum_batch_size=sagemaker.CfnEndpoint.CapacitySizeProperty(
+                        type="CAPACITY_PERCENT", value=ROLLING_BATCH_PERCENT
+                    ),
+                    wait_interval_in_seconds=BAKE_SECONDS,
+                    maximum_execution_timeout_in_seconds=rolling_timeout_seconds(
+                        download_seconds=model.download_timeout_seconds,
+                        startup_seconds=model.health_check_timeout_seconds,
+                    ),
+                ),
+                auto_rollback_configuration=sagemaker.CfnEndpoint.AutoRollbackConfigProperty(
+                    alarms=[
+                        sagemaker.CfnEndpoint.AlarmProperty(alarm_name=alarm.alarm_name)
+                        for alarm in self.rollback_alarms
+                    ]
+                ),
+            ),
         )
         self.endpoint.node.add_dependency(self.log_group)
 
         self.endpoint_arn = endpoint_arn(region, account, endpoint_name)
-        if region in CLOUDFORMATION_LACKS_SAGEMAKER:
-            cdk.Annotations.of(self).add_warning_v2(
-                "jumpstream:NoSageMakerInCloudFormation",
-                f"CloudFormation does not offer the SageMaker resource types in {region} yet: "
-                "this template synthesizes, but `cdk deploy` will fail there until it does.",
-            )
+
+    def rollback_alarm_name(self, suffix: str) -> str:
+        """Fixed per endpoint, so the execution role can name them without a dependency cycle."""
+        return f"{self.endpoint_name}-new-fleet-{suffix}"
+
+    def _new_fleet_alarm(self, metric: str, threshold: float, suffix: str) -> cloudwatch.Alarm:
+        """An alarm on the newest endpoint config's fleet only: SageMaker publishes invocation
+        metrics with an EndpointConfigName dimension once a fleet takes traffic, so an old fleet
+        that already errs cannot stop or roll back an update."""
+        return cloudwatch.Alarm(
+            self,
+            f"NewFleet{metric}",
+            alarm_name=self.rollback_alarm_name(suffix),
+            alarm_description=(
+                f"Rolls back an update of endpoint {self.endpoint_name} when more than "
+                f"{threshold:.0%} of the new fleet's invocations fail ({metric})"
+            ),
+            metric=cloudwatch.Metric(
+                namespace="AWS/SageMaker",
+                metric_name=metric,
+                dimensions_map={
+                    "EndpointName": self.endpoint_name,
+                    "VariantName": VARIANT_NAME,
+                    "EndpointConfigName": self.endpoint_config.attr_endpoint_config_name,
+                },
+                statistic="Average",
+                period=cdk.Duration.minutes(1),
+            ),
+            threshold=threshold,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=3,
+            datapoints_to_alarm=2,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
 
     def _grant_execution(self, *, model: Model, region: str, account: str, part: str) -> iam.Policy:
         """Exactly what SageMaker does with the execution role for this endpoint, and no more.
@@ -148,8 +224,11 @@ class JumpStartEndpoint(Construct):
         (list the prefix, then get each object; a `.tar.gz` needs only the one object), (2) pull
         the TGI image from the Deep Learning Containers registry, and (3) write the container's
         logs and the endpoint's metrics. Network isolation keeps the container itself off the
-        network, so nothing else is needed at run time. Not granted: logs:CreateLogGroup (the
-        stack owns the log group, so SageMaker cannot recreate it after `cdk destroy`).
+        network, so nothing else is needed at run time. logs:CreateLogGroup, which AWS's
+        documented minimum CreateModel policy includes, is granted on this endpoint's own log
+        group only: the stack creates that group first and deletes it after the endpoint, so
+        SageMaker's call finds it there and no other group can be made. Deployment guardrails
+        read the rollback alarms with the execution role: cloudwatch:DescribeAlarms on those two.
         """
         bucket_arn = f"arn:{part}:s3:::{model.artifact_bucket(region)}"
         log_group_arn = (
@@ -222,6 +301,7 @@ class JumpStartEndpoint(Construct):
                 "nothing, and the PullTgiImage statement limits pulls to the TGI repository."
             ),
         )
+        allow("CreateEndpointLogGroup", ["logs:CreateLogGroup"], [log_group_arn])
         allow(
             "WriteEndpointLogs",
             ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
@@ -240,6 +320,14 @@ class JumpStartEndpoint(Construct):
                 "cloudwatch:PutMetricData supports no resource ARN; a condition limits it to "
                 "SageMaker's endpoint metrics namespace."
             ),
+        )
+        allow(
+            "DescribeRollbackAlarms",
+            ["cloudwatch:DescribeAlarms"],
+            [
+                f"arn:{part}:cloudwatch:{region}:{account}:alarm:{self.rollback_alarm_name(suffix)}"
+                for _, _, suffix in ROLLBACK_ALARMS
+            ],
         )
         for finding, reasons in wildcards.items():
             acknowledge(policy, finding, " ".join(reasons))

@@ -16,6 +16,7 @@ class EndpointStack(cdk.Stack):
             scope,
             construct_id,
             env=cdk.Environment(account=config.account, region=config.region),
+            termination_protection=config.termination_protection,
             description=(
                 f"jumpstream {config.name}: SageMaker endpoint {config.endpoint_name} serving "
                 f"{config.model.id} on {config.instance_count} x {config.instance_type}"

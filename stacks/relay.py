@@ -17,15 +17,11 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from stacks.availability import Availability, load_availability
 from stacks.bundling import bundled_code
-from stacks.config import relay_unavailable_reason
 from stacks.errors import ConfigError
 
 STREAMER_SOURCE = Path(__file__).resolve().parent.parent / "lambda" / "streamer"
-
-# AWS Lambda Web Adapter 1.0.0 (layer version 27), published by AWS in every commercial region.
-LWA_LAYER_ACCOUNT = "753240598075"
-LWA_LAYER_VERSION = 27
 
 # Sizing: the slowest model we host (Falcon 180B) generates ~10 tokens/s per request; the function
 # must outlive the longest allowed answer plus queueing and prefill, within Lambda's 900 s.
@@ -34,13 +30,6 @@ STARTUP_AND_PREFILL_SECONDS = 60
 # botocore's read timeout between two upstream parts. TGI sends a keep-alive every 15 s while a
 # request waits, so a longer silence means the endpoint is stuck.
 UPSTREAM_READ_TIMEOUT_SECONDS = 60
-
-
-def lwa_layer_arn(region: str, architecture: lambda_.Architecture) -> str:
-    # jsii hands back a new Architecture object each time: compare names, not identities.
-    arm = architecture.name == lambda_.Architecture.ARM_64.name
-    name = "LambdaAdapterLayerArm64" if arm else "LambdaAdapterLayerX86"
-    return f"arn:aws:lambda:{region}:{LWA_LAYER_ACCOUNT}:layer:{name}:{LWA_LAYER_VERSION}"
 
 
 def function_timeout_seconds(max_new_tokens_limit: int) -> int:
@@ -76,12 +65,17 @@ class StreamingRelay(Construct):
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
         inference_component_name: str | None = None,
         code: lambda_.Code | None = None,
+        availability: Availability | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         region = cdk.Stack.of(self).region
-        problem = relay_unavailable_reason(region)
+        platform = availability or load_availability()
+        problem = platform.relay_unavailable_reason(region)
         if problem:
-            raise ConfigError(f"the streaming relay cannot be deployed: {problem}")
+            raise ConfigError(
+                f"the streaming relay cannot be deployed: {problem}; set relay.enabled = false "
+                "to deploy the endpoint alone"
+            )
         architecture = lambda_.Architecture.ARM_64
         timeout = function_timeout_seconds(max_new_tokens_limit)
 
@@ -140,7 +134,7 @@ class StreamingRelay(Construct):
             code=code or bundled_code(STREAMER_SOURCE, architecture=architecture.name),
             layers=[
                 lambda_.LayerVersion.from_layer_version_arn(
-                    self, "WebAdapter", lwa_layer_arn(region, architecture)
+                    self, "WebAdapter", platform.web_adapter.arm64_arn(region)
                 )
             ],
             environment=environment,

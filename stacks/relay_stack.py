@@ -19,6 +19,7 @@ class RelayStack(cdk.Stack):
             scope,
             construct_id,
             env=cdk.Environment(account=config.account, region=config.region),
+            termination_protection=config.termination_protection,
             description=(
                 f"jumpstream {config.name}: streaming function URL for SageMaker endpoint "
                 f"{config.endpoint_name}"

@@ -70,11 +70,15 @@ def test_regions_and_pinned_spec_versions() -> None:
         "huggingface-llm-rinna-3-6b-instruction-ppo-bf16": "2.1.22",
         "huggingface-llm-bilingual-rinna-4b-instruction-ppo-bf16": "2.2.13",
     }
+    # Where the pinned specs name an image (JumpStart hosts the artifacts): 27 regions, but the
+    # Mistral specs have none in GovCloud nor in cn-northwest-1.
     for model in catalog.models.values():
-        gov = {r for r in model.regions if r.startswith("us-gov-")}
-        assert len(model.regions) == (25 if "mistral" in model.id else 27)
+        gov = {r for r in model.image_regions if r.startswith("us-gov-")}
+        assert len(model.image_regions) == (24 if "mistral" in model.id else 27)
         assert gov == (set() if "mistral" in model.id else {"us-gov-east-1", "us-gov-west-1"})
-        assert {"cn-north-1", "cn-northwest-1"} <= set(model.regions)
+        assert ("cn-northwest-1" in model.image_regions) == ("mistral" not in model.id)
+        assert "cn-north-1" in model.image_regions
+        assert set(model.regions) <= set(model.image_regions)
 
 
 def _doc() -> dict:
@@ -90,7 +94,8 @@ def _doc() -> dict:
         (lambda m: m["instance_types"]["ml.g5.2xlarge"].update(gpus=0), "at least one GPU"),
         (lambda m: m["startup"].update(model_data_download_timeout_seconds=7200), "60..3600"),
         (lambda m: m["environment"].update(MAX_TOTAL_TOKENS=[1]), "string or a number"),
-        (lambda m: m.update(regions=[]), "no regions"),
+        (lambda m: m.update(image_regions=[]), "no regions"),
+        (lambda m: m.update(image_regions=["eu-west-3", "af-south-1"]), "no regions"),
     ],
 )
 def test_a_broken_catalog_is_refused(mutate, message: str) -> None:

@@ -7,6 +7,8 @@ every region is what keeps a wrong account from reaching a deploy.
 
 from __future__ import annotations
 
+from functools import cache
+
 import pytest
 from sagemaker.core import image_uris
 
@@ -18,6 +20,7 @@ MODELS = sorted(load_catalog().models.values(), key=lambda m: m.id)
 SAME_TAG_VERSIONS = {"1.4.0", "2.0.0"}
 
 
+@cache
 def sdk_uri(tgi_version: str, region: str, instance_type: str) -> str:
     return image_uris.retrieve(
         framework="huggingface-llm",

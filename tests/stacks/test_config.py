@@ -28,6 +28,9 @@ def test_shipped_environments_resolve() -> None:
     assert envs["dev"].instance_type == "ml.g5.2xlarge"
     assert envs["prod"].instance_type == "ml.g5.12xlarge"  # the model's default
     assert envs["dev"].endpoint_name == "jumpstream-dev"
+    assert (envs["dev"].termination_protection, envs["prod"].termination_protection) == (
+        False, True
+    )  # fmt: skip
 
 
 def test_context_overrides_apply_to_the_named_environment() -> None:
@@ -84,6 +87,7 @@ def test_bad_context_names_the_valid_choices(context: dict, message: str) -> Non
         ({**BASE, "log_retention_days": 10}, "log_retention_days must be one of 1, 3, 5, 7"),
         ({**BASE, "account": "12345"}, "account must be a 12-digit string"),
         ({**BASE, "tags": {"a": 1}}, "tags must be a table of strings"),
+        ({**BASE, "termination_protection": "yes"}, "termination_protection must be true or false"),
         ({"region": "us-east-1"}, "model_id is required"),
         ({**BASE, "region": "us-gov-west-1"}, "does not host huggingface-llm-mistral-7b-instruct"),
         ({**BASE, "relay": {"auth": "COGNITO"}}, "relay.auth must be one of AWS_IAM, NONE"),
@@ -99,8 +103,18 @@ def test_bad_context_names_the_valid_choices(context: dict, message: str) -> Non
         ),
         ({**BASE, "region": "il-central-1"}, "set relay.enabled = false"),
         (
-            {"region": "us-gov-west-1", "model_id": "huggingface-llm-falcon-7b-bf16"},
-            "not published in GovCloud (us-gov-west-1); set relay.enabled = false",
+            {
+                "region": "us-gov-west-1",
+                "model_id": "huggingface-llm-falcon-40b-bf16",
+                "instance_type": "ml.p4d.24xlarge",
+            },
+            "the AWS Lambda Web Adapter 1.0.0 layer the relay runs on is not published in "
+            "us-gov-west-1; set relay.enabled = false to deploy the endpoint alone",
+        ),
+        (
+            {**BASE, "region": "me-south-1"},
+            "region 'me-south-1' does not host huggingface-llm-mistral-7b-instruct: SageMaker "
+            "hosting offers none of its instance types",
         ),
     ],
 )
@@ -159,6 +173,6 @@ def test_cli_bad_context_prints_one_clear_line_first(tmp_path: Path) -> None:
     assert result.returncode != 0
     first = result.stderr.strip().splitlines()[0]
     assert first.startswith("jumpstream: error: environment 'dev': region 'mars-1' does not host")
-    assert "choose one of: af-south-1" in first
+    assert "choose one of: ap-east-1, ap-northeast-1" in first
     assert "Traceback" not in result.stderr
     assert "jsii" not in result.stderr.lower()

@@ -1,7 +1,10 @@
-"""The synthesized endpoint stacks carry exactly the facts JumpStart's specs give for each model.
+"""The endpoint stacks carry exactly the facts JumpStart's specs give for each model.
 
 Expected values are written out here from JumpStart's public specs, independently of
-stacks/models.json, so a wrong edit to the catalog fails a test instead of a deploy.
+stacks/models.json, so a wrong edit to the catalog fails a test instead of a deploy. Facts of
+every model in every region (image URI, artifact, environment per instance type) are checked on
+the catalog's own functions, which the construct uses; the synthesized representative set
+(conftest.py) shows the construct puts them into the template.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from stacks.catalog import load_catalog
-from tests.stacks.conftest import Matrix
+from tests.stacks.conftest import REPRESENTATIVE, Matrix
 
 TAR = "huggingface-infer/prepack/{}/infer-prepack-huggingface-llm-{}.tar.gz"
 TGI14 = "2.1.1-tgi1.4.0-gpu-py310-cu121-ubuntu20.04"
@@ -48,21 +51,26 @@ SPEC = {
         "ml.g5.2xlarge", 1),
 }  # fmt: skip
 
-# region: (ECR account, DNS suffix, ARN partition)
+# region: (ECR account, DNS suffix, ARN partition), for every region a model deploys to.
+DEFAULT = ("763104351884", "amazonaws.com", "aws")
 REGIONS = {
-    "us-east-1": ("763104351884", "amazonaws.com", "aws"),
-    "af-south-1": ("626614931356", "amazonaws.com", "aws"),
+    **{
+        region: DEFAULT
+        for region in (
+            "ap-northeast-1", "ap-northeast-2", "ap-south-1", "ap-southeast-1",
+            "ap-southeast-2", "ca-central-1", "eu-central-1", "eu-north-1", "eu-west-1",
+            "eu-west-2", "sa-east-1", "us-east-1", "us-east-2", "us-west-2",
+        )
+    },
     "ap-east-1": ("871362719292", "amazonaws.com", "aws"),
+    "ap-southeast-3": ("907027046896", "amazonaws.com", "aws"),
+    "il-central-1": ("780543022126", "amazonaws.com", "aws"),
     "cn-north-1": ("727897471807", "amazonaws.com.cn", "aws-cn"),
     "us-gov-west-1": ("442386744353", "amazonaws.com", "aws-us-gov"),
-}
+}  # fmt: skip
 
-CASES = [
-    (model_id, region)
-    for model_id in SPEC
-    for region in REGIONS
-    if region in load_catalog().get(model_id).regions
-]
+CASES = [(model_id, region) for model_id, region, _ in REPRESENTATIVE]
+INSTANCE = {(model_id, region): instance for model_id, region, instance in REPRESENTATIVE}
 
 
 def resources(template: dict, kind: str) -> list[dict]:
@@ -79,16 +87,45 @@ def test_the_ten_seed_models_are_in_the_catalog() -> None:
     assert set(load_catalog().models) == set(SPEC)
 
 
-def test_every_case_list_covers_each_model_in_us_east_1_and_china() -> None:
-    for model_id in SPEC:
-        assert (model_id, "us-east-1") in CASES
-        assert (model_id, "cn-north-1") in CASES
-        assert (model_id, "af-south-1") in CASES
+def test_the_representative_set_covers_models_accounts_partitions_and_families() -> None:
+    catalog = load_catalog()
+    assert sorted(m for m, _, _ in REPRESENTATIVE) == sorted(SPEC)
+    deployable_accounts = {REGIONS[r][0] for m in catalog.models.values() for r in m.regions}
+    assert {REGIONS[r][0] for _, r, _ in REPRESENTATIVE} == deployable_accounts
+    assert {REGIONS[r][2] for _, r, _ in REPRESENTATIVE} == {"aws", "aws-cn", "aws-us-gov"}
+    families = {t.rsplit(".", 1)[0] for m in catalog.models.values() for t in m.instance_types}
+    assert {t.rsplit(".", 1)[0] for _, _, t in REPRESENTATIVE} == families
+
+
+def test_every_model_names_its_image_in_every_region_it_deploys_to() -> None:
+    catalog = load_catalog()
+    checked = 0
+    for model_id, (tag, key, _, _) in SPEC.items():
+        model = catalog.get(model_id)
+        for region in model.regions:
+            account, suffix, _ = REGIONS[region]
+            assert model.image_uri(region) == (
+                f"{account}.dkr.ecr.{region}.{suffix}/huggingface-pytorch-tgi-inference:{tag}"
+            )
+            assert model.artifact_uri(region) == f"s3://jumpstart-cache-prod-{region}/{key}"
+            checked += 1
+    assert checked == 164
+
+
+def test_every_model_and_instance_type_gets_the_specs_environment() -> None:
+    catalog = load_catalog()
+    for model_id, (_, _, default, gpus) in SPEC.items():
+        model = catalog.get(model_id)
+        assert (model.default_instance_type, GPUS[default]) == (default, gpus)
+        for instance_type in model.instance_types:
+            env = model.container_environment(instance_type)
+            expected = expected_environment(model_id, instance_type)
+            assert env == expected, (model_id, instance_type)
 
 
 @pytest.mark.parametrize(("model_id", "region"), CASES)
 def test_model_image_data_and_isolation(matrix: Matrix, model_id: str, region: str) -> None:
-    tag, key, _, gpus = SPEC[model_id]
+    tag, key, _, _ = SPEC[model_id]
     account, suffix, _ = REGIONS[region]
     model = one(matrix.templates[(model_id, region)], "AWS::SageMaker::Model")
     container = model["PrimaryContainer"]
@@ -107,15 +144,19 @@ def test_model_image_data_and_isolation(matrix: Matrix, model_id: str, region: s
     assert model["EnableNetworkIsolation"] is True
     env = container["Environment"]
     assert all(isinstance(v, str) for v in env.values()), env
-    assert env["SM_NUM_GPUS"] == str(gpus)
+    assert env["SM_NUM_GPUS"] == str(GPUS[INSTANCE[(model_id, region)]])
     assert "SAGEMAKER_SUBMIT_DIRECTORY" not in env
 
 
-@pytest.mark.parametrize(("model_id", "region"), CASES)
-def test_environment_matches_the_spec(matrix: Matrix, model_id: str, region: str) -> None:
-    env = one(matrix.templates[(model_id, region)], "AWS::SageMaker::Model")["PrimaryContainer"][
-        "Environment"
-    ]
+# SM_NUM_GPUS per instance type: TGI shards over every GPU the instance has.
+GPUS = {
+    "ml.g5.xlarge": 1, "ml.g5.2xlarge": 1, "ml.g5.4xlarge": 1, "ml.g5.8xlarge": 1,
+    "ml.g5.16xlarge": 1, "ml.g5.12xlarge": 4, "ml.g5.24xlarge": 4, "ml.g5.48xlarge": 8,
+    "ml.p4d.24xlarge": 8, "ml.p4de.24xlarge": 8, "ml.p5.48xlarge": 8,
+}  # fmt: skip
+
+
+def expected_environment(model_id: str, instance_type: str) -> dict[str, str]:
     mistral = "mistral" in model_id
     expected = {
         "HF_MODEL_ID": "/opt/ml/model",
@@ -128,11 +169,22 @@ def test_environment_matches_the_spec(matrix: Matrix, model_id: str, region: str
         "SAGEMAKER_MODEL_SERVER_TIMEOUT": "3600",
         "SAGEMAKER_MODEL_SERVER_WORKERS": "1",
         "ENDPOINT_SERVER_TIMEOUT": "1200" if "rinna" in model_id else "3600",
-        "SM_NUM_GPUS": str(SPEC[model_id][3]),
+        "SM_NUM_GPUS": str(GPUS[instance_type]),
     }
     if mistral:
         expected["MAX_BATCH_PREFILL_TOKENS"] = "8191"
-    assert env == expected
+    if "40b" in model_id and instance_type in ("ml.g5.12xlarge", "ml.g5.24xlarge"):
+        expected["MAX_BATCH_PREFILL_TOKENS"] = "2048"
+        expected["MAX_BATCH_TOTAL_TOKENS"] = "2048"
+    return expected
+
+
+@pytest.mark.parametrize(("model_id", "region"), CASES)
+def test_environment_matches_the_spec(matrix: Matrix, model_id: str, region: str) -> None:
+    env = one(matrix.templates[(model_id, region)], "AWS::SageMaker::Model")["PrimaryContainer"][
+        "Environment"
+    ]
+    assert env == expected_environment(model_id, INSTANCE[(model_id, region)])
 
 
 @pytest.mark.parametrize(("model_id", "region"), CASES)
@@ -140,7 +192,7 @@ def test_variant_instance_and_timeouts(matrix: Matrix, model_id: str, region: st
     config = one(matrix.templates[(model_id, region)], "AWS::SageMaker::EndpointConfig")
     (variant,) = config["ProductionVariants"]
     assert variant["VariantName"] == "AllTraffic"
-    assert variant["InstanceType"] == SPEC[model_id][2]
+    assert variant["InstanceType"] == INSTANCE[(model_id, region)]
     assert variant["InitialInstanceCount"] == 1
     startup = variant["ContainerStartupHealthCheckTimeoutInSeconds"]
     download = variant["ModelDataDownloadTimeoutInSeconds"]
@@ -205,7 +257,18 @@ def test_execution_role_is_least_privilege(matrix: Matrix, model_id: str, region
         "/aws/sagemaker/Endpoints/jumpstream-t"
     )
     assert sorted(_flat(r) for r in logs["Resource"]) == [group, f"{group}:log-stream:*"]
-    assert "logs:CreateLogGroup" not in logs["Action"]
+    assert sorted(logs["Action"]) == [
+        "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"
+    ]  # fmt: skip
+    # AWS's documented minimum: CreateLogGroup, on this endpoint's own group and nothing else.
+    create = st["CreateEndpointLogGroup"]
+    assert (create["Action"], _flat(create["Resource"])) == ("logs:CreateLogGroup", group)
+    alarms = f"arn:{part}:cloudwatch:{region}:${{AWS::AccountId}}:alarm:jumpstream-t-new-fleet-"
+    describe = st["DescribeRollbackAlarms"]
+    assert describe["Action"] == "cloudwatch:DescribeAlarms"
+    assert sorted(_flat(r) for r in describe["Resource"]) == [
+        f"{alarms}5xx-errors", f"{alarms}model-errors"
+    ]  # fmt: skip
     # "*" only where IAM accepts nothing else, and never with a broad action.
     for sid, statement in st.items():
         resources = (
@@ -230,16 +293,24 @@ def test_execution_role_is_least_privilege(matrix: Matrix, model_id: str, region
     }
 
 
-def test_every_model_synthesizes_in_every_region_it_is_hosted_in(matrix: Matrix) -> None:
-    catalog = load_catalog()
-    expected = {(m.id, r) for m in catalog.models.values() for r in m.regions}
-    assert set(matrix.templates) == expected
-    assert len(expected) == 8 * 27 + 2 * 25
-    for (model_id, region), template in matrix.templates.items():
-        image = one(template, "AWS::SageMaker::Model")["PrimaryContainer"]["Image"]
-        account = catalog.get(model_id).registry.account(region)
-        suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
-        assert image.startswith(f"{account}.dkr.ecr.{region}.{suffix}/"), (model_id, region)
+def test_the_construct_itself_refuses_what_cannot_deploy() -> None:
+    """Used without the config, JumpStartEndpoint applies the same one-line check."""
+    import aws_cdk as cdk
+
+    from stacks.endpoint import JumpStartEndpoint
+    from stacks.errors import ConfigError
+
+    model = load_catalog().get("huggingface-llm-falcon-180b-chat-bf16")
+    for region, instance_type, message in (
+        ("eu-west-1", "ml.p4de.24xlarge", "cannot run in eu-west-1: SageMaker hosting offers none"),
+        ("us-east-2", "ml.p4de.24xlarge", "does not offer ml.p4de.24xlarge in us-east-2"),
+        ("us-east-1", "ml.g5.2xlarge", "'ml.g5.2xlarge' is not supported by"),
+    ):
+        stack = cdk.Stack(cdk.App(), "s", env=cdk.Environment(region=region))
+        with pytest.raises(ConfigError, match=message):
+            JumpStartEndpoint(
+                stack, "E", model=model, endpoint_name="e", instance_type=instance_type
+            )
 
 
 def test_nothing_is_retained_or_snapshotted_and_logs_are_destroyed(matrix: Matrix) -> None:
@@ -293,43 +364,73 @@ def test_cdk_nag_finds_nothing_unacknowledged(matrix: Matrix) -> None:
     assert not any("jumpstart-cache-prod" in rule for rule in tarball)
 
 
-def test_the_deprecated_model_synthesizes_with_a_warning_saying_why() -> None:
-    import aws_cdk as cdk
+def test_the_deprecated_model_synthesizes_with_a_warning_saying_why(matrix: Matrix) -> None:
     from aws_cdk.assertions import Annotations, Match
 
-    from stacks.config import resolve_environment
-    from stacks.endpoint_stack import EndpointStack
-
-    rinna4b = "huggingface-llm-bilingual-rinna-4b-instruction-ppo-bf16"
-    app = cdk.App()
-    for model_id in (rinna4b, "huggingface-llm-rinna-3-6b-instruction-ppo-bf16"):
-        config = resolve_environment("w", {"model_id": model_id, "region": "ap-northeast-1"})
-        stack = EndpointStack(app, model_id, config=config)
+    rinna = ("huggingface-llm-rinna-3-6b-instruction-ppo-bf16", "il-central-1")
+    rinna4b = ("huggingface-llm-bilingual-rinna-4b-instruction-ppo-bf16", "ap-northeast-1")
+    for model_id, region in (rinna, rinna4b):
+        stack = matrix.stacks[(model_id, region)]
         warnings = Annotations.from_stack(stack).find_warning(
             "*", Match.string_like_regexp("is deprecated: JumpStart dropped this model")
         )
-        assert len(warnings) == (1 if model_id == rinna4b else 0)
+        deprecated = model_id == "huggingface-llm-bilingual-rinna-4b-instruction-ppo-bf16"
+        assert len(warnings) == (1 if deprecated else 0), (model_id, region)
 
 
-def test_a_region_cloudformation_cannot_deploy_to_is_announced_at_synth() -> None:
-    import aws_cdk as cdk
-    from aws_cdk.assertions import Annotations, Match
+# Each rolling step may download the model, start it and bake: timeout = 2 steps x that.
+ROLLING_TIMEOUT = {"7b": 2 * (900 + 900 + 600), "40b": 2 * (1800 + 1800 + 600), "180b": 15600}
 
-    from stacks.config import resolve_environment
-    from stacks.endpoint_stack import EndpointStack
 
-    app = cdk.App()
-    for region, warned in (("us-gov-east-1", 1), ("us-gov-west-1", 0)):
-        config = resolve_environment(
-            "g",
+def _size(model_id: str) -> str:
+    return "180b" if "180b" in model_id else "40b" if "40b" in model_id else "7b"
+
+
+@pytest.mark.parametrize(("model_id", "region"), CASES)
+def test_updates_roll_half_the_fleet_and_roll_back_on_the_new_fleets_errors(
+    matrix: Matrix, model_id: str, region: str
+) -> None:
+    template = matrix.templates[(model_id, region)]
+    endpoint = one(template, "AWS::SageMaker::Endpoint")
+    deployment = endpoint["DeploymentConfig"]
+    assert "BlueGreenUpdatePolicy" not in deployment
+    assert deployment["RollingUpdatePolicy"] == {
+        "MaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": 50},
+        "RollbackMaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": 50},
+        "WaitIntervalInSeconds": 600,
+        "MaximumExecutionTimeoutInSeconds": ROLLING_TIMEOUT[_size(model_id)],
+    }
+    alarms = {
+        logical_id: r["Properties"]
+        for logical_id, r in template["Resources"].items()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+    }
+    rollback = deployment["AutoRollbackConfiguration"]["Alarms"]
+    assert sorted(a["AlarmName"]["Ref"] for a in rollback) == sorted(alarms)
+    (config_id,) = [
+        k for k, r in template["Resources"].items() if r["Type"] == "AWS::SageMaker::EndpointConfig"
+    ]
+    by_metric = {a["MetricName"]: a for a in alarms.values()}
+    assert set(by_metric) == {"Invocation5XXErrors", "InvocationModelErrors"}
+    for metric, alarm in by_metric.items():
+        # Metrics SageMaker emits for a real-time endpoint, on the newest config's fleet only.
+        assert alarm["Namespace"] == "AWS/SageMaker"
+        assert sorted(alarm["Dimensions"], key=lambda d: d["Name"]) == [
             {
-                "model_id": "huggingface-llm-falcon-7b-bf16",
-                "region": region,
-                "relay": {"enabled": False},
+                "Name": "EndpointConfigName",
+                "Value": {"Fn::GetAtt": [config_id, "EndpointConfigName"]},
             },
+            {"Name": "EndpointName", "Value": "jumpstream-t"},
+            {"Name": "VariantName", "Value": "AllTraffic"},
+        ]
+        assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == (
+            "Average",
+            60,
+            3,
         )
-        stack = EndpointStack(app, region, config=config)
-        found = Annotations.from_stack(stack).find_warning(
-            "*", Match.string_like_regexp("`cdk deploy` will fail there")
-        )
-        assert len(found) == warned, region
+        assert alarm["DatapointsToAlarm"] == 2
+        assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+        assert alarm["Threshold"] == (0.05 if metric == "Invocation5XXErrors" else 0.25)
+        assert alarm["TreatMissingData"] == "notBreaching"
+    assert by_metric["Invocation5XXErrors"]["AlarmName"] == "jumpstream-t-new-fleet-5xx-errors"
+    assert by_metric["InvocationModelErrors"]["AlarmName"] == "jumpstream-t-new-fleet-model-errors"

@@ -11,7 +11,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Annotations, Match, Template
 
 from stacks.catalog import load_catalog
-from stacks.config import NO_FUNCTION_URL_REGIONS, resolve_environment, select_environments
+from stacks.config import resolve_environment, select_environments
 from stacks.environment import add_environment
 from stacks.errors import ConfigError
 from stacks.nag import enable_nag
@@ -161,7 +161,7 @@ def test_grant_invoke_url_gives_both_permissions_a_caller_needs() -> None:
 def test_the_construct_itself_refuses_a_partition_without_the_adapter_layer() -> None:
     app = skip_bundling_app()
     stack = cdk.Stack(app, "gov", env=cdk.Environment(region="us-gov-west-1"))
-    with pytest.raises(ConfigError, match=r"Lambda Web Adapter layer .* not published"):
+    with pytest.raises(ConfigError, match=r"Lambda Web Adapter 1\.0\.0 layer .* not published"):
         StreamingRelay(stack, "Relay", endpoint_name="e", endpoint_arn="arn", model_id="m")
 
 
@@ -175,6 +175,18 @@ def test_shipped_environments_synthesize_nag_and_lint_clean(tmp_path: Path) -> N
         "jumpstream-dev-endpoint", "jumpstream-dev-relay",
         "jumpstream-prod-endpoint", "jumpstream-prod-relay",
     ]  # fmt: skip
+    # prod ships with termination protection on, dev without: what the cloud assembly tells
+    # `cdk deploy` to set on each stack.
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    protected = {
+        name: artifact["properties"].get("terminationProtection", False)
+        for name, artifact in manifest["artifacts"].items()
+        if artifact["type"] == "aws:cloudformation:stack"
+    }
+    assert protected == {
+        "jumpstream-dev-endpoint": False, "jumpstream-dev-relay": False,
+        "jumpstream-prod-endpoint": True, "jumpstream-prod-relay": True,
+    }  # fmt: skip
     report = json.loads((tmp_path / "validation-report.json").read_text())
     (nag,) = [r for r in report["pluginReports"] if r["pluginName"] == "AwsSolutions"]
     assert nag["violations"] == []
@@ -203,16 +215,18 @@ def test_an_environment_with_its_account_written_in_is_nag_and_lint_clean(tmp_pa
 
 
 def test_relay_synthesizes_in_every_region_that_can_host_it() -> None:
-    """Each region JumpStart hosts a model in either gets a relay with that region's adapter
-    layer, or is refused at config time with a sentence that says why."""
+    """Each region a model deploys to either gets a relay with that region's adapter layer, or
+    is refused at config time with a sentence that says why."""
     from stacks.catalog import load_catalog
 
-    falcon = load_catalog().get("huggingface-llm-falcon-7b-instruct-bf16")
+    falcon = load_catalog().get("huggingface-llm-falcon-40b-instruct-bf16")
     built, refused = [], []
     for region in falcon.regions:
-        settings = {"region": region, "model_id": falcon.id}
-        if region.startswith(("cn-", "us-gov-")) or region in NO_FUNCTION_URL_REGIONS:
-            with pytest.raises(ConfigError, match=r"relay\.enabled = false"):
+        settings = {"region": region, "model_id": falcon.id, "instance_type": "ml.p4d.24xlarge"}
+        if region not in ("us-gov-west-1",):
+            settings["instance_type"] = "ml.g5.48xlarge"
+        if region in ("cn-north-1", "il-central-1", "us-gov-west-1"):
+            with pytest.raises(ConfigError, match=r"; set relay\.enabled = false to deploy"):
                 resolve_environment("r", settings)
             refused.append(region)
             continue
@@ -223,10 +237,8 @@ def test_relay_synthesizes_in_every_region_that_can_host_it() -> None:
             {"Layers": [f"arn:aws:lambda:{region}:753240598075:layer:LambdaAdapterLayerArm64:27"]},
         )
         built.append(region)
-    assert sorted(refused) == [
-        "cn-north-1", "cn-northwest-1", "il-central-1", "us-gov-east-1", "us-gov-west-1"
-    ]  # fmt: skip
-    assert len(built) == 22
+    assert sorted(refused) == ["cn-north-1", "il-central-1", "us-gov-west-1"]
+    assert len(built) == 16
 
 
 def test_invokers_from_config_get_both_permissions_on_the_function() -> None:
