@@ -7,6 +7,7 @@ half-built app or a deploy-time error an hour later.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ from typing import Any
 
 from stacks.catalog import Catalog, Model, deployment_problem, load_catalog, region_problem
 from stacks.errors import ConfigError
+from stacks.monitoring import AlarmThresholds
 from stacks.retention import RETENTION_BY_DAYS
 
 #: The relay stack's output holding the function URL; `ask --env` and `proxy --env` read it.
@@ -35,8 +37,10 @@ PRINCIPAL_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:(root|role/\S+|u
 
 _ENV_KEYS = {
     "region", "account", "model_id", "instance_type", "instance_count", "log_retention_days",
-    "tags", "relay", "termination_protection",
+    "tags", "relay", "termination_protection", "alarms", "alarm_email",
 }  # fmt: skip
+_ALARM_KEYS = {field.name for field in dataclasses.fields(AlarmThresholds)}
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _RELAY_KEYS = {
     "enabled", "auth", "reserved_concurrency", "max_new_tokens_limit", "cors_allow_origins",
     "memory_mb", "invoker_arns",
@@ -71,6 +75,9 @@ class EnvironmentConfig:
     relay: RelayConfig = field(default_factory=RelayConfig)
     # CloudFormation refuses to delete the stacks until it is turned off again (README).
     termination_protection: bool = False
+    alarms: AlarmThresholds = field(default_factory=AlarmThresholds)
+    #: Where alarms are emailed (an SNS subscription); None: no topic at all.
+    alarm_email: str | None = None
 
     @property
     def endpoint_name(self) -> str:
@@ -117,6 +124,27 @@ def _check_keys(raw: Any, allowed: set[str], where: str) -> None:
 def model_max_new_tokens(model: Model) -> int:
     """TGI refuses prompt + max_new_tokens above MAX_TOTAL_TOKENS; a prompt has one token."""
     return int(model.environment["MAX_TOTAL_TOKENS"]) - 1
+
+
+def _alarms(raw: Any, where: str) -> AlarmThresholds:
+    """[environments.NAME.alarms]: thresholds, each a positive number (a share below 1)."""
+    if raw is None:
+        return AlarmThresholds()
+    _check_keys(raw, _ALARM_KEYS, f"{where}.alarms")
+    defaults = AlarmThresholds()
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        default = getattr(defaults, name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigError(f"{where}.alarms.{name} must be a positive number, got {value!r}")
+        if name.endswith("_percent") and value > 100:
+            raise ConfigError(f"{where}.alarms.{name} is a percentage: at most 100, got {value}")
+        if name.startswith("duration_share") and value >= 1:
+            raise ConfigError(f"{where}.alarms.{name} is a share of the timeout: below 1")
+        if isinstance(default, int) and value != int(value):
+            raise ConfigError(f"{where}.alarms.{name} must be a whole number, got {value}")
+        values[name] = int(value) if isinstance(default, int) else float(value)
+    return AlarmThresholds(**values)
 
 
 def _relay(raw: Any, where: str) -> RelayConfig:
@@ -229,6 +257,12 @@ def resolve_environment(
     protection = settings.get("termination_protection", False)
     if not isinstance(protection, bool):
         raise ConfigError(f"{where}: termination_protection must be true or false")
+    alarm_email = settings.get("alarm_email")
+    if alarm_email is not None and not (
+        isinstance(alarm_email, str) and _EMAIL.fullmatch(alarm_email)
+    ):
+        raise ConfigError(f"{where}: alarm_email must be an email address, got {alarm_email!r}")
+    alarms = _alarms(settings.get("alarms"), where)
     relay = _relay(settings.get("relay"), where)
     if relay.enabled:
         problem = catalog.availability.relay_unavailable_reason(region)
@@ -254,6 +288,8 @@ def resolve_environment(
         tags=dict(tags),
         relay=relay,
         termination_protection=protection,
+        alarms=alarms,
+        alarm_email=alarm_email,
     )
 
 

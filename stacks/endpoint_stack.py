@@ -7,6 +7,7 @@ from constructs import Construct
 
 from stacks.config import EnvironmentConfig
 from stacks.endpoint import JumpStartEndpoint
+from stacks.monitoring import EndpointAlarms
 from stacks.retention import retention
 
 
@@ -35,6 +36,14 @@ class EndpointStack(cdk.Stack):
             instance_type=config.instance_type,
             instance_count=config.instance_count,
             log_retention=retention(config.log_retention_days),
+        )
+        EndpointAlarms(
+            self,
+            "Alarms",
+            endpoint_name=config.endpoint_name,
+            variant_name=self.endpoint.variant_name,
+            thresholds=config.alarms,
+            alarm_email=config.alarm_email,
         )
         cdk.CfnOutput(self, "EndpointName", value=config.endpoint_name)
         cdk.CfnOutput(self, "EndpointArn", value=self.endpoint.endpoint_arn)

@@ -277,10 +277,12 @@ class RelayMonitoring(Construct):
         topic = _AlarmTopic(self, "Notify", email=alarm_email).topic if alarm_email else None
         _notify(self.alarms, topic)
 
+        #: Fixed per environment, so the stack's outputs and the README can name it.
+        self.dashboard_name = f"jumpstream-{environment}"
         self.dashboard = cloudwatch.Dashboard(
             self,
             "Dashboard",
-            dashboard_name=f"jumpstream-{environment}",
+            dashboard_name=self.dashboard_name,
             default_interval=cdk.Duration.hours(3),
         )
 

@@ -20,6 +20,7 @@ from constructs import Construct
 from stacks.availability import Availability, load_availability
 from stacks.bundling import bundled_code
 from stacks.errors import ConfigError
+from stacks.monitoring import RELAY_NAMESPACE
 
 STREAMER_SOURCE = Path(__file__).resolve().parent.parent / "lambda" / "streamer"
 
@@ -55,6 +56,7 @@ class StreamingRelay(Construct):
         endpoint_name: str,
         endpoint_arn: str,
         model_id: str,
+        environment_name: str = "default",
         prompt_template: str | None = None,
         max_new_tokens_limit: int = 1024,
         reserved_concurrency: int | None = None,
@@ -78,6 +80,7 @@ class StreamingRelay(Construct):
             )
         architecture = lambda_.Architecture.ARM_64
         timeout = function_timeout_seconds(max_new_tokens_limit)
+        self.timeout_seconds = timeout
 
         self.log_group = logs.LogGroup(
             self, "Logs", retention=log_retention, removal_policy=cdk.RemovalPolicy.DESTROY
@@ -118,6 +121,10 @@ class StreamingRelay(Construct):
             "MAX_NEW_TOKENS_LIMIT": str(max_new_tokens_limit),
             "UPSTREAM_READ_TIMEOUT_SECONDS": str(UPSTREAM_READ_TIMEOUT_SECONDS),
             "POWERTOOLS_SERVICE_NAME": "jumpstream-relay",
+            # Where the relay's metrics go and which environment they describe: the alarms and
+            # the dashboard (stacks/monitoring.py) read the same namespace and dimension.
+            "POWERTOOLS_METRICS_NAMESPACE": RELAY_NAMESPACE,
+            "JUMPSTREAM_ENVIRONMENT": environment_name,
         }
         if inference_component_name:
             environment["INFERENCE_COMPONENT_NAME"] = inference_component_name

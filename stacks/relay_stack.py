@@ -8,7 +8,8 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from stacks.config import RELAY_URL_OUTPUT, EnvironmentConfig
-from stacks.endpoint import endpoint_arn
+from stacks.endpoint import VARIANT_NAME, endpoint_arn
+from stacks.monitoring import RelayMonitoring, dashboard_url
 from stacks.relay import StreamingRelay
 from stacks.retention import retention
 
@@ -34,6 +35,7 @@ class RelayStack(cdk.Stack):
             endpoint_name=config.endpoint_name,
             endpoint_arn=endpoint_arn(config.region, self.account, config.endpoint_name),
             model_id=config.model.id,
+            environment_name=config.name,
             prompt_template=config.model.prompt_template,
             max_new_tokens_limit=relay_config.max_new_tokens_limit,
             reserved_concurrency=relay_config.reserved_concurrency,
@@ -46,5 +48,20 @@ class RelayStack(cdk.Stack):
         cdk.CfnOutput(
             self, RELAY_URL_OUTPUT, value=self.relay.url.url, description="POST prompts here"
         )
+        monitoring = RelayMonitoring(
+            self,
+            "Monitoring",
+            environment=config.name,
+            model_id=config.model.id,
+            function=self.relay.function,
+            timeout_seconds=self.relay.timeout_seconds,
+            endpoint_name=config.endpoint_name,
+            variant_name=VARIANT_NAME,
+            thresholds=config.alarms,
+            alarm_email=config.alarm_email,
+        )
+        dashboard = monitoring.dashboard_name
+        cdk.CfnOutput(self, "DashboardName", value=dashboard)
+        cdk.CfnOutput(self, "DashboardUrl", value=dashboard_url(config.region, dashboard))
         cdk.CfnOutput(self, "FunctionName", value=self.relay.function.function_name)
         cdk.CfnOutput(self, "AuthType", value=relay_config.auth)

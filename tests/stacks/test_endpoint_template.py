@@ -400,11 +400,15 @@ def test_updates_roll_half_the_fleet_and_roll_back_on_the_new_fleets_errors(
         "WaitIntervalInSeconds": 600,
         "MaximumExecutionTimeoutInSeconds": ROLLING_TIMEOUT[_size(model_id)],
     }
+    # The new fleet's alarms, named for the endpoint; the environment's others (monitoring.py)
+    # watch the whole endpoint and must not roll an update back.
     alarms = {
         logical_id: r["Properties"]
         for logical_id, r in template["Resources"].items()
         if r["Type"] == "AWS::CloudWatch::Alarm"
+        and "-new-fleet-" in str(r["Properties"].get("AlarmName", ""))
     }
+    assert len(alarms) == 2
     rollback = deployment["AutoRollbackConfiguration"]["Alarms"]
     assert sorted(a["AlarmName"]["Ref"] for a in rollback) == sorted(alarms)
     (config_id,) = [

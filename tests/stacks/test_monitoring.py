@@ -16,6 +16,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Match, Template
 from streamer.observability import MetricsContext, RequestRecord, request_metrics
 
+from stacks.config import resolve_environment
+from stacks.environment import add_environment
+from stacks.errors import ConfigError
 from stacks.monitoring import (
     RELAY_NAMESPACE,
     AlarmThresholds,
@@ -193,3 +196,68 @@ def test_the_dashboard_link_points_at_the_console_of_its_partition() -> None:
         "#dashboards/dashboard/jumpstream-dev"
     )
     assert dashboard_url("cn-north-1", "d").startswith("https://cn-north-1.console.amazonaws.cn/")
+
+
+def test_an_environments_alarms_and_email_come_from_its_config() -> None:
+    config = resolve_environment(
+        "t",
+        {
+            "region": "eu-west-1",
+            "model_id": "huggingface-llm-mistral-7b-instruct",
+            "alarm_email": "oncall@example.com",
+            "alarms": {"time_to_first_token_seconds": 3, "endpoint_errors": 2},
+        },
+    )
+    assert config.alarm_email == "oncall@example.com"
+    assert config.alarms == AlarmThresholds(time_to_first_token_seconds=3.0, endpoint_errors=2)
+    assert (
+        resolve_environment(
+            "t", {"region": "eu-west-1", "model_id": "huggingface-llm-mistral-7b-instruct"}
+        ).alarms
+        == AlarmThresholds()
+    )
+
+
+@pytest.mark.parametrize(
+    ("settings", "says"),
+    [
+        ({"alarms": {"ttft": 3}}, "alarms: unknown setting(s) ttft"),
+        ({"alarms": {"endpoint_errors": 0}}, "alarms.endpoint_errors must be a positive number"),
+        ({"alarms": {"endpoint_errors": 2.5}}, "alarms.endpoint_errors must be a whole number"),
+        ({"alarms": {"disk_percent": 120}}, "alarms.disk_percent is a percentage"),
+        ({"alarms": {"duration_share_of_timeout": 1.5}}, "a share of the timeout: below 1"),
+        ({"alarms": {"relay_errors": True}}, "alarms.relay_errors must be a positive number"),
+        ({"alarm_email": "oncall"}, "alarm_email must be an email address"),
+    ],
+)
+def test_bad_alarm_settings_fail_with_one_line(settings: dict[str, Any], says: str) -> None:
+    base = {"region": "eu-west-1", "model_id": "huggingface-llm-mistral-7b-instruct"}
+    with pytest.raises(ConfigError) as caught:
+        resolve_environment("t", {**base, **settings})
+    assert says in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_the_stacks_wire_monitoring_to_the_relays_own_settings() -> None:
+    app = cdk.App(context={"aws:cdk:bundling-stacks": []})
+    config = resolve_environment(
+        "t", {"region": "eu-west-1", "model_id": "huggingface-llm-mistral-7b-instruct"}
+    )
+    endpoint_stack, relay_stack = add_environment(app, config)
+    endpoint = Template.from_stack(endpoint_stack)
+    relay = Template.from_stack(relay_stack)
+    endpoint.resource_count_is("AWS::CloudWatch::Alarm", 2 + 4)  # rollback + EndpointAlarms
+    relay.resource_count_is("AWS::CloudWatch::Alarm", 4)
+    relay.resource_count_is("AWS::CloudWatch::Dashboard", 1)
+    relay.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Environment": {
+                "Variables": Match.object_like(
+                    {"POWERTOOLS_METRICS_NAMESPACE": RELAY_NAMESPACE, "JUMPSTREAM_ENVIRONMENT": "t"}
+                )
+            }
+        },
+    )
+    relay.has_output("DashboardName", {"Value": "jumpstream-t"})
+    relay.has_output("DashboardUrl", {"Value": dashboard_url("eu-west-1", "jumpstream-t")})
