@@ -224,7 +224,12 @@ def refresh_documents(
             models.append(dict(current))
             continue
         spec = read_spec(model_id, pinned)
-        rebuilt = facts_from_spec(spec, current, repository)
+        try:
+            rebuilt = facts_from_spec(spec, current, repository)
+        except ValueError as exc:
+            findings.append(Finding(model_id, f"{exc}; its pinned facts are kept"))
+            models.append(dict(current))
+            continue
         newer = [v for v in listed if _version_key(v) > _version_key(pinned)]
         newest_spec = read_spec(model_id, listed[-1]) if newer else spec
         for version in newer:

@@ -363,6 +363,20 @@ def test_a_model_jumpstart_deprecates_is_reported_and_marked(jumpstart, files) -
     assert model.deprecated == note
 
 
+def test_a_pinned_spec_that_is_no_longer_tgi_is_reported_and_kept(jumpstart, files) -> None:
+    accounts = catalog_doc()["image"]["accounts"]
+    lmi = {"repository": "djl-inference", "tag": "0.29.0-lmi11.0.0-cu124"}
+    republished = tgi_spec(entry(MISTRAL), accounts, **lmi)
+    publish([republished, *pinned_specs(skip=(MISTRAL,))])
+    code, out, _ = refresh(files, MISTRAL)
+    assert code == 0
+    assert out.splitlines() == [
+        "huggingface-llm-mistral-7b: spec 2.5.0 runs djl-inference:0.29.0-lmi11.0.0-cu124, not "
+        "huggingface-pytorch-tgi-inference; its pinned facts are kept",
+        "The catalog matches JumpStart's metadata and the availability tables.",
+    ]
+
+
 def test_a_model_dropped_from_the_manifest_is_reported_and_kept(jumpstart, files) -> None:
     publish(pinned_specs(skip=(RINNA4B,)))
     code, out, _ = refresh(files)
