@@ -109,7 +109,8 @@ def _gpus_and_env(spec: SpecLike, instance_type: str, base_gpus: str | None) -> 
 def facts_from_spec(spec: SpecLike, current: Mapping[str, Any], repository: str) -> dict[str, Any]:
     """The models.json entry for `current`'s pinned version, rebuilt from its spec.
 
-    Hand-kept: id, name, eos_token. Startup timeouts come from the spec's deploy_kwargs where it
+    Hand-kept: id, name, eos_token, prompt_template (the model card's chat layout, which no spec
+    carries). Startup timeouts come from the spec's deploy_kwargs where it
     has them. Raises ValueError when the spec is not a TGI model jumpstream can deploy.
     """
     default = spec.default_inference_instance_type
@@ -162,6 +163,7 @@ def facts_from_spec(spec: SpecLike, current: Mapping[str, Any], repository: str)
         "environment": {k: environment[k] for k in sorted(environment)},
         "image_regions": regions,
         "eos_token": current["eos_token"],
+        "prompt_template": current["prompt_template"],
         "startup": startup,
         "deprecated": current.get("deprecated"),
     }
