@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final, TextIO
 
-from jumpstream import ask, bench, catalog_refresh, demo, local, preview, proxy
+from jumpstream import ask, bench, catalog_refresh, cost, demo, local, preview, proxy
 from jumpstream.deployed import DeployedError, relay_url
 from jumpstream.reading import FORMATS
 
@@ -129,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_proxy(commands)
     _add_preview(commands)
     _add_catalog(commands)
+    _add_cost(commands)
     return parser
 
 
@@ -553,6 +554,23 @@ def _add_preview(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def _run_preview(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     options = preview.PreviewOptions(output=args.output, requests=args.requests)
     return preview.run_preview(options, stdout=stdout, stderr=stderr)
+
+
+def _add_cost(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "cost",
+        help="what an environment bills, idle and busy, in instance-hours",
+        description=(
+            "Say how many instance-hours of which type an environment of environments.toml "
+            "runs when idle and at most when busy (no prices are built in)."
+        ),
+    )
+    parser.add_argument("--env", required=True, metavar="NAME", help="the environment")
+    parser.set_defaults(handler=_run_cost)
+
+
+def _run_cost(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    return cost.run_cost(args.env, stdout=stdout, stderr=stderr)
 
 
 Handler = Callable[[argparse.Namespace, TextIO, TextIO], int]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import tomllib
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from stacks.catalog import Catalog, Model, deployment_problem, load_catalog, reg
 from stacks.errors import ConfigError
 from stacks.monitoring import AlarmThresholds
 from stacks.retention import RETENTION_BY_DAYS
+from stacks.scaling import ScalingConfig, ScalingSchedule, check_cron
 
 #: The relay stack's output holding the function URL; `ask --env` and `proxy --env` read it.
 RELAY_URL_OUTPUT = "Url"
@@ -37,8 +39,14 @@ PRINCIPAL_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:(root|role/\S+|u
 
 _ENV_KEYS = {
     "region", "account", "model_id", "instance_type", "instance_count", "log_retention_days",
-    "tags", "relay", "termination_protection", "alarms", "alarm_email",
+    "tags", "relay", "termination_protection", "alarms", "alarm_email", "scaling",
 }  # fmt: skip
+_SCALING_KEYS = {
+    "min_instances", "max_instances", "target_concurrency", "scale_out_cooldown_seconds",
+    "scale_in_cooldown_seconds", "schedules",
+}  # fmt: skip
+_SCHEDULE_KEYS = {"name", "cron", "min_instances", "max_instances", "time_zone"}
+_SCHEDULE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
 _ALARM_KEYS = {field.name for field in dataclasses.fields(AlarmThresholds)}
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _RELAY_KEYS = {
@@ -76,6 +84,8 @@ class EnvironmentConfig:
     # CloudFormation refuses to delete the stacks until it is turned off again (README).
     termination_protection: bool = False
     alarms: AlarmThresholds = field(default_factory=AlarmThresholds)
+    #: Instance autoscaling and schedules; None keeps `instance_count` fixed.
+    scaling: ScalingConfig | None = None
     #: Where alarms are emailed (an SNS subscription); None: no topic at all.
     alarm_email: str | None = None
 
@@ -145,6 +155,77 @@ def _alarms(raw: Any, where: str) -> AlarmThresholds:
             raise ConfigError(f"{where}.alarms.{name} must be a whole number, got {value}")
         values[name] = int(value) if isinstance(default, int) else float(value)
     return AlarmThresholds(**values)
+
+
+def _scaling(raw: Any, where: str, instance_count: int) -> ScalingConfig | None:
+    """[environments.NAME.scaling]: limits around instance_count, a target, and schedules."""
+    if raw is None:
+        return None
+    where = f"{where}.scaling"
+    _check_keys(raw, _SCALING_KEYS, where)
+    low = _int(raw.get("min_instances", 1), f"{where}.min_instances", minimum=1)
+    high = _int(raw.get("max_instances", instance_count), f"{where}.max_instances", minimum=1)
+    if not low <= instance_count <= high:
+        raise ConfigError(
+            f"{where}: instance_count {instance_count} must be within min_instances {low} and "
+            f"max_instances {high} (an instance-hosted endpoint keeps at least one instance)"
+        )
+    target = raw.get("target_concurrency", 4.0)
+    if isinstance(target, bool) or not isinstance(target, int | float) or target <= 0:
+        raise ConfigError(f"{where}.target_concurrency must be a positive number, got {target!r}")
+    schedules_raw = raw.get("schedules", [])
+    if not isinstance(schedules_raw, list):
+        raise ConfigError(f"{where}.schedules must be a list of [[...schedules]] tables")
+    schedules = []
+    for index, item in enumerate(schedules_raw):
+        at = f"{where}.schedules[{index}]"
+        _check_keys(item, _SCHEDULE_KEYS, at)
+        name, cron = item.get("name"), item.get("cron")
+        if not isinstance(name, str) or not _SCHEDULE_NAME.fullmatch(name):
+            raise ConfigError(f"{at}.name must be letters and digits, starting with a letter")
+        problem = check_cron(cron) if isinstance(cron, str) else "must be a string"
+        if problem:
+            raise ConfigError(f"{at}.cron {problem}")
+        schedule_min = _int(item.get("min_instances"), f"{at}.min_instances", minimum=1)
+        schedule_max = item.get("max_instances")
+        if schedule_max is not None:
+            schedule_max = _int(schedule_max, f"{at}.max_instances", minimum=schedule_min)
+        time_zone = item.get("time_zone", "UTC")
+        if not isinstance(time_zone, str) or not _time_zone_exists(time_zone):
+            raise ConfigError(f"{at}.time_zone must be an IANA time zone such as Europe/Berlin")
+        schedules.append(
+            ScalingSchedule(
+                name=name,
+                cron=cron,
+                min_instances=schedule_min,
+                max_instances=schedule_max,
+                time_zone=time_zone,
+            )
+        )
+    return ScalingConfig(
+        min_instances=low,
+        max_instances=high,
+        target_concurrency=float(target),
+        scale_out_cooldown_seconds=_int(
+            raw.get("scale_out_cooldown_seconds", 60),
+            f"{where}.scale_out_cooldown_seconds",
+            minimum=0,
+        ),
+        scale_in_cooldown_seconds=_int(
+            raw.get("scale_in_cooldown_seconds", 600),
+            f"{where}.scale_in_cooldown_seconds",
+            minimum=0,
+        ),
+        schedules=tuple(schedules),
+    )
+
+
+def _time_zone_exists(name: str) -> bool:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 def _relay(raw: Any, where: str) -> RelayConfig:
@@ -263,6 +344,7 @@ def resolve_environment(
     ):
         raise ConfigError(f"{where}: alarm_email must be an email address, got {alarm_email!r}")
     alarms = _alarms(settings.get("alarms"), where)
+    scaling = _scaling(settings.get("scaling"), where, instance_count)
     relay = _relay(settings.get("relay"), where)
     if relay.enabled:
         problem = catalog.availability.relay_unavailable_reason(region)
@@ -290,6 +372,7 @@ def resolve_environment(
         termination_protection=protection,
         alarms=alarms,
         alarm_email=alarm_email,
+        scaling=scaling,
     )
 
 

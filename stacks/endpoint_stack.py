@@ -9,6 +9,7 @@ from stacks.config import EnvironmentConfig
 from stacks.endpoint import JumpStartEndpoint
 from stacks.monitoring import EndpointAlarms
 from stacks.retention import retention
+from stacks.scaling import InstanceScaling
 
 
 class EndpointStack(cdk.Stack):
@@ -37,6 +38,15 @@ class EndpointStack(cdk.Stack):
             instance_count=config.instance_count,
             log_retention=retention(config.log_retention_days),
         )
+        if config.scaling is not None:
+            InstanceScaling(
+                self,
+                "Scaling",
+                endpoint_name=config.endpoint_name,
+                variant_name=self.endpoint.variant_name,
+                config=config.scaling,
+                endpoint=self.endpoint.endpoint,
+            )
         EndpointAlarms(
             self,
             "Alarms",
