@@ -153,23 +153,16 @@ class RelayResponse:
             pump = await self._upstream_call(self._open)
             while not pending:
                 pending = await self._upstream_call(pump.pull)
+            # A caller who asked for one whole document gets nothing before the end.
+            while self._collect and not pump.finished:
+                pending.extend(await self._upstream_call(pump.pull))
         except UpstreamError as error:
             await self._send_error(scope, receive, send, error)
             return
         except _DeadlineReachedError:
+            # Nothing reached the caller yet: for them, the model never answered.
             await self._send_error(scope, receive, send, _deadline_error(text_sent=False))
             return
-        if self._collect:
-            try:
-                while not pump.finished:
-                    pending.extend(await self._upstream_call(pump.pull))
-            except UpstreamError as error:
-                await self._send_error(scope, receive, send, error)
-                return
-            except _DeadlineReachedError:
-                # Nothing reached the caller yet: for them, the model never answered.
-                await self._send_error(scope, receive, send, _deadline_error(text_sent=False))
-                return
         failed = next((piece for piece in pending if isinstance(piece, Failed)), None)
         if failed is not None and (self._collect or pending[0] is failed):
             await self._send_error(scope, receive, send, failed.error)
