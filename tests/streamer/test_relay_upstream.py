@@ -11,6 +11,9 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from botocore.exceptions import (
     ClientError,
     EventStreamError,
@@ -110,6 +113,31 @@ def test_the_call_is_invoke_endpoint_with_response_stream(server: EventStreamSer
     assert headers["X-Amzn-SageMaker-Inference-Component"] == "ic-1"
     assert body == b'{"inputs": "hi"}'
     assert "Authorization" in headers  # signed, as SageMaker requires
+
+
+def test_the_signature_holds_for_what_was_sent(server: EventStreamServer) -> None:
+    """What SageMaker does with a request: recompute SigV4 from the headers the request says it
+    signed, as they arrived (Host as httpx wrote it, the body as sent), and compare. botocore
+    signed before httpx built the request, so this is what proves the two agree."""
+    server.reply = [payload_part(b"x")]
+    body = '{"inputs": "署名"}'.encode()
+    opened_and_read(upstream(inference_component_name="ic-1"), body)
+    ((path, headers, received),) = server.requests
+    by_name = {name.lower(): value for name, value in headers.items()}
+    authorization = by_name["authorization"]
+    signed_names = authorization.split("SignedHeaders=")[1].split(",")[0].split(";")
+    assert {"host", "x-amz-date", "content-type"} <= set(signed_names)
+    request = AWSRequest(
+        method="POST",
+        url=server.url + path,
+        data=received,
+        headers={name: by_name[name] for name in signed_names},
+    )
+    request.context["timestamp"] = by_name["x-amz-date"]
+    signer = SigV4Auth(Credentials("AKIDTEST", "test-secret"), "sagemaker", "us-east-1")
+    string_to_sign = signer.string_to_sign(request, signer.canonical_request(request))
+    assert received == body
+    assert authorization.endswith("Signature=" + signer.signature(string_to_sign, request))
 
 
 def test_no_inference_component_header_unless_configured(server: EventStreamServer) -> None:
