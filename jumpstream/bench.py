@@ -356,28 +356,34 @@ def _read_relay(client: httpx.Client, url: str, prompt: str, max_new_tokens: int
 # --- The measurements ------------------------------------------------------------------------
 
 
-def measure_ttft(stack: LocalStack, plan: Plan) -> dict[str, float]:
-    """Back-to-back requests, relay and direct interleaved, each side on one kept-alive
-    connection."""
+def _paired_reads(
+    stack: LocalStack, *, tokens: int, count: int, tag: str
+) -> list[tuple[_Reading, _Reading]]:
+    """``count`` answers of ``tokens`` tokens, each read directly (boto3) and then through the
+    relay, each side on its one kept-alive connection; the texts must be the same. A first pair,
+    not returned, warms connections, imports and caches up."""
     direct_client = _boto3_client(stack.emulator_url)
-    tokens = plan.ttft_answer_tokens
-    direct: list[float] = []
-    relay: list[float] = []
+    pairs: list[tuple[_Reading, _Reading]] = []
     with httpx.Client(timeout=_REQUEST_TIMEOUT_SECONDS) as client:
         url = stack.relay_url + "/"
-        for index in range(plan.ttft_pairs + 1):
-            prompt = _prompt(tokens, f"ttft {index}")
-            a = _read_direct(direct_client, prompt, tokens + 2)
-            b = _read_relay(client, url, prompt, tokens + 2)
-            if a.text != b.text:
-                raise BenchFailed(f"texts differ: direct {a.text!r}, relay {b.text!r}")
-            if index:  # the first pair warms connections, imports and caches up
-                direct.append(a.first_text_ms)
-                relay.append(b.first_text_ms)
-    added = [r - d for r, d in zip(relay, direct, strict=True)]
+        for index in range(count + 1):
+            prompt = _prompt(tokens, f"{tag} {index}")
+            direct = _read_direct(direct_client, prompt, tokens + 2)
+            relay = _read_relay(client, url, prompt, tokens + 2)
+            if direct.text != relay.text:
+                raise BenchFailed(f"texts differ: direct {direct.text!r}, relay {relay.text!r}")
+            if index:
+                pairs.append((direct, relay))
+    return pairs
+
+
+def measure_ttft(stack: LocalStack, plan: Plan) -> dict[str, float]:
+    """Time to the first text, back to back, relay and direct interleaved."""
+    pairs = _paired_reads(stack, tokens=plan.ttft_answer_tokens, count=plan.ttft_pairs, tag="ttft")
+    added = [relay.first_text_ms - direct.first_text_ms for direct, relay in pairs]
     return {
-        "ttft_direct_ms_p50": statistics.median(direct),
-        "ttft_relay_ms_p50": statistics.median(relay),
+        "ttft_direct_ms_p50": statistics.median(direct.first_text_ms for direct, _ in pairs),
+        "ttft_relay_ms_p50": statistics.median(relay.first_text_ms for _, relay in pairs),
         "ttft_added_ms_p50": statistics.median(added),
         "ttft_added_ms_p95": _percentile(added, 0.95),
     }
@@ -385,22 +391,12 @@ def measure_ttft(stack: LocalStack, plan: Plan) -> dict[str, float]:
 
 def measure_throughput(stack: LocalStack, plan: Plan) -> dict[str, float]:
     """One long unpaced answer, read whole, direct and through the relay."""
-    direct_client = _boto3_client(stack.emulator_url)
-    tokens = plan.throughput_tokens
-    direct: list[float] = []
-    relay: list[float] = []
-    with httpx.Client(timeout=_REQUEST_TIMEOUT_SECONDS) as client:
-        url = stack.relay_url + "/"
-        for index in range(plan.throughput_repeats + 1):
-            prompt = _prompt(tokens, f"throughput {index}")
-            a = _read_direct(direct_client, prompt, tokens + 2)
-            b = _read_relay(client, url, prompt, tokens + 2)
-            if a.text != b.text:
-                raise BenchFailed("the long answer differs between direct and relay")
-            if index:
-                direct.append(a.tokens / (a.total_ms / 1000))
-                relay.append(a.tokens / (b.total_ms / 1000))
-    direct_tps, relay_tps = statistics.median(direct), statistics.median(relay)
+    pairs = _paired_reads(
+        stack, tokens=plan.throughput_tokens, count=plan.throughput_repeats, tag="throughput"
+    )
+    # The same answer both ways: the token count boto3 decoded holds for the relay's too.
+    direct_tps = statistics.median(d.tokens / (d.total_ms / 1000) for d, _ in pairs)
+    relay_tps = statistics.median(d.tokens / (r.total_ms / 1000) for d, r in pairs)
     return {
         "throughput_direct_tps": direct_tps,
         "throughput_relay_tps": relay_tps,
