@@ -486,6 +486,36 @@ def test_the_whole_relay_over_real_boto3(server: EventStreamServer) -> None:
     }
 
 
+def test_parts_that_arrived_together_leave_in_one_write(server: EventStreamServer) -> None:
+    """A client slower than the model finds several PayloadParts waiting: they are decoded and
+    sent as one body message, not one per token."""
+    first, second, third, final = answer_events(["一", "二", "三"])
+    server.reply = [payload_part(first) + payload_part(second) + payload_part(third)]
+    server.reply.append(payload_part(final))
+    app = create_app(settings())
+    sent: list[dict[str, Any]] = []
+    body = [json.dumps({"inputs": "x"}).encode()]
+
+    async def receive() -> dict[str, Any]:
+        if body:
+            return {"type": "http.request", "body": body.pop(), "more_body": False}
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": [], "query_string": b""}
+
+    async def run() -> None:
+        with anyio.fail_after(HANG_GUARD_SECONDS):
+            await app(scope, receive, send)
+
+    anyio.run(run)
+    bodies = [m["body"] for m in sent if m["type"] == "http.response.body" and m["body"]]
+    assert bodies[0] == "一二三".encode()
+
+
 def test_a_complete_answer_leaves_its_connection_for_the_next_request(
     server: EventStreamServer,
 ) -> None:
