@@ -3,10 +3,11 @@
 Every figure is measured next to the alternative a user would pick, on the same machine, through
 the local stack (the emulator and the relay started as Lambda starts it, ``run.sh``):
 
-- **Time to first token** (``ttft_*``): requests sent back to back on one kept-alive connection,
-  as the Web Adapter sends invocations, to the relay and, interleaved, to the emulator directly
-  with boto3. The emulator is paced (a first-token delay, then 25 tokens/s). ``ttft_added_*``
-  are the percentiles of each pair's difference (relay minus direct).
+- **Time to first token** (``ttft_*``): requests sent back to back on one kept-alive connection
+  as the Web Adapter sends invocations (each request in one write, as it does), to the relay,
+  then the same prompts back to back to the emulator directly with boto3. The emulator is paced
+  (a first-token delay, then 25 tokens/s). ``ttft_added_*`` are the percentiles of each
+  prompt's difference (relay minus direct).
 - **Throughput** (``throughput_*``): one unpaced answer of 2,000 tokens read whole, directly
   with boto3 and through the relay.
 - **Decoder** (``decoder_tps``, ``sdk_lineiterator_tps``, ``naive_split_tps``): the same TGI
@@ -40,6 +41,7 @@ import os
 import platform
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -50,8 +52,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TextIO
+from urllib.parse import urlsplit
 
 import anyio
+import h11
 import httpx
 
 from jumpstream.ask import request_body
@@ -120,6 +124,7 @@ PACE_TOKENS_PER_SECOND: Final = 25.0
 _MAX_NEW_TOKENS_LIMIT: Final = 4096
 _REQUEST_TIMEOUT_SECONDS: Final = 120.0
 _HEALTH_POLL_SECONDS: Final = 0.002
+_READ_BYTES: Final = 64 * 1024
 _KIB: Final = 1024
 _MIB: Final = 1024 * 1024
 #: Every tenth event is cut in two, as SageMaker may cut anywhere.
@@ -325,32 +330,68 @@ def _read_direct(client: Any, prompt: str, max_new_tokens: int) -> _Reading:
     )
 
 
-def _read_relay(client: httpx.Client, url: str, prompt: str, max_new_tokens: int) -> _Reading:
-    """One request through the relay as plain text, on the client's kept-alive connection."""
-    body = request_body(prompt, max_new_tokens=max_new_tokens)
-    chunks: list[bytes] = []
-    first: float | None = None
-    started = time.perf_counter()
-    with client.stream(
-        "POST", url, content=body, headers={"content-type": "application/json"}
-    ) as response:
-        if response.status_code != 200:
-            raise BenchFailed(f"the relay answered {response.status_code}: {response.read()!r}")
-        for chunk in response.iter_raw():
-            if chunk:
-                chunks.append(chunk)
+class _AdapterLikeClient:
+    """HTTP/1.1 on one kept-alive socket, written and read as the Web Adapter does: each request
+    in one write, the answer read as it arrives. (h11 speaks the protocol; the socket is ours.)
+
+    Why not an HTTP client library here: httpx writes a request's body separately from its head
+    and http.client reads through a buffered file; either changes when the relay's side gets its
+    ACKs, and with them whether Nagle's delay shows. It showed for the adapter.
+    """
+
+    def __init__(self, url: str) -> None:
+        where = urlsplit(url)
+        self._host = f"{where.hostname}:{where.port}"
+        self._socket = socket.create_connection(
+            (where.hostname or LOOPBACK, where.port or 80), timeout=_REQUEST_TIMEOUT_SECONDS
+        )
+        self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._connection = h11.Connection(our_role=h11.CLIENT)
+
+    def read(self, prompt: str, max_new_tokens: int) -> _Reading:
+        """One request through the relay as plain text."""
+        body = request_body(prompt, max_new_tokens=max_new_tokens)
+        headers = [
+            ("Host", self._host),
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+        ]
+        request = h11.Request(method="POST", target="/", headers=headers)
+        chunks: list[bytes] = []
+        first: float | None = None
+        started = time.perf_counter()
+        self._socket.sendall(
+            self._connection.send(request)
+            + self._connection.send(h11.Data(data=body))
+            + self._connection.send(h11.EndOfMessage())
+        )
+        status = 0
+        while True:
+            event = self._connection.next_event()
+            if event is h11.NEED_DATA:
+                self._connection.receive_data(self._socket.recv(_READ_BYTES))
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+            elif isinstance(event, h11.Data):
+                chunks.append(bytes(event.data))
                 if first is None:
                     first = time.perf_counter()
-    ended = time.perf_counter()
-    text = b"".join(chunks).decode("utf-8")
-    if first is None or "[stream error]" in text:
-        raise BenchFailed(f"the relay's answer was empty or failed: {text[-200:]!r}")
-    return _Reading(
-        first_text_ms=(first - started) * 1000,
-        total_ms=(ended - started) * 1000,
-        text=text,
-        tokens=0,
-    )
+            elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+                break
+        ended = time.perf_counter()
+        self._connection.start_next_cycle()
+        text = b"".join(chunks).decode("utf-8")
+        if status != 200 or first is None or "[stream error]" in text:
+            raise BenchFailed(f"the relay answered {status}: {text[-200:]!r}")
+        return _Reading(
+            first_text_ms=(first - started) * 1000,
+            total_ms=(ended - started) * 1000,
+            text=text,
+            tokens=0,
+        )
+
+    def close(self) -> None:
+        self._socket.close()
 
 
 # --- The measurements ------------------------------------------------------------------------
@@ -359,26 +400,27 @@ def _read_relay(client: httpx.Client, url: str, prompt: str, max_new_tokens: int
 def _paired_reads(
     stack: LocalStack, *, tokens: int, count: int, tag: str
 ) -> list[tuple[_Reading, _Reading]]:
-    """``count`` answers of ``tokens`` tokens, each read directly (boto3) and then through the
-    relay, each side on its one kept-alive connection; the texts must be the same. A first pair,
-    not returned, warms connections, imports and caches up."""
+    """``count`` answers of ``tokens`` tokens, sent back to back through the relay on one
+    kept-alive connection, then the same prompts back to back to the emulator directly with
+    boto3; paired by prompt, the texts must be the same. Not interleaved: a connection that idles
+    between requests acknowledges at once, which hides what back-to-back traffic pays. A first
+    request each way, not returned, warms connections, imports and caches up."""
+    prompts = [_prompt(tokens, f"{tag} {index}") for index in range(count + 1)]
+    relay_client = _AdapterLikeClient(stack.relay_url)
+    try:
+        relay = [relay_client.read(prompt, tokens + 2) for prompt in prompts]
+    finally:
+        relay_client.close()
     direct_client = _boto3_client(stack.emulator_url)
-    pairs: list[tuple[_Reading, _Reading]] = []
-    with httpx.Client(timeout=_REQUEST_TIMEOUT_SECONDS) as client:
-        url = stack.relay_url + "/"
-        for index in range(count + 1):
-            prompt = _prompt(tokens, f"{tag} {index}")
-            direct = _read_direct(direct_client, prompt, tokens + 2)
-            relay = _read_relay(client, url, prompt, tokens + 2)
-            if direct.text != relay.text:
-                raise BenchFailed(f"texts differ: direct {direct.text!r}, relay {relay.text!r}")
-            if index:
-                pairs.append((direct, relay))
-    return pairs
+    direct = [_read_direct(direct_client, prompt, tokens + 2) for prompt in prompts]
+    for a, b in zip(direct, relay, strict=True):
+        if a.text != b.text:
+            raise BenchFailed(f"texts differ: direct {a.text!r}, relay {b.text!r}")
+    return list(zip(direct, relay, strict=True))[1:]
 
 
 def measure_ttft(stack: LocalStack, plan: Plan) -> dict[str, float]:
-    """Time to the first text, back to back, relay and direct interleaved."""
+    """Time to the first text, back to back, through the relay and directly."""
     pairs = _paired_reads(stack, tokens=plan.ttft_answer_tokens, count=plan.ttft_pairs, tag="ttft")
     added = [relay.first_text_ms - direct.first_text_ms for direct, relay in pairs]
     return {
