@@ -26,6 +26,7 @@ from relay_support import (
     Pause,
     Stall,
     answer_events,
+    asgi_post,
     call,
     calls,
     payload_part,
@@ -492,26 +493,12 @@ def test_parts_that_arrived_together_leave_in_one_write(server: EventStreamServe
     first, second, third, final = answer_events(["一", "二", "三"])
     server.reply = [payload_part(first) + payload_part(second) + payload_part(third)]
     server.reply.append(payload_part(final))
-    app = create_app(settings())
     sent: list[dict[str, Any]] = []
-    body = [json.dumps({"inputs": "x"}).encode()]
-
-    async def receive() -> dict[str, Any]:
-        if body:
-            return {"type": "http.request", "body": body.pop(), "more_body": False}
-        await anyio.sleep_forever()
-        raise AssertionError("unreachable")
 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": "/", "headers": [], "query_string": b""}
-
-    async def run() -> None:
-        with anyio.fail_after(HANG_GUARD_SECONDS):
-            await app(scope, receive, send)
-
-    anyio.run(run)
+    asgi_post(create_app(settings()), json.dumps({"inputs": "x"}).encode(), send)
     bodies = [m["body"] for m in sent if m["type"] == "http.response.body" and m["body"]]
     assert bodies[0] == "一二三".encode()
 
