@@ -137,3 +137,21 @@ def model_error(endpoint_name: str, original_status: int, original_message: str)
             "LogStreamArn": f"arn:aws:logs:{REGION}:{ACCOUNT_ID}:log-group:{log_group}",
         },
     )
+
+
+def missing_authentication() -> SageMakerError:
+    """An unsigned request: AWS answers before the service sees it."""
+    return SageMakerError(
+        code="MissingAuthenticationTokenException",
+        status=403,
+        message="Missing Authentication Token",
+    )
+
+
+def wrong_signing_scope() -> SageMakerError:
+    """A SigV4 signature made for another service than SageMaker's."""
+    return SageMakerError(
+        code="InvalidSignatureException",
+        status=403,
+        message="Credential should be scoped to correct service: 'sagemaker'.",
+    )

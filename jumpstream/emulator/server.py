@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -44,6 +45,11 @@ from jumpstream.emulator.tgi import TgiRelay
 from jumpstream.emulator.tokenizer import stable_hash
 
 INFERENCE_COMPONENT_HEADER = "X-Amzn-SageMaker-Inference-Component"
+#: `AWS4-HMAC-SHA256 Credential=KEY/DATE/REGION/sagemaker/aws4_request, SignedHeaders=..., ...`
+SIGV4_SAGEMAKER = re.compile(
+    r"AWS4-HMAC-SHA256 Credential=[^/\s]+/\d{8}/[a-z0-9-]+/sagemaker/aws4_request,"
+    r" *SignedHeaders=[a-z0-9;-]+, *Signature=[0-9a-f]{64}$"
+)
 #: The HTTP status TGI answers a non-streaming request with, per error_type.
 TGI_ERROR_STATUS = {"validation": 422, "overloaded": 429, "generation": 424}
 
@@ -115,7 +121,11 @@ async def _release(request: Request) -> Response:
 async def _invoke_with_response_stream(request: Request) -> Response:
     settings: EmulatorSettings = request.app.state.settings
     request_id = str(uuid.uuid4())
-    refusal = _check_target(request, settings) or _cold_refusal(request, settings)
+    refusal = (
+        _check_signed(request)
+        or _check_target(request, settings)
+        or _cold_refusal(request, settings)
+    )
     if refusal is not None:
         return refusal.response(request_id)
     raw = await request.body()
@@ -123,6 +133,20 @@ async def _invoke_with_response_stream(request: Request) -> Response:
     if settings.tgi_url is not None:
         return await _forward_to_tgi(request, raw, request_id, settings, registry)
     return _stand_in_reply(request, raw, request_id, settings, registry)
+
+
+def _check_signed(request: Request) -> SageMakerError | None:
+    """The shape of a SigV4 signature for SageMaker (service `sagemaker`), as AWS checks first.
+
+    The signature itself is not verified (the emulator does not know the caller's secret), but
+    a client that stops signing, or signs for another service, is refused as AWS would refuse it.
+    """
+    authorization = request.headers.get("authorization")
+    if authorization is None:
+        return errors.missing_authentication()
+    if not SIGV4_SAGEMAKER.match(authorization) or "x-amz-date" not in request.headers:
+        return errors.wrong_signing_scope()
+    return None
 
 
 def _check_target(request: Request, settings: EmulatorSettings) -> SageMakerError | None:

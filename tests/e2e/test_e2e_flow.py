@@ -112,7 +112,10 @@ def test_a_client_that_leaves_closes_the_upstream_stream(
         client.stream("POST", "/", json=generate_body(prompt)) as response,
     ):
         assert response.status_code == 200
-        next(response.iter_raw())
+        # Keep the iterator: a dropped one closes the connection at once, and the relay (which
+        # now notices within a read) could close the upstream before the emulator holds.
+        pieces = response.iter_raw()
+        next(pieces)
         wait_for_new_stream(control, before, held=True)
     # Leaving the block with the body unread closed the connection mid-stream.
     record = wait_for_new_stream(control, before, state="disconnected")

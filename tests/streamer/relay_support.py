@@ -307,6 +307,26 @@ def calls(app: Any, count: int, *, json_body: Any) -> list[httpx.Response]:
     return anyio.run(send)
 
 
+def asgi_post(app: Any, body: bytes, send: Callable[[dict[str, Any]], Any]) -> None:
+    """POST ``body`` to the app over raw ASGI, with the test's own ``send``; the client never
+    leaves on its own (``receive`` waits forever after the body)."""
+    pending = [body]
+
+    async def receive() -> dict[str, Any]:
+        if pending:
+            return {"type": "http.request", "body": pending.pop(), "more_body": False}
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": [], "query_string": b""}
+
+    async def run() -> None:
+        with anyio.fail_after(HANG_GUARD_SECONDS):
+            await app(scope, receive, send)
+
+    anyio.run(run)
+
+
 # --- The relay on a real socket -----------------------------------------------------------------
 
 

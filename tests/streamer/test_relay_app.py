@@ -17,6 +17,7 @@ from relay_support import (
     GatedUpstream,
     ScriptedUpstream,
     answer_events,
+    asgi_post,
     call,
     error_event,
     final_event,
@@ -645,27 +646,14 @@ def test_a_send_that_fails_because_the_client_left_is_not_an_error() -> None:
     log = CapturedLog()
     upstream = ScriptedUpstream([token_event("one"), token_event("two"), *answer_events(["x"])])
     app = make_app(upstream, log)
-    body = [json.dumps(PROMPT).encode()]
     sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        if body:
-            return {"type": "http.request", "body": body.pop(), "more_body": False}
-        await anyio.sleep_forever()
-        raise AssertionError("unreachable")
 
     async def send(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.body" and sent:
             raise OSError("client gone")
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": "/", "headers": [], "query_string": b""}
-
-    async def run() -> None:
-        with anyio.fail_after(HANG_GUARD_SECONDS):
-            await app(scope, receive, send)
-
-    anyio.run(run)
+    asgi_post(app, json.dumps(PROMPT).encode(), send)
     assert [m["type"] for m in sent] == ["http.response.start"]
     assert upstream.streams[0].closed.is_set()
     (line,) = log.request_lines()

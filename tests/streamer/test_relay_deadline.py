@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from relay_support import (
     RINNA_3_6B,
     CapturedLog,
@@ -124,3 +126,33 @@ def test_a_deadline_no_clock_can_hold_is_ignored_not_a_500(deadline: str) -> Non
     assert response.status_code == 200
     assert response.text == "fine"
     assert response.headers["x-request-id"] == "r-1"
+
+
+_HEADER_TEXT = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=300)
+_CONTEXT = st.one_of(
+    _HEADER_TEXT,
+    st.builds(
+        json.dumps,
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "request_id": st.one_of(_HEADER_TEXT, st.integers(), st.none()),
+                "deadline": st.one_of(st.integers(), st.floats(), st.text(max_size=5)),
+                "deadline_ms": st.one_of(st.integers(), st.floats()),
+            },
+        ),
+    ),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(lambda_header=_CONTEXT, url_header=_CONTEXT)
+def test_no_context_header_value_crashes_the_relay(lambda_header: str, url_header: str) -> None:
+    """Whatever the Web Adapter's headers hold, the answer is the model's or the deadline's,
+    never a 500: a deadline far past or far ahead is a 504 or no deadline at all."""
+    upstream = ScriptedUpstream(answer_events(["fine"]))
+    headers = {"x-amzn-lambda-context": lambda_header, "x-amzn-request-context": url_header}
+    response = call(make_app(upstream), json_body=PROMPT, headers=headers)
+    assert response.status_code in (200, 504), response.text
+    assert response.text == "fine" or response.json()["type"] == "upstream_timeout"
+    assert response.headers["x-request-id"]

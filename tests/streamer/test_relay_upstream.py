@@ -11,6 +11,9 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from botocore.exceptions import (
     ClientError,
     EventStreamError,
@@ -23,6 +26,7 @@ from relay_support import (
     Pause,
     Stall,
     answer_events,
+    asgi_post,
     call,
     calls,
     payload_part,
@@ -110,6 +114,31 @@ def test_the_call_is_invoke_endpoint_with_response_stream(server: EventStreamSer
     assert headers["X-Amzn-SageMaker-Inference-Component"] == "ic-1"
     assert body == b'{"inputs": "hi"}'
     assert "Authorization" in headers  # signed, as SageMaker requires
+
+
+def test_the_signature_holds_for_what_was_sent(server: EventStreamServer) -> None:
+    """What SageMaker does with a request: recompute SigV4 from the headers the request says it
+    signed, as they arrived (Host as httpx wrote it, the body as sent), and compare. botocore
+    signed before httpx built the request, so this is what proves the two agree."""
+    server.reply = [payload_part(b"x")]
+    body = '{"inputs": "署名"}'.encode()
+    opened_and_read(upstream(inference_component_name="ic-1"), body)
+    ((path, headers, received),) = server.requests
+    by_name = {name.lower(): value for name, value in headers.items()}
+    authorization = by_name["authorization"]
+    signed_names = authorization.split("SignedHeaders=")[1].split(",")[0].split(";")
+    assert {"host", "x-amz-date", "content-type"} <= set(signed_names)
+    request = AWSRequest(
+        method="POST",
+        url=server.url + path,
+        data=received,
+        headers={name: by_name[name] for name in signed_names},
+    )
+    request.context["timestamp"] = by_name["x-amz-date"]
+    signer = SigV4Auth(Credentials("AKIDTEST", "test-secret"), "sagemaker", "us-east-1")
+    string_to_sign = signer.string_to_sign(request, signer.canonical_request(request))
+    assert received == body
+    assert authorization.endswith("Signature=" + signer.signature(string_to_sign, request))
 
 
 def test_no_inference_component_header_unless_configured(server: EventStreamServer) -> None:
@@ -456,6 +485,22 @@ def test_the_whole_relay_over_real_boto3(server: EventStreamServer) -> None:
         "parameters": {"details": True, "max_new_tokens": 100, "return_full_text": False},
         "stream": True,
     }
+
+
+def test_parts_that_arrived_together_leave_in_one_write(server: EventStreamServer) -> None:
+    """A client slower than the model finds several PayloadParts waiting: they are decoded and
+    sent as one body message, not one per token."""
+    first, second, third, final = answer_events(["一", "二", "三"])
+    server.reply = [payload_part(first) + payload_part(second) + payload_part(third)]
+    server.reply.append(payload_part(final))
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asgi_post(create_app(settings()), json.dumps({"inputs": "x"}).encode(), send)
+    bodies = [m["body"] for m in sent if m["type"] == "http.response.body" and m["body"]]
+    assert bodies[0] == "一二三".encode()
 
 
 def test_a_complete_answer_leaves_its_connection_for_the_next_request(

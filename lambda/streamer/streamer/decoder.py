@@ -148,31 +148,36 @@ class _LineSplitter:
     def buffered_bytes(self) -> int:
         return len(self._buffer)
 
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        """Yield each line that ``data`` completes, without its line end.
+    def split(self, data: bytes) -> tuple[list[bytes], bytes] | None:
+        """The usual case, TGI's, fast: the complete lines of ``data`` and its unfinished tail,
+        for `keep`; or None when ``data`` needs `feed` (a CR in it or pending, or so many bytes
+        that a line could pass the limit).
 
-        The usual case, TGI's, is that only ``\\n`` ends lines: ``bytes.split`` finds them all.
+        Only ``\\n`` ends lines here, so ``bytes.split`` finds them all, and no line can be
+        longer than the buffer and ``data`` together, which the limit was checked against.
         """
-        if self._skip_lf or _CR_BYTE in data:
-            yield from self._feed_any(data)
-            return
+        if (
+            self._skip_lf
+            or _CR_BYTE in data
+            or len(self._buffer) + len(data) > self._max_line_bytes
+        ):
+            return None
         lines = data.split(b"\n")
         tail = lines.pop()
-        if lines:
-            if self._buffer:
-                self._check_length(len(self._buffer) + len(lines[0]))
-                self._buffer += lines[0]
-                lines[0] = bytes(self._buffer)
-                self._buffer.clear()
-            limit = self._max_line_bytes
-            for line in lines:
-                if len(line) > limit:
-                    self._check_length(len(line))
-                yield line
+        if lines and self._buffer:
+            self._buffer += lines[0]
+            lines[0] = bytes(self._buffer)
+            self._buffer.clear()
+        return lines, tail
+
+    def keep(self, tail: bytes) -> None:
+        """Hold the unfinished line `split` returned (within the limit, as `split` checked)."""
         if tail:
-            # Check before copying, so an endless line costs at most max_line_bytes of memory.
-            self._check_length(len(self._buffer) + len(tail))
             self._buffer += tail
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        """Yield each line that ``data`` completes, without its line end."""
+        return self._feed_any(data)
 
     def _feed_any(self, data: bytes) -> Iterator[bytes]:
         """Any mix of ``\\n``, ``\\r\\n`` and lone ``\\r``, a ``\\r\\n`` possibly cut in two."""
@@ -268,19 +273,26 @@ class StreamDecoder:
         if self._deferred is not None or self._closed or self._failed:
             self._raise_if_unusable()
         events: list[Event] = []
-        data_values = self._data
         try:
-            for line in self._lines.feed(data):
-                if line.startswith(_DATA_FIELD) and not self._first_line:
-                    # The hot path, inlined: TGI's one `data:` line per event.
-                    self._data_bytes += len(line)
-                    if self._data_bytes > self._max_line_bytes:
-                        self._add_data(0, b"")  # raises, with the message
-                    data_values.append(line[6:] if line[5:6] == b" " else line[5:])
-                elif not line and self._data:
-                    self._dispatch(events)
-                else:
+            split = None if self._first_line else self._lines.split(data)
+            if split is None:
+                for line in self._lines.feed(data):
                     self._handle_line(line, events)
+            else:
+                # The hot path, inlined: TGI's one `data:` line per event, then a blank line.
+                lines, tail = split
+                data_values = self._data
+                for line in lines:
+                    if line.startswith(b"data:"):
+                        self._data_bytes += len(line)
+                        if self._data_bytes > self._max_line_bytes:
+                            self._add_data(0, b"")  # raises, with the message
+                        data_values.append(line[6:] if line[5:6] == b" " else line[5:])
+                    elif not line and data_values:
+                        self._dispatch(events)
+                    else:
+                        self._handle_line(line, events)
+                self._lines.keep(tail)
         except StreamProtocolError as exc:
             self._failed = True
             if not events:

@@ -110,10 +110,6 @@ def create_client(settings: Settings, session: Any | None = None) -> Any:
     return session.create_client("sagemaker-runtime", region_name=settings.region, config=config)
 
 
-# One connection pool per event loop: a connection belongs to the loop that opened it.
-_pools: RunVar[httpx.AsyncClient] = RunVar("jumpstream_sagemaker_pool")
-
-
 class SageMakerUpstream:
     """InvokeEndpointWithResponseStream on the configured endpoint (and inference component)."""
 
@@ -139,6 +135,8 @@ class SageMakerUpstream:
             pool=settings.upstream_connect_timeout_seconds,
         )
         self._ssl_context: ssl.SSLContext | None = None
+        # One connection pool per event loop: a connection belongs to the loop that opened it.
+        self._pools: RunVar[httpx.AsyncClient] = RunVar(f"jumpstream_sagemaker_pool_{id(self)}")
 
     async def open(self, body: bytes) -> UpstreamStream:
         try:
@@ -166,7 +164,7 @@ class SageMakerUpstream:
         relay's start does not pay for it and the event loop never waits on it.
         """
         try:
-            return _pools.get()
+            return self._pools.get()
         except LookupError:
             pass
         verify: ssl.SSLContext | bool = False  # plain http (an emulator): nothing to verify
@@ -176,7 +174,7 @@ class SageMakerUpstream:
                 self._ssl_context = await anyio.to_thread.run_sync(_tls_context, ca_bundle)
             verify = self._ssl_context
         try:
-            return _pools.get()  # another request made it meanwhile
+            return self._pools.get()  # another request made it meanwhile
         except LookupError:
             pool = httpx.AsyncClient(
                 verify=verify,
@@ -187,7 +185,7 @@ class SageMakerUpstream:
                     keepalive_expiry=KEEPALIVE_SECONDS,
                 ),
             )
-            _pools.set(pool)
+            self._pools.set(pool)
             return pool
 
     async def _signed_headers(self, body: bytes) -> dict[str, str]:

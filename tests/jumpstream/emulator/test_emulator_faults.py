@@ -7,6 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from botocore.eventstream import EventStreamBuffer
 from botocore.exceptions import ClientError
 from emulator_harness import (
@@ -154,7 +157,7 @@ def test_model_stream_error_payloads_carry_the_error_code(
     reply = httpx.post(
         f"{url}/endpoints/{ENDPOINT}/invocations-response-stream",
         content=tgi_body(f"hi[[fault:{kind}]]"),
-        headers={"Content-Type": "application/json"},
+        headers=signed_headers(url, tgi_body(f"hi[[fault:{kind}]]")),
         timeout=10,
     )
     buffer = EventStreamBuffer()
@@ -192,3 +195,51 @@ def test_stall_keeps_the_stream_open_until_the_client_leaves(url: str) -> None:
     response["Body"].close()
     record = wait_for_record(url, stream_id, lambda r: r["state"] != "open")
     assert record["state"] == "disconnected"
+
+
+def signed_headers(url: str, body: bytes, *, service: str = "sagemaker") -> dict[str, str]:
+    """The headers of a request to the invoke route, signed with SigV4 as botocore signs."""
+    request = AWSRequest(
+        method="POST",
+        url=f"{url}/endpoints/{ENDPOINT}/invocations-response-stream",
+        data=body,
+        headers={"Content-Type": "application/json"},
+    )
+    SigV4Auth(Credentials("local", "local"), service, "us-east-1").add_auth(request)
+    return dict(request.headers.items())
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "code"),
+    [
+        ({"Content-Type": "application/json"}, 403, "MissingAuthenticationTokenException"),
+        (
+            {"Content-Type": "application/json", "Authorization": "Bearer x"},
+            403,
+            "InvalidSignatureException",
+        ),
+    ],
+)
+def test_an_unsigned_request_is_refused_as_aws_refuses_it(
+    url: str, headers: dict[str, str], status: int, code: str
+) -> None:
+    reply = httpx.post(
+        f"{url}/endpoints/{ENDPOINT}/invocations-response-stream",
+        content=tgi_body("hi"),
+        headers=headers,
+        timeout=10,
+    )
+    assert reply.status_code == status
+    assert reply.headers["x-amzn-errortype"].startswith(code + ":")
+
+
+def test_a_signature_for_another_service_is_refused(url: str) -> None:
+    body = tgi_body("hi")
+    reply = httpx.post(
+        f"{url}/endpoints/{ENDPOINT}/invocations-response-stream",
+        content=body,
+        headers=signed_headers(url, body, service="lambda"),
+        timeout=10,
+    )
+    assert reply.status_code == 403
+    assert "sagemaker" in reply.json()["message"]

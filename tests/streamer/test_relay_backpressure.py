@@ -1,0 +1,86 @@
+"""A client that stops reading stops the relay's reads from SageMaker.
+
+Over a real socket (uvicorn as __main__ runs it): only there does a full send buffer make the
+relay's `send` wait. What is checked is what was read and written, never how long it took.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import anyio.lowlevel
+from relay_support import HANG_GUARD_SECONDS, make_app, serving, token_event
+
+# Each piece of text is this big, so that socket buffers fill after a bounded number of parts.
+PIECE = "x" * 4096
+REQUEST = (
+    b"POST / HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 17\r\n\r\n"
+    b'{"inputs": "hi!"}'
+)
+
+
+class EndlessStream:
+    """A model that never stops: a token per read, counting the reads. Each read lets the event
+    loop run, as a network read does (anyio checkpoints in every receive)."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self.closed = threading.Event()
+
+    def __aiter__(self) -> EndlessStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        await anyio.lowlevel.checkpoint()
+        if self.closed.is_set():
+            raise StopAsyncIteration
+        self.reads += 1
+        return token_event(PIECE)
+
+    async def aclose(self) -> None:
+        self.closed.set()
+
+
+class EndlessUpstream:
+    def __init__(self) -> None:
+        self.stream = EndlessStream()
+
+    async def open(self, body: bytes) -> Any:
+        return self.stream
+
+
+def reads_settle(stream: EndlessStream) -> Iterator[int]:
+    """The read count, sampled until two samples a while apart agree."""
+    previous = -1
+    gate = threading.Event()
+    while stream.reads != previous:
+        previous = stream.reads
+        yield previous
+        gate.wait(0.3)
+
+
+def test_a_client_that_stops_reading_stops_the_reads_upstream() -> None:
+    upstream = EndlessUpstream()
+    with serving(make_app(upstream)) as url:
+        port = int(url.rsplit(":", 1)[1])
+        client = socket.create_connection(("127.0.0.1", port), timeout=HANG_GUARD_SECONDS)
+        try:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            client.sendall(REQUEST)
+            assert client.recv(1)  # the answer began; from now on nothing is read
+            samples = []
+            for count in reads_settle(upstream.stream):
+                samples.append(count)
+                assert len(samples) < HANG_GUARD_SECONDS / 0.3, "the relay never stopped reading"
+            settled = samples[-1]
+            # What the relay read is what fits in the socket buffers on both sides and the
+            # server's write buffer: a bounded amount, nowhere near an endless stream.
+            assert settled * len(PIECE) < 64 * 1024 * 1024
+        finally:
+            client.close()
+        # The client left: the relay closes the model's stream.
+        assert upstream.stream.closed.wait(HANG_GUARD_SECONDS)
