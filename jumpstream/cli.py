@@ -14,7 +14,6 @@ from typing import Final, TextIO
 
 from jumpstream import ask, bench, catalog_refresh, cost, demo, local, preview, proxy
 from jumpstream.deployed import DeployedError, relay_url
-from jumpstream.reading import FORMATS
 
 __all__ = ["build_parser", "main"]
 
@@ -96,14 +95,6 @@ def _int_list(text: str) -> tuple[int, ...]:
     values = tuple(_positive_int(part.strip()) for part in text.split(",") if part.strip())
     if not values:
         raise argparse.ArgumentTypeError("give at least one number, e.g. 64,512")
-    return values
-
-
-def _format_list(text: str) -> tuple[str, ...]:
-    values = tuple(part.strip() for part in text.split(",") if part.strip())
-    unknown = [value for value in values if value not in FORMATS]
-    if unknown or not values:
-        raise argparse.ArgumentTypeError(f"formats are {', '.join(FORMATS)} (got {text!r})")
     return values
 
 

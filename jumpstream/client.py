@@ -29,8 +29,7 @@ import httpx
 from botocore.credentials import ReadOnlyCredentials
 from httpx_sse import EventSource, SSEError
 
-from jumpstream.http_stream import PreparedRequest
-from jumpstream.signing import credential_source, region_from_url, sign
+from jumpstream.signing import PreparedRequest, credential_source, region_from_url, sign
 
 __all__ = [
     "ConnectionFailed",

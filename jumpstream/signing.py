@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -18,10 +19,9 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
 
-from jumpstream.http_stream import PreparedRequest
-
 __all__ = [
     "SERVICE",
+    "PreparedRequest",
     "canonical_host",
     "credential_source",
     "load_credentials",
@@ -30,6 +30,18 @@ __all__ = [
 ]
 
 SERVICE: Final = "lambda"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PreparedRequest:
+    """A request exactly as it goes on the wire; signing returns a new one."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
 _FUNCTION_URL_HOST: Final = re.compile(
     r"[a-z0-9]+\.lambda-url\.(?P<region>[a-z]{2,}(?:-[a-z0-9]+)+)\.on\.aws", re.IGNORECASE
 )

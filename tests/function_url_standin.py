@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from jumpstream.http_stream import PreparedRequest
 from jumpstream.proxy import stream_body
+from jumpstream.signing import PreparedRequest
 from tests.serving import serving
 from tests.sigv4_reference import problem_with
 

@@ -12,7 +12,7 @@ import hmac
 import re
 from urllib.parse import urlsplit
 
-from jumpstream.http_stream import PreparedRequest
+from jumpstream.signing import PreparedRequest
 
 AUTHORIZATION = re.compile(
     r"AWS4-HMAC-SHA256 Credential=(?P<key>[^/]+)/(?P<date>\d{8})/(?P<region>[a-z0-9-]+)/"

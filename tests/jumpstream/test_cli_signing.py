@@ -16,8 +16,7 @@ from botocore.credentials import ReadOnlyCredentials
 
 from jumpstream.ask import AskOptions, request_body, run_ask
 from jumpstream.client import RelayClient, auth_for
-from jumpstream.http_stream import PreparedRequest
-from jumpstream.signing import canonical_host, region_from_url, sign
+from jumpstream.signing import PreparedRequest, canonical_host, region_from_url, sign
 from tests.sigv4_reference import AUTHORIZATION, expected_signature, lower, problem_with, scope_of
 
 CREDENTIALS = ReadOnlyCredentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", None)
