@@ -1,10 +1,13 @@
-"""The relay's HTTP surface: `POST /` generates; `GET /health` is the adapter's readiness check;
-`GET /chat` is a chat page that calls `POST /` from the browser.
+"""The relay's HTTP surface: `POST /` generates (a prompt or chat messages); OpenAI's
+`POST /v1/chat/completions`, `POST /v1/completions` and `GET /v1/models` do the same in OpenAI's
+shapes; `GET /health` is the adapter's readiness check; `GET /chat` is a chat page that calls
+`POST /` from the browser.
 
 Checks run cheapest first and all before SageMaker is called: the route and method (404/405), the
-Accept header (406), the body's size (413, from Content-Length and again while reading, so a
-missing or lying length cannot get past it), then its JSON and TGI's parameter rules (400/422).
-Every refusal is the JSON body of errors.py.
+Accept header (406, on `POST /`), the body's size (413, from Content-Length and again while
+reading, so a missing or lying length cannot get past it), then its JSON and TGI's parameter
+rules (400/422). Every refusal is the JSON body of errors.py, or OpenAI's error object under /v1/.
+All routes stream through one RelayResponse; only the writer differs.
 """
 
 from __future__ import annotations
