@@ -19,7 +19,13 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
-__all__ = ["AlarmThresholds", "EndpointAlarms", "RelayMonitoring", "dashboard_url"]
+__all__ = [
+    "AlarmThresholds",
+    "EndpointAlarms",
+    "RelayMonitoring",
+    "dashboard_url",
+    "invocation_dimensions",
+]
 
 #: The relay's metrics namespace: the stack sets it for the function (POWERTOOLS_METRICS_NAMESPACE)
 #: and reads the same here.
@@ -47,6 +53,21 @@ class AlarmThresholds:
     disk_percent: float = 90.0
     #: A relay invocation this close to the function's timeout is about to be cut off.
     duration_share_of_timeout: float = 0.9
+    #: Inference-component hosting: minutes in a row in which SageMaker refused calls for want
+    #: of a copy. Coming back from zero takes minutes (instance, image, weights, warm-up); this
+    #: long means the copy is not coming (quota, no capacity of the type, a failing start).
+    no_capacity_minutes: int = 20
+
+
+def invocation_dimensions(
+    endpoint_name: str, variant_name: str, inference_component_name: str | None
+) -> dict[str, str]:
+    """How SageMaker labels an endpoint's invocation metrics (AWS/SageMaker): by component on
+    a component endpoint, by endpoint and variant otherwise. Instance metrics
+    (/aws/sagemaker/Endpoints) are by endpoint and variant in both modes."""
+    if inference_component_name:
+        return {"InferenceComponentName": inference_component_name}
+    return {"EndpointName": endpoint_name, "VariantName": variant_name}
 
 
 def dashboard_url(region: str, name: str) -> str:
@@ -103,7 +124,8 @@ def _alarm(
 
 
 class EndpointAlarms(Construct):
-    """The endpoint's alarms: failed invocations, slow answers, GPU memory and disk."""
+    """The endpoint's alarms: failed invocations, slow answers, GPU memory and disk, and for an
+    inference component, callers refused for too long."""
 
     def __init__(
         self,
@@ -114,10 +136,18 @@ class EndpointAlarms(Construct):
         variant_name: str,
         thresholds: AlarmThresholds,
         alarm_email: str | None = None,
+        inference_component_name: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.dimensions = {"EndpointName": endpoint_name, "VariantName": variant_name}
-        logs = f"/aws/sagemaker/Endpoints/{endpoint_name}"
+        self.dimensions = invocation_dimensions(
+            endpoint_name, variant_name, inference_component_name
+        )
+        self.instance_dimensions = {"EndpointName": endpoint_name, "VariantName": variant_name}
+        logs = (
+            f"/aws/sagemaker/InferenceComponents/{inference_component_name}"
+            if inference_component_name
+            else f"/aws/sagemaker/Endpoints/{endpoint_name}"
+        )
         five_minutes = cdk.Duration.minutes(5)
         self.errors = _alarm(
             self,
@@ -179,6 +209,26 @@ class EndpointAlarms(Construct):
             ),
         )
         self.alarms = [self.errors, self.latency, self.gpu_memory, self.disk]
+        if inference_component_name:
+            minutes = thresholds.no_capacity_minutes
+            self.no_capacity: cloudwatch.Alarm | None = _alarm(
+                self,
+                "NoCapacity",
+                metric=self.metric("NoCapacityInvocationFailures", "Sum"),
+                threshold=1,
+                evaluation_periods=minutes,
+                datapoints=minutes,
+                description=(
+                    f"Inference component {inference_component_name}: SageMaker has refused "
+                    f"calls for want of a copy in each of the last {minutes} minutes, longer "
+                    "than a copy takes to start. Look at the component's status and failure "
+                    "reason (aws sagemaker describe-inference-component), the endpoint's events, "
+                    f"the service quota for the instance type, and {logs}."
+                ),
+            )
+            self.alarms.append(self.no_capacity)
+        else:
+            self.no_capacity = None
         topic = _AlarmTopic(self, "Notify", email=alarm_email).topic if alarm_email else None
         _notify(self.alarms, topic)
 
@@ -190,10 +240,12 @@ class EndpointAlarms(Construct):
         namespace: str = _SAGEMAKER,
         period: cdk.Duration = _PERIOD,
     ) -> cloudwatch.Metric:
+        """SageMaker's invocation metrics by endpoint or component, instance metrics by
+        endpoint and variant."""
         return cloudwatch.Metric(
             namespace=namespace,
             metric_name=name,
-            dimensions_map=self.dimensions,
+            dimensions_map=self.dimensions if namespace == _SAGEMAKER else self.instance_dimensions,
             statistic=statistic,
             period=period,
         )
@@ -215,10 +267,12 @@ class RelayMonitoring(Construct):
         variant_name: str,
         thresholds: AlarmThresholds,
         alarm_email: str | None = None,
+        inference_component_name: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.relay_dimensions = {"Environment": environment, "Model": model_id}
-        endpoint = {"EndpointName": endpoint_name, "VariantName": variant_name}
+        invocations = invocation_dimensions(endpoint_name, variant_name, inference_component_name)
+        instances = {"EndpointName": endpoint_name, "VariantName": variant_name}
         self.function = function
         five_minutes = cdk.Duration.minutes(5)
         self.ttft = _alarm(
@@ -290,10 +344,17 @@ class RelayMonitoring(Construct):
             return cloudwatch.Metric(
                 namespace=namespace,
                 metric_name=name,
-                dimensions_map=endpoint,
+                dimensions_map=invocations if namespace == _SAGEMAKER else instances,
                 statistic=statistic,
                 period=_PERIOD,
             )
+
+        # Requests in flight per copy of the model: per instance's model, or per component copy.
+        concurrency = (
+            sagemaker("ConcurrentRequestsPerCopy", "Maximum")
+            if inference_component_name
+            else sagemaker("ConcurrentRequestsPerModel", "Maximum")
+        )
 
         errors_by_type = cloudwatch.MathExpression(
             expression=(
@@ -352,11 +413,20 @@ class RelayMonitoring(Construct):
                 width=8,
             ),
             cloudwatch.GraphWidget(
-                title="Client disconnects and endpoint errors",
+                title=(
+                    "Client disconnects; endpoint errors and calls refused for want of a copy"
+                    if inference_component_name
+                    else "Client disconnects and endpoint errors"
+                ),
                 left=[self.relay_metric("ClientDisconnects", "Sum")],
                 right=[
                     sagemaker("Invocation5XXErrors", "Sum"),
                     sagemaker("InvocationModelErrors", "Sum"),
+                    *(
+                        [sagemaker("NoCapacityInvocationFailures", "Sum")]
+                        if inference_component_name
+                        else []
+                    ),
                 ],
                 width=8,
             ),
@@ -383,7 +453,7 @@ class RelayMonitoring(Construct):
                     sagemaker("CPUUtilization", "SampleCount", _INSTANCES).with_(
                         label="instances reporting"
                     ),
-                    sagemaker("ConcurrentRequestsPerModel", "Maximum"),
+                    concurrency,
                 ],
                 right=[sagemaker("ModelLatency", "p90")],
                 width=8,

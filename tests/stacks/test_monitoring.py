@@ -29,7 +29,9 @@ from stacks.monitoring import (
 from stacks.nag import enable_nag
 from tests.stacks.test_lint import lint
 
-# What SageMaker and Lambda publish, with the dimensions the alarms and widgets use.
+# What SageMaker and Lambda publish, with the dimensions the alarms and widgets use. On an
+# inference-component endpoint, SageMaker's invocation metrics are by component, and there are
+# per-copy concurrency and refusals for want of a copy.
 SAGEMAKER_METRICS = {
     "AWS/SageMaker": {
         "Invocations",
@@ -45,6 +47,12 @@ SAGEMAKER_METRICS = {
         "DiskUtilization",
     },
     "AWS/Lambda": {"Throttles", "Duration", "ConcurrentExecutions"},
+}
+COMPONENT = "jumpstream-t-ic-model"
+COMPONENT_METRICS = {
+    **SAGEMAKER_METRICS,
+    "AWS/SageMaker": SAGEMAKER_METRICS["AWS/SageMaker"] - {"ConcurrentRequestsPerModel"}
+    | {"ConcurrentRequestsPerCopy", "NoCapacityInvocationFailures"},
 }
 
 
@@ -67,7 +75,10 @@ def relay_emits() -> set[str]:
 
 
 def monitored_stack(
-    alarm_email: str | None = None, *, outdir: Path | None = None
+    alarm_email: str | None = None,
+    *,
+    outdir: Path | None = None,
+    inference_component_name: str | None = None,
 ) -> tuple[cdk.Stack, Template]:
     app = cdk.App(outdir=str(outdir) if outdir else None)
     enable_nag(app)
@@ -82,6 +93,7 @@ def monitored_stack(
         variant_name="AllTraffic",
         thresholds=thresholds,
         alarm_email=alarm_email,
+        inference_component_name=inference_component_name,
     )
     RelayMonitoring(
         stack,
@@ -94,6 +106,7 @@ def monitored_stack(
         variant_name="AllTraffic",
         thresholds=thresholds,
         alarm_email=alarm_email,
+        inference_component_name=inference_component_name,
     )
     return stack, Template.from_stack(stack)
 
@@ -116,11 +129,19 @@ def _alarm_metrics(alarm: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]
     return found
 
 
-def test_every_alarm_reads_a_metric_that_is_emitted_with_those_dimensions() -> None:
-    _, template = monitored_stack()
+@pytest.mark.parametrize(
+    ("component", "emitted", "count"),
+    [(None, SAGEMAKER_METRICS, 8), (COMPONENT, COMPONENT_METRICS, 9)],
+    ids=["instance", "inference-component"],
+)
+def test_every_alarm_reads_a_metric_that_is_emitted_with_those_dimensions(
+    component: str | None, emitted: dict[str, set[str]], count: int
+) -> None:
+    _, template = monitored_stack(inference_component_name=component)
     alarms = _alarms(template)
-    assert len(alarms) == 8
+    assert len(alarms) == count
     relay = relay_emits()
+    instances = {"EndpointName": "jumpstream-t", "VariantName": "AllTraffic"}
     for alarm in alarms:
         for namespace, name, dimensions in _alarm_metrics(alarm):
             if namespace == RELAY_NAMESPACE:
@@ -130,14 +151,13 @@ def test_every_alarm_reads_a_metric_that_is_emitted_with_those_dimensions() -> N
                     "Model": "huggingface-llm-mistral-7b-instruct",
                 }
             else:
-                assert name in SAGEMAKER_METRICS[namespace], (namespace, name)
+                assert name in emitted[namespace], (namespace, name)
                 if namespace == "AWS/Lambda":
                     assert set(dimensions) == {"FunctionName"}
+                elif namespace == "AWS/SageMaker" and component:
+                    assert dimensions == {"InferenceComponentName": component}
                 else:
-                    assert dimensions == {
-                        "EndpointName": "jumpstream-t",
-                        "VariantName": "AllTraffic",
-                    }
+                    assert dimensions == instances
         # Each says what to do, and no traffic never raises one.
         assert len(alarm["AlarmDescription"]) > 80
         assert alarm["TreatMissingData"] == "notBreaching"
@@ -155,16 +175,32 @@ def test_thresholds_are_the_configured_ones_in_each_metrics_unit() -> None:
     assert by_metric["Throttles"]["Threshold"] == 1
 
 
-def test_the_dashboard_shows_only_emitted_metrics() -> None:
-    _, template = monitored_stack()
+@pytest.mark.parametrize(
+    ("component", "emitted"),
+    [(None, SAGEMAKER_METRICS), (COMPONENT, COMPONENT_METRICS)],
+    ids=["instance", "inference-component"],
+)
+def test_the_dashboard_shows_only_emitted_metrics(
+    component: str | None, emitted: dict[str, set[str]]
+) -> None:
+    _, template = monitored_stack(inference_component_name=component)
     (dashboard,) = template.find_resources("AWS::CloudWatch::Dashboard").values()
     assert dashboard["Properties"]["DashboardName"] == "jumpstream-t"
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    shown = {  # (namespace, name) of every SageMaker and Lambda metric a widget plots
+        (namespace, name)
+        for namespace, names in COMPONENT_METRICS.items()
+        for name in names | SAGEMAKER_METRICS[namespace]
+        if f'\\"{namespace}\\",\\"{name}\\"' in body
+    }
+    assert all(name in emitted[namespace] for namespace, name in shown), shown
+    by_component = f'\\"InferenceComponentName\\",\\"{component}\\"'
+    assert (by_component in body) == (component is not None)
     relay = relay_emits()
     for name in relay - {"Refused", "Errors"}:
         assert f'\\"{RELAY_NAMESPACE}\\",\\"{name}\\"' in body, name
     assert 'MetricName=\\\\\\"Errors\\\\\\"' in body  # by type, with SEARCH
-    for namespace, names in SAGEMAKER_METRICS.items():
+    for namespace, names in emitted.items():
         for name in names - {"Throttles"}:
             assert f'\\"{name}\\"' in body, (namespace, name)
 
@@ -182,9 +218,12 @@ def test_no_topic_without_an_email_and_one_encrypted_topic_per_construct_with_it
     assert all(alarm["AlarmActions"] and alarm["OKActions"] for alarm in _alarms(told))
 
 
-@pytest.mark.parametrize("alarm_email", [None, "oncall@example.com"])
-def test_lint_and_nag_clean(alarm_email: str | None, tmp_path: Path) -> None:
-    stack, _ = monitored_stack(alarm_email, outdir=tmp_path)
+@pytest.mark.parametrize(
+    ("alarm_email", "component"),
+    [(None, None), ("oncall@example.com", None), (None, COMPONENT)],
+)
+def test_lint_and_nag_clean(alarm_email: str | None, component: str | None, tmp_path: Path) -> None:
+    stack, _ = monitored_stack(alarm_email, outdir=tmp_path, inference_component_name=component)
     assembly = cdk.App.of(stack).synth()  # type: ignore[union-attr]  # cdk-nag fails this on a finding
     template = Path(assembly.directory) / stack.template_file
     assert lint([str(template)], "eu-west-1") == []
