@@ -528,11 +528,16 @@ def _add_cost(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         ),
     )
     parser.add_argument("--env", required=True, metavar="NAME", help="the environment")
+    parser.add_argument(
+        "--hosting",
+        choices=("instance", "inference-component"),
+        help="as if the environment's hosting were this (like cdk synth -c hosting=...)",
+    )
     parser.set_defaults(handler=_run_cost)
 
 
 def _run_cost(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
-    return cost.run_cost(args.env, stdout=stdout, stderr=stderr)
+    return cost.run_cost(args.env, stdout=stdout, stderr=stderr, hosting=args.hosting)
 
 
 Handler = Callable[[argparse.Namespace, TextIO, TextIO], int]

@@ -8,16 +8,20 @@ which is what to multiply by the price on SageMaker's pricing page.
 
 from __future__ import annotations
 
-from typing import Final, TextIO
+from typing import TYPE_CHECKING, Final, TextIO
 
-__all__ = ["describe_cost", "run_cost"]
+if TYPE_CHECKING:
+    from stacks.config import EnvironmentConfig
+
+__all__ = ["describe_cost", "describe_environment_cost", "run_cost"]
 
 #: The hours of an average month (365 days x 24 h / 12).
 HOURS_PER_MONTH: Final = 730
 
 
-def describe_cost(env_name: str) -> list[str]:
-    """The lines `cost` prints for one environment of environments.toml."""
+def describe_cost(env_name: str, *, hosting: str | None = None) -> list[str]:
+    """The lines `cost` prints for one environment of environments.toml, optionally as if its
+    hosting were `hosting` (as `cdk synth -c hosting=...` would deploy it)."""
     # stacks.config reaches aws_cdk, which starts Node.js: only this command pays for it.
     from stacks.config import load_environments, resolve_environment
 
@@ -26,27 +30,49 @@ def describe_cost(env_name: str) -> list[str]:
         raise ValueError(
             f"unknown environment {env_name!r}; choose one of: {', '.join(sorted(environments))}"
         )
-    config = resolve_environment(env_name, environments[env_name])
-    scaling = config.scaling
-    idle = scaling.min_instances if scaling else config.instance_count
-    busy = scaling.max_instances if scaling else config.instance_count
+    config = resolve_environment(env_name, environments[env_name], {"hosting": hosting})
+    return describe_environment_cost(config)
+
+
+def describe_environment_cost(config: EnvironmentConfig) -> list[str]:
+    """What one resolved environment bills idle and busy, and what changes it on a schedule."""
+    scaling, managed = config.scaling, config.managed_instances
     lines = [
-        f"jumpstream-{config.name}: {config.model.id} on {config.instance_type} in "
-        f"{config.region} (instance hosting)",
-        f"  idle: {_instances(idle)} = {idle} instance-hours per hour, "
-        f"{idle * HOURS_PER_MONTH:,} per month ({HOURS_PER_MONTH} h)",
+        f"{config.endpoint_name}: {config.model.id} on {config.instance_type} in "
+        f"{config.region} ({config.hosting} hosting)"
     ]
-    if busy != idle:
+    if managed is not None and scaling is not None:
+        gpus = config.model.instance_types[config.instance_type].gpus
+        # A copy never needs more than one instance (its GPUs are within one instance's), and
+        # managed instance scaling keeps min_instances even without copies.
+        idle = max(managed.min_instances, min(scaling.min_capacity, managed.max_instances))
+        busy = max(managed.min_instances, min(scaling.max_capacity, managed.max_instances))
+        if scaling.min_capacity == 0:
+            starts = "a copy starts" if idle else "an instance and a copy start"
+            copies = f"no copy of the model; the first call then waits minutes while {starts}"
+        else:
+            copies = f"{_count(scaling.min_capacity, 'copy')} of the model"
+        lines.append(f"  idle: {_instances(idle)} = {_hours(idle)} ({copies})")
         lines.append(
-            f"  busy: up to {_instances(busy)} = {busy} instance-hours per hour, "
-            f"{busy * HOURS_PER_MONTH:,} per month, as autoscaling adds instances"
+            f"  busy: up to {_instances(busy)} = {_hours(busy)}, for up to "
+            f"{_count(scaling.max_capacity, 'copy')} of {gpus} GPU{'' if gpus == 1 else 's'} each"
         )
+        unit = "copies"
     else:
-        lines.append("  busy: the same: the instance count is fixed (no [scaling] table)")
+        idle = scaling.min_capacity if scaling else config.instance_count
+        busy = scaling.max_capacity if scaling else config.instance_count
+        lines.append(f"  idle: {_instances(idle)} = {_hours(idle)}")
+        if busy != idle:
+            lines.append(
+                f"  busy: up to {_instances(busy)} = {_hours(busy)}, as autoscaling adds instances"
+            )
+        else:
+            lines.append("  busy: the same: the instance count is fixed (no [scaling] table)")
+        unit = "instances"
     for schedule in scaling.schedules if scaling else ():
-        bounds = f"at least {_instances(schedule.min_instances)}"
-        if schedule.max_instances is not None:
-            bounds += f", at most {schedule.max_instances}"
+        bounds = f"at least {schedule.min_capacity} {unit}"
+        if schedule.max_capacity is not None:
+            bounds += f", at most {schedule.max_capacity}"
         lines.append(
             f"  schedule {schedule.name}: {schedule.cron} ({schedule.time_zone}) sets {bounds}"
         )
@@ -57,15 +83,27 @@ def describe_cost(env_name: str) -> list[str]:
     return lines
 
 
+def _hours(instances: int) -> str:
+    return (
+        f"{instances} instance-hours per hour, {instances * HOURS_PER_MONTH:,} per month "
+        f"({HOURS_PER_MONTH} h)"
+    )
+
+
+def _count(number: int, noun: str) -> str:
+    plural = {"copy": "copies", "instance": "instances"}[noun]
+    return f"{number} {noun if number == 1 else plural}"
+
+
 def _instances(count: int) -> str:
-    return f"{count} instance" + ("" if count == 1 else "s")
+    return _count(count, "instance")
 
 
-def run_cost(env_name: str, *, stdout: TextIO, stderr: TextIO) -> int:
+def run_cost(env_name: str, *, stdout: TextIO, stderr: TextIO, hosting: str | None = None) -> int:
     from stacks.errors import ConfigError
 
     try:
-        lines = describe_cost(env_name)
+        lines = describe_cost(env_name, hosting=hosting)
     except (ValueError, ConfigError) as error:
         stderr.write(f"jumpstream cost: {error}\n")
         return 2

@@ -20,14 +20,14 @@ from stacks.catalog import Catalog, Model, deployment_problem, load_catalog, reg
 from stacks.errors import ConfigError
 from stacks.monitoring import AlarmThresholds
 from stacks.retention import RETENTION_BY_DAYS
-from stacks.scaling import ScalingConfig, ScalingSchedule, check_cron
+from stacks.scaling import ManagedInstances, ScalingConfig, ScalingSchedule, check_cron
 
 #: The relay stack's output holding the function URL; `ask --env` and `proxy --env` read it.
 RELAY_URL_OUTPUT = "Url"
 CONFIG_PATH = Path(__file__).resolve().parent.parent / "environments.toml"
 
 # The context keys a user may pass with `cdk synth -c key=value`.
-OVERRIDE_KEYS = ("model_id", "region", "instance_type", "instance_count")
+OVERRIDE_KEYS = ("model_id", "region", "instance_type", "instance_count", "hosting")
 
 
 AUTH_TYPES = ("AWS_IAM", "NONE")
@@ -39,13 +39,25 @@ PRINCIPAL_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:(root|role/\S+|u
 
 _ENV_KEYS = {
     "region", "account", "model_id", "instance_type", "instance_count", "log_retention_days",
-    "tags", "relay", "termination_protection", "alarms", "alarm_email", "scaling",
+    "tags", "relay", "termination_protection", "alarms", "alarm_email", "scaling", "hosting",
 }  # fmt: skip
+#: How an environment hosts its model: `instance` (a variant of one model on its own instances,
+#: never below one) or `inference-component` (the model as an inference component, which can
+#: scale to zero copies and instances).
+INSTANCE_HOSTING = "instance"
+COMPONENT_HOSTING = "inference-component"
+HOSTING_MODES = (INSTANCE_HOSTING, COMPONENT_HOSTING)
+# Which limits each mode's [scaling] table and its schedules take. Inference-component hosting
+# takes both: copies scale, and min/max_instances bound SageMaker's managed instance scaling.
+_INSTANCE_KEYS = {"min_instances", "max_instances"}
+_COPY_KEYS = {"min_copies", "max_copies", "min_instances", "max_instances"}
 _SCALING_KEYS = {
-    "min_instances", "max_instances", "target_concurrency", "scale_out_cooldown_seconds",
-    "scale_in_cooldown_seconds", "schedules",
+    "min_instances", "max_instances", "min_copies", "max_copies", "target_concurrency",
+    "scale_out_cooldown_seconds", "scale_in_cooldown_seconds", "schedules",
 }  # fmt: skip
-_SCHEDULE_KEYS = {"name", "cron", "min_instances", "max_instances", "time_zone"}
+_SCHEDULE_KEYS = {
+    "name", "cron", "min_instances", "max_instances", "min_copies", "max_copies", "time_zone",
+}  # fmt: skip
 _SCHEDULE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
 _ALARM_KEYS = {field.name for field in dataclasses.fields(AlarmThresholds)}
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -84,15 +96,35 @@ class EnvironmentConfig:
     # CloudFormation refuses to delete the stacks until it is turned off again (README).
     termination_protection: bool = False
     alarms: AlarmThresholds = field(default_factory=AlarmThresholds)
-    #: Instance autoscaling and schedules; None keeps `instance_count` fixed.
+    #: INSTANCE_HOSTING or COMPONENT_HOSTING.
+    hosting: str = INSTANCE_HOSTING
+    #: Autoscaling of instances (instance hosting; None keeps `instance_count` fixed) or of
+    #: copies (inference-component hosting: always set).
     scaling: ScalingConfig | None = None
+    #: Inference-component hosting only: the instances SageMaker may run for the copies.
+    managed_instances: ManagedInstances | None = None
     #: Where alarms are emailed (an SNS subscription); None: no topic at all.
     alarm_email: str | None = None
 
     @property
     def endpoint_name(self) -> str:
-        """Deterministic, so callers and the relay know it; unique per environment."""
+        """Deterministic, so callers and the relay know it; unique per environment.
+
+        The hosting modes name their endpoints apart: switching modes then makes CloudFormation
+        create the new endpoint before it deletes the old one, instead of asking SageMaker to
+        turn one kind of endpoint into the other in place.
+        """
+        if self.hosting == COMPONENT_HOSTING:
+            return f"jumpstream-{self.name}-ic"
         return f"jumpstream-{self.name}"
+
+    @property
+    def inference_component_name(self) -> str | None:
+        """The component the relay invokes (inference-component hosting), fixed like the
+        endpoint's name so the relay stack knows it without a cross-stack reference."""
+        if self.hosting != COMPONENT_HOSTING:
+            return None
+        return f"{self.endpoint_name}-model"
 
     @property
     def stack_prefix(self) -> str:
@@ -151,25 +183,60 @@ def _alarms(raw: Any, where: str) -> AlarmThresholds:
             raise ConfigError(f"{where}.alarms.{name} is a percentage: at most 100, got {value}")
         if name.startswith("duration_share") and value >= 1:
             raise ConfigError(f"{where}.alarms.{name} is a share of the timeout: below 1")
+        if name == "no_capacity_minutes" and value > 1440:
+            raise ConfigError(f"{where}.alarms.{name}: CloudWatch looks back one day at most")
         if isinstance(default, int) and value != int(value):
             raise ConfigError(f"{where}.alarms.{name} must be a whole number, got {value}")
         values[name] = int(value) if isinstance(default, int) else float(value)
     return AlarmThresholds(**values)
 
 
-def _scaling(raw: Any, where: str, instance_count: int) -> ScalingConfig | None:
-    """[environments.NAME.scaling]: limits around instance_count, a target, and schedules."""
-    if raw is None:
-        return None
+def _scaling(
+    raw: Any, where: str, instance_count: int, hosting: str
+) -> tuple[ScalingConfig | None, ManagedInstances | None]:
+    """[environments.NAME.scaling]: what scales, its limits, a target, and schedules.
+
+    min_instances and max_instances bound the instances in both modes: instance hosting scales
+    them (never below one), inference-component hosting lets SageMaker start and stop them for
+    the copies, which scale between min_copies (default 0) and max_copies (default 1). Without
+    the table, instance hosting keeps instance_count and inference-component hosting has the
+    defaults: scale to zero, one copy when called.
+    """
     where = f"{where}.scaling"
+    components = hosting == COMPONENT_HOSTING
+    if raw is None:
+        if not components:
+            return None, None
+        raw = {}
     _check_keys(raw, _SCALING_KEYS, where)
-    low = _int(raw.get("min_instances", 1), f"{where}.min_instances", minimum=1)
-    high = _int(raw.get("max_instances", instance_count), f"{where}.max_instances", minimum=1)
-    if not low <= instance_count <= high:
-        raise ConfigError(
-            f"{where}: instance_count {instance_count} must be within min_instances {low} and "
-            f"max_instances {high} (an instance-hosted endpoint keeps at least one instance)"
+    unit = "copies" if components else "instances"
+    _mode_keys(raw, where, _COPY_KEYS if components else _INSTANCE_KEYS, hosting)
+    if components:
+        low = _int(raw.get("min_copies", 0), f"{where}.min_copies", minimum=0)
+        high = _int(raw.get("max_copies", max(low, 1)), f"{where}.max_copies", minimum=max(low, 1))
+        fewest = _int(raw.get("min_instances", 0), f"{where}.min_instances", minimum=0)
+        most = _int(
+            raw.get("max_instances", max(high, instance_count, fewest)),
+            f"{where}.max_instances",
+            minimum=1,
         )
+        if not max(fewest, 1) <= instance_count <= most:
+            raise ConfigError(
+                f"{where}: instance_count {instance_count} (the instances the first copy starts "
+                f"on) must be within min_instances {fewest} and max_instances {most}"
+            )
+        managed: ManagedInstances | None = ManagedInstances(
+            min_instances=fewest, max_instances=most
+        )
+    else:
+        low = _int(raw.get("min_instances", 1), f"{where}.min_instances", minimum=1)
+        high = _int(raw.get("max_instances", instance_count), f"{where}.max_instances", minimum=1)
+        if not low <= instance_count <= high:
+            raise ConfigError(
+                f"{where}: instance_count {instance_count} must be within min_instances {low} and "
+                f"max_instances {high} (an instance-hosted endpoint keeps at least one instance)"
+            )
+        managed = None
     target = raw.get("target_concurrency", 4.0)
     if isinstance(target, bool) or not isinstance(target, int | float) or target <= 0:
         raise ConfigError(f"{where}.target_concurrency must be a positive number, got {target!r}")
@@ -180,16 +247,19 @@ def _scaling(raw: Any, where: str, instance_count: int) -> ScalingConfig | None:
     for index, item in enumerate(schedules_raw):
         at = f"{where}.schedules[{index}]"
         _check_keys(item, _SCHEDULE_KEYS, at)
+        _mode_keys(item, at, {f"min_{unit}", f"max_{unit}"}, hosting)
         name, cron = item.get("name"), item.get("cron")
         if not isinstance(name, str) or not _SCHEDULE_NAME.fullmatch(name):
             raise ConfigError(f"{at}.name must be letters and digits, starting with a letter")
         problem = check_cron(cron) if isinstance(cron, str) else "must be a string"
         if problem:
             raise ConfigError(f"{at}.cron {problem}")
-        schedule_min = _int(item.get("min_instances"), f"{at}.min_instances", minimum=1)
-        schedule_max = item.get("max_instances")
+        schedule_min = _int(
+            item.get(f"min_{unit}"), f"{at}.min_{unit}", minimum=0 if components else 1
+        )
+        schedule_max = item.get(f"max_{unit}")
         if schedule_max is not None:
-            schedule_max = _int(schedule_max, f"{at}.max_instances", minimum=schedule_min)
+            schedule_max = _int(schedule_max, f"{at}.max_{unit}", minimum=max(schedule_min, 1))
         time_zone = item.get("time_zone", "UTC")
         if not isinstance(time_zone, str) or not _time_zone_exists(time_zone):
             raise ConfigError(f"{at}.time_zone must be an IANA time zone such as Europe/Berlin")
@@ -197,14 +267,14 @@ def _scaling(raw: Any, where: str, instance_count: int) -> ScalingConfig | None:
             ScalingSchedule(
                 name=name,
                 cron=cron,
-                min_instances=schedule_min,
-                max_instances=schedule_max,
+                min_capacity=schedule_min,
+                max_capacity=schedule_max,
                 time_zone=time_zone,
             )
         )
-    return ScalingConfig(
-        min_instances=low,
-        max_instances=high,
+    scaling = ScalingConfig(
+        min_capacity=low,
+        max_capacity=high,
         target_concurrency=float(target),
         scale_out_cooldown_seconds=_int(
             raw.get("scale_out_cooldown_seconds", 60),
@@ -218,6 +288,17 @@ def _scaling(raw: Any, where: str, instance_count: int) -> ScalingConfig | None:
         ),
         schedules=tuple(schedules),
     )
+    return scaling, managed
+
+
+def _mode_keys(raw: dict[str, Any], where: str, own: set[str], hosting: str) -> None:
+    """Limits the other hosting mode takes fail with one line saying which ones this one takes."""
+    foreign = set(raw) & (_COPY_KEYS | _INSTANCE_KEYS) - own
+    if foreign:
+        raise ConfigError(
+            f'{where}: {_choices(foreign)} not taken with hosting = "{hosting}", which takes '
+            f"{_choices(own)} here (min/max_copies scale an inference component's copies)"
+        )
 
 
 def _time_zone_exists(name: str) -> bool:
@@ -344,7 +425,12 @@ def resolve_environment(
     ):
         raise ConfigError(f"{where}: alarm_email must be an email address, got {alarm_email!r}")
     alarms = _alarms(settings.get("alarms"), where)
-    scaling = _scaling(settings.get("scaling"), where, instance_count)
+    hosting = settings.get("hosting", INSTANCE_HOSTING)
+    if hosting not in HOSTING_MODES:
+        raise ConfigError(
+            f"{where}: hosting must be one of {', '.join(HOSTING_MODES)}, got {hosting!r}"
+        )
+    scaling, managed_instances = _scaling(settings.get("scaling"), where, instance_count, hosting)
     relay = _relay(settings.get("relay"), where)
     if relay.enabled:
         problem = catalog.availability.relay_unavailable_reason(region)
@@ -372,7 +458,9 @@ def resolve_environment(
         termination_protection=protection,
         alarms=alarms,
         alarm_email=alarm_email,
+        hosting=hosting,
         scaling=scaling,
+        managed_instances=managed_instances,
     )
 
 
@@ -396,8 +484,9 @@ def select_environments(
 ) -> list[EnvironmentConfig]:
     """The environments to synthesize for this CDK context.
 
-    `-c env=NAME` picks one environment, and only then may model_id, region, instance_type and
-    instance_count be overridden; without `env`, every declared environment is synthesized.
+    `-c env=NAME` picks one environment, and only then may model_id, region, instance_type,
+    instance_count and hosting be overridden; without `env`, every declared environment is
+    synthesized.
     """
     envs = load_environments(path)
     wanted = context.get("env")

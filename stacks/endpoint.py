@@ -19,8 +19,14 @@ from stacks.availability import Availability, load_availability
 from stacks.catalog import Model, deployment_problem, partition
 from stacks.errors import ConfigError
 from stacks.nag import acknowledge
+from stacks.scaling import ManagedInstances
 
 VARIANT_NAME = "AllTraffic"
+#: What an inference component reserves of its instance's memory. Placement is decided by GPUs
+#: (a copy takes the model's GPU count); how much host memory SageMaker keeps back on an
+#: inference-component endpoint is undocumented, and a reservation above what it allows fails
+#: the deploy, so this is the SageMaker SDK's own default. No maximum: TGI may use what it needs.
+COMPONENT_MIN_MEMORY_MB = 1024
 
 # Rolling updates: each step starts this share of the fleet on the new config, moves its traffic,
 # bakes, then stops as many old instances. 50% is the most SageMaker accepts (5-50% of the
@@ -50,14 +56,35 @@ def endpoint_arn(region: str, account: str, endpoint_name: str) -> str:
     return f"arn:{partition(region)}:sagemaker:{region}:{account}:endpoint/{endpoint_name.lower()}"
 
 
+def inference_component_arn(region: str, account: str, name: str) -> str:
+    """An inference component's ARN, in lower case as SageMaker writes its endpoints'."""
+    return (
+        f"arn:{partition(region)}:sagemaker:{region}:{account}:inference-component/{name.lower()}"
+    )
+
+
+def log_group_names(endpoint_name: str, inference_component_name: str | None) -> list[str]:
+    """Where SageMaker writes the container's logs: the endpoint's group, and an inference
+    component's own group when there is one."""
+    names = [f"/aws/sagemaker/Endpoints/{endpoint_name}"]
+    if inference_component_name:
+        names.append(f"/aws/sagemaker/InferenceComponents/{inference_component_name}")
+    return names
+
+
 class JumpStartEndpoint(Construct):
-    """Model, endpoint config, endpoint, its log group and a least-privilege execution role.
+    """Model, endpoint config, endpoint, its log groups and a least-privilege execution role.
 
     Model and endpoint-config names are left to CloudFormation, so changing the model or the
     instance type replaces them and updates the endpoint in place, as a rolling update that
     rolls back by itself when the new fleet's error alarms trip; the endpoint's own name is
-    fixed (callers need it) and its log group is created here first, with a retention and a
+    fixed (callers need it) and its log groups are created here first, with a retention and a
     DESTROY removal policy, so SageMaker never creates one that `cdk destroy` would orphan.
+
+    With `managed_instances` (inference-component hosting) the endpoint holds no model: the
+    variant only says which instances SageMaker may start (down to none), and an inference
+    component named `inference_component_name` carries the model with the GPUs it needs. The
+    component refers to the endpoint, so CloudFormation deletes it first on `cdk destroy`.
     """
 
     def __init__(
@@ -71,8 +98,15 @@ class JumpStartEndpoint(Construct):
         instance_count: int = 1,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
         availability: Availability | None = None,
+        inference_component_name: str | None = None,
+        managed_instances: ManagedInstances | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        if (inference_component_name is None) != (managed_instances is None):
+            raise ConfigError(
+                "inference-component hosting needs both inference_component_name and "
+                "managed_instances"
+            )
         stack = cdk.Stack.of(self)
         region = stack.region
         if cdk.Token.is_unresolved(region):
@@ -84,16 +118,24 @@ class JumpStartEndpoint(Construct):
             raise ConfigError(problem)
         self.endpoint_name = endpoint_name
         self.variant_name = VARIANT_NAME
+        self.inference_component_name = inference_component_name
         part = partition(region)
         account = stack.account
 
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            log_group_name=f"/aws/sagemaker/Endpoints/{endpoint_name}",
-            retention=log_retention,
-            removal_policy=cdk.RemovalPolicy.DESTROY,
-        )
+        self.log_groups = [
+            logs.LogGroup(
+                self,
+                log_id,
+                log_group_name=name,
+                retention=log_retention,
+                removal_policy=cdk.RemovalPolicy.DESTROY,
+            )
+            for log_id, name in zip(
+                ("Logs", "ComponentLogs"),
+                log_group_names(endpoint_name, inference_component_name),
+                strict=False,
+            )
+        ]
 
         self.role = iam.Role(
             self,
@@ -130,6 +172,25 @@ class JumpStartEndpoint(Construct):
         # SageMaker checks the role when it creates the model: its policy must be attached first.
         self.model.node.add_dependency(policy)
 
+        if managed_instances is None:
+            self._host_on_instances(model, instance_type, instance_count)
+        else:
+            assert inference_component_name is not None
+            self._host_as_component(
+                model,
+                instance_type,
+                instance_count,
+                managed_instances,
+                inference_component_name,
+                policy,
+            )
+        for log_group in self.log_groups:
+            self.endpoint.node.add_dependency(log_group)
+
+        self.endpoint_arn = endpoint_arn(region, account, endpoint_name)
+
+    def _host_on_instances(self, model: Model, instance_type: str, instance_count: int) -> None:
+        """Instance hosting: the variant runs the model; updates roll and roll back."""
         self.endpoint_config = sagemaker.CfnEndpointConfig(
             self,
             "Config",
@@ -147,15 +208,15 @@ class JumpStartEndpoint(Construct):
                 )
             ],
         )
-
         self.rollback_alarms = [
             self._new_fleet_alarm(metric, threshold, suffix)
             for metric, threshold, suffix in ROLLBACK_ALARMS
         ]
+        self.component = None
         self.endpoint = sagemaker.CfnEndpoint(
             self,
             "Endpoint",
-            endpoint_name=endpoint_name,
+            endpoint_name=self.endpoint_name,
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
             deployment_config=sagemaker.CfnEndpoint.DeploymentConfigProperty(
                 rolling_update_policy=sagemaker.CfnEndpoint.RollingUpdatePolicyProperty(
@@ -179,9 +240,85 @@ class JumpStartEndpoint(Construct):
                 ),
             ),
         )
-        self.endpoint.node.add_dependency(self.log_group)
 
-        self.endpoint_arn = endpoint_arn(region, account, endpoint_name)
+    def _host_as_component(
+        self,
+        model: Model,
+        instance_type: str,
+        instance_count: int,
+        managed: ManagedInstances,
+        component_name: str,
+        policy: iam.Policy,
+    ) -> None:
+        """Inference-component hosting: the variant is only instances, which SageMaker starts
+        for the component's copies and stops when none is left; requests go to the instance
+        with the fewest outstanding ones. The execution role is the config's, as SageMaker
+        requires of component endpoints."""
+        self.endpoint_config = sagemaker.CfnEndpointConfig(
+            self,
+            "Config",
+            execution_role_arn=self.role.role_arn,
+            production_variants=[
+                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                    variant_name=VARIANT_NAME,
+                    instance_type=instance_type,
+                    initial_instance_count=instance_count,
+                    managed_instance_scaling=(
+                        sagemaker.CfnEndpointConfig.ManagedInstanceScalingProperty(
+                            status="ENABLED",
+                            min_instance_count=managed.min_instances,
+                            max_instance_count=managed.max_instances,
+                        )
+                    ),
+                    routing_config=sagemaker.CfnEndpointConfig.RoutingConfigProperty(
+                        routing_strategy="LEAST_OUTSTANDING_REQUESTS"
+                    ),
+                )
+            ],
+        )
+        # SageMaker checks the config's role when it creates the config.
+        self.endpoint_config.node.add_dependency(policy)
+        # No rolling DeploymentConfig: it describes a variant's model fleet, which a component
+        # endpoint does not have. A changed model is an update of the component.
+        self.rollback_alarms = []
+        self.endpoint = sagemaker.CfnEndpoint(
+            self,
+            "Endpoint",
+            endpoint_name=self.endpoint_name,
+            endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
+        )
+        self.component = sagemaker.CfnInferenceComponent(
+            self,
+            "Component",
+            inference_component_name=component_name,
+            # The endpoint's attribute, not its name: CloudFormation creates the component after
+            # the endpoint and deletes it before (a component left on it blocks the deletion).
+            endpoint_name=self.endpoint.attr_endpoint_name,
+            variant_name=VARIANT_NAME,
+            specification=sagemaker.CfnInferenceComponent.InferenceComponentSpecificationProperty(
+                model_name=self.model.attr_model_name,
+                compute_resource_requirements=(
+                    sagemaker.CfnInferenceComponent.InferenceComponentComputeResourceRequirementsProperty(
+                        number_of_accelerator_devices_required=(
+                            model.instance_types[instance_type].gpus
+                        ),
+                        min_memory_required_in_mb=COMPONENT_MIN_MEMORY_MB,
+                    )
+                ),
+                startup_parameters=(
+                    sagemaker.CfnInferenceComponent.InferenceComponentStartupParametersProperty(
+                        container_startup_health_check_timeout_in_seconds=(
+                            model.health_check_timeout_seconds
+                        ),
+                        model_data_download_timeout_in_seconds=model.download_timeout_seconds,
+                    )
+                ),
+            ),
+            # A component is created with one copy; autoscaling takes it to zero when idle.
+            runtime_config=sagemaker.CfnInferenceComponent.InferenceComponentRuntimeConfigProperty(
+                copy_count=1
+            ),
+        )
 
     def rollback_alarm_name(self, suffix: str) -> str:
         """Fixed per endpoint, so the execution role can name them without a dependency cycle."""
@@ -231,10 +368,10 @@ class JumpStartEndpoint(Construct):
         read the rollback alarms with the execution role: cloudwatch:DescribeAlarms on those two.
         """
         bucket_arn = f"arn:{part}:s3:::{model.artifact_bucket(region)}"
-        log_group_arn = (
-            f"arn:{part}:logs:{region}:{account}:log-group:/aws/sagemaker/Endpoints/"
-            f"{self.endpoint_name}"
-        )
+        log_group_arns = [
+            f"arn:{part}:logs:{region}:{account}:log-group:{name}"
+            for name in log_group_names(self.endpoint_name, self.inference_component_name)
+        ]
         key = model.artifact_key
         policy = iam.Policy(self, "ExecutionPolicy")
         policy.attach_to_role(self.role)
@@ -301,14 +438,14 @@ class JumpStartEndpoint(Construct):
                 "nothing, and the PullTgiImage statement limits pulls to the TGI repository."
             ),
         )
-        allow("CreateEndpointLogGroup", ["logs:CreateLogGroup"], [log_group_arn])
+        allow("CreateEndpointLogGroup", ["logs:CreateLogGroup"], log_group_arns)
         allow(
             "WriteEndpointLogs",
             ["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
-            [log_group_arn, f"{log_group_arn}:log-stream:*"],
+            [arn for group in log_group_arns for arn in (group, f"{group}:log-stream:*")],
             wildcard_reason=(
                 "SageMaker names a log stream per instance when it starts; the streams are "
-                "limited to this endpoint's own log group."
+                "limited to this endpoint's own log groups."
             ),
         )
         allow(
@@ -321,14 +458,16 @@ class JumpStartEndpoint(Construct):
                 "SageMaker's endpoint metrics namespace."
             ),
         )
-        allow(
-            "DescribeRollbackAlarms",
-            ["cloudwatch:DescribeAlarms"],
-            [
-                f"arn:{part}:cloudwatch:{region}:{account}:alarm:{self.rollback_alarm_name(suffix)}"
-                for _, _, suffix in ROLLBACK_ALARMS
-            ],
-        )
+        if self.inference_component_name is None:
+            allow(
+                "DescribeRollbackAlarms",
+                ["cloudwatch:DescribeAlarms"],
+                [
+                    f"arn:{part}:cloudwatch:{region}:{account}:alarm:"
+                    f"{self.rollback_alarm_name(suffix)}"
+                    for _, _, suffix in ROLLBACK_ALARMS
+                ],
+            )
         for finding, reasons in wildcards.items():
             acknowledge(policy, finding, " ".join(reasons))
         return policy

@@ -9,7 +9,7 @@ from stacks.config import EnvironmentConfig
 from stacks.endpoint import JumpStartEndpoint
 from stacks.monitoring import EndpointAlarms
 from stacks.retention import retention
-from stacks.scaling import InstanceScaling
+from stacks.scaling import ComponentScaling, InstanceScaling
 
 
 class EndpointStack(cdk.Stack):
@@ -21,7 +21,7 @@ class EndpointStack(cdk.Stack):
             termination_protection=config.termination_protection,
             description=(
                 f"jumpstream {config.name}: SageMaker endpoint {config.endpoint_name} serving "
-                f"{config.model.id} on {config.instance_count} x {config.instance_type}"
+                f"{config.model.id} on {config.instance_type} ({config.hosting} hosting)"
             ),
         )
         model = config.model
@@ -37,8 +37,20 @@ class EndpointStack(cdk.Stack):
             instance_type=config.instance_type,
             instance_count=config.instance_count,
             log_retention=retention(config.log_retention_days),
+            inference_component_name=config.inference_component_name,
+            managed_instances=config.managed_instances,
         )
-        if config.scaling is not None:
+        component = self.endpoint.component
+        if component is not None and config.inference_component_name and config.scaling:
+            ComponentScaling(
+                self,
+                "Scaling",
+                inference_component_name=config.inference_component_name,
+                config=config.scaling,
+                component=component,
+                startup_seconds=model.health_check_timeout_seconds,
+            )
+        elif config.scaling is not None:
             InstanceScaling(
                 self,
                 "Scaling",
@@ -52,9 +64,12 @@ class EndpointStack(cdk.Stack):
             "Alarms",
             endpoint_name=config.endpoint_name,
             variant_name=self.endpoint.variant_name,
+            inference_component_name=config.inference_component_name,
             thresholds=config.alarms,
             alarm_email=config.alarm_email,
         )
         cdk.CfnOutput(self, "EndpointName", value=config.endpoint_name)
         cdk.CfnOutput(self, "EndpointArn", value=self.endpoint.endpoint_arn)
+        if config.inference_component_name:
+            cdk.CfnOutput(self, "InferenceComponentName", value=config.inference_component_name)
         cdk.CfnOutput(self, "ModelId", value=model.id)

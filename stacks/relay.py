@@ -66,10 +66,13 @@ class StreamingRelay(Construct):
         invoker_arns: tuple[str, ...] = (),
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
         inference_component_name: str | None = None,
+        inference_component_arn: str | None = None,
         code: lambda_.Code | None = None,
         availability: Availability | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        if (inference_component_name is None) != (inference_component_arn is None):
+            raise ConfigError("an inference component needs both its name and its ARN")
         region = cdk.Stack.of(self).region
         platform = availability or load_availability()
         problem = platform.relay_unavailable_reason(region)
@@ -96,9 +99,13 @@ class StreamingRelay(Construct):
                 sid="InvokeOneEndpoint",
                 # The API reference authorizes InvokeEndpointWithResponseStream with
                 # sagemaker:InvokeEndpoint; IAM also lists the streaming action. Both, on this
-                # endpoint's ARN only.
+                # endpoint's ARN only, and on its one inference component when the call names
+                # it (IAM then authorizes the component's ARN too).
                 actions=["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream"],
-                resources=[endpoint_arn],
+                resources=[
+                    endpoint_arn,
+                    *([inference_component_arn] if inference_component_arn else []),
+                ],
             )
         )
         self.role.add_to_principal_policy(

@@ -8,7 +8,7 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from stacks.config import RELAY_URL_OUTPUT, EnvironmentConfig
-from stacks.endpoint import VARIANT_NAME, endpoint_arn
+from stacks.endpoint import VARIANT_NAME, endpoint_arn, inference_component_arn
 from stacks.monitoring import RelayMonitoring, dashboard_url
 from stacks.relay import StreamingRelay
 from stacks.retention import retention
@@ -26,9 +26,11 @@ class RelayStack(cdk.Stack):
                 f"{config.endpoint_name}"
             ),
         )
-        # The endpoint's name is fixed per environment, so its ARN is known here without a
-        # cross-stack export (exports would pin the endpoint stack's outputs forever).
+        # The endpoint's (and component's) name is fixed per environment, so its ARN is known
+        # here without a cross-stack export (exports would pin the endpoint stack's outputs
+        # forever).
         relay_config = config.relay
+        component = config.inference_component_name
         self.relay = StreamingRelay(
             self,
             "Relay",
@@ -44,6 +46,12 @@ class RelayStack(cdk.Stack):
             memory_mb=relay_config.memory_mb,
             invoker_arns=relay_config.invoker_arns,
             log_retention=retention(config.log_retention_days),
+            inference_component_name=component,
+            inference_component_arn=(
+                inference_component_arn(config.region, self.account, component)
+                if component
+                else None
+            ),
         )
         cdk.CfnOutput(
             self, RELAY_URL_OUTPUT, value=self.relay.url.url, description="POST prompts here"
@@ -59,6 +67,7 @@ class RelayStack(cdk.Stack):
             variant_name=VARIANT_NAME,
             thresholds=config.alarms,
             alarm_email=config.alarm_email,
+            inference_component_name=component,
         )
         dashboard = monitoring.dashboard_name
         cdk.CfnOutput(self, "DashboardName", value=dashboard)

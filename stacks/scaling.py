@@ -1,10 +1,13 @@
-"""Instance autoscaling for an endpoint's variant, and schedules that change its limits.
+"""Autoscaling: instances of an instance-hosted endpoint, or copies of an inference component.
 
 A GPU endpoint bills every instance-hour it has. Target tracking on SageMaker's high-resolution
-concurrency metric (requests in flight per model copy, published every 10 s) adds instances when
-streams queue and removes them when they do not; schedules lower the minimum at night and raise
-it in the morning. An instance-hosted endpoint cannot go below one instance: scale to zero needs
-inference-component hosting.
+concurrency metric (requests in flight per model copy, published every 10 s) adds capacity when
+streams queue and removes it when they do not; schedules change the limits at set times. An
+instance-hosted endpoint cannot go below one instance. An inference component can go down to no
+copy at all (and SageMaker's managed instance scaling then to no instance), but target tracking
+never brings it back from zero, because a component with no copy publishes no concurrency: the
+calls SageMaker refuses meanwhile (`NoCapacityInvocationFailures`) trip an alarm whose step
+policy adds the first copy.
 """
 
 from __future__ import annotations
@@ -14,12 +17,27 @@ from dataclasses import dataclass
 
 import aws_cdk as cdk
 from aws_cdk import aws_applicationautoscaling as autoscaling
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
 from constructs import Construct
 
-__all__ = ["InstanceScaling", "ScalingConfig", "ScalingSchedule", "check_cron"]
+__all__ = [
+    "ComponentScaling",
+    "InstanceScaling",
+    "ManagedInstances",
+    "ScalingConfig",
+    "ScalingSchedule",
+    "check_cron",
+    "wake_up_alarm_name",
+]
 
 # Application Auto Scaling's cron: minutes hours day-of-month month day-of-week year.
 _CRON = re.compile(r"cron\((\S+ ){5}\S+\)")
+
+#: How often the wake-up alarm looks at refused calls. SageMaker publishes
+#: NoCapacityInvocationFailures at high resolution; a caller waits this long at most before the
+#: first copy is asked for.
+WAKE_UP_PERIOD_SECONDS = 30
 
 
 def check_cron(expression: str) -> str | None:
@@ -35,34 +53,94 @@ def check_cron(expression: str) -> str | None:
     return None
 
 
+def wake_up_alarm_name(inference_component_name: str) -> str:
+    """Fixed per component, so the README and an operator can find it."""
+    return f"{inference_component_name}-wake-up"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ScalingSchedule:
-    """At `cron` (in `time_zone`), set the variant's limits to these."""
+    """At `cron` (in `time_zone`), set the scaled capacity's limits to these."""
 
     name: str
     cron: str
-    min_instances: int
-    max_instances: int | None = None
+    min_capacity: int
+    max_capacity: int | None = None
     time_zone: str = "UTC"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ScalingConfig:
-    """[environments.NAME.scaling]: without it, the instance count is fixed."""
+    """What scales between which limits: instances (instance hosting, from min_instances and
+    max_instances) or copies of the model (inference-component hosting, min_copies and
+    max_copies)."""
 
-    min_instances: int
-    max_instances: int
-    #: Concurrent requests per instance's model that scaling aims at. TGI batches requests, so a
-    #: few at once is normal; many means callers wait for their first token.
+    min_capacity: int
+    max_capacity: int
+    #: Concurrent requests per model copy that scaling aims at. TGI batches requests, so a few at
+    #: once is normal; many means callers wait for their first token.
     target_concurrency: float = 4.0
     scale_out_cooldown_seconds: int = 60
-    #: Removing a GPU instance is cheap to regret only slowly: a new one takes minutes.
+    #: Removing a GPU copy is cheap to regret only slowly: a new one takes minutes.
     scale_in_cooldown_seconds: int = 600
     schedules: tuple[ScalingSchedule, ...] = ()
 
 
-class InstanceScaling(Construct):
-    """A scalable target on the variant's instance count, a target-tracking policy, schedules."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ManagedInstances:
+    """Inference-component hosting: the instances SageMaker may run for the copies. It starts
+    them when a copy needs room and stops them when no copy is left on them."""
+
+    min_instances: int = 0
+    max_instances: int
+
+
+class _TrackedCapacity(Construct):
+    """A scalable target, a target-tracking policy on concurrency, and the schedules."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        resource_id: str,
+        dimension: str,
+        metric: autoscaling.PredefinedMetric,
+        config: ScalingConfig,
+        scaled: cdk.CfnResource,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.target = autoscaling.ScalableTarget(
+            self,
+            "Target",
+            service_namespace=autoscaling.ServiceNamespace.SAGEMAKER,
+            resource_id=resource_id,
+            scalable_dimension=dimension,
+            min_capacity=config.min_capacity,
+            max_capacity=config.max_capacity,
+        )
+        # The target names what it scales by its fixed name: it must wait for that to exist,
+        # and go before it on `cdk destroy`.
+        self.target.node.add_dependency(scaled)
+        self.target.scale_to_track_metric(
+            "ConcurrentRequests",
+            target_value=config.target_concurrency,
+            predefined_metric=metric,
+            scale_out_cooldown=cdk.Duration.seconds(config.scale_out_cooldown_seconds),
+            scale_in_cooldown=cdk.Duration.seconds(config.scale_in_cooldown_seconds),
+        )
+        for schedule in config.schedules:
+            self.target.scale_on_schedule(
+                schedule.name,
+                schedule=autoscaling.Schedule.expression(schedule.cron),
+                min_capacity=schedule.min_capacity,
+                max_capacity=schedule.max_capacity,
+                time_zone=cdk.TimeZone.of(schedule.time_zone),
+            )
+
+
+class InstanceScaling(_TrackedCapacity):
+    """The variant's instance count, between the configured limits (never below one)."""
 
     def __init__(
         self,
@@ -74,33 +152,78 @@ class InstanceScaling(Construct):
         config: ScalingConfig,
         endpoint: cdk.CfnResource,
     ) -> None:
-        super().__init__(scope, construct_id)
-        self.target = autoscaling.ScalableTarget(
-            self,
-            "Target",
-            service_namespace=autoscaling.ServiceNamespace.SAGEMAKER,
+        super().__init__(
+            scope,
+            construct_id,
             resource_id=f"endpoint/{endpoint_name}/variant/{variant_name}",
-            scalable_dimension="sagemaker:variant:DesiredInstanceCount",
-            min_capacity=config.min_instances,
-            max_capacity=config.max_instances,
-        )
-        # The target names the endpoint by its fixed name: it must wait for the endpoint to
-        # exist, and go before it on `cdk destroy`.
-        self.target.node.add_dependency(endpoint)
-        self.target.scale_to_track_metric(
-            "ConcurrentRequests",
-            target_value=config.target_concurrency,
-            predefined_metric=(
+            dimension="sagemaker:variant:DesiredInstanceCount",
+            metric=(
                 autoscaling.PredefinedMetric.SAGEMAKER_VARIANT_CONCURRENT_REQUESTS_PER_MODEL_HIGH_RESOLUTION
             ),
-            scale_out_cooldown=cdk.Duration.seconds(config.scale_out_cooldown_seconds),
-            scale_in_cooldown=cdk.Duration.seconds(config.scale_in_cooldown_seconds),
+            config=config,
+            scaled=endpoint,
         )
-        for schedule in config.schedules:
-            self.target.scale_on_schedule(
-                schedule.name,
-                schedule=autoscaling.Schedule.expression(schedule.cron),
-                min_capacity=schedule.min_instances,
-                max_capacity=schedule.max_instances,
-                time_zone=cdk.TimeZone.of(schedule.time_zone),
-            )
+
+
+class ComponentScaling(_TrackedCapacity):
+    """An inference component's copy count, down to zero, and the step that wakes it up."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        inference_component_name: str,
+        config: ScalingConfig,
+        component: cdk.CfnResource,
+        startup_seconds: int,
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            resource_id=f"inference-component/{inference_component_name}",
+            dimension="sagemaker:inference-component:DesiredCopyCount",
+            metric=(
+                autoscaling.PredefinedMetric.SAGEMAKER_INFERENCE_COMPONENT_CONCURRENT_REQUESTS_PER_COPY_HIGH_RESOLUTION
+            ),
+            config=config,
+            scaled=component,
+        )
+        # One copy more whenever SageMaker refused a call for want of one: from zero copies,
+        # target tracking has no concurrency to act on, so only this brings the model back.
+        # Callers keep being refused until that copy is up, and the alarm keeps asking while
+        # they are; the cooldown is as long as a copy may take to start (`startup_seconds`), so
+        # one cold start asks for one copy, not one a minute up to max_copies.
+        self.wake_up = autoscaling.StepScalingAction(
+            self,
+            "WakeUp",
+            scaling_target=self.target,
+            adjustment_type=autoscaling.AdjustmentType.CHANGE_IN_CAPACITY,
+            metric_aggregation_type=autoscaling.MetricAggregationType.MAXIMUM,
+            cooldown=cdk.Duration.seconds(startup_seconds),
+        )
+        self.wake_up.add_adjustment(adjustment=1, lower_bound=0)
+        self.wake_up_alarm = cloudwatch.Alarm(
+            self,
+            "NoCapacity",
+            alarm_name=wake_up_alarm_name(inference_component_name),
+            alarm_description=(
+                f"Adds a copy of inference component {inference_component_name} when SageMaker "
+                "refused a call because no copy runs (it was scaled to zero, or every copy is "
+                "busy while more start). An alarm here is the model waking up, not a fault."
+            ),
+            metric=cloudwatch.Metric(
+                namespace="AWS/SageMaker",
+                metric_name="NoCapacityInvocationFailures",
+                dimensions_map={"InferenceComponentName": inference_component_name},
+                statistic="Maximum",
+                period=cdk.Duration.seconds(WAKE_UP_PERIOD_SECONDS),
+            ),
+            threshold=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            datapoints_to_alarm=1,
+            # No refused call publishes nothing; that is no reason to add a copy.
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.wake_up_alarm.add_alarm_action(actions.ApplicationScalingAction(self.wake_up))

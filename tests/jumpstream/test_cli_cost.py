@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from jumpstream.cost import describe_cost, run_cost
+from jumpstream.cost import describe_cost, describe_environment_cost, run_cost
 
 
 def test_prod_bills_its_minimum_when_idle_and_its_maximum_when_busy() -> None:
@@ -30,3 +30,57 @@ def test_an_unknown_environment_is_one_line_and_exit_2() -> None:
     assert stderr.getvalue() == (
         "jumpstream cost: unknown environment 'nope'; choose one of: dev, prod\n"
     )
+
+
+def test_a_component_environment_bills_nothing_idle_and_says_what_the_first_call_waits() -> None:
+    lines = describe_cost("dev", hosting="inference-component")
+    assert lines[0] == (
+        "jumpstream-dev-ic: huggingface-llm-mistral-7b-instruct on ml.g5.2xlarge in us-east-1 "
+        "(inference-component hosting)"
+    )
+    assert lines[1] == (
+        "  idle: 0 instances = 0 instance-hours per hour, 0 per month (730 h) (no copy of the "
+        "model; the first call then waits minutes while an instance and a copy start)"
+    )
+    assert lines[2] == (
+        "  busy: up to 1 instance = 1 instance-hours per hour, 730 per month (730 h), for up to "
+        "1 copy of 1 GPU each"
+    )
+
+
+def test_component_limits_and_schedules_are_counted_in_copies_and_instances() -> None:
+    from stacks.config import resolve_environment
+
+    config = resolve_environment(
+        "t",
+        {
+            "region": "eu-west-1",
+            "model_id": "huggingface-llm-mistral-7b-instruct",
+            "instance_type": "ml.g5.12xlarge",
+            "hosting": "inference-component",
+            "scaling": {
+                "min_copies": 1,
+                "max_copies": 3,
+                "max_instances": 2,
+                "schedules": [
+                    {"name": "night", "cron": "cron(0 20 ? * MON-FRI *)", "min_copies": 0}
+                ],
+            },
+        },
+    )
+    lines = describe_environment_cost(config)
+    assert lines[1].startswith("  idle: 1 instance = 1 instance-hours per hour")
+    assert lines[1].endswith("(1 copy of the model)")
+    # Three copies would need three instances; managed instance scaling stops at two.
+    assert lines[2].startswith("  busy: up to 2 instances = 2 instance-hours per hour")
+    assert lines[2].endswith("for up to 3 copies of 4 GPUs each")
+    assert lines[3] == ("  schedule night: cron(0 20 ? * MON-FRI *) (UTC) sets at least 0 copies")
+
+
+def test_the_hosting_option_reaches_the_command() -> None:
+    from jumpstream.cli import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    argv = ["cost", "--env", "dev", "--hosting", "inference-component"]
+    assert main(argv, stdout=stdout, stderr=stderr) == 0
+    assert "(inference-component hosting)" in stdout.getvalue()

@@ -43,20 +43,21 @@ def _config(scaling: dict[str, Any] | None, instance_count: int = 2) -> Any:
 def test_scaling_settings_are_read_with_their_defaults() -> None:
     assert _config(None).scaling is None
     assert _config(SCALING).scaling == ScalingConfig(
-        min_instances=2,
-        max_instances=6,
+        min_capacity=2,
+        max_capacity=6,
         target_concurrency=3.0,
         schedules=(
-            ScalingSchedule(name="night", cron=NIGHT["cron"], min_instances=1),
+            ScalingSchedule(name="night", cron=NIGHT["cron"], min_capacity=1),
             ScalingSchedule(
                 name="morning",
                 cron=MORNING["cron"],
-                min_instances=2,
-                max_instances=6,
+                min_capacity=2,
+                max_capacity=6,
                 time_zone="Europe/Berlin",
             ),
         ),
     )
+    assert _config(SCALING).managed_instances is None
 
 
 @pytest.mark.parametrize(
@@ -80,6 +81,17 @@ def test_scaling_settings_are_read_with_their_defaults() -> None:
         (
             {"max_instances": 4, "schedules": [{**NIGHT, "min_instances": 0}]},
             "min_instances must be at least 1",
+        ),
+        (
+            {"max_instances": 4, "min_copies": 0},
+            'min_copies not taken with hosting = "instance"',
+        ),
+        (
+            {
+                "max_instances": 4,
+                "schedules": [{"name": "n", "cron": NIGHT["cron"], "max_copies": 1}],
+            },
+            'schedules[0]: max_copies not taken with hosting = "instance"',
         ),
     ],
 )

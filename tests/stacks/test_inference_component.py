@@ -1,0 +1,419 @@
+"""Inference-component hosting: what the config accepts, and the resources both stacks create.
+
+The endpoint holds instances only; the model is an inference component with the catalog's GPU
+count, scaled between min_copies (0 by default) and max_copies, woken from zero by an alarm on
+refused calls; the relay invokes the component and may invoke only it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Template
+
+from stacks.catalog import load_catalog
+from stacks.config import resolve_environment, select_environments
+from stacks.endpoint import COMPONENT_MIN_MEMORY_MB
+from stacks.environment import add_environment
+from stacks.errors import ConfigError
+from stacks.nag import enable_nag
+from stacks.scaling import ManagedInstances, ScalingConfig, ScalingSchedule
+from tests.stacks.test_lint import lint
+
+MISTRAL = "huggingface-llm-mistral-7b-instruct"
+BASE = {"region": "eu-west-1", "model_id": MISTRAL, "hosting": "inference-component"}
+NIGHT = {"name": "night", "cron": "cron(0 20 ? * MON-FRI *)", "min_copies": 0}
+MORNING = {
+    "name": "morning",
+    "cron": "cron(0 7 ? * MON-FRI *)",
+    "min_copies": 1,
+    "max_copies": 3,
+    "time_zone": "Europe/Berlin",
+}
+
+
+def _config(**settings: Any) -> Any:
+    return resolve_environment("t", {**BASE, **settings})
+
+
+def _stacks(
+    config: Any, outdir: Path | None = None, *, nag: bool = False
+) -> tuple[list[cdk.Stack], cdk.App]:
+    # The relay's asset is bundled in its own test (test_bundling.py).
+    app = cdk.App(context={"aws:cdk:bundling-stacks": []}, outdir=str(outdir) if outdir else None)
+    stacks = add_environment(app, config)
+    if nag:
+        enable_nag(app)
+    return stacks, app
+
+
+def _templates(config: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    (endpoint, relay), _ = _stacks(config)
+    return Template.from_stack(endpoint).to_json(), Template.from_stack(relay).to_json()
+
+
+def _one(template: dict[str, Any], kind: str) -> tuple[str, dict[str, Any]]:
+    (found,) = [(k, r) for k, r in template["Resources"].items() if r["Type"] == kind]
+    return found
+
+
+def _all(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {k: r for k, r in template["Resources"].items() if r["Type"] == kind}
+
+
+# --- configuration -----------------------------------------------------------------------------
+
+
+def test_the_mode_alone_scales_to_zero_and_back_to_one_copy() -> None:
+    config = _config()
+    assert config.hosting == "inference-component"
+    assert config.endpoint_name == "jumpstream-t-ic"
+    assert config.inference_component_name == "jumpstream-t-ic-model"
+    assert config.scaling == ScalingConfig(min_capacity=0, max_capacity=1)
+    assert config.managed_instances == ManagedInstances(min_instances=0, max_instances=1)
+
+
+def test_instance_hosting_stays_the_default_and_has_no_component() -> None:
+    config = resolve_environment("t", {"region": "eu-west-1", "model_id": MISTRAL})
+    assert (config.hosting, config.endpoint_name) == ("instance", "jumpstream-t")
+    assert config.inference_component_name is None
+    assert config.managed_instances is None
+
+
+def test_copies_instances_and_schedules_are_read_from_the_scaling_table() -> None:
+    config = _config(
+        instance_count=2,
+        scaling={
+            "min_copies": 1,
+            "max_copies": 3,
+            "max_instances": 3,
+            "target_concurrency": 2,
+            "schedules": [NIGHT, MORNING],
+        },
+    )
+    assert config.scaling == ScalingConfig(
+        min_capacity=1,
+        max_capacity=3,
+        target_concurrency=2.0,
+        schedules=(
+            ScalingSchedule(name="night", cron=NIGHT["cron"], min_capacity=0),
+            ScalingSchedule(
+                name="morning",
+                cron=MORNING["cron"],
+                min_capacity=1,
+                max_capacity=3,
+                time_zone="Europe/Berlin",
+            ),
+        ),
+    )
+    assert config.managed_instances == ManagedInstances(min_instances=0, max_instances=3)
+
+
+def test_the_context_key_switches_an_environment_to_components() -> None:
+    (config,) = select_environments({"env": "dev", "hosting": "inference-component"})
+    assert (config.hosting, config.endpoint_name) == ("inference-component", "jumpstream-dev-ic")
+    (default,) = select_environments({"env": "dev"})
+    assert default.hosting == "instance"
+
+
+@pytest.mark.parametrize(
+    ("settings", "says"),
+    [
+        ({"hosting": "serverless"}, "hosting must be one of instance, inference-component"),
+        ({"scaling": {"min_copies": 2, "max_copies": 1}}, "max_copies must be at least 2"),
+        ({"scaling": {"max_copies": 0}}, "max_copies must be at least 1"),
+        ({"scaling": {"min_copies": -1}}, "min_copies must be at least 0"),
+        (
+            {"instance_count": 3, "scaling": {"max_instances": 2}},
+            "instance_count 3 (the instances the first copy starts on) must be within",
+        ),
+        (
+            {"scaling": {"schedules": [{**NIGHT, "min_instances": 0}]}},
+            'schedules[0]: min_instances not taken with hosting = "inference-component"',
+        ),
+        ({"scaling": {"copies": 2}}, "unknown setting(s) copies"),
+        ({"alarms": {"no_capacity_minutes": 2000}}, "CloudWatch looks back one day at most"),
+    ],
+)
+def test_bad_component_settings_fail_with_one_line(settings: dict[str, Any], says: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        _config(**settings)
+    assert says in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+# --- the endpoint stack ------------------------------------------------------------------------
+
+
+def test_the_endpoint_holds_instances_that_scale_to_zero_and_no_model() -> None:
+    endpoint, _ = _templates(_config(scaling={"max_copies": 2}))
+    _, config = _one(endpoint, "AWS::SageMaker::EndpointConfig")
+    (variant,) = config["Properties"]["ProductionVariants"]
+    assert "ModelName" not in variant
+    assert variant["ManagedInstanceScaling"] == {
+        "Status": "ENABLED",
+        "MinInstanceCount": 0,
+        "MaxInstanceCount": 2,
+    }
+    assert variant["RoutingConfig"] == {"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"}
+    assert variant["InitialInstanceCount"] == 1
+    (role_id,) = [
+        k
+        for k, r in _all(endpoint, "AWS::IAM::Role").items()
+        if "sagemaker.amazonaws.com" in json.dumps(r["Properties"]["AssumeRolePolicyDocument"])
+    ]
+    assert config["Properties"]["ExecutionRoleArn"] == {"Fn::GetAtt": [role_id, "Arn"]}
+    _, sagemaker_endpoint = _one(endpoint, "AWS::SageMaker::Endpoint")
+    assert sagemaker_endpoint["Properties"]["EndpointName"] == "jumpstream-t-ic"
+    # The rolling update and its rollback alarms are a variant fleet's: none here.
+    assert "DeploymentConfig" not in sagemaker_endpoint["Properties"]
+    alarms = [
+        a["Properties"].get("AlarmName", "")
+        for a in _all(endpoint, "AWS::CloudWatch::Alarm").values()
+    ]
+    assert not any("new-fleet" in name for name in alarms)
+
+
+@pytest.mark.parametrize(
+    ("model_id", "instance_type"),
+    [
+        (MISTRAL, "ml.g5.2xlarge"),
+        (MISTRAL, "ml.g5.12xlarge"),
+        ("huggingface-llm-falcon-40b-bf16", "ml.g5.12xlarge"),
+    ],
+)
+def test_the_component_carries_the_model_with_the_catalogs_gpus(
+    model_id: str, instance_type: str
+) -> None:
+    endpoint, _ = _templates(_config(model_id=model_id, instance_type=instance_type))
+    model = load_catalog().get(model_id)
+    model_id_logical, _ = _one(endpoint, "AWS::SageMaker::Model")
+    endpoint_id, _ = _one(endpoint, "AWS::SageMaker::Endpoint")
+    _, component = _one(endpoint, "AWS::SageMaker::InferenceComponent")
+    properties = component["Properties"]
+    assert properties["InferenceComponentName"] == "jumpstream-t-ic-model"
+    # By attribute: created after the endpoint, deleted before it.
+    assert properties["EndpointName"] == {"Fn::GetAtt": [endpoint_id, "EndpointName"]}
+    assert properties["VariantName"] == "AllTraffic"
+    assert properties["RuntimeConfig"] == {"CopyCount": 1}
+    specification = properties["Specification"]
+    assert specification["ModelName"] == {"Fn::GetAtt": [model_id_logical, "ModelName"]}
+    assert specification["ComputeResourceRequirements"] == {
+        "NumberOfAcceleratorDevicesRequired": model.instance_types[instance_type].gpus,
+        "MinMemoryRequiredInMb": COMPONENT_MIN_MEMORY_MB,
+    }
+    assert specification["StartupParameters"] == {
+        "ContainerStartupHealthCheckTimeoutInSeconds": model.health_check_timeout_seconds,
+        "ModelDataDownloadTimeoutInSeconds": model.download_timeout_seconds,
+    }
+
+
+def test_copies_scale_on_concurrency_down_to_zero_on_schedules() -> None:
+    endpoint, _ = _templates(
+        _config(scaling={"max_copies": 3, "target_concurrency": 2, "schedules": [NIGHT, MORNING]})
+    )
+    component_id, _ = _one(endpoint, "AWS::SageMaker::InferenceComponent")
+    target_id, target = _one(endpoint, "AWS::ApplicationAutoScaling::ScalableTarget")
+    properties = target["Properties"]
+    assert properties["ResourceId"] == "inference-component/jumpstream-t-ic-model"
+    assert properties["ScalableDimension"] == "sagemaker:inference-component:DesiredCopyCount"
+    assert (properties["MinCapacity"], properties["MaxCapacity"]) == (0, 3)
+    assert component_id in target["DependsOn"]
+    actions = properties["ScheduledActions"]
+    assert [a["ScheduledActionName"] for a in actions] == ["night", "morning"]
+    assert actions[0]["ScalableTargetAction"] == {"MinCapacity": 0}
+    assert actions[1]["ScalableTargetAction"] == {"MinCapacity": 1, "MaxCapacity": 3}
+    assert actions[1]["Timezone"] == "Europe/Berlin"
+    policies = {
+        p["Properties"]["PolicyType"]: p["Properties"]
+        for p in _all(endpoint, "AWS::ApplicationAutoScaling::ScalingPolicy").values()
+    }
+    assert set(policies) == {"TargetTrackingScaling", "StepScaling"}
+    tracking = policies["TargetTrackingScaling"]
+    assert tracking["ScalingTargetId"] == {"Ref": target_id}
+    assert tracking["TargetTrackingScalingPolicyConfiguration"][
+        "PredefinedMetricSpecification"
+    ] == {
+        "PredefinedMetricType": "SageMakerInferenceComponentConcurrentRequestsPerCopyHighResolution"
+    }
+    assert tracking["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] == 2
+
+
+def test_a_refused_call_wakes_the_component_with_one_copy() -> None:
+    endpoint, _ = _templates(_config())
+    model = load_catalog().get(MISTRAL)
+    target_id, _ = _one(endpoint, "AWS::ApplicationAutoScaling::ScalableTarget")
+    (step_id,) = [
+        k
+        for k, p in _all(endpoint, "AWS::ApplicationAutoScaling::ScalingPolicy").items()
+        if p["Properties"]["PolicyType"] == "StepScaling"
+    ]
+    step = endpoint["Resources"][step_id]["Properties"]
+    assert step["ScalingTargetId"] == {"Ref": target_id}
+    assert step["StepScalingPolicyConfiguration"] == {
+        "AdjustmentType": "ChangeInCapacity",
+        "MetricAggregationType": "Maximum",
+        # One cold start asks for one copy: as long as a copy may take to become healthy.
+        "Cooldown": model.health_check_timeout_seconds,
+        "StepAdjustments": [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}],
+    }
+    (wake_up,) = [
+        a["Properties"]
+        for a in _all(endpoint, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("AlarmActions") == [{"Ref": step_id}]
+    ]
+    assert wake_up["AlarmName"] == "jumpstream-t-ic-model-wake-up"
+    assert (wake_up["Namespace"], wake_up["MetricName"]) == (
+        "AWS/SageMaker",
+        "NoCapacityInvocationFailures",
+    )
+    assert wake_up["Dimensions"] == [
+        {"Name": "InferenceComponentName", "Value": "jumpstream-t-ic-model"}
+    ]
+    assert (wake_up["Statistic"], wake_up["Period"], wake_up["Threshold"]) == ("Maximum", 30, 1)
+    assert wake_up["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert (wake_up["EvaluationPeriods"], wake_up["DatapointsToAlarm"]) == (1, 1)
+    # Once callers are served, no data: the alarm goes back to OK instead of adding copies.
+    assert wake_up["TreatMissingData"] == "notBreaching"
+
+
+def test_callers_refused_for_too_long_raise_an_alarm() -> None:
+    endpoint, _ = _templates(_config(alarms={"no_capacity_minutes": 30}))
+    (alarm,) = [
+        a["Properties"]
+        for a in _all(endpoint, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == "NoCapacityInvocationFailures"
+        and "AlarmActions" not in a["Properties"]
+    ]
+    assert (alarm["Statistic"], alarm["Period"], alarm["Threshold"]) == ("Sum", 60, 1)
+    assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (30, 30)
+    assert "describe-inference-component" in alarm["AlarmDescription"]
+
+
+def test_the_execution_role_writes_both_log_groups_and_reads_no_alarms() -> None:
+    endpoint, _ = _templates(_config())
+    groups = {
+        r["Properties"]["LogGroupName"]: r for r in _all(endpoint, "AWS::Logs::LogGroup").values()
+    }
+    assert set(groups) == {
+        "/aws/sagemaker/Endpoints/jumpstream-t-ic",
+        "/aws/sagemaker/InferenceComponents/jumpstream-t-ic-model",
+    }
+    assert all(group["DeletionPolicy"] == "Delete" for group in groups.values())
+    _, sagemaker_endpoint = _one(endpoint, "AWS::SageMaker::Endpoint")
+    assert set(groups) <= {
+        endpoint["Resources"][d]["Properties"]["LogGroupName"]
+        for d in sagemaker_endpoint["DependsOn"]
+        if endpoint["Resources"][d]["Type"] == "AWS::Logs::LogGroup"
+    }
+    _, policy = _one(endpoint, "AWS::IAM::Policy")
+    statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
+    assert "DescribeRollbackAlarms" not in statements
+    written = json.dumps(statements["WriteEndpointLogs"]["Resource"])
+    assert (
+        "log-group:/aws/sagemaker/InferenceComponents/jumpstream-t-ic-model:log-stream:*" in written
+    )
+    assert "log-group:/aws/sagemaker/Endpoints/jumpstream-t-ic:log-stream:*" in written
+
+
+def test_cdk_destroy_order_components_before_the_endpoint() -> None:
+    """CloudFormation deletes in reverse dependency order: alarm, then step policy, scalable
+    target, component, and the endpoint last (a component left on it blocks its deletion)."""
+    endpoint, _ = _templates(_config())
+
+    def depends_on(resource: dict[str, Any]) -> set[str]:
+        found = set(resource.get("DependsOn", []))
+
+        def walk(node: Any) -> None:
+            if isinstance(node, dict):
+                if "Ref" in node:
+                    found.add(node["Ref"])
+                if "Fn::GetAtt" in node:
+                    found.add(node["Fn::GetAtt"][0])
+                for value in node.values():
+                    walk(value)
+            elif isinstance(node, list):
+                for value in node:
+                    walk(value)
+
+        walk(resource.get("Properties", {}))
+        return found
+
+    resources = endpoint["Resources"]
+    endpoint_id, _ = _one(endpoint, "AWS::SageMaker::Endpoint")
+    component_id, _ = _one(endpoint, "AWS::SageMaker::InferenceComponent")
+    target_id, _ = _one(endpoint, "AWS::ApplicationAutoScaling::ScalableTarget")
+    assert endpoint_id in depends_on(resources[component_id])
+    assert component_id in depends_on(resources[target_id])
+    for policy_id in _all(endpoint, "AWS::ApplicationAutoScaling::ScalingPolicy"):
+        assert target_id in depends_on(resources[policy_id])
+    assert all(r.get("DeletionPolicy", "Delete") == "Delete" for r in resources.values())
+
+
+# --- the relay stack ---------------------------------------------------------------------------
+
+
+def test_the_relay_invokes_the_component_and_may_invoke_only_it() -> None:
+    _, relay = _templates(_config())
+    _, function = _one(relay, "AWS::Lambda::Function")
+    variables = function["Properties"]["Environment"]["Variables"]
+    assert variables["ENDPOINT_NAME"] == "jumpstream-t-ic"
+    assert variables["INFERENCE_COMPONENT_NAME"] == "jumpstream-t-ic-model"
+    _, policy = _one(relay, "AWS::IAM::Policy")
+    (invoke,) = [
+        s
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s["Sid"] == "InvokeOneEndpoint"
+    ]
+    resources = [json.dumps(r) for r in invoke["Resource"]]
+    assert len(resources) == 2
+    assert any('":endpoint/jumpstream-t-ic"' in r for r in resources)
+    assert any('":inference-component/jumpstream-t-ic-model"' in r for r in resources)
+
+
+def test_an_instance_hosted_relay_names_no_component() -> None:
+    config = resolve_environment("t", {"region": "eu-west-1", "model_id": MISTRAL})
+    _, relay = _templates(config)
+    _, function = _one(relay, "AWS::Lambda::Function")
+    assert "INFERENCE_COMPONENT_NAME" not in function["Properties"]["Environment"]["Variables"]
+
+
+def test_the_relay_dashboard_follows_the_component() -> None:
+    _, relay = _templates(_config())
+    _, dashboard = _one(relay, "AWS::CloudWatch::Dashboard")
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    assert "jumpstream-t-ic-model" in body
+    assert "NoCapacityInvocationFailures" in body
+    assert "ConcurrentRequestsPerCopy" in body
+
+
+@pytest.mark.parametrize(
+    ("model_id", "region", "instance_type", "settings"),
+    [
+        (MISTRAL, "eu-west-1", "ml.g5.2xlarge", {}),
+        (
+            "huggingface-llm-falcon-40b-instruct-bf16",
+            "us-east-1",
+            "ml.g5.12xlarge",
+            {
+                "alarm_email": "oncall@example.com",
+                "scaling": {"max_copies": 2, "schedules": [NIGHT, MORNING]},
+            },
+        ),
+    ],
+)
+def test_component_environments_synthesize_nag_and_lint_clean(
+    model_id: str, region: str, instance_type: str, settings: dict[str, Any], tmp_path: Path
+) -> None:
+    config = _config(model_id=model_id, region=region, instance_type=instance_type, **settings)
+    stacks, app = _stacks(config, tmp_path, nag=True)
+    app.synth()
+    report = json.loads((tmp_path / "validation-report.json").read_text())
+    (nag,) = [r for r in report["pluginReports"] if r["pluginName"] == "AwsSolutions"]
+    assert (nag["conclusion"], nag["violations"]) == ("success", [])
+    files = [str(tmp_path / f"{s.stack_name}.template.json") for s in stacks]
+    assert lint(files, region) == []
