@@ -19,7 +19,10 @@ import aws_cdk as cdk
 from aws_cdk import aws_applicationautoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
 from constructs import Construct
+
+from stacks.catalog import partition
 
 __all__ = [
     "ComponentScaling",
@@ -110,9 +113,22 @@ class _TrackedCapacity(Construct):
         scaled: cdk.CfnResource,
     ) -> None:
         super().__init__(scope, construct_id)
+        stack = cdk.Stack.of(self)
         self.target = autoscaling.ScalableTarget(
             self,
             "Target",
+            # Application Auto Scaling acts on SageMaker with its own service-linked role (made
+            # on first use; AWS's managed policy may update endpoints' and components' capacity
+            # and nothing else). Naming it here is what AWS recommends for CloudFormation, and
+            # keeps CDK from creating a role of its own that would hold nothing.
+            role=iam.Role.from_role_arn(
+                self,
+                "ServiceLinkedRole",
+                f"arn:{partition(stack.region)}:iam::{stack.account}:role/aws-service-role/"
+                "sagemaker.application-autoscaling.amazonaws.com/"
+                "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint",
+                mutable=False,
+            ),
             service_namespace=autoscaling.ServiceNamespace.SAGEMAKER,
             resource_id=resource_id,
             scalable_dimension=dimension,

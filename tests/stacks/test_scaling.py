@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +162,30 @@ def test_a_scaled_endpoint_is_lint_and_nag_clean(tmp_path: Path) -> None:
     stack, _ = _template(SCALING, outdir=tmp_path)
     assembly = cdk.App.of(stack).synth()  # type: ignore[union-attr]  # cdk-nag fails on a finding
     assert lint([str(Path(assembly.directory) / stack.template_file)], "eu-west-1") == []
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{**BASE, "instance_count": 2, "scaling": SCALING}, {**BASE, "hosting": "inference-component"}],
+    ids=["instances", "copies"],
+)
+def test_scaling_acts_through_the_service_linked_role_and_makes_no_role(
+    settings: dict[str, Any],
+) -> None:
+    app = cdk.App()
+    template = Template.from_stack(
+        EndpointStack(app, "e", config=resolve_environment("t", settings))
+    )
+    (target,) = template.find_resources("AWS::ApplicationAutoScaling::ScalableTarget").values()
+    role_arn = json.dumps(target["Properties"]["RoleARN"])
+    assert '"arn:aws:iam::"' in role_arn
+    assert (
+        ":role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
+        'AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"'
+    ) in role_arn
+    trusted = [
+        json.dumps(role["Properties"]["AssumeRolePolicyDocument"])
+        for role in template.find_resources("AWS::IAM::Role").values()
+    ]
+    assert trusted  # the execution role, trusting SageMaker
+    assert not any("application-autoscaling" in t for t in trusted)
