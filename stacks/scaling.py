@@ -37,10 +37,11 @@ __all__ = [
 # Application Auto Scaling's cron: minutes hours day-of-month month day-of-week year.
 _CRON = re.compile(r"cron\((\S+ ){5}\S+\)")
 
-#: How often the wake-up alarm looks at refused calls. SageMaker publishes
-#: NoCapacityInvocationFailures at high resolution; a caller waits this long at most before the
-#: first copy is asked for.
-WAKE_UP_PERIOD_SECONDS = 30
+#: How often the wake-up alarm looks at refused calls: at most this long after the first refused
+#: call, a copy is asked for. AWS's examples use 30 s and 60 s; the resolution SageMaker publishes
+#: NoCapacityInvocationFailures at is undocumented, and a 30 s alarm on a one-minute metric would
+#: see half its periods empty. A minute is small beside the minutes a copy takes to start.
+WAKE_UP_PERIOD_SECONDS = 60
 
 
 def check_cron(expression: str) -> str | None:

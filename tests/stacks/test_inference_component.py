@@ -274,7 +274,7 @@ def test_a_refused_call_wakes_the_component_with_one_copy() -> None:
     assert wake_up["Dimensions"] == [
         {"Name": "InferenceComponentName", "Value": "jumpstream-t-ic-model"}
     ]
-    assert (wake_up["Statistic"], wake_up["Period"], wake_up["Threshold"]) == ("Maximum", 30, 1)
+    assert (wake_up["Statistic"], wake_up["Period"], wake_up["Threshold"]) == ("Maximum", 60, 1)
     assert wake_up["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     assert (wake_up["EvaluationPeriods"], wake_up["DatapointsToAlarm"]) == (1, 1)
     # Once callers are served, no data: the alarm goes back to OK instead of adding copies.
