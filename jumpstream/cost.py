@@ -42,20 +42,16 @@ def describe_environment_cost(config: EnvironmentConfig) -> list[str]:
         f"{config.region} ({config.hosting} hosting)"
     ]
     if managed is not None and scaling is not None:
-        gpus = config.model.instance_types[config.instance_type].gpus
-        # A copy never needs more than one instance (its GPUs are within one instance's), and
-        # managed instance scaling keeps min_instances even without copies.
-        idle = max(managed.min_instances, min(scaling.min_capacity, managed.max_instances))
-        busy = max(managed.min_instances, min(scaling.max_capacity, managed.max_instances))
-        if scaling.min_capacity == 0:
-            starts = "a copy starts" if idle else "an instance and a copy start"
-            copies = f"no copy of the model; the first call then waits minutes while {starts}"
-        else:
-            copies = f"{_count(scaling.min_capacity, 'copy')} of the model"
-        lines.append(f"  idle: {_instances(idle)} = {_hours(idle)} ({copies})")
+        # Every catalog model takes all of its instance's GPUs: a copy is an instance.
+        idle, busy = scaling.min_capacity, scaling.max_capacity
+        waits = " (no copy: the first call waits minutes while an instance and a copy start)"
         lines.append(
-            f"  busy: up to {_instances(busy)} = {_hours(busy)}, for up to "
-            f"{_count(scaling.max_capacity, 'copy')} of {gpus} GPU{'' if gpus == 1 else 's'} each"
+            f"  idle: {_count(idle, 'copy')} on {_instances(idle)} = {_hours(idle)}"
+            + ("" if idle else waits)
+        )
+        lines.append(
+            f"  busy: up to {_count(busy, 'copy')} on {_instances(busy)} = {_hours(busy)}, as "
+            "autoscaling adds copies (one instance more while an update replaces a copy)"
         )
         unit = "copies"
     else:

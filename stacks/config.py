@@ -47,10 +47,9 @@ _ENV_KEYS = {
 INSTANCE_HOSTING = "instance"
 COMPONENT_HOSTING = "inference-component"
 HOSTING_MODES = (INSTANCE_HOSTING, COMPONENT_HOSTING)
-# Which limits each mode's [scaling] table and its schedules take. Inference-component hosting
-# takes both: copies scale, and min/max_instances bound SageMaker's managed instance scaling.
-_INSTANCE_KEYS = {"min_instances", "max_instances"}
-_COPY_KEYS = {"min_copies", "max_copies", "min_instances", "max_instances"}
+# The limits a [scaling] table and its schedules take: instances with instance hosting, copies
+# with inference-component hosting.
+_LIMIT_KEYS = {"min_instances", "max_instances", "min_copies", "max_copies"}
 _SCALING_KEYS = {
     "min_instances", "max_instances", "min_copies", "max_copies", "target_concurrency",
     "scale_out_cooldown_seconds", "scale_in_cooldown_seconds", "schedules",
@@ -110,12 +109,14 @@ class EnvironmentConfig:
     def endpoint_name(self) -> str:
         """Deterministic, so callers and the relay know it; unique per environment.
 
-        The hosting modes name their endpoints apart: switching modes then makes CloudFormation
-        create the new endpoint before it deletes the old one, instead of asking SageMaker to
-        turn one kind of endpoint into the other in place.
+        An inference-component endpoint is named by its instance type as well: switching modes
+        or changing that type then makes CloudFormation create a new endpoint (and component)
+        before it deletes the old one, instead of asking SageMaker to turn one kind of endpoint
+        into the other, or to move a component whose GPUs the new type may not have, in place.
         """
         if self.hosting == COMPONENT_HOSTING:
-            return f"jumpstream-{self.name}-ic"
+            instances = self.instance_type.removeprefix("ml.").replace(".", "-")
+            return f"jumpstream-{self.name}-ic-{instances}"
         return f"jumpstream-{self.name}"
 
     @property
@@ -185,9 +186,10 @@ def _alarms(raw: Any, where: str) -> AlarmThresholds:
             raise ConfigError(f"{where}.alarms.{name} is a share of the timeout: below 1")
         if name == "no_capacity_minutes" and value > 1440:
             raise ConfigError(f"{where}.alarms.{name}: CloudWatch looks back one day at most")
-        if isinstance(default, int) and value != int(value):
+        whole = isinstance(default, int) or name == "no_capacity_minutes"
+        if whole and value != int(value):
             raise ConfigError(f"{where}.alarms.{name} must be a whole number, got {value}")
-        values[name] = int(value) if isinstance(default, int) else float(value)
+        values[name] = int(value) if whole else float(value)
     return AlarmThresholds(**values)
 
 
@@ -196,45 +198,48 @@ def _scaling(
 ) -> tuple[ScalingConfig | None, ManagedInstances | None]:
     """[environments.NAME.scaling]: what scales, its limits, a target, and schedules.
 
-    min_instances and max_instances bound the instances in both modes: instance hosting scales
-    them (never below one), inference-component hosting lets SageMaker start and stop them for
-    the copies, which scale between min_copies (default 0) and max_copies (default 1). Without
-    the table, instance hosting keeps instance_count and inference-component hosting has the
-    defaults: scale to zero, one copy when called.
+    Instance hosting scales instances between min_instances (at least one) and max_instances;
+    without the table it keeps instance_count. Inference-component hosting scales copies of the
+    model between min_copies (default 0) and max_copies (default 1), even without the table.
+    Every model in the catalog takes all of its instance's GPUs, so a copy is an instance:
+    SageMaker's managed instance scaling follows the copies from zero up to max_copies, plus one
+    instance for the new copy an update starts beside the old ones.
     """
     where = f"{where}.scaling"
     components = hosting == COMPONENT_HOSTING
+    if components and instance_count != 1:
+        raise ConfigError(
+            f"{where.removesuffix('.scaling')}: instance_count is 1 with hosting = "
+            f'"{COMPONENT_HOSTING}" (the component starts with one copy on one instance); '
+            "set [scaling] max_copies for more"
+        )
     if raw is None:
         if not components:
             return None, None
         raw = {}
     _check_keys(raw, _SCALING_KEYS, where)
     unit = "copies" if components else "instances"
-    _mode_keys(raw, where, _COPY_KEYS if components else _INSTANCE_KEYS, hosting)
+    own = {f"min_{unit}", f"max_{unit}"}
+    _mode_keys(raw, where, own, hosting)
     if components:
         low = _int(raw.get("min_copies", 0), f"{where}.min_copies", minimum=0)
         high = _int(raw.get("max_copies", max(low, 1)), f"{where}.max_copies", minimum=max(low, 1))
-        fewest = _int(raw.get("min_instances", 0), f"{where}.min_instances", minimum=0)
-        most = _int(
-            raw.get("max_instances", max(high, instance_count, fewest)),
-            f"{where}.max_instances",
-            minimum=1,
-        )
-        if not max(fewest, 1) <= instance_count <= most:
-            raise ConfigError(
-                f"{where}: instance_count {instance_count} (the instances the first copy starts "
-                f"on) must be within min_instances {fewest} and max_instances {most}"
-            )
-        managed: ManagedInstances | None = ManagedInstances(
-            min_instances=fewest, max_instances=most
-        )
+        managed: ManagedInstances | None = ManagedInstances(min_instances=0, max_instances=high + 1)
     else:
         low = _int(raw.get("min_instances", 1), f"{where}.min_instances", minimum=1)
-        high = _int(raw.get("max_instances", instance_count), f"{where}.max_instances", minimum=1)
-        if not low <= instance_count <= high:
+        high = _int(
+            raw.get("max_instances", max(low, instance_count)),
+            f"{where}.max_instances",
+            minimum=low,
+        )
+        if instance_count < low:
             raise ConfigError(
-                f"{where}: instance_count {instance_count} must be within min_instances {low} and "
-                f"max_instances {high} (an instance-hosted endpoint keeps at least one instance)"
+                f"{where}: min_instances {low} is more than instance_count {instance_count} (the "
+                f"instances the first deploy starts); set instance_count to at least {low}"
+            )
+        if instance_count > high:
+            raise ConfigError(
+                f"{where}: instance_count {instance_count} is more than max_instances {high}"
             )
         managed = None
     target = raw.get("target_concurrency", 4.0)
@@ -247,7 +252,7 @@ def _scaling(
     for index, item in enumerate(schedules_raw):
         at = f"{where}.schedules[{index}]"
         _check_keys(item, _SCHEDULE_KEYS, at)
-        _mode_keys(item, at, {f"min_{unit}", f"max_{unit}"}, hosting)
+        _mode_keys(item, at, own, hosting)
         name, cron = item.get("name"), item.get("cron")
         if not isinstance(name, str) or not _SCHEDULE_NAME.fullmatch(name):
             raise ConfigError(f"{at}.name must be letters and digits, starting with a letter")
@@ -258,7 +263,15 @@ def _scaling(
             item.get(f"min_{unit}"), f"{at}.min_{unit}", minimum=0 if components else 1
         )
         schedule_max = item.get(f"max_{unit}")
-        if schedule_max is not None:
+        if schedule_max is None:
+            # Application Auto Scaling keeps the target's maximum; a minimum above it is refused
+            # at deploy.
+            if schedule_min > high:
+                raise ConfigError(
+                    f"{at}.min_{unit} {schedule_min} is more than max_{unit} {high}; "
+                    f"raise max_{unit} or give this schedule its own max_{unit}"
+                )
+        else:
             schedule_max = _int(schedule_max, f"{at}.max_{unit}", minimum=max(schedule_min, 1))
         time_zone = item.get("time_zone", "UTC")
         if not isinstance(time_zone, str) or not _time_zone_exists(time_zone):
@@ -293,11 +306,16 @@ def _scaling(
 
 def _mode_keys(raw: dict[str, Any], where: str, own: set[str], hosting: str) -> None:
     """Limits the other hosting mode takes fail with one line saying which ones this one takes."""
-    foreign = set(raw) & (_COPY_KEYS | _INSTANCE_KEYS) - own
+    foreign = set(raw) & _LIMIT_KEYS - own
     if foreign:
+        why = (
+            " (a copy takes all of an instance's GPUs: instances follow copies)"
+            if hosting == COMPONENT_HOSTING
+            else " (copies scale an inference component)"
+        )
         raise ConfigError(
             f'{where}: {_choices(foreign)} not taken with hosting = "{hosting}", which takes '
-            f"{_choices(own)} here (min/max_copies scale an inference component's copies)"
+            f"{_choices(own)}{why}"
         )
 
 

@@ -22,7 +22,7 @@ from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from stacks.catalog import partition
+from stacks.catalog import Model, partition
 
 __all__ = [
     "ComponentScaling",
@@ -31,6 +31,7 @@ __all__ = [
     "ScalingConfig",
     "ScalingSchedule",
     "check_cron",
+    "cold_start_limit_seconds",
     "wake_up_alarm_name",
 ]
 
@@ -42,6 +43,21 @@ _CRON = re.compile(r"cron\((\S+ ){5}\S+\)")
 #: NoCapacityInvocationFailures at is undocumented, and a 30 s alarm on a one-minute metric would
 #: see half its periods empty. A minute is small beside the minutes a copy takes to start.
 WAKE_UP_PERIOD_SECONDS = 60
+
+
+#: How long SageMaker may take to launch an instance for a copy, before the copy's own download
+#: and startup. AWS documents no figure; launches take a few minutes, this is a margin above.
+INSTANCE_LAUNCH_SECONDS = 600
+
+
+def cold_start_limit_seconds(model: Model) -> int:
+    """The longest a copy may take to come back from zero before SageMaker gives up on it: an
+    instance launch, then the model's download and startup timeouts from the catalog."""
+    return (
+        INSTANCE_LAUNCH_SECONDS
+        + model.download_timeout_seconds
+        + model.health_check_timeout_seconds
+    )
 
 
 def check_cron(expression: str) -> str | None:
@@ -193,7 +209,7 @@ class ComponentScaling(_TrackedCapacity):
         inference_component_name: str,
         config: ScalingConfig,
         component: cdk.CfnResource,
-        startup_seconds: int,
+        cold_start_seconds: int,
     ) -> None:
         super().__init__(
             scope,
@@ -208,16 +224,17 @@ class ComponentScaling(_TrackedCapacity):
         )
         # One copy more whenever SageMaker refused a call for want of one: from zero copies,
         # target tracking has no concurrency to act on, so only this brings the model back.
-        # Callers keep being refused until that copy is up, and the alarm keeps asking while
-        # they are; the cooldown is as long as a copy may take to start (`startup_seconds`), so
-        # one cold start asks for one copy, not one a minute up to max_copies.
+        # Callers keep being refused until that copy is up, and an alarm with a scaling action
+        # repeats it every minute it stays in ALARM; the cooldown is as long as a copy may take
+        # to come back from zero (`cold_start_seconds`), so one cold start asks for one copy,
+        # not one a minute up to max_copies. Once a copy runs, target tracking adds the others.
         self.wake_up = autoscaling.StepScalingAction(
             self,
             "WakeUp",
             scaling_target=self.target,
             adjustment_type=autoscaling.AdjustmentType.CHANGE_IN_CAPACITY,
             metric_aggregation_type=autoscaling.MetricAggregationType.MAXIMUM,
-            cooldown=cdk.Duration.seconds(startup_seconds),
+            cooldown=cdk.Duration.seconds(cold_start_seconds),
         )
         self.wake_up.add_adjustment(adjustment=1, lower_bound=0)
         self.wake_up_alarm = cloudwatch.Alarm(

@@ -35,20 +35,20 @@ def test_an_unknown_environment_is_one_line_and_exit_2() -> None:
 def test_a_component_environment_bills_nothing_idle_and_says_what_the_first_call_waits() -> None:
     lines = describe_cost("dev", hosting="inference-component")
     assert lines[0] == (
-        "jumpstream-dev-ic: huggingface-llm-mistral-7b-instruct on ml.g5.2xlarge in us-east-1 "
-        "(inference-component hosting)"
+        "jumpstream-dev-ic-g5-2xlarge: huggingface-llm-mistral-7b-instruct on ml.g5.2xlarge in "
+        "us-east-1 (inference-component hosting)"
     )
     assert lines[1] == (
-        "  idle: 0 instances = 0 instance-hours per hour, 0 per month (730 h) (no copy of the "
-        "model; the first call then waits minutes while an instance and a copy start)"
+        "  idle: 0 copies on 0 instances = 0 instance-hours per hour, 0 per month (730 h) (no "
+        "copy: the first call waits minutes while an instance and a copy start)"
     )
     assert lines[2] == (
-        "  busy: up to 1 instance = 1 instance-hours per hour, 730 per month (730 h), for up to "
-        "1 copy of 1 GPU each"
+        "  busy: up to 1 copy on 1 instance = 1 instance-hours per hour, 730 per month (730 h), "
+        "as autoscaling adds copies (one instance more while an update replaces a copy)"
     )
 
 
-def test_component_limits_and_schedules_are_counted_in_copies_and_instances() -> None:
+def test_component_limits_and_schedules_are_counted_in_copies() -> None:
     from stacks.config import resolve_environment
 
     config = resolve_environment(
@@ -61,7 +61,6 @@ def test_component_limits_and_schedules_are_counted_in_copies_and_instances() ->
             "scaling": {
                 "min_copies": 1,
                 "max_copies": 3,
-                "max_instances": 2,
                 "schedules": [
                     {"name": "night", "cron": "cron(0 20 ? * MON-FRI *)", "min_copies": 0}
                 ],
@@ -69,12 +68,18 @@ def test_component_limits_and_schedules_are_counted_in_copies_and_instances() ->
         },
     )
     lines = describe_environment_cost(config)
-    assert lines[1].startswith("  idle: 1 instance = 1 instance-hours per hour")
-    assert lines[1].endswith("(1 copy of the model)")
-    # Three copies would need three instances; managed instance scaling stops at two.
-    assert lines[2].startswith("  busy: up to 2 instances = 2 instance-hours per hour")
-    assert lines[2].endswith("for up to 3 copies of 4 GPUs each")
-    assert lines[3] == ("  schedule night: cron(0 20 ? * MON-FRI *) (UTC) sets at least 0 copies")
+    assert lines[1] == (
+        "  idle: 1 copy on 1 instance = 1 instance-hours per hour, 730 per month (730 h)"
+    )
+    assert lines[2].startswith("  busy: up to 3 copies on 3 instances = 3 instance-hours per hour")
+    assert lines[3] == "  schedule night: cron(0 20 ? * MON-FRI *) (UTC) sets at least 0 copies"
+
+
+def test_an_environment_that_cannot_be_hosted_that_way_says_why() -> None:
+    stdout, stderr = io.StringIO(), io.StringIO()
+    assert run_cost("prod", stdout=stdout, stderr=stderr, hosting="inference-component") == 2
+    assert stderr.getvalue().startswith("jumpstream cost: environment 'prod': instance_count is 1")
+    assert stdout.getvalue() == ""
 
 
 def test_the_hosting_option_reaches_the_command() -> None:

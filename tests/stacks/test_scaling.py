@@ -65,8 +65,14 @@ def test_scaling_settings_are_read_with_their_defaults() -> None:
     ("scaling", "says"),
     [
         ({"min_instances": 0}, "min_instances must be at least 1"),
-        ({"min_instances": 3, "max_instances": 4}, "instance_count 2 must be within"),
-        ({"max_instances": 1}, "instance_count 2 must be within"),
+        ({"min_instances": 3, "max_instances": 4}, "min_instances 3 is more than instance_count 2"),
+        ({"max_instances": 1}, "instance_count 2 is more than max_instances 1"),
+        ({"min_instances": 3}, "set instance_count to at least 3"),
+        ({"min_instances": 2, "max_instances": 1}, "max_instances must be at least 2"),
+        (
+            {"max_instances": 4, "schedules": [{**NIGHT, "min_instances": 5}]},
+            "min_instances 5 is more than max_instances 4; raise max_instances or give",
+        ),
         ({"max_instances": 4, "target_concurrency": 0}, "target_concurrency must be a positive"),
         ({"max_instances": 4, "speed": 1}, "unknown setting(s) speed"),
         ({"max_instances": 4, "schedules": [{**NIGHT, "cron": "0 20 * * *"}]}, "must be cron("),
