@@ -19,7 +19,7 @@ from stacks.availability import Availability, load_availability
 from stacks.catalog import Model, deployment_problem, partition
 from stacks.errors import ConfigError
 from stacks.nag import acknowledge
-from stacks.scaling import ManagedInstances
+from stacks.scaling import ManagedInstances, cold_start_limit_seconds
 
 VARIANT_NAME = "AllTraffic"
 #: What an inference component reserves of its instance's memory. Placement is decided by GPUs
@@ -287,36 +287,51 @@ class JumpStartEndpoint(Construct):
             endpoint_name=self.endpoint_name,
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
         )
-        self.component = sagemaker.CfnInferenceComponent(
+        ic = sagemaker.CfnInferenceComponent
+        # The component's name follows the endpoint's, which follows the instance type; a new
+        # name must be a new resource (CloudFormation would otherwise try to rename it in place),
+        # so its construct id carries the instance type too.
+        max_copies = managed.max_instances - 1  # one instance is room for an update's new copy
+        self.component = ic(
             self,
-            "Component",
+            f"Component-{instance_type}",
             inference_component_name=component_name,
             # The endpoint's attribute, not its name: CloudFormation creates the component after
             # the endpoint and deletes it before (a component left on it blocks the deletion).
             endpoint_name=self.endpoint.attr_endpoint_name,
             variant_name=VARIANT_NAME,
-            specification=sagemaker.CfnInferenceComponent.InferenceComponentSpecificationProperty(
+            specification=ic.InferenceComponentSpecificationProperty(
                 model_name=self.model.attr_model_name,
-                compute_resource_requirements=(
-                    sagemaker.CfnInferenceComponent.InferenceComponentComputeResourceRequirementsProperty(
-                        number_of_accelerator_devices_required=(
-                            model.instance_types[instance_type].gpus
-                        ),
-                        min_memory_required_in_mb=COMPONENT_MIN_MEMORY_MB,
-                    )
+                compute_resource_requirements=ic.InferenceComponentComputeResourceRequirementsProperty(
+                    number_of_accelerator_devices_required=model.instance_types[instance_type].gpus,
+                    min_memory_required_in_mb=COMPONENT_MIN_MEMORY_MB,
                 ),
-                startup_parameters=(
-                    sagemaker.CfnInferenceComponent.InferenceComponentStartupParametersProperty(
-                        container_startup_health_check_timeout_in_seconds=(
-                            model.health_check_timeout_seconds
-                        ),
-                        model_data_download_timeout_in_seconds=model.download_timeout_seconds,
-                    )
+                startup_parameters=ic.InferenceComponentStartupParametersProperty(
+                    container_startup_health_check_timeout_in_seconds=(
+                        model.health_check_timeout_seconds
+                    ),
+                    model_data_download_timeout_in_seconds=model.download_timeout_seconds,
                 ),
             ),
-            # A component is created with one copy; autoscaling takes it to zero when idle.
-            runtime_config=sagemaker.CfnInferenceComponent.InferenceComponentRuntimeConfigProperty(
-                copy_count=1
+            # A component is created with one copy; autoscaling takes it to zero when idle. The
+            # value is write-only: a deploy that updates the component sets one copy again.
+            runtime_config=ic.InferenceComponentRuntimeConfigProperty(copy_count=1),
+            # A changed model replaces one copy at a time, each on the one spare instance
+            # managed instance scaling may start, instead of a second set of copies at once.
+            # No rollback alarms: SageMaker's metrics cannot tell a new copy from an old one.
+            deployment_config=ic.InferenceComponentDeploymentConfigProperty(
+                rolling_update_policy=ic.InferenceComponentRollingUpdatePolicyProperty(
+                    maximum_batch_size=ic.InferenceComponentCapacitySizeProperty(
+                        type="COPY_COUNT", value=1
+                    ),
+                    rollback_maximum_batch_size=ic.InferenceComponentCapacitySizeProperty(
+                        type="COPY_COUNT", value=1
+                    ),
+                    wait_interval_in_seconds=0,
+                    maximum_execution_timeout_in_seconds=min(
+                        28800, max(600, max_copies * cold_start_limit_seconds(model))
+                    ),
+                )
             ),
         )
 
@@ -448,14 +463,21 @@ class JumpStartEndpoint(Construct):
                 "limited to this endpoint's own log groups."
             ),
         )
+        namespaces = ["/aws/sagemaker/Endpoints"]
+        if self.inference_component_name:
+            namespaces.append("/aws/sagemaker/InferenceComponents")
         allow(
             "PutEndpointMetrics",
             ["cloudwatch:PutMetricData"],
             ["*"],
-            {"StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/Endpoints"}},
+            {
+                "StringEquals": {
+                    "cloudwatch:namespace": namespaces[0] if len(namespaces) == 1 else namespaces
+                }
+            },
             wildcard_reason=(
                 "cloudwatch:PutMetricData supports no resource ARN; a condition limits it to "
-                "SageMaker's endpoint metrics namespace."
+                "SageMaker's endpoint (and inference component) metrics namespaces."
             ),
         )
         if self.inference_component_name is None:

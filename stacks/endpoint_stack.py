@@ -9,7 +9,7 @@ from stacks.config import EnvironmentConfig
 from stacks.endpoint import JumpStartEndpoint
 from stacks.monitoring import EndpointAlarms
 from stacks.retention import retention
-from stacks.scaling import ComponentScaling, InstanceScaling
+from stacks.scaling import ComponentScaling, InstanceScaling, cold_start_limit_seconds
 
 
 class EndpointStack(cdk.Stack):
@@ -48,7 +48,7 @@ class EndpointStack(cdk.Stack):
                 inference_component_name=config.inference_component_name,
                 config=config.scaling,
                 component=component,
-                startup_seconds=model.health_check_timeout_seconds,
+                cold_start_seconds=cold_start_limit_seconds(model),
             )
         elif config.scaling is not None:
             InstanceScaling(
@@ -65,6 +65,7 @@ class EndpointStack(cdk.Stack):
             endpoint_name=config.endpoint_name,
             variant_name=self.endpoint.variant_name,
             inference_component_name=config.inference_component_name,
+            cold_start_seconds=cold_start_limit_seconds(model),
             thresholds=config.alarms,
             alarm_email=config.alarm_email,
         )

@@ -21,11 +21,31 @@ from stacks.endpoint import COMPONENT_MIN_MEMORY_MB
 from stacks.environment import add_environment
 from stacks.errors import ConfigError
 from stacks.nag import enable_nag
-from stacks.scaling import ManagedInstances, ScalingConfig, ScalingSchedule
+from stacks.scaling import (
+    ManagedInstances,
+    ScalingConfig,
+    ScalingSchedule,
+    cold_start_limit_seconds,
+)
 from tests.stacks.test_lint import lint
 
 MISTRAL = "huggingface-llm-mistral-7b-instruct"
-BASE = {"region": "eu-west-1", "model_id": MISTRAL, "hosting": "inference-component"}
+BASE = {
+    "region": "eu-west-1",
+    "model_id": MISTRAL,
+    "instance_type": "ml.g5.2xlarge",
+    "hosting": "inference-component",
+}
+ENDPOINT = "jumpstream-t-ic-g5-2xlarge"
+COMPONENT = "jumpstream-t-ic-g5-2xlarge-model"
+# GPUs per instance type, from the SageMaker Python SDK's image_uri_config/instance_gpu_info.json:
+# the check that a copy of any catalog model takes a whole instance, which the config, the cost
+# and the managed instance limit rely on.
+INSTANCE_GPUS = {
+    "ml.g5.xlarge": 1, "ml.g5.2xlarge": 1, "ml.g5.4xlarge": 1, "ml.g5.8xlarge": 1,
+    "ml.g5.16xlarge": 1, "ml.g5.12xlarge": 4, "ml.g5.24xlarge": 4, "ml.g5.48xlarge": 8,
+    "ml.p4d.24xlarge": 8, "ml.p4de.24xlarge": 8, "ml.p5.48xlarge": 8,
+}  # fmt: skip
 NIGHT = {"name": "night", "cron": "cron(0 20 ? * MON-FRI *)", "min_copies": 0}
 MORNING = {
     "name": "morning",
@@ -68,13 +88,31 @@ def _all(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
 # --- configuration -----------------------------------------------------------------------------
 
 
+def test_every_catalog_model_takes_all_of_its_instances_gpus() -> None:
+    for model in load_catalog().models.values():
+        for instance_type, option in model.instance_types.items():
+            assert option.gpus == INSTANCE_GPUS[instance_type], (model.id, instance_type)
+
+
 def test_the_mode_alone_scales_to_zero_and_back_to_one_copy() -> None:
     config = _config()
     assert config.hosting == "inference-component"
-    assert config.endpoint_name == "jumpstream-t-ic"
-    assert config.inference_component_name == "jumpstream-t-ic-model"
+    assert config.endpoint_name == ENDPOINT
+    assert config.inference_component_name == COMPONENT
     assert config.scaling == ScalingConfig(min_capacity=0, max_capacity=1)
-    assert config.managed_instances == ManagedInstances(min_instances=0, max_instances=1)
+    # An instance per copy, and one more for the copy an update starts beside the old one.
+    assert config.managed_instances == ManagedInstances(min_instances=0, max_instances=2)
+
+
+def test_the_endpoint_and_component_are_named_by_the_instance_type() -> None:
+    config = _config(instance_type="ml.p4d.24xlarge", model_id="huggingface-llm-falcon-40b-bf16")
+    assert config.endpoint_name == "jumpstream-t-ic-p4d-24xlarge"
+    assert config.inference_component_name == "jumpstream-t-ic-p4d-24xlarge-model"
+    longest = resolve_environment(
+        "a" * 20, {**BASE, "region": "us-east-1", "model_id": "huggingface-llm-falcon-180b-bf16",
+                   "instance_type": "ml.p4de.24xlarge"}
+    )  # fmt: skip
+    assert len(longest.inference_component_name) <= 63  # SageMaker's limit
 
 
 def test_instance_hosting_stays_the_default_and_has_no_component() -> None:
@@ -84,13 +122,11 @@ def test_instance_hosting_stays_the_default_and_has_no_component() -> None:
     assert config.managed_instances is None
 
 
-def test_copies_instances_and_schedules_are_read_from_the_scaling_table() -> None:
+def test_copies_and_schedules_are_read_from_the_scaling_table() -> None:
     config = _config(
-        instance_count=2,
         scaling={
             "min_copies": 1,
             "max_copies": 3,
-            "max_instances": 3,
             "target_concurrency": 2,
             "schedules": [NIGHT, MORNING],
         },
@@ -110,12 +146,13 @@ def test_copies_instances_and_schedules_are_read_from_the_scaling_table() -> Non
             ),
         ),
     )
-    assert config.managed_instances == ManagedInstances(min_instances=0, max_instances=3)
+    assert config.managed_instances == ManagedInstances(min_instances=0, max_instances=4)
 
 
 def test_the_context_key_switches_an_environment_to_components() -> None:
     (config,) = select_environments({"env": "dev", "hosting": "inference-component"})
-    assert (config.hosting, config.endpoint_name) == ("inference-component", "jumpstream-dev-ic")
+    assert config.hosting == "inference-component"
+    assert config.endpoint_name == "jumpstream-dev-ic-g5-2xlarge"
     (default,) = select_environments({"env": "dev"})
     assert default.hosting == "instance"
 
@@ -127,13 +164,19 @@ def test_the_context_key_switches_an_environment_to_components() -> None:
         ({"scaling": {"min_copies": 2, "max_copies": 1}}, "max_copies must be at least 2"),
         ({"scaling": {"max_copies": 0}}, "max_copies must be at least 1"),
         ({"scaling": {"min_copies": -1}}, "min_copies must be at least 0"),
+        ({"instance_count": 2}, "instance_count is 1 with hosting"),
         (
-            {"instance_count": 3, "scaling": {"max_instances": 2}},
-            "instance_count 3 (the instances the first copy starts on) must be within",
+            {"scaling": {"max_instances": 2}},
+            'max_instances not taken with hosting = "inference-component", which takes '
+            "max_copies, min_copies (a copy takes all of an instance's GPUs",
         ),
         (
             {"scaling": {"schedules": [{**NIGHT, "min_instances": 0}]}},
             'schedules[0]: min_instances not taken with hosting = "inference-component"',
+        ),
+        (
+            {"scaling": {"max_copies": 2, "schedules": [{**NIGHT, "min_copies": 3}]}},
+            "min_copies 3 is more than max_copies 2",
         ),
         ({"scaling": {"copies": 2}}, "unknown setting(s) copies"),
         ({"alarms": {"no_capacity_minutes": 2000}}, "CloudWatch looks back one day at most"),
@@ -157,7 +200,7 @@ def test_the_endpoint_holds_instances_that_scale_to_zero_and_no_model() -> None:
     assert variant["ManagedInstanceScaling"] == {
         "Status": "ENABLED",
         "MinInstanceCount": 0,
-        "MaxInstanceCount": 2,
+        "MaxInstanceCount": 3,  # two copies, and room for an update's new one
     }
     assert variant["RoutingConfig"] == {"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"}
     assert variant["InitialInstanceCount"] == 1
@@ -168,7 +211,7 @@ def test_the_endpoint_holds_instances_that_scale_to_zero_and_no_model() -> None:
     ]
     assert config["Properties"]["ExecutionRoleArn"] == {"Fn::GetAtt": [role_id, "Arn"]}
     _, sagemaker_endpoint = _one(endpoint, "AWS::SageMaker::Endpoint")
-    assert sagemaker_endpoint["Properties"]["EndpointName"] == "jumpstream-t-ic"
+    assert sagemaker_endpoint["Properties"]["EndpointName"] == ENDPOINT
     # The rolling update and its rollback alarms are a variant fleet's: none here.
     assert "DeploymentConfig" not in sagemaker_endpoint["Properties"]
     alarms = [
@@ -195,7 +238,10 @@ def test_the_component_carries_the_model_with_the_catalogs_gpus(
     endpoint_id, _ = _one(endpoint, "AWS::SageMaker::Endpoint")
     _, component = _one(endpoint, "AWS::SageMaker::InferenceComponent")
     properties = component["Properties"]
-    assert properties["InferenceComponentName"] == "jumpstream-t-ic-model"
+    assert (
+        properties["InferenceComponentName"]
+        == _config(model_id=model_id, instance_type=instance_type).inference_component_name
+    )
     # By attribute: created after the endpoint, deleted before it.
     assert properties["EndpointName"] == {"Fn::GetAtt": [endpoint_id, "EndpointName"]}
     assert properties["VariantName"] == "AllTraffic"
@@ -210,6 +256,28 @@ def test_the_component_carries_the_model_with_the_catalogs_gpus(
         "ContainerStartupHealthCheckTimeoutInSeconds": model.health_check_timeout_seconds,
         "ModelDataDownloadTimeoutInSeconds": model.download_timeout_seconds,
     }
+    # A changed model replaces one copy at a time; no alarm can tell new copies from old.
+    policy = properties["DeploymentConfig"]["RollingUpdatePolicy"]
+    assert policy["MaximumBatchSize"] == {"Type": "COPY_COUNT", "Value": 1}
+    assert policy["RollbackMaximumBatchSize"] == {"Type": "COPY_COUNT", "Value": 1}
+    assert policy["WaitIntervalInSeconds"] == 0
+    assert policy["MaximumExecutionTimeoutInSeconds"] == min(28800, cold_start_limit_seconds(model))
+    assert "AutoRollbackConfiguration" not in properties["DeploymentConfig"]
+
+
+def test_another_instance_type_is_a_new_endpoint_and_component() -> None:
+    """CloudFormation replaces an endpoint whose name changed, and creates a component whose
+    logical id changed: neither is asked to move a component to instances without its GPUs."""
+    small, _ = _templates(_config(instance_type="ml.g5.2xlarge"))
+    large, _ = _templates(_config(instance_type="ml.g5.12xlarge"))
+    small_id, small_component = _one(small, "AWS::SageMaker::InferenceComponent")
+    large_id, large_component = _one(large, "AWS::SageMaker::InferenceComponent")
+    assert small_id != large_id
+    names = [c["Properties"]["InferenceComponentName"] for c in (small_component, large_component)]
+    assert names == [COMPONENT, "jumpstream-t-ic-g5-12xlarge-model"]
+    assert [
+        _one(t, "AWS::SageMaker::Endpoint")[1]["Properties"]["EndpointName"] for t in (small, large)
+    ] == [ENDPOINT, "jumpstream-t-ic-g5-12xlarge"]
 
 
 def test_copies_scale_on_concurrency_down_to_zero_on_schedules() -> None:
@@ -219,7 +287,7 @@ def test_copies_scale_on_concurrency_down_to_zero_on_schedules() -> None:
     component_id, _ = _one(endpoint, "AWS::SageMaker::InferenceComponent")
     target_id, target = _one(endpoint, "AWS::ApplicationAutoScaling::ScalableTarget")
     properties = target["Properties"]
-    assert properties["ResourceId"] == "inference-component/jumpstream-t-ic-model"
+    assert properties["ResourceId"] == f"inference-component/{COMPONENT}"
     assert properties["ScalableDimension"] == "sagemaker:inference-component:DesiredCopyCount"
     assert (properties["MinCapacity"], properties["MaxCapacity"]) == (0, 3)
     assert component_id in target["DependsOn"]
@@ -257,8 +325,9 @@ def test_a_refused_call_wakes_the_component_with_one_copy() -> None:
     assert step["StepScalingPolicyConfiguration"] == {
         "AdjustmentType": "ChangeInCapacity",
         "MetricAggregationType": "Maximum",
-        # One cold start asks for one copy: as long as a copy may take to become healthy.
-        "Cooldown": model.health_check_timeout_seconds,
+        # One cold start asks for one copy: as long as a copy may take to come back from zero,
+        # an instance launch and the model's download and startup timeouts.
+        "Cooldown": cold_start_limit_seconds(model),
         "StepAdjustments": [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}],
     }
     (wake_up,) = [
@@ -266,14 +335,13 @@ def test_a_refused_call_wakes_the_component_with_one_copy() -> None:
         for a in _all(endpoint, "AWS::CloudWatch::Alarm").values()
         if a["Properties"].get("AlarmActions") == [{"Ref": step_id}]
     ]
-    assert wake_up["AlarmName"] == "jumpstream-t-ic-model-wake-up"
+    assert cold_start_limit_seconds(model) == 600 + 900 + 900
+    assert wake_up["AlarmName"] == f"{COMPONENT}-wake-up"
     assert (wake_up["Namespace"], wake_up["MetricName"]) == (
         "AWS/SageMaker",
         "NoCapacityInvocationFailures",
     )
-    assert wake_up["Dimensions"] == [
-        {"Name": "InferenceComponentName", "Value": "jumpstream-t-ic-model"}
-    ]
+    assert wake_up["Dimensions"] == [{"Name": "InferenceComponentName", "Value": COMPONENT}]
     assert (wake_up["Statistic"], wake_up["Period"], wake_up["Threshold"]) == ("Maximum", 60, 1)
     assert wake_up["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
     assert (wake_up["EvaluationPeriods"], wake_up["DatapointsToAlarm"]) == (1, 1)
@@ -281,8 +349,21 @@ def test_a_refused_call_wakes_the_component_with_one_copy() -> None:
     assert wake_up["TreatMissingData"] == "notBreaching"
 
 
-def test_callers_refused_for_too_long_raise_an_alarm() -> None:
-    endpoint, _ = _templates(_config(alarms={"no_capacity_minutes": 30}))
+@pytest.mark.parametrize(
+    ("model_id", "instance_type", "settings", "minutes"),
+    [
+        (MISTRAL, "ml.g5.2xlarge", {}, (600 + 900 + 900) // 60),  # as long as a cold start may take
+        ("huggingface-llm-falcon-180b-bf16", "ml.p4de.24xlarge", {}, None),
+        (MISTRAL, "ml.g5.2xlarge", {"alarms": {"no_capacity_minutes": 30}}, 30),
+    ],
+)
+def test_callers_refused_for_longer_than_a_cold_start_raise_an_alarm(
+    model_id: str, instance_type: str, settings: dict[str, Any], minutes: int | None
+) -> None:
+    endpoint, _ = _templates(
+        _config(model_id=model_id, instance_type=instance_type, region="us-east-1", **settings)
+    )
+    expected = minutes or -(-cold_start_limit_seconds(load_catalog().get(model_id)) // 60)
     (alarm,) = [
         a["Properties"]
         for a in _all(endpoint, "AWS::CloudWatch::Alarm").values()
@@ -290,7 +371,7 @@ def test_callers_refused_for_too_long_raise_an_alarm() -> None:
         and "AlarmActions" not in a["Properties"]
     ]
     assert (alarm["Statistic"], alarm["Period"], alarm["Threshold"]) == ("Sum", 60, 1)
-    assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (30, 30)
+    assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (expected, expected)
     assert "describe-inference-component" in alarm["AlarmDescription"]
 
 
@@ -300,8 +381,8 @@ def test_the_execution_role_writes_both_log_groups_and_reads_no_alarms() -> None
         r["Properties"]["LogGroupName"]: r for r in _all(endpoint, "AWS::Logs::LogGroup").values()
     }
     assert set(groups) == {
-        "/aws/sagemaker/Endpoints/jumpstream-t-ic",
-        "/aws/sagemaker/InferenceComponents/jumpstream-t-ic-model",
+        f"/aws/sagemaker/Endpoints/{ENDPOINT}",
+        f"/aws/sagemaker/InferenceComponents/{COMPONENT}",
     }
     assert all(group["DeletionPolicy"] == "Delete" for group in groups.values())
     _, sagemaker_endpoint = _one(endpoint, "AWS::SageMaker::Endpoint")
@@ -314,10 +395,16 @@ def test_the_execution_role_writes_both_log_groups_and_reads_no_alarms() -> None
     statements = {s["Sid"]: s for s in policy["Properties"]["PolicyDocument"]["Statement"]}
     assert "DescribeRollbackAlarms" not in statements
     written = json.dumps(statements["WriteEndpointLogs"]["Resource"])
-    assert (
-        "log-group:/aws/sagemaker/InferenceComponents/jumpstream-t-ic-model:log-stream:*" in written
-    )
-    assert "log-group:/aws/sagemaker/Endpoints/jumpstream-t-ic:log-stream:*" in written
+    assert f"log-group:/aws/sagemaker/InferenceComponents/{COMPONENT}:log-stream:*" in written
+    assert f"log-group:/aws/sagemaker/Endpoints/{ENDPOINT}:log-stream:*" in written
+    assert statements["PutEndpointMetrics"]["Condition"] == {
+        "StringEquals": {
+            "cloudwatch:namespace": [
+                "/aws/sagemaker/Endpoints",
+                "/aws/sagemaker/InferenceComponents",
+            ]
+        }
+    }
 
 
 def test_cdk_destroy_order_components_before_the_endpoint() -> None:
@@ -361,8 +448,8 @@ def test_the_relay_invokes_the_component_and_may_invoke_only_it() -> None:
     _, relay = _templates(_config())
     _, function = _one(relay, "AWS::Lambda::Function")
     variables = function["Properties"]["Environment"]["Variables"]
-    assert variables["ENDPOINT_NAME"] == "jumpstream-t-ic"
-    assert variables["INFERENCE_COMPONENT_NAME"] == "jumpstream-t-ic-model"
+    assert variables["ENDPOINT_NAME"] == ENDPOINT
+    assert variables["INFERENCE_COMPONENT_NAME"] == COMPONENT
     _, policy = _one(relay, "AWS::IAM::Policy")
     (invoke,) = [
         s
@@ -371,8 +458,8 @@ def test_the_relay_invokes_the_component_and_may_invoke_only_it() -> None:
     ]
     resources = [json.dumps(r) for r in invoke["Resource"]]
     assert len(resources) == 2
-    assert any('":endpoint/jumpstream-t-ic"' in r for r in resources)
-    assert any('":inference-component/jumpstream-t-ic-model"' in r for r in resources)
+    assert any(f'":endpoint/{ENDPOINT}"' in r for r in resources)
+    assert any(f'":inference-component/{COMPONENT}"' in r for r in resources)
 
 
 def test_an_instance_hosted_relay_names_no_component() -> None:
@@ -386,7 +473,7 @@ def test_the_relay_dashboard_follows_the_component() -> None:
     _, relay = _templates(_config())
     _, dashboard = _one(relay, "AWS::CloudWatch::Dashboard")
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
-    assert "jumpstream-t-ic-model" in body
+    assert COMPONENT in body
     assert "NoCapacityInvocationFailures" in body
     assert "ConcurrentRequestsPerCopy" in body
 
