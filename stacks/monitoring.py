@@ -8,6 +8,7 @@ to look at first. Nothing here calls an API from the function, and `cdk destroy`
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import aws_cdk as cdk
@@ -54,9 +55,10 @@ class AlarmThresholds:
     #: A relay invocation this close to the function's timeout is about to be cut off.
     duration_share_of_timeout: float = 0.9
     #: Inference-component hosting: minutes in a row in which SageMaker refused calls for want
-    #: of a copy. Coming back from zero takes minutes (instance, image, weights, warm-up); this
-    #: long means the copy is not coming (quota, no capacity of the type, a failing start).
-    no_capacity_minutes: int = 20
+    #: of a copy. None: as long as a copy may take to come back from zero (an instance launch
+    #: plus the model's download and startup timeouts); longer means it is not coming (quota, no
+    #: capacity of the type, a failing start).
+    no_capacity_minutes: int | None = None
 
 
 def invocation_dimensions(
@@ -137,6 +139,7 @@ class EndpointAlarms(Construct):
         thresholds: AlarmThresholds,
         alarm_email: str | None = None,
         inference_component_name: str | None = None,
+        cold_start_seconds: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.dimensions = invocation_dimensions(
@@ -210,7 +213,9 @@ class EndpointAlarms(Construct):
         )
         self.alarms = [self.errors, self.latency, self.gpu_memory, self.disk]
         if inference_component_name:
-            minutes = thresholds.no_capacity_minutes
+            if thresholds.no_capacity_minutes is None and cold_start_seconds is None:
+                raise ValueError("an inference component's alarms need cold_start_seconds")
+            minutes = thresholds.no_capacity_minutes or math.ceil(cold_start_seconds / 60)
             self.no_capacity: cloudwatch.Alarm | None = _alarm(
                 self,
                 "NoCapacity",
@@ -221,7 +226,7 @@ class EndpointAlarms(Construct):
                 description=(
                     f"Inference component {inference_component_name}: SageMaker has refused "
                     f"calls for want of a copy in each of the last {minutes} minutes, longer "
-                    "than a copy takes to start. Look at the component's status and failure "
+                    "than a copy may take to start. Look at the component's status and failure "
                     "reason (aws sagemaker describe-inference-component), the endpoint's events, "
                     f"the service quota for the instance type, and {logs}."
                 ),

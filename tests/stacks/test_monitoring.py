@@ -31,7 +31,11 @@ from tests.stacks.test_lint import lint
 
 # What SageMaker and Lambda publish, with the dimensions the alarms and widgets use. On an
 # inference-component endpoint, SageMaker's invocation metrics are by component, and there are
-# per-copy concurrency and refusals for want of a copy.
+# per-copy concurrency and refusals for want of a copy. Sources: SageMaker's "Amazon SageMaker AI
+# metrics in Amazon CloudWatch" (the AWS/SageMaker invocation metrics, with the dimension sets
+# EndpointName+VariantName and InferenceComponentName; ConcurrentRequestsPerCopy), and "Scale an
+# endpoint to zero instances" (NoCapacityInvocationFailures by InferenceComponentName). The
+# instance metrics (/aws/sagemaker/Endpoints) stay by endpoint and variant in both modes.
 SAGEMAKER_METRICS = {
     "AWS/SageMaker": {
         "Invocations",
@@ -48,7 +52,7 @@ SAGEMAKER_METRICS = {
     },
     "AWS/Lambda": {"Throttles", "Duration", "ConcurrentExecutions"},
 }
-COMPONENT = "jumpstream-t-ic-model"
+COMPONENT = "jumpstream-t-ic-g5-2xlarge-model"
 COMPONENT_METRICS = {
     **SAGEMAKER_METRICS,
     "AWS/SageMaker": SAGEMAKER_METRICS["AWS/SageMaker"] - {"ConcurrentRequestsPerModel"}
@@ -94,6 +98,7 @@ def monitored_stack(
         thresholds=thresholds,
         alarm_email=alarm_email,
         inference_component_name=inference_component_name,
+        cold_start_seconds=2400 if inference_component_name else None,
     )
     RelayMonitoring(
         stack,
