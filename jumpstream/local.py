@@ -87,6 +87,8 @@ class StackConfig:
     relay_port: int = 8080
     #: The emulator's port; 0 picks a free one.
     emulator_port: int = 0
+    #: The endpoint the emulator serves and the relay invokes.
+    endpoint_name: str = ENDPOINT_NAME
     model_id: str = DEFAULT_MODEL_ID
     region: str = "us-east-1"
     #: The emulator's pace after the first token; 0 sends as fast as possible.
@@ -117,7 +119,7 @@ def emulator_command(config: StackConfig) -> list[str]:
         "--port",
         str(config.emulator_port),
         "--endpoint-name",
-        ENDPOINT_NAME,
+        config.endpoint_name,
         "--model-id",
         config.model_id,
         "--tokens-per-second",
@@ -159,7 +161,7 @@ def relay_environment(
     env.update(
         PATH=os.pathsep.join(part for part in (interpreter_dir, env.get("PATH")) if part),
         PORT=str(port),
-        ENDPOINT_NAME=ENDPOINT_NAME,
+        ENDPOINT_NAME=config.endpoint_name,
         MODEL_ID=config.model_id,
         AWS_REGION=config.region,
         # botocore 1.44 ignores AWS_REGION when it creates a client; it reads this one.

@@ -98,3 +98,55 @@ def test_progress_is_shown_on_a_terminal(cold_stack: LocalStack) -> None:
     assert run_ask(options, stdout=stdout, stderr=stderr) == 0
     assert stderr.getvalue().startswith("waiting 1 s: The model is starting")
     assert "(no_capacity, HTTP 503, retry after 60 s" in stderr.getvalue()
+
+
+def test_a_component_environment_as_synthesized_wakes_up_and_answers() -> None:
+    """The function's settings exactly as `cdk synth` writes them for an inference-component
+    environment (endpoint and component names, limits, template), against an emulator serving
+    that endpoint and component cold: the names the stack hands the function are the ones
+    SageMaker is asked for, and the caller's side of a cold start holds end to end."""
+    import aws_cdk as cdk
+    from aws_cdk.assertions import Template
+
+    from stacks.config import resolve_environment
+    from stacks.relay_stack import RelayStack
+
+    environment = resolve_environment(
+        "dev",
+        {
+            "region": "us-east-1",
+            "model_id": "huggingface-llm-mistral-7b-instruct",
+            "instance_type": "ml.g5.2xlarge",
+            "hosting": "inference-component",
+        },
+    )
+    # The relay's asset is bundled in its own test; only its settings matter here.
+    app = cdk.App(context={"aws:cdk:bundling-stacks": []})
+    relay = RelayStack(app, "relay", config=environment)
+    (function,) = Template.from_stack(relay).find_resources("AWS::Lambda::Function").values()
+    synthesized = function["Properties"]["Environment"]["Variables"]
+    # Lambda's and the Web Adapter's own settings are what local.py plays itself.
+    settings = {
+        k: v for k, v in synthesized.items() if not k.startswith(("AWS_LAMBDA_", "AWS_LWA_"))
+    }
+    assert settings["ENDPOINT_NAME"] == "jumpstream-dev-ic-g5-2xlarge"
+    assert settings["INFERENCE_COMPONENT_NAME"] == "jumpstream-dev-ic-g5-2xlarge-model"
+    config = StackConfig(
+        relay_port=0,
+        tokens_per_second=0,
+        first_token_delay=0,
+        model_id=settings["MODEL_ID"],
+        endpoint_name=settings["ENDPOINT_NAME"],
+        inference_component=settings["INFERENCE_COMPONENT_NAME"],
+        cold_start=COLD_SECONDS,
+        relay_env=settings,
+    )
+    with start_stack(config, sink=LineBuffer()) as stack:
+        with httpx.Client(base_url=stack.relay_url, timeout=HANG_GUARD_SECONDS) as client:
+            cold = client.post("/", json=generate_body(PROMPT))
+        assert cold.status_code == 503
+        assert cold.json()["type"] == "no_capacity"
+        stdout, stderr = io.StringIO(), io.StringIO()
+        waiting = AskOptions(url=stack.relay_url + "/", prompt=PROMPT, sign=False, wait=60)
+        assert run_ask(waiting, stdout=stdout, stderr=stderr) == 0
+    assert stdout.getvalue() == expected_answer(PROMPT)
