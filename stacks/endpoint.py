@@ -19,7 +19,7 @@ from stacks.availability import Availability, load_availability
 from stacks.catalog import Model, deployment_problem, partition
 from stacks.errors import ConfigError
 from stacks.nag import acknowledge
-from stacks.scaling import ManagedInstances, cold_start_limit_seconds
+from stacks.scaling import ManagedInstances
 
 VARIANT_NAME = "AllTraffic"
 #: What an inference component reserves of its instance's memory. Placement is decided by GPUs
@@ -291,7 +291,6 @@ class JumpStartEndpoint(Construct):
         # The component's name follows the endpoint's, which follows the instance type; a new
         # name must be a new resource (CloudFormation would otherwise try to rename it in place),
         # so its construct id carries the instance type too.
-        max_copies = managed.max_instances - 1  # one instance is room for an update's new copy
         self.component = ic(
             self,
             f"Component-{instance_type}",
@@ -316,23 +315,10 @@ class JumpStartEndpoint(Construct):
             # A component is created with one copy; autoscaling takes it to zero when idle. The
             # value is write-only: a deploy that updates the component sets one copy again.
             runtime_config=ic.InferenceComponentRuntimeConfigProperty(copy_count=1),
-            # A changed model replaces one copy at a time, each on the one spare instance
-            # managed instance scaling may start, instead of a second set of copies at once.
-            # No rollback alarms: SageMaker's metrics cannot tell a new copy from an old one.
-            deployment_config=ic.InferenceComponentDeploymentConfigProperty(
-                rolling_update_policy=ic.InferenceComponentRollingUpdatePolicyProperty(
-                    maximum_batch_size=ic.InferenceComponentCapacitySizeProperty(
-                        type="COPY_COUNT", value=1
-                    ),
-                    rollback_maximum_batch_size=ic.InferenceComponentCapacitySizeProperty(
-                        type="COPY_COUNT", value=1
-                    ),
-                    wait_interval_in_seconds=0,
-                    maximum_execution_timeout_in_seconds=min(
-                        28800, max(600, max_copies * cold_start_limit_seconds(model))
-                    ),
-                )
-            ),
+            # No DeploymentConfig: SageMaker's rolling policy wants batches of 5-50% of the copy
+            # count, which one copy cannot have, and no rollback alarm could tell new copies
+            # from old. An update starts its new copy beside the old one, on the spare instance
+            # managed instance scaling allows, then retires the old.
         )
 
     def rollback_alarm_name(self, suffix: str) -> str:

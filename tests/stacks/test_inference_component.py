@@ -149,6 +149,13 @@ def test_copies_and_schedules_are_read_from_the_scaling_table() -> None:
     assert config.managed_instances == ManagedInstances(min_instances=0, max_instances=4)
 
 
+def test_a_schedules_higher_maximum_gets_its_instances() -> None:
+    morning = {**MORNING, "max_copies": 5}
+    config = _config(scaling={"max_copies": 2, "schedules": [NIGHT, morning]})
+    assert config.scaling.peak_capacity == 5
+    assert config.managed_instances == ManagedInstances(min_instances=0, max_instances=6)
+
+
 def test_the_context_key_switches_an_environment_to_components() -> None:
     (config,) = select_environments({"env": "dev", "hosting": "inference-component"})
     assert config.hosting == "inference-component"
@@ -164,7 +171,10 @@ def test_the_context_key_switches_an_environment_to_components() -> None:
         ({"scaling": {"min_copies": 2, "max_copies": 1}}, "max_copies must be at least 2"),
         ({"scaling": {"max_copies": 0}}, "max_copies must be at least 1"),
         ({"scaling": {"min_copies": -1}}, "min_copies must be at least 0"),
-        ({"instance_count": 2}, "instance_count is 1 with hosting"),
+        (
+            {"instance_count": 2},
+            'instance_count must be 1 with hosting = "inference-component", got 2',
+        ),
         (
             {"scaling": {"max_instances": 2}},
             'max_instances not taken with hosting = "inference-component", which takes '
@@ -256,13 +266,9 @@ def test_the_component_carries_the_model_with_the_catalogs_gpus(
         "ContainerStartupHealthCheckTimeoutInSeconds": model.health_check_timeout_seconds,
         "ModelDataDownloadTimeoutInSeconds": model.download_timeout_seconds,
     }
-    # A changed model replaces one copy at a time; no alarm can tell new copies from old.
-    policy = properties["DeploymentConfig"]["RollingUpdatePolicy"]
-    assert policy["MaximumBatchSize"] == {"Type": "COPY_COUNT", "Value": 1}
-    assert policy["RollbackMaximumBatchSize"] == {"Type": "COPY_COUNT", "Value": 1}
-    assert policy["WaitIntervalInSeconds"] == 0
-    assert policy["MaximumExecutionTimeoutInSeconds"] == min(28800, cold_start_limit_seconds(model))
-    assert "AutoRollbackConfiguration" not in properties["DeploymentConfig"]
+    # SageMaker's rolling batches are 5-50% of the copies, which one copy cannot have: an
+    # update starts its new copy on the spare instance instead.
+    assert "DeploymentConfig" not in properties
 
 
 def test_another_instance_type_is_a_new_endpoint_and_component() -> None:
@@ -350,28 +356,31 @@ def test_a_refused_call_wakes_the_component_with_one_copy() -> None:
 
 
 @pytest.mark.parametrize(
-    ("model_id", "instance_type", "settings", "minutes"),
+    ("model_id", "instance_type", "settings", "periods"),
     [
-        (MISTRAL, "ml.g5.2xlarge", {}, (600 + 900 + 900) // 60),  # as long as a cold start may take
-        ("huggingface-llm-falcon-180b-bf16", "ml.p4de.24xlarge", {}, None),
-        (MISTRAL, "ml.g5.2xlarge", {"alarms": {"no_capacity_minutes": 30}}, 30),
+        # As long as a cold start may take: 600 + 900 + 900 s, 40 minutes in 8 periods of 5.
+        (MISTRAL, "ml.g5.2xlarge", {}, 8),
+        # 600 + 3600 + 3600 s: 130 minutes.
+        ("huggingface-llm-falcon-180b-bf16", "ml.p4de.24xlarge", {}, 26),
+        (MISTRAL, "ml.g5.2xlarge", {"alarms": {"no_capacity_minutes": 30}}, 6),
+        (MISTRAL, "ml.g5.2xlarge", {"alarms": {"no_capacity_minutes": 12}}, 3),
     ],
 )
 def test_callers_refused_for_longer_than_a_cold_start_raise_an_alarm(
-    model_id: str, instance_type: str, settings: dict[str, Any], minutes: int | None
+    model_id: str, instance_type: str, settings: dict[str, Any], periods: int
 ) -> None:
     endpoint, _ = _templates(
         _config(model_id=model_id, instance_type=instance_type, region="us-east-1", **settings)
     )
-    expected = minutes or -(-cold_start_limit_seconds(load_catalog().get(model_id)) // 60)
     (alarm,) = [
         a["Properties"]
         for a in _all(endpoint, "AWS::CloudWatch::Alarm").values()
         if a["Properties"].get("MetricName") == "NoCapacityInvocationFailures"
         and "AlarmActions" not in a["Properties"]
     ]
-    assert (alarm["Statistic"], alarm["Period"], alarm["Threshold"]) == ("Sum", 60, 1)
-    assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (expected, expected)
+    # Five-minute periods: a caller's retries may skip a quiet minute, never five.
+    assert (alarm["Statistic"], alarm["Period"], alarm["Threshold"]) == ("Sum", 300, 1)
+    assert (alarm["EvaluationPeriods"], alarm["DatapointsToAlarm"]) == (periods, periods)
     assert "describe-inference-component" in alarm["AlarmDescription"]
 
 
