@@ -202,16 +202,17 @@ def _scaling(
     without the table it keeps instance_count. Inference-component hosting scales copies of the
     model between min_copies (default 0) and max_copies (default 1), even without the table.
     Every model in the catalog takes all of its instance's GPUs, so a copy is an instance:
-    SageMaker's managed instance scaling follows the copies from zero up to max_copies, plus one
-    instance for the new copy an update starts beside the old ones.
+    SageMaker's managed instance scaling follows the copies from zero up to their peak (max_copies
+    or a schedule's higher maximum), plus one instance for the copy an update starts beside the
+    old one.
     """
     where = f"{where}.scaling"
     components = hosting == COMPONENT_HOSTING
     if components and instance_count != 1:
         raise ConfigError(
-            f"{where.removesuffix('.scaling')}: instance_count is 1 with hosting = "
-            f'"{COMPONENT_HOSTING}" (the component starts with one copy on one instance); '
-            "set [scaling] max_copies for more"
+            f"{where.removesuffix('.scaling')}: instance_count must be 1 with hosting = "
+            f'"{COMPONENT_HOSTING}", got {instance_count} (the component starts with one copy '
+            "on one instance); set [scaling] max_copies for more"
         )
     if raw is None:
         if not components:
@@ -224,7 +225,6 @@ def _scaling(
     if components:
         low = _int(raw.get("min_copies", 0), f"{where}.min_copies", minimum=0)
         high = _int(raw.get("max_copies", max(low, 1)), f"{where}.max_copies", minimum=max(low, 1))
-        managed: ManagedInstances | None = ManagedInstances(min_instances=0, max_instances=high + 1)
     else:
         low = _int(raw.get("min_instances", 1), f"{where}.min_instances", minimum=1)
         high = _int(
@@ -241,7 +241,6 @@ def _scaling(
             raise ConfigError(
                 f"{where}: instance_count {instance_count} is more than max_instances {high}"
             )
-        managed = None
     target = raw.get("target_concurrency", 4.0)
     if isinstance(target, bool) or not isinstance(target, int | float) or target <= 0:
         raise ConfigError(f"{where}.target_concurrency must be a positive number, got {target!r}")
@@ -300,6 +299,12 @@ def _scaling(
             minimum=0,
         ),
         schedules=tuple(schedules),
+    )
+    # An instance per copy at the peak, and one for the copy an update starts beside the old.
+    managed = (
+        ManagedInstances(min_instances=0, max_instances=scaling.peak_capacity + 1)
+        if components
+        else None
     )
     return scaling, managed
 

@@ -105,6 +105,14 @@ class ScalingConfig:
     scale_in_cooldown_seconds: int = 600
     schedules: tuple[ScalingSchedule, ...] = ()
 
+    @property
+    def peak_capacity(self) -> int:
+        """The most the capacity may reach: the maximum, or a schedule's if that is higher."""
+        return max(
+            [self.max_capacity]
+            + [s.max_capacity for s in self.schedules if s.max_capacity is not None]
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ManagedInstances:

@@ -62,7 +62,13 @@ def test_component_limits_and_schedules_are_counted_in_copies() -> None:
                 "min_copies": 1,
                 "max_copies": 3,
                 "schedules": [
-                    {"name": "night", "cron": "cron(0 20 ? * MON-FRI *)", "min_copies": 0}
+                    {"name": "night", "cron": "cron(0 20 ? * MON-FRI *)", "min_copies": 0},
+                    {
+                        "name": "rush",
+                        "cron": "cron(0 8 ? * MON *)",
+                        "min_copies": 1,
+                        "max_copies": 4,
+                    },
                 ],
             },
         },
@@ -71,14 +77,21 @@ def test_component_limits_and_schedules_are_counted_in_copies() -> None:
     assert lines[1] == (
         "  idle: 1 copy on 1 instance = 1 instance-hours per hour, 730 per month (730 h)"
     )
-    assert lines[2].startswith("  busy: up to 3 copies on 3 instances = 3 instance-hours per hour")
+    # The rush schedule's maximum is the peak.
+    assert lines[2].startswith("  busy: up to 4 copies on 4 instances = 4 instance-hours per hour")
     assert lines[3] == "  schedule night: cron(0 20 ? * MON-FRI *) (UTC) sets at least 0 copies"
+    assert lines[4] == (
+        "  schedule rush: cron(0 8 ? * MON *) (UTC) sets at least 1 copies, at most 4"
+    )
 
 
 def test_an_environment_that_cannot_be_hosted_that_way_says_why() -> None:
     stdout, stderr = io.StringIO(), io.StringIO()
     assert run_cost("prod", stdout=stdout, stderr=stderr, hosting="inference-component") == 2
-    assert stderr.getvalue().startswith("jumpstream cost: environment 'prod': instance_count is 1")
+    assert stderr.getvalue().startswith(
+        "jumpstream cost: environment 'prod': instance_count must be 1 with hosting = "
+        '"inference-component", got 2'
+    )
     assert stdout.getvalue() == ""
 
 
