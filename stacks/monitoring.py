@@ -34,6 +34,8 @@ RELAY_NAMESPACE = "jumpstream"
 _SAGEMAKER = "AWS/SageMaker"
 _INSTANCES = "/aws/sagemaker/Endpoints"
 _PERIOD = cdk.Duration.minutes(1)
+#: The no-capacity alarm's period: refused calls in each of these count as still waiting.
+NO_CAPACITY_PERIOD_MINUTES = 5
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,10 +56,10 @@ class AlarmThresholds:
     disk_percent: float = 90.0
     #: A relay invocation this close to the function's timeout is about to be cut off.
     duration_share_of_timeout: float = 0.9
-    #: Inference-component hosting: minutes in a row in which SageMaker refused calls for want
-    #: of a copy. None: as long as a copy may take to come back from zero (an instance launch
-    #: plus the model's download and startup timeouts); longer means it is not coming (quota, no
-    #: capacity of the type, a failing start).
+    #: Inference-component hosting: minutes in a row (in five-minute periods) in which SageMaker
+    #: refused calls for want of a copy. None: as long as a copy may take to come back from zero
+    #: (an instance launch plus the model's download and startup timeouts); longer means it is
+    #: not coming (quota, no capacity of the type, a failing start).
     no_capacity_minutes: int | None = None
 
 
@@ -216,17 +218,25 @@ class EndpointAlarms(Construct):
             if thresholds.no_capacity_minutes is None and cold_start_seconds is None:
                 raise ValueError("an inference component's alarms need cold_start_seconds")
             minutes = thresholds.no_capacity_minutes or math.ceil(cold_start_seconds / 60)
+            # Five-minute periods: a caller retrying after Retry-After and a backoff may skip a
+            # minute, never five, so a wait that goes on is not reset by one quiet minute.
+            periods = math.ceil(minutes / NO_CAPACITY_PERIOD_MINUTES)
             self.no_capacity: cloudwatch.Alarm | None = _alarm(
                 self,
                 "NoCapacity",
-                metric=self.metric("NoCapacityInvocationFailures", "Sum"),
+                metric=self.metric(
+                    "NoCapacityInvocationFailures",
+                    "Sum",
+                    period=cdk.Duration.minutes(NO_CAPACITY_PERIOD_MINUTES),
+                ),
                 threshold=1,
-                evaluation_periods=minutes,
-                datapoints=minutes,
+                evaluation_periods=periods,
+                datapoints=periods,
                 description=(
                     f"Inference component {inference_component_name}: SageMaker has refused "
-                    f"calls for want of a copy in each of the last {minutes} minutes, longer "
-                    "than a copy may take to start. Look at the component's status and failure "
+                    f"calls for want of a copy in every {NO_CAPACITY_PERIOD_MINUTES} minutes of "
+                    f"the last {periods * NO_CAPACITY_PERIOD_MINUTES}, longer than a copy may "
+                    "take to start. Look at the component's status and failure "
                     "reason (aws sagemaker describe-inference-component), the endpoint's events, "
                     f"the service quota for the instance type, and {logs}."
                 ),
