@@ -101,15 +101,15 @@ def test_progress_is_shown_on_a_terminal(cold_stack: LocalStack) -> None:
 
 
 def test_a_component_environment_as_synthesized_wakes_up_and_answers() -> None:
-    """The function's settings exactly as `cdk synth` writes them for an inference-component
-    environment (endpoint and component names, limits, template), against an emulator serving
-    that endpoint and component cold: the names the stack hands the function are the ones
-    SageMaker is asked for, and the caller's side of a cold start holds end to end."""
+    """Both stacks as `cdk synth` writes them for an inference-component environment: the
+    emulator serves the endpoint and component the endpoint stack creates, cold; the relay runs
+    with exactly the settings the relay stack gives the function. The names the function asks
+    SageMaker for are the ones that exist, and the caller's side of a cold start holds."""
     import aws_cdk as cdk
     from aws_cdk.assertions import Template
 
     from stacks.config import resolve_environment
-    from stacks.relay_stack import RelayStack
+    from stacks.environment import add_environment
 
     environment = resolve_environment(
         "dev",
@@ -122,22 +122,23 @@ def test_a_component_environment_as_synthesized_wakes_up_and_answers() -> None:
     )
     # The relay's asset is bundled in its own test; only its settings matter here.
     app = cdk.App(context={"aws:cdk:bundling-stacks": []})
-    relay = RelayStack(app, "relay", config=environment)
-    (function,) = Template.from_stack(relay).find_resources("AWS::Lambda::Function").values()
+    endpoint_stack, relay_stack = add_environment(app, environment)
+    created = Template.from_stack(endpoint_stack)
+    (endpoint,) = created.find_resources("AWS::SageMaker::Endpoint").values()
+    (component,) = created.find_resources("AWS::SageMaker::InferenceComponent").values()
+    (function,) = Template.from_stack(relay_stack).find_resources("AWS::Lambda::Function").values()
     synthesized = function["Properties"]["Environment"]["Variables"]
     # Lambda's and the Web Adapter's own settings are what local.py plays itself.
     settings = {
         k: v for k, v in synthesized.items() if not k.startswith(("AWS_LAMBDA_", "AWS_LWA_"))
     }
-    assert settings["ENDPOINT_NAME"] == "jumpstream-dev-ic-g5-2xlarge"
-    assert settings["INFERENCE_COMPONENT_NAME"] == "jumpstream-dev-ic-g5-2xlarge-model"
     config = StackConfig(
         relay_port=0,
         tokens_per_second=0,
         first_token_delay=0,
         model_id=settings["MODEL_ID"],
-        endpoint_name=settings["ENDPOINT_NAME"],
-        inference_component=settings["INFERENCE_COMPONENT_NAME"],
+        endpoint_name=endpoint["Properties"]["EndpointName"],
+        inference_component=component["Properties"]["InferenceComponentName"],
         cold_start=COLD_SECONDS,
         relay_env=settings,
     )
