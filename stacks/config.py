@@ -100,8 +100,6 @@ class EnvironmentConfig:
     #: Autoscaling of instances (instance hosting; None keeps `instance_count` fixed) or of
     #: copies (inference-component hosting: always set).
     scaling: ScalingConfig | None = None
-    #: Inference-component hosting only: the instances SageMaker may run for the copies.
-    managed_instances: ManagedInstances | None = None
     #: Where alarms are emailed (an SNS subscription); None: no topic at all.
     alarm_email: str | None = None
 
@@ -118,6 +116,15 @@ class EnvironmentConfig:
             instances = self.instance_type.removeprefix("ml.").replace(".", "-")
             return f"jumpstream-{self.name}-ic-{instances}"
         return f"jumpstream-{self.name}"
+
+    @property
+    def managed_instances(self) -> ManagedInstances | None:
+        """Inference-component hosting: the instances SageMaker may run for the copies. A copy
+        is an instance (every catalog model takes all of its instance's GPUs): one per copy at
+        the peak, and one for the copy an update starts beside the old one."""
+        if self.hosting != COMPONENT_HOSTING or self.scaling is None:
+            return None
+        return ManagedInstances(min_instances=0, max_instances=self.scaling.peak_capacity + 1)
 
     @property
     def inference_component_name(self) -> str | None:
@@ -193,18 +200,14 @@ def _alarms(raw: Any, where: str) -> AlarmThresholds:
     return AlarmThresholds(**values)
 
 
-def _scaling(
-    raw: Any, where: str, instance_count: int, hosting: str
-) -> tuple[ScalingConfig | None, ManagedInstances | None]:
+def _scaling(raw: Any, where: str, instance_count: int, hosting: str) -> ScalingConfig | None:
     """[environments.NAME.scaling]: what scales, its limits, a target, and schedules.
 
     Instance hosting scales instances between min_instances (at least one) and max_instances;
     without the table it keeps instance_count. Inference-component hosting scales copies of the
     model between min_copies (default 0) and max_copies (default 1), even without the table.
-    Every model in the catalog takes all of its instance's GPUs, so a copy is an instance:
-    SageMaker's managed instance scaling follows the copies from zero up to their peak (max_copies
-    or a schedule's higher maximum), plus one instance for the copy an update starts beside the
-    old one.
+    Every model in the catalog takes all of its instance's GPUs, so a copy is an instance, and
+    the instances follow the copies (EnvironmentConfig.managed_instances).
     """
     where = f"{where}.scaling"
     components = hosting == COMPONENT_HOSTING
@@ -216,7 +219,7 @@ def _scaling(
         )
     if raw is None:
         if not components:
-            return None, None
+            return None
         raw = {}
     _check_keys(raw, _SCALING_KEYS, where)
     unit = "copies" if components else "instances"
@@ -284,7 +287,7 @@ def _scaling(
                 time_zone=time_zone,
             )
         )
-    scaling = ScalingConfig(
+    return ScalingConfig(
         min_capacity=low,
         max_capacity=high,
         target_concurrency=float(target),
@@ -300,13 +303,6 @@ def _scaling(
         ),
         schedules=tuple(schedules),
     )
-    # An instance per copy at the peak, and one for the copy an update starts beside the old.
-    managed = (
-        ManagedInstances(min_instances=0, max_instances=scaling.peak_capacity + 1)
-        if components
-        else None
-    )
-    return scaling, managed
 
 
 def _mode_keys(raw: dict[str, Any], where: str, own: set[str], hosting: str) -> None:
@@ -453,7 +449,7 @@ def resolve_environment(
         raise ConfigError(
             f"{where}: hosting must be one of {', '.join(HOSTING_MODES)}, got {hosting!r}"
         )
-    scaling, managed_instances = _scaling(settings.get("scaling"), where, instance_count, hosting)
+    scaling = _scaling(settings.get("scaling"), where, instance_count, hosting)
     relay = _relay(settings.get("relay"), where)
     if relay.enabled:
         problem = catalog.availability.relay_unavailable_reason(region)
@@ -483,7 +479,6 @@ def resolve_environment(
         alarm_email=alarm_email,
         hosting=hosting,
         scaling=scaling,
-        managed_instances=managed_instances,
     )
 
 

@@ -40,15 +40,18 @@ class EndpointStack(cdk.Stack):
             inference_component_name=config.inference_component_name,
             managed_instances=config.managed_instances,
         )
+        # How long a copy may take to come back from zero: the wake-up's cooldown, and how long
+        # refused calls are normal before an alarm says the copy is not coming.
+        cold_start_seconds = cold_start_limit_seconds(model)
         component = self.endpoint.component
-        if component is not None and config.inference_component_name and config.scaling:
+        if component is not None and config.scaling is not None:
             ComponentScaling(
                 self,
                 "Scaling",
-                inference_component_name=config.inference_component_name,
+                inference_component_name=component.inference_component_name,
                 config=config.scaling,
                 component=component,
-                cold_start_seconds=cold_start_limit_seconds(model),
+                cold_start_seconds=cold_start_seconds,
             )
         elif config.scaling is not None:
             InstanceScaling(
@@ -65,7 +68,7 @@ class EndpointStack(cdk.Stack):
             endpoint_name=config.endpoint_name,
             variant_name=self.endpoint.variant_name,
             inference_component_name=config.inference_component_name,
-            cold_start_seconds=cold_start_limit_seconds(model),
+            cold_start_seconds=cold_start_seconds,
             thresholds=config.alarms,
             alarm_email=config.alarm_email,
         )
