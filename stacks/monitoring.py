@@ -371,22 +371,18 @@ class RelayMonitoring(Construct):
             else sagemaker("ConcurrentRequestsPerModel", "Maximum")
         )
 
-        errors_by_type = cloudwatch.MathExpression(
-            expression=(
-                f"SEARCH('{{{RELAY_NAMESPACE},Environment,ErrorType,Model}} "
-                f'MetricName="Errors" Environment="{environment}"\', \'Sum\', 60)'
-            ),
-            label="",
-            period=_PERIOD,
-        )
-        refused_by_type = cloudwatch.MathExpression(
-            expression=(
-                f"SEARCH('{{{RELAY_NAMESPACE},Environment,ErrorType,Model}} "
-                f'MetricName="Refused" Environment="{environment}"\', \'Sum\', 60)'
-            ),
-            label="",
-            period=_PERIOD,
-        )
+        def by_type(name: str) -> cloudwatch.MathExpression:
+            """One line per ErrorType of a relay metric: the types are not known in advance."""
+            return cloudwatch.MathExpression(
+                expression=(
+                    f"SEARCH('{{{RELAY_NAMESPACE},Environment,ErrorType,Model}} "
+                    f'MetricName="{name}" Environment="{environment}"\', \'Sum\', 60)'
+                ),
+                label="",
+                period=_PERIOD,
+            )
+
+        errors_by_type, refused_by_type = by_type("Errors"), by_type("Refused")
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Requests",
