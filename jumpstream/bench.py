@@ -242,9 +242,7 @@ def _upstream_body(prompt: str, max_new_tokens: int) -> bytes:
 
 
 def _stream_decoder() -> Any:
-    """The relay's decoder. Its package lives in the Lambda asset root, not on sys.path."""
-    if str(RELAY_ROOT) not in sys.path:
-        sys.path.append(str(RELAY_ROOT))
+    """The relay's decoder, imported when measured: the other figures never load it."""
     from streamer.decoder import StreamDecoder, Token
 
     return StreamDecoder, Token
