@@ -104,6 +104,53 @@ def _http_url(text: str) -> str:
     return text
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser in which an option's optional value never swallows the next word.
+
+    argparse gives an option with an optional value (`nargs="?"`, such as `ask --wait`) the
+    word after it whatever it is, so `ask --wait "Hello"` failed with "--wait: not a number"
+    instead of waiting for the default time and asking "Hello". Here such an option takes the
+    next word only when it is a value of the option's type; otherwise the option stands alone
+    (its `const`) and the word goes to the positional arguments, in the order the user typed.
+    """
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        words = list(sys.argv[1:] if args is None else args)
+        optional_values = {
+            option: action
+            for action in self._actions
+            if action.nargs == argparse.OPTIONAL and action.option_strings
+            for option in action.option_strings
+        }
+        for index, word in enumerate(words[:-1]):
+            if word == "--":
+                break
+            action = optional_values.get(word)
+            if action is not None and not _is_value(action, words[index + 1]):
+                words[index] = f"{word}={action.const}"
+        return super().parse_known_args(words, namespace)
+
+
+def _is_value(action: argparse.Action, word: str) -> bool:
+    """Whether `word` is meant as `action`'s value: one its type accepts, or any number (so a
+    number out of range is refused with the option's own message, not taken as the prompt)."""
+    try:
+        float(word)
+    except ValueError:
+        pass
+    else:
+        return True
+    if word.startswith("-") or not callable(action.type):
+        return False
+    try:
+        action.type(word)
+    except (argparse.ArgumentTypeError, TypeError, ValueError):
+        return False
+    return True
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line, subcommands included."""
     parser = argparse.ArgumentParser(
@@ -112,7 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+    commands = parser.add_subparsers(
+        dest="command", metavar="<command>", required=True, parser_class=_CommandParser
+    )
     _add_local(commands)
     _add_demo(commands)
     _add_ask(commands)
@@ -282,7 +331,8 @@ def _add_ask(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="SECONDS",
         help=(
             "while the model is starting (scaled to zero) or busy, keep trying until the answer "
-            f"starts, for at most SECONDS (default when given alone: {DEFAULT_WAIT_SECONDS:g})"
+            f"starts, for at most SECONDS (default when given alone: {DEFAULT_WAIT_SECONDS:g}); "
+            "before or after the prompt"
         ),
     )
     parser.set_defaults(handler=_run_ask)

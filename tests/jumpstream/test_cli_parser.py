@@ -216,3 +216,34 @@ def test_the_command_line_does_not_start_the_cdk_runtime() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("words", "wait", "prompt"),
+    [
+        # --wait before the prompt, alone: it waits the default time and the word is the prompt.
+        (["--wait", "Hello"], cli.DEFAULT_WAIT_SECONDS, "Hello"),
+        (["Hello", "--wait"], cli.DEFAULT_WAIT_SECONDS, "Hello"),
+        (["--wait", "120", "Hello"], 120.0, "Hello"),
+        (["Hello", "--wait", "120"], 120.0, "Hello"),
+        (["--wait=30", "Hello"], 30.0, "Hello"),
+        (["--wait", "--chat", "Hello"], cli.DEFAULT_WAIT_SECONDS, "Hello"),
+        (["Hello"], 0.0, "Hello"),
+        # After "--" everything is the prompt, even what looks like a number.
+        (["--wait", "--", "42"], cli.DEFAULT_WAIT_SECONDS, "42"),
+    ],
+)
+def test_ask_wait_goes_before_or_after_the_prompt(
+    words: list[str], wait: float, prompt: str
+) -> None:
+    args = build_parser().parse_args(["ask", "--url", "http://127.0.0.1:8080", *words])
+    assert (args.wait, args.prompt) == (wait, prompt)
+
+
+def test_ask_wait_refuses_a_number_out_of_range_rather_than_asking_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["ask", "--url", "http://127.0.0.1:8080", "--wait", "-5", "Hi"])
+    assert exited.value.code == 2
+    assert "argument --wait: must be 0 or more (got -5)" in capsys.readouterr().err
