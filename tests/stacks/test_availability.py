@@ -200,7 +200,7 @@ def test_the_committed_tables_are_what_their_source_gives() -> None:
 
 
 # The relay's platform: function URLs (documented, and in CloudFormation's registry), the
-# Lambda Web Adapter 1.0.0 arm64 layer (the adapter's own release list), Python 3.14 on arm64.
+# Lambda Web Adapter 1.1.0 arm64 layer (the adapter's own release list), Python 3.14 on arm64.
 RELAY_REGIONS = {
     "af-south-1", "ap-east-1", "ap-northeast-1", "ap-northeast-2", "ap-northeast-3",
     "ap-south-1", "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ca-central-1",
@@ -220,16 +220,19 @@ def test_the_relay_runs_exactly_where_its_whole_platform_exists() -> None:
         assert (reason is None) == (region in RELAY_REGIONS), (region, reason)
         if region in NO_FUNCTION_URLS:
             assert reason == f"Lambda function URLs are not offered in {region}"
-    # The adapter's release workflow dropped me-south-1 before 1.0.0; GovCloud never had it.
+    # The adapter's release workflow dropped me-south-1 before 1.0.0 and me-central-1 before
+    # 1.1.0 (which has no function URLs either); GovCloud never had it.
+    assert "me-central-1" not in AVAILABILITY.web_adapter.regions
+    assert len(AVAILABILITY.web_adapter.regions) == 32  # "all 32 deploy-prod regions" (#871)
     for region in ("me-south-1", "us-gov-west-1", "us-gov-east-1"):
         assert AVAILABILITY.relay_unavailable_reason(region) == (
-            f"the AWS Lambda Web Adapter 1.0.0 layer the relay runs on is not published in {region}"
+            f"the AWS Lambda Web Adapter 1.1.0 layer the relay runs on is not published in {region}"
         )
     assert AVAILABILITY.relay_unavailable_reason("mx-central-1") == (
         "CloudFormation does not offer Lambda function URLs in mx-central-1"
     )
     assert AVAILABILITY.web_adapter.arm64_arn("eu-west-1") == (
-        "arn:aws:lambda:eu-west-1:753240598075:layer:LambdaAdapterLayerArm64:27"
+        "arn:aws:lambda:eu-west-1:753240598075:layer:LambdaAdapterLayerArm64:30"
     )
 
 
