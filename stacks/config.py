@@ -20,7 +20,13 @@ from stacks.catalog import Catalog, Model, deployment_problem, load_catalog, reg
 from stacks.errors import ConfigError
 from stacks.monitoring import AlarmThresholds
 from stacks.retention import RETENTION_BY_DAYS
-from stacks.scaling import ManagedInstances, ScalingConfig, ScalingSchedule, check_cron
+from stacks.scaling import (
+    ManagedInstances,
+    ScalingConfig,
+    ScalingSchedule,
+    check_cron,
+    start_limit_problem,
+)
 
 #: The relay stack's output holding the function URL; `ask --env` and `proxy --env` read it.
 RELAY_URL_OUTPUT = "Url"
@@ -105,17 +111,40 @@ class EnvironmentConfig:
 
     @property
     def endpoint_name(self) -> str:
-        """Deterministic, so callers and the relay know it; unique per environment.
+        """Deterministic, so callers and the relay know it; unique per environment, hosting mode
+        and instance type.
 
-        An inference-component endpoint is named by its instance type as well: switching modes
-        or changing that type then makes CloudFormation create a new endpoint (and component)
-        before it deletes the old one, instead of asking SageMaker to turn one kind of endpoint
-        into the other, or to move a component whose GPUs the new type may not have, in place.
+        Named by the instance type so that changing it makes CloudFormation create a new
+        endpoint before it deletes the old one, instead of updating the endpoint in place:
+        SageMaker refuses an UpdateEndpoint that changes the instance type of a variant
+        registered with Application Auto Scaling (and CloudFormation updates the endpoint
+        before it touches the old scalable target), and it cannot move an inference component
+        onto instances that may lack its GPUs. Named by hosting mode so a switch is a new
+        endpoint too, never one kind of endpoint turned into the other.
         """
-        if self.hosting == COMPONENT_HOSTING:
-            instances = self.instance_type.removeprefix("ml.").replace(".", "-")
-            return f"jumpstream-{self.name}-ic-{instances}"
-        return f"jumpstream-{self.name}"
+        instances = self.instance_type.removeprefix("ml.").replace(".", "-")
+        mode = "-ic" if self.hosting == COMPONENT_HOSTING else ""
+        return f"jumpstream-{self.name}{mode}-{instances}"
+
+    @property
+    def gpus(self) -> int:
+        """The GPUs of one instance of the environment's type, as the catalog has them."""
+        return self.model.instance_types[self.instance_type].gpus
+
+    @property
+    def smallest_fleet(self) -> int:
+        """The fewest instances an update of an instance-hosted endpoint may find running: what
+        decides which update policies SageMaker can accept (their batches are a share of it)."""
+        if self.scaling is None:
+            return self.instance_count
+        return self.scaling.lowest_capacity
+
+    @property
+    def largest_fleet(self) -> int:
+        """The most instances an update of an instance-hosted endpoint may find running."""
+        if self.scaling is None:
+            return self.instance_count
+        return self.scaling.peak_capacity
 
     @property
     def managed_instances(self) -> ManagedInstances | None:
@@ -450,6 +479,9 @@ def resolve_environment(
             f"{where}: hosting must be one of {', '.join(HOSTING_MODES)}, got {hosting!r}"
         )
     scaling = _scaling(settings.get("scaling"), where, instance_count, hosting)
+    problem = start_limit_problem(model, components=hosting == COMPONENT_HOSTING)
+    if problem:
+        raise ConfigError(f"{where}: {problem}")
     relay = _relay(settings.get("relay"), where)
     if relay.enabled:
         problem = catalog.availability.relay_unavailable_reason(region)

@@ -7,6 +7,7 @@ the tests (image URI, model data form, environment strings, network isolation, t
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -30,11 +31,69 @@ COMPONENT_MIN_MEMORY_MB = 1024
 
 # Rolling updates: each step starts this share of the fleet on the new config, moves its traffic,
 # bakes, then stops as many old instances. 50% is the most SageMaker accepts (5-50% of the
-# variant's instances) and, rounded up, one instance for a one-instance environment: an update
-# needs quota for the running fleet plus half of it (at least one instance), not a second fleet.
+# variant's instances): an update needs quota for the running fleet plus half of it, not a second
+# fleet. Half of one instance is no instance whichever way SageMaker rounds, so a fleet that may
+# be a single instance when an update comes is updated blue/green instead (update_policy).
 ROLLING_BATCH_PERCENT = 50
-# How long SageMaker watches the rollback alarms after each step before the next one.
+# How long SageMaker watches the rollback alarms after each step (rolling), or after the traffic
+# moved (blue/green), before it goes on.
 BAKE_SECONDS = 600
+# SageMaker's limits on a whole update's execution time.
+_UPDATE_TIMEOUT_RANGE = (600, 28800)
+# Variant properties an update of an autoscaled endpoint keeps: the instance count autoscaling
+# set. Every other property (weight, data capture) comes from the new endpoint config.
+RETAINED_VARIANT_PROPERTIES = ("DesiredInstanceCount",)
+_VARIANT_PROPERTIES = ("DesiredInstanceCount", "DesiredWeight", "DataCaptureConfig")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fleet:
+    """The instances an update of an instance-hosted endpoint may find running: between
+    `smallest` and `largest`, set by Application Auto Scaling when `autoscaled`."""
+
+    smallest: int
+    largest: int
+    autoscaled: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpdatePolicy:
+    """How SageMaker replaces the fleet when the endpoint config changes.
+
+    `rolling_steps` is None for a blue/green update (all traffic moves at once to a complete new
+    fleet, which bakes before the old one stops); otherwise the most steps a rolling update may
+    take. Either way the rollback alarms are watched while it bakes.
+    """
+
+    rolling_steps: int | None
+    timeout_seconds: int
+
+
+def _rolling_steps(instances: int) -> int | None:
+    """Steps of a rolling update of `instances` whichever way SageMaker rounds half of them;
+    None when half of them may be no instance at all."""
+    share = instances * ROLLING_BATCH_PERCENT / 100
+    batches = {math.floor(share), math.ceil(share)}
+    if min(batches) < 1:
+        return None
+    return max(math.ceil(instances / batch) for batch in batches)
+
+
+def update_policy(fleet: Fleet, *, download_seconds: int, startup_seconds: int) -> UpdatePolicy:
+    """Rolling in halves when every fleet the update may find has at least two instances;
+    blue/green all at once (with the same bake and rollback) when it may find only one, where
+    no rolling batch is valid under every reading of SageMaker's 5-50% rule. The time limit
+    lets every step download, start and bake."""
+    steps = [_rolling_steps(n) for n in range(fleet.smallest, fleet.largest + 1)]
+    rolling = None if None in steps else max(s for s in steps if s is not None)
+    low, high = _UPDATE_TIMEOUT_RANGE
+    step_seconds = download_seconds + startup_seconds + BAKE_SECONDS
+    return UpdatePolicy(
+        rolling_steps=rolling,
+        timeout_seconds=min(high, max(low, (rolling or 1) * step_seconds)),
+    )
+
+
 # The rollback alarms: the new fleet's share of failed invocations, per minute. Average of a 0/1
 # metric is an error rate; 2 of 3 minutes above it trips the alarm. 5xx means the container
 # failed; InvocationModelErrors also counts timeouts and broken responses (and the model's 4xx,
@@ -43,12 +102,6 @@ ROLLBACK_ALARMS = (
     ("Invocation5XXErrors", 0.05, "5xx-errors"),
     ("InvocationModelErrors", 0.25, "model-errors"),
 )
-
-
-def rolling_timeout_seconds(*, download_seconds: int, startup_seconds: int) -> int:
-    """The whole update's limit: every step may download, start and bake (SageMaker: 600-28800)."""
-    steps = math.ceil(100 / ROLLING_BATCH_PERCENT)
-    return min(28800, max(600, steps * (download_seconds + startup_seconds + BAKE_SECONDS)))
 
 
 def endpoint_arn(region: str, account: str, endpoint_name: str) -> str:
@@ -76,10 +129,13 @@ class JumpStartEndpoint(Construct):
     """Model, endpoint config, endpoint, its log groups and a least-privilege execution role.
 
     Model and endpoint-config names are left to CloudFormation, so changing the model or the
-    instance type replaces them and updates the endpoint in place, as a rolling update that
-    rolls back by itself when the new fleet's error alarms trip; the endpoint's own name is
-    fixed (callers need it) and its log groups are created here first, with a retention and a
-    DESTROY removal policy, so SageMaker never creates one that `cdk destroy` would orphan.
+    instance count replaces them and updates the endpoint in place (`update_policy`), rolling
+    back by itself when the new fleet's error alarms trip; `fleet` says what counts an update
+    may find, and whether autoscaling sets them (an update then keeps that count). The
+    endpoint's own name is given (callers need it; the environment's names it by instance type,
+    so a new type is a new endpoint) and its log groups are created here first, with a
+    retention and a DESTROY removal policy, so SageMaker never creates one that `cdk destroy`
+    would orphan.
 
     With `managed_instances` (inference-component hosting) the endpoint holds no model: the
     variant only says which instances SageMaker may start (down to none), and an inference
@@ -100,6 +156,7 @@ class JumpStartEndpoint(Construct):
         availability: Availability | None = None,
         inference_component_name: str | None = None,
         managed_instances: ManagedInstances | None = None,
+        fleet: Fleet | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         if (inference_component_name is None) != (managed_instances is None):
@@ -173,7 +230,12 @@ class JumpStartEndpoint(Construct):
         self.model.node.add_dependency(policy)
 
         if managed_instances is None:
-            self._host_on_instances(model, instance_type, instance_count)
+            self._host_on_instances(
+                model,
+                instance_type,
+                instance_count,
+                fleet or Fleet(smallest=instance_count, largest=instance_count),
+            )
         else:
             assert inference_component_name is not None
             self._host_as_component(
@@ -189,8 +251,11 @@ class JumpStartEndpoint(Construct):
 
         self.endpoint_arn = endpoint_arn(region, account, endpoint_name)
 
-    def _host_on_instances(self, model: Model, instance_type: str, instance_count: int) -> None:
-        """Instance hosting: the variant runs the model; updates roll and roll back."""
+    def _host_on_instances(
+        self, model: Model, instance_type: str, instance_count: int, fleet: Fleet
+    ) -> None:
+        """Instance hosting: the variant runs the model; updates replace it step by step (or
+        all at once for a fleet that may be one instance) and roll back on the alarms."""
         self.endpoint_config = sagemaker.CfnEndpointConfig(
             self,
             "Config",
@@ -213,31 +278,62 @@ class JumpStartEndpoint(Construct):
             for metric, threshold, suffix in ROLLBACK_ALARMS
         ]
         self.component = None
+        policy = update_policy(
+            fleet,
+            download_seconds=model.download_timeout_seconds,
+            startup_seconds=model.health_check_timeout_seconds,
+        )
+        self.update_policy = policy
+        rollback = sagemaker.CfnEndpoint.AutoRollbackConfigProperty(
+            alarms=[
+                sagemaker.CfnEndpoint.AlarmProperty(alarm_name=alarm.alarm_name)
+                for alarm in self.rollback_alarms
+            ]
+        )
+        half = sagemaker.CfnEndpoint.CapacitySizeProperty(
+            type="CAPACITY_PERCENT", value=ROLLING_BATCH_PERCENT
+        )
+        if policy.rolling_steps is None:
+            deployment = sagemaker.CfnEndpoint.DeploymentConfigProperty(
+                blue_green_update_policy=sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty(
+                    traffic_routing_configuration=sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(
+                        type="ALL_AT_ONCE", wait_interval_in_seconds=0
+                    ),
+                    # The new fleet takes all traffic, then bakes under the rollback alarms
+                    # while the old one waits to be stopped (or to take the traffic back).
+                    termination_wait_in_seconds=BAKE_SECONDS,
+                    maximum_execution_timeout_in_seconds=policy.timeout_seconds,
+                ),
+                auto_rollback_configuration=rollback,
+            )
+        else:
+            deployment = sagemaker.CfnEndpoint.DeploymentConfigProperty(
+                rolling_update_policy=sagemaker.CfnEndpoint.RollingUpdatePolicyProperty(
+                    maximum_batch_size=half,
+                    rollback_maximum_batch_size=half,
+                    wait_interval_in_seconds=BAKE_SECONDS,
+                    maximum_execution_timeout_in_seconds=policy.timeout_seconds,
+                ),
+                auto_rollback_configuration=rollback,
+            )
         self.endpoint = sagemaker.CfnEndpoint(
             self,
             "Endpoint",
             endpoint_name=self.endpoint_name,
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
-            deployment_config=sagemaker.CfnEndpoint.DeploymentConfigProperty(
-                rolling_update_policy=sagemaker.CfnEndpoint.RollingUpdatePolicyProperty(
-                    maximum_batch_size=sagemaker.CfnEndpoint.CapacitySizeProperty(
-                        type="CAPACITY_PERCENT", value=ROLLING_BATCH_PERCENT
-                    ),
-                    rollback_maximum_batch_size=sagemaker.CfnEndpoint.CapacitySizeProperty(
-                        type="CAPACITY_PERCENT", value=ROLLING_BATCH_PERCENT
-                    ),
-                    wait_interval_in_seconds=BAKE_SECONDS,
-                    maximum_execution_timeout_in_seconds=rolling_timeout_seconds(
-                        download_seconds=model.download_timeout_seconds,
-                        startup_seconds=model.health_check_timeout_seconds,
-                    ),
-                ),
-                auto_rollback_configuration=sagemaker.CfnEndpoint.AutoRollbackConfigProperty(
-                    alarms=[
-                        sagemaker.CfnEndpoint.AlarmProperty(alarm_name=alarm.alarm_name)
-                        for alarm in self.rollback_alarms
-                    ]
-                ),
+            deployment_config=deployment,
+            # An update (a new model, say) would otherwise start the new config's
+            # InitialInstanceCount, shrinking a fleet autoscaling grew under load: keep the
+            # count autoscaling set, and take everything else from the new config.
+            retain_all_variant_properties=True if fleet.autoscaled else None,
+            exclude_retained_variant_properties=(
+                [
+                    sagemaker.CfnEndpoint.VariantPropertyProperty(variant_property_type=name)
+                    for name in _VARIANT_PROPERTIES
+                    if name not in RETAINED_VARIANT_PROPERTIES
+                ]
+                if fleet.autoscaled
+                else None
             ),
         )
 
@@ -258,6 +354,9 @@ class JumpStartEndpoint(Construct):
             self,
             "Config",
             execution_role_arn=self.role.role_arn,
+            # On a component endpoint SageMaker takes network isolation from here, not from the
+            # Model (which keeps its own for instance hosting).
+            enable_network_isolation=True,
             production_variants=[
                 sagemaker.CfnEndpointConfig.ProductionVariantProperty(
                     variant_name=VARIANT_NAME,

@@ -6,7 +6,7 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from stacks.config import EnvironmentConfig
-from stacks.endpoint import JumpStartEndpoint
+from stacks.endpoint import Fleet, JumpStartEndpoint
 from stacks.monitoring import EndpointAlarms
 from stacks.retention import retention
 from stacks.scaling import ComponentScaling, InstanceScaling, cold_start_limit_seconds
@@ -39,9 +39,14 @@ class EndpointStack(cdk.Stack):
             log_retention=retention(config.log_retention_days),
             inference_component_name=config.inference_component_name,
             managed_instances=config.managed_instances,
+            fleet=Fleet(
+                smallest=config.smallest_fleet,
+                largest=config.largest_fleet,
+                autoscaled=config.scaling is not None,
+            ),
         )
-        # How long a copy may take to come back from zero: the wake-up's cooldown, and how long
-        # refused calls are normal before an alarm says the copy is not coming.
+        # How long a copy may take to come back from zero: how long refused calls are normal
+        # before an alarm says the copy is not coming.
         cold_start_seconds = cold_start_limit_seconds(model)
         component = self.endpoint.component
         if component is not None and config.scaling is not None:
@@ -51,7 +56,6 @@ class EndpointStack(cdk.Stack):
                 inference_component_name=component.inference_component_name,
                 config=config.scaling,
                 component=component,
-                cold_start_seconds=cold_start_seconds,
             )
         elif config.scaling is not None:
             InstanceScaling(
@@ -70,6 +74,7 @@ class EndpointStack(cdk.Stack):
             inference_component_name=config.inference_component_name,
             cold_start_seconds=cold_start_seconds,
             thresholds=config.alarms,
+            gpus=config.gpus,
             alarm_email=config.alarm_email,
         )
         cdk.CfnOutput(self, "EndpointName", value=config.endpoint_name)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
@@ -36,6 +37,28 @@ _INSTANCES = "/aws/sagemaker/Endpoints"
 _PERIOD = cdk.Duration.minutes(1)
 #: The no-capacity alarm's period: refused calls in each of these count as still waiting.
 NO_CAPACITY_PERIOD_MINUTES = 5
+#: How long KMS keeps an alarm topic's key after `cdk destroy` before deleting it (7 to 30 days;
+#: the key bills nothing once scheduled for deletion).
+KEY_PENDING_DAYS = 7
+
+
+def per_gpu(metric: cloudwatch.Metric, gpus: int, label: str) -> cloudwatch.IMetric:
+    """A GPU metric of SageMaker's as a percent of one GPU.
+
+    SageMaker adds a GPU metric up over the instance's GPUs (0-400% on four), so a threshold
+    per GPU would never clear on a multi-GPU instance; divided by the GPU count it is the
+    average over them, on the same 0-100 scale as the threshold and the dashboard's annotation.
+    """
+    if gpus == 1:
+        return metric.with_(label=label)
+    # The id names the metric: a graph may divide several, and ids must differ within it.
+    metric_id = metric.metric_name.lower()
+    return cloudwatch.MathExpression(
+        expression=f"{metric_id} / {gpus}",
+        using_metrics={metric_id: metric},
+        label=label,
+        period=metric.period,
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,17 +104,68 @@ def dashboard_url(region: str, name: str) -> str:
 
 
 class _AlarmTopic(Construct):
-    """Where alarms notify: an encrypted SNS topic with one email subscription, only if asked."""
+    """Where alarms notify: an SNS topic with one email subscription, only if asked.
 
-    def __init__(self, scope: Construct, construct_id: str, *, email: str) -> None:
+    Encrypted with a key of its own: CloudWatch publishes an alarm only to a topic whose key lets
+    it use the key, and the AWS-managed `alias/aws/sns` key's policy cannot be changed to let it,
+    so alarm mail to a topic under that key never arrives. The key's policy and the topic's let
+    CloudWatch in only for alarms of this account and region named `alarm_prefix`*; the key
+    rotates yearly and `cdk destroy` schedules its deletion (KMS keeps it pending for
+    KEY_PENDING_DAYS, then deletes it).
+    """
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, email: str, alarm_prefix: str
+    ) -> None:
         super().__init__(scope, construct_id)
-        self.topic = sns.Topic(
+        stack = cdk.Stack.of(self)
+        cloudwatch_service = iam.ServicePrincipal("cloudwatch.amazonaws.com")
+        only_these_alarms = {
+            "StringEquals": {"aws:SourceAccount": stack.account},
+            "ArnLike": {
+                "aws:SourceArn": stack.format_arn(
+                    service="cloudwatch",
+                    resource="alarm",
+                    resource_name=f"{alarm_prefix}*",
+                    arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+                )
+            },
+        }
+        self.key = kms.Key(
             self,
-            "Topic",
-            enforce_ssl=True,
-            master_key=kms.Alias.from_alias_name(self, "SnsKey", "alias/aws/sns"),
+            "Key",
+            description=f"jumpstream: encrypts the alarm topic of the alarms {alarm_prefix}*",
+            enable_key_rotation=True,
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+            pending_window=cdk.Duration.days(KEY_PENDING_DAYS),
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[cloudwatch_service],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions=only_these_alarms,
+            )
+        )
+        self.topic = sns.Topic(self, "Topic", enforce_ssl=True, master_key=self.key)
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[cloudwatch_service],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions=only_these_alarms,
+            )
         )
         self.topic.add_subscription(subscriptions.EmailSubscription(email))
+
+
+def _topic(scope: Construct, email: str | None, alarm_prefix: str) -> sns.ITopic | None:
+    """The alarm topic for `email`, or None when nobody asked to be told."""
+    if email is None:
+        return None
+    return _AlarmTopic(scope, "Notify", email=email, alarm_prefix=alarm_prefix).topic
 
 
 def _notify(alarms: list[cloudwatch.Alarm], topic: sns.ITopic | None) -> None:
@@ -106,6 +180,7 @@ def _alarm(
     scope: Construct,
     construct_id: str,
     *,
+    name: str,
     metric: cloudwatch.IMetric,
     threshold: float,
     description: str,
@@ -113,10 +188,12 @@ def _alarm(
     datapoints: int = 3,
 ) -> cloudwatch.Alarm:
     """Most of `datapoints` of the last `evaluation_periods` minutes at or above `threshold`;
-    no traffic is no evidence, so missing data never alarms."""
+    no traffic is no evidence, so missing data never alarms. Named, so an operator finds an
+    environment's alarms by its prefix and the alarm topic admits exactly them."""
     return cloudwatch.Alarm(
         scope,
         construct_id,
+        alarm_name=name,
         metric=metric,
         threshold=threshold,
         evaluation_periods=evaluation_periods,
@@ -129,7 +206,11 @@ def _alarm(
 
 class EndpointAlarms(Construct):
     """The endpoint's alarms: failed invocations, slow answers, GPU memory and disk, and for an
-    inference component, callers refused for too long."""
+    inference component, callers refused for too long. Each is named `<endpoint>-<what>`.
+
+    `gpus` is the instance type's GPU count: SageMaker's GPU metrics add the GPUs up, and the
+    GPU-memory threshold is a percent of one GPU.
+    """
 
     def __init__(
         self,
@@ -139,11 +220,13 @@ class EndpointAlarms(Construct):
         endpoint_name: str,
         variant_name: str,
         thresholds: AlarmThresholds,
+        gpus: int,
         alarm_email: str | None = None,
         inference_component_name: str | None = None,
         cold_start_seconds: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        prefix = f"{endpoint_name}-"
         self.dimensions = invocation_dimensions(
             endpoint_name, variant_name, inference_component_name
         )
@@ -154,31 +237,29 @@ class EndpointAlarms(Construct):
             else f"/aws/sagemaker/Endpoints/{endpoint_name}"
         )
         five_minutes = cdk.Duration.minutes(5)
+        # InvocationModelErrors counts every invocation the model did not answer with a 2xx
+        # (its 4xx and 5xx, broken responses, timeouts): Invocation5XXErrors is a part of it,
+        # so adding the two would count a 5xx twice.
         self.errors = _alarm(
             self,
             "Errors",
-            metric=cloudwatch.MathExpression(
-                expression="e5xx + emodel",
-                using_metrics={
-                    "e5xx": self.metric("Invocation5XXErrors", "Sum", period=five_minutes),
-                    "emodel": self.metric("InvocationModelErrors", "Sum", period=five_minutes),
-                },
-                label="Failed invocations",
-                period=five_minutes,
-            ),
+            name=f"{prefix}errors",
+            metric=self.metric("InvocationModelErrors", "Sum", period=five_minutes),
             threshold=thresholds.endpoint_errors,
             evaluation_periods=1,
             datapoints=1,
             description=(
                 f"Endpoint {endpoint_name}: {thresholds.endpoint_errors} or more invocations "
-                f"failed in 5 minutes (container 5xx or model errors). Look at the log group "
-                f"{logs} for the container's own error, and at SageMaker's Invocation5XXErrors "
-                "and InvocationModelErrors."
+                "failed in 5 minutes (InvocationModelErrors: the model answered other than 2xx, "
+                f"broke its response or timed out). Look at the log group {logs} for the "
+                "container's own error; Invocation5XXErrors on the dashboard says how many of "
+                "them were the model's 5xx."
             ),
         )
         self.latency = _alarm(
             self,
             "ModelLatency",
+            name=f"{prefix}model-latency",
             metric=self.metric("ModelLatency", "p90", period=five_minutes),
             threshold=thresholds.model_latency_seconds * 1_000_000,  # microseconds
             evaluation_periods=3,
@@ -190,21 +271,33 @@ class EndpointAlarms(Construct):
                 "GPUUtilization and concurrent requests, and consider more instances."
             ),
         )
+        per_gpu_words = (
+            "GPUMemoryUtilization of its one GPU"
+            if gpus == 1
+            else f"GPUMemoryUtilization, the sum over its {gpus} GPUs, divided by {gpus}"
+        )
         self.gpu_memory = _alarm(
             self,
             "GpuMemory",
-            metric=self.metric("GPUMemoryUtilization", "Maximum", namespace=_INSTANCES),
+            name=f"{prefix}gpu-memory",
+            metric=per_gpu(
+                self.metric("GPUMemoryUtilization", "Maximum", namespace=_INSTANCES),
+                gpus,
+                "GPU memory (% of each GPU, the instance's average)",
+            ),
             threshold=thresholds.gpu_memory_percent,
             description=(
                 f"Endpoint {endpoint_name}: GPU memory is {thresholds.gpu_memory_percent:g}% full "
-                "or more. TGI reserves most of it at start; all of it means requests may fail "
-                f"with out-of-memory errors: check {logs}, lower MAX_TOTAL_TOKENS or "
-                "MAX_BATCH_TOTAL_TOKENS, or choose an instance type with more GPU memory."
+                f"or more on an instance ({per_gpu_words}). TGI reserves most of it at "
+                f"start; all of it means requests may fail with out-of-memory errors: check "
+                f"{logs}, lower MAX_TOTAL_TOKENS or MAX_BATCH_TOTAL_TOKENS, or choose an "
+                "instance type with more GPU memory."
             ),
         )
         self.disk = _alarm(
             self,
             "Disk",
+            name=f"{prefix}disk",
             metric=self.metric("DiskUtilization", "Maximum", namespace=_INSTANCES),
             threshold=thresholds.disk_percent,
             description=(
@@ -224,6 +317,7 @@ class EndpointAlarms(Construct):
             self.no_capacity: cloudwatch.Alarm | None = _alarm(
                 self,
                 "NoCapacity",
+                name=f"{prefix}no-capacity",
                 metric=self.metric(
                     "NoCapacityInvocationFailures",
                     "Sum",
@@ -244,8 +338,7 @@ class EndpointAlarms(Construct):
             self.alarms.append(self.no_capacity)
         else:
             self.no_capacity = None
-        topic = _AlarmTopic(self, "Notify", email=alarm_email).topic if alarm_email else None
-        _notify(self.alarms, topic)
+        _notify(self.alarms, _topic(self, alarm_email, prefix))
 
     def metric(
         self,
@@ -281,10 +374,12 @@ class RelayMonitoring(Construct):
         endpoint_name: str,
         variant_name: str,
         thresholds: AlarmThresholds,
+        gpus: int,
         alarm_email: str | None = None,
         inference_component_name: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        prefix = f"jumpstream-{environment}-relay-"
         self.relay_dimensions = {"Environment": environment, "Model": model_id}
         invocations = invocation_dimensions(endpoint_name, variant_name, inference_component_name)
         instances = {"EndpointName": endpoint_name, "VariantName": variant_name}
@@ -293,6 +388,7 @@ class RelayMonitoring(Construct):
         self.ttft = _alarm(
             self,
             "TimeToFirstToken",
+            name=f"{prefix}time-to-first-token",
             metric=self.relay_metric("TimeToFirstToken", "p90", period=five_minutes),
             threshold=thresholds.time_to_first_token_seconds * 1000,
             evaluation_periods=3,
@@ -306,6 +402,7 @@ class RelayMonitoring(Construct):
         self.errors = _alarm(
             self,
             "RelayErrors",
+            name=f"{prefix}errors",
             metric=self.relay_metric("Errors", "Sum", period=five_minutes),
             threshold=thresholds.relay_errors,
             evaluation_periods=1,
@@ -320,6 +417,7 @@ class RelayMonitoring(Construct):
         self.throttles = _alarm(
             self,
             "Throttles",
+            name=f"{prefix}throttles",
             metric=function.metric_throttles(statistic="Sum", period=_PERIOD),
             threshold=1,
             description=(
@@ -331,6 +429,7 @@ class RelayMonitoring(Construct):
         self.duration = _alarm(
             self,
             "NearTimeout",
+            name=f"{prefix}near-timeout",
             metric=function.metric_duration(statistic="Maximum", period=_PERIOD),
             threshold=round(timeout_seconds * 1000 * thresholds.duration_share_of_timeout),
             evaluation_periods=5,
@@ -343,8 +442,7 @@ class RelayMonitoring(Construct):
             ),
         )
         self.alarms = [self.ttft, self.errors, self.throttles, self.duration]
-        topic = _AlarmTopic(self, "Notify", email=alarm_email).topic if alarm_email else None
-        _notify(self.alarms, topic)
+        _notify(self.alarms, _topic(self, alarm_email, prefix))
 
         #: Fixed per environment, so the stack's outputs and the README can name it.
         self.dashboard_name = f"jumpstream-{environment}"
@@ -444,10 +542,18 @@ class RelayMonitoring(Construct):
         )
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(
-                title="GPU utilization, GPU memory and disk (%)",
+                title="GPU utilization, GPU memory (% of each GPU) and disk (%)",
                 left=[
-                    sagemaker("GPUUtilization", "Average", _INSTANCES),
-                    sagemaker("GPUMemoryUtilization", "Maximum", _INSTANCES),
+                    per_gpu(
+                        sagemaker("GPUUtilization", "Average", _INSTANCES),
+                        gpus,
+                        "GPU utilization (average of the instances)",
+                    ),
+                    per_gpu(
+                        sagemaker("GPUMemoryUtilization", "Maximum", _INSTANCES),
+                        gpus,
+                        "GPU memory (the fullest instance)",
+                    ),
                     sagemaker("DiskUtilization", "Maximum", _INSTANCES),
                 ],
                 left_annotations=[

@@ -66,6 +66,7 @@ class RelayStack(cdk.Stack):
             endpoint_name=config.endpoint_name,
             variant_name=VARIANT_NAME,
             thresholds=config.alarms,
+            gpus=config.gpus,
             alarm_email=config.alarm_email,
             inference_component_name=component,
         )

@@ -12,6 +12,7 @@ policy adds the first copy.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ __all__ = [
     "ScalingSchedule",
     "check_cron",
     "cold_start_limit_seconds",
+    "start_limit_problem",
     "wake_up_alarm_name",
 ]
 
@@ -49,6 +51,29 @@ WAKE_UP_PERIOD_SECONDS = 60
 #: and startup. AWS documents no figure; launches take a few minutes, this is a margin above.
 INSTANCE_LAUNCH_SECONDS = 600
 
+#: How long a component with no traffic keeps its last copy: target tracking removes it once its
+#: scale-in alarm has seen 15 minutes below the target (AWS's account of scale to zero; not
+#: confirmed here). A new cold start can come no sooner after a copy started.
+IDLE_TO_ZERO_SECONDS = 15 * 60
+
+#: The wake-up step policy's cooldown. While it runs, Application Auto Scaling adds no copy
+#: again (it counts the one it just asked for), so it must end before the component can be back
+#: at zero, or a caller returning then would be refused until it ended: a third of the idle time
+#: leaves room even if that were shorter than AWS says. An alarm with a scaling action repeats
+#: it every minute it stays in ALARM, so a cold start longer than this asks for one more copy
+#: per cooldown, bounded by max_copies (one by default); target tracking removes any extra copy
+#: once callers are served.
+WAKE_UP_COOLDOWN_SECONDS = IDLE_TO_ZERO_SECONDS // 3
+
+#: How long CloudFormation waits for a resource to be created before it fails the deploy: the
+#: resource type's registry schema sets it (handlers.create.timeoutInMinutes), 120 minutes when
+#: the schema sets nothing. The SageMaker schemas (as cfn-lint ships them; a test reads them)
+#: give the endpoint 160 minutes and the inference component the default.
+CREATE_LIMIT_MINUTES = {
+    "AWS::SageMaker::Endpoint": 160,
+    "AWS::SageMaker::InferenceComponent": 120,
+}
+
 
 def cold_start_limit_seconds(model: Model) -> int:
     """The longest a copy may take to come back from zero before SageMaker gives up on it: an
@@ -57,6 +82,27 @@ def cold_start_limit_seconds(model: Model) -> int:
         INSTANCE_LAUNCH_SECONDS
         + model.download_timeout_seconds
         + model.health_check_timeout_seconds
+    )
+
+
+def start_limit_problem(model: Model, *, components: bool) -> str | None:
+    """Why CloudFormation could give up on `model`'s first start before SageMaker does, or None.
+
+    The resource whose creation waits for the model is the endpoint (instance hosting) or the
+    inference component; either may have to launch an instance, then download and start the
+    model, each for as long as the catalog allows.
+    """
+    resource = "AWS::SageMaker::InferenceComponent" if components else "AWS::SageMaker::Endpoint"
+    limit = CREATE_LIMIT_MINUTES[resource]
+    needed = math.ceil(cold_start_limit_seconds(model) / 60)
+    if needed <= limit:
+        return None
+    what = "an inference component" if components else "an endpoint"
+    alternative = '; use hosting = "instance"' if components else ""
+    return (
+        f"{model.id} may take up to {needed} minutes to start (instance launch, download and "
+        f"startup), more than the {limit} minutes CloudFormation waits for {what} to be "
+        f"created{alternative}"
     )
 
 
@@ -104,6 +150,11 @@ class ScalingConfig:
     #: Removing a GPU copy is cheap to regret only slowly: a new one takes minutes.
     scale_in_cooldown_seconds: int = 600
     schedules: tuple[ScalingSchedule, ...] = ()
+
+    @property
+    def lowest_capacity(self) -> int:
+        """The least the capacity may fall to: the minimum, or a schedule's if that is lower."""
+        return min([self.min_capacity] + [s.min_capacity for s in self.schedules])
 
     @property
     def peak_capacity(self) -> int:
@@ -217,7 +268,6 @@ class ComponentScaling(_TrackedCapacity):
         inference_component_name: str,
         config: ScalingConfig,
         component: cdk.CfnResource,
-        cold_start_seconds: int,
     ) -> None:
         super().__init__(
             scope,
@@ -232,17 +282,17 @@ class ComponentScaling(_TrackedCapacity):
         )
         # One copy more whenever SageMaker refused a call for want of one: from zero copies,
         # target tracking has no concurrency to act on, so only this brings the model back.
-        # Callers keep being refused until that copy is up, and an alarm with a scaling action
-        # repeats it every minute it stays in ALARM; the cooldown is as long as a copy may take
-        # to come back from zero (`cold_start_seconds`), so one cold start asks for one copy,
-        # not one a minute up to max_copies. Once a copy runs, target tracking adds the others.
+        # Never fewer copies (it only adds), never more than max_copies (the target's maximum);
+        # the cooldown (WAKE_UP_COOLDOWN_SECONDS) keeps one cold start to one copy for a while
+        # and is over before the component can be idle at zero again, so a later cold start is
+        # never refused a copy because of an earlier one.
         self.wake_up = autoscaling.StepScalingAction(
             self,
             "WakeUp",
             scaling_target=self.target,
             adjustment_type=autoscaling.AdjustmentType.CHANGE_IN_CAPACITY,
             metric_aggregation_type=autoscaling.MetricAggregationType.MAXIMUM,
-            cooldown=cdk.Duration.seconds(cold_start_seconds),
+            cooldown=cdk.Duration.seconds(WAKE_UP_COOLDOWN_SECONDS),
         )
         self.wake_up.add_adjustment(adjustment=1, lower_bound=0)
         self.wake_up_alarm = cloudwatch.Alarm(
@@ -251,8 +301,9 @@ class ComponentScaling(_TrackedCapacity):
             alarm_name=wake_up_alarm_name(inference_component_name),
             alarm_description=(
                 f"Adds a copy of inference component {inference_component_name} when SageMaker "
-                "refused a call because no copy runs (it was scaled to zero, or every copy is "
-                "busy while more start). An alarm here is the model waking up, not a fault."
+                "refused a call because the component had no copy to run it on "
+                "(NoCapacityInvocationFailures: it was scaled to zero, or its copy is still "
+                "starting). An alarm here is the model waking up, not a fault."
             ),
             metric=cloudwatch.Metric(
                 namespace="AWS/SageMaker",

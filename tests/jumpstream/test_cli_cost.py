@@ -10,8 +10,8 @@ from jumpstream.cost import describe_cost, describe_environment_cost, run_cost
 def test_prod_bills_its_minimum_when_idle_and_its_maximum_when_busy() -> None:
     lines = describe_cost("prod")
     assert lines[0] == (
-        "jumpstream-prod: huggingface-llm-mistral-7b-instruct on ml.g5.12xlarge in us-east-1 "
-        "(instance hosting)"
+        "jumpstream-prod-g5-12xlarge: huggingface-llm-mistral-7b-instruct on ml.g5.12xlarge in "
+        "us-east-1 (instance hosting)"
     )
     assert lines[1] == "  idle: 2 instances = 2 instance-hours per hour, 1,460 per month (730 h)"
     assert lines[2].startswith("  busy: up to 4 instances = 4 instance-hours per hour, 2,920")

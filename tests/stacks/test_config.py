@@ -27,7 +27,9 @@ def test_shipped_environments_resolve() -> None:
     assert set(envs) == {"dev", "prod"}
     assert envs["dev"].instance_type == "ml.g5.2xlarge"
     assert envs["prod"].instance_type == "ml.g5.12xlarge"  # the model's default
-    assert envs["dev"].endpoint_name == "jumpstream-dev"
+    # Named by environment and instance type: a new type is a new endpoint (README, "Updates").
+    assert envs["dev"].endpoint_name == "jumpstream-dev-g5-2xlarge"
+    assert envs["prod"].endpoint_name == "jumpstream-prod-g5-12xlarge"
     assert (envs["dev"].termination_protection, envs["prod"].termination_protection) == (
         False, True
     )  # fmt: skip
@@ -108,7 +110,7 @@ def test_bad_context_names_the_valid_choices(context: dict, message: str) -> Non
                 "model_id": "huggingface-llm-falcon-40b-bf16",
                 "instance_type": "ml.p4d.24xlarge",
             },
-            "the AWS Lambda Web Adapter 1.0.0 layer the relay runs on is not published in "
+            "the AWS Lambda Web Adapter 1.1.0 layer the relay runs on is not published in "
             "us-gov-west-1; set relay.enabled = false to deploy the endpoint alone",
         ),
         (
@@ -135,7 +137,7 @@ def test_bad_environment_names_and_files(tmp_path: Path) -> None:
     for bad in ("Dev_1", "dev-", "a--b", "1dev", "a" * 21):
         with pytest.raises(ConfigError, match="names are 1-20 lowercase"):
             resolve_environment(bad, BASE)
-    assert resolve_environment("eu-2", BASE).endpoint_name == "jumpstream-eu-2"
+    assert resolve_environment("eu-2", BASE).endpoint_name == "jumpstream-eu-2-g5-12xlarge"
     with pytest.raises(ConfigError, match="declare at least one"):
         select_environments({}, write(tmp_path, "environments = {}\n"))
     with pytest.raises(ConfigError, match=r"environments\.toml: "):

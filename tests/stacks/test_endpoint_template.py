@@ -73,6 +73,11 @@ CASES = [(model_id, region) for model_id, region, _ in REPRESENTATIVE]
 INSTANCE = {(model_id, region): instance for model_id, region, instance in REPRESENTATIVE}
 
 
+def endpoint_name(model_id: str, region: str) -> str:
+    """Environment `t`'s endpoint, named by its instance type (ml.g5.2xlarge: -g5-2xlarge)."""
+    return "jumpstream-t-" + INSTANCE[(model_id, region)].removeprefix("ml.").replace(".", "-")
+
+
 def resources(template: dict, kind: str) -> list[dict]:
     return [r for r in template["Resources"].values() if r["Type"] == kind]
 
@@ -252,10 +257,9 @@ def test_execution_role_is_least_privilege(matrix: Matrix, model_id: str, region
         "ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"
     ]  # fmt: skip
     logs = st["WriteEndpointLogs"]
-    group = (
-        f"arn:{part}:logs:{region}:${{AWS::AccountId}}:log-group:"
-        "/aws/sagemaker/Endpoints/jumpstream-t"
-    )
+    endpoint = endpoint_name(model_id, region)
+    group = f"arn:{part}:logs:{region}:${{AWS::AccountId}}:log-group:"
+    group += f"/aws/sagemaker/Endpoints/{endpoint}"
     assert sorted(_flat(r) for r in logs["Resource"]) == [group, f"{group}:log-stream:*"]
     assert sorted(logs["Action"]) == [
         "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"
@@ -263,7 +267,7 @@ def test_execution_role_is_least_privilege(matrix: Matrix, model_id: str, region
     # AWS's documented minimum: CreateLogGroup, on this endpoint's own group and nothing else.
     create = st["CreateEndpointLogGroup"]
     assert (create["Action"], _flat(create["Resource"])) == ("logs:CreateLogGroup", group)
-    alarms = f"arn:{part}:cloudwatch:{region}:${{AWS::AccountId}}:alarm:jumpstream-t-new-fleet-"
+    alarms = f"arn:{part}:cloudwatch:{region}:${{AWS::AccountId}}:alarm:{endpoint}-new-fleet-"
     describe = st["DescribeRollbackAlarms"]
     assert describe["Action"] == "cloudwatch:DescribeAlarms"
     assert sorted(_flat(r) for r in describe["Resource"]) == [
@@ -319,7 +323,7 @@ def test_nothing_is_retained_or_snapshotted_and_logs_are_destroyed(matrix: Matri
             for policy in ("DeletionPolicy", "UpdateReplacePolicy"):
                 assert resource.get(policy, "Delete") == "Delete", (key, logical_id, policy)
         log_group = one(template, "AWS::Logs::LogGroup")
-        assert log_group["LogGroupName"] == "/aws/sagemaker/Endpoints/jumpstream-t"
+        assert log_group["LogGroupName"] == f"/aws/sagemaker/Endpoints/{endpoint_name(*key)}"
         assert log_group["RetentionInDays"] == 30
 
 
@@ -329,13 +333,13 @@ def test_endpoint_waits_for_its_log_group_and_has_a_fixed_name(matrix: Matrix) -
         r for r in template["Resources"].values() if r["Type"] == "AWS::SageMaker::Endpoint"
     ]
     (endpoint,) = endpoints
-    assert endpoint["Properties"]["EndpointName"] == "jumpstream-t"
+    assert endpoint["Properties"]["EndpointName"] == "jumpstream-t-g5-2xlarge"
     log_ids = [k for k, r in template["Resources"].items() if r["Type"] == "AWS::Logs::LogGroup"]
     assert set(log_ids) <= set(endpoint["DependsOn"])
     outputs = {
         o["Value"] if isinstance(o["Value"], str) else None for o in template["Outputs"].values()
     }
-    assert "jumpstream-t" in outputs
+    assert "jumpstream-t-g5-2xlarge" in outputs
 
 
 def test_cdk_nag_finds_nothing_unacknowledged(matrix: Matrix) -> None:
@@ -356,7 +360,7 @@ def test_cdk_nag_finds_nothing_unacknowledged(matrix: Matrix) -> None:
         f"{prefix}arn:aws:s3:::jumpstart-cache-prod-us-east-1/"
         f"{prepack('falcon-7b-bf16', 'v2.0.0')}*]",
         f"{prefix}arn:aws:logs:us-east-1:<AWS::AccountId>:log-group:"
-        "/aws/sagemaker/Endpoints/jumpstream-t:log-stream:*]",
+        "/aws/sagemaker/Endpoints/jumpstream-t-g5-2xlarge:log-stream:*]",
     }
     # A tarball is one object: no prefix wildcard to acknowledge.
     tarball = acknowledged["falcon-180b-bf16-us-east-1"]
@@ -378,8 +382,8 @@ def test_the_deprecated_model_synthesizes_with_a_warning_saying_why(matrix: Matr
         assert len(warnings) == (1 if deprecated else 0), (model_id, region)
 
 
-# Each rolling step may download the model, start it and bake: timeout = 2 steps x that.
-ROLLING_TIMEOUT = {"7b": 2 * (900 + 900 + 600), "40b": 2 * (1800 + 1800 + 600), "180b": 15600}
+# What one step of an update may take: download the model, start it and bake.
+STEP_SECONDS = {"7b": 900 + 900 + 600, "40b": 1800 + 1800 + 600, "180b": 3600 + 3600 + 600}
 
 
 def _size(model_id: str) -> str:
@@ -387,19 +391,23 @@ def _size(model_id: str) -> str:
 
 
 @pytest.mark.parametrize(("model_id", "region"), CASES)
-def test_updates_roll_half_the_fleet_and_roll_back_on_the_new_fleets_errors(
+def test_a_one_instance_fleet_updates_blue_green_and_rolls_back_on_the_new_fleets_errors(
     matrix: Matrix, model_id: str, region: str
 ) -> None:
+    """Half of one instance is no valid rolling batch whichever way SageMaker rounds it: a
+    one-instance environment (every one in the matrix) moves all traffic to a new instance,
+    which bakes under the rollback alarms before the old one stops."""
     template = matrix.templates[(model_id, region)]
     endpoint = one(template, "AWS::SageMaker::Endpoint")
     deployment = endpoint["DeploymentConfig"]
-    assert "BlueGreenUpdatePolicy" not in deployment
-    assert deployment["RollingUpdatePolicy"] == {
-        "MaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": 50},
-        "RollbackMaximumBatchSize": {"Type": "CAPACITY_PERCENT", "Value": 50},
-        "WaitIntervalInSeconds": 600,
-        "MaximumExecutionTimeoutInSeconds": ROLLING_TIMEOUT[_size(model_id)],
+    assert "RollingUpdatePolicy" not in deployment
+    assert deployment["BlueGreenUpdatePolicy"] == {
+        "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0},
+        "TerminationWaitInSeconds": 600,
+        "MaximumExecutionTimeoutInSeconds": STEP_SECONDS[_size(model_id)],
     }
+    # A fixed count: an update starts what the file says (instance_count may change).
+    assert "RetainAllVariantProperties" not in endpoint
     # The new fleet's alarms, named for the endpoint; the environment's others (monitoring.py)
     # watch the whole endpoint and must not roll an update back.
     alarms = {
@@ -424,7 +432,7 @@ def test_updates_roll_half_the_fleet_and_roll_back_on_the_new_fleets_errors(
                 "Name": "EndpointConfigName",
                 "Value": {"Fn::GetAtt": [config_id, "EndpointConfigName"]},
             },
-            {"Name": "EndpointName", "Value": "jumpstream-t"},
+            {"Name": "EndpointName", "Value": endpoint_name(model_id, region)},
             {"Name": "VariantName", "Value": "AllTraffic"},
         ]
         assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == (
@@ -436,5 +444,112 @@ def test_updates_roll_half_the_fleet_and_roll_back_on_the_new_fleets_errors(
         assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
         assert alarm["Threshold"] == (0.05 if metric == "Invocation5XXErrors" else 0.25)
         assert alarm["TreatMissingData"] == "notBreaching"
-    assert by_metric["Invocation5XXErrors"]["AlarmName"] == "jumpstream-t-new-fleet-5xx-errors"
-    assert by_metric["InvocationModelErrors"]["AlarmName"] == "jumpstream-t-new-fleet-model-errors"
+    name = endpoint_name(model_id, region)
+    assert by_metric["Invocation5XXErrors"]["AlarmName"] == f"{name}-new-fleet-5xx-errors"
+    assert by_metric["InvocationModelErrors"]["AlarmName"] == f"{name}-new-fleet-model-errors"
+
+
+@pytest.mark.parametrize(
+    ("smallest", "largest", "steps"),
+    [(2, 2, 2), (4, 4, 2), (6, 6, 2), (3, 3, 3), (2, 4, 3), (2, 6, 3), (5, 9, 3)],
+)
+def test_a_fleet_of_two_or_more_rolls_in_halves_whichever_way_sagemaker_rounds(
+    smallest: int, largest: int, steps: int
+) -> None:
+    from stacks.endpoint import Fleet, update_policy
+
+    policy = update_policy(
+        Fleet(smallest=smallest, largest=largest), download_seconds=900, startup_seconds=900
+    )
+    assert policy.rolling_steps == steps
+    assert policy.timeout_seconds == steps * STEP_SECONDS["7b"]
+    # 50% of any fleet the update may find is a batch of at least one instance, rounded down
+    # or up, and no rounding needs more steps than the time limit allows for.
+    for instances in range(smallest, largest + 1):
+        for batch in (instances // 2, -(-instances // 2)):
+            assert 1 <= batch <= instances
+            assert -(-instances // batch) <= steps
+
+
+@pytest.mark.parametrize(("smallest", "largest"), [(1, 1), (1, 4)])
+def test_a_fleet_that_may_be_one_instance_updates_blue_green(smallest: int, largest: int) -> None:
+    from stacks.endpoint import Fleet, update_policy
+
+    policy = update_policy(
+        Fleet(smallest=smallest, largest=largest), download_seconds=900, startup_seconds=900
+    )
+    assert policy.rolling_steps is None
+    assert policy.timeout_seconds == STEP_SECONDS["7b"]
+
+
+def test_every_catalog_models_update_fits_sagemakers_time_limit_uncut() -> None:
+    """Each step may download, start and bake; SageMaker allows 600-28800 s for the whole
+    update. No model's worst case (three rolling steps) is cut short by that ceiling."""
+    from stacks.endpoint import Fleet, update_policy
+
+    for model in load_catalog().models.values():
+        step = model.download_timeout_seconds + model.health_check_timeout_seconds + 600
+        for fleet in (Fleet(smallest=1, largest=8), Fleet(smallest=2, largest=8)):
+            policy = update_policy(
+                fleet,
+                download_seconds=model.download_timeout_seconds,
+                startup_seconds=model.health_check_timeout_seconds,
+            )
+            assert policy.timeout_seconds == (policy.rolling_steps or 1) * step <= 28800
+
+
+def test_the_update_policy_and_retained_count_follow_the_fleet() -> None:
+    """Fixed at two: rolling, the file's count. Autoscaled from two: rolling, and an update
+    keeps the count autoscaling set (weight and data capture come from the new config).
+    Autoscaled down to one at night: blue/green, count kept."""
+    import aws_cdk as cdk
+
+    from stacks.config import resolve_environment
+    from stacks.endpoint_stack import EndpointStack
+
+    base = {"region": "eu-west-1", "model_id": "huggingface-llm-mistral-7b-instruct"}
+    night = {"name": "night", "cron": "cron(0 20 ? * MON-FRI *)", "min_instances": 1}
+    cases = {
+        "fixed": {**base, "instance_count": 2},
+        "scaled": {
+            **base,
+            "instance_count": 2,
+            "scaling": {"min_instances": 2, "max_instances": 4},
+        },
+        "night": {
+            **base,
+            "instance_count": 2,
+            "scaling": {"min_instances": 2, "max_instances": 4, "schedules": [night]},
+        },
+    }
+    app = cdk.App()
+    stacks = {
+        name: EndpointStack(app, name, config=resolve_environment("t", settings))
+        for name, settings in cases.items()
+    }
+    endpoints = {
+        name: one(
+            app.synth().get_stack_by_name(stack.stack_name).template, "AWS::SageMaker::Endpoint"
+        )
+        for name, stack in stacks.items()
+    }
+    retained = [
+        {"VariantPropertyType": "DesiredWeight"},
+        {"VariantPropertyType": "DataCaptureConfig"},
+    ]
+    fixed, scaled, at_night = endpoints["fixed"], endpoints["scaled"], endpoints["night"]
+    assert fixed["DeploymentConfig"]["RollingUpdatePolicy"]["MaximumExecutionTimeoutInSeconds"] == (
+        2 * STEP_SECONDS["7b"]
+    )
+    assert "RetainAllVariantProperties" not in fixed
+    rolling = scaled["DeploymentConfig"]["RollingUpdatePolicy"]
+    assert rolling["MaximumBatchSize"] == {"Type": "CAPACITY_PERCENT", "Value": 50}
+    assert rolling["RollbackMaximumBatchSize"] == {"Type": "CAPACITY_PERCENT", "Value": 50}
+    assert rolling["MaximumExecutionTimeoutInSeconds"] == 3 * STEP_SECONDS["7b"]  # 3 may be odd
+    assert scaled["RetainAllVariantProperties"] is True
+    assert scaled["ExcludeRetainedVariantProperties"] == retained
+    assert "RollingUpdatePolicy" not in at_night["DeploymentConfig"]
+    assert at_night["DeploymentConfig"]["BlueGreenUpdatePolicy"]["TerminationWaitInSeconds"] == 600
+    assert at_night["RetainAllVariantProperties"] is True
+    for endpoint in endpoints.values():
+        assert len(endpoint["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]) == 2

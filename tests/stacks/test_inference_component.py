@@ -8,6 +8,7 @@ refused calls; the relay invokes the component and may invoke only it.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,14 @@ from stacks.environment import add_environment
 from stacks.errors import ConfigError
 from stacks.nag import enable_nag
 from stacks.scaling import (
+    CREATE_LIMIT_MINUTES,
+    IDLE_TO_ZERO_SECONDS,
+    WAKE_UP_COOLDOWN_SECONDS,
     ManagedInstances,
     ScalingConfig,
     ScalingSchedule,
     cold_start_limit_seconds,
+    start_limit_problem,
 )
 from tests.stacks.test_lint import lint
 
@@ -108,16 +113,22 @@ def test_the_endpoint_and_component_are_named_by_the_instance_type() -> None:
     config = _config(instance_type="ml.p4d.24xlarge", model_id="huggingface-llm-falcon-40b-bf16")
     assert config.endpoint_name == "jumpstream-t-ic-p4d-24xlarge"
     assert config.inference_component_name == "jumpstream-t-ic-p4d-24xlarge-model"
-    longest = resolve_environment(
-        "a" * 20, {**BASE, "region": "us-east-1", "model_id": "huggingface-llm-falcon-180b-bf16",
-                   "instance_type": "ml.p4de.24xlarge"}
-    )  # fmt: skip
-    assert len(longest.inference_component_name) <= 63  # SageMaker's limit
+    # SageMaker's limit on endpoint and component names, for the longest environment name and
+    # every model and instance type either mode can deploy.
+    for model in load_catalog().models.values():
+        for instance_type in model.instance_types:
+            for hosting in ("instance", "inference-component"):
+                if start_limit_problem(model, components=hosting == "inference-component"):
+                    continue
+                config = replace(_config(), name="a" * 20, model=model, instance_type=instance_type)
+                config = replace(config, hosting=hosting)
+                names = [config.endpoint_name, config.inference_component_name or ""]
+                assert max(map(len, names)) <= 63, names
 
 
 def test_instance_hosting_stays_the_default_and_has_no_component() -> None:
     config = resolve_environment("t", {"region": "eu-west-1", "model_id": MISTRAL})
-    assert (config.hosting, config.endpoint_name) == ("instance", "jumpstream-t")
+    assert (config.hosting, config.endpoint_name) == ("instance", "jumpstream-t-g5-12xlarge")
     assert config.inference_component_name is None
     assert config.managed_instances is None
 
@@ -319,7 +330,6 @@ def test_copies_scale_on_concurrency_down_to_zero_on_schedules() -> None:
 
 def test_a_refused_call_wakes_the_component_with_one_copy() -> None:
     endpoint, _ = _templates(_config())
-    model = load_catalog().get(MISTRAL)
     target_id, _ = _one(endpoint, "AWS::ApplicationAutoScaling::ScalableTarget")
     (step_id,) = [
         k
@@ -331,9 +341,7 @@ def test_a_refused_call_wakes_the_component_with_one_copy() -> None:
     assert step["StepScalingPolicyConfiguration"] == {
         "AdjustmentType": "ChangeInCapacity",
         "MetricAggregationType": "Maximum",
-        # One cold start asks for one copy: as long as a copy may take to come back from zero,
-        # an instance launch and the model's download and startup timeouts.
-        "Cooldown": cold_start_limit_seconds(model),
+        "Cooldown": WAKE_UP_COOLDOWN_SECONDS,
         "StepAdjustments": [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}],
     }
     (wake_up,) = [
@@ -341,8 +349,21 @@ def test_a_refused_call_wakes_the_component_with_one_copy() -> None:
         for a in _all(endpoint, "AWS::CloudWatch::Alarm").values()
         if a["Properties"].get("AlarmActions") == [{"Ref": step_id}]
     ]
-    assert cold_start_limit_seconds(model) == 600 + 900 + 900
+    # Why this cooldown. While it runs, Application Auto Scaling adds no copy again. A copy that
+    # started is removed after IDLE_TO_ZERO_SECONDS without traffic at the earliest, so a later
+    # cold start comes at least that long after the wake-up that started it: the cooldown ends
+    # before, even if the idle time were a third of AWS's figure, and the next cold start gets
+    # its copy. The alarm repeats its action every period it stays in ALARM: the most one cold
+    # start can ask for is bounded by the target's maximum, max_copies (one by default).
+    assert WAKE_UP_COOLDOWN_SECONDS * 3 <= IDLE_TO_ZERO_SECONDS
+    assert wake_up["Period"] <= WAKE_UP_COOLDOWN_SECONDS
+    target = endpoint["Resources"][target_id]["Properties"]
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (0, 1)
+    assert step["StepScalingPolicyConfiguration"]["StepAdjustments"][0]["ScalingAdjustment"] > 0
     assert wake_up["AlarmName"] == f"{COMPONENT}-wake-up"
+    # NoCapacityInvocationFailures counts calls refused for want of any copy, not busy copies.
+    assert "had no copy to run it on" in wake_up["AlarmDescription"]
+    assert "busy" not in wake_up["AlarmDescription"]
     assert (wake_up["Namespace"], wake_up["MetricName"]) == (
         "AWS/SageMaker",
         "NoCapacityInvocationFailures",
@@ -360,8 +381,8 @@ def test_a_refused_call_wakes_the_component_with_one_copy() -> None:
     [
         # As long as a cold start may take: 600 + 900 + 900 s, 40 minutes in 8 periods of 5.
         (MISTRAL, "ml.g5.2xlarge", {}, 8),
-        # 600 + 3600 + 3600 s: 130 minutes.
-        ("huggingface-llm-falcon-180b-bf16", "ml.p4de.24xlarge", {}, 26),
+        # 600 + 1800 + 1800 s: 70 minutes.
+        ("huggingface-llm-falcon-40b-bf16", "ml.g5.12xlarge", {}, 14),
         (MISTRAL, "ml.g5.2xlarge", {"alarms": {"no_capacity_minutes": 30}}, 6),
         (MISTRAL, "ml.g5.2xlarge", {"alarms": {"no_capacity_minutes": 12}}, 3),
     ],
@@ -513,3 +534,39 @@ def test_component_environments_synthesize_nag_and_lint_clean(
     assert (nag["conclusion"], nag["violations"]) == ("success", [])
     files = [str(tmp_path / f"{s.stack_name}.template.json") for s in stacks]
     assert lint(files, region) == []
+
+
+def test_a_model_that_may_start_longer_than_cloudformation_waits_is_refused_as_a_component() -> (
+    None
+):
+    """CloudFormation fails a component whose creation takes over 120 minutes; Falcon 180B may
+    take 130 (a 10-minute instance launch, then an hour each to download and to start). Refused
+    in one line naming instance hosting, where the endpoint's 160 minutes hold it."""
+    falcon = {"region": "us-east-1", "model_id": "huggingface-llm-falcon-180b-bf16"}
+    with pytest.raises(ConfigError) as refused:
+        resolve_environment("t", {**falcon, "hosting": "inference-component"})
+    assert str(refused.value) == (
+        "environment 't': huggingface-llm-falcon-180b-bf16 may take up to 130 minutes to start "
+        "(instance launch, download and startup), more than the 120 minutes CloudFormation "
+        'waits for an inference component to be created; use hosting = "instance"'
+    )
+    assert "\n" not in str(refused.value)
+    assert resolve_environment("t", falcon).hosting == "instance"
+    for model in load_catalog().models.values():
+        minutes = cold_start_limit_seconds(model) / 60
+        assert start_limit_problem(model, components=False) is None  # every model as instances
+        refused_as_component = start_limit_problem(model, components=True) is not None
+        assert refused_as_component == (minutes > 120), model.id
+
+
+def test_the_create_limits_are_cloudformations_own() -> None:
+    """The resource schemas cfn-lint ships (CloudFormation's registry): a create handler's
+    timeoutInMinutes, or 120 when the schema gives none."""
+    import cfnlint.data.schemas
+
+    root = Path(cfnlint.data.schemas.__file__).parent
+    providers = json.loads((root / "providers" / "us-east-1.json").read_text())
+    for resource, minutes in CREATE_LIMIT_MINUTES.items():
+        schema = json.loads((root / "resources" / f"{providers[resource]}.json").read_text())
+        create = schema["handlers"]["create"]
+        assert create.get("timeoutInMinutes", 120) == minutes, resource

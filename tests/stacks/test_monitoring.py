@@ -83,6 +83,7 @@ def monitored_stack(
     *,
     outdir: Path | None = None,
     inference_component_name: str | None = None,
+    gpus: int = 4,
 ) -> tuple[cdk.Stack, Template]:
     app = cdk.App(outdir=str(outdir) if outdir else None)
     enable_nag(app)
@@ -96,6 +97,7 @@ def monitored_stack(
         endpoint_name="jumpstream-t",
         variant_name="AllTraffic",
         thresholds=thresholds,
+        gpus=gpus,
         alarm_email=alarm_email,
         inference_component_name=inference_component_name,
         cold_start_seconds=2400 if inference_component_name else None,
@@ -110,6 +112,7 @@ def monitored_stack(
         endpoint_name="jumpstream-t",
         variant_name="AllTraffic",
         thresholds=thresholds,
+        gpus=gpus,
         alarm_email=alarm_email,
         inference_component_name=inference_component_name,
     )
@@ -305,3 +308,109 @@ def test_the_stacks_wire_monitoring_to_the_relays_own_settings() -> None:
     )
     relay.has_output("DashboardName", {"Value": "jumpstream-t"})
     relay.has_output("DashboardUrl", {"Value": dashboard_url("eu-west-1", "jumpstream-t")})
+
+
+def _by_name(template: Template) -> dict[str, dict[str, Any]]:
+    return {alarm["AlarmName"]: alarm for alarm in _alarms(template)}
+
+
+@pytest.mark.parametrize("gpus", [1, 4, 8])
+def test_the_gpu_memory_alarm_compares_a_percent_of_one_gpu(gpus: int) -> None:
+    """SageMaker adds GPUMemoryUtilization up over the instance's GPUs (0-400% on four): TGI's
+    ~90% of each GPU would read ~360% against a per-GPU threshold of 99 and never clear."""
+    _, template = monitored_stack(gpus=gpus)
+    alarm = _by_name(template)["jumpstream-t-gpu-memory"]
+    assert alarm["Threshold"] == 99  # the configured percent, unchanged
+    if gpus == 1:
+        assert [name for _, name, _ in _alarm_metrics(alarm)] == ["GPUMemoryUtilization"]
+        assert not any("Expression" in query for query in alarm.get("Metrics", []))
+        assert "its one GPU" in alarm["AlarmDescription"]
+    else:
+        (math_query,) = [q for q in alarm["Metrics"] if "Expression" in q]
+        (metric_query,) = [q for q in alarm["Metrics"] if "MetricStat" in q]
+        assert math_query["Expression"] == f"{metric_query['Id']} / {gpus}"
+        assert math_query["ReturnData"] is not False
+        assert metric_query["MetricStat"]["Metric"]["MetricName"] == "GPUMemoryUtilization"
+        assert metric_query["ReturnData"] is False
+        assert f"the sum over its {gpus} GPUs, divided by {gpus}" in alarm["AlarmDescription"]
+    # The dashboard plots the GPU metrics on the same per-GPU scale as its annotation.
+    (dashboard,) = template.find_resources("AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    assert '{\\"value\\":99,\\"label\\":\\"GPU memory alarm\\"' in body
+    divided = f"gpumemoryutilization / {gpus}" in body and f"gpuutilization / {gpus}" in body
+    assert divided == (gpus > 1)
+
+
+def test_the_endpoint_errors_alarm_counts_each_failed_invocation_once() -> None:
+    """InvocationModelErrors counts every non-2xx answer of the model (Invocation5XXErrors is a
+    part of it): the alarm reads it alone, so one 5xx is one error, not two."""
+    _, template = monitored_stack()
+    alarm = _by_name(template)["jumpstream-t-errors"]
+    assert (alarm["MetricName"], alarm["Statistic"], alarm["Period"]) == (
+        "InvocationModelErrors",
+        "Sum",
+        300,
+    )
+    assert alarm["Threshold"] == 5
+    assert "Metrics" not in alarm
+    for other in _alarms(template):
+        assert "Invocation5XXErrors" not in json.dumps(other.get("Metrics", [])), other
+        assert other.get("MetricName") != "Invocation5XXErrors"
+
+
+def test_alarms_are_named_by_environment_so_an_operator_and_the_topic_find_them() -> None:
+    _, template = monitored_stack(inference_component_name=COMPONENT)
+    assert sorted(_by_name(template)) == sorted(
+        [f"jumpstream-t-{what}" for what in ("errors", "model-latency", "gpu-memory", "disk",
+                                             "no-capacity")]
+        + [f"jumpstream-t-relay-{what}" for what in ("time-to-first-token", "errors",
+                                                      "throttles", "near-timeout")]
+    )  # fmt: skip
+
+
+def _statement(document: dict[str, Any], sid: str) -> dict[str, Any]:
+    (statement,) = [s for s in document["Statement"] if s.get("Sid") == sid]
+    return statement
+
+
+def test_alarm_mail_arrives_a_key_of_its_own_lets_cloudwatch_publish_to_the_topic() -> None:
+    """The AWS-managed alias/aws/sns key's policy cannot be edited and grants CloudWatch
+    nothing, so an alarm cannot publish to a topic under it: each topic gets a rotating key of
+    its own whose policy, like the topic's, lets CloudWatch in for this account's alarms of
+    this construct only; `cdk destroy` schedules the key's deletion."""
+    _, template = monitored_stack("oncall@example.com")
+    resources = template.to_json()["Resources"]
+    keys = {k: r for k, r in resources.items() if r["Type"] == "AWS::KMS::Key"}
+    topics = [r for r in resources.values() if r["Type"] == "AWS::SNS::Topic"]
+    policies = [r for r in resources.values() if r["Type"] == "AWS::SNS::TopicPolicy"]
+    assert len(keys) == len(topics) == len(policies) == 2
+    assert "alias/aws/sns" not in json.dumps(resources)
+    prefixes = {"jumpstream-t-", "jumpstream-t-relay-"}
+    for topic in topics:
+        (key_id,) = [
+            k for k in keys if {"Fn::GetAtt": [k, "Arn"]} == topic["Properties"]["KmsMasterKeyId"]
+        ]
+        key = keys[key_id]
+        assert key["Properties"]["EnableKeyRotation"] is True
+        assert key["Properties"]["PendingWindowInDays"] == 7
+        assert (key["DeletionPolicy"], key["UpdateReplacePolicy"]) == ("Delete", "Delete")
+        granted = _statement(key["Properties"]["KeyPolicy"], "CloudWatchAlarmsPublish")
+        assert granted["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+        assert sorted(granted["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey*"]
+        arn = json.dumps(granted["Condition"]["ArnLike"]["aws:SourceArn"])
+        assert arn.count("*") == 1
+        (prefix,) = [p for p in prefixes if f":alarm:{p}*" in arn]
+        prefixes.discard(prefix)
+        assert granted["Condition"]["StringEquals"] == {
+            "aws:SourceAccount": {"Ref": "AWS::AccountId"}
+        }
+    assert prefixes == set()
+    for policy in policies:
+        publish = _statement(policy["Properties"]["PolicyDocument"], "CloudWatchAlarmsPublish")
+        assert publish["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+        assert publish["Action"] == "sns:Publish"
+        assert "aws:SourceArn" in publish["Condition"]["ArnLike"]
+    # Every notified alarm's name falls under the pattern its topic admits.
+    for name, alarm in _by_name(template).items():
+        assert alarm["AlarmActions"]
+        assert name.startswith("jumpstream-t-")

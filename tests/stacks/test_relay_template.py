@@ -41,7 +41,7 @@ def test_function_runs_the_web_adapter_on_python_314_arm64() -> None:
             "Runtime": "python3.14",
             "Architectures": ["arm64"],
             "Handler": "run.sh",
-            "Layers": ["arn:aws:lambda:eu-west-1:753240598075:layer:LambdaAdapterLayerArm64:27"],
+            "Layers": ["arn:aws:lambda:eu-west-1:753240598075:layer:LambdaAdapterLayerArm64:30"],
             "Timeout": 265,  # 60 s to start and prefill + 2048 tokens at 10 tokens/s
             "Environment": {
                 "Variables": Match.object_like(
@@ -50,7 +50,7 @@ def test_function_runs_the_web_adapter_on_python_314_arm64() -> None:
                         "AWS_LWA_INVOKE_MODE": "response_stream",
                         "AWS_LWA_READINESS_CHECK_PATH": "/health",
                         "AWS_LWA_PORT": "8080",
-                        "ENDPOINT_NAME": "jumpstream-t",
+                        "ENDPOINT_NAME": "jumpstream-t-g5-12xlarge",
                         "MODEL_ID": "huggingface-llm-mistral-7b-instruct",
                         "MAX_NEW_TOKENS_LIMIT": "2048",
                     }
@@ -117,7 +117,7 @@ def test_role_may_invoke_this_endpoint_and_nothing_else() -> None:
     ]
     arn = json.dumps(sagemaker[0]["Resource"])
     assert '"arn:aws:sagemaker:eu-west-1:"' in arn
-    assert '":endpoint/jumpstream-dev"' in arn
+    assert '":endpoint/jumpstream-dev-g5-12xlarge"' in arn
     for statement in statements:
         assert statement["Resource"] != "*"
         assert all("*" not in action for action in statement["Action"])
@@ -161,7 +161,7 @@ def test_grant_invoke_url_gives_both_permissions_a_caller_needs() -> None:
 def test_the_construct_itself_refuses_a_partition_without_the_adapter_layer() -> None:
     app = skip_bundling_app()
     stack = cdk.Stack(app, "gov", env=cdk.Environment(region="us-gov-west-1"))
-    with pytest.raises(ConfigError, match=r"Lambda Web Adapter 1\.0\.0 layer .* not published"):
+    with pytest.raises(ConfigError, match=r"Lambda Web Adapter 1\.1\.0 layer .* not published"):
         StreamingRelay(stack, "Relay", endpoint_name="e", endpoint_arn="arn", model_id="m")
 
 
@@ -234,7 +234,7 @@ def test_relay_synthesizes_in_every_region_that_can_host_it() -> None:
         stack = RelayStack(skip_bundling_app(), f"relay-{region}", config=config)
         Template.from_stack(stack).has_resource_properties(
             "AWS::Lambda::Function",
-            {"Layers": [f"arn:aws:lambda:{region}:753240598075:layer:LambdaAdapterLayerArm64:27"]},
+            {"Layers": [f"arn:aws:lambda:{region}:753240598075:layer:LambdaAdapterLayerArm64:30"]},
         )
         built.append(region)
     assert sorted(refused) == ["cn-north-1", "il-central-1", "us-gov-west-1"]

@@ -128,7 +128,9 @@ def test_the_variant_scales_on_concurrent_requests_between_its_limits() -> None:
     _, template = _template(SCALING)
     (target_id,) = template.find_resources("AWS::ApplicationAutoScaling::ScalableTarget")
     target = template.to_json()["Resources"][target_id]
-    assert target["Properties"]["ResourceId"] == "endpoint/jumpstream-t/variant/AllTraffic"
+    assert target["Properties"]["ResourceId"] == (
+        "endpoint/jumpstream-t-g5-12xlarge/variant/AllTraffic"
+    )
     assert target["Properties"]["ScalableDimension"] == "sagemaker:variant:DesiredInstanceCount"
     assert target["Properties"]["ServiceNamespace"] == "sagemaker"
     assert (target["Properties"]["MinCapacity"], target["Properties"]["MaxCapacity"]) == (2, 6)
