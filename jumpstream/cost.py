@@ -8,10 +8,11 @@ which is what to multiply by the price on SageMaker's pricing page.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final, TextIO
+from typing import Final, TextIO
 
-if TYPE_CHECKING:
-    from stacks.config import EnvironmentConfig
+from stacks.config import environment
+from stacks.deployment import EnvironmentConfig
+from stacks.errors import ConfigError
 
 __all__ = ["describe_cost", "describe_environment_cost", "run_cost"]
 
@@ -22,15 +23,7 @@ HOURS_PER_MONTH: Final = 730
 def describe_cost(env_name: str, *, hosting: str | None = None) -> list[str]:
     """The lines `cost` prints for one environment of environments.toml, optionally as if its
     hosting were `hosting` (as `cdk synth -c hosting=...` would deploy it)."""
-    # stacks.config reaches aws_cdk, which starts Node.js: only this command pays for it.
-    from stacks.config import load_environments, resolve_environment
-
-    environments = load_environments()
-    if env_name not in environments:
-        raise ValueError(
-            f"unknown environment {env_name!r}; choose one of: {', '.join(sorted(environments))}"
-        )
-    config = resolve_environment(env_name, environments[env_name], {"hosting": hosting})
+    config = environment(env_name, {"hosting": hosting})
     return describe_environment_cost(config)
 
 
@@ -96,11 +89,9 @@ def _instances(count: int) -> str:
 
 
 def run_cost(env_name: str, *, stdout: TextIO, stderr: TextIO, hosting: str | None = None) -> int:
-    from stacks.errors import ConfigError
-
     try:
         lines = describe_cost(env_name, hosting=hosting)
-    except (ValueError, ConfigError) as error:
+    except ConfigError as error:
         stderr.write(f"jumpstream cost: {error}\n")
         return 2
     stdout.write("\n".join(lines) + "\n")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from stacks.config import environment
+from stacks.deployment import RELAY_URL_OUTPUT
 from stacks.errors import ConfigError
 
 __all__ = ["DeployedError", "relay_url"]
@@ -23,18 +25,8 @@ def relay_url(env_name: str, *, cloudformation: Any = None) -> tuple[str, str]:
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
-    # stacks.config reaches aws_cdk (log retention enums), which starts a Node.js process: only
-    # a command that was given --env pays for it.
-    from stacks.config import RELAY_URL_OUTPUT, load_environments, resolve_environment
-
     try:
-        environments = load_environments()
-        if env_name not in environments:
-            raise DeployedError(
-                f"unknown environment {env_name!r}; choose one of: "
-                f"{', '.join(sorted(environments))}"
-            )
-        config = resolve_environment(env_name, environments[env_name])
+        config = environment(env_name)
     except ConfigError as error:
         raise DeployedError(str(error)) from None
     stack = config.relay_stack_name

@@ -2,7 +2,9 @@
 
 Everything a stack needs is resolved and checked here, before any construct exists, so a typo in
 the file or on the command line fails with one line naming the valid choices instead of a
-half-built app or a deploy-time error an hour later.
+half-built app or a deploy-time error an hour later. The result is deployment.py's plain types;
+each table's allowed keys and defaults are those types' own fields, so a setting is declared
+once. Nothing here imports CDK.
 """
 
 from __future__ import annotations
@@ -12,165 +14,75 @@ import re
 import tomllib
 import zoneinfo
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from stacks.catalog import Catalog, Model, deployment_problem, load_catalog, region_problem
-from stacks.errors import ConfigError
-from stacks.monitoring import AlarmThresholds
-from stacks.retention import RETENTION_BY_DAYS
-from stacks.scaling import (
-    ManagedInstances,
+from stacks.deployment import (
+    AUTH_TYPES,
+    COMPONENT_HOSTING,
+    HOSTING_MODES,
+    RELAY_URL_OUTPUT,
+    RETENTION_DAYS,
+    AlarmThresholds,
+    EnvironmentConfig,
+    RelayConfig,
     ScalingConfig,
     ScalingSchedule,
-    check_cron,
     start_limit_problem,
 )
+from stacks.errors import ConfigError
 
-#: The relay stack's output holding the function URL; `ask --env` and `proxy --env` read it.
-RELAY_URL_OUTPUT = "Url"
+__all__ = [
+    "CONFIG_PATH",
+    "OVERRIDE_KEYS",
+    "RELAY_URL_OUTPUT",
+    "EnvironmentConfig",
+    "check_cron",
+    "environment",
+    "load_environments",
+    "resolve_environment",
+    "select_environments",
+]
+
 CONFIG_PATH = Path(__file__).resolve().parent.parent / "environments.toml"
 
 # The context keys a user may pass with `cdk synth -c key=value`.
 OVERRIDE_KEYS = ("model_id", "region", "instance_type", "instance_count", "hosting")
 
-
-AUTH_TYPES = ("AWS_IAM", "NONE")
 # The name ends up in `jumpstream-<name>`, a SageMaker endpoint name: letters and digits joined by
 # single hyphens, so no trailing or doubled '-'.
 ENV_NAME = re.compile(r"^[a-z](?:-?[a-z0-9]){0,19}$")
 ACCOUNT = re.compile(r"^\d{12}$")
 PRINCIPAL_ARN = re.compile(r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:(root|role/\S+|user/\S+)$")
+# Application Auto Scaling's cron: minutes hours day-of-month month day-of-week year.
+_CRON = re.compile(r"cron\((\S+ ){5}\S+\)")
 
-_ENV_KEYS = {
-    "region", "account", "model_id", "instance_type", "instance_count", "log_retention_days",
-    "tags", "relay", "termination_protection", "alarms", "alarm_email", "scaling", "hosting",
-}  # fmt: skip
-#: How an environment hosts its model: `instance` (a variant of one model on its own instances,
-#: never below one) or `inference-component` (the model as an inference component, which can
-#: scale to zero copies and instances).
-INSTANCE_HOSTING = "instance"
-COMPONENT_HOSTING = "inference-component"
-HOSTING_MODES = (INSTANCE_HOSTING, COMPONENT_HOSTING)
+
+def _fields(cls: type) -> dict[str, dataclasses.Field[Any]]:
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def _default(cls: type, name: str) -> Any:
+    """A field's default, as the type declares it (a factory's value for mutable ones)."""
+    declared = _fields(cls)[name]
+    if declared.default_factory is not dataclasses.MISSING:
+        return declared.default_factory()
+    return declared.default
+
+
+# An environment's keys: its type's fields, less the resolved ones (the model), plus the TOML
+# names that are resolved into them (model_id) or read into nested tables.
+_ENV_KEYS = (set(_fields(EnvironmentConfig)) - {"name", "model"}) | {"model_id"}
+_RELAY_KEYS = set(_fields(RelayConfig))
+_ALARM_KEYS = set(_fields(AlarmThresholds))
 # The limits a [scaling] table and its schedules take: instances with instance hosting, copies
-# with inference-component hosting.
+# with inference-component hosting (ScalingConfig's min_capacity and max_capacity).
 _LIMIT_KEYS = {"min_instances", "max_instances", "min_copies", "max_copies"}
-_SCALING_KEYS = {
-    "min_instances", "max_instances", "min_copies", "max_copies", "target_concurrency",
-    "scale_out_cooldown_seconds", "scale_in_cooldown_seconds", "schedules",
-}  # fmt: skip
-_SCHEDULE_KEYS = {
-    "name", "cron", "min_instances", "max_instances", "min_copies", "max_copies", "time_zone",
-}  # fmt: skip
+_SCALING_KEYS = (set(_fields(ScalingConfig)) - {"min_capacity", "max_capacity"}) | _LIMIT_KEYS
+_SCHEDULE_KEYS = (set(_fields(ScalingSchedule)) - {"min_capacity", "max_capacity"}) | _LIMIT_KEYS
 _SCHEDULE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
-_ALARM_KEYS = {field.name for field in dataclasses.fields(AlarmThresholds)}
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-_RELAY_KEYS = {
-    "enabled", "auth", "reserved_concurrency", "max_new_tokens_limit", "cors_allow_origins",
-    "memory_mb", "invoker_arns",
-}  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RelayConfig:
-    """The streaming relay's settings for one environment."""
-
-    enabled: bool = True
-    auth: str = "AWS_IAM"
-    reserved_concurrency: int | None = None
-    max_new_tokens_limit: int = 1024
-    cors_allow_origins: tuple[str, ...] = ()
-    memory_mb: int = 512
-    invoker_arns: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EnvironmentConfig:
-    """One deployable environment, fully resolved against the model catalog."""
-
-    name: str
-    region: str
-    account: str | None
-    model: Model
-    instance_type: str
-    instance_count: int
-    log_retention_days: int
-    tags: dict[str, str] = field(default_factory=dict)
-    relay: RelayConfig = field(default_factory=RelayConfig)
-    # CloudFormation refuses to delete the stacks until it is turned off again (README).
-    termination_protection: bool = False
-    alarms: AlarmThresholds = field(default_factory=AlarmThresholds)
-    #: INSTANCE_HOSTING or COMPONENT_HOSTING.
-    hosting: str = INSTANCE_HOSTING
-    #: Autoscaling of instances (instance hosting; None keeps `instance_count` fixed) or of
-    #: copies (inference-component hosting: always set).
-    scaling: ScalingConfig | None = None
-    #: Where alarms are emailed (an SNS subscription); None: no topic at all.
-    alarm_email: str | None = None
-
-    @property
-    def endpoint_name(self) -> str:
-        """Deterministic, so callers and the relay know it; unique per environment, hosting mode
-        and instance type.
-
-        Named by the instance type so that changing it makes CloudFormation create a new
-        endpoint before it deletes the old one, instead of updating the endpoint in place:
-        SageMaker refuses an UpdateEndpoint that changes the instance type of a variant
-        registered with Application Auto Scaling (and CloudFormation updates the endpoint
-        before it touches the old scalable target), and it cannot move an inference component
-        onto instances that may lack its GPUs. Named by hosting mode so a switch is a new
-        endpoint too, never one kind of endpoint turned into the other.
-        """
-        instances = self.instance_type.removeprefix("ml.").replace(".", "-")
-        mode = "-ic" if self.hosting == COMPONENT_HOSTING else ""
-        return f"jumpstream-{self.name}{mode}-{instances}"
-
-    @property
-    def gpus(self) -> int:
-        """The GPUs of one instance of the environment's type, as the catalog has them."""
-        return self.model.instance_types[self.instance_type].gpus
-
-    @property
-    def smallest_fleet(self) -> int:
-        """The fewest instances an update of an instance-hosted endpoint may find running: what
-        decides which update policies SageMaker can accept (their batches are a share of it)."""
-        if self.scaling is None:
-            return self.instance_count
-        return self.scaling.lowest_capacity
-
-    @property
-    def largest_fleet(self) -> int:
-        """The most instances an update of an instance-hosted endpoint may find running."""
-        if self.scaling is None:
-            return self.instance_count
-        return self.scaling.peak_capacity
-
-    @property
-    def managed_instances(self) -> ManagedInstances | None:
-        """Inference-component hosting: the instances SageMaker may run for the copies. A copy
-        is an instance (every catalog model takes all of its instance's GPUs): one per copy at
-        the peak, and one for the copy an update starts beside the old one."""
-        if self.hosting != COMPONENT_HOSTING or self.scaling is None:
-            return None
-        return ManagedInstances(min_instances=0, max_instances=self.scaling.peak_capacity + 1)
-
-    @property
-    def inference_component_name(self) -> str | None:
-        """The component the relay invokes (inference-component hosting), fixed like the
-        endpoint's name so the relay stack knows it without a cross-stack reference."""
-        if self.hosting != COMPONENT_HOSTING:
-            return None
-        return f"{self.endpoint_name}-model"
-
-    @property
-    def stack_prefix(self) -> str:
-        return f"jumpstream-{self.name}"
-
-    @property
-    def relay_stack_name(self) -> str:
-        """Where the relay's function URL is an output (RELAY_URL_OUTPUT) once deployed."""
-        return f"{self.stack_prefix}-relay"
 
 
 def _choices(values: Any) -> str:
@@ -210,10 +122,8 @@ def _alarms(raw: Any, where: str) -> AlarmThresholds:
     if raw is None:
         return AlarmThresholds()
     _check_keys(raw, _ALARM_KEYS, f"{where}.alarms")
-    defaults = AlarmThresholds()
     values: dict[str, Any] = {}
     for name, value in raw.items():
-        default = getattr(defaults, name)
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise ConfigError(f"{where}.alarms.{name} must be a positive number, got {value!r}")
         if name.endswith("_percent") and value > 100:
@@ -222,7 +132,7 @@ def _alarms(raw: Any, where: str) -> AlarmThresholds:
             raise ConfigError(f"{where}.alarms.{name} is a share of the timeout: below 1")
         if name == "no_capacity_minutes" and value > 1440:
             raise ConfigError(f"{where}.alarms.{name}: CloudWatch looks back one day at most")
-        whole = isinstance(default, int) or name == "no_capacity_minutes"
+        whole = str(_fields(AlarmThresholds)[name].type).startswith("int")
         if whole and value != int(value):
             raise ConfigError(f"{where}.alarms.{name} must be a whole number, got {value}")
         values[name] = int(value) if whole else float(value)
@@ -273,7 +183,7 @@ def _scaling(raw: Any, where: str, instance_count: int, hosting: str) -> Scaling
             raise ConfigError(
                 f"{where}: instance_count {instance_count} is more than max_instances {high}"
             )
-    target = raw.get("target_concurrency", 4.0)
+    target = raw.get("target_concurrency", _default(ScalingConfig, "target_concurrency"))
     if isinstance(target, bool) or not isinstance(target, int | float) or target <= 0:
         raise ConfigError(f"{where}.target_concurrency must be a positive number, got {target!r}")
     schedules_raw = raw.get("schedules", [])
@@ -304,7 +214,7 @@ def _scaling(raw: Any, where: str, instance_count: int, hosting: str) -> Scaling
                 )
         else:
             schedule_max = _int(schedule_max, f"{at}.max_{unit}", minimum=max(schedule_min, 1))
-        time_zone = item.get("time_zone", "UTC")
+        time_zone = item.get("time_zone", _default(ScalingSchedule, "time_zone"))
         if not isinstance(time_zone, str) or not _time_zone_exists(time_zone):
             raise ConfigError(f"{at}.time_zone must be an IANA time zone such as Europe/Berlin")
         schedules.append(
@@ -321,12 +231,16 @@ def _scaling(raw: Any, where: str, instance_count: int, hosting: str) -> Scaling
         max_capacity=high,
         target_concurrency=float(target),
         scale_out_cooldown_seconds=_int(
-            raw.get("scale_out_cooldown_seconds", 60),
+            raw.get(
+                "scale_out_cooldown_seconds", _default(ScalingConfig, "scale_out_cooldown_seconds")
+            ),
             f"{where}.scale_out_cooldown_seconds",
             minimum=0,
         ),
         scale_in_cooldown_seconds=_int(
-            raw.get("scale_in_cooldown_seconds", 600),
+            raw.get(
+                "scale_in_cooldown_seconds", _default(ScalingConfig, "scale_in_cooldown_seconds")
+            ),
             f"{where}.scale_in_cooldown_seconds",
             minimum=0,
         ),
@@ -349,6 +263,19 @@ def _mode_keys(raw: dict[str, Any], where: str, own: set[str], hosting: str) -> 
         )
 
 
+def check_cron(expression: str) -> str | None:
+    """Why `expression` is not one of Application Auto Scaling's cron expressions, or None."""
+    if not _CRON.fullmatch(expression):
+        return (
+            "must be cron(minutes hours day-of-month month day-of-week year), "
+            'e.g. "cron(0 20 ? * MON-FRI *)"'
+        )
+    fields = expression[5:-1].split()
+    if fields[2] != "?" and fields[4] != "?":
+        return "must have ? in day-of-month or day-of-week (one of the two), as AWS requires"
+    return None
+
+
 def _time_zone_exists(name: str) -> bool:
     try:
         zoneinfo.ZoneInfo(name)
@@ -361,18 +288,18 @@ def _relay(raw: Any, where: str) -> RelayConfig:
     if raw is None:
         return RelayConfig()
     _check_keys(raw, _RELAY_KEYS, f"{where}.relay")
-    auth = raw.get("auth", "AWS_IAM")
+    auth = raw.get("auth", _default(RelayConfig, "auth"))
     if auth not in AUTH_TYPES:
         raise ConfigError(
             f"{where}.relay.auth must be one of {', '.join(AUTH_TYPES)}, not {auth!r}"
         )
-    enabled = raw.get("enabled", True)
+    enabled = raw.get("enabled", _default(RelayConfig, "enabled"))
     if not isinstance(enabled, bool):
         raise ConfigError(f"{where}.relay.enabled must be true or false")
-    origins = raw.get("cors_allow_origins", [])
+    origins = raw.get("cors_allow_origins", list(_default(RelayConfig, "cors_allow_origins")))
     if not isinstance(origins, list) or not all(isinstance(o, str) and o for o in origins):
         raise ConfigError(f"{where}.relay.cors_allow_origins must be a list of origins")
-    invokers = raw.get("invoker_arns", [])
+    invokers = raw.get("invoker_arns", list(_default(RelayConfig, "invoker_arns")))
     if not isinstance(invokers, list) or not all(
         isinstance(a, str) and PRINCIPAL_ARN.match(a) for a in invokers
     ):
@@ -398,7 +325,7 @@ def _relay(raw: Any, where: str) -> RelayConfig:
         if concurrency is None
         else _int(concurrency, f"{where}.relay.reserved_concurrency", minimum=1),
         max_new_tokens_limit=_int(
-            raw.get("max_new_tokens_limit", 1024),
+            raw.get("max_new_tokens_limit", _default(RelayConfig, "max_new_tokens_limit")),
             f"{where}.relay.max_new_tokens_limit",
             minimum=1,
             maximum=32768,
@@ -406,7 +333,10 @@ def _relay(raw: Any, where: str) -> RelayConfig:
         cors_allow_origins=tuple(origins),
         invoker_arns=tuple(invokers),
         memory_mb=_int(
-            raw.get("memory_mb", 512), f"{where}.relay.memory_mb", minimum=128, maximum=10240
+            raw.get("memory_mb", _default(RelayConfig, "memory_mb")),
+            f"{where}.relay.memory_mb",
+            minimum=128,
+            maximum=10240,
         ),
     )
 
@@ -452,19 +382,27 @@ def resolve_environment(
         if "instance_type" not in settings:
             problem += f" (the default is {instance_type}: set instance_type)"
         raise ConfigError(f"{where}: {problem}")
-    instance_count = _int(settings.get("instance_count", 1), f"{where}: instance_count", minimum=1)
-    retention = settings.get("log_retention_days", 30)
-    if isinstance(retention, bool) or retention not in RETENTION_BY_DAYS:
+    instance_count = _int(
+        settings.get("instance_count", _default(EnvironmentConfig, "instance_count")),
+        f"{where}: instance_count",
+        minimum=1,
+    )
+    retention = settings.get(
+        "log_retention_days", _default(EnvironmentConfig, "log_retention_days")
+    )
+    if isinstance(retention, bool) or retention not in RETENTION_DAYS:
         raise ConfigError(
             f"{where}: log_retention_days must be one of "
-            f"{', '.join(map(str, RETENTION_BY_DAYS))}, got {retention!r}"
+            f"{', '.join(map(str, RETENTION_DAYS))}, got {retention!r}"
         )
-    tags = settings.get("tags", {})
+    tags = settings.get("tags", _default(EnvironmentConfig, "tags"))
     if not isinstance(tags, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
     ):
         raise ConfigError(f"{where}: tags must be a table of strings")
-    protection = settings.get("termination_protection", False)
+    protection = settings.get(
+        "termination_protection", _default(EnvironmentConfig, "termination_protection")
+    )
     if not isinstance(protection, bool):
         raise ConfigError(f"{where}: termination_protection must be true or false")
     alarm_email = settings.get("alarm_email")
@@ -473,7 +411,7 @@ def resolve_environment(
     ):
         raise ConfigError(f"{where}: alarm_email must be an email address, got {alarm_email!r}")
     alarms = _alarms(settings.get("alarms"), where)
-    hosting = settings.get("hosting", INSTANCE_HOSTING)
+    hosting = settings.get("hosting", _default(EnvironmentConfig, "hosting"))
     if hosting not in HOSTING_MODES:
         raise ConfigError(
             f"{where}: hosting must be one of {', '.join(HOSTING_MODES)}, got {hosting!r}"
@@ -538,16 +476,25 @@ def select_environments(
     instance_count and hosting be overridden; without `env`, every declared environment is
     synthesized.
     """
-    envs = load_environments(path)
     wanted = context.get("env")
     overrides = {k: context.get(k) for k in OVERRIDE_KEYS if context.get(k) not in (None, "")}
     if wanted in (None, ""):
+        envs = load_environments(path)
         if overrides:
             raise ConfigError(
                 f"overriding {_choices(overrides)} needs an environment: add -c env=<name> "
                 f"(one of: {_choices(envs)})"
             )
         return [resolve_environment(name, raw) for name, raw in envs.items()]
-    if wanted not in envs:
-        raise ConfigError(f"unknown environment {wanted!r}; choose one of: {_choices(envs)}")
-    return [resolve_environment(wanted, envs[wanted], overrides)]
+    return [environment(wanted, overrides, path=path)]
+
+
+def environment(
+    name: str, overrides: Mapping[str, Any] | None = None, *, path: Path = CONFIG_PATH
+) -> EnvironmentConfig:
+    """The environment called `name` in the file, resolved: the one lookup by name that synth,
+    `cost` and `ask`/`proxy --env` share, and the one "unknown environment" message."""
+    envs = load_environments(path)
+    if name not in envs:
+        raise ConfigError(f"unknown environment {name!r}; choose one of: {_choices(envs)}")
+    return resolve_environment(name, envs[name], overrides)

@@ -6,9 +6,6 @@ the tests (image URI, model data form, environment strings, network isolation, t
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
@@ -18,9 +15,15 @@ from constructs import Construct
 
 from stacks.availability import Availability, load_availability
 from stacks.catalog import Model, deployment_problem, partition
+from stacks.deployment import (
+    BAKE_SECONDS,
+    ROLLING_BATCH_PERCENT,
+    Fleet,
+    ManagedInstances,
+    update_policy,
+)
 from stacks.errors import ConfigError
 from stacks.nag import acknowledge
-from stacks.scaling import ManagedInstances
 
 VARIANT_NAME = "AllTraffic"
 #: What an inference component reserves of its instance's memory. Placement is decided by GPUs
@@ -29,71 +32,10 @@ VARIANT_NAME = "AllTraffic"
 #: the deploy, so this is the SageMaker SDK's own default. No maximum: TGI may use what it needs.
 COMPONENT_MIN_MEMORY_MB = 1024
 
-# Rolling updates: each step starts this share of the fleet on the new config, moves its traffic,
-# bakes, then stops as many old instances. 50% is the most SageMaker accepts (5-50% of the
-# variant's instances): an update needs quota for the running fleet plus half of it, not a second
-# fleet. Half of one instance is no instance whichever way SageMaker rounds, so a fleet that may
-# be a single instance when an update comes is updated blue/green instead (update_policy).
-ROLLING_BATCH_PERCENT = 50
-# How long SageMaker watches the rollback alarms after each step (rolling), or after the traffic
-# moved (blue/green), before it goes on.
-BAKE_SECONDS = 600
-# SageMaker's limits on a whole update's execution time.
-_UPDATE_TIMEOUT_RANGE = (600, 28800)
 # Variant properties an update of an autoscaled endpoint keeps: the instance count autoscaling
 # set. Every other property (weight, data capture) comes from the new endpoint config.
 RETAINED_VARIANT_PROPERTIES = ("DesiredInstanceCount",)
 _VARIANT_PROPERTIES = ("DesiredInstanceCount", "DesiredWeight", "DataCaptureConfig")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Fleet:
-    """The instances an update of an instance-hosted endpoint may find running: between
-    `smallest` and `largest`, set by Application Auto Scaling when `autoscaled`."""
-
-    smallest: int
-    largest: int
-    autoscaled: bool = False
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UpdatePolicy:
-    """How SageMaker replaces the fleet when the endpoint config changes.
-
-    `rolling_steps` is None for a blue/green update (all traffic moves at once to a complete new
-    fleet, which bakes before the old one stops); otherwise the most steps a rolling update may
-    take. Either way the rollback alarms are watched while it bakes.
-    """
-
-    rolling_steps: int | None
-    timeout_seconds: int
-
-
-def _rolling_steps(instances: int) -> int | None:
-    """Steps of a rolling update of `instances` whichever way SageMaker rounds half of them;
-    None when half of them may be no instance at all."""
-    share = instances * ROLLING_BATCH_PERCENT / 100
-    batches = {math.floor(share), math.ceil(share)}
-    if min(batches) < 1:
-        return None
-    return max(math.ceil(instances / batch) for batch in batches)
-
-
-def update_policy(fleet: Fleet, *, download_seconds: int, startup_seconds: int) -> UpdatePolicy:
-    """Rolling in halves when every fleet the update may find has at least two instances;
-    blue/green all at once (with the same bake and rollback) when it may find only one, where
-    no rolling batch is valid under every reading of SageMaker's 5-50% rule. The time limit
-    lets every step download, start and bake."""
-    steps = [_rolling_steps(n) for n in range(fleet.smallest, fleet.largest + 1)]
-    rolling = None if None in steps else max(s for s in steps if s is not None)
-    low, high = _UPDATE_TIMEOUT_RANGE
-    step_seconds = download_seconds + startup_seconds + BAKE_SECONDS
-    return UpdatePolicy(
-        rolling_steps=rolling,
-        timeout_seconds=min(high, max(low, (rolling or 1) * step_seconds)),
-    )
-
-
 # The rollback alarms: the new fleet's share of failed invocations, per minute. Average of a 0/1
 # metric is an error rate; 2 of 3 minutes above it trips the alarm. 5xx means the container
 # failed; InvocationModelErrors also counts timeouts and broken responses (and the model's 4xx,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import aws_cdk as cdk
 from constructs import Construct
 
-from stacks.config import EnvironmentConfig
-from stacks.endpoint import Fleet, JumpStartEndpoint
+from stacks.deployment import EnvironmentConfig
+from stacks.endpoint import JumpStartEndpoint
 from stacks.monitoring import EndpointAlarms
 from stacks.retention import retention
-from stacks.scaling import ComponentScaling, InstanceScaling, cold_start_limit_seconds
+from stacks.scaling import ComponentScaling, InstanceScaling
 
 
 class EndpointStack(cdk.Stack):
@@ -39,15 +39,8 @@ class EndpointStack(cdk.Stack):
             log_retention=retention(config.log_retention_days),
             inference_component_name=config.inference_component_name,
             managed_instances=config.managed_instances,
-            fleet=Fleet(
-                smallest=config.smallest_fleet,
-                largest=config.largest_fleet,
-                autoscaled=config.scaling is not None,
-            ),
+            fleet=config.fleet,
         )
-        # How long a copy may take to come back from zero: how long refused calls are normal
-        # before an alarm says the copy is not coming.
-        cold_start_seconds = cold_start_limit_seconds(model)
         component = self.endpoint.component
         if component is not None and config.scaling is not None:
             ComponentScaling(
@@ -72,7 +65,7 @@ class EndpointStack(cdk.Stack):
             endpoint_name=config.endpoint_name,
             variant_name=self.endpoint.variant_name,
             inference_component_name=config.inference_component_name,
-            cold_start_seconds=cold_start_seconds,
+            cold_start_seconds=config.cold_start_seconds,
             thresholds=config.alarms,
             gpus=config.gpus,
             alarm_email=config.alarm_email,

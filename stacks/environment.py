@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 
-from stacks.config import EnvironmentConfig
+from stacks.deployment import EnvironmentConfig
 from stacks.endpoint_stack import EndpointStack
 from stacks.relay_stack import RelayStack
 

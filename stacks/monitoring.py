@@ -9,7 +9,6 @@ to look at first. Nothing here calls an API from the function, and `cdk destroy`
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -20,6 +19,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
+
+from stacks.deployment import AlarmThresholds
 
 __all__ = [
     "AlarmThresholds",
@@ -59,31 +60,6 @@ def per_gpu(metric: cloudwatch.Metric, gpus: int, label: str) -> cloudwatch.IMet
         label=label,
         period=metric.period,
     )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AlarmThresholds:
-    """When the alarms go off; environments.toml's [environments.NAME.alarms] overrides these."""
-
-    #: Failed invocations (container 5xx or model errors) per 5 minutes.
-    endpoint_errors: int = 5
-    #: SageMaker's ModelLatency, p90 over 5 minutes (a whole stream: long answers take long).
-    model_latency_seconds: float = 180.0
-    #: The relay's time to first token, p90 over 5 minutes.
-    time_to_first_token_seconds: float = 10.0
-    #: Relay errors (after or before the first token, not the caller's own 4xx) per 5 minutes.
-    relay_errors: int = 5
-    #: GPU memory in use. TGI reserves most of it for its KV cache at start, so only nearly
-    #: all of it is a sign of trouble.
-    gpu_memory_percent: float = 99.0
-    disk_percent: float = 90.0
-    #: A relay invocation this close to the function's timeout is about to be cut off.
-    duration_share_of_timeout: float = 0.9
-    #: Inference-component hosting: minutes in a row (in five-minute periods) in which SageMaker
-    #: refused calls for want of a copy. None: as long as a copy may take to come back from zero
-    #: (an instance launch plus the model's download and startup timeouts); longer means it is
-    #: not coming (quota, no capacity of the type, a failing start).
-    no_capacity_minutes: int | None = None
 
 
 def invocation_dimensions(

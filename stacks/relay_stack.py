@@ -7,7 +7,7 @@ from __future__ import annotations
 import aws_cdk as cdk
 from constructs import Construct
 
-from stacks.config import RELAY_URL_OUTPUT, EnvironmentConfig
+from stacks.deployment import RELAY_URL_OUTPUT, EnvironmentConfig
 from stacks.endpoint import VARIANT_NAME, endpoint_arn, inference_component_arn
 from stacks.monitoring import RelayMonitoring, dashboard_url
 from stacks.relay import StreamingRelay

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from aws_cdk import aws_logs as logs
 
-# Every retention CloudWatch Logs accepts that CDK names, by its number of days.
+from stacks.deployment import RETENTION_DAYS
+
+# Every retention CloudWatch Logs accepts (deployment.RETENTION_DAYS), by CDK's name for it.
 RETENTION_BY_DAYS: dict[int, logs.RetentionDays] = {
     1: logs.RetentionDays.ONE_DAY,
     3: logs.RetentionDays.THREE_DAYS,
@@ -29,6 +31,9 @@ RETENTION_BY_DAYS: dict[int, logs.RetentionDays] = {
     3288: logs.RetentionDays.NINE_YEARS,
     3653: logs.RetentionDays.TEN_YEARS,
 }
+
+
+assert tuple(RETENTION_BY_DAYS) == RETENTION_DAYS, "a retention without CDK's name for it"
 
 
 def retention(days: int) -> logs.RetentionDays:

@@ -12,10 +12,6 @@ policy adds the first copy.
 
 from __future__ import annotations
 
-import math
-import re
-from dataclasses import dataclass
-
 import aws_cdk as cdk
 from aws_cdk import aws_applicationautoscaling as autoscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -23,22 +19,10 @@ from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from stacks.catalog import Model, partition
+from stacks.catalog import partition
+from stacks.deployment import WAKE_UP_COOLDOWN_SECONDS, ScalingConfig
 
-__all__ = [
-    "ComponentScaling",
-    "InstanceScaling",
-    "ManagedInstances",
-    "ScalingConfig",
-    "ScalingSchedule",
-    "check_cron",
-    "cold_start_limit_seconds",
-    "start_limit_problem",
-    "wake_up_alarm_name",
-]
-
-# Application Auto Scaling's cron: minutes hours day-of-month month day-of-week year.
-_CRON = re.compile(r"cron\((\S+ ){5}\S+\)")
+__all__ = ["ComponentScaling", "InstanceScaling", "wake_up_alarm_name"]
 
 #: How often the wake-up alarm looks at refused calls: at most this long after the first refused
 #: call, a copy is asked for. AWS's examples use 30 s and 60 s; the resolution SageMaker publishes
@@ -47,131 +31,9 @@ _CRON = re.compile(r"cron\((\S+ ){5}\S+\)")
 WAKE_UP_PERIOD_SECONDS = 60
 
 
-#: How long SageMaker may take to launch an instance for a copy, before the copy's own download
-#: and startup. AWS documents no figure; launches take a few minutes, this is a margin above.
-INSTANCE_LAUNCH_SECONDS = 600
-
-#: How long a component with no traffic keeps its last copy: target tracking removes it once its
-#: scale-in alarm has seen 15 minutes below the target (AWS's account of scale to zero; not
-#: confirmed here). A new cold start can come no sooner after a copy started.
-IDLE_TO_ZERO_SECONDS = 15 * 60
-
-#: The wake-up step policy's cooldown. While it runs, Application Auto Scaling adds no copy
-#: again (it counts the one it just asked for), so it must end before the component can be back
-#: at zero, or a caller returning then would be refused until it ended: a third of the idle time
-#: leaves room even if that were shorter than AWS says. An alarm with a scaling action repeats
-#: it every minute it stays in ALARM, so a cold start longer than this asks for one more copy
-#: per cooldown, bounded by max_copies (one by default); target tracking removes any extra copy
-#: once callers are served.
-WAKE_UP_COOLDOWN_SECONDS = IDLE_TO_ZERO_SECONDS // 3
-
-#: How long CloudFormation waits for a resource to be created before it fails the deploy: the
-#: resource type's registry schema sets it (handlers.create.timeoutInMinutes), 120 minutes when
-#: the schema sets nothing. The SageMaker schemas (as cfn-lint ships them; a test reads them)
-#: give the endpoint 160 minutes and the inference component the default.
-CREATE_LIMIT_MINUTES = {
-    "AWS::SageMaker::Endpoint": 160,
-    "AWS::SageMaker::InferenceComponent": 120,
-}
-
-
-def cold_start_limit_seconds(model: Model) -> int:
-    """The longest a copy may take to come back from zero before SageMaker gives up on it: an
-    instance launch, then the model's download and startup timeouts from the catalog."""
-    return (
-        INSTANCE_LAUNCH_SECONDS
-        + model.download_timeout_seconds
-        + model.health_check_timeout_seconds
-    )
-
-
-def start_limit_problem(model: Model, *, components: bool) -> str | None:
-    """Why CloudFormation could give up on `model`'s first start before SageMaker does, or None.
-
-    The resource whose creation waits for the model is the endpoint (instance hosting) or the
-    inference component; either may have to launch an instance, then download and start the
-    model, each for as long as the catalog allows.
-    """
-    resource = "AWS::SageMaker::InferenceComponent" if components else "AWS::SageMaker::Endpoint"
-    limit = CREATE_LIMIT_MINUTES[resource]
-    needed = math.ceil(cold_start_limit_seconds(model) / 60)
-    if needed <= limit:
-        return None
-    what = "an inference component" if components else "an endpoint"
-    alternative = '; use hosting = "instance"' if components else ""
-    return (
-        f"{model.id} may take up to {needed} minutes to start (instance launch, download and "
-        f"startup), more than the {limit} minutes CloudFormation waits for {what} to be "
-        f"created{alternative}"
-    )
-
-
-def check_cron(expression: str) -> str | None:
-    """Why `expression` is not one of Application Auto Scaling's cron expressions, or None."""
-    if not _CRON.fullmatch(expression):
-        return (
-            "must be cron(minutes hours day-of-month month day-of-week year), "
-            'e.g. "cron(0 20 ? * MON-FRI *)"'
-        )
-    fields = expression[5:-1].split()
-    if fields[2] != "?" and fields[4] != "?":
-        return "must have ? in day-of-month or day-of-week (one of the two), as AWS requires"
-    return None
-
-
 def wake_up_alarm_name(inference_component_name: str) -> str:
     """Fixed per component, so the README and an operator can find it."""
     return f"{inference_component_name}-wake-up"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ScalingSchedule:
-    """At `cron` (in `time_zone`), set the scaled capacity's limits to these."""
-
-    name: str
-    cron: str
-    min_capacity: int
-    max_capacity: int | None = None
-    time_zone: str = "UTC"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ScalingConfig:
-    """What scales between which limits: instances (instance hosting, from min_instances and
-    max_instances) or copies of the model (inference-component hosting, min_copies and
-    max_copies)."""
-
-    min_capacity: int
-    max_capacity: int
-    #: Concurrent requests per model copy that scaling aims at. TGI batches requests, so a few at
-    #: once is normal; many means callers wait for their first token.
-    target_concurrency: float = 4.0
-    scale_out_cooldown_seconds: int = 60
-    #: Removing a GPU copy is cheap to regret only slowly: a new one takes minutes.
-    scale_in_cooldown_seconds: int = 600
-    schedules: tuple[ScalingSchedule, ...] = ()
-
-    @property
-    def lowest_capacity(self) -> int:
-        """The least the capacity may fall to: the minimum, or a schedule's if that is lower."""
-        return min([self.min_capacity] + [s.min_capacity for s in self.schedules])
-
-    @property
-    def peak_capacity(self) -> int:
-        """The most the capacity may reach: the maximum, or a schedule's if that is higher."""
-        return max(
-            [self.max_capacity]
-            + [s.max_capacity for s in self.schedules if s.max_capacity is not None]
-        )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ManagedInstances:
-    """Inference-component hosting: the instances SageMaker may run for the copies. It starts
-    them when a copy needs room and stops them when no copy is left on them."""
-
-    min_instances: int = 0
-    max_instances: int
 
 
 class _TrackedCapacity(Construct):

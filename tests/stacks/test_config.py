@@ -178,3 +178,42 @@ def test_cli_bad_context_prints_one_clear_line_first(tmp_path: Path) -> None:
     assert "choose one of: ap-east-1, ap-northeast-1" in first
     assert "Traceback" not in result.stderr
     assert "jsii" not in result.stderr.lower()
+
+
+def test_reading_the_environments_loads_no_cdk_module() -> None:
+    """The config and the commands that only read environments (cost, ask/proxy --env) import
+    plain types: no jsii, no Node process."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, stacks.config, jumpstream.cost, jumpstream.deployed; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'aws_cdk', 'jsii', 'constructs', 'cdk_nag'}))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert loaded == "[]"
+
+
+def test_each_table_takes_exactly_its_types_fields_with_their_defaults() -> None:
+    """A setting is declared once, on its type: the table's keys and defaults come from it."""
+    import dataclasses
+
+    from stacks.deployment import AlarmThresholds, EnvironmentConfig, RelayConfig
+
+    env = resolve_environment("t", {**BASE, "relay": {}, "alarms": {}})
+    assert env.relay == RelayConfig()
+    assert env.alarms == AlarmThresholds()
+    defaults = {f.name: f.default for f in dataclasses.fields(EnvironmentConfig)}
+    assert (env.instance_count, env.log_retention_days, env.hosting) == (
+        defaults["instance_count"],
+        defaults["log_retention_days"],
+        defaults["hosting"],
+    )
+    for table, cls in (("relay", RelayConfig), ("alarms", AlarmThresholds)):
+        with pytest.raises(ConfigError) as refused:
+            resolve_environment("t", {**BASE, table: {"nope": 1}})
+        valid = ", ".join(sorted(f.name for f in dataclasses.fields(cls)))
+        assert str(refused.value).endswith(f"unknown setting(s) nope; valid settings: {valid}")

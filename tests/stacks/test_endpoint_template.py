@@ -456,7 +456,7 @@ def test_a_one_instance_fleet_updates_blue_green_and_rolls_back_on_the_new_fleet
 def test_a_fleet_of_two_or_more_rolls_in_halves_whichever_way_sagemaker_rounds(
     smallest: int, largest: int, steps: int
 ) -> None:
-    from stacks.endpoint import Fleet, update_policy
+    from stacks.deployment import Fleet, update_policy
 
     policy = update_policy(
         Fleet(smallest=smallest, largest=largest), download_seconds=900, startup_seconds=900
@@ -473,7 +473,7 @@ def test_a_fleet_of_two_or_more_rolls_in_halves_whichever_way_sagemaker_rounds(
 
 @pytest.mark.parametrize(("smallest", "largest"), [(1, 1), (1, 4)])
 def test_a_fleet_that_may_be_one_instance_updates_blue_green(smallest: int, largest: int) -> None:
-    from stacks.endpoint import Fleet, update_policy
+    from stacks.deployment import Fleet, update_policy
 
     policy = update_policy(
         Fleet(smallest=smallest, largest=largest), download_seconds=900, startup_seconds=900
@@ -485,7 +485,7 @@ def test_a_fleet_that_may_be_one_instance_updates_blue_green(smallest: int, larg
 def test_every_catalog_models_update_fits_sagemakers_time_limit_uncut() -> None:
     """Each step may download, start and bake; SageMaker allows 600-28800 s for the whole
     update. No model's worst case (three rolling steps) is cut short by that ceiling."""
-    from stacks.endpoint import Fleet, update_policy
+    from stacks.deployment import Fleet, update_policy
 
     for model in load_catalog().models.values():
         step = model.download_timeout_seconds + model.health_check_timeout_seconds + 600

@@ -18,11 +18,7 @@ from aws_cdk.assertions import Template
 
 from stacks.catalog import load_catalog
 from stacks.config import resolve_environment, select_environments
-from stacks.endpoint import COMPONENT_MIN_MEMORY_MB
-from stacks.environment import add_environment
-from stacks.errors import ConfigError
-from stacks.nag import enable_nag
-from stacks.scaling import (
+from stacks.deployment import (
     CREATE_LIMIT_MINUTES,
     IDLE_TO_ZERO_SECONDS,
     WAKE_UP_COOLDOWN_SECONDS,
@@ -32,6 +28,10 @@ from stacks.scaling import (
     cold_start_limit_seconds,
     start_limit_problem,
 )
+from stacks.endpoint import COMPONENT_MIN_MEMORY_MB
+from stacks.environment import add_environment
+from stacks.errors import ConfigError
+from stacks.nag import enable_nag
 from tests.stacks.test_lint import lint
 
 MISTRAL = "huggingface-llm-mistral-7b-instruct"

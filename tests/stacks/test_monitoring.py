@@ -17,11 +17,11 @@ from aws_cdk.assertions import Match, Template
 from streamer.observability import MetricsContext, RequestRecord, request_metrics
 
 from stacks.config import resolve_environment
+from stacks.deployment import AlarmThresholds
 from stacks.environment import add_environment
 from stacks.errors import ConfigError
 from stacks.monitoring import (
     RELAY_NAMESPACE,
-    AlarmThresholds,
     EndpointAlarms,
     RelayMonitoring,
     dashboard_url,

@@ -10,11 +10,11 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
 
-from stacks.config import resolve_environment
+from stacks.config import check_cron, resolve_environment
+from stacks.deployment import ScalingConfig, ScalingSchedule
 from stacks.endpoint_stack import EndpointStack
 from stacks.errors import ConfigError
 from stacks.nag import enable_nag
-from stacks.scaling import ScalingConfig, ScalingSchedule, check_cron
 from tests.stacks.test_lint import lint
 
 BASE = {"region": "eu-west-1", "model_id": "huggingface-llm-mistral-7b-instruct"}
