@@ -46,6 +46,8 @@ class Availability:
     python314_arm64: frozenset[str]
     function_urls_unsupported: frozenset[str]
     web_adapter: WebAdapterLayer
+    snapstart_unsupported_regions: frozenset[str] = frozenset()
+    snapstart_unsupported_partitions: frozenset[str] = frozenset()
 
     def offers(self, region: str, instance_type: str) -> bool:
         """Whether SageMaker hosting offers `instance_type` in `region`."""
@@ -75,10 +77,31 @@ class Availability:
         return None
 
 
+    def snapstart_unavailable_reason(self, region: str) -> str | None:
+        """Why Lambda SnapStart (for Python 3.14, the relay's runtime) is not offered in
+        `region`, or None where it is."""
+        if (
+            region in self.snapstart_unsupported_regions
+            or partition(region) in self.snapstart_unsupported_partitions
+        ):
+            return f"Lambda SnapStart is not offered in {region}"
+        return None
+
+
+def partition(region: str) -> str:
+    """The ARN partition of `region`."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
 def parse_availability(doc: Mapping[str, Any]) -> Availability:
     hosting = doc["sagemaker_hosting"]
     cloudformation = doc["cloudformation"]
     adapter = doc["lambda_web_adapter"]
+    snapstart = doc["lambda_snapstart"]
     return Availability(
         hosting={region: frozenset(types) for region, types in hosting["instance_types"].items()},
         cloudformation_sagemaker=frozenset(cloudformation["sagemaker_regions"]),
@@ -91,6 +114,8 @@ def parse_availability(doc: Mapping[str, Any]) -> Availability:
             account=adapter["account"],
             regions=frozenset(adapter["arm64_regions"]),
         ),
+        snapstart_unsupported_regions=frozenset(snapstart["unsupported_regions"]),
+        snapstart_unsupported_partitions=frozenset(snapstart["unsupported_partitions"]),
     )
 
 
@@ -107,4 +132,5 @@ __all__ = [
     "WebAdapterLayer",
     "load_availability",
     "parse_availability",
+    "partition",
 ]

@@ -20,7 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from stacks.availability import Availability, load_availability
+from stacks.availability import Availability, load_availability, partition
 from stacks.errors import ConfigError
 
 CATALOG_PATH = Path(__file__).with_name("models.json")
@@ -101,14 +101,6 @@ class Model:
         env.update(option.environment)
         env["SM_NUM_GPUS"] = str(option.gpus)
         return dict(sorted(env.items()))
-
-
-def partition(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
 
 
 def dns_suffix(region: str) -> str:

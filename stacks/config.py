@@ -307,6 +307,9 @@ def _relay(raw: Any, where: str) -> RelayConfig:
             f"{where}.relay.invoker_arns must be a list of IAM role, user or account-root ARNs "
             "such as arn:aws:iam::123456789012:role/app"
         )
+    snap_start = raw.get("snap_start", _default(RelayConfig, "snap_start"))
+    if snap_start is not None and not isinstance(snap_start, bool):
+        raise ConfigError(f"{where}.relay.snap_start must be true or false")
     concurrency = raw.get("reserved_concurrency")
     if auth == "NONE" and concurrency is None:
         raise ConfigError(
@@ -332,6 +335,7 @@ def _relay(raw: Any, where: str) -> RelayConfig:
         ),
         cors_allow_origins=tuple(origins),
         invoker_arns=tuple(invokers),
+        snap_start=snap_start,
         memory_mb=_int(
             raw.get("memory_mb", _default(RelayConfig, "memory_mb")),
             f"{where}.relay.memory_mb",
@@ -427,6 +431,9 @@ def resolve_environment(
             raise ConfigError(
                 f"{where}: {problem}; set relay.enabled = false to deploy the endpoint alone"
             )
+        problem = relay.snap_start and catalog.availability.snapstart_unavailable_reason(region)
+        if problem:
+            raise ConfigError(f"{where}: {problem}; drop relay.snap_start to start without it")
         most = model_max_new_tokens(model)
         if relay.max_new_tokens_limit > most:
             raise ConfigError(

@@ -188,6 +188,9 @@ class RelayConfig:
     cors_allow_origins: tuple[str, ...] = ()
     memory_mb: int = 512
     invoker_arns: tuple[str, ...] = ()
+    #: Lambda SnapStart: the function starts from a snapshot taken when a version is published,
+    #: so a cold start skips the relay's imports and setup. None: on wherever Lambda offers it.
+    snap_start: bool | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
