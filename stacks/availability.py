@@ -76,7 +76,6 @@ class Availability:
             return f"Lambda's Python 3.14 runtime on arm64 is not offered in {region}"
         return None
 
-
     def snapstart_unavailable_reason(self, region: str) -> str | None:
         """Why Lambda SnapStart (for Python 3.14, the relay's runtime) is not offered in
         `region`, or None where it is."""

@@ -7,6 +7,7 @@ from constructs import Construct
 
 from stacks.deployment import EnvironmentConfig
 from stacks.endpoint import JumpStartEndpoint
+from stacks.metrics import EndpointMetrics
 from stacks.monitoring import EndpointAlarms
 from stacks.retention import retention
 from stacks.scaling import ComponentScaling, InstanceScaling
@@ -62,13 +63,15 @@ class EndpointStack(cdk.Stack):
         EndpointAlarms(
             self,
             "Alarms",
-            endpoint_name=config.endpoint_name,
-            variant_name=self.endpoint.variant_name,
-            inference_component_name=config.inference_component_name,
-            cold_start_seconds=config.cold_start_seconds,
+            metrics=EndpointMetrics(
+                endpoint_name=config.endpoint_name,
+                variant_name=self.endpoint.variant_name,
+                inference_component_name=config.inference_component_name,
+                gpus=config.gpus,
+            ),
             thresholds=config.alarms,
-            gpus=config.gpus,
             alarm_email=config.alarm_email,
+            cold_start_seconds=config.cold_start_seconds,
         )
         cdk.CfnOutput(self, "EndpointName", value=config.endpoint_name)
         cdk.CfnOutput(self, "EndpointArn", value=self.endpoint.endpoint_arn)

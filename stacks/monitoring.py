@@ -1,9 +1,10 @@
-"""Alarms and a dashboard over what an environment's users feel: waits, speed, failures, fleet.
+"""Alarms over what an environment's users feel: waits, speed, failures, fleet.
 
 SageMaker's own metrics cannot say how long a user waits for the first token (ModelLatency
-covers a whole stream) and Lambda's Duration is a stream's length; the relay's metrics (namespace
-and dimensions as observability.py writes them) fill that in. Every alarm's description says what
-to look at first. Nothing here calls an API from the function, and `cdk destroy` removes it all.
+covers a whole stream) and Lambda's Duration is a stream's length; the relay's metrics
+(metrics.py) fill that in. Every alarm's description says what to look at first, and with an
+email address each construct's alarms notify through a topic of its own. Nothing here calls an
+API from the function, and `cdk destroy` removes it all. The dashboard is dashboard.py's.
 """
 
 from __future__ import annotations
@@ -21,62 +22,16 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from stacks.deployment import AlarmThresholds
+from stacks.metrics import PERIOD, EndpointMetrics, RelayMetrics
 
-__all__ = [
-    "AlarmThresholds",
-    "EndpointAlarms",
-    "RelayMonitoring",
-    "dashboard_url",
-    "invocation_dimensions",
-]
+__all__ = ["EndpointAlarms", "RelayAlarms"]
 
-#: The relay's metrics namespace: the stack sets it for the function (POWERTOOLS_METRICS_NAMESPACE)
-#: and reads the same here.
-RELAY_NAMESPACE = "jumpstream"
-_SAGEMAKER = "AWS/SageMaker"
-_INSTANCES = "/aws/sagemaker/Endpoints"
-_PERIOD = cdk.Duration.minutes(1)
 #: The no-capacity alarm's period: refused calls in each of these count as still waiting.
 NO_CAPACITY_PERIOD_MINUTES = 5
 #: How long KMS keeps an alarm topic's key after `cdk destroy` before deleting it (7 to 30 days;
 #: the key bills nothing once scheduled for deletion).
 KEY_PENDING_DAYS = 7
-
-
-def per_gpu(metric: cloudwatch.Metric, gpus: int, label: str) -> cloudwatch.IMetric:
-    """A GPU metric of SageMaker's as a percent of one GPU.
-
-    SageMaker adds a GPU metric up over the instance's GPUs (0-400% on four), so a threshold
-    per GPU would never clear on a multi-GPU instance; divided by the GPU count it is the
-    average over them, on the same 0-100 scale as the threshold and the dashboard's annotation.
-    """
-    if gpus == 1:
-        return metric.with_(label=label)
-    # The id names the metric: a graph may divide several, and ids must differ within it.
-    metric_id = metric.metric_name.lower()
-    return cloudwatch.MathExpression(
-        expression=f"{metric_id} / {gpus}",
-        using_metrics={metric_id: metric},
-        label=label,
-        period=metric.period,
-    )
-
-
-def invocation_dimensions(
-    endpoint_name: str, variant_name: str, inference_component_name: str | None
-) -> dict[str, str]:
-    """How SageMaker labels an endpoint's invocation metrics (AWS/SageMaker): by component on
-    a component endpoint, by endpoint and variant otherwise. Instance metrics
-    (/aws/sagemaker/Endpoints) are by endpoint and variant in both modes."""
-    if inference_component_name:
-        return {"InferenceComponentName": inference_component_name}
-    return {"EndpointName": endpoint_name, "VariantName": variant_name}
-
-
-def dashboard_url(region: str, name: str) -> str:
-    """The CloudWatch console page of a dashboard."""
-    domain = "console.amazonaws.cn" if region.startswith("cn-") else "console.aws.amazon.com"
-    return f"https://{region}.{domain}/cloudwatch/home?region={region}#dashboards/dashboard/{name}"
+_FIVE_MINUTES = cdk.Duration.minutes(5)
 
 
 class _AlarmTopic(Construct):
@@ -184,8 +139,7 @@ class EndpointAlarms(Construct):
     """The endpoint's alarms: failed invocations, slow answers, GPU memory and disk, and for an
     inference component, callers refused for too long. Each is named `<endpoint>-<what>`.
 
-    `gpus` is the instance type's GPU count: SageMaker's GPU metrics add the GPUs up, and the
-    GPU-memory threshold is a percent of one GPU.
+    The GPU-memory threshold is a percent of one GPU; `metrics` knows the instance's GPUs.
     """
 
     def __init__(
@@ -193,26 +147,21 @@ class EndpointAlarms(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        endpoint_name: str,
-        variant_name: str,
+        metrics: EndpointMetrics,
         thresholds: AlarmThresholds,
-        gpus: int,
         alarm_email: str | None = None,
-        inference_component_name: str | None = None,
         cold_start_seconds: int | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        endpoint_name = metrics.endpoint_name
+        inference_component_name = metrics.inference_component_name
+        gpus = metrics.gpus
         prefix = f"{endpoint_name}-"
-        self.dimensions = invocation_dimensions(
-            endpoint_name, variant_name, inference_component_name
-        )
-        self.instance_dimensions = {"EndpointName": endpoint_name, "VariantName": variant_name}
         logs = (
             f"/aws/sagemaker/InferenceComponents/{inference_component_name}"
             if inference_component_name
             else f"/aws/sagemaker/Endpoints/{endpoint_name}"
         )
-        five_minutes = cdk.Duration.minutes(5)
         # InvocationModelErrors counts every invocation the model did not answer with a 2xx
         # (its 4xx and 5xx, broken responses, timeouts): Invocation5XXErrors is a part of it,
         # so adding the two would count a 5xx twice.
@@ -220,7 +169,7 @@ class EndpointAlarms(Construct):
             self,
             "Errors",
             name=f"{prefix}errors",
-            metric=self.metric("InvocationModelErrors", "Sum", period=five_minutes),
+            metric=metrics.invocations("InvocationModelErrors", "Sum", period=_FIVE_MINUTES),
             threshold=thresholds.endpoint_errors,
             evaluation_periods=1,
             datapoints=1,
@@ -236,7 +185,7 @@ class EndpointAlarms(Construct):
             self,
             "ModelLatency",
             name=f"{prefix}model-latency",
-            metric=self.metric("ModelLatency", "p90", period=five_minutes),
+            metric=metrics.invocations("ModelLatency", "p90", period=_FIVE_MINUTES),
             threshold=thresholds.model_latency_seconds * 1_000_000,  # microseconds
             evaluation_periods=3,
             datapoints=2,
@@ -256,9 +205,9 @@ class EndpointAlarms(Construct):
             self,
             "GpuMemory",
             name=f"{prefix}gpu-memory",
-            metric=per_gpu(
-                self.metric("GPUMemoryUtilization", "Maximum", namespace=_INSTANCES),
-                gpus,
+            metric=metrics.gpu(
+                "GPUMemoryUtilization",
+                "Maximum",
                 "GPU memory (% of each GPU, the instance's average)",
             ),
             threshold=thresholds.gpu_memory_percent,
@@ -274,7 +223,7 @@ class EndpointAlarms(Construct):
             self,
             "Disk",
             name=f"{prefix}disk",
-            metric=self.metric("DiskUtilization", "Maximum", namespace=_INSTANCES),
+            metric=metrics.instances("DiskUtilization", "Maximum"),
             threshold=thresholds.disk_percent,
             description=(
                 f"Endpoint {endpoint_name}: an instance's disk is {thresholds.disk_percent:g}% "
@@ -294,7 +243,7 @@ class EndpointAlarms(Construct):
                 self,
                 "NoCapacity",
                 name=f"{prefix}no-capacity",
-                metric=self.metric(
+                metric=metrics.invocations(
                     "NoCapacityInvocationFailures",
                     "Sum",
                     period=cdk.Duration.minutes(NO_CAPACITY_PERIOD_MINUTES),
@@ -316,56 +265,30 @@ class EndpointAlarms(Construct):
             self.no_capacity = None
         _notify(self.alarms, _topic(self, alarm_email, prefix))
 
-    def metric(
-        self,
-        name: str,
-        statistic: str,
-        *,
-        namespace: str = _SAGEMAKER,
-        period: cdk.Duration = _PERIOD,
-    ) -> cloudwatch.Metric:
-        """SageMaker's invocation metrics by endpoint or component, instance metrics by
-        endpoint and variant."""
-        return cloudwatch.Metric(
-            namespace=namespace,
-            metric_name=name,
-            dimensions_map=self.dimensions if namespace == _SAGEMAKER else self.instance_dimensions,
-            statistic=statistic,
-            period=period,
-        )
 
-
-class RelayMonitoring(Construct):
-    """The relay's alarms, and the environment's dashboard (relay and endpoint side by side)."""
+class RelayAlarms(Construct):
+    """The relay's alarms: slow first tokens, failed answers, callers turned away, invocations
+    about to be cut off. Each is named `jumpstream-<env>-relay-<what>`."""
 
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
-        environment: str,
-        model_id: str,
+        metrics: RelayMetrics,
         function: lambda_.IFunction,
         timeout_seconds: int,
-        endpoint_name: str,
-        variant_name: str,
         thresholds: AlarmThresholds,
-        gpus: int,
         alarm_email: str | None = None,
-        inference_component_name: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        environment = metrics.environment
         prefix = f"jumpstream-{environment}-relay-"
-        self.relay_dimensions = {"Environment": environment, "Model": model_id}
-        invocations = invocation_dimensions(endpoint_name, variant_name, inference_component_name)
-        instances = {"EndpointName": endpoint_name, "VariantName": variant_name}
-        self.function = function
-        five_minutes = cdk.Duration.minutes(5)
         self.ttft = _alarm(
             self,
             "TimeToFirstToken",
             name=f"{prefix}time-to-first-token",
-            metric=self.relay_metric("TimeToFirstToken", "p90", period=five_minutes),
+            metric=metrics.metric("TimeToFirstToken", "p90", period=_FIVE_MINUTES),
             threshold=thresholds.time_to_first_token_seconds * 1000,
             evaluation_periods=3,
             datapoints=2,
@@ -379,7 +302,7 @@ class RelayMonitoring(Construct):
             self,
             "RelayErrors",
             name=f"{prefix}errors",
-            metric=self.relay_metric("Errors", "Sum", period=five_minutes),
+            metric=metrics.metric("Errors", "Sum", period=_FIVE_MINUTES),
             threshold=thresholds.relay_errors,
             evaluation_periods=1,
             datapoints=1,
@@ -394,7 +317,7 @@ class RelayMonitoring(Construct):
             self,
             "Throttles",
             name=f"{prefix}throttles",
-            metric=function.metric_throttles(statistic="Sum", period=_PERIOD),
+            metric=function.metric_throttles(statistic="Sum", period=PERIOD),
             threshold=1,
             description=(
                 f"{environment}: callers were turned away because the relay's reserved "
@@ -406,7 +329,7 @@ class RelayMonitoring(Construct):
             self,
             "NearTimeout",
             name=f"{prefix}near-timeout",
-            metric=function.metric_duration(statistic="Maximum", period=_PERIOD),
+            metric=function.metric_duration(statistic="Maximum", period=PERIOD),
             threshold=round(timeout_seconds * 1000 * thresholds.duration_share_of_timeout),
             evaluation_periods=5,
             datapoints=1,
@@ -419,165 +342,3 @@ class RelayMonitoring(Construct):
         )
         self.alarms = [self.ttft, self.errors, self.throttles, self.duration]
         _notify(self.alarms, _topic(self, alarm_email, prefix))
-
-        #: Fixed per environment, so the stack's outputs and the README can name it.
-        self.dashboard_name = f"jumpstream-{environment}"
-        self.dashboard = cloudwatch.Dashboard(
-            self,
-            "Dashboard",
-            dashboard_name=self.dashboard_name,
-            default_interval=cdk.Duration.hours(3),
-        )
-
-        def sagemaker(name: str, statistic: str, namespace: str = _SAGEMAKER) -> cloudwatch.Metric:
-            return cloudwatch.Metric(
-                namespace=namespace,
-                metric_name=name,
-                dimensions_map=invocations if namespace == _SAGEMAKER else instances,
-                statistic=statistic,
-                period=_PERIOD,
-            )
-
-        # Requests in flight per copy of the model: per instance's model, or per component copy.
-        concurrency = (
-            sagemaker("ConcurrentRequestsPerCopy", "Maximum")
-            if inference_component_name
-            else sagemaker("ConcurrentRequestsPerModel", "Maximum")
-        )
-
-        def by_type(name: str) -> cloudwatch.MathExpression:
-            """One line per ErrorType of a relay metric: the types are not known in advance."""
-            return cloudwatch.MathExpression(
-                expression=(
-                    f"SEARCH('{{{RELAY_NAMESPACE},Environment,ErrorType,Model}} "
-                    f'MetricName="{name}" Environment="{environment}"\', \'Sum\', 60)'
-                ),
-                label="",
-                period=_PERIOD,
-            )
-
-        errors_by_type, refused_by_type = by_type("Errors"), by_type("Refused")
-        self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(
-                title="Requests",
-                left=[self.relay_metric("Requests", "Sum")],
-                right=[sagemaker("Invocations", "Sum")],
-                width=8,
-            ),
-            cloudwatch.GraphWidget(
-                title="Time to first token (ms)",
-                left=[
-                    self.relay_metric("TimeToFirstToken", "p50"),
-                    self.relay_metric("TimeToFirstToken", "p90"),
-                ],
-                left_annotations=[
-                    cloudwatch.HorizontalAnnotation(
-                        value=thresholds.time_to_first_token_seconds * 1000, label="alarm"
-                    )
-                ],
-                width=8,
-            ),
-            cloudwatch.GraphWidget(
-                title="Tokens per second and gaps between tokens (ms)",
-                left=[self.relay_metric("TokensPerSecond", "p50")],
-                right=[
-                    self.relay_metric("InterTokenLatencyP50", "Average"),
-                    self.relay_metric("InterTokenLatencyP99", "Maximum"),
-                ],
-                width=8,
-            ),
-        )
-        self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(
-                title="Errors by type", left=[errors_by_type], stacked=True, width=8
-            ),
-            cloudwatch.GraphWidget(
-                title="Refused before SageMaker by type",
-                left=[refused_by_type],
-                stacked=True,
-                width=8,
-            ),
-            cloudwatch.GraphWidget(
-                title=(
-                    "Client disconnects; endpoint errors and calls refused for want of a copy"
-                    if inference_component_name
-                    else "Client disconnects and endpoint errors"
-                ),
-                left=[self.relay_metric("ClientDisconnects", "Sum")],
-                right=[
-                    sagemaker("Invocation5XXErrors", "Sum"),
-                    sagemaker("InvocationModelErrors", "Sum"),
-                    *(
-                        [sagemaker("NoCapacityInvocationFailures", "Sum")]
-                        if inference_component_name
-                        else []
-                    ),
-                ],
-                width=8,
-            ),
-        )
-        self.dashboard.add_widgets(
-            cloudwatch.GraphWidget(
-                title="GPU utilization, GPU memory (% of each GPU) and disk (%)",
-                left=[
-                    per_gpu(
-                        sagemaker("GPUUtilization", "Average", _INSTANCES),
-                        gpus,
-                        "GPU utilization (average of the instances)",
-                    ),
-                    per_gpu(
-                        sagemaker("GPUMemoryUtilization", "Maximum", _INSTANCES),
-                        gpus,
-                        "GPU memory (the fullest instance)",
-                    ),
-                    sagemaker("DiskUtilization", "Maximum", _INSTANCES),
-                ],
-                left_annotations=[
-                    cloudwatch.HorizontalAnnotation(
-                        value=thresholds.gpu_memory_percent, label="GPU memory alarm"
-                    )
-                ],
-                width=8,
-            ),
-            cloudwatch.GraphWidget(
-                title="Endpoint: instances, concurrent requests, model latency (µs)",
-                left=[
-                    # Each instance reports its CPU once a minute: the samples count instances.
-                    sagemaker("CPUUtilization", "SampleCount", _INSTANCES).with_(
-                        label="instances reporting"
-                    ),
-                    concurrency,
-                ],
-                right=[sagemaker("ModelLatency", "p90")],
-                width=8,
-            ),
-            cloudwatch.GraphWidget(
-                title="Relay: concurrent streams and duration (ms)",
-                left=[
-                    cloudwatch.Metric(
-                        namespace="AWS/Lambda",
-                        metric_name="ConcurrentExecutions",
-                        dimensions_map={"FunctionName": function.function_name},
-                        statistic="Maximum",
-                        period=_PERIOD,
-                    )
-                ],
-                right=[function.metric_duration(statistic="p90", period=_PERIOD)],
-                width=8,
-            ),
-        )
-        self.dashboard.add_widgets(
-            cloudwatch.AlarmStatusWidget(title="Alarms", alarms=self.alarms, width=24, height=4)
-        )
-
-    def relay_metric(
-        self, name: str, statistic: str, *, period: cdk.Duration = _PERIOD
-    ) -> cloudwatch.Metric:
-        """One of the relay's own metrics (observability.py), for this environment and model."""
-        return cloudwatch.Metric(
-            namespace=RELAY_NAMESPACE,
-            metric_name=name,
-            dimensions_map=self.relay_dimensions,
-            statistic=statistic,
-            period=period,
-        )

@@ -20,7 +20,7 @@ from constructs import Construct
 from stacks.availability import Availability, load_availability
 from stacks.bundling import bundled_code
 from stacks.errors import ConfigError
-from stacks.monitoring import RELAY_NAMESPACE
+from stacks.metrics import RELAY_NAMESPACE
 
 STREAMER_SOURCE = Path(__file__).resolve().parent.parent / "lambda" / "streamer"
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 import aws_cdk as cdk
 from constructs import Construct
 
+from stacks.dashboard import EnvironmentDashboard, dashboard_name, dashboard_url
 from stacks.deployment import RELAY_URL_OUTPUT, EnvironmentConfig
 from stacks.endpoint import VARIANT_NAME, endpoint_arn, inference_component_arn
-from stacks.monitoring import RelayMonitoring, dashboard_url
+from stacks.metrics import EndpointMetrics, RelayMetrics
+from stacks.monitoring import RelayAlarms
 from stacks.relay import StreamingRelay
 from stacks.retention import retention
 
@@ -56,22 +58,32 @@ class RelayStack(cdk.Stack):
         cdk.CfnOutput(
             self, RELAY_URL_OUTPUT, value=self.relay.url.url, description="POST prompts here"
         )
-        monitoring = RelayMonitoring(
+        alarms = RelayAlarms(
             self,
             "Monitoring",
-            environment=config.name,
-            model_id=config.model.id,
+            metrics=RelayMetrics(environment=config.name, model_id=config.model.id),
             function=self.relay.function,
             timeout_seconds=self.relay.timeout_seconds,
-            endpoint_name=config.endpoint_name,
-            variant_name=VARIANT_NAME,
             thresholds=config.alarms,
-            gpus=config.gpus,
             alarm_email=config.alarm_email,
-            inference_component_name=component,
         )
-        dashboard = monitoring.dashboard_name
-        cdk.CfnOutput(self, "DashboardName", value=dashboard)
-        cdk.CfnOutput(self, "DashboardUrl", value=dashboard_url(config.region, dashboard))
+        EnvironmentDashboard(
+            alarms,  # the path the dashboard has always had: see EnvironmentDashboard
+            "Dashboard",
+            environment=config.name,
+            endpoint=EndpointMetrics(
+                endpoint_name=config.endpoint_name,
+                variant_name=VARIANT_NAME,
+                inference_component_name=component,
+                gpus=config.gpus,
+            ),
+            relay=RelayMetrics(environment=config.name, model_id=config.model.id),
+            function=self.relay.function,
+            thresholds=config.alarms,
+            alarms=alarms.alarms,
+        )
+        name = dashboard_name(config.name)
+        cdk.CfnOutput(self, "DashboardName", value=name)
+        cdk.CfnOutput(self, "DashboardUrl", value=dashboard_url(config.region, name))
         cdk.CfnOutput(self, "FunctionName", value=self.relay.function.function_name)
         cdk.CfnOutput(self, "AuthType", value=relay_config.auth)

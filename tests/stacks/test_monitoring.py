@@ -17,15 +17,12 @@ from aws_cdk.assertions import Match, Template
 from streamer.observability import MetricsContext, RequestRecord, request_metrics
 
 from stacks.config import resolve_environment
+from stacks.dashboard import EnvironmentDashboard, dashboard_url
 from stacks.deployment import AlarmThresholds
 from stacks.environment import add_environment
 from stacks.errors import ConfigError
-from stacks.monitoring import (
-    RELAY_NAMESPACE,
-    EndpointAlarms,
-    RelayMonitoring,
-    dashboard_url,
-)
+from stacks.metrics import RELAY_NAMESPACE, EndpointMetrics, RelayMetrics
+from stacks.monitoring import EndpointAlarms, RelayAlarms
 from stacks.nag import enable_nag
 from tests.stacks.test_lint import lint
 
@@ -91,30 +88,39 @@ def monitored_stack(
     # The relay construct has its own tests; here its function only has to be named.
     function = lambda_.Function.from_function_name(stack, "Relay", "jumpstream-t-relay")
     thresholds = AlarmThresholds(time_to_first_token_seconds=4)
+    endpoint = EndpointMetrics(
+        endpoint_name="jumpstream-t",
+        variant_name="AllTraffic",
+        inference_component_name=inference_component_name,
+        gpus=gpus,
+    )
     EndpointAlarms(
         stack,
         "EndpointAlarms",
-        endpoint_name="jumpstream-t",
-        variant_name="AllTraffic",
+        metrics=endpoint,
         thresholds=thresholds,
-        gpus=gpus,
         alarm_email=alarm_email,
-        inference_component_name=inference_component_name,
         cold_start_seconds=2400 if inference_component_name else None,
     )
-    RelayMonitoring(
+    relay = RelayMetrics(environment="t", model_id="huggingface-llm-mistral-7b-instruct")
+    alarms = RelayAlarms(
         stack,
         "Monitoring",
-        environment="t",
-        model_id="huggingface-llm-mistral-7b-instruct",
+        metrics=relay,
         function=function,
         timeout_seconds=163,
-        endpoint_name="jumpstream-t",
-        variant_name="AllTraffic",
         thresholds=thresholds,
-        gpus=gpus,
         alarm_email=alarm_email,
-        inference_component_name=inference_component_name,
+    )
+    EnvironmentDashboard(
+        alarms,
+        "Dashboard",
+        environment="t",
+        endpoint=endpoint,
+        relay=relay,
+        function=function,
+        thresholds=thresholds,
+        alarms=alarms.alarms,
     )
     return stack, Template.from_stack(stack)
 
