@@ -420,3 +420,16 @@ def test_alarm_mail_arrives_a_key_of_its_own_lets_cloudwatch_publish_to_the_topi
     for name, alarm in _by_name(template).items():
         assert alarm["AlarmActions"]
         assert name.startswith("jumpstream-t-")
+
+
+def test_an_upgrade_updates_the_dashboard_in_place() -> None:
+    """The dashboard's name is fixed per environment: were its logical ID to change, an update
+    would create a dashboard of that name, then delete the old resource and the dashboard with
+    it. The ID is the one the released stacks have."""
+    app = cdk.App(context={"aws:cdk:bundling-stacks": []})
+    config = resolve_environment(
+        "dev", {"region": "us-east-1", "model_id": "huggingface-llm-mistral-7b-instruct"}
+    )
+    _, relay_stack = add_environment(app, config)
+    dashboards = Template.from_stack(relay_stack).find_resources("AWS::CloudWatch::Dashboard")
+    assert list(dashboards) == ["MonitoringDashboard0C3675C6"]
