@@ -27,6 +27,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .contract import HEALTH_PATH
 from .errors import ApiError, error_response
 from .formats import StreamWriter, writer_for
 from .invocation import seconds_left_from
@@ -61,7 +62,7 @@ def create_app(
 ) -> Starlette:
     """The ASGI application. Without `upstream`, it makes the one SageMaker client it will use."""
     relay_upstream = upstream if upstream is not None else SageMakerUpstream(settings)
-    relay_logger = logger or make_logger()
+    relay_logger = logger or make_logger(settings.service_name)
     max_line_bytes = max_line_bytes_for(
         max_body_bytes=settings.max_body_bytes,
         max_new_tokens_limit=settings.max_new_tokens_limit,
@@ -185,7 +186,7 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/", generate, methods=["POST"]),
-            Route("/health", health, methods=["GET"]),
+            Route(HEALTH_PATH, health, methods=["GET"]),
             Route("/chat", chat_page, methods=["GET"]),
             Route("/chat.js", chat_script, methods=["GET"]),
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
@@ -299,7 +300,7 @@ async def _http_error(request: Request, error: Exception) -> Response:
             kind="not_found",
             message=(
                 f"There is nothing at {path}: POST / to generate, GET /chat for a chat page, "
-                "GET /health to check, and OpenAI's POST /v1/chat/completions, "
+                f"GET {HEALTH_PATH} to check, and OpenAI's POST /v1/chat/completions, "
                 "POST /v1/completions and GET /v1/models."
             ),
         )

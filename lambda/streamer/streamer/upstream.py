@@ -41,6 +41,7 @@ from botocore.eventstream import EventStreamBuffer, ParserError
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from botocore.parsers import create_parser
 
+from .contract import SERVICE_NAME
 from .errors import RETRY_AFTER_BUSY_SECONDS, RETRY_AFTER_NO_CAPACITY_SECONDS, UpstreamError
 from .tgi_errors import model_error
 
@@ -104,7 +105,7 @@ def create_client(settings: Settings, session: Any | None = None) -> Any:
         connect_timeout=settings.upstream_connect_timeout_seconds,
         read_timeout=settings.upstream_read_timeout_seconds,
         retries={"total_max_attempts": 1},
-        user_agent_appid="jumpstream-relay",
+        user_agent_appid=SERVICE_NAME,
     )
     session = session if session is not None else botocore.session.get_session()
     return session.create_client("sagemaker-runtime", region_name=settings.region, config=config)
