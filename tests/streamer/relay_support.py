@@ -34,6 +34,9 @@ RINNA_3_6B = "huggingface-llm-rinna-3-6b-instruction-ppo-bf16"
 
 # A generous guard against hangs; never a statement about speed.
 HANG_GUARD_SECONDS = 30.0
+# The Retry-After callers are promised: seconds for a busy endpoint, a minute for one starting.
+RETRY_AFTER_BUSY_SECONDS = 2
+RETRY_AFTER_NO_CAPACITY_SECONDS = 60
 
 
 # --- TGI's stream, as SageMaker carries it ------------------------------------------------------
@@ -182,7 +185,7 @@ class GatedStream:
             return first
         self.reading.set()
         if not await _wait_in_thread(self.release):
-            raise UpstreamError(kind="upstream_timeout", status=504, message="test gate")
+            raise UpstreamError(kind="upstream_timeout", message="test gate")
         if self.closed.is_set():
             raise StopAsyncIteration
         try:

@@ -13,6 +13,8 @@ import pytest
 from botocore.exceptions import ClientError, EventStreamError
 from relay_support import (
     HANG_GUARD_SECONDS,
+    RETRY_AFTER_BUSY_SECONDS,
+    RETRY_AFTER_NO_CAPACITY_SECONDS,
     CapturedLog,
     GatedUpstream,
     ScriptedUpstream,
@@ -27,8 +29,6 @@ from relay_support import (
     wait_for,
 )
 from streamer.upstream import (
-    RETRY_AFTER_BUSY_SECONDS,
-    RETRY_AFTER_NO_CAPACITY_SECONDS,
     UpstreamError,
     translate_error,
 )
@@ -482,11 +482,7 @@ def test_every_kind_of_response_carries_a_request_id() -> None:
         call(make_app(ScriptedUpstream(), max_body_bytes=10), json_body=PROMPT),
         call(make_app(ScriptedUpstream(open_error=RuntimeError("bug"))), json_body=PROMPT),
         call(
-            make_app(
-                ScriptedUpstream(
-                    open_error=UpstreamError(kind="throttled", status=503, message="m.")
-                )
-            ),
+            make_app(ScriptedUpstream(open_error=UpstreamError(kind="throttled", message="m."))),
             json_body=PROMPT,
         ),
     ]
@@ -704,9 +700,7 @@ def test_a_client_that_disconnects_over_a_socket_closes_the_upstream() -> None:
 
 
 def test_errors_before_text_over_a_socket() -> None:
-    upstream = ScriptedUpstream(
-        open_error=UpstreamError(kind="overloaded", status=503, message="Busy.", retry_after=2)
-    )
+    upstream = ScriptedUpstream(open_error=UpstreamError(kind="overloaded", message="Busy."))
     with serving(make_app(upstream)) as url:
         response = httpx.post(url, json=PROMPT, timeout=HANG_GUARD_SECONDS)
     assert response.status_code == 503

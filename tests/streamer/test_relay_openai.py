@@ -56,7 +56,7 @@ def test_a_failure_after_text_without_streaming_is_an_openai_http_error() -> Non
 
 
 def test_throttling_is_a_429_with_retry_after() -> None:
-    throttled = UpstreamError(kind="throttled", status=503, message="Slow down.", retry_after=2)
+    throttled = UpstreamError(kind="throttled", message="Slow down.")
     upstream = ScriptedUpstream(open_error=throttled)
     response = call(_app(upstream), path="/v1/completions", json_body={"prompt": "x"})
     assert response.status_code == 429

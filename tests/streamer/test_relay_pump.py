@@ -181,13 +181,13 @@ def test_a_validation_message_reaches_the_caller_and_others_stay_in_the_log() ->
 
 
 def test_an_upstream_error_mid_stream_keeps_the_text_before_it() -> None:
-    error = UpstreamError(kind="upstream_error", status=502, message="broken")
+    error = UpstreamError(kind="upstream_error", message="broken")
     pieces = drain([token_event("one"), error])
     assert pieces == [Text(text="one"), Failed(error=error)]
 
 
 def test_held_back_text_is_sent_before_a_failure() -> None:
-    error = UpstreamError(kind="upstream_timeout", status=504, message="slow")
+    error = UpstreamError(kind="upstream_timeout", message="slow")
     pieces = drain([token_event("a<N"), error], rinna=True)
     assert pieces == [Text(text="a"), Text(text="<N"), Failed(error=error)]
 
@@ -263,7 +263,7 @@ def test_drain_reads_a_bounded_amount() -> None:
 
 
 def test_drain_stops_at_an_upstream_error() -> None:
-    error = UpstreamError(kind="upstream_error", status=502, message="broken")
+    error = UpstreamError(kind="upstream_error", message="broken")
     stream = ScriptedStream([*answer_events(["a"]), error, token_event("unreachable")])
     pump = pump_of(stream)
     pull_all(pump)
@@ -274,7 +274,7 @@ def test_drain_stops_at_an_upstream_error() -> None:
 @pytest.mark.parametrize(
     "script",
     [
-        [token_event("cut"), UpstreamError(kind="upstream_error", status=502, message="m.")],
+        [token_event("cut"), UpstreamError(kind="upstream_error", message="m.")],
         [token_event("cut"), error_event("Model is overloaded", "overloaded"), b"more"],
         [token_event("cut"), b"data: {broken}\n\n", b"more"],
     ],

@@ -21,6 +21,8 @@ from botocore.exceptions import (
 )
 from relay_support import (
     HANG_GUARD_SECONDS,
+    RETRY_AFTER_BUSY_SECONDS,
+    RETRY_AFTER_NO_CAPACITY_SECONDS,
     ErrorReply,
     EventStreamServer,
     Pause,
@@ -36,8 +38,6 @@ from relay_support import (
 )
 from streamer.app import create_app
 from streamer.upstream import (
-    RETRY_AFTER_BUSY_SECONDS,
-    RETRY_AFTER_NO_CAPACITY_SECONDS,
     SageMakerUpstream,
     UpstreamError,
     create_client,
@@ -643,5 +643,5 @@ def test_a_timeout_keeps_its_cause_for_the_log() -> None:
 
 
 def test_an_upstream_error_translates_to_itself() -> None:
-    error = UpstreamError(kind="overloaded", status=503, message="m.", retry_after=1)
+    error = UpstreamError(kind="overloaded", message="m.")
     assert translate_error(error) is error

@@ -107,7 +107,6 @@ def create_app(
         output = choose_format(", ".join(request.headers.getlist("accept")))
         if output is None:
             raise ApiError(
-                status=406,
                 kind="not_acceptable",
                 message=f"The Accept header allows none of the formats offered: {_OFFERED}.",
             )
@@ -233,7 +232,6 @@ async def _read_body(request: Request, limit: int) -> bytes:
     if declared is not None:
         if not _CONTENT_LENGTH.fullmatch(declared.strip()):
             raise ApiError(
-                status=400,
                 kind="invalid_body",
                 message="The Content-Length header must be a number of bytes.",
             )
@@ -252,7 +250,6 @@ async def _read_body(request: Request, limit: int) -> bytes:
         if record is not None:
             record.client_disconnected = True
         raise ApiError(
-            status=400,
             kind="invalid_body",
             message="The client disconnected before sending the whole body.",
         ) from None
@@ -261,7 +258,6 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 def _too_large(limit: int) -> ApiError:
     return ApiError(
-        status=413,
         kind="body_too_large",
         message=f"The request body must be at most {limit} bytes.",
     )
@@ -296,7 +292,6 @@ async def _http_error(request: Request, error: Exception) -> Response:
     render = openai_error_response if request.url.path.startswith("/v1/") else None
     if error.status_code == 404:
         api_error = ApiError(
-            status=404,
             kind="not_found",
             message=(
                 f"There is nothing at {path}: POST / to generate, GET /chat for a chat page, "
@@ -310,13 +305,15 @@ async def _http_error(request: Request, error: Exception) -> Response:
         allow_header = (error.headers or {}).get("Allow", "")
         allowed = ", ".join(sorted(method.strip() for method in allow_header.split(",")))
         api_error = ApiError(
-            status=405,
             kind="method_not_allowed",
             message=f"{path} does not take {request.method}; it takes {allowed}.",
         )
         return _error_response(api_error, {"Allow": allowed}, render=render)
-    api_error = ApiError(status=error.status_code, kind="invalid_request", message=error.detail)
-    return _error_response(api_error, dict(error.headers or {}))
+    # Any other HTTP error Starlette raises keeps its own status.
+    api_error = ApiError(kind="invalid_request", message=error.detail)
+    response = _error_response(api_error, dict(error.headers or {}))
+    response.status_code = error.status_code
+    return response
 
 
 def _shown_path(path: str) -> str:

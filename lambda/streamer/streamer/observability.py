@@ -43,7 +43,6 @@ __all__ = [
 
 _current: ContextVar[RequestRecord | None] = ContextVar("jumpstream_request_record", default=None)
 _INTERNAL_ERROR = ApiError(
-    status=500,
     kind="internal_error",
     message="The relay failed unexpectedly; the error was logged.",
 )

@@ -21,6 +21,7 @@ from typing import Final, Literal
 
 from starlette.responses import Response
 
+from .contract import ERROR_KINDS
 from .errors import ApiError, render_json
 from .prompt_template import PromptTemplate, parse_messages
 from .validation import DEFAULT_MAX_NEW_TOKENS, MAX_STOP_SEQUENCES, GenerateRequest
@@ -72,26 +73,6 @@ _FINISH_REASONS: Final[Mapping[str, str]] = {
     "eos_token": "stop",
     "stop_sequence": "stop",
     "length": "length",
-}
-# The relay's error kinds as OpenAI clients understand them: (status, type). Statuses the
-# official client retries (429, 5xx) stay retryable; 422s become OpenAI's 400s.
-_ERRORS: Final[Mapping[str, tuple[int, str]]] = {
-    "invalid_body": (400, "invalid_request_error"),
-    "invalid_request": (400, "invalid_request_error"),
-    "validation": (400, "invalid_request_error"),
-    "body_too_large": (413, "invalid_request_error"),
-    "not_acceptable": (406, "invalid_request_error"),
-    "not_found": (404, "invalid_request_error"),
-    "method_not_allowed": (405, "invalid_request_error"),
-    "throttled": (429, "rate_limit_exceeded"),
-    "overloaded": (503, "server_error"),
-    "unavailable": (503, "server_error"),
-    "no_capacity": (503, "server_error"),
-    "model_error": (502, "server_error"),
-    "upstream_error": (502, "server_error"),
-    "incomplete_stream": (502, "server_error"),
-    "upstream_timeout": (504, "server_error"),
-    "internal_error": (500, "server_error"),
 }
 
 
@@ -205,7 +186,7 @@ def _request(
 
 def _object(document: object) -> dict[str, object]:
     if not isinstance(document, dict):
-        raise ApiError(status=400, kind="invalid_body", message="The body must be a JSON object.")
+        raise ApiError(kind="invalid_body", message="The body must be a JSON object.")
     return document
 
 
@@ -303,8 +284,8 @@ def _stops(body: Mapping[str, object], template_stops: tuple[str, ...]) -> tuple
 class _OpenAIRequestError(ApiError):
     """An invalid_request ApiError that also names the offending parameter, as OpenAI does."""
 
-    def __init__(self, message: str, *, param: str | None, status: int = 400) -> None:
-        super().__init__(status=status, kind="invalid_request", message=message)
+    def __init__(self, message: str, *, param: str | None) -> None:
+        super().__init__(kind="invalid_request", message=message)
         self.param = param
 
 
@@ -320,13 +301,13 @@ def _unsupported(param: str, why: str) -> ApiError:
 
 
 def openai_status(error: ApiError) -> int:
-    """The status an OpenAI client expects for this relay error."""
-    return _ERRORS.get(error.kind, (error.status, "server_error"))[0]
+    """The status an OpenAI client expects for this relay error (the contract's table)."""
+    return error.facts.openai_status
 
 
 def openai_error_body(*, message: str, kind: str, param: str | None = None) -> dict[str, object]:
     """OpenAI's error object; `code` carries the relay's own error type."""
-    error_type = _ERRORS.get(kind, (500, "server_error"))[1]
+    error_type = ERROR_KINDS[kind].openai_type
     return {"error": {"message": message, "type": error_type, "param": param, "code": kind}}
 
 

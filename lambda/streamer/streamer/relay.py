@@ -184,7 +184,6 @@ class RelayPump:
             pieces,
             UpstreamError(
                 kind="incomplete_stream",
-                status=502,
                 message="The model's stream ended before the answer was complete.",
                 detail="the upstream stream ended without a final event",
             ),

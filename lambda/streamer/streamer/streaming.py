@@ -60,7 +60,6 @@ def _deadline_error(*, text_sent: bool) -> UpstreamError:
     if text_sent:
         return UpstreamError(
             kind="upstream_timeout",
-            status=504,
             message=(
                 "The function's time limit ended the answer before the model finished it; "
                 "ask for fewer max_new_tokens to get a complete answer."
@@ -69,7 +68,6 @@ def _deadline_error(*, text_sent: bool) -> UpstreamError:
         )
     return UpstreamError(
         kind="upstream_timeout",
-        status=504,
         message=(
             "The function's time limit was reached before the model answered; "
             "try again, or ask for fewer max_new_tokens."

@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .errors import RETRY_AFTER_BUSY_SECONDS, UpstreamError
+from .errors import UpstreamError
 
 __all__ = [
     "ERROR_TYPE_BY_STATUS",
@@ -86,7 +86,6 @@ def stream_error(error: StreamError) -> UpstreamError:
     shown_type = error.error_type if (error.error_type or "").isidentifier() else "unknown"
     return UpstreamError(
         kind="model_error",
-        status=502,
         message=f"The model failed while generating the answer ({shown_type} error).",
         detail=detail,
     )
@@ -116,13 +115,12 @@ def model_error(*, status: object, original: object, detail: str) -> UpstreamErr
     if code is not None:
         message += f" (it returned HTTP {code})"
     message += f": {reason}" if reason else "."
-    return UpstreamError(kind="model_error", status=502, message=message, detail=full_detail)
+    return UpstreamError(kind="model_error", message=message, detail=full_detail)
 
 
 def _rejected(reason: str, detail: str) -> UpstreamError:
     return UpstreamError(
         kind="validation",
-        status=422,
         message=f"The model rejected the request: {_sentence(_one_line(reason))}",
         detail=detail,
     )
@@ -131,8 +129,6 @@ def _rejected(reason: str, detail: str) -> UpstreamError:
 def _overloaded(detail: str) -> UpstreamError:
     return UpstreamError(
         kind="overloaded",
-        status=503,
-        retry_after=RETRY_AFTER_BUSY_SECONDS,
         message="The model is overloaded; try again shortly.",
         detail=detail,
     )

@@ -41,16 +41,14 @@ from botocore.eventstream import EventStreamBuffer, ParserError
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from botocore.parsers import create_parser
 
-from .contract import SERVICE_NAME
-from .errors import RETRY_AFTER_BUSY_SECONDS, RETRY_AFTER_NO_CAPACITY_SECONDS, UpstreamError
+from .contract import ERROR_KINDS, SERVICE_NAME
+from .errors import UpstreamError
 from .tgi_errors import model_error
 
 if TYPE_CHECKING:
     from .settings import Settings
 
 __all__ = [
-    "RETRY_AFTER_BUSY_SECONDS",
-    "RETRY_AFTER_NO_CAPACITY_SECONDS",
     "SageMakerUpstream",
     "Upstream",
     "UpstreamError",
@@ -338,14 +336,12 @@ def translate_error(error: BaseException) -> UpstreamError:
     if isinstance(error, httpx.ConnectTimeout):
         return UpstreamError(
             kind="upstream_timeout",
-            status=504,
             message="The relay could not connect to SageMaker in time.",
             detail=repr(error),
         )
     if isinstance(error, httpx.TimeoutException | TimeoutError):
         return UpstreamError(
             kind="upstream_timeout",
-            status=504,
             message="The model endpoint stopped sending for longer than the relay waits.",
             detail=repr(error),
         )
@@ -365,28 +361,22 @@ def _from_client_error(error: ClientError) -> UpstreamError:
     if code in _THROTTLING_CODES:
         return UpstreamError(
             kind="throttled",
-            status=503,
-            retry_after=RETRY_AFTER_BUSY_SECONDS,
             message="SageMaker is throttling calls to the model endpoint; try again shortly.",
             detail=detail,
         )
     if code == "ServiceUnavailable":
         return UpstreamError(
             kind="unavailable",
-            status=503,
-            retry_after=RETRY_AFTER_BUSY_SECONDS,
             message="SageMaker is temporarily unavailable; try again shortly.",
             detail=detail,
         )
     if code == "ValidationError" and "no capacity" in text.lower():
         return UpstreamError(
             kind="no_capacity",
-            status=503,
-            retry_after=RETRY_AFTER_NO_CAPACITY_SECONDS,
             # Scaled to zero, or every copy busy while more start: either way it is coming.
             message=(
                 "The model is starting (no copy of it can take this request yet); "
-                f"try again in about {RETRY_AFTER_NO_CAPACITY_SECONDS} s."
+                f"try again in about {ERROR_KINDS['no_capacity'].retry_after} s."
             ),
             detail=detail,
         )
@@ -412,7 +402,6 @@ def _from_client_error(error: ClientError) -> UpstreamError:
         if any(word in squeezed for word in _TIMEOUT_WORDS):
             return UpstreamError(
                 kind="upstream_timeout",
-                status=504,
                 message="The model took longer than SageMaker allows to finish the answer.",
                 detail=detail,
             )
