@@ -24,9 +24,9 @@ import httpx
 from aws_lambda_powertools import Logger
 from starlette.applications import Starlette
 from streamer.app import create_app
+from streamer.errors import UpstreamError
 from streamer.prompt_template import PromptTemplate
 from streamer.settings import Settings
-from streamer.upstream import UpstreamError
 
 from stacks.catalog import load_catalog
 

@@ -28,10 +28,8 @@ from relay_support import (
     token_event,
     wait_for,
 )
-from streamer.upstream import (
-    UpstreamError,
-    translate_error,
-)
+from streamer.errors import UpstreamError
+from streamer.sagemaker_errors import translate_error
 
 from tests.serving import serving
 

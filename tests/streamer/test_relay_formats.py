@@ -17,8 +17,8 @@ from relay_support import (
     make_app,
     token_event,
 )
+from streamer.errors import UpstreamError
 from streamer.formats import NdjsonWriter, PlainTextWriter, SseWriter
-from streamer.upstream import UpstreamError
 
 SSE = {"accept": "text/event-stream"}
 NDJSON = {"accept": "application/x-ndjson"}

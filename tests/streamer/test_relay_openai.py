@@ -19,8 +19,8 @@ from relay_support import (
     make_app,
     token_event,
 )
+from streamer.errors import UpstreamError
 from streamer.streaming import DEADLINE_MARGIN_SECONDS
-from streamer.upstream import UpstreamError
 
 FALCON_CHAT = "huggingface-llm-falcon-180b-chat-bf16"
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "Hi"}]}

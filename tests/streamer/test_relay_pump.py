@@ -18,6 +18,7 @@ from relay_support import (
     token_event,
 )
 from streamer.decoder import StreamError
+from streamer.errors import UpstreamError
 from streamer.model_text import MarkerRewriter, PassThrough
 from streamer.relay import (
     DRAIN_MAX_BYTES,
@@ -30,7 +31,6 @@ from streamer.relay import (
 )
 from streamer.settings import Settings
 from streamer.tgi_errors import stream_error as tgi_error
-from streamer.upstream import UpstreamError
 
 # What the relay derives from its default settings.
 DEFAULTS = Settings(endpoint_name="e", region="us-east-1")

@@ -37,11 +37,11 @@ from relay_support import (
     token_event,
 )
 from streamer.app import create_app
+from streamer.errors import UpstreamError
+from streamer.sagemaker_errors import translate_error
 from streamer.upstream import (
     SageMakerUpstream,
-    UpstreamError,
     create_client,
-    translate_error,
 )
 
 

@@ -32,12 +32,12 @@ from aws_lambda_powertools import Logger
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from .errors import ApiError, error_response
+from .errors import ApiError, UpstreamError, error_response
 from .formats import StreamWriter
 from .model_text import TextTransform
 from .observability import RequestRecord
 from .relay import Ended, Failed, Piece, RelayPump, Text
-from .upstream import Upstream, UpstreamError
+from .upstream import Upstream
 
 __all__ = ["DEADLINE_MARGIN_SECONDS", "RelayResponse"]
 
