@@ -7,16 +7,9 @@ from typing import Any
 
 import pytest
 from streamer.errors import ApiError
-from streamer.openai_api import (
-    ChatChunkWriter,
-    ChatCompletionCollector,
-    CompletionChunkWriter,
-    error_param,
-    openai_error_body,
-    openai_status,
-    parse_chat_request,
-    parse_completion_request,
-)
+from streamer.openai.errors import error_param, openai_error_body, openai_status
+from streamer.openai.requests import parse_chat_request, parse_completion_request
+from streamer.openai.writers import ChatChunkWriter, ChatCompletionCollector, CompletionChunkWriter
 from streamer.prompt_template import PromptTemplate
 
 TEMPLATE = PromptTemplate(

@@ -22,6 +22,7 @@ __all__ = [
     "UpstreamError",
     "error_payload",
     "error_response",
+    "internal_error",
     "render_json",
 ]
 
@@ -78,6 +79,13 @@ class UpstreamError(ApiError):
     def bad_gateway(cls, message: str, detail: str | None) -> UpstreamError:
         """`upstream_error`: SageMaker or the model failed in a way the caller cannot fix."""
         return cls("upstream_error", message, detail=detail)
+
+
+def internal_error() -> ApiError:
+    """What a caller is told when the relay itself failed before answering (it was logged)."""
+    return ApiError(
+        kind="internal_error", message="The relay failed unexpectedly; the error was logged."
+    )
 
 
 def error_payload(message: str, kind: str) -> dict[str, str]:

@@ -29,7 +29,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .contract import Dimension, Metric
-from .errors import ApiError, error_response
+from .errors import error_response, internal_error
 from .invocation import request_id_from
 
 __all__ = [
@@ -42,10 +42,6 @@ __all__ = [
 ]
 
 _current: ContextVar[RequestRecord | None] = ContextVar("jumpstream_request_record", default=None)
-_INTERNAL_ERROR = ApiError(
-    kind="internal_error",
-    message="The relay failed unexpectedly; the error was logged.",
-)
 
 
 def make_logger(service_name: str) -> Logger:
@@ -235,7 +231,7 @@ class RequestObserver:
                 record.error_type = "internal_error"
                 record.error_detail = repr(error)
                 if not started:
-                    await error_response(_INTERNAL_ERROR)(scope, receive, send_with_id)
+                    await error_response(internal_error())(scope, receive, send_with_id)
             finally:
                 fields = record.fields()
                 if self._metrics is not None:

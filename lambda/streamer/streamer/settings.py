@@ -55,6 +55,11 @@ class Settings:
     host: str = contract.HOST.default
     port: int = contract.DEFAULT_PORT
 
+    @property
+    def model_name(self) -> str:
+        """The model's name in answers and metrics: the catalog's id, else the endpoint's."""
+        return self.model_id or self.endpoint_name
+
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Read and check every setting; raise SettingsError naming the first bad variable."""

@@ -26,10 +26,10 @@ from .errors import UpstreamError
 __all__ = [
     "ERROR_TYPE_BY_STATUS",
     "ErrorShapeError",
-    "StreamError",
+    "TgiError",
+    "error_in_stream",
     "model_error",
     "parse_error",
-    "stream_error",
 ]
 
 ERROR_TYPE_BY_STATUS: Final[dict[int, str]] = {
@@ -42,7 +42,7 @@ _SHOWN_REASON_CHARS: Final = 500
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class StreamError:
+class TgiError:
     """An error TGI reported (in the stream, or as the body of its HTTP error).
 
     In the stream it must reach the user: swallowing it would make a cut-off answer look complete.
@@ -56,14 +56,14 @@ class ErrorShapeError(ValueError):
     """An object with `error` that is not one of TGI's error shapes."""
 
 
-def parse_error(obj: dict[str, Any]) -> StreamError:
-    """TGI's error object (one that has a non-null `error`) as a StreamError."""
+def parse_error(obj: dict[str, Any]) -> TgiError:
+    """TGI's error object (one that has a non-null `error`) as a TgiError."""
     error = obj["error"]
     if isinstance(error, str):
         error_type = obj.get("error_type")
         if error_type is not None and not isinstance(error_type, str):
             raise ErrorShapeError(f"error_type is not a string: {error_type!r}")
-        return StreamError(message=error, error_type=error_type)
+        return TgiError(message=error, error_type=error_type)
     if isinstance(error, dict):
         message = error.get("message")
         if not isinstance(message, str):
@@ -72,11 +72,11 @@ def parse_error(obj: dict[str, Any]) -> StreamError:
         if status is not None and (not isinstance(status, int) or isinstance(status, bool)):
             raise ErrorShapeError(f"error.http_status_code is not an integer: {status!r}")
         error_type = None if status is None else ERROR_TYPE_BY_STATUS.get(status)
-        return StreamError(message=message, error_type=error_type)
+        return TgiError(message=message, error_type=error_type)
     raise ErrorShapeError(f"'error' is neither a string nor an object: {error!r}")
 
 
-def stream_error(error: StreamError) -> UpstreamError:
+def error_in_stream(error: TgiError) -> UpstreamError:
     """An error TGI put in the stream, as the caller should get it."""
     detail = f"{error.error_type}: {error.message}"
     if error.error_type == "validation":
@@ -134,7 +134,7 @@ def _overloaded(detail: str) -> UpstreamError:
     )
 
 
-def _parse_original(original: object) -> StreamError | None:
+def _parse_original(original: object) -> TgiError | None:
     """TGI's error from a ModelError's OriginalMessage, when it is TGI's JSON.
 
     Anything else may be a server's internals (a stack trace) and is left to the log.
