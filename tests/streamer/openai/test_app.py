@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 
-from relay_support import (
+from streamer.errors import UpstreamError
+from streamer.streaming import DEADLINE_MARGIN_SECONDS
+
+from tests.streamer.support import (
     GatedUpstream,
     ScriptedUpstream,
     answer_events,
@@ -19,8 +22,6 @@ from relay_support import (
     make_app,
     token_event,
 )
-from streamer.errors import UpstreamError
-from streamer.streaming import DEADLINE_MARGIN_SECONDS
 
 FALCON_CHAT = "huggingface-llm-falcon-180b-chat-bf16"
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "Hi"}]}

@@ -10,13 +10,6 @@ import anyio
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from relay_support import (
-    ScriptedStream,
-    answer_events,
-    error_event,
-    final_event,
-    token_event,
-)
 from streamer.decoder import TgiError
 from streamer.errors import UpstreamError
 from streamer.model_text import MarkerRewriter, PassThrough
@@ -31,6 +24,14 @@ from streamer.pump import (
 )
 from streamer.settings import Settings
 from streamer.tgi_errors import error_in_stream as tgi_error
+
+from tests.streamer.support import (
+    ScriptedStream,
+    answer_events,
+    error_event,
+    final_event,
+    token_event,
+)
 
 # What the relay derives from its default settings.
 DEFAULTS = Settings(endpoint_name="e", region="us-east-1")

@@ -6,7 +6,10 @@ import json
 from typing import Any
 
 import pytest
-from relay_support import (
+from streamer.errors import UpstreamError
+from streamer.formats import NdjsonWriter, PlainTextWriter, SseWriter
+
+from tests.streamer.support import (
     RINNA_3_6B,
     ScriptedUpstream,
     answer_events,
@@ -17,8 +20,6 @@ from relay_support import (
     make_app,
     token_event,
 )
-from streamer.errors import UpstreamError
-from streamer.formats import NdjsonWriter, PlainTextWriter, SseWriter
 
 SSE = {"accept": "text/event-stream"}
 NDJSON = {"accept": "application/x-ndjson"}
