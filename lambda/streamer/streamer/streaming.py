@@ -1,12 +1,13 @@
 """Serving one generation over HTTP: the status waits for the first text, the text never waits.
 
-`AnswerResponse` is the ASGI side of `AnswerPump`. It opens the upstream and pulls from it on the
-event loop (the upstream is asynchronous: no thread, no hop per part), and sends what each read
-completed the moment it arrives. It commits the HTTP status only when the first visible text or
-the end of the answer arrives, so a failure before any text is a real HTTP error (422, 502, 503,
-504) with a JSON body; a failure after that can only be written in the body. Meanwhile it
-listens for the client leaving, and then stops reading and closes the upstream at once rather
-than paying for tokens nobody will read.
+`AnswerResponse` is the ASGI side of `AnswerPump`; a `Responder`, made once per app with what
+every generating route shares, makes one per request. It opens the upstream and pulls from it on
+the event loop (the upstream is asynchronous: no thread, no hop per part), and sends what each
+read completed the moment it arrives. It commits the HTTP status only when the first visible
+text or the end of the answer arrives, so a failure before any text is a real HTTP error (422,
+502, 503, 504) with a JSON body; a failure after that can only be written in the body.
+Meanwhile it listens for the client leaving, and then stops reading and closes the upstream at
+once rather than paying for tokens nobody will read.
 
 One read, one write: when the client keeps up, each token goes out as it comes. When the client
 is slower than the model, `send` waits (the server's write buffer is full), nothing is read
