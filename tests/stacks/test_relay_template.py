@@ -65,6 +65,21 @@ def test_function_runs_the_web_adapter_on_python_314_arm64() -> None:
             },
         },
     )
+    # Every variable is written by the contract's one function, whose output the function reads
+    # back as the same values (tests/streamer/test_contract.py).
+    model = load_catalog().get(BASE["model_id"])
+    (function,) = template.find_resources("AWS::Lambda::Function").values()
+    assert function["Properties"]["Environment"]["Variables"] == function_environment(
+        endpoint_name="jumpstream-t",
+        model_id=model.id,
+        prompt_template=model.prompt_template,
+        max_new_tokens_limit=2048,
+        upstream_read_timeout_seconds=UPSTREAM_READ_TIMEOUT_SECONDS.default,
+        service_name=SERVICE_NAME,
+        metrics_namespace=METRIC_NAMESPACE,
+        environment_name="t",
+        web_adapter=True,
+    )
 
 
 def test_the_function_gets_the_catalogs_prompt_template_for_its_model() -> None:
@@ -78,25 +93,6 @@ def test_the_function_gets_the_catalogs_prompt_template_for_its_model() -> None:
         "system_joiner": "\n\n",
     }
     assert setting == load_catalog().get("huggingface-llm-mistral-7b-instruct").prompt_template
-
-
-def test_the_functions_environment_is_what_the_contract_renders() -> None:
-    """Every variable is written by the contract's one function, whose output the function
-    reads back as the same values (tests/streamer/test_contract.py)."""
-    model = load_catalog().get(BASE["model_id"])
-    _, template = relay_template({**BASE, "relay": {"max_new_tokens_limit": 2048}})
-    (function,) = template.find_resources("AWS::Lambda::Function").values()
-    assert function["Properties"]["Environment"]["Variables"] == function_environment(
-        endpoint_name="jumpstream-t",
-        model_id=model.id,
-        prompt_template=model.prompt_template,
-        max_new_tokens_limit=2048,
-        upstream_read_timeout_seconds=UPSTREAM_READ_TIMEOUT_SECONDS.default,
-        service_name=SERVICE_NAME,
-        metrics_namespace=METRIC_NAMESPACE,
-        environment_name="t",
-        web_adapter=True,
-    )
 
 
 def test_timeout_covers_the_longest_answer_any_model_allows() -> None:

@@ -9,6 +9,7 @@ tests/stacks/test_relay_template.py and tests/jumpstream/test_cli_local.py.
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import subprocess
 import sys
@@ -245,8 +246,14 @@ def test_the_kinds_that_say_not_now_carry_retry_after_and_the_client_retries_the
 def test_the_table_covers_exactly_the_kinds_the_function_raises() -> None:
     raised = set()
     for path in PACKAGE.rglob("*.py"):
-        raised |= _kinds_named(ast.parse(path.read_text(encoding="utf-8")))
+        raised |= _kinds_named(_tree(path))
     assert raised == set(ERROR_KINDS)
+
+
+@functools.cache
+def _tree(path: Path) -> ast.Module:
+    """A module's syntax tree, parsed once for all the tests that read it."""
+    return ast.parse(path.read_text(encoding="utf-8"))
 
 
 def _kinds_named(tree: ast.AST) -> set[str]:
@@ -294,19 +301,23 @@ ROUTE_READERS = [*sorted(PACKAGE.rglob("*.py")), REPO / "stacks" / "relay.py"]
 
 
 def test_names_the_contract_holds_are_spelled_only_there() -> None:
-    spelled = {(path, text) for path, text in _literals(READERS) if text in NAMES}
-    spelled |= {(path, text) for path, text in _literals(ROUTE_READERS) if text in PATHS}
+    literals = _literals({*READERS, *ROUTE_READERS})
+    spelled = {
+        (path.relative_to(REPO).as_posix(), text)
+        for path, text in literals
+        if text in NAMES or (text in PATHS and path in ROUTE_READERS)
+    }
     assert spelled == set()
 
 
-def _literals(paths: list[Path]) -> set[tuple[str, str]]:
+def _literals(paths: set[Path]) -> set[tuple[Path, str]]:
     """Every string literal of these modules but their `__all__` (which names their own
     constants), with the module it is in."""
     found = set()
     for path in paths:
         if path.name == "contract.py":
             continue
-        tree = ast.parse(path.read_text(encoding="utf-8"))
+        tree = _tree(path)
         exported = {
             id(element)
             for node in tree.body
@@ -315,7 +326,7 @@ def _literals(paths: list[Path]) -> set[tuple[str, str]]:
             for element in ast.walk(node.value)
         }
         found |= {
-            (path.relative_to(REPO).as_posix(), node.value)
+            (path, node.value)
             for node in ast.walk(tree)
             if isinstance(node, ast.Constant)
             and isinstance(node.value, str)
