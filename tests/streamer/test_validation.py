@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from streamer.errors import ERROR_TYPES, ApiError
+from streamer.contract import ERROR_KINDS
+from streamer.errors import ApiError
 from streamer.validation import KNOWN_PARAMETERS, parse_request
 
 from tests.streamer.support import (
@@ -342,7 +343,7 @@ def assert_handled(response: Any) -> None:
     if response.status_code != 200:
         error = response.json()
         assert set(error) == {"error", "type"}
-        assert error["type"] in ERROR_TYPES
+        assert error["type"] in ERROR_KINDS
         assert error["error"].endswith(".")
 
 

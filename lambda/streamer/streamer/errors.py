@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Final
 
 from starlette.responses import Response
 
 from .contract import ERROR_KINDS, ErrorKind
 
 __all__ = [
-    "ERROR_TYPES",
     "ApiError",
     "UpstreamError",
     "error_payload",
@@ -25,9 +23,6 @@ __all__ = [
     "internal_error",
     "render_json",
 ]
-
-#: The error types a caller can get: the contract's closed list.
-ERROR_TYPES: Final = frozenset(ERROR_KINDS)
 
 
 class ApiError(Exception):

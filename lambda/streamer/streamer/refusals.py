@@ -20,7 +20,7 @@ from .contract import HEALTH_PATH
 from .errors import ApiError, internal_error
 from .observability import current_record
 
-__all__ = ["Render", "refusal_handlers", "respond"]
+__all__ = ["Render", "refusal_handlers", "refusal_response"]
 
 #: Writes one refusal as a complete response, in one dialect.
 Render = Callable[[ApiError], Response]
@@ -39,7 +39,7 @@ def refusal_handlers(render: Render, *, internal_errors: bool = False) -> dict[A
 
     async def api_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, ApiError)
-        return respond(error, render)
+        return refusal_response(error, render)
 
     async def http_error(request: Request, error: Exception) -> Response:
         assert isinstance(error, HTTPException)
@@ -54,7 +54,9 @@ def refusal_handlers(render: Render, *, internal_errors: bool = False) -> dict[A
     return handlers
 
 
-def respond(error: ApiError, render: Render, headers: Mapping[str, str] | None = None) -> Response:
+def refusal_response(
+    error: ApiError, render: Render, headers: Mapping[str, str] | None = None
+) -> Response:
     """The refusal's response, noted on the request's record."""
     record = current_record()
     if record is not None:
@@ -77,7 +79,7 @@ def _http_error(request: Request, error: HTTPException, render: Render) -> Respo
                 "POST /v1/completions and GET /v1/models."
             ),
         )
-        return respond(api_error, render)
+        return refusal_response(api_error, render)
     if error.status_code == 405:
         # Starlette builds Allow from a set: sorted, the header and the message are stable.
         allow_header = (error.headers or {}).get("Allow", "")
@@ -86,10 +88,10 @@ def _http_error(request: Request, error: HTTPException, render: Render) -> Respo
             kind="method_not_allowed",
             message=f"{path} does not take {request.method}; it takes {allowed}.",
         )
-        return respond(api_error, render, {"Allow": allowed})
+        return refusal_response(api_error, render, {"Allow": allowed})
     # Any other HTTP error Starlette raises keeps its own status.
     api_error = ApiError(kind="invalid_request", message=error.detail)
-    response = respond(api_error, render, error.headers)
+    response = refusal_response(api_error, render, error.headers)
     response.status_code = error.status_code
     return response
 
