@@ -28,6 +28,7 @@ from typing import Any, Final
 import httpx
 from botocore.credentials import ReadOnlyCredentials
 from httpx_sse import EventSource, SSEError
+from streamer import contract
 
 from jumpstream.signing import PreparedRequest, credential_source, region_from_url, sign
 
@@ -45,8 +46,9 @@ __all__ = [
 ]
 
 USER_AGENT: Final = "jumpstream-client/0.1"
-#: Refusals that say "not now" rather than "no": a model starting from zero, or busy.
-RETRYABLE_KINDS: Final = frozenset({"no_capacity", "overloaded", "throttled", "unavailable"})
+#: Refusals that say "not now" rather than "no" (a model starting from zero, or busy): the
+#: relay's error table says which.
+RETRYABLE_KINDS: Final = contract.RETRYABLE_KINDS
 #: The longest pause between two tries while waiting.
 MAX_PAUSE_SECONDS: Final = 30.0
 _SIGNED_HEADERS: Final = ("content-type", "accept")

@@ -28,6 +28,8 @@ from types import FrameType, MappingProxyType
 from typing import Any, Final, TextIO
 from urllib.parse import urlsplit
 
+from streamer import contract
+
 from jumpstream.procs import Child, ChildExited, LineSink, PrefixedWriter, StartupTimeout
 from stacks.catalog import load_catalog
 
@@ -61,7 +63,7 @@ _LISTENING: Final = re.compile(r"^emulator listening on (http://\S+)$")
 #: Variables the relay reads that must not leak in from the caller's shell: AWS_LWA_PORT would
 #: override PORT, a profile or config file could point botocore elsewhere.
 _SCRUBBED: Final = (
-    "AWS_LWA_PORT",
+    contract.AWS_LWA_PORT.name,
     "AWS_PROFILE",
     "AWS_DEFAULT_PROFILE",
     "AWS_SESSION_TOKEN",
@@ -70,9 +72,9 @@ _SCRUBBED: Final = (
     "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
     "AWS_USE_FIPS_ENDPOINT",
     "AWS_USE_DUALSTACK_ENDPOINT",
-    "INFERENCE_COMPONENT_NAME",
-    "PROMPT_TEMPLATE",
-    "HOST",
+    contract.INFERENCE_COMPONENT_NAME.name,
+    contract.PROMPT_TEMPLATE.name,
+    contract.HOST.name,
 )
 _RELAY_PORT_ATTEMPTS: Final = 3
 _HEALTH_POLL_SECONDS: Final = 0.05
@@ -158,12 +160,20 @@ def relay_environment(
         if name not in _SCRUBBED
     }
     interpreter_dir = str(Path(sys.executable).parent)
+    # What the stack hands a deployed function: the catalog's chat layout for the model.
+    model = load_catalog().models.get(config.model_id)
+    env.update(
+        contract.function_environment(
+            endpoint_name=config.endpoint_name,
+            model_id=config.model_id,
+            inference_component_name=config.inference_component,
+            prompt_template=None if model is None else model.prompt_template,
+            region=config.region,
+            port=port,
+        )
+    )
     env.update(
         PATH=os.pathsep.join(part for part in (interpreter_dir, env.get("PATH")) if part),
-        PORT=str(port),
-        ENDPOINT_NAME=config.endpoint_name,
-        MODEL_ID=config.model_id,
-        AWS_REGION=config.region,
         # botocore 1.44 ignores AWS_REGION when it creates a client; it reads this one.
         AWS_DEFAULT_REGION=config.region,
         AWS_ACCESS_KEY_ID=DUMMY_CREDENTIAL,
@@ -174,12 +184,6 @@ def relay_environment(
         AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME=emulator_url,
         PYTHONUNBUFFERED="1",
     )
-    if config.inference_component is not None:
-        env["INFERENCE_COMPONENT_NAME"] = config.inference_component
-    # What the stack hands a deployed function: the catalog's chat layout for the model.
-    model = load_catalog().models.get(config.model_id)
-    if model is not None:
-        env["PROMPT_TEMPLATE"] = model.prompt_template
     env.update(config.relay_env)
     return env
 

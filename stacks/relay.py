@@ -16,28 +16,32 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+from streamer.contract import (
+    LAMBDA_MAX_TIMEOUT_SECONDS,
+    MAX_NEW_TOKENS_LIMIT,
+    METRIC_NAMESPACE,
+    SERVICE_NAME,
+    UPSTREAM_READ_TIMEOUT_SECONDS,
+    function_environment,
+)
 
 from stacks.availability import Availability, load_availability
 from stacks.bundling import bundled_code
 from stacks.errors import ConfigError
-from stacks.metrics import RELAY_NAMESPACE
 
 STREAMER_SOURCE = Path(__file__).resolve().parent.parent / "lambda" / "streamer"
 
 # Sizing: the slowest model we host (Falcon 180B) generates ~10 tokens/s per request; the function
-# must outlive the longest allowed answer plus queueing and prefill, within Lambda's 900 s.
+# must outlive the longest allowed answer plus queueing and prefill, within Lambda's limit.
 WORST_CASE_TOKENS_PER_SECOND = 10
 STARTUP_AND_PREFILL_SECONDS = 60
-# botocore's read timeout between two upstream parts. TGI sends a keep-alive every 15 s while a
-# request waits, so a longer silence means the endpoint is stuck.
-UPSTREAM_READ_TIMEOUT_SECONDS = 60
 
 
 def function_timeout_seconds(max_new_tokens_limit: int) -> int:
     needed = STARTUP_AND_PREFILL_SECONDS + math.ceil(
         max_new_tokens_limit / WORST_CASE_TOKENS_PER_SECOND
     )
-    return min(900, needed)
+    return min(LAMBDA_MAX_TIMEOUT_SECONDS, needed)
 
 
 class StreamingRelay(Construct):
@@ -58,7 +62,7 @@ class StreamingRelay(Construct):
         model_id: str,
         environment_name: str = "default",
         prompt_template: str | None = None,
-        max_new_tokens_limit: int = 1024,
+        max_new_tokens_limit: int = MAX_NEW_TOKENS_LIMIT.default,
         reserved_concurrency: int | None = None,
         auth_type: str = "AWS_IAM",
         cors_allow_origins: tuple[str, ...] = (),
@@ -116,28 +120,22 @@ class StreamingRelay(Construct):
             )
         )
 
-        environment = {
-            # The Lambda Web Adapter: run.sh starts uvicorn, the adapter streams its response.
-            "AWS_LAMBDA_EXEC_WRAPPER": "/opt/bootstrap",
-            "AWS_LWA_INVOKE_MODE": "response_stream",
-            "AWS_LWA_PORT": "8080",
-            "AWS_LWA_READINESS_CHECK_PATH": "/health",
-            # The relay's own settings (lambda/streamer/streamer/settings.py).
-            "ENDPOINT_NAME": endpoint_name,
-            "MODEL_ID": model_id,
-            "MAX_NEW_TOKENS_LIMIT": str(max_new_tokens_limit),
-            "UPSTREAM_READ_TIMEOUT_SECONDS": str(UPSTREAM_READ_TIMEOUT_SECONDS),
-            "POWERTOOLS_SERVICE_NAME": "jumpstream-relay",
-            # Where the relay's metrics go and which environment they describe: the alarms and
-            # the dashboard (stacks/monitoring.py) read the same namespace and dimension.
-            "POWERTOOLS_METRICS_NAMESPACE": RELAY_NAMESPACE,
-            "JUMPSTREAM_ENVIRONMENT": environment_name,
-        }
-        if inference_component_name:
-            environment["INFERENCE_COMPONENT_NAME"] = inference_component_name
-        if prompt_template:
+        # The Web Adapter runs run.sh, which starts uvicorn, and streams its response; the
+        # relay's own settings are lambda/streamer/streamer/settings.py's. The metrics'
+        # namespace and environment are what the alarms and the dashboard read.
+        environment = function_environment(
+            endpoint_name=endpoint_name,
+            model_id=model_id,
+            inference_component_name=inference_component_name or None,
             # The catalog's chat layout for this model: the relay renders `messages` with it.
-            environment["PROMPT_TEMPLATE"] = prompt_template
+            prompt_template=prompt_template or None,
+            max_new_tokens_limit=max_new_tokens_limit,
+            upstream_read_timeout_seconds=UPSTREAM_READ_TIMEOUT_SECONDS.default,
+            service_name=SERVICE_NAME,
+            metrics_namespace=METRIC_NAMESPACE,
+            environment_name=environment_name,
+            web_adapter=True,
+        )
 
         self.function = lambda_.Function(
             self,

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from streamer import contract
+from streamer.contract import Variable, function_environment
 
 from jumpstream.local import (
     ENDPOINT_NAME,
@@ -46,6 +48,24 @@ def test_relay_environment_is_what_lambda_and_the_brief_set() -> None:
     assert env["PROMPT_TEMPLATE"] == rinna.prompt_template
     # `python` in run.sh must be this interpreter (the project's virtualenv).
     assert env["PATH"].split(os.pathsep) == [str(Path(sys.executable).parent), "/bin"]
+
+
+def test_the_relays_own_settings_are_what_the_contract_renders() -> None:
+    """The same function writes them as writes the deployed function's (stacks/relay.py)."""
+    config = StackConfig(inference_component="ic-1", region="eu-west-1")
+    env = relay_environment(config, emulator_url=EMULATOR_URL, port=18080, base={})
+    rendered = function_environment(
+        endpoint_name=config.endpoint_name,
+        model_id=config.model_id,
+        inference_component_name="ic-1",
+        prompt_template=load_catalog().get(config.model_id).prompt_template,
+        region="eu-west-1",
+        port=18080,
+    )
+    assert {name: env[name] for name in rendered} == rendered
+    # Nothing else the function reads is set: the rest is botocore's and the interpreter's.
+    read = {value.name for value in vars(contract).values() if isinstance(value, Variable)}
+    assert read & set(env) == set(rendered)
 
 
 def test_relay_environment_drops_what_would_redirect_the_relay() -> None:

@@ -9,6 +9,13 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Annotations, Match, Template
+from streamer.contract import (
+    LAMBDA_MAX_TIMEOUT_SECONDS,
+    METRIC_NAMESPACE,
+    SERVICE_NAME,
+    UPSTREAM_READ_TIMEOUT_SECONDS,
+    function_environment,
+)
 
 from stacks.catalog import load_catalog
 from stacks.config import resolve_environment, select_environments
@@ -58,6 +65,21 @@ def test_function_runs_the_web_adapter_on_python_314_arm64() -> None:
             },
         },
     )
+    # Every variable is written by the contract's one function, whose output the function reads
+    # back as the same values (tests/streamer/test_contract.py).
+    model = load_catalog().get(BASE["model_id"])
+    (function,) = template.find_resources("AWS::Lambda::Function").values()
+    assert function["Properties"]["Environment"]["Variables"] == function_environment(
+        endpoint_name="jumpstream-t",
+        model_id=model.id,
+        prompt_template=model.prompt_template,
+        max_new_tokens_limit=2048,
+        upstream_read_timeout_seconds=UPSTREAM_READ_TIMEOUT_SECONDS.default,
+        service_name=SERVICE_NAME,
+        metrics_namespace=METRIC_NAMESPACE,
+        environment_name="t",
+        web_adapter=True,
+    )
 
 
 def test_the_function_gets_the_catalogs_prompt_template_for_its_model() -> None:
@@ -77,7 +99,7 @@ def test_timeout_covers_the_longest_answer_any_model_allows() -> None:
     assert function_timeout_seconds(1024) == 163
     # Mistral's MAX_TOTAL_TOKENS leaves at most 8191 new tokens: still inside Lambda's 900 s.
     assert function_timeout_seconds(8191) == 880
-    assert function_timeout_seconds(100_000) == 900
+    assert function_timeout_seconds(100_000) == 900 == LAMBDA_MAX_TIMEOUT_SECONDS
 
 
 def test_url_streams_and_requires_iam_by_default() -> None:

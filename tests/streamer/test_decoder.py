@@ -17,11 +17,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from streamer.decoder import (
-    Done,
     Event,
+    GenerationEnd,
     StreamDecoder,
-    StreamError,
     StreamProtocolError,
+    TgiError,
     Token,
 )
 
@@ -39,7 +39,7 @@ SPEC_ERROR_MESSAGE = (
 )
 KEEP_ALIVE = b":\n\n"
 SPEC_TOKEN = Token(text=" time", special=False, id=1014, index=1)
-SPEC_ERROR = StreamError(message=SPEC_ERROR_MESSAGE, error_type="validation")
+SPEC_ERROR = TgiError(message=SPEC_ERROR_MESSAGE, error_type="validation")
 
 TGI_ERROR_TYPES = [
     "generation",
@@ -133,7 +133,7 @@ def test_spec_final_event_with_details_emits_the_token_then_done() -> None:
         stream,
         [
             Token(text=".", special=False, id=29889, index=2),
-            Done(
+            GenerationEnd(
                 generated_text="Once upon a time.",
                 finish_reason="length",
                 generated_tokens=2,
@@ -156,7 +156,7 @@ def test_final_event_details_give_finish_reason_generated_tokens_and_input_lengt
     stream = encode(token_obj("!", generated_text="Hi!", details=details))
     assert decode(stream) == [
         Token(text="!", special=False, id=1),
-        Done(
+        GenerationEnd(
             generated_text="Hi!",
             finish_reason=finish_reason,
             generated_tokens=7,
@@ -172,19 +172,21 @@ def test_final_event_without_details_has_no_finish_reason_or_count(details: str)
         del obj["details"]
     assert decode(encode(obj)) == [
         Token(text="</s>", special=True, id=1),
-        Done(generated_text="Hello", finish_reason=None, generated_tokens=None),
+        GenerationEnd(generated_text="Hello", finish_reason=None, generated_tokens=None),
     ]
 
 
 def test_final_event_details_fields_may_be_missing() -> None:
     stream = encode(token_obj("x", generated_text="x", details={"seed": 1}))
-    assert decode(stream)[-1] == Done(generated_text="x", finish_reason=None, generated_tokens=None)
+    assert decode(stream)[-1] == GenerationEnd(
+        generated_text="x", finish_reason=None, generated_tokens=None
+    )
 
 
 def test_generated_text_with_the_prompt_is_passed_through_unchanged() -> None:
     """return_full_text (the SageMaker default for S3 models) puts the prompt in front."""
     stream = encode(token_obj(" there", generated_text="Hi there", details=None))
-    assert decode(stream)[-1] == Done(
+    assert decode(stream)[-1] == GenerationEnd(
         generated_text="Hi there", finish_reason=None, generated_tokens=None
     )
 
@@ -242,11 +244,11 @@ def test_spec_error_event_with_backticks_is_a_stream_error() -> None:
 @pytest.mark.parametrize("error_type", TGI_ERROR_TYPES)
 def test_every_tgi_error_type_is_kept(error_type: str) -> None:
     stream = encode({"error": "it failed", "error_type": error_type})
-    assert decode(stream) == [StreamError(message="it failed", error_type=error_type)]
+    assert decode(stream) == [TgiError(message="it failed", error_type=error_type)]
 
 
 def test_error_without_error_type_has_error_type_none() -> None:
-    assert decode(b'data: {"error":"boom"}\n\n') == [StreamError(message="boom", error_type=None)]
+    assert decode(b'data: {"error":"boom"}\n\n') == [TgiError(message="boom", error_type=None)]
 
 
 @pytest.mark.parametrize(
@@ -260,7 +262,7 @@ def test_nested_error_object_of_tgi_2_4_1_maps_its_status_to_an_error_type(
     if status is not None:
         error["http_status_code"] = status
     assert decode(encode({"error": error})) == [
-        StreamError(message="Template error: bad", error_type=error_type)
+        TgiError(message="Template error: bad", error_type=error_type)
     ]
 
 
@@ -274,7 +276,7 @@ def test_nested_error_followed_by_done_marker_is_one_stream_error() -> None:
     events = decoder.feed(stream) + decoder.close()
     assert events == [
         Token(text="a", special=False, id=1),
-        StreamError(message="Input validation error: too long", error_type="validation"),
+        TgiError(message="Input validation error: too long", error_type="validation"),
     ]
     assert decoder.finished
 
@@ -331,7 +333,7 @@ def test_data_lines_of_one_event_are_joined_with_a_newline() -> None:
     )
     assert decode(stream) == [
         Token(text="x", special=False, id=9),
-        StreamError(message="e", error_type=None),
+        TgiError(message="e", error_type=None),
     ]
 
 
@@ -391,7 +393,7 @@ def test_a_byte_order_mark_later_in_the_stream_is_not_ignored() -> None:
 FINAL_LINE = encode(token_obj("</s>", special=True, generated_text="Hi", details=None), end="")
 FINAL_EVENTS = [
     Token(text="</s>", special=True, id=1),
-    Done(generated_text="Hi", finish_reason=None, generated_tokens=None),
+    GenerationEnd(generated_text="Hi", finish_reason=None, generated_tokens=None),
 ]
 
 
@@ -483,7 +485,7 @@ EXAMPLE_STREAMS: dict[str, tuple[bytes, list[Event]]] = {
             Token(text="日本", special=False, id=1, index=1),
             Token(text="語", special=False, id=1, index=2),
             Token(text="</s>", special=True, id=1, index=3),
-            Done(generated_text="日本語", finish_reason="eos_token", generated_tokens=3),
+            GenerationEnd(generated_text="日本語", finish_reason="eos_token", generated_tokens=3),
         ],
     ),
     "crlf-error-mid-stream": (
@@ -608,7 +610,7 @@ def test_a_mid_stream_error_is_reported_after_the_tokens_before_it() -> None:
     )
     events = decode(stream)
     assert visible_text(events) == "Once upon"
-    assert events[-1] == StreamError(
+    assert events[-1] == TgiError(
         message="Request failed during generation: CUDA OOM", error_type="generation"
     )
 
@@ -817,19 +819,23 @@ def tgi_streams(draw: st.DrawFn) -> tuple[bytes, list[Event], int]:
                 "seed": None,
             }
             expected.append(
-                Done(generated_text=answer, finish_reason="length", generated_tokens=len(payloads))
+                GenerationEnd(
+                    generated_text=answer, finish_reason="length", generated_tokens=len(payloads)
+                )
             )
         else:
-            expected.append(Done(generated_text=answer, finish_reason=None, generated_tokens=None))
+            expected.append(
+                GenerationEnd(generated_text=answer, finish_reason=None, generated_tokens=None)
+            )
         lines[-2] = prefix + json.dumps(payloads[-1], ensure_ascii=False)
     elif ending == "error":
         final = [{"error": "Request failed during generation: ✗", "error_type": "generation"}]
         expected.append(
-            StreamError(message="Request failed during generation: ✗", error_type="generation")
+            TgiError(message="Request failed during generation: ✗", error_type="generation")
         )
     elif ending == "nested-error":
         final = [{"error": {"message": "Overloaded", "http_status_code": 429}}, "[DONE]"]
-        expected.append(StreamError(message="Overloaded", error_type="overloaded"))
+        expected.append(TgiError(message="Overloaded", error_type="overloaded"))
     for payload in final:
         data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
         lines += [prefix + data, ""]

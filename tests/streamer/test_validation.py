@@ -1,4 +1,7 @@
-"""Request validation: every TGI rule, and no body at all can make the relay fail with a 5xx."""
+"""Request validation: every TGI rule, and no body at all can make the relay fail with a 5xx;
+chat `messages` on POST /, laid out with the model's template and checked before SageMaker
+(each model's real layout is pinned in tests/stacks/test_prompt_templates.py).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,20 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from relay_support import ScriptedUpstream, answer_events, call, make_app
-from streamer.errors import ERROR_TYPES, ApiError
+from streamer.contract import ERROR_KINDS
+from streamer.errors import ApiError
 from streamer.validation import KNOWN_PARAMETERS, parse_request
+
+from tests.streamer.support import (
+    RINNA_3_6B,
+    ScriptedUpstream,
+    answer_events,
+    call,
+    catalog_template,
+    final_event,
+    make_app,
+    token_event,
+)
 
 LIMIT = 1024
 
@@ -290,8 +304,6 @@ def test_max_new_tokens_limit_comes_from_settings() -> None:
     assert parse_request(body, max_new_tokens_limit=50).parameters == {"max_new_tokens": 50}
 
 
-# --- Through the app: arbitrary input never gets past validation as a 5xx or a traceback ---------
-
 _json = st.recursive(
     st.none()
     | st.booleans()
@@ -303,9 +315,13 @@ _json = st.recursive(
     ),
     max_leaves=12,
 )
+
+
 _parameters = st.dictionaries(
     st.sampled_from(KNOWN_PARAMETERS) | st.text(max_size=12), _json, max_size=5
 )
+
+
 _bodies = st.one_of(
     _json,
     st.fixed_dictionaries({"inputs": _json}),
@@ -315,6 +331,7 @@ _bodies = st.one_of(
         optional={"stream": _json, "extra": _json},
     ),
 )
+
 
 _app = make_app(ScriptedUpstream(answer_events(["ok"])))
 
@@ -326,7 +343,7 @@ def assert_handled(response: Any) -> None:
     if response.status_code != 200:
         error = response.json()
         assert set(error) == {"error", "type"}
-        assert error["type"] in ERROR_TYPES
+        assert error["type"] in ERROR_KINDS
         assert error["error"].endswith(".")
 
 
@@ -343,3 +360,110 @@ def test_any_json_body_gets_a_clean_answer(body: Any) -> None:
 @given(body=st.binary(max_size=200))
 def test_any_bytes_get_a_clean_answer(body: bytes) -> None:
     assert_handled(call(_app, content=body))
+
+
+# --- Chat messages on POST / ----------------------------------------------------------------------
+
+
+FALCON_CHAT = "huggingface-llm-falcon-180b-chat-bf16"
+
+
+MISTRAL_INSTRUCT = "huggingface-llm-mistral-7b-instruct"
+
+
+QUESTION = [{"role": "user", "content": "Capital of France?"}]
+
+
+TEXT = {"accept": "text/plain"}
+
+
+def _chat_app(model_id: str, upstream: ScriptedUpstream) -> Any:
+    return make_app(upstream, prompt_template=catalog_template(model_id))
+
+
+def test_messages_are_sent_as_the_models_prompt() -> None:
+    upstream = ScriptedUpstream(answer_events(["Paris."]))
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        *QUESTION,
+        {"role": "assistant", "content": "Paris."},
+        {"role": "user", "content": "And Japan?"},
+    ]
+    response = call(
+        _chat_app(MISTRAL_INSTRUCT, upstream), json_body={"messages": messages}, headers=TEXT
+    )
+    assert response.status_code == 200
+    assert response.text == "Paris."
+    (sent,) = upstream.bodies
+    assert sent["inputs"] == (
+        "<s>[INST] Be brief.\n\nCapital of France? [/INST]Paris.</s>[INST] And Japan? [/INST]"
+    )
+    assert "messages" not in sent
+    assert "stop" not in sent["parameters"]  # Mistral ends its turn with </s>
+
+
+def test_the_templates_stop_sequence_is_sent_and_cut_from_the_answer() -> None:
+    script = [
+        token_event(" Paris."),
+        token_event("\n"),
+        token_event("User"),
+        final_event(
+            ":", generated_text=" Paris.\nUser:", special=False, finish_reason="stop_sequence"
+        ),
+    ]
+    upstream = ScriptedUpstream(script)
+    body = {"messages": QUESTION, "parameters": {"stop": ["###"]}}
+    response = call(_chat_app(FALCON_CHAT, upstream), json_body=body, headers=TEXT)
+    assert response.status_code == 200
+    assert response.text == " Paris."
+    (sent,) = upstream.bodies
+    assert sent["inputs"] == "User: Capital of France?\nFalcon:"
+    assert sent["parameters"]["stop"] == ["\nUser:", "###"]
+
+
+def test_a_callers_own_stop_sequence_keeps_tgis_meaning_on_post() -> None:
+    # With `inputs` the relay adds nothing and cuts nothing: TGI's answer includes the stop.
+    script = [token_event("a"), final_event("###", generated_text="a###", special=False)]
+    upstream = ScriptedUpstream(script)
+    body = {"inputs": "x", "parameters": {"stop": ["###"]}}
+    response = call(_chat_app(FALCON_CHAT, upstream), json_body=body, headers=TEXT)
+    assert response.text == "a###"
+
+
+def test_rinna_chat_gets_nl_in_the_prompt_and_newlines_in_the_answer() -> None:
+    upstream = ScriptedUpstream(answer_events(["一行目<N", "L>二行目"]))
+    body = {"messages": [{"role": "user", "content": "二行で\nお願いします"}]}
+    response = call(_chat_app(RINNA_3_6B, upstream), json_body=body, headers=TEXT)
+    assert response.text == "一行目\n二行目"
+    assert upstream.bodies[0]["inputs"] == "ユーザー: 二行で<NL>お願いします<NL>システム: "
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"messages": []}, "messages must be a non-empty array"),
+        ({"messages": [{"role": "assistant", "content": "hi"}]}, "should be a user message"),
+        ({"messages": [{"role": "robot", "content": "hi"}]}, "role must be system, user or"),
+        ({"messages": QUESTION, "inputs": "x"}, "either inputs (a prompt) or messages"),
+        (
+            {"messages": QUESTION, "parameters": {"stop": ["a", "b", "c", "d"]}},
+            "parameters.stop may hold at most 3 sequences with chat messages",
+        ),
+        ({"messages": QUESTION, "parameters": {"top_p": 1.0}}, "parameters.top_p must be"),
+    ],
+)
+def test_a_bad_chat_is_a_422_and_sagemaker_is_never_called(body: object, says: str) -> None:
+    upstream = ScriptedUpstream(answer_events(["never"]))
+    response = call(_chat_app(FALCON_CHAT, upstream), json_body=body)
+    assert response.status_code == 422
+    assert response.json()["type"] == "invalid_request"
+    assert says in response.json()["error"]
+    assert upstream.bodies == []
+
+
+def test_messages_without_a_prompt_template_are_refused_with_a_way_out() -> None:
+    upstream = ScriptedUpstream(answer_events(["never"]))
+    response = call(make_app(upstream), json_body={"messages": QUESTION})
+    assert response.status_code == 422
+    assert "send the prompt as inputs" in response.json()["error"]
+    assert upstream.bodies == []

@@ -11,9 +11,10 @@ import os
 import socket
 import sys
 
+from .contract import SERVICE_NAME
+
 __all__ = ["main"]
 
-_PROGRAM = "jumpstream-relay"
 # The Web Adapter keeps its connections to the app open between invocations. uvicorn's default
 # (5 s) closes an idle one just as the adapter may send the next request on it, which then fails:
 # the app must keep idle connections longer than the adapter does.
@@ -92,7 +93,7 @@ def _listen(host: str, port: int) -> socket.socket:
 
 def _say(message: str) -> None:
     """One line on stderr, whatever the message holds: log viewers show one event per line."""
-    print(f"{_PROGRAM}: {' '.join(message.split())}", file=sys.stderr, flush=True)
+    print(f"{SERVICE_NAME}: {' '.join(message.split())}", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

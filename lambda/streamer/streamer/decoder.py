@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
-from .tgi_errors import ErrorShapeError, StreamError, parse_error
+from .tgi_errors import ErrorShapeError, TgiError, parse_error
 
 try:
     # A compiled parser, 3-4 times the standard library's speed on TGI's events. The asset
@@ -40,11 +40,11 @@ except ImportError:  # pragma: no cover - depends on the interpreter
     _fast_loads = json.loads
 
 __all__ = [
-    "Done",
     "Event",
+    "GenerationEnd",
     "StreamDecoder",
-    "StreamError",
     "StreamProtocolError",
+    "TgiError",
     "Token",
 ]
 
@@ -88,7 +88,7 @@ def _new_token(text: str, special: bool, token_id: int | None, index: int | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Done:
+class GenerationEnd:
     """TGI's final event: emitted right after the ``Token`` that the same JSON object carries.
 
     ``finish_reason``, ``generated_tokens`` and ``input_length`` (the prompt's tokens, TGI 2.3
@@ -102,7 +102,7 @@ class Done:
     input_length: int | None = None
 
 
-Event: TypeAlias = Token | Done | StreamError
+Event: TypeAlias = Token | GenerationEnd | TgiError
 
 
 class StreamProtocolError(ValueError):
@@ -257,7 +257,7 @@ class StreamDecoder:
 
     @property
     def finished(self) -> bool:
-        """True once a ``Done`` or ``StreamError`` was decoded: the answer is complete or failed.
+        """True once a ``GenerationEnd`` or ``TgiError`` was decoded: the answer ended or failed.
 
         A stream that ends while this is still False was cut off.
         """
@@ -413,7 +413,7 @@ class StreamDecoder:
                     events.append(_new_token(text, special, token_id, index))
                     return
         decoded = _payload_events(payload)
-        # A Done or a StreamError is always an event's last.
+        # A GenerationEnd or a TgiError is always an event's last.
         if decoded and type(decoded[-1]) is not Token:
             self._finished = True
         events.extend(decoded)
@@ -432,7 +432,7 @@ def _payload_events(payload: bytes) -> list[Event]:
     # An error wins over anything else in the object: losing it would make a failed answer
     # look complete.
     if obj.get("error") is not None:
-        return [_stream_error(obj)]
+        return [_tgi_error(obj)]
     if "token" in obj:
         return _token_events(obj)
     raise StreamProtocolError(
@@ -457,7 +457,7 @@ def _careful_loads(payload: bytes) -> Any:
 
 
 def _token_events(obj: dict[str, Any]) -> list[Event]:
-    """Every check, with an error naming what is wrong, and the final event's Done."""
+    """Every check, with an error naming what is wrong, and the final event's GenerationEnd."""
     token = obj["token"]
     if not isinstance(token, dict):
         raise StreamProtocolError(f"'token' is not an object: {token!r}")
@@ -492,7 +492,7 @@ def _token_events(obj: dict[str, Any]) -> list[Event]:
     else:
         raise StreamProtocolError(f"details is not an object: {details!r}")
     events.append(
-        Done(
+        GenerationEnd(
             generated_text=generated_text,
             finish_reason=finish_reason,
             generated_tokens=generated_tokens,
@@ -502,7 +502,7 @@ def _token_events(obj: dict[str, Any]) -> list[Event]:
     return events
 
 
-def _stream_error(obj: dict[str, Any]) -> StreamError:
+def _tgi_error(obj: dict[str, Any]) -> TgiError:
     try:
         return parse_error(obj)
     except ErrorShapeError as exc:

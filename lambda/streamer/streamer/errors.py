@@ -2,82 +2,61 @@
 
 A caller of a function URL sees only status, headers and body, so every refusal, whether the relay's
 own or one relayed from SageMaker or the model, becomes the same JSON object: a sentence a person
-can act on and a short machine-readable `type`. The types are a closed list so clients can switch
-on them; add to it only when no existing type fits.
+can act on and a short machine-readable `type`. The types, and the status each one answers with,
+are the deploy contract's closed list (contract.ERROR_KINDS), which clients read too.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Final
 
 from starlette.responses import Response
 
+from .contract import ERROR_KINDS, ErrorKind
+
 __all__ = [
-    "ERROR_TYPES",
-    "RETRY_AFTER_BUSY_SECONDS",
-    "RETRY_AFTER_NO_CAPACITY_SECONDS",
     "ApiError",
     "UpstreamError",
     "error_payload",
     "error_response",
+    "internal_error",
     "render_json",
 ]
 
-ERROR_TYPES: Final = frozenset(
-    {
-        "invalid_body",
-        "invalid_request",
-        "body_too_large",
-        "not_acceptable",
-        "not_found",
-        "method_not_allowed",
-        "validation",
-        "overloaded",
-        "throttled",
-        "unavailable",
-        "no_capacity",
-        "model_error",
-        "upstream_error",
-        "upstream_timeout",
-        "incomplete_stream",
-        "internal_error",
-    }
-)
-# A throttled or overloaded endpoint usually has room again within seconds.
-RETRY_AFTER_BUSY_SECONDS: Final = 2
-# An inference component with no capacity is scaling out, which takes minutes.
-RETRY_AFTER_NO_CAPACITY_SECONDS: Final = 60
-
 
 class ApiError(Exception):
-    """A failure with the HTTP status and error type the caller gets for it.
+    """A failure of one kind (contract.ERROR_KINDS): the kind gives the HTTP status, and the
+    Retry-After when trying again is worth it; the message is the sentence the caller reads.
 
     A plain class, not a frozen dataclass: the machinery that re-raises exceptions assigns
     `__traceback__`, which a frozen dataclass would refuse.
     """
 
-    def __init__(
-        self, *, status: int, kind: str, message: str, retry_after: int | None = None
-    ) -> None:
-        if kind not in ERROR_TYPES:
+    def __init__(self, kind: str, message: str) -> None:
+        facts = ERROR_KINDS.get(kind)
+        if facts is None:
             raise ValueError(f"unknown error type {kind!r}")
         super().__init__(message)
-        self.status = status
         self.kind = kind
         self.message = message
-        self.retry_after = retry_after
+        self.facts: ErrorKind = facts
+
+    @property
+    def status(self) -> int:
+        return self.facts.status
+
+    @property
+    def retry_after(self) -> int | None:
+        return self.facts.retry_after
 
     def __repr__(self) -> str:
-        return (
-            f"{type(self).__name__}(status={self.status}, kind={self.kind!r}, "
-            f"message={self.message!r}, retry_after={self.retry_after})"
-        )
+        return f"{type(self).__name__}(kind={self.kind!r}, message={self.message!r})"
 
     def headers(self) -> dict[str, str]:
         """Retry-After tells a client of a 503 when trying again is worth it."""
-        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+        retry_after = self.facts.retry_after
+        return {} if retry_after is None else {"Retry-After": str(retry_after)}
 
 
 class UpstreamError(ApiError):
@@ -87,22 +66,21 @@ class UpstreamError(ApiError):
     traces); `detail` is the upstream's own words, for the log only.
     """
 
-    def __init__(
-        self,
-        *,
-        kind: str,
-        message: str,
-        status: int,
-        retry_after: int | None = None,
-        detail: str | None = None,
-    ) -> None:
-        super().__init__(status=status, kind=kind, message=message, retry_after=retry_after)
+    def __init__(self, kind: str, message: str, *, detail: str | None = None) -> None:
+        super().__init__(kind, message)
         self.detail = detail
 
     @classmethod
     def bad_gateway(cls, message: str, detail: str | None) -> UpstreamError:
-        """502 `upstream_error`: SageMaker or the model failed in a way the caller cannot fix."""
-        return cls(kind="upstream_error", status=502, message=message, detail=detail)
+        """`upstream_error`: SageMaker or the model failed in a way the caller cannot fix."""
+        return cls("upstream_error", message, detail=detail)
+
+
+def internal_error() -> ApiError:
+    """What a caller is told when the relay itself failed before answering (it was logged)."""
+    return ApiError(
+        kind="internal_error", message="The relay failed unexpectedly; the error was logged."
+    )
 
 
 def error_payload(message: str, kind: str) -> dict[str, str]:

@@ -17,7 +17,6 @@ never anything per request.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -29,7 +28,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import ApiError, error_response
+from .contract import Dimension, Metric
+from .errors import error_response, internal_error
 from .invocation import request_id_from
 
 __all__ = [
@@ -42,16 +42,11 @@ __all__ = [
 ]
 
 _current: ContextVar[RequestRecord | None] = ContextVar("jumpstream_request_record", default=None)
-_INTERNAL_ERROR = ApiError(
-    status=500,
-    kind="internal_error",
-    message="The relay failed unexpectedly; the error was logged.",
-)
 
 
-def make_logger() -> Logger:
-    """The relay's Powertools logger; the service name comes from POWERTOOLS_SERVICE_NAME."""
-    return Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME") or "jumpstream-relay")
+def make_logger(service_name: str) -> Logger:
+    """The relay's Powertools logger, its lines marked with the service's name."""
+    return Logger(service=service_name)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -132,37 +127,40 @@ def request_metrics(record: RequestRecord, context: MetricsContext) -> dict[str,
     if record.method != "POST":
         return {}
     figures = _metrics(context)
-    figures.add_metric("Requests", MetricUnit.Count, 1)
+    figures.add_metric(Metric.REQUESTS, MetricUnit.Count, 1)
     if record.first_text_at is not None:
         ttft = (record.first_text_at - record.started) * 1000
-        figures.add_metric("TimeToFirstToken", MetricUnit.Milliseconds, round(ttft, 1))
+        figures.add_metric(Metric.TIME_TO_FIRST_TOKEN, MetricUnit.Milliseconds, round(ttft, 1))
     gaps = [b - a for a, b in zip(record.text_times, record.text_times[1:], strict=False)]
     if gaps:
-        figures.add_metric(
-            "InterTokenLatencyP50", MetricUnit.Milliseconds, round(_rank(gaps, 0.5) * 1000, 2)
-        )
-        figures.add_metric(
-            "InterTokenLatencyP99", MetricUnit.Milliseconds, round(_rank(gaps, 0.99) * 1000, 2)
-        )
+        p50, p99 = _rank(gaps, 0.5), _rank(gaps, 0.99)
+        milliseconds = MetricUnit.Milliseconds
+        figures.add_metric(Metric.INTER_TOKEN_LATENCY_P50, milliseconds, round(p50 * 1000, 2))
+        figures.add_metric(Metric.INTER_TOKEN_LATENCY_P99, milliseconds, round(p99 * 1000, 2))
         span = record.text_times[-1] - record.text_times[0]
         if span > 0:
             figures.add_metric(
-                "TokensPerSecond", MetricUnit.CountPerSecond, round(len(gaps) / span, 1)
+                Metric.TOKENS_PER_SECOND, MetricUnit.CountPerSecond, round(len(gaps) / span, 1)
             )
     output_tokens = (
         record.generated_tokens if record.generated_tokens is not None else record.tokens
     )
     if output_tokens:
-        figures.add_metric("OutputTokens", MetricUnit.Count, output_tokens)
+        figures.add_metric(Metric.OUTPUT_TOKENS, MetricUnit.Count, output_tokens)
     if record.client_disconnected:
-        figures.add_metric("ClientDisconnects", MetricUnit.Count, 1)
+        figures.add_metric(Metric.CLIENT_DISCONNECTS, MetricUnit.Count, 1)
     document = figures.serialize_metric_set()
     if record.error_type is not None:
         errors = _metrics(context)
         refused = record.first_text_at is None and 400 <= (record.status or 0) < 500
-        errors.add_metric("Refused" if refused else "Errors", MetricUnit.Count, 1)
+        errors.add_metric(Metric.REFUSED if refused else Metric.ERRORS, MetricUnit.Count, 1)
+        # A second dimension set: the same count, by error type too.
         errors.add_dimensions(
-            Environment=context.environment, Model=context.model, ErrorType=record.error_type
+            **{
+                Dimension.ENVIRONMENT: context.environment,
+                Dimension.MODEL: context.model,
+                Dimension.ERROR_TYPE: record.error_type,
+            }
         )
         extra = errors.serialize_metric_set()
         document["_aws"]["CloudWatchMetrics"] += extra.pop("_aws")["CloudWatchMetrics"]
@@ -174,8 +172,8 @@ def _metrics(context: MetricsContext) -> EphemeralMetrics:
     # service="" keeps Powertools from adding POWERTOOLS_SERVICE_NAME as a dimension: the
     # alarms and the dashboard name exactly Environment and Model.
     metrics = EphemeralMetrics(namespace=context.namespace, service="")
-    metrics.add_dimension("Environment", context.environment)
-    metrics.add_dimension("Model", context.model)
+    metrics.add_dimension(Dimension.ENVIRONMENT, context.environment)
+    metrics.add_dimension(Dimension.MODEL, context.model)
     return metrics
 
 
@@ -233,7 +231,7 @@ class RequestObserver:
                 record.error_type = "internal_error"
                 record.error_detail = repr(error)
                 if not started:
-                    await error_response(_INTERNAL_ERROR)(scope, receive, send_with_id)
+                    await error_response(internal_error())(scope, receive, send_with_id)
             finally:
                 fields = record.fields()
                 if self._metrics is not None:

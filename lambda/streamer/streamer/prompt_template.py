@@ -244,7 +244,7 @@ def _content_text(index: int, content: object) -> str:
 
 
 def _invalid(message: str) -> ApiError:
-    return ApiError(status=422, kind="invalid_request", message=message)
+    return ApiError(kind="invalid_request", message=message)
 
 
 def _shown(value: object) -> str:

@@ -1,12 +1,13 @@
 """Serving one generation over HTTP: the status waits for the first text, the text never waits.
 
-`RelayResponse` is the ASGI side of `RelayPump`. It opens the upstream and pulls from it on the
-event loop (the upstream is asynchronous: no thread, no hop per part), and sends what each read
-completed the moment it arrives. It commits the HTTP status only when the first visible text or
-the end of the answer arrives, so a failure before any text is a real HTTP error (422, 502, 503,
-504) with a JSON body; a failure after that can only be written in the body. Meanwhile it
-listens for the client leaving, and then stops reading and closes the upstream at once rather
-than paying for tokens nobody will read.
+`AnswerResponse` is the ASGI side of `AnswerPump`; a `Responder`, made once per app with what
+every generating route shares, makes one per request. It opens the upstream and pulls from it on
+the event loop (the upstream is asynchronous: no thread, no hop per part), and sends what each
+read completed the moment it arrives. It commits the HTTP status only when the first visible
+text or the end of the answer arrives, so a failure before any text is a real HTTP error (422,
+502, 503, 504) with a JSON body; a failure after that can only be written in the body.
+Meanwhile it listens for the client leaving, and then stops reading and closes the upstream at
+once rather than paying for tokens nobody will read.
 
 One read, one write: when the client keeps up, each token goes out as it comes. When the client
 is slower than the model, `send` waits (the server's write buffer is full), nothing is read
@@ -24,22 +25,29 @@ keep the connection to SageMaker for the next request.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 import anyio
 from aws_lambda_powertools import Logger
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from .errors import ApiError, error_response
+from .errors import ApiError, UpstreamError, error_response
 from .formats import StreamWriter
-from .model_text import TextTransform
-from .observability import RequestRecord
-from .relay import Ended, Failed, Piece, RelayPump, Text
-from .upstream import Upstream, UpstreamError
+from .invocation import seconds_left_from
+from .model_text import TextTransform, transform_for
+from .observability import RequestRecord, current_record
+from .pump import AnswerPump, EndPiece, ErrorPiece, Piece, TextPiece, max_line_bytes_for
+from .upstream import Upstream
+from .validation import GenerateRequest
 
-__all__ = ["DEADLINE_MARGIN_SECONDS", "RelayResponse"]
+if TYPE_CHECKING:
+    from .settings import Settings
+
+__all__ = ["DEADLINE_MARGIN_SECONDS", "AnswerResponse", "Responder"]
 
 _T = TypeVar("_T")
 
@@ -60,7 +68,6 @@ def _deadline_error(*, text_sent: bool) -> UpstreamError:
     if text_sent:
         return UpstreamError(
             kind="upstream_timeout",
-            status=504,
             message=(
                 "The function's time limit ended the answer before the model finished it; "
                 "ask for fewer max_new_tokens to get a complete answer."
@@ -69,13 +76,69 @@ def _deadline_error(*, text_sent: bool) -> UpstreamError:
         )
     return UpstreamError(
         kind="upstream_timeout",
-        status=504,
         message=(
             "The function's time limit was reached before the model answered; "
             "try again, or ask for fewer max_new_tokens."
         ),
         detail=detail,
     )
+
+
+class Responder:
+    """Makes the response that streams one answer: what every generating route shares (the
+    upstream, the logger, the model's text transform, the decoder's limit, the deadline)."""
+
+    def __init__(self, settings: Settings, *, upstream: Upstream, logger: Logger) -> None:
+        self._upstream = upstream
+        self._logger = logger
+        self._template = settings.prompt_template
+        self._log_prompts = settings.log_prompts
+        self._max_line_bytes = max_line_bytes_for(
+            max_body_bytes=settings.max_body_bytes,
+            max_new_tokens_limit=settings.max_new_tokens_limit,
+        )
+
+    def respond(
+        self,
+        request: Request,
+        generate_request: GenerateRequest,
+        *,
+        writer: StreamWriter,
+        stop_sequences: Sequence[str],
+        collect: bool = False,
+        render_error: Callable[[ApiError], Response] = error_response,
+    ) -> AnswerResponse:
+        """The answer to `generate_request`, written by `writer`; refusals by `render_error`."""
+        record = current_record()
+        if record is not None:
+            record.prompt_chars = len(generate_request.inputs)
+            if self._log_prompts:
+                record.prompt = generate_request.inputs
+        return AnswerResponse(
+            upstream=self._upstream,
+            body=generate_request.upstream_body(),
+            writer=writer,
+            transform=transform_for(self._template, stop_sequences=stop_sequences),
+            record=record,
+            logger=self._logger,
+            max_line_bytes=self._max_line_bytes,
+            stop_at=_stop_time(request),
+            collect=collect,
+            render_error=render_error,
+        )
+
+
+def _stop_time(request: Request) -> float | None:
+    """When, on the event loop's clock, the relay must give up so it can still answer in time.
+
+    Lambda ends an invocation at its deadline whatever the function is doing: the caller would
+    get a cut-off body with no error in it. Read on arrival, the deadline minus a margin is the
+    last moment the relay can still say why the answer stopped. None outside Lambda.
+    """
+    seconds_left = seconds_left_from(request.headers, now=time.time())
+    if seconds_left is None:
+        return None
+    return anyio.current_time() + seconds_left - DEADLINE_MARGIN_SECONDS
 
 
 class _ClientGoneError(Exception):
@@ -86,8 +149,8 @@ class _DeadlineReachedError(Exception):
     """The invocation's deadline, less the margin, came while the relay waited for SageMaker."""
 
 
-class RelayResponse:
-    """An ASGI response that relays one generation in the chosen format."""
+class AnswerResponse:
+    """An ASGI response that streams one answer in the chosen format."""
 
     def __init__(
         self,
@@ -119,7 +182,7 @@ class RelayResponse:
         self._stop_at = stop_at
         self._collect = collect
         self._render_error = render_error
-        self._pump: RelayPump | None = None
+        self._pump: AnswerPump | None = None
         self._complete = False
         self._answered = False  # the model's final event went out: the stream may be drained
 
@@ -127,7 +190,7 @@ class RelayResponse:
         async with anyio.create_task_group() as task_group:
             task_group.start_soon(self._watch_disconnect, receive, task_group.cancel_scope)
             try:
-                await self._relay(scope, receive, _SafeSend(send))
+                await self._stream(scope, receive, _SafeSend(send))
             except _ClientGoneError:
                 if self._record is not None:
                     self._record.client_disconnected = True
@@ -146,7 +209,7 @@ class RelayResponse:
                 scope.cancel()
                 return
 
-    async def _relay(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Until the first text or the end, nothing is committed: a failure is still a status.
         pending: list[Piece] = []
         try:
@@ -163,7 +226,7 @@ class RelayResponse:
             # Nothing reached the caller yet: for them, the model never answered.
             await self._send_error(scope, receive, send, _deadline_error(text_sent=False))
             return
-        failed = next((piece for piece in pending if isinstance(piece, Failed)), None)
+        failed = next((piece for piece in pending if isinstance(piece, ErrorPiece)), None)
         if failed is not None and (self._collect or pending[0] is failed):
             await self._send_error(scope, receive, send, failed.error)
             return
@@ -221,11 +284,11 @@ class RelayResponse:
             return await function()
         raise _DeadlineReachedError
 
-    async def _open(self) -> RelayPump:
+    async def _open(self) -> AnswerPump:
         """Start the generation. Nothing awaits between the stream's arrival and `_pump`
         holding it, so `_close_upstream` always sees a stream that was opened."""
         stream = await self._upstream.open(self._body)
-        pump = RelayPump(stream, transform=self._transform, max_line_bytes=self._max_line_bytes)
+        pump = AnswerPump(stream, transform=self._transform, max_line_bytes=self._max_line_bytes)
         self._pump = pump
         return pump
 
@@ -233,11 +296,11 @@ class RelayResponse:
         """One body message per pull: pieces that arrived together leave together."""
         chunks: list[bytes] = []
         for piece in pieces:
-            if isinstance(piece, Text):
+            if isinstance(piece, TextPiece):
                 chunks.append(self._writer.text(piece.text))
                 if self._record is not None:
                     self._record.text_sent()
-            elif isinstance(piece, Ended):
+            elif isinstance(piece, EndPiece):
                 chunks.append(
                     self._writer.done(
                         finish_reason=piece.finish_reason,
@@ -257,11 +320,11 @@ class RelayResponse:
         if body:
             await send({"type": "http.response.body", "body": body, "more_body": True})
 
-    async def _end_early(self, send: Send, pump: RelayPump, *, message: str, kind: str) -> None:
+    async def _end_early(self, send: Send, pump: AnswerPump, *, message: str, kind: str) -> None:
         """End a started answer with an error of the relay's own, after the text it held back."""
         held = pump.abandon()
         if held:
-            await self._send_pieces(send, [Text(text=held)])
+            await self._send_pieces(send, [TextPiece(text=held)])
         chunk = self._writer.error(message=message, kind=kind)
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
 

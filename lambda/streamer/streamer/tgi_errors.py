@@ -21,15 +21,15 @@ import json
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .errors import RETRY_AFTER_BUSY_SECONDS, UpstreamError
+from .errors import UpstreamError
 
 __all__ = [
     "ERROR_TYPE_BY_STATUS",
     "ErrorShapeError",
-    "StreamError",
+    "TgiError",
+    "error_in_stream",
     "model_error",
     "parse_error",
-    "stream_error",
 ]
 
 ERROR_TYPE_BY_STATUS: Final[dict[int, str]] = {
@@ -42,7 +42,7 @@ _SHOWN_REASON_CHARS: Final = 500
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class StreamError:
+class TgiError:
     """An error TGI reported (in the stream, or as the body of its HTTP error).
 
     In the stream it must reach the user: swallowing it would make a cut-off answer look complete.
@@ -56,14 +56,14 @@ class ErrorShapeError(ValueError):
     """An object with `error` that is not one of TGI's error shapes."""
 
 
-def parse_error(obj: dict[str, Any]) -> StreamError:
-    """TGI's error object (one that has a non-null `error`) as a StreamError."""
+def parse_error(obj: dict[str, Any]) -> TgiError:
+    """TGI's error object (one that has a non-null `error`) as a TgiError."""
     error = obj["error"]
     if isinstance(error, str):
         error_type = obj.get("error_type")
         if error_type is not None and not isinstance(error_type, str):
             raise ErrorShapeError(f"error_type is not a string: {error_type!r}")
-        return StreamError(message=error, error_type=error_type)
+        return TgiError(message=error, error_type=error_type)
     if isinstance(error, dict):
         message = error.get("message")
         if not isinstance(message, str):
@@ -72,11 +72,11 @@ def parse_error(obj: dict[str, Any]) -> StreamError:
         if status is not None and (not isinstance(status, int) or isinstance(status, bool)):
             raise ErrorShapeError(f"error.http_status_code is not an integer: {status!r}")
         error_type = None if status is None else ERROR_TYPE_BY_STATUS.get(status)
-        return StreamError(message=message, error_type=error_type)
+        return TgiError(message=message, error_type=error_type)
     raise ErrorShapeError(f"'error' is neither a string nor an object: {error!r}")
 
 
-def stream_error(error: StreamError) -> UpstreamError:
+def error_in_stream(error: TgiError) -> UpstreamError:
     """An error TGI put in the stream, as the caller should get it."""
     detail = f"{error.error_type}: {error.message}"
     if error.error_type == "validation":
@@ -86,7 +86,6 @@ def stream_error(error: StreamError) -> UpstreamError:
     shown_type = error.error_type if (error.error_type or "").isidentifier() else "unknown"
     return UpstreamError(
         kind="model_error",
-        status=502,
         message=f"The model failed while generating the answer ({shown_type} error).",
         detail=detail,
     )
@@ -116,13 +115,12 @@ def model_error(*, status: object, original: object, detail: str) -> UpstreamErr
     if code is not None:
         message += f" (it returned HTTP {code})"
     message += f": {reason}" if reason else "."
-    return UpstreamError(kind="model_error", status=502, message=message, detail=full_detail)
+    return UpstreamError(kind="model_error", message=message, detail=full_detail)
 
 
 def _rejected(reason: str, detail: str) -> UpstreamError:
     return UpstreamError(
         kind="validation",
-        status=422,
         message=f"The model rejected the request: {_sentence(_one_line(reason))}",
         detail=detail,
     )
@@ -131,14 +129,12 @@ def _rejected(reason: str, detail: str) -> UpstreamError:
 def _overloaded(detail: str) -> UpstreamError:
     return UpstreamError(
         kind="overloaded",
-        status=503,
-        retry_after=RETRY_AFTER_BUSY_SECONDS,
         message="The model is overloaded; try again shortly.",
         detail=detail,
     )
 
 
-def _parse_original(original: object) -> StreamError | None:
+def _parse_original(original: object) -> TgiError | None:
     """TGI's error from a ModelError's OriginalMessage, when it is TGI's JSON.
 
     Anything else may be a server's internals (a stack trace) and is left to the log.

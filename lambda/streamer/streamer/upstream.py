@@ -1,9 +1,9 @@
 """The SageMaker call over httpx, signed by botocore, and every failure as one error type.
 
 The relay logic never sees the HTTP client: it gets an `UpstreamStream` of PayloadPart bytes whose
-failures are all `UpstreamError`s carrying the status and error type the caller should get. That
-keeps the relay testable with a scripted fake, and keeps the knowledge of what SageMaker's errors
-mean in this one file (what TGI's own errors mean is tgi_errors.py's).
+failures are all `UpstreamError`s carrying the error type the caller should get. That keeps the
+relay testable with a scripted fake. What SageMaker's errors mean is sagemaker_errors.py's (and
+what TGI's own errors mean, tgi_errors.py's); this module only carries them.
 
 Why not boto3's `invoke_endpoint_with_response_stream`: its stream blocks, so every part cost a
 round trip from the event loop to a worker thread and back (~0.3 ms of CPU per token, most of the
@@ -38,31 +38,24 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest, HTTPHeaders
 from botocore.credentials import RefreshableCredentials
 from botocore.eventstream import EventStreamBuffer, ParserError
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import ClientError, NoCredentialsError
 from botocore.parsers import create_parser
 
-from .errors import RETRY_AFTER_BUSY_SECONDS, RETRY_AFTER_NO_CAPACITY_SECONDS, UpstreamError
-from .tgi_errors import model_error
+from .contract import SERVICE_NAME
+from .errors import UpstreamError
+from .sagemaker_errors import translate_error
 
 if TYPE_CHECKING:
     from .settings import Settings
 
 __all__ = [
-    "RETRY_AFTER_BUSY_SECONDS",
-    "RETRY_AFTER_NO_CAPACITY_SECONDS",
     "SageMakerUpstream",
     "Upstream",
-    "UpstreamError",
     "UpstreamStream",
     "create_client",
-    "translate_error",
 ]
 
 _OPERATION: Final = "InvokeEndpointWithResponseStream"
-_THROTTLING_CODES: Final = frozenset(
-    {"ThrottlingException", "Throttling", "ThrottledException", "TooManyRequestsException"}
-)
-_TIMEOUT_WORDS: Final = ("modelinvocationtimeexceeded", "timeexceeded", "timedout", "timeout")
 # An error reply is a small JSON document; more than this is not read.
 _MAX_ERROR_BODY_BYTES: Final = 64 * 1024
 # Idle connections to SageMaker are kept this long for the next request: below the 60 s idle
@@ -104,7 +97,7 @@ def create_client(settings: Settings, session: Any | None = None) -> Any:
         connect_timeout=settings.upstream_connect_timeout_seconds,
         read_timeout=settings.upstream_read_timeout_seconds,
         retries={"total_max_attempts": 1},
-        user_agent_appid="jumpstream-relay",
+        user_agent_appid=SERVICE_NAME,
     )
     session = session if session is not None else botocore.session.get_session()
     return session.create_client("sagemaker-runtime", region_name=settings.region, config=config)
@@ -326,115 +319,3 @@ def _stream_exception(message: Any) -> dict[str, Any]:
             "Message": str(headers.get(":error-message") or ""),
         }
     }
-
-
-def translate_error(error: BaseException) -> UpstreamError:
-    """What the caller gets for anything the SageMaker call or its stream raised."""
-    if isinstance(error, UpstreamError):
-        return error
-    if isinstance(error, ClientError):
-        return _from_client_error(error)
-    if isinstance(error, httpx.ConnectTimeout):
-        return UpstreamError(
-            kind="upstream_timeout",
-            status=504,
-            message="The relay could not connect to SageMaker in time.",
-            detail=repr(error),
-        )
-    if isinstance(error, httpx.TimeoutException | TimeoutError):
-        return UpstreamError(
-            kind="upstream_timeout",
-            status=504,
-            message="The model endpoint stopped sending for longer than the relay waits.",
-            detail=repr(error),
-        )
-    if isinstance(error, httpx.TransportError | ConnectionError):
-        return UpstreamError.bad_gateway("The connection to SageMaker failed.", repr(error))
-    if isinstance(error, BotoCoreError):
-        return UpstreamError.bad_gateway("The relay could not call SageMaker.", repr(error))
-    return UpstreamError.bad_gateway("The call to SageMaker failed.", repr(error))
-
-
-def _from_client_error(error: ClientError) -> UpstreamError:
-    response: dict[str, Any] = getattr(error, "response", None) or {}
-    details = response.get("Error") or {}
-    code = str(details.get("Code") or "")
-    text = str(details.get("Message") or "")
-    detail = f"{code}: {text}"
-    if code in _THROTTLING_CODES:
-        return UpstreamError(
-            kind="throttled",
-            status=503,
-            retry_after=RETRY_AFTER_BUSY_SECONDS,
-            message="SageMaker is throttling calls to the model endpoint; try again shortly.",
-            detail=detail,
-        )
-    if code == "ServiceUnavailable":
-        return UpstreamError(
-            kind="unavailable",
-            status=503,
-            retry_after=RETRY_AFTER_BUSY_SECONDS,
-            message="SageMaker is temporarily unavailable; try again shortly.",
-            detail=detail,
-        )
-    if code == "ValidationError" and "no capacity" in text.lower():
-        return UpstreamError(
-            kind="no_capacity",
-            status=503,
-            retry_after=RETRY_AFTER_NO_CAPACITY_SECONDS,
-            # Scaled to zero, or every copy busy while more start: either way it is coming.
-            message=(
-                "The model is starting (no copy of it can take this request yet); "
-                f"try again in about {RETRY_AFTER_NO_CAPACITY_SECONDS} s."
-            ),
-            detail=detail,
-        )
-    if code == "ValidationError":
-        return UpstreamError.bad_gateway(
-            (
-                "SageMaker refused the call to the model endpoint (ValidationError); "
-                "the relay's endpoint settings may be wrong."
-            ),
-            detail,
-        )
-    if code == "ModelError":
-        return model_error(
-            status=response.get("OriginalStatusCode"),
-            original=response.get("OriginalMessage"),
-            detail=detail,
-        )
-    if code == "ModelStreamError":
-        error_code = str(response.get("ErrorCode") or "")
-        if error_code:
-            detail = f"{code} ({error_code}): {text}"
-        squeezed = "".join(f"{error_code} {text}".lower().split())
-        if any(word in squeezed for word in _TIMEOUT_WORDS):
-            return UpstreamError(
-                kind="upstream_timeout",
-                status=504,
-                message="The model took longer than SageMaker allows to finish the answer.",
-                detail=detail,
-            )
-        return UpstreamError.bad_gateway(
-            "The stream between SageMaker and the model broke before the answer ended.",
-            detail,
-        )
-    if code == "InternalStreamFailure":
-        return UpstreamError.bad_gateway(
-            "SageMaker's stream from the model failed before the answer ended.",
-            detail,
-        )
-    if code == "InternalFailure":
-        return UpstreamError.bad_gateway(
-            "SageMaker failed internally while calling the model.",
-            detail,
-        )
-    return UpstreamError.bad_gateway(
-        f"SageMaker refused the call ({_safe_code(code)}).",
-        detail,
-    )
-
-
-def _safe_code(code: str) -> str:
-    """An error code is an identifier; anything else is not echoed."""
-    return code if code.isidentifier() and len(code) <= 64 else "unknown error"

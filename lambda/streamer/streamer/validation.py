@@ -216,11 +216,11 @@ def _finite_float(text: str) -> float:
 
 
 def _invalid_body(message: str) -> ApiError:
-    return ApiError(status=400, kind="invalid_body", message=message)
+    return ApiError(kind="invalid_body", message=message)
 
 
 def _invalid(message: str) -> ApiError:
-    return ApiError(status=422, kind="invalid_request", message=message)
+    return ApiError(kind="invalid_request", message=message)
 
 
 def _kind(value: object) -> str:

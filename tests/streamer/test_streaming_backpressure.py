@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import anyio.lowlevel
-from relay_support import HANG_GUARD_SECONDS, make_app, token_event
 
 from tests.serving import serving
+from tests.streamer.support import HANG_GUARD_SECONDS, make_app, token_event
 
 # Each piece of text is this big, so that socket buffers fill after a bounded number of parts.
 PIECE = "x" * 4096

@@ -11,7 +11,10 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from relay_support import (
+from streamer.streaming import DEADLINE_MARGIN_SECONDS
+
+from tests.streamer.support import (
+    PROMPT,
     RINNA_3_6B,
     CapturedLog,
     GatedUpstream,
@@ -24,9 +27,7 @@ from relay_support import (
     make_app,
     token_event,
 )
-from streamer.streaming import DEADLINE_MARGIN_SECONDS
 
-PROMPT = {"inputs": "Hello"}
 # How long after the relay gives up the deadline itself is: enough for the first token of a
 # scripted upstream to arrive first, on any machine.
 SLACK_SECONDS = 1.0

@@ -1,10 +1,10 @@
 """From PayloadPart bytes to what the caller sees: text pieces, then an end or a failure.
 
-`RelayPump` is the relay's logic without HTTP: each `pull` awaits one read of the upstream
+`AnswerPump` pulls one answer through without HTTP: each `pull` awaits one read of the upstream
 stream (every PayloadPart that read completed) and returns the pieces it completed. It decodes
 with one `StreamDecoder` per answer, drops special tokens and empty texts, applies the model's
 text transform, and turns every way the stream can go wrong (a TGI error event, a SageMaker
-error, bytes that are not a TGI stream, a stream that just stops) into one `Failed` piece
+error, bytes that are not a TGI stream, a stream that just stops) into one `ErrorPiece`
 carrying an `UpstreamError`.
 """
 
@@ -15,19 +15,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from .decoder import Done, Event, StreamDecoder, StreamError, StreamProtocolError, Token
+from .decoder import Event, GenerationEnd, StreamDecoder, StreamProtocolError, TgiError, Token
 from .errors import UpstreamError
 from .model_text import TextTransform
-from .tgi_errors import stream_error
+from .tgi_errors import error_in_stream
 from .upstream import UpstreamStream
 
 __all__ = [
     "DRAIN_MAX_BYTES",
-    "Ended",
-    "Failed",
+    "AnswerPump",
+    "EndPiece",
+    "ErrorPiece",
     "Piece",
-    "RelayPump",
-    "Text",
+    "TextPiece",
     "max_line_bytes_for",
 ]
 
@@ -57,14 +57,14 @@ def max_line_bytes_for(*, max_body_bytes: int, max_new_tokens_limit: int) -> int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Text:
+class TextPiece:
     """Visible text, ready to send."""
 
     text: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Ended:
+class EndPiece:
     """The model finished; fields are None where the model did not say."""
 
     finish_reason: str | None
@@ -74,16 +74,16 @@ class Ended:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Failed:
+class ErrorPiece:
     """The answer cannot go on; `error` says what the caller is told."""
 
     error: UpstreamError
 
 
-Piece = Text | Ended | Failed
+Piece = TextPiece | EndPiece | ErrorPiece
 
 
-class RelayPump:
+class AnswerPump:
     """Pulls one answer out of an upstream stream, a read at a time, on the event loop.
 
     `abandon` (when the relay gives up, at its deadline) may come while a `pull` is suspended
@@ -102,7 +102,7 @@ class RelayPump:
 
     @property
     def finished(self) -> bool:
-        """True once an Ended or Failed piece was returned; `pull` then returns nothing."""
+        """True once an EndPiece or ErrorPiece was returned; `pull` then returns nothing."""
         return self._finished
 
     @property
@@ -184,7 +184,6 @@ class RelayPump:
             pieces,
             UpstreamError(
                 kind="incomplete_stream",
-                status=502,
                 message="The model's stream ended before the answer was complete.",
                 detail="the upstream stream ended without a final event",
             ),
@@ -196,10 +195,10 @@ class RelayPump:
             if isinstance(event, Token):
                 if not event.special and event.text:
                     self._add_text(pieces, self._transform.feed(event.text))
-            elif isinstance(event, Done):
+            elif isinstance(event, GenerationEnd):
                 self._add_text(pieces, self._transform.flush())
                 pieces.append(
-                    Ended(
+                    EndPiece(
                         finish_reason=event.finish_reason,
                         generated_tokens=event.generated_tokens,
                         input_length=event.input_length,
@@ -208,21 +207,21 @@ class RelayPump:
                 self._finished = True
                 self._ended = True
                 return pieces
-            elif isinstance(event, StreamError):
-                return self._fail(pieces, stream_error(event))
+            elif isinstance(event, TgiError):
+                return self._fail(pieces, error_in_stream(event))
         return pieces
 
     def _fail(self, pieces: list[Piece], error: UpstreamError) -> list[Piece]:
         """Text held back by the transform is real model output: send it before the error."""
         self._add_text(pieces, self._transform.flush())
-        pieces.append(Failed(error=error))
+        pieces.append(ErrorPiece(error=error))
         self._finished = True
         return pieces
 
     @staticmethod
     def _add_text(pieces: list[Piece], text: str) -> None:
         if text:
-            pieces.append(Text(text=text))
+            pieces.append(TextPiece(text=text))
 
 
 def _protocol_error(error: StreamProtocolError) -> UpstreamError:

@@ -1,5 +1,6 @@
-"""Test doubles for the relay: TGI event bytes, a scripted upstream, a relay on a real socket, and
-a loopback server speaking SageMaker's event stream to a real boto3 client.
+"""What the function's tests share: TGI event bytes, a scripted upstream, building and calling the
+app, SageMaker's errors as botocore raises them, and a loopback server speaking SageMaker's event
+stream to a real boto3 client.
 
 Fakes stand in for SageMaker in unit tests only; what they produce follows the facts the decoder
 and upstream modules are built on (TGI's `data:` lines, PayloadPart framing).
@@ -22,11 +23,12 @@ from typing import Any
 import anyio
 import httpx
 from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError, EventStreamError
 from starlette.applications import Starlette
 from streamer.app import create_app
+from streamer.errors import UpstreamError
 from streamer.prompt_template import PromptTemplate
 from streamer.settings import Settings
-from streamer.upstream import UpstreamError
 
 from stacks.catalog import load_catalog
 
@@ -34,6 +36,9 @@ RINNA_3_6B = "huggingface-llm-rinna-3-6b-instruction-ppo-bf16"
 
 # A generous guard against hangs; never a statement about speed.
 HANG_GUARD_SECONDS = 30.0
+# The Retry-After callers are promised: seconds for a busy endpoint, a minute for one starting.
+RETRY_AFTER_BUSY_SECONDS = 2
+RETRY_AFTER_NO_CAPACITY_SECONDS = 60
 
 
 # --- TGI's stream, as SageMaker carries it ------------------------------------------------------
@@ -182,7 +187,7 @@ class GatedStream:
             return first
         self.reading.set()
         if not await _wait_in_thread(self.release):
-            raise UpstreamError(kind="upstream_timeout", status=504, message="test gate")
+            raise UpstreamError(kind="upstream_timeout", message="test gate")
         if self.closed.is_set():
             raise StopAsyncIteration
         try:
@@ -228,7 +233,26 @@ class SlowToAnswerUpstream:
         return stream
 
 
+# --- SageMaker's errors, as botocore raises them ------------------------------------------------
+
+
+def client_error(code: str, message: str, **extra: Any) -> ClientError:
+    """A refused call (an error reply before the stream)."""
+    return ClientError(
+        {"Error": {"Code": code, "Message": message}, **extra}, "InvokeEndpointWithResponseStream"
+    )
+
+
+def event_stream_error(code: str, message: str) -> EventStreamError:
+    """An exception message inside the event stream."""
+    return EventStreamError(
+        {"Error": {"Code": code, "Message": message}}, "InvokeEndpointWithResponseStream"
+    )
+
+
 # --- Building the app ---------------------------------------------------------------------------
+
+PROMPT = {"inputs": "Hello"}
 
 
 def settings(**overrides: Any) -> Settings:
@@ -271,6 +295,14 @@ class CapturedLog:
 def make_app(upstream: Any, log: CapturedLog | None = None, **setting_overrides: Any) -> Starlette:
     log = log or CapturedLog()
     return create_app(settings(**setting_overrides), upstream=upstream, logger=log.logger)
+
+
+def error_body(response: httpx.Response) -> dict[str, str]:
+    """The relay's JSON error body, checked to be exactly its two fields."""
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert set(body) == {"error", "type"}
+    return body
 
 
 def call(
@@ -325,9 +357,6 @@ def asgi_post(app: Any, body: bytes, send: Callable[[dict[str, Any]], Any]) -> N
             await app(scope, receive, send)
 
     anyio.run(run)
-
-
-# --- The relay on a real socket -----------------------------------------------------------------
 
 
 # --- SageMaker's event stream on loopback, for the real boto3 client ------------------------------

@@ -1,4 +1,4 @@
-"""RelayPump: upstream bytes in, the pieces a caller sees out, with no HTTP and no threads."""
+"""AnswerPump: upstream bytes in, the pieces a caller sees out, with no HTTP and no threads."""
 
 from __future__ import annotations
 
@@ -10,27 +10,28 @@ import anyio
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from relay_support import (
+from streamer.decoder import TgiError
+from streamer.errors import UpstreamError
+from streamer.model_text import MarkerRewriter, PassThrough
+from streamer.pump import (
+    DRAIN_MAX_BYTES,
+    AnswerPump,
+    EndPiece,
+    ErrorPiece,
+    Piece,
+    TextPiece,
+    max_line_bytes_for,
+)
+from streamer.settings import Settings
+from streamer.tgi_errors import error_in_stream as tgi_error
+
+from tests.streamer.support import (
     ScriptedStream,
     answer_events,
     error_event,
     final_event,
     token_event,
 )
-from streamer.decoder import StreamError
-from streamer.model_text import MarkerRewriter, PassThrough
-from streamer.relay import (
-    DRAIN_MAX_BYTES,
-    Ended,
-    Failed,
-    Piece,
-    RelayPump,
-    Text,
-    max_line_bytes_for,
-)
-from streamer.settings import Settings
-from streamer.tgi_errors import stream_error as tgi_error
-from streamer.upstream import UpstreamError
 
 # What the relay derives from its default settings.
 DEFAULTS = Settings(endpoint_name="e", region="us-east-1")
@@ -39,24 +40,24 @@ LINE_LIMIT = max_line_bytes_for(
 )
 
 
-def pump_of(stream: ScriptedStream, *, max_line_bytes: int = LINE_LIMIT) -> RelayPump:
-    return RelayPump(stream, transform=PassThrough(), max_line_bytes=max_line_bytes)
+def pump_of(stream: ScriptedStream, *, max_line_bytes: int = LINE_LIMIT) -> AnswerPump:
+    return AnswerPump(stream, transform=PassThrough(), max_line_bytes=max_line_bytes)
 
 
-def pull(pump: RelayPump) -> list[Piece]:
+def pull(pump: AnswerPump) -> list[Piece]:
     """One `pull`, on an event loop of its own (the pump's stream here never waits)."""
     return anyio.run(pump.pull)
 
 
-def drained(pump: RelayPump) -> bool:
+def drained(pump: AnswerPump) -> bool:
     return anyio.run(pump.drain)
 
 
-def close(pump: RelayPump) -> None:
+def close(pump: AnswerPump) -> None:
     anyio.run(pump.aclose)
 
 
-def pull_all(pump: RelayPump) -> list[Piece]:
+def pull_all(pump: AnswerPump) -> list[Piece]:
     pieces: list[Piece] = []
     while not pump.finished:
         pieces.extend(pull(pump))
@@ -65,7 +66,7 @@ def pull_all(pump: RelayPump) -> list[Piece]:
 
 def drain(script: list[bytes | BaseException], *, rinna: bool = False) -> list[Piece]:
     transform = MarkerRewriter("<NL>", "\n") if rinna else PassThrough()
-    pump = RelayPump(ScriptedStream(script), transform=transform, max_line_bytes=LINE_LIMIT)
+    pump = AnswerPump(ScriptedStream(script), transform=transform, max_line_bytes=LINE_LIMIT)
     pieces: list[Piece] = []
     for _ in range(len(script) + 2):
         pieces.extend(pull(pump))
@@ -77,16 +78,16 @@ def drain(script: list[bytes | BaseException], *, rinna: bool = False) -> list[P
 
 
 def texts(pieces: list[Piece]) -> str:
-    return "".join(piece.text for piece in pieces if isinstance(piece, Text))
+    return "".join(piece.text for piece in pieces if isinstance(piece, TextPiece))
 
 
 def test_a_whole_answer_is_its_texts_then_the_end() -> None:
     pieces = drain(answer_events(["Hello", ",", " world"]))
     assert pieces == [
-        Text(text="Hello"),
-        Text(text=","),
-        Text(text=" world"),
-        Ended(finish_reason="eos_token", generated_tokens=4, input_length=4),
+        TextPiece(text="Hello"),
+        TextPiece(text=","),
+        TextPiece(text=" world"),
+        EndPiece(finish_reason="eos_token", generated_tokens=4, input_length=4),
     ]
 
 
@@ -99,8 +100,8 @@ def test_special_and_empty_tokens_are_never_shown() -> None:
         final_event("</s>", generated_text="猫", special=True),
     ]
     assert drain(script) == [
-        Text(text="猫"),
-        Ended(finish_reason="eos_token", generated_tokens=3, input_length=4),
+        TextPiece(text="猫"),
+        EndPiece(finish_reason="eos_token", generated_tokens=3, input_length=4),
     ]
 
 
@@ -114,7 +115,7 @@ def test_missing_details_give_an_end_without_reason() -> None:
         token_event("a"),
         final_event("</s>", generated_text="a", finish_reason=None, generated_tokens=None),
     ]
-    assert drain(script)[-1] == Ended(finish_reason=None, generated_tokens=None)
+    assert drain(script)[-1] == EndPiece(finish_reason=None, generated_tokens=None)
 
 
 def test_parts_cut_anywhere_give_the_same_pieces() -> None:
@@ -135,7 +136,7 @@ def test_any_cut_of_the_bytes_gives_the_same_text(words: list[str], cuts: list[i
     parts: list[bytes | BaseException] = [whole[a:b] for a, b in itertools.pairwise(bounds)]
     pieces = drain(parts)
     assert texts(pieces) == "".join(words)
-    assert isinstance(pieces[-1], Ended)
+    assert isinstance(pieces[-1], EndPiece)
 
 
 def test_rinna_newlines_split_across_tokens() -> None:
@@ -146,7 +147,7 @@ def test_rinna_newlines_split_across_tokens() -> None:
 def test_a_held_back_marker_prefix_is_flushed_at_the_end() -> None:
     pieces = drain(answer_events(["ends with <N"]), rinna=True)
     assert texts(pieces) == "ends with <N"
-    assert isinstance(pieces[-1], Ended)
+    assert isinstance(pieces[-1], EndPiece)
 
 
 @pytest.mark.parametrize(
@@ -161,48 +162,48 @@ def test_a_held_back_marker_prefix_is_flushed_at_the_end() -> None:
 )
 def test_tgi_errors_end_the_answer(error_type: str | None, kind: str, status: int) -> None:
     pieces = drain([token_event("partial"), error_event("it broke", error_type)])
-    assert pieces[0] == Text(text="partial")
+    assert pieces[0] == TextPiece(text="partial")
     failure = pieces[-1]
-    assert isinstance(failure, Failed)
+    assert isinstance(failure, ErrorPiece)
     assert (failure.error.kind, failure.error.status) == (kind, status)
 
 
 def test_a_validation_message_reaches_the_caller_and_others_stay_in_the_log() -> None:
     validation = tgi_error(
-        StreamError(message="Input validation error: `inputs` too long", error_type="validation")
+        TgiError(message="Input validation error: `inputs` too long", error_type="validation")
     )
     assert "`inputs` too long" in validation.message
     generation = tgi_error(
-        StreamError(message="CUDA out of memory at 0x7f00", error_type="generation")
+        TgiError(message="CUDA out of memory at 0x7f00", error_type="generation")
     )
     assert "CUDA" not in generation.message
     assert "CUDA" in (generation.detail or "")
-    assert tgi_error(StreamError(message="x", error_type="overloaded")).retry_after
+    assert tgi_error(TgiError(message="x", error_type="overloaded")).retry_after
 
 
 def test_an_upstream_error_mid_stream_keeps_the_text_before_it() -> None:
-    error = UpstreamError(kind="upstream_error", status=502, message="broken")
+    error = UpstreamError(kind="upstream_error", message="broken")
     pieces = drain([token_event("one"), error])
-    assert pieces == [Text(text="one"), Failed(error=error)]
+    assert pieces == [TextPiece(text="one"), ErrorPiece(error=error)]
 
 
 def test_held_back_text_is_sent_before_a_failure() -> None:
-    error = UpstreamError(kind="upstream_timeout", status=504, message="slow")
+    error = UpstreamError(kind="upstream_timeout", message="slow")
     pieces = drain([token_event("a<N"), error], rinna=True)
-    assert pieces == [Text(text="a"), Text(text="<N"), Failed(error=error)]
+    assert pieces == [TextPiece(text="a"), TextPiece(text="<N"), ErrorPiece(error=error)]
 
 
 def test_a_stream_that_stops_without_a_final_event_is_incomplete() -> None:
     pieces = drain([token_event("so far")])
-    assert pieces[0] == Text(text="so far")
+    assert pieces[0] == TextPiece(text="so far")
     failure = pieces[-1]
-    assert isinstance(failure, Failed)
+    assert isinstance(failure, ErrorPiece)
     assert (failure.error.kind, failure.error.status) == ("incomplete_stream", 502)
 
 
 def test_an_empty_stream_is_incomplete() -> None:
     (failure,) = drain([])
-    assert isinstance(failure, Failed)
+    assert isinstance(failure, ErrorPiece)
     assert failure.error.kind == "incomplete_stream"
 
 
@@ -218,7 +219,7 @@ def test_an_empty_stream_is_incomplete() -> None:
 def test_bytes_that_are_not_a_tgi_stream_are_an_upstream_error(garbage: bytes) -> None:
     pieces = drain([token_event("ok"), garbage])
     failure = pieces[-1]
-    assert isinstance(failure, Failed)
+    assert isinstance(failure, ErrorPiece)
     assert (failure.error.kind, failure.error.status) == ("upstream_error", 502)
     # The decoder's own words quote the payload: they go to the log, not to the caller.
     assert "not json" not in failure.error.message
@@ -227,7 +228,7 @@ def test_bytes_that_are_not_a_tgi_stream_are_an_upstream_error(garbage: bytes) -
 
 def test_a_protocol_error_in_the_last_unterminated_line_is_an_upstream_error() -> None:
     failure = drain([token_event("ok"), b"data: {broken"])[-1]
-    assert isinstance(failure, Failed)
+    assert isinstance(failure, ErrorPiece)
     assert failure.error.kind == "upstream_error"
 
 
@@ -263,7 +264,7 @@ def test_drain_reads_a_bounded_amount() -> None:
 
 
 def test_drain_stops_at_an_upstream_error() -> None:
-    error = UpstreamError(kind="upstream_error", status=502, message="broken")
+    error = UpstreamError(kind="upstream_error", message="broken")
     stream = ScriptedStream([*answer_events(["a"]), error, token_event("unreachable")])
     pump = pump_of(stream)
     pull_all(pump)
@@ -274,7 +275,7 @@ def test_drain_stops_at_an_upstream_error() -> None:
 @pytest.mark.parametrize(
     "script",
     [
-        [token_event("cut"), UpstreamError(kind="upstream_error", status=502, message="m.")],
+        [token_event("cut"), UpstreamError(kind="upstream_error", message="m.")],
         [token_event("cut"), error_event("Model is overloaded", "overloaded"), b"more"],
         [token_event("cut"), b"data: {broken}\n\n", b"more"],
     ],
@@ -283,7 +284,7 @@ def test_a_failed_answer_is_never_drained(script: list[bytes | BaseException]) -
     stream = ScriptedStream(script)
     pump = pump_of(stream)
     pieces = pull_all(pump)
-    assert isinstance(pieces[-1], Failed)
+    assert isinstance(pieces[-1], ErrorPiece)
     assert not pump.ended
     reads = stream.reads
     assert drained(pump) is False
@@ -356,9 +357,9 @@ def test_the_final_event_of_the_largest_prompt_still_ends_the_answer(
     assert len(final) > 1024 * 1024
     stream = ScriptedStream([token_event("ok"), token_event("!"), final])
     assert pull_all(pump_of(stream)) == [
-        Text(text="ok"),
-        Text(text="!"),
-        Ended(finish_reason="eos_token", generated_tokens=3),
+        TextPiece(text="ok"),
+        TextPiece(text="!"),
+        EndPiece(finish_reason="eos_token", generated_tokens=3),
     ]
 
 
@@ -367,15 +368,15 @@ def test_a_line_beyond_the_limit_is_still_refused() -> None:
     limit = max_line_bytes_for(max_body_bytes=100, max_new_tokens_limit=1)
     events = final_event_repeating("x" * (limit + 1), ["ok"])
     failure = pull_all(pump_of(ScriptedStream(events), max_line_bytes=limit))[-1]
-    assert isinstance(failure, Failed)
+    assert isinstance(failure, ErrorPiece)
     assert failure.error.kind == "upstream_error"
     assert "max_line_bytes" in (failure.error.detail or "")
 
 
 def test_abandon_returns_the_text_held_back_and_ends_the_answer() -> None:
     stream = ScriptedStream([token_event("abc<"), token_event("NL>more")])
-    pump = RelayPump(stream, transform=MarkerRewriter("<NL>", "\n"), max_line_bytes=LINE_LIMIT)
-    assert pull(pump) == [Text(text="abc")]  # "<" may start "<NL>": held back
+    pump = AnswerPump(stream, transform=MarkerRewriter("<NL>", "\n"), max_line_bytes=LINE_LIMIT)
+    assert pull(pump) == [TextPiece(text="abc")]  # "<" may start "<NL>": held back
     assert pump.abandon() == "<"
     assert pump.finished
     assert not stream.closed.is_set()  # closing is the relay's, when the response ends
@@ -385,7 +386,7 @@ def test_abandon_returns_the_text_held_back_and_ends_the_answer() -> None:
 
 
 def test_a_read_that_returns_after_abandon_yields_nothing() -> None:
-    pump_ref: list[RelayPump] = []
+    pump_ref: list[AnswerPump] = []
 
     class AbandonedWhileReading(ScriptedStream):
         def __next__(self) -> bytes:
@@ -395,8 +396,8 @@ def test_a_read_that_returns_after_abandon_yields_nothing() -> None:
             return data
 
     stream = AbandonedWhileReading(answer_events(["one", " two"]))
-    pump = RelayPump(stream, transform=PassThrough(), max_line_bytes=LINE_LIMIT)
+    pump = AnswerPump(stream, transform=PassThrough(), max_line_bytes=LINE_LIMIT)
     pump_ref.append(pump)
-    assert pull(pump) == [Text(text="one")]
+    assert pull(pump) == [TextPiece(text="one")]
     assert pull(pump) == []
     assert pump.finished

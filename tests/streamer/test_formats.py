@@ -6,7 +6,10 @@ import json
 from typing import Any
 
 import pytest
-from relay_support import (
+from streamer.errors import UpstreamError
+from streamer.formats import NdjsonWriter, PlainTextWriter, SseWriter
+
+from tests.streamer.support import (
     RINNA_3_6B,
     ScriptedUpstream,
     answer_events,
@@ -17,8 +20,6 @@ from relay_support import (
     make_app,
     token_event,
 )
-from streamer.formats import NdjsonWriter, PlainTextWriter, SseWriter
-from streamer.upstream import UpstreamError
 
 SSE = {"accept": "text/event-stream"}
 NDJSON = {"accept": "application/x-ndjson"}
@@ -133,8 +134,8 @@ def test_rinna_newlines_in_every_format() -> None:
 _MID_STREAM_FAILURES = [
     (error_event("Request failed during generation: CUDA OOM", "generation"), "model_error"),
     (error_event("Model is overloaded", "overloaded"), "overloaded"),
-    (UpstreamError(kind="upstream_timeout", status=504, message="The model went quiet."), None),
-    (UpstreamError(kind="upstream_error", status=502, message="The stream broke."), None),
+    (UpstreamError(kind="upstream_timeout", message="The model went quiet."), None),
+    (UpstreamError(kind="upstream_error", message="The stream broke."), None),
     (b"data: {garbage\n\n", "upstream_error"),
 ]
 
@@ -152,7 +153,7 @@ def test_plain_text_ends_with_a_stream_error_line(failure: Any, kind: str | None
 
 
 def test_plain_text_error_line_does_not_add_a_blank_line() -> None:
-    error = UpstreamError(kind="upstream_error", status=502, message="The stream broke.")
+    error = UpstreamError(kind="upstream_error", message="The stream broke.")
     response = relay([token_event("line one\n"), error])
     assert response.text == "line one\n[stream error] The stream broke. (upstream_error)\n"
 

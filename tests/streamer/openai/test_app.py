@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import json
 
-from relay_support import (
+from streamer.errors import UpstreamError
+from streamer.streaming import DEADLINE_MARGIN_SECONDS
+
+from tests.streamer.support import (
+    CapturedLog,
     GatedUpstream,
     ScriptedUpstream,
     answer_events,
@@ -19,8 +23,6 @@ from relay_support import (
     make_app,
     token_event,
 )
-from streamer.streaming import DEADLINE_MARGIN_SECONDS
-from streamer.upstream import UpstreamError
 
 FALCON_CHAT = "huggingface-llm-falcon-180b-chat-bf16"
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "Hi"}]}
@@ -56,7 +58,7 @@ def test_a_failure_after_text_without_streaming_is_an_openai_http_error() -> Non
 
 
 def test_throttling_is_a_429_with_retry_after() -> None:
-    throttled = UpstreamError(kind="throttled", status=503, message="Slow down.", retry_after=2)
+    throttled = UpstreamError(kind="throttled", message="Slow down.")
     upstream = ScriptedUpstream(open_error=throttled)
     response = call(_app(upstream), path="/v1/completions", json_body={"prompt": "x"})
     assert response.status_code == 429
@@ -75,6 +77,39 @@ def test_a_bad_body_and_an_unknown_path_answer_in_openais_shape() -> None:
     wrong_method = call(app, "GET", "/v1/chat/completions")
     assert wrong_method.status_code == 405
     assert wrong_method.headers["allow"] == "POST"
+
+
+def test_the_dialect_follows_the_mount_not_a_prefix() -> None:
+    """Under /v1/ every refusal is OpenAI's, a trailing slash is another path rather than a
+    redirect; /v1 itself is not under the mount and answers in the relay's own shape."""
+    app = _app(ScriptedUpstream())
+    for path in ("/v1/", "/v1/models/", "/v1/chat/completions/"):
+        response = call(app, "GET", path)
+        assert response.status_code == 404, path
+        assert response.json()["error"]["code"] == "not_found"
+    outside = call(app, "GET", "/v1")
+    assert outside.status_code == 404
+    assert outside.json()["type"] == "not_found"
+
+
+def test_an_unexpected_failure_under_v1_is_openais_500_and_logged_once() -> None:
+    log = CapturedLog()
+    upstream = ScriptedUpstream(open_error=RuntimeError("bug"))
+    app = make_app(upstream, log, prompt_template=catalog_template(FALCON_CHAT))
+    response = call(app, path="/v1/completions", json_body={"prompt": "x"})
+    assert response.status_code == 500
+    assert response.json()["error"] == {
+        "message": "The relay failed unexpectedly; the error was logged.",
+        "type": "server_error",
+        "param": None,
+        "code": "internal_error",
+    }
+    assert response.headers["x-request-id"]
+    (line,) = log.request_lines()
+    assert (line["status"], line["error_type"]) == (500, "internal_error")
+    assert "bug" in line["error_detail"]
+    failures = [entry for entry in log.lines() if entry.get("level") == "ERROR"]
+    assert len(failures) == 1
 
 
 def test_streamed_chunks_are_server_sent_events_ending_with_done() -> None:

@@ -1,0 +1,272 @@
+"""The deploy contract: every name and number the function shares with what deploys and calls it.
+
+The stack (stacks/relay.py) and `jumpstream local` write the function's environment, the Web
+Adapter reads part of it, the function reads the rest (settings.py), the alarms and dashboard
+read the metrics it writes (observability.py), and clients switch on the error kinds it
+answers with. Each of those facts is written here once and imported everywhere else, so a
+renamed variable or metric cannot leave a reader behind.
+
+Standard library only, and nothing from this package: the stacks and the command line import
+it without the function's dependencies, and the function imports it at start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Final, Generic, NamedTuple, TypeVar
+
+__all__ = [
+    "AWS_LAMBDA_EXEC_WRAPPER",
+    "AWS_LWA_INVOKE_MODE",
+    "AWS_LWA_PORT",
+    "AWS_LWA_READINESS_CHECK_PATH",
+    "AWS_REGION",
+    "DEFAULT_PORT",
+    "ENDPOINT_NAME",
+    "ERROR_KINDS",
+    "HEALTH_PATH",
+    "HOST",
+    "INFERENCE_COMPONENT_NAME",
+    "JUMPSTREAM_ENVIRONMENT",
+    "LAMBDA_MAX_TIMEOUT_SECONDS",
+    "LOG_PROMPTS",
+    "MAX_BODY_BYTES",
+    "MAX_NEW_TOKENS_LIMIT",
+    "METRIC_NAMESPACE",
+    "MODEL_ID",
+    "PORT",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "POWERTOOLS_SERVICE_NAME",
+    "PROMPT_TEMPLATE",
+    "RETRYABLE_KINDS",
+    "SERVICE_NAME",
+    "UPSTREAM_CONNECT_TIMEOUT_SECONDS",
+    "UPSTREAM_READ_TIMEOUT_SECONDS",
+    "Dimension",
+    "ErrorKind",
+    "Metric",
+    "Variable",
+    "function_environment",
+]
+
+_T = TypeVar("_T")
+
+# --- Facts of the platform and of the service ---------------------------------------------------
+
+#: A Lambda function runs for at most this long; no timeout of the function's may exceed it.
+LAMBDA_MAX_TIMEOUT_SECONDS: Final = 900
+#: Where the function listens, and where the Web Adapter connects, unless told otherwise.
+DEFAULT_PORT: Final = 8080
+#: The adapter's readiness check; the function answers it without calling SageMaker.
+HEALTH_PATH: Final = "/health"
+#: The service's name in its log lines (Powertools' `service`), its start-up messages and the
+#: user agent of its SageMaker calls.
+SERVICE_NAME: Final = "jumpstream-relay"
+#: The CloudWatch namespace of the function's metrics, and of the alarms and dashboard over them.
+METRIC_NAMESPACE: Final = "jumpstream"
+
+
+# --- The environment ----------------------------------------------------------------------------
+
+
+class Variable(NamedTuple, Generic[_T]):
+    """One environment variable: its name, its value when unset (None: required, or nothing),
+    and the largest value it may take, where there is one.
+
+    (A named tuple rather than a dataclass, here and for ErrorKind: the function imports this
+    module at every cold start, and a named tuple's class costs a tenth as much to make.)
+    """
+
+    name: str
+    default: _T
+    ceiling: _T | None = None
+
+
+#: The SageMaker endpoint to invoke (required).
+ENDPOINT_NAME: Final[Variable[str | None]] = Variable("ENDPOINT_NAME", None)
+#: The endpoint's inference component, named in each call when the model is hosted as one.
+INFERENCE_COMPONENT_NAME: Final[Variable[str | None]] = Variable("INFERENCE_COMPONENT_NAME", None)
+#: The catalog's model id: the Model dimension of the metrics and the name answers give.
+MODEL_ID: Final[Variable[str | None]] = Variable("MODEL_ID", None)
+#: The catalog's chat layout for the model (JSON); without it only prompts are taken.
+PROMPT_TEMPLATE: Final[Variable[str | None]] = Variable("PROMPT_TEMPLATE", None)
+#: The most tokens one request may ask for. The ceiling is far beyond any model's context here,
+#: and bounds the decoder's line limit, which grows with it.
+MAX_NEW_TOKENS_LIMIT: Final[Variable[int]] = Variable("MAX_NEW_TOKENS_LIMIT", 1024, 32768)
+#: The largest request body; SageMaker takes at most 6 MB, and the function adds a few bytes.
+MAX_BODY_BYTES: Final[Variable[int]] = Variable("MAX_BODY_BYTES", 1024 * 1024, 6_000_000)
+#: The longest silence awaited from the endpoint. TGI sends a keep-alive every 15 s while a
+#: request waits or prefills, so 60 s of nothing means the stream is dead.
+UPSTREAM_READ_TIMEOUT_SECONDS: Final[Variable[float]] = Variable(
+    "UPSTREAM_READ_TIMEOUT_SECONDS", 60.0, float(LAMBDA_MAX_TIMEOUT_SECONDS)
+)
+UPSTREAM_CONNECT_TIMEOUT_SECONDS: Final[Variable[float]] = Variable(
+    "UPSTREAM_CONNECT_TIMEOUT_SECONDS", 5.0, float(LAMBDA_MAX_TIMEOUT_SECONDS)
+)
+#: Prompts are never logged unless this says so.
+LOG_PROMPTS: Final[Variable[bool]] = Variable("LOG_PROMPTS", False)
+POWERTOOLS_METRICS_NAMESPACE: Final[Variable[str]] = Variable(
+    "POWERTOOLS_METRICS_NAMESPACE", METRIC_NAMESPACE
+)
+POWERTOOLS_SERVICE_NAME: Final[Variable[str]] = Variable("POWERTOOLS_SERVICE_NAME", SERVICE_NAME)
+#: The environment the metrics describe (their Environment dimension).
+JUMPSTREAM_ENVIRONMENT: Final[Variable[str]] = Variable("JUMPSTREAM_ENVIRONMENT", "local")
+#: The adapter connects to AWS_LWA_PORT, else PORT, else 8080; the function listens there too.
+AWS_LWA_PORT: Final[Variable[int]] = Variable("AWS_LWA_PORT", DEFAULT_PORT, 65535)
+PORT: Final[Variable[int]] = Variable("PORT", DEFAULT_PORT, 65535)
+#: The address to listen on; the adapter connects to 127.0.0.1.
+HOST: Final[Variable[str]] = Variable("HOST", "127.0.0.1")
+#: Lambda sets it; anywhere else it must be set to the endpoint's region (required).
+AWS_REGION: Final[Variable[str | None]] = Variable("AWS_REGION", None)
+#: The Web Adapter: Lambda runs it first, it starts the handler script and forwards invocations.
+AWS_LAMBDA_EXEC_WRAPPER: Final[Variable[str]] = Variable(
+    "AWS_LAMBDA_EXEC_WRAPPER", "/opt/bootstrap"
+)
+#: How the adapter answers: streamed, as the function URL's RESPONSE_STREAM mode needs.
+AWS_LWA_INVOKE_MODE: Final[Variable[str]] = Variable("AWS_LWA_INVOKE_MODE", "response_stream")
+AWS_LWA_READINESS_CHECK_PATH: Final[Variable[str]] = Variable(
+    "AWS_LWA_READINESS_CHECK_PATH", HEALTH_PATH
+)
+
+
+def function_environment(
+    *,
+    endpoint_name: str,
+    model_id: str | None = None,
+    inference_component_name: str | None = None,
+    prompt_template: str | None = None,
+    max_new_tokens_limit: int | None = None,
+    upstream_read_timeout_seconds: float | None = None,
+    metrics_namespace: str | None = None,
+    environment_name: str | None = None,
+    service_name: str | None = None,
+    region: str | None = None,
+    port: int | None = None,
+    web_adapter: bool = False,
+) -> dict[str, str]:
+    """The function's environment variables for these values; a value left None is not set,
+    so the function's default applies.
+
+    `web_adapter` adds what the Lambda Web Adapter needs (Lambda sets AWS_REGION itself there)
+    and gives it the port, which the function then reads too; without it, as on a laptop, the
+    port is the function's own PORT.
+    """
+    environment: dict[str, str] = {}
+    if web_adapter:
+        for adapter_setting in (
+            AWS_LAMBDA_EXEC_WRAPPER,
+            AWS_LWA_INVOKE_MODE,
+            AWS_LWA_READINESS_CHECK_PATH,
+        ):
+            environment[adapter_setting.name] = str(adapter_setting.default)
+        environment[AWS_LWA_PORT.name] = str(DEFAULT_PORT if port is None else port)
+    elif port is not None:
+        environment[PORT.name] = str(port)
+    values: tuple[tuple[Variable[Any], object], ...] = (
+        (ENDPOINT_NAME, endpoint_name),
+        (MODEL_ID, model_id),
+        (INFERENCE_COMPONENT_NAME, inference_component_name),
+        (PROMPT_TEMPLATE, prompt_template),
+        (MAX_NEW_TOKENS_LIMIT, max_new_tokens_limit),
+        (UPSTREAM_READ_TIMEOUT_SECONDS, upstream_read_timeout_seconds),
+        (POWERTOOLS_SERVICE_NAME, service_name),
+        (POWERTOOLS_METRICS_NAMESPACE, metrics_namespace),
+        (JUMPSTREAM_ENVIRONMENT, environment_name),
+        (AWS_REGION, region),
+    )
+    for variable, value in values:
+        if value is not None:
+            environment[variable.name] = _text(value)
+    return environment
+
+
+def _text(value: object) -> str:
+    """A value as the function reads it back: seconds without a needless `.0` (60, not 60.0)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+# --- Metrics ------------------------------------------------------------------------------------
+
+
+class Metric:
+    """The names of the metrics the function writes (embedded metric format, per request)."""
+
+    # (S105: "TOKEN" in these names is the model's kind of token, not a secret.)
+    REQUESTS: Final = "Requests"
+    TIME_TO_FIRST_TOKEN: Final = "TimeToFirstToken"  # noqa: S105
+    INTER_TOKEN_LATENCY_P50: Final = "InterTokenLatencyP50"  # noqa: S105
+    INTER_TOKEN_LATENCY_P99: Final = "InterTokenLatencyP99"  # noqa: S105
+    TOKENS_PER_SECOND: Final = "TokensPerSecond"
+    OUTPUT_TOKENS: Final = "OutputTokens"
+    CLIENT_DISCONNECTS: Final = "ClientDisconnects"
+    #: Requests that failed: SageMaker, the model or the function, or after the first token.
+    ERRORS: Final = "Errors"
+    #: Requests refused before any text for the caller's own reason (a 4xx).
+    REFUSED: Final = "Refused"
+
+
+class Dimension:
+    """The names of the metrics' dimensions: never anything per request."""
+
+    ENVIRONMENT: Final = "Environment"
+    MODEL: Final = "Model"
+    #: On Errors and Refused only: the error kind.
+    ERROR_TYPE: Final = "ErrorType"
+
+
+# --- Error kinds --------------------------------------------------------------------------------
+
+
+class ErrorKind(NamedTuple):
+    """What a caller gets for one kind of failure (the `type` of the function's error body).
+
+    `openai_status` is the status on the OpenAI routes: OpenAI's clients retry 429 and 5xx,
+    so throttling is 429 there, and the function's 422s are OpenAI's 400s. `retry_after` is the
+    Retry-After the answer carries, in seconds, for a failure that means "not now": a client
+    should try again then; None means trying again will not help.
+    """
+
+    status: int
+    openai_status: int
+    openai_type: str
+    retry_after: int | None = None
+
+    @property
+    def retryable(self) -> bool:
+        return self.retry_after is not None
+
+
+# A throttled or overloaded endpoint usually has room again within seconds; an inference
+# component with no capacity is scaling out, which takes minutes.
+_BUSY_SECONDS: Final = 2
+_STARTING_SECONDS: Final = 60
+_INVALID: Final = "invalid_request_error"
+_SERVER: Final = "server_error"
+
+#: Every error kind the function answers with. A closed list, so clients can switch on it: add
+#: to it only when no kind fits.
+ERROR_KINDS: Final[Mapping[str, ErrorKind]] = MappingProxyType(
+    {
+        "invalid_body": ErrorKind(400, 400, _INVALID),
+        "invalid_request": ErrorKind(422, 400, _INVALID),
+        "body_too_large": ErrorKind(413, 413, _INVALID),
+        "not_acceptable": ErrorKind(406, 406, _INVALID),
+        "not_found": ErrorKind(404, 404, _INVALID),
+        "method_not_allowed": ErrorKind(405, 405, _INVALID),
+        "validation": ErrorKind(422, 400, _INVALID),
+        "overloaded": ErrorKind(503, 503, _SERVER, retry_after=_BUSY_SECONDS),
+        "throttled": ErrorKind(503, 429, "rate_limit_exceeded", retry_after=_BUSY_SECONDS),
+        "unavailable": ErrorKind(503, 503, _SERVER, retry_after=_BUSY_SECONDS),
+        "no_capacity": ErrorKind(503, 503, _SERVER, retry_after=_STARTING_SECONDS),
+        "model_error": ErrorKind(502, 502, _SERVER),
+        "upstream_error": ErrorKind(502, 502, _SERVER),
+        "upstream_timeout": ErrorKind(504, 504, _SERVER),
+        "incomplete_stream": ErrorKind(502, 502, _SERVER),
+        "internal_error": ErrorKind(500, 500, _SERVER),
+    }
+)
+#: The kinds that say "not now" rather than "no": a client waiting for an answer tries again.
+RETRYABLE_KINDS: Final = frozenset(name for name, kind in ERROR_KINDS.items() if kind.retryable)

@@ -1,0 +1,69 @@
+"""Refusals in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
+
+OpenAI's clients switch on the status and the type, so each relay error kind takes OpenAI's
+status and type from the deploy contract's table (contract.ERROR_KINDS), and the relay's own
+kind goes in `code`. A refusal of one parameter names it in `param`, as OpenAI does.
+"""
+
+from __future__ import annotations
+
+from starlette.responses import Response
+
+from ..contract import ERROR_KINDS
+from ..errors import ApiError, render_json
+
+__all__ = [
+    "ParameterError",
+    "error_param",
+    "invalid",
+    "openai_error_body",
+    "openai_error_response",
+    "openai_status",
+    "unsupported",
+]
+
+
+class ParameterError(ApiError):
+    """An invalid_request ApiError that also names the offending parameter, as OpenAI does."""
+
+    def __init__(self, message: str, *, param: str | None) -> None:
+        super().__init__(kind="invalid_request", message=message)
+        self.param = param
+
+
+def invalid(message: str, param: str | None = None) -> ApiError:
+    """The request cannot be answered as it stands; `param` names the field to fix."""
+    return ParameterError(message, param=param)
+
+
+def unsupported(param: str, why: str) -> ApiError:
+    """A parameter the relay cannot honour: refused, never ignored."""
+    return ParameterError(f"{param} is not supported: {why}.", param=param)
+
+
+def openai_status(error: ApiError) -> int:
+    """The status an OpenAI client expects for this relay error (the contract's table)."""
+    return error.facts.openai_status
+
+
+def openai_error_body(*, message: str, kind: str, param: str | None = None) -> dict[str, object]:
+    """OpenAI's error object; `code` carries the relay's own error type."""
+    error_type = ERROR_KINDS[kind].openai_type
+    return {"error": {"message": message, "type": error_type, "param": param, "code": kind}}
+
+
+def error_param(error: ApiError) -> str | None:
+    return error.param if isinstance(error, ParameterError) else None
+
+
+def openai_error_response(error: ApiError) -> Response:
+    """Any relay refusal as OpenAI's clients expect it: their status, their error object, and
+    Retry-After where the relay would send it."""
+    return Response(
+        content=render_json(
+            openai_error_body(message=error.message, kind=error.kind, param=error_param(error))
+        ),
+        status_code=openai_status(error),
+        media_type="application/json",
+        headers=error.headers(),
+    )

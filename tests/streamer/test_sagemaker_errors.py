@@ -1,0 +1,94 @@
+"""SageMaker's error vocabulary: what the caller gets for everything the call can raise."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+from botocore.exceptions import (
+    ClientError,
+    NoCredentialsError,
+)
+from streamer.errors import UpstreamError
+from streamer.sagemaker_errors import translate_error
+
+
+def _client_error(code: str, message: str = "m", **extra: Any) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message}, **extra}, "Op")
+
+
+@pytest.mark.parametrize(
+    ("error", "kind", "status"),
+    [
+        (_client_error("ThrottlingException"), "throttled", 503),
+        (_client_error("Throttling"), "throttled", 503),
+        (_client_error("ServiceUnavailable"), "unavailable", 503),
+        (
+            _client_error("ValidationError", "Inference Component has no capacity"),
+            "no_capacity",
+            503,
+        ),
+        (_client_error("ValidationError", "Endpoint not found"), "upstream_error", 502),
+        (_client_error("ModelError"), "model_error", 502),
+        (_client_error("InternalFailure"), "upstream_error", 502),
+        (_client_error("AccessDeniedException"), "upstream_error", 502),
+        (
+            _client_error("ModelStreamError", "Model invocation time exceeded"),
+            "upstream_timeout",
+            504,
+        ),
+        (
+            _client_error("ModelStreamError", "m", ErrorCode="ModelInvocationTimeExceeded"),
+            "upstream_timeout",
+            504,
+        ),
+        (_client_error("ModelStreamError", "connection reset"), "upstream_error", 502),
+        (_client_error("InternalStreamFailure"), "upstream_error", 502),
+        (httpx.ReadTimeout("Read timed out."), "upstream_timeout", 504),
+        (httpx.ConnectTimeout("Connect timed out."), "upstream_timeout", 504),
+        (httpx.WriteTimeout("Write timed out."), "upstream_timeout", 504),
+        (httpx.RemoteProtocolError("Connection broken"), "upstream_error", 502),
+        (httpx.ReadError("Connection reset by peer"), "upstream_error", 502),
+        (httpx.ConnectError("Connection refused"), "upstream_error", 502),
+        (ConnectionResetError(), "upstream_error", 502),
+        (
+            _client_error("ModelError", "m", OriginalStatusCode=422, OriginalMessage="bad body"),
+            "validation",
+            422,
+        ),
+        (
+            _client_error(
+                "ModelError",
+                "m",
+                OriginalStatusCode=424,
+                OriginalMessage=json.dumps({"error": "busy", "error_type": "overloaded"}),
+            ),
+            "overloaded",
+            503,
+        ),
+        (NoCredentialsError(), "upstream_error", 502),
+        (ValueError("anything else"), "upstream_error", 502),
+    ],
+)
+def test_translation(error: Exception, kind: str, status: int) -> None:
+    translated = translate_error(error)
+    assert (translated.kind, translated.status) == (kind, status)
+    assert translated.message.endswith(".")
+    assert (translated.retry_after is not None) == (status == 503)
+
+
+def test_an_odd_error_code_is_not_echoed() -> None:
+    translated = translate_error(_client_error("Weird <script>", "x"))
+    assert "<script>" not in translated.message
+
+
+def test_a_timeout_keeps_its_cause_for_the_log() -> None:
+    translated = translate_error(httpx.ReadTimeout("Read timed out."))
+    assert "Read timed out" in (translated.detail or "")
+
+
+def test_an_upstream_error_translates_to_itself() -> None:
+    error = UpstreamError(kind="overloaded", message="m.")
+    assert translate_error(error) is error
