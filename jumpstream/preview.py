@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 
 import httpx
+from streamer.contract import Dimension, Metric
 
 from jumpstream.local import StackConfig, start_stack
 from jumpstream.procs import LineBuffer
@@ -110,27 +111,27 @@ def plot(documents: list[dict[str, Any]], output: Path) -> None:
     figure, axes = plt.subplots(2, 2, figsize=(12, 7), constrained_layout=True)
     figure.suptitle("jumpstream relay metrics (local run, emulated model)")
     ttft = axes[0][0]
-    ttft.plot(*series("TimeToFirstToken"), ".", label="per request")
+    ttft.plot(*series(Metric.TIME_TO_FIRST_TOKEN), ".", label="per request")
     ttft.set_title("Time to first token (ms)")
     ttft.set_xlabel("request")
     speed = axes[0][1]
-    speed.plot(*series("TokensPerSecond"), ".", color="tab:green")
+    speed.plot(*series(Metric.TOKENS_PER_SECOND), ".", color="tab:green")
     speed.set_title("Tokens per second")
     speed.set_xlabel("request")
     gaps = axes[1][0]
-    gaps.plot(*series("InterTokenLatencyP50"), ".", label="p50")
-    gaps.plot(*series("InterTokenLatencyP99"), "x", label="p99")
+    gaps.plot(*series(Metric.INTER_TOKEN_LATENCY_P50), ".", label="p50")
+    gaps.plot(*series(Metric.INTER_TOKEN_LATENCY_P99), "x", label="p99")
     gaps.set_title("Gap between tokens (ms)")
     gaps.set_xlabel("request")
     gaps.legend()
     kinds: Counter[str] = Counter()
     for document in documents:
-        for name in ("Errors", "Refused"):
+        for name in (Metric.ERRORS, Metric.REFUSED):
             if name in document:
-                kinds[f"{name}: {document.get('ErrorType', '?')}"] += 1
+                kinds[f"{name}: {document.get(Dimension.ERROR_TYPE, '?')}"] += 1
     errors = axes[1][1]
-    requests = sum(document.get("Requests", [0])[0] for document in documents)
-    labels = ["Requests", *sorted(kinds)]
+    requests = sum(document.get(Metric.REQUESTS, [0])[0] for document in documents)
+    labels = [Metric.REQUESTS, *sorted(kinds)]
     values = [requests, *(kinds[label] for label in labels[1:])]
     errors.barh(labels, values, color=["tab:blue", *["tab:red"] * len(kinds)])
     errors.set_title("Requests, errors and refusals by type")

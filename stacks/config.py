@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from streamer.contract import MAX_NEW_TOKENS_LIMIT
+
 from stacks.catalog import Catalog, Model, deployment_problem, load_catalog, region_problem
 from stacks.deployment import (
     AUTH_TYPES,
@@ -331,7 +333,7 @@ def _relay(raw: Any, where: str) -> RelayConfig:
             raw.get("max_new_tokens_limit", _default(RelayConfig, "max_new_tokens_limit")),
             f"{where}.relay.max_new_tokens_limit",
             minimum=1,
-            maximum=32768,
+            maximum=MAX_NEW_TOKENS_LIMIT.ceiling,
         ),
         cors_allow_origins=tuple(origins),
         invoker_arns=tuple(invokers),

@@ -11,6 +11,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
+from streamer.contract import Metric
 
 from stacks.deployment import AlarmThresholds
 from stacks.metrics import PERIOD, EndpointMetrics, RelayMetrics
@@ -72,16 +73,16 @@ class EnvironmentDashboard(cloudwatch.Dashboard):
         """Requests, how long callers wait for the first token, and how fast tokens come."""
         return [
             cloudwatch.GraphWidget(
-                title="Requests",
-                left=[relay.metric("Requests", "Sum")],
+                title="Requests (relay) and invocations (SageMaker)",
+                left=[relay.metric(Metric.REQUESTS, "Sum")],
                 right=[endpoint.invocations("Invocations", "Sum")],
                 width=_WIDTH,
             ),
             cloudwatch.GraphWidget(
                 title="Time to first token (ms)",
                 left=[
-                    relay.metric("TimeToFirstToken", "p50"),
-                    relay.metric("TimeToFirstToken", "p90"),
+                    relay.metric(Metric.TIME_TO_FIRST_TOKEN, "p50"),
+                    relay.metric(Metric.TIME_TO_FIRST_TOKEN, "p90"),
                 ],
                 left_annotations=[
                     cloudwatch.HorizontalAnnotation(
@@ -92,10 +93,10 @@ class EnvironmentDashboard(cloudwatch.Dashboard):
             ),
             cloudwatch.GraphWidget(
                 title="Tokens per second and gaps between tokens (ms)",
-                left=[relay.metric("TokensPerSecond", "p50")],
+                left=[relay.metric(Metric.TOKENS_PER_SECOND, "p50")],
                 right=[
-                    relay.metric("InterTokenLatencyP50", "Average"),
-                    relay.metric("InterTokenLatencyP99", "Maximum"),
+                    relay.metric(Metric.INTER_TOKEN_LATENCY_P50, "Average"),
+                    relay.metric(Metric.INTER_TOKEN_LATENCY_P99, "Maximum"),
                 ],
                 width=_WIDTH,
             ),
@@ -108,13 +109,13 @@ class EnvironmentDashboard(cloudwatch.Dashboard):
         return [
             cloudwatch.GraphWidget(
                 title="Errors by type",
-                left=[relay.by_error_type("Errors")],
+                left=[relay.by_error_type(Metric.ERRORS)],
                 stacked=True,
                 width=_WIDTH,
             ),
             cloudwatch.GraphWidget(
                 title="Refused before SageMaker by type",
-                left=[relay.by_error_type("Refused")],
+                left=[relay.by_error_type(Metric.REFUSED)],
                 stacked=True,
                 width=_WIDTH,
             ),
@@ -124,7 +125,7 @@ class EnvironmentDashboard(cloudwatch.Dashboard):
                     if component
                     else "Client disconnects and endpoint errors"
                 ),
-                left=[relay.metric("ClientDisconnects", "Sum")],
+                left=[relay.metric(Metric.CLIENT_DISCONNECTS, "Sum")],
                 right=[
                     endpoint.invocations("Invocation5XXErrors", "Sum"),
                     endpoint.invocations("InvocationModelErrors", "Sum"),

@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from streamer.contract import MAX_NEW_TOKENS_LIMIT
+
 from stacks.catalog import Model
 
 __all__ = [
@@ -184,7 +186,7 @@ class RelayConfig:
     enabled: bool = True
     auth: str = "AWS_IAM"
     reserved_concurrency: int | None = None
-    max_new_tokens_limit: int = 1024
+    max_new_tokens_limit: int = MAX_NEW_TOKENS_LIMIT.default
     cors_allow_origins: tuple[str, ...] = ()
     memory_mb: int = 512
     invoker_arns: tuple[str, ...] = ()

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
+from streamer.contract import METRIC_NAMESPACE, Dimension
 
 __all__ = ["PERIOD", "RELAY_NAMESPACE", "EndpointMetrics", "RelayMetrics", "per_gpu"]
 
-#: The relay's metrics namespace: the stack sets it for the function (POWERTOOLS_METRICS_NAMESPACE)
-#: and reads the same here.
-RELAY_NAMESPACE = "jumpstream"
+#: The relay's metrics namespace, as the stack sets it for the function.
+RELAY_NAMESPACE = METRIC_NAMESPACE
 _SAGEMAKER = "AWS/SageMaker"
 _INSTANCES = "/aws/sagemaker/Endpoints"
 #: One minute: the finest period SageMaker's and the relay's metrics have.
@@ -106,7 +106,7 @@ class EndpointMetrics:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RelayMetrics:
-    """The relay's own metrics for one environment and model."""
+    """The relay's own metrics for one environment and model (names: the contract's Metric)."""
 
     environment: str
     model_id: str
@@ -117,7 +117,10 @@ class RelayMetrics:
         return cloudwatch.Metric(
             namespace=RELAY_NAMESPACE,
             metric_name=name,
-            dimensions_map={"Environment": self.environment, "Model": self.model_id},
+            dimensions_map={
+                Dimension.ENVIRONMENT: self.environment,
+                Dimension.MODEL: self.model_id,
+            },
             statistic=statistic,
             period=period,
         )
@@ -126,8 +129,9 @@ class RelayMetrics:
         """One line per ErrorType of a relay metric: the types are not known in advance."""
         return cloudwatch.MathExpression(
             expression=(
-                f"SEARCH('{{{RELAY_NAMESPACE},Environment,ErrorType,Model}} "
-                f'MetricName="{name}" Environment="{self.environment}"\', \'Sum\', 60)'
+                f"SEARCH('{{{RELAY_NAMESPACE},{Dimension.ENVIRONMENT},{Dimension.ERROR_TYPE},"
+                f'{Dimension.MODEL}}} MetricName="{name}" '
+                f"{Dimension.ENVIRONMENT}=\"{self.environment}\"', 'Sum', 60)"
             ),
             label="",
             period=PERIOD,

@@ -20,6 +20,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
+from streamer.contract import Metric
 
 from stacks.deployment import AlarmThresholds
 from stacks.metrics import PERIOD, EndpointMetrics, RelayMetrics
@@ -288,7 +289,7 @@ class RelayAlarms(Construct):
             self,
             "TimeToFirstToken",
             name=f"{prefix}time-to-first-token",
-            metric=metrics.metric("TimeToFirstToken", "p90", period=_FIVE_MINUTES),
+            metric=metrics.metric(Metric.TIME_TO_FIRST_TOKEN, "p90", period=_FIVE_MINUTES),
             threshold=thresholds.time_to_first_token_seconds * 1000,
             evaluation_periods=3,
             datapoints=2,
@@ -302,7 +303,7 @@ class RelayAlarms(Construct):
             self,
             "RelayErrors",
             name=f"{prefix}errors",
-            metric=metrics.metric("Errors", "Sum", period=_FIVE_MINUTES),
+            metric=metrics.metric(Metric.ERRORS, "Sum", period=_FIVE_MINUTES),
             threshold=thresholds.relay_errors,
             evaluation_periods=1,
             datapoints=1,

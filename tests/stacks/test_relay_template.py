@@ -70,7 +70,7 @@ def test_function_runs_the_web_adapter_on_python_314_arm64() -> None:
     model = load_catalog().get(BASE["model_id"])
     (function,) = template.find_resources("AWS::Lambda::Function").values()
     assert function["Properties"]["Environment"]["Variables"] == function_environment(
-        endpoint_name="jumpstream-t",
+        endpoint_name="jumpstream-t-g5-12xlarge",
         model_id=model.id,
         prompt_template=model.prompt_template,
         max_new_tokens_limit=2048,

@@ -285,8 +285,13 @@ def _kinds_named(tree: ast.AST) -> set[str]:
 READERS = [
     *sorted(PACKAGE.rglob("*.py")),
     REPO / "stacks" / "relay.py",
+    REPO / "stacks" / "metrics.py",
+    REPO / "stacks" / "dashboard.py",
+    REPO / "stacks" / "config.py",
+    REPO / "stacks" / "deployment.py",
     REPO / "jumpstream" / "local.py",
     REPO / "jumpstream" / "client.py",
+    REPO / "jumpstream" / "preview.py",
 ]
 NAMES = (
     {variable.name for variable in VARIABLES}
