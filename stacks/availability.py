@@ -17,6 +17,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from stacks.errors import ConfigError
+
 AVAILABILITY_PATH = Path(__file__).with_name("availability.json")
 
 
@@ -34,6 +36,30 @@ class WebAdapterLayer:
             f"arn:aws:lambda:{region}:{self.account}:layer:LambdaAdapterLayerArm64:"
             f"{self.layer_version}"
         )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RelayPlatform:
+    """A region the relay can run in, with what it runs on there. Made by
+    `Availability.relay_platform`, which refuses a region that lacks any of it, so whoever holds
+    one (the config, then the relay construct) need not check again."""
+
+    region: str
+    #: The Lambda Web Adapter's arm64 layer in this region.
+    web_adapter_layer_arn: str
+    #: Whether Lambda offers SnapStart here.
+    snap_start: bool
+
+
+class RelayUnavailable(ConfigError):
+    """The relay cannot run in a region; `reason` says why, in a few words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            f"the streaming relay cannot be deployed: {reason}; set relay.enabled = false to "
+            "deploy the endpoint alone"
+        )
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,6 +101,17 @@ class Availability:
         if region not in self.python314_arm64:
             return f"Lambda's Python 3.14 runtime on arm64 is not offered in {region}"
         return None
+
+    def relay_platform(self, region: str) -> RelayPlatform:
+        """What the relay runs on in `region`; RelayUnavailable where it cannot run."""
+        problem = self.relay_unavailable_reason(region)
+        if problem:
+            raise RelayUnavailable(problem)
+        return RelayPlatform(
+            region=region,
+            web_adapter_layer_arn=self.web_adapter.arm64_arn(region),
+            snap_start=self.snapstart_unavailable_reason(region) is None,
+        )
 
     def snapstart_unavailable_reason(self, region: str) -> str | None:
         """Why Lambda SnapStart (for Python 3.14, the relay's runtime) is not offered in
@@ -128,6 +165,8 @@ def load_availability(path: Path = AVAILABILITY_PATH) -> Availability:
 __all__ = [
     "AVAILABILITY_PATH",
     "Availability",
+    "RelayPlatform",
+    "RelayUnavailable",
     "WebAdapterLayer",
     "load_availability",
     "parse_availability",

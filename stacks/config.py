@@ -19,6 +19,7 @@ from typing import Any
 
 from streamer.contract import MAX_NEW_TOKENS_LIMIT
 
+from stacks.availability import RelayUnavailable
 from stacks.catalog import Catalog, Model, deployment_problem, load_catalog, region_problem
 from stacks.deployment import (
     AUTH_TYPES,
@@ -427,15 +428,20 @@ def resolve_environment(
     if problem:
         raise ConfigError(f"{where}: {problem}")
     relay = _relay(settings.get("relay"), where)
+    platform = None
     if relay.enabled:
-        problem = catalog.availability.relay_unavailable_reason(region)
-        if problem:
+        try:
+            platform = catalog.availability.relay_platform(region)
+        except RelayUnavailable as unavailable:
             raise ConfigError(
-                f"{where}: {problem}; set relay.enabled = false to deploy the endpoint alone"
+                f"{where}: {unavailable.reason}; set relay.enabled = false to deploy the "
+                "endpoint alone"
+            ) from None
+        if relay.snap_start and not platform.snap_start:
+            raise ConfigError(
+                f"{where}: Lambda SnapStart is not offered in {region}; drop relay.snap_start "
+                "to start without it"
             )
-        problem = relay.snap_start and catalog.availability.snapstart_unavailable_reason(region)
-        if problem:
-            raise ConfigError(f"{where}: {problem}; drop relay.snap_start to start without it")
         most = model_max_new_tokens(model)
         if relay.max_new_tokens_limit > most:
             raise ConfigError(
@@ -458,6 +464,7 @@ def resolve_environment(
         alarm_email=alarm_email,
         hosting=hosting,
         scaling=scaling,
+        relay_platform=platform,
     )
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from streamer.contract import MAX_NEW_TOKENS_LIMIT
 
+from stacks.availability import RelayPlatform
 from stacks.catalog import Model
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "Fleet",
     "ManagedInstances",
     "RelayConfig",
+    "RelayTarget",
     "ScalingConfig",
     "ScalingSchedule",
     "UpdatePolicy",
@@ -196,6 +198,17 @@ class RelayConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RelayTarget:
+    """What the relay calls: one endpoint (and its inference component), serving one model."""
+
+    endpoint_name: str
+    model_id: str
+    #: The catalog's chat layout for the model (JSON), which the relay renders `messages` with.
+    prompt_template: str | None = None
+    inference_component_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AlarmThresholds:
     """When the alarms go off ([environments.NAME.alarms])."""
 
@@ -293,6 +306,19 @@ class EnvironmentConfig:
     scaling: ScalingConfig | None = None
     #: Where alarms are emailed (an SNS subscription); None: no topic at all.
     alarm_email: str | None = None
+    #: What the relay runs on in the region (None when the relay is off): resolved, and so
+    #: checked, once by the config.
+    relay_platform: RelayPlatform | None = None
+
+    @property
+    def relay_target(self) -> RelayTarget:
+        """What the environment's relay calls."""
+        return RelayTarget(
+            endpoint_name=self.endpoint_name,
+            model_id=self.model.id,
+            prompt_template=self.model.prompt_template,
+            inference_component_name=self.inference_component_name,
+        )
 
     @property
     def endpoint_name(self) -> str:

@@ -18,18 +18,21 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 from streamer.contract import (
     LAMBDA_MAX_TIMEOUT_SECONDS,
-    MAX_NEW_TOKENS_LIMIT,
     METRIC_NAMESPACE,
     SERVICE_NAME,
     UPSTREAM_READ_TIMEOUT_SECONDS,
     function_environment,
 )
 
-from stacks.availability import Availability, load_availability
+from stacks.availability import RelayPlatform
 from stacks.bundling import bundled_code
+from stacks.deployment import RelayConfig, RelayTarget
+from stacks.endpoint import endpoint_arn, inference_component_arn
 from stacks.errors import ConfigError
 
 STREAMER_SOURCE = Path(__file__).resolve().parent.parent / "lambda" / "streamer"
+#: The alias a SnapStart relay's URL invokes: always the version the last deploy published.
+LIVE_ALIAS = "live"
 
 # Sizing: the slowest model we host (Falcon 180B) generates ~10 tokens/s per request; the function
 # must outlive the longest allowed answer plus queueing and prefill, within Lambda's limit.
@@ -47,9 +50,15 @@ def function_timeout_seconds(max_new_tokens_limit: int) -> int:
 class StreamingRelay(Construct):
     """Function, function URL, log group and a role that may invoke one endpoint and nothing else.
 
-    `auth_type` NONE makes the URL public and adds a synth warning; `grant_invoke_url()` gives a
-    caller both permissions a function URL call needs, and `invoker_arns` does the same for
-    principals outside this app (as a resource policy on the function).
+    `config` is the environment's [relay] table, `target` what the function calls, `platform`
+    what it runs on in the stack's region (Availability.relay_platform refuses a region without
+    it). Auth NONE makes the URL public and adds a synth warning; `grant_invoke_url()` gives a
+    caller both permissions a function URL call needs, and `config.invoker_arns` does the same
+    for principals outside this app (as a resource policy on the function).
+
+    With SnapStart the URL belongs to the alias `live` of a version published on each deploy
+    that changes the function: Lambda takes the snapshot when it publishes the version, and only
+    a version (through an alias) starts from one.
     """
 
     def __init__(
@@ -57,37 +66,25 @@ class StreamingRelay(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        endpoint_name: str,
-        endpoint_arn: str,
-        model_id: str,
-        environment_name: str = "default",
-        prompt_template: str | None = None,
-        max_new_tokens_limit: int = MAX_NEW_TOKENS_LIMIT.default,
-        reserved_concurrency: int | None = None,
-        auth_type: str = "AWS_IAM",
-        cors_allow_origins: tuple[str, ...] = (),
-        memory_mb: int = 512,
-        invoker_arns: tuple[str, ...] = (),
+        config: RelayConfig,
+        target: RelayTarget,
+        platform: RelayPlatform,
+        environment_name: str,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
-        inference_component_name: str | None = None,
-        inference_component_arn: str | None = None,
         code: lambda_.Code | None = None,
-        availability: Availability | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        if (inference_component_name is None) != (inference_component_arn is None):
-            raise ConfigError("an inference component needs both its name and its ARN")
-        region = cdk.Stack.of(self).region
-        platform = availability or load_availability()
-        problem = platform.relay_unavailable_reason(region)
-        if problem:
+        stack = cdk.Stack.of(self)
+        if platform.region != stack.region:
             raise ConfigError(
-                f"the streaming relay cannot be deployed: {problem}; set relay.enabled = false "
-                "to deploy the endpoint alone"
+                f"the relay's platform is {platform.region}'s, its stack is in {stack.region}"
             )
+        snap_start = self._snap_start(config, platform)
         architecture = lambda_.Architecture.ARM_64
-        timeout = function_timeout_seconds(max_new_tokens_limit)
+        timeout = function_timeout_seconds(config.max_new_tokens_limit)
         self.timeout_seconds = timeout
+        endpoint_name = target.endpoint_name
+        component = target.inference_component_name
 
         self.log_group = logs.LogGroup(
             self, "Logs", retention=log_retention, removal_policy=cdk.RemovalPolicy.DESTROY
@@ -107,8 +104,12 @@ class StreamingRelay(Construct):
                 # it (IAM then authorizes the component's ARN too).
                 actions=["sagemaker:InvokeEndpoint", "sagemaker:InvokeEndpointWithResponseStream"],
                 resources=[
-                    endpoint_arn,
-                    *([inference_component_arn] if inference_component_arn else []),
+                    endpoint_arn(stack.region, stack.account, endpoint_name),
+                    *(
+                        [inference_component_arn(stack.region, stack.account, component)]
+                        if component
+                        else []
+                    ),
                 ],
             )
         )
@@ -125,11 +126,10 @@ class StreamingRelay(Construct):
         # namespace and environment are what the alarms and the dashboard read.
         environment = function_environment(
             endpoint_name=endpoint_name,
-            model_id=model_id,
-            inference_component_name=inference_component_name or None,
-            # The catalog's chat layout for this model: the relay renders `messages` with it.
-            prompt_template=prompt_template or None,
-            max_new_tokens_limit=max_new_tokens_limit,
+            model_id=target.model_id,
+            inference_component_name=component,
+            prompt_template=target.prompt_template,
+            max_new_tokens_limit=config.max_new_tokens_limit,
             upstream_read_timeout_seconds=UPSTREAM_READ_TIMEOUT_SECONDS.default,
             service_name=SERVICE_NAME,
             metrics_namespace=METRIC_NAMESPACE,
@@ -146,22 +146,35 @@ class StreamingRelay(Construct):
             code=code or bundled_code(STREAMER_SOURCE, architecture=architecture.name),
             layers=[
                 lambda_.LayerVersion.from_layer_version_arn(
-                    self, "WebAdapter", platform.web_adapter.arm64_arn(region)
+                    self, "WebAdapter", platform.web_adapter_layer_arn
                 )
             ],
             environment=environment,
-            memory_size=memory_mb,
+            memory_size=config.memory_mb,
             timeout=cdk.Duration.seconds(timeout),
-            reserved_concurrent_executions=reserved_concurrency,
+            reserved_concurrent_executions=config.reserved_concurrency,
             role=self.role,
             log_group=self.log_group,
             description=f"jumpstream: streams tokens from SageMaker endpoint {endpoint_name}",
+            snap_start=lambda_.SnapStartConf.ON_PUBLISHED_VERSIONS if snap_start else None,
+            # A version replaced by the next deploy goes: nothing is retained.
+            current_version_options=lambda_.VersionOptions(
+                removal_policy=cdk.RemovalPolicy.DESTROY
+            ),
         )
+        #: What the URL invokes: the function's `live` alias with SnapStart, else the function.
+        self.alias: lambda_.Alias | None = None
+        invoked: lambda_.IFunction = self.function
+        if snap_start:
+            self.alias = lambda_.Alias(
+                self, "Live", alias_name=LIVE_ALIAS, version=self.function.current_version
+            )
+            invoked = self.alias
 
         cors = None
-        if cors_allow_origins:
+        if config.cors_allow_origins:
             cors = lambda_.FunctionUrlCorsOptions(
-                allowed_origins=list(cors_allow_origins),
+                allowed_origins=list(config.cors_allow_origins),
                 allowed_methods=[lambda_.HttpMethod.POST, lambda_.HttpMethod.GET],
                 allowed_headers=[
                     "content-type", "accept", "authorization", "x-amz-date",
@@ -170,20 +183,35 @@ class StreamingRelay(Construct):
                 exposed_headers=["x-request-id", "retry-after"],
                 max_age=cdk.Duration.hours(1),
             )  # fmt: skip
-        if auth_type == "NONE":
+        if config.auth == "NONE":
             cdk.Annotations.of(self).add_warning_v2(
                 "jumpstream:PublicUrl",
                 "relay.auth = NONE: the function URL is PUBLIC. Anyone who finds it can run the "
                 "GPU endpoint at your expense; only the reserved concurrency limits them.",
             )
-        self.url = self.function.add_function_url(
-            auth_type=lambda_.FunctionUrlAuthType[auth_type],
+        self.url = invoked.add_function_url(
+            auth_type=lambda_.FunctionUrlAuthType[config.auth],
             invoke_mode=lambda_.InvokeMode.RESPONSE_STREAM,
             cors=cors,
         )
 
-        for arn in invoker_arns:
+        for arn in config.invoker_arns:
             self.grant_invoke_url(iam.ArnPrincipal(arn))
+
+    def _snap_start(self, config: RelayConfig, platform: RelayPlatform) -> bool:
+        """SnapStart as asked, or wherever Lambda offers it when not asked; a note says where
+        it is not offered."""
+        if config.snap_start is False:
+            return False
+        if platform.snap_start:
+            return True
+        if config.snap_start:
+            raise ConfigError(f"Lambda SnapStart is not offered in {platform.region}")
+        cdk.Annotations.of(self).add_warning_v2(
+            "jumpstream:NoSnapStart",
+            f"Lambda SnapStart is not offered in {platform.region}: the relay starts without it",
+        )
+        return False
 
     def grant_invoke_url(self, grantee: iam.IGrantable) -> iam.Grant:
         """lambda:InvokeFunctionUrl and lambda:InvokeFunction (via the URL), as callers need."""

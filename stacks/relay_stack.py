@@ -9,7 +9,8 @@ from constructs import Construct
 
 from stacks.dashboard import EnvironmentDashboard, dashboard_name, dashboard_url
 from stacks.deployment import RELAY_URL_OUTPUT, EnvironmentConfig
-from stacks.endpoint import VARIANT_NAME, endpoint_arn, inference_component_arn
+from stacks.endpoint import VARIANT_NAME
+from stacks.errors import ConfigError
 from stacks.metrics import EndpointMetrics, RelayMetrics
 from stacks.monitoring import RelayAlarms
 from stacks.relay import StreamingRelay
@@ -28,32 +29,19 @@ class RelayStack(cdk.Stack):
                 f"{config.endpoint_name}"
             ),
         )
-        # The endpoint's (and component's) name is fixed per environment, so its ARN is known
-        # here without a cross-stack export (exports would pin the endpoint stack's outputs
+        # The endpoint's (and component's) name is fixed per environment, so the relay knows
+        # its ARN without a cross-stack export (exports would pin the endpoint stack's outputs
         # forever).
-        relay_config = config.relay
-        component = config.inference_component_name
+        if config.relay_platform is None:
+            raise ConfigError(f"environment {config.name!r}: its relay is off or unresolved")
         self.relay = StreamingRelay(
             self,
             "Relay",
-            endpoint_name=config.endpoint_name,
-            endpoint_arn=endpoint_arn(config.region, self.account, config.endpoint_name),
-            model_id=config.model.id,
+            config=config.relay,
+            target=config.relay_target,
+            platform=config.relay_platform,
             environment_name=config.name,
-            prompt_template=config.model.prompt_template,
-            max_new_tokens_limit=relay_config.max_new_tokens_limit,
-            reserved_concurrency=relay_config.reserved_concurrency,
-            auth_type=relay_config.auth,
-            cors_allow_origins=relay_config.cors_allow_origins,
-            memory_mb=relay_config.memory_mb,
-            invoker_arns=relay_config.invoker_arns,
             log_retention=retention(config.log_retention_days),
-            inference_component_name=component,
-            inference_component_arn=(
-                inference_component_arn(config.region, self.account, component)
-                if component
-                else None
-            ),
         )
         cdk.CfnOutput(
             self, RELAY_URL_OUTPUT, value=self.relay.url.url, description="POST prompts here"
@@ -74,7 +62,7 @@ class RelayStack(cdk.Stack):
             endpoint=EndpointMetrics(
                 endpoint_name=config.endpoint_name,
                 variant_name=VARIANT_NAME,
-                inference_component_name=component,
+                inference_component_name=config.inference_component_name,
                 gpus=config.gpus,
             ),
             relay=RelayMetrics(environment=config.name, model_id=config.model.id),
@@ -86,4 +74,4 @@ class RelayStack(cdk.Stack):
         cdk.CfnOutput(self, "DashboardName", value=name)
         cdk.CfnOutput(self, "DashboardUrl", value=dashboard_url(config.region, name))
         cdk.CfnOutput(self, "FunctionName", value=self.relay.function.function_name)
-        cdk.CfnOutput(self, "AuthType", value=relay_config.auth)
+        cdk.CfnOutput(self, "AuthType", value=config.relay.auth)

@@ -17,8 +17,10 @@ from streamer.contract import (
     function_environment,
 )
 
+from stacks.availability import load_availability
 from stacks.catalog import load_catalog
 from stacks.config import resolve_environment, select_environments
+from stacks.deployment import RelayConfig, RelayTarget
 from stacks.environment import add_environment
 from stacks.errors import ConfigError
 from stacks.nag import enable_nag
@@ -180,11 +182,23 @@ def test_grant_invoke_url_gives_both_permissions_a_caller_needs() -> None:
     assert {"lambda:InvokeFunctionUrl", "lambda:InvokeFunction"} <= actions
 
 
+def standalone_relay(region: str) -> StreamingRelay:
+    """The construct used without the config: its platform comes from Availability, which
+    refuses what the relay cannot run on, as the config does."""
+    stack = cdk.Stack(skip_bundling_app(), "s", env=cdk.Environment(region=region))
+    return StreamingRelay(
+        stack,
+        "Relay",
+        config=RelayConfig(),
+        target=RelayTarget(endpoint_name="e", model_id="m"),
+        platform=load_availability().relay_platform(region),
+        environment_name="t",
+    )
+
+
 def test_the_construct_itself_refuses_a_partition_without_the_adapter_layer() -> None:
-    app = skip_bundling_app()
-    stack = cdk.Stack(app, "gov", env=cdk.Environment(region="us-gov-west-1"))
     with pytest.raises(ConfigError, match=r"Lambda Web Adapter 1\.1\.0 layer .* not published"):
-        StreamingRelay(stack, "Relay", endpoint_name="e", endpoint_arn="arn", model_id="m")
+        standalone_relay("us-gov-west-1")
 
 
 def test_shipped_environments_synthesize_nag_and_lint_clean(tmp_path: Path) -> None:
@@ -316,9 +330,8 @@ def test_falcon_limits_new_tokens_to_its_smaller_context() -> None:
 
 
 def test_the_construct_refuses_regions_without_function_urls() -> None:
-    stack = cdk.Stack(skip_bundling_app(), "s", env=cdk.Environment(region="ap-south-2"))
     with pytest.raises(ConfigError, match="function URLs are not offered in ap-south-2"):
-        StreamingRelay(stack, "Relay", endpoint_name="e", endpoint_arn="arn", model_id="m")
+        standalone_relay("ap-south-2")
 
 
 def test_environment_wiring_tags_both_stacks_and_orders_them() -> None:
@@ -346,3 +359,85 @@ def test_environment_wiring_tags_both_stacks_and_orders_them() -> None:
     (policy,) = Template.from_stack(relay).find_resources("AWS::IAM::Policy").values()
     statement = policy["Properties"]["PolicyDocument"]["Statement"][0]
     assert json.dumps(statement["Resource"]) == arn
+
+
+def _lambda(template: Template, kind: str) -> list[dict]:
+    return [r for r in template.find_resources(f"AWS::Lambda::{kind}").values()]
+
+
+def test_snap_start_publishes_a_version_whose_alias_carries_the_url() -> None:
+    """On by default where Lambda offers it: the snapshot is taken when a version is published,
+    and only a version (through an alias) starts from it."""
+    _, template = relay_template(
+        {**BASE, "relay": {"invoker_arns": ["arn:aws:iam::123456789012:role/app"]}}
+    )
+    (function,) = _lambda(template, "Function")
+    assert function["Properties"]["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    versions = template.find_resources("AWS::Lambda::Version")
+    assert len(versions) == 1
+    ((version_id, version),) = versions.items()
+    assert (version["DeletionPolicy"], version["UpdateReplacePolicy"]) == ("Delete", "Delete")
+    (alias_id,) = template.find_resources("AWS::Lambda::Alias")
+    template.has_resource_properties(
+        "AWS::Lambda::Alias",
+        {"Name": "live", "FunctionVersion": {"Fn::GetAtt": [version_id, "Version"]}},
+    )
+    (url_id,) = template.find_resources("AWS::Lambda::Url")
+    (url,) = _lambda(template, "Url")
+    assert url["Properties"]["Qualifier"] == "live"
+    assert url["Properties"]["InvokeMode"] == "RESPONSE_STREAM"
+    template.has_output("Url", {"Value": {"Fn::GetAtt": [url_id, "FunctionUrl"]}})
+    # A caller's two permissions are on the alias the URL invokes.
+    permissions = _lambda(template, "Permission")
+    assert sorted(p["Properties"]["Action"] for p in permissions) == [
+        "lambda:InvokeFunction",
+        "lambda:InvokeFunctionUrl",
+    ]
+    assert all(p["Properties"]["FunctionName"] == {"Ref": alias_id} for p in permissions)
+
+
+def test_without_snap_start_the_url_invokes_the_function_itself() -> None:
+    _, template = relay_template({**BASE, "relay": {"snap_start": False}})
+    (function,) = _lambda(template, "Function")
+    assert "SnapStart" not in function["Properties"]
+    template.resource_count_is("AWS::Lambda::Version", 0)
+    template.resource_count_is("AWS::Lambda::Alias", 0)
+    (url,) = _lambda(template, "Url")
+    assert "Qualifier" not in url["Properties"]
+
+
+def test_snap_start_where_lambda_does_not_offer_it() -> None:
+    """Asked for: refused in one line. Not asked for: the relay starts without it, and synth
+    says so."""
+    from dataclasses import replace
+
+    from stacks.catalog import Catalog
+
+    catalog = load_catalog()
+    without = replace(
+        catalog.availability,
+        snapstart_unsupported_regions=catalog.availability.snapstart_unsupported_regions
+        | {"eu-west-1"},
+    )
+    patched = Catalog(catalog.models, without)
+    with pytest.raises(ConfigError) as refused:
+        resolve_environment("t", {**BASE, "relay": {"snap_start": True}}, catalog=patched)
+    assert str(refused.value) == (
+        "environment 't': Lambda SnapStart is not offered in eu-west-1; drop relay.snap_start "
+        "to start without it"
+    )
+    app = skip_bundling_app()
+    stack = RelayStack(app, "relay", config=resolve_environment("t", BASE, catalog=patched))
+    template = Template.from_stack(stack)
+    (function,) = _lambda(template, "Function")
+    assert "SnapStart" not in function["Properties"]
+    template.resource_count_is("AWS::Lambda::Alias", 0)
+    notes = Annotations.from_stack(stack).find_warning(
+        "*", Match.string_like_regexp("SnapStart is not offered in eu-west-1")
+    )
+    assert len(notes) == 1
+
+
+def test_snap_start_is_true_or_false() -> None:
+    with pytest.raises(ConfigError, match=r"relay\.snap_start must be true or false"):
+        resolve_environment("t", {**BASE, "relay": {"snap_start": "yes"}})
