@@ -135,6 +135,7 @@ class StreamingRelay(Construct):
             metrics_namespace=METRIC_NAMESPACE,
             environment_name=environment_name,
             web_adapter=True,
+            snap_start=snap_start,
         )
 
         self.function = lambda_.Function(

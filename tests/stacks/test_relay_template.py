@@ -81,6 +81,7 @@ def test_function_runs_the_web_adapter_on_python_314_arm64() -> None:
         metrics_namespace=METRIC_NAMESPACE,
         environment_name="t",
         web_adapter=True,
+        snap_start=True,  # on where Lambda offers it (below)
     )
 
 
@@ -373,6 +374,9 @@ def test_snap_start_publishes_a_version_whose_alias_carries_the_url() -> None:
     )
     (function,) = _lambda(template, "Function")
     assert function["Properties"]["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    # The adapter tells the function when Lambda restored it (it forgets credentials then).
+    variables = function["Properties"]["Environment"]["Variables"]
+    assert variables["AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH"] == "/_lambda/after-restore"
     versions = template.find_resources("AWS::Lambda::Version")
     assert len(versions) == 1
     ((version_id, version),) = versions.items()
@@ -400,6 +404,10 @@ def test_without_snap_start_the_url_invokes_the_function_itself() -> None:
     _, template = relay_template({**BASE, "relay": {"snap_start": False}})
     (function,) = _lambda(template, "Function")
     assert "SnapStart" not in function["Properties"]
+    assert (
+        "AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH"
+        not in function["Properties"]["Environment"]["Variables"]
+    )
     template.resource_count_is("AWS::Lambda::Version", 0)
     template.resource_count_is("AWS::Lambda::Alias", 0)
     (url,) = _lambda(template, "Url")

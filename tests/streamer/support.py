@@ -149,6 +149,11 @@ class ScriptedUpstream:
         self._open_error = open_error
         self.bodies: list[dict[str, Any]] = []
         self.streams: list[ScriptedStream] = []
+        #: How many times the app said Lambda restored it from a snapshot.
+        self.restores = 0
+
+    async def after_restore(self) -> None:
+        self.restores += 1
 
     async def open(self, body: bytes) -> ScriptedStream:
         self.bodies.append(json.loads(body))
@@ -203,6 +208,9 @@ class GatedStream:
 class GatedUpstream:
     def __init__(self, first: bytes, rest: Iterable[bytes]) -> None:
         self.stream = GatedStream(first, rest)
+
+    async def after_restore(self) -> None:
+        raise AssertionError("not restored in these tests")
 
     async def open(self, body: bytes) -> GatedStream:
         return self.stream

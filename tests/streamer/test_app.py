@@ -6,6 +6,7 @@ import json
 
 from tests.streamer.support import (
     PROMPT,
+    CapturedLog,
     ScriptedUpstream,
     answer_events,
     call,
@@ -85,6 +86,22 @@ def test_health_answers_without_sagemaker() -> None:
     assert response.json() == {"status": "ok"}
     assert call(make_app(upstream), "HEAD", "/health").status_code == 200
     assert upstream.bodies == []
+
+
+def test_the_web_adapters_after_restore_hook_restarts_the_upstream_and_counts_no_request() -> None:
+    """With SnapStart the adapter posts here after Lambda restored the process, before any
+    invocation; the platform's call is logged, never counted as a caller's request."""
+    upstream = ScriptedUpstream(open_error=RuntimeError("must not be called"))
+    log = CapturedLog()
+    app = make_app(upstream, log)
+    response = call(app, "POST", "/_lambda/after-restore")
+    assert response.status_code == 204
+    assert upstream.restores == 1
+    assert upstream.bodies == []
+    (line,) = log.request_lines()
+    assert line["path"] == "/_lambda/after-restore"
+    assert "_aws" not in line  # no metrics
+    assert call(app, "GET", "/_lambda/after-restore").status_code == 405
 
 
 def test_the_chat_page_and_its_script_come_from_this_origin_only() -> None:

@@ -51,6 +51,9 @@ class EndlessUpstream:
     def __init__(self) -> None:
         self.stream = EndlessStream()
 
+    async def after_restore(self) -> None:
+        raise AssertionError("not restored in these tests")
+
     async def open(self, body: bytes) -> Any:
         return self.stream
 

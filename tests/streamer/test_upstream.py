@@ -464,6 +464,30 @@ def test_no_credentials_is_a_502_not_a_crash(
     assert server.requests == []
 
 
+def test_after_a_snapstart_restore_the_next_call_signs_with_the_restored_credentials(
+    server: EventStreamServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A snapshot is restored days after it was taken, in another sandbox: the credentials
+    found before it are not the restored environment's. After the hook, the next call finds
+    them again, on a connection of its own."""
+    server.reply = [payload_part(b"x")]
+    relay_upstream = upstream()
+
+    async def run() -> None:
+        await read_all(await relay_upstream.open(b"{}"))
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDRESTORED")
+        await read_all(await relay_upstream.open(b"{}"))  # still the snapshot's
+        await relay_upstream.after_restore()
+        await read_all(await relay_upstream.open(b"{}"))
+
+    anyio.run(run)
+    keys = [
+        headers["Authorization"].split("Credential=")[1].split("/")[0]
+        for _, headers, _ in server.requests
+    ]
+    assert keys == ["AKIDTEST", "AKIDTEST", "AKIDRESTORED"]
+
+
 def test_the_whole_relay_over_real_boto3(server: EventStreamServer) -> None:
     whole = b"".join(answer_events(["東京", "です"]))
     server.reply = [payload_part(whole[:7]), payload_part(whole[7:50]), payload_part(whole[50:])]

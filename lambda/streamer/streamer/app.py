@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
 from .body import read_body
-from .contract import HEALTH_PATH
+from .contract import AFTER_RESTORE_PATH, HEALTH_PATH
 from .errors import ApiError, error_response
 from .formats import writer_for
 from .negotiation import OutputFormat, choose_format
@@ -90,15 +90,28 @@ def create_app(
         # Never calls SageMaker: the adapter polls this before every cold start's first request.
         return JSONResponse({"status": "ok"})
 
+    async def after_restore(request: Request) -> Response:
+        # The Web Adapter's SnapStart hook, before the restored process serves anyone.
+        await responder.after_restore()
+        return Response(status_code=204)
+
     app = Starlette(
         routes=[
             Route("/", generate, methods=["POST"]),
             Route(HEALTH_PATH, health, methods=["GET"]),
+            Route(AFTER_RESTORE_PATH, after_restore, methods=["POST"]),
             Route("/chat", chat_page, methods=["GET"]),
             Route("/chat.js", chat_script, methods=["GET"]),
             Mount("/v1", app=openai_app(settings, responder)),
         ],
-        middleware=[Middleware(RequestObserver, logger=relay_logger, metrics=metrics)],
+        middleware=[
+            Middleware(
+                RequestObserver,
+                logger=relay_logger,
+                metrics=metrics,
+                unmetered_paths=frozenset({AFTER_RESTORE_PATH}),
+            )
+        ],
         exception_handlers=refusal_handlers(error_response),
     )
     # "/health/" is another path (404), not a redirect the adapter or a client would follow.

@@ -17,10 +17,12 @@ from types import MappingProxyType
 from typing import Any, Final, Generic, NamedTuple, TypeVar
 
 __all__ = [
+    "AFTER_RESTORE_PATH",
     "AWS_LAMBDA_EXEC_WRAPPER",
     "AWS_LWA_INVOKE_MODE",
     "AWS_LWA_PORT",
     "AWS_LWA_READINESS_CHECK_PATH",
+    "AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH",
     "AWS_REGION",
     "DEFAULT_PORT",
     "ENDPOINT_NAME",
@@ -60,6 +62,10 @@ LAMBDA_MAX_TIMEOUT_SECONDS: Final = 900
 DEFAULT_PORT: Final = 8080
 #: The adapter's readiness check; the function answers it without calling SageMaker.
 HEALTH_PATH: Final = "/health"
+#: Where the adapter tells the function that Lambda restored it from a SnapStart snapshot (a POST,
+#: before any invocation): the function then forgets what must not outlive the snapshot. The
+#: adapter refuses callers who ask for this path themselves.
+AFTER_RESTORE_PATH: Final = "/_lambda/after-restore"
 #: The service's name in its log lines (Powertools' `service`), its start-up messages and the
 #: user agent of its SageMaker calls.
 SERVICE_NAME: Final = "jumpstream-relay"
@@ -128,6 +134,10 @@ AWS_LWA_INVOKE_MODE: Final[Variable[str]] = Variable("AWS_LWA_INVOKE_MODE", "res
 AWS_LWA_READINESS_CHECK_PATH: Final[Variable[str]] = Variable(
     "AWS_LWA_READINESS_CHECK_PATH", HEALTH_PATH
 )
+#: With SnapStart: where the adapter (1.1.0 and later) posts after a restore.
+AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH: Final[Variable[str]] = Variable(
+    "AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH", AFTER_RESTORE_PATH
+)
 
 
 def function_environment(
@@ -144,13 +154,15 @@ def function_environment(
     region: str | None = None,
     port: int | None = None,
     web_adapter: bool = False,
+    snap_start: bool = False,
 ) -> dict[str, str]:
     """The function's environment variables for these values; a value left None is not set,
     so the function's default applies.
 
     `web_adapter` adds what the Lambda Web Adapter needs (Lambda sets AWS_REGION itself there)
     and gives it the port, which the function then reads too; without it, as on a laptop, the
-    port is the function's own PORT.
+    port is the function's own PORT. `snap_start` (with the adapter) has it tell the function
+    when Lambda restored it from a snapshot.
     """
     environment: dict[str, str] = {}
     if web_adapter:
@@ -161,6 +173,9 @@ def function_environment(
         ):
             environment[adapter_setting.name] = str(adapter_setting.default)
         environment[AWS_LWA_PORT.name] = str(DEFAULT_PORT if port is None else port)
+        if snap_start:
+            hook = AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH
+            environment[hook.name] = str(hook.default)
     elif port is not None:
         environment[PORT.name] = str(port)
     values: tuple[tuple[Variable[Any], object], ...] = (

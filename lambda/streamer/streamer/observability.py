@@ -196,11 +196,19 @@ class RequestObserver:
     """ASGI middleware: request id, the per-request log line, and the last line of defence."""
 
     def __init__(
-        self, app: ASGIApp, *, logger: Logger, metrics: MetricsContext | None = None
+        self,
+        app: ASGIApp,
+        *,
+        logger: Logger,
+        metrics: MetricsContext | None = None,
+        unmetered_paths: frozenset[str] = frozenset(),
     ) -> None:
+        """`unmetered_paths`: where the platform, not a caller, calls the function (the Web
+        Adapter's lifecycle hooks): logged, never counted as requests."""
         self._app = app
         self._logger = logger
         self._metrics = metrics
+        self._unmetered = unmetered_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -234,7 +242,7 @@ class RequestObserver:
                     await error_response(internal_error())(scope, receive, send_with_id)
             finally:
                 fields = record.fields()
-                if self._metrics is not None:
+                if self._metrics is not None and record.path not in self._unmetered:
                     fields.update(request_metrics(record, self._metrics))
                 self._logger.info("request finished", extra=fields)
 

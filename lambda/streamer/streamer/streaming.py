@@ -98,6 +98,10 @@ class Responder:
             max_new_tokens_limit=settings.max_new_tokens_limit,
         )
 
+    async def after_restore(self) -> None:
+        """Lambda restored the process from a snapshot: the upstream starts afresh."""
+        await self._upstream.after_restore()
+
     def respond(
         self,
         request: Request,

@@ -25,6 +25,7 @@ Unlike botocore's own event stream, an exception message in the stream keeps its
 
 from __future__ import annotations
 
+import itertools
 import json
 import ssl
 from collections.abc import AsyncIterator
@@ -61,6 +62,8 @@ _MAX_ERROR_BODY_BYTES: Final = 64 * 1024
 # Idle connections to SageMaker are kept this long for the next request: below the 60 s idle
 # timeout load balancers commonly use, so the relay drops a connection before the far side does.
 KEEPALIVE_SECONDS: Final = 50.0
+# Each restore's pools get a name of their own (a RunVar cannot be emptied).
+_RESTORES: Final = itertools.count(1)
 
 
 class UpstreamStream(Protocol):
@@ -82,6 +85,10 @@ class Upstream(Protocol):
     """Starts one generation; returns once SageMaker answers with a stream, or raises."""
 
     async def open(self, body: bytes) -> UpstreamStream: ...
+
+    async def after_restore(self) -> None:
+        """Lambda restored the process from a SnapStart snapshot: forget what must not outlive
+        it (credentials, open connections)."""
 
 
 def create_client(settings: Settings, session: Any | None = None) -> Any:
@@ -180,6 +187,28 @@ class SageMakerUpstream:
             )
             self._pools.set(pool)
             return pool
+
+    async def after_restore(self) -> None:
+        """Forget the credentials and the connections the snapshot may hold.
+
+        A snapshot is taken once, at publish time, and restored for days: credentials found
+        then would be another sandbox's (and expire), and a connection open then is gone. The
+        next request finds both again: a fresh botocore session resolves the credentials the
+        restored environment has, and the event loop gets a new pool. The TLS context and the
+        endpoint's URL are plain data and stay.
+        """
+        import botocore.session
+
+        try:
+            pool = self._pools.get()
+        except LookupError:
+            pool = None
+        self._pools = RunVar(f"jumpstream_sagemaker_pool_{id(self)}_{next(_RESTORES)}")
+        self._session = botocore.session.get_session()
+        self._credentials = None
+        if pool is not None:
+            with anyio.CancelScope(shield=True):
+                await pool.aclose()
 
     async def _signed_headers(self, body: bytes) -> dict[str, str]:
         request = AWSRequest(method="POST", url=self._url, data=body, headers=self._headers)
