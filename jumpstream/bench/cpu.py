@@ -12,11 +12,13 @@ core is not counted, by either side):
   the one ``run.sh`` started, writing its log line per request to a pipe, as in Lambda.
 - Direct: a boto3 reader of the same stream from the emulator, in this process
   (``time.thread_time``: the reading thread only, not the bench's threads that collect the
-  children's output). It decodes with the relay's own decoder, so the ratio is what the relay
-  adds around the decoding: its HTTP client and event-stream parsing, its writer, its server.
+  children's output). Both parse the event stream with botocore and decode with the relay's
+  decoder, so the ratio is what the relay adds to reading: an asynchronous HTTP client, the
+  event loop, the writer, the server and one send to the caller per token.
 - Both read the same prompts (their texts must match) from an emulator paced at 2,000 tokens/s:
-  each token arrives on its own, as from a model, rather than many per read as from an unpaced
-  one.
+  each token arrives on its own, as from a model, and costs a wake-up of its own. (Unpaced, a
+  reader that falls behind gets many tokens per read and pays less than half as much per token;
+  paced at 500 tokens/s, more. The figures compare runs at this one pace.)
 - Per token: the mean CPU of a long answer minus that of a one-token answer, over the
   difference in tokens (the slope: no per-request cost in it). Per request: a one-token answer's
   mean CPU less its tokens at that per-token cost (the intercept: reading the request, the
