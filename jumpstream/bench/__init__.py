@@ -8,8 +8,9 @@ per measurement, each saying how it measures:
 - throughput.py: one long unpaced answer, read whole;
 - cpu.py: the relay's CPU per token and per request, next to a direct boto3 reader's;
 - decoder.py: the relay's decoder next to sagemaker-core's LineIterator and a naive split;
-- cold_start.py: the relay's start next to the FastAPI shape of the Web Adapter's example
-  (baseline_app/), each on a bare interpreter with only its packages (packages.py);
+- cold_start.py: the CPU time the relay takes to become ready next to the FastAPI shape of the
+  Web Adapter's example (baseline_app/), each on a bare interpreter with only its packages
+  (packages.py);
 - concurrency.py: 64 paced streams through one relay process.
 
 Around them: clients.py reads an answer both ways (the adapter-like HTTP client, boto3),
