@@ -34,7 +34,7 @@ examples:
   python -m jumpstream demo
   python -m jumpstream local --port 8080
   python -m jumpstream ask --url https://ID.lambda-url.us-east-1.on.aws/ "Hello"
-  python -m jumpstream bench --sizes 64,512
+  python -m jumpstream bench --quick
   python -m jumpstream proxy --env dev"""
 
 _LOCAL_EPILOG = f"""\

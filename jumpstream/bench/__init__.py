@@ -1,0 +1,41 @@
+"""``python -m jumpstream bench`` (``make bench``): what the relay costs, side by side.
+
+Every figure is measured next to the alternative a user would pick, on the same machine, through
+the local stack (the emulator and the relay started as Lambda starts it, ``run.sh``). One module
+per measurement, each saying how it measures:
+
+- ttft.py: time to first token, relay and direct (boto3), back to back;
+- throughput.py: one long unpaced answer, read whole;
+- cpu.py: the relay's CPU per token and per request, next to a direct boto3 reader's;
+- decoder.py: the relay's decoder next to sagemaker-core's LineIterator and a naive split;
+- cold_start.py: the CPU time the relay takes to become ready next to the FastAPI shape of the
+  Web Adapter's example (baseline_app/), each on a bare interpreter with only its packages
+  (packages.py);
+- concurrency.py: 64 paced streams through one relay process.
+
+Around them: clients.py reads an answer both ways (the adapter-like HTTP client, boto3),
+relay_code.py is the one import of the relay's code, proc.py reads /proc, report.py writes the
+table and the JSON, run.py runs it all. Targets are reported (met or MISSED), never enforced: the
+bench fails only when something did not work, an error or a text that differs.
+"""
+
+from __future__ import annotations
+
+from jumpstream.bench.plan import BenchFailed, BenchOptions, Plan
+from jumpstream.bench.proc import RelayMemory, relay_memory
+from jumpstream.bench.relay_code import decoder_texts
+from jumpstream.bench.report import KEYS, TARGETS, render_table
+from jumpstream.bench.run import run_bench
+
+__all__ = [
+    "KEYS",
+    "TARGETS",
+    "BenchFailed",
+    "BenchOptions",
+    "Plan",
+    "RelayMemory",
+    "decoder_texts",
+    "relay_memory",
+    "render_table",
+    "run_bench",
+]
