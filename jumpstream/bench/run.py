@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from streamer import contract
+
 from jumpstream.bench.cold_start import measure_cold_start
 from jumpstream.bench.concurrency import measure_concurrency
 from jumpstream.bench.cpu import measure_cpu
@@ -39,7 +41,7 @@ def _stack_config(
         model_id=model_id,
         tokens_per_second=tokens_per_second,
         first_token_delay=first_token_delay,
-        relay_env={"MAX_NEW_TOKENS_LIMIT": str(MAX_NEW_TOKENS_LIMIT)},
+        relay_env={contract.MAX_NEW_TOKENS_LIMIT.name: str(MAX_NEW_TOKENS_LIMIT)},
     )
 
 
