@@ -585,3 +585,25 @@ def test_concurrent_answers_each_keep_their_connection(server: EventStreamServer
         gate.set()
     assert [response.text for response in responses] == ["ok"] * (2 * streams)
     assert len(set(server.peers)) == streams
+
+
+def test_starting_reads_no_credentials(
+    server: EventStreamServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What SnapStart snapshots is the relay as it starts: it must hold no credentials then.
+    The client made for the endpoint's URL does not look for any; the first call does."""
+    import botocore.session
+
+    looked: list[str] = []
+    original = botocore.session.Session.get_credentials
+
+    def spy(session: Any) -> Any:
+        looked.append("get_credentials")
+        return original(session)
+
+    monkeypatch.setattr(botocore.session.Session, "get_credentials", spy)
+    relay_upstream = upstream()
+    assert looked == []
+    server.reply = [payload_part(b"x")]
+    opened_and_read(relay_upstream, b"{}")
+    assert looked == ["get_credentials"]

@@ -62,6 +62,8 @@ _MAX_ERROR_BODY_BYTES: Final = 64 * 1024
 # Idle connections to SageMaker are kept this long for the next request: below the 60 s idle
 # timeout load balancers commonly use, so the relay drops a connection before the far side does.
 KEEPALIVE_SECONDS: Final = 50.0
+# create_client's arguments that stand in for credentials it must not look for.
+_PLACEHOLDER_KEYS: Final = ("aws_access_key_id", "aws_secret_access_key")
 # Each restore's pools get a name of their own (a RunVar cannot be emptied).
 _RESTORES: Final = itertools.count(1)
 
@@ -91,11 +93,16 @@ class Upstream(Protocol):
         it (credentials, open connections)."""
 
 
-def create_client(settings: Settings, session: Any | None = None) -> Any:
+def create_client(
+    settings: Settings, session: Any | None = None, *, resolve_credentials: bool = True
+) -> Any:
     """The sagemaker-runtime client, made once per process, for its endpoint and model only.
 
     Made from botocore's session (boto3 adds nothing here but import time), with the settings it
     had when it sent the requests itself, so that anyone who still calls it gets the same.
+    Without `resolve_credentials` it gets placeholders instead of botocore's credential chain:
+    a client made only for its endpoint URL and service model then reads no credentials at
+    start, so none can end up in a SnapStart snapshot.
     """
     import botocore.session
     from botocore.config import Config
@@ -107,7 +114,10 @@ def create_client(settings: Settings, session: Any | None = None) -> Any:
         user_agent_appid=SERVICE_NAME,
     )
     session = session if session is not None else botocore.session.get_session()
-    return session.create_client("sagemaker-runtime", region_name=settings.region, config=config)
+    placeholders = {} if resolve_credentials else dict.fromkeys(_PLACEHOLDER_KEYS, "unused")
+    return session.create_client(
+        "sagemaker-runtime", region_name=settings.region, config=config, **placeholders
+    )
 
 
 class SageMakerUpstream:
@@ -117,7 +127,9 @@ class SageMakerUpstream:
         import botocore.session
 
         self._session = botocore.session.get_session()
-        client = create_client(settings, self._session)
+        # Only for the endpoint's URL and the service model: it never sends a request, and
+        # the credentials are found per request (_frozen_credentials), never at start.
+        client = create_client(settings, self._session, resolve_credentials=False)
         self._credentials: Any = None
         self._region = settings.region
         endpoint = str(client.meta.endpoint_url).rstrip("/")
