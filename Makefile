@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: setup test lint synth deploy destroy demo local bench clean
+.PHONY: setup test lint synth bootstrap deploy destroy demo local bench clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -36,6 +36,9 @@ test: lint
 
 synth: setup
 	$(CDK) synth $(CDK_FLAGS) --quiet
+
+bootstrap: setup
+	$(CDK) bootstrap $(CDK_FLAGS)
 
 deploy: setup
 	$(CDK) deploy $(CDK_FLAGS) 'jumpstream-$(ENV)-*'

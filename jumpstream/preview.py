@@ -4,7 +4,7 @@ Runs the local stack with a paced model, sends a mix of requests (some long, som
 that fail on purpose through the emulator's fault directives, a few the relay refuses), collects
 the relay's own request log lines, reads the embedded-metric-format figures in them exactly as
 CloudWatch would, and plots the dashboard's relay panels to a PNG. So a reader sees the metrics
-before deploying, and the picture in the README is made by the code that makes the metrics.
+before deploying, and the picture in docs/monitoring.md is made by the code that makes the metrics.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ _WIDTH = 8  # three graphs a row
 
 
 def dashboard_name(environment: str) -> str:
-    """Fixed per environment, so the stack's outputs and the README can name it."""
+    """Fixed per environment, so the stack's outputs and the docs can name it."""
     return f"jumpstream-{environment}"
 
 

@@ -296,7 +296,7 @@ class EnvironmentConfig:
     log_retention_days: int = 30
     tags: dict[str, str] = field(default_factory=dict)
     relay: RelayConfig = field(default_factory=RelayConfig)
-    #: CloudFormation refuses to delete the stacks until it is turned off again (README).
+    #: CloudFormation refuses to delete the stacks until it is turned off again (docs/deploying.md).
     termination_protection: bool = False
     alarms: AlarmThresholds = field(default_factory=AlarmThresholds)
     #: INSTANCE_HOSTING or COMPONENT_HOSTING.

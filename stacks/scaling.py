@@ -32,7 +32,7 @@ WAKE_UP_PERIOD_SECONDS = 60
 
 
 def wake_up_alarm_name(inference_component_name: str) -> str:
-    """Fixed per component, so the README and an operator can find it."""
+    """Fixed per component, so the docs and an operator can find it."""
     return f"{inference_component_name}-wake-up"
 
 

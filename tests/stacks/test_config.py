@@ -27,7 +27,7 @@ def test_shipped_environments_resolve() -> None:
     assert set(envs) == {"dev", "prod"}
     assert envs["dev"].instance_type == "ml.g5.2xlarge"
     assert envs["prod"].instance_type == "ml.g5.12xlarge"  # the model's default
-    # Named by environment and instance type: a new type is a new endpoint (README, "Updates").
+    # Named by environment and instance type: a new type is a new endpoint (docs/deploying.md).
     assert envs["dev"].endpoint_name == "jumpstream-dev-g5-2xlarge"
     assert envs["prod"].endpoint_name == "jumpstream-prod-g5-12xlarge"
     assert (envs["dev"].termination_protection, envs["prod"].termination_protection) == (

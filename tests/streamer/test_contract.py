@@ -207,7 +207,7 @@ def _constants(namespace: type) -> set[str]:
 
 # --- Error kinds ---------------------------------------------------------------------------------
 
-# What callers get, as the README documents it: a change here is a change of the public API.
+# What callers get, as docs/api.md documents it: a change here is a change of the public API.
 STATUSES = {
     "invalid_body": (400, 400, "invalid_request_error"),
     "invalid_request": (422, 400, "invalid_request_error"),
