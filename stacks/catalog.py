@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from stacks.availability import Availability, load_availability, partition
-from stacks.errors import ConfigError
+from stacks.errors import ConfigError, did_you_mean
 
 CATALOG_PATH = Path(__file__).with_name("models.json")
 
@@ -149,8 +149,8 @@ def deployment_problem(
     offered_here = [t for t in model.instance_types if availability.offers(region, t)]
     if instance_type not in model.instance_types:
         return (
-            f"instance type {instance_type!r} is not supported by {model.id}; "
-            f"choose one of: {', '.join(offered_here)}"
+            f"instance type {instance_type!r} is not supported by {model.id}"
+            f"{did_you_mean(instance_type, offered_here)}; choose one of: {', '.join(offered_here)}"
         )
     if instance_type not in offered_here:
         where = availability.regions_offering(instance_type)
@@ -172,7 +172,8 @@ class Catalog:
             return self.models[model_id]
         except KeyError:
             raise ConfigError(
-                f"unknown model_id {model_id!r}; choose one of: {', '.join(sorted(self.models))}"
+                f"unknown model_id {model_id!r}{did_you_mean(model_id, self.models)}; choose one "
+                f"of: {', '.join(sorted(self.models))}"
             ) from None
 
 

@@ -34,7 +34,7 @@ from stacks.deployment import (
     ScalingSchedule,
     start_limit_problem,
 )
-from stacks.errors import ConfigError
+from stacks.errors import ConfigError, did_you_mean
 
 __all__ = [
     "CONFIG_PATH",
@@ -50,8 +50,12 @@ __all__ = [
 
 CONFIG_PATH = Path(__file__).resolve().parent.parent / "environments.toml"
 
-# The context keys a user may pass with `cdk synth -c key=value`.
+# The context keys a user may pass with `cdk synth -c key=value`: what may be overridden, and
+# the environment it applies to.
 OVERRIDE_KEYS = ("model_id", "region", "instance_type", "instance_count", "hosting")
+CONTEXT_KEYS = ("env", *OVERRIDE_KEYS)
+# A key a user would type; CDK's own are "@aws-cdk/..." feature flags and "aws:cdk:..." settings.
+_USER_CONTEXT_KEY = re.compile(r"[a-z][a-z0-9_]*")
 
 # The name ends up in `jumpstream-<name>`, a SageMaker endpoint name: letters and digits joined by
 # single hyphens, so no trailing or doubled '-'.
@@ -90,6 +94,17 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 def _choices(values: Any) -> str:
     return ", ".join(sorted(values))
+
+
+def check_context(keys: Any) -> None:
+    """Refuse a `-c` key synth would otherwise ignore (`-c modelid=...` deploying the default
+    model is worse than an error)."""
+    unknown = sorted(k for k in keys if _USER_CONTEXT_KEY.fullmatch(k) and k not in CONTEXT_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"unknown context key -c {unknown[0]}{did_you_mean(unknown[0], CONTEXT_KEYS)}; "
+            f"the keys are: {', '.join(CONTEXT_KEYS)}"
+        )
 
 
 def _int(value: Any, what: str, *, minimum: int, maximum: int | None = None) -> int:
@@ -373,12 +388,7 @@ def resolve_environment(
 
     region = settings.get("region")
     if not isinstance(region, str) or region not in model.regions:
-        problem = isinstance(region, str) and region_problem(model, region, catalog.availability)
-        why = f": {problem}" if problem else ""
-        raise ConfigError(
-            f"{where}: region {region!r} does not host {model.id}{why}; "
-            f"choose one of: {_choices(model.regions)}"
-        )
+        raise ConfigError(f"{where}: {_region_problem(model, region, settings, catalog)}")
     account = settings.get("account")
     if account is not None and not (isinstance(account, str) and ACCOUNT.match(account)):
         raise ConfigError(f"{where}: account must be a 12-digit string, got {account!r}")
@@ -468,6 +478,28 @@ def resolve_environment(
     )
 
 
+def _region_problem(
+    model: Model, region: object, settings: Mapping[str, Any], catalog: Catalog
+) -> str:
+    """Why `region` will not do for `model`, and which regions would: those where the whole
+    environment deploys (the relay too, unless it is turned off)."""
+    availability = catalog.availability
+    relay = settings.get("relay")
+    relay_on = not (isinstance(relay, dict) and relay.get("enabled") is False)
+    whole = [
+        r for r in model.regions if not relay_on or availability.relay_unavailable_reason(r) is None
+    ]
+    choose = f"choose one of: {_choices(whole)}"
+    endpoint_only = sorted(set(model.regions) - set(whole))
+    if endpoint_only:
+        choose += f" (with relay.enabled = false also: {', '.join(endpoint_only)})"
+    known = set(availability.hosting) | availability.cloudformation_sagemaker
+    if not isinstance(region, str) or region not in known:
+        return f"unknown region {region!r}{did_you_mean(str(region), known)}; {choose}"
+    problem = region_problem(model, region, availability) or "it is not among its regions"
+    return f"region {region!r} does not host {model.id}: {problem}; {choose}"
+
+
 def load_environments(path: Path = CONFIG_PATH) -> dict[str, dict[str, Any]]:
     try:
         with path.open("rb") as fh:
@@ -512,5 +544,8 @@ def environment(
     `cost` and `ask`/`proxy --env` share, and the one "unknown environment" message."""
     envs = load_environments(path)
     if name not in envs:
-        raise ConfigError(f"unknown environment {name!r}; choose one of: {_choices(envs)}")
+        raise ConfigError(
+            f"unknown environment {name!r}{did_you_mean(name, envs)}; "
+            f"choose one of: {_choices(envs)}"
+        )
     return resolve_environment(name, envs[name], overrides)

@@ -65,7 +65,9 @@ def test_a_new_model_without_instance_type_gets_its_default() -> None:
             {"env": "dev", "model_id": "gpt-5"},
             "unknown model_id 'gpt-5'; choose one of: huggingface-llm-",
         ),
-        ({"env": "dev", "region": "mars-1"}, "region 'mars-1' does not host"),
+        # An unknown region is called unknown (#19); a known one that does not host the model
+        # says why (test_availability.py).
+        ({"env": "dev", "region": "mars-1"}, "unknown region 'mars-1'; choose one of: "),
         (
             {"env": "dev", "instance_type": "ml.t3.medium"},
             "choose one of: ml.g5.2xlarge, ml.g5.4xlarge",
@@ -174,7 +176,7 @@ def test_cli_bad_context_prints_one_clear_line_first(tmp_path: Path) -> None:
     result = cdk("synth", "-c", "env=dev", "-c", "region=mars-1", "--output", str(tmp_path))
     assert result.returncode != 0
     first = result.stderr.strip().splitlines()[0]
-    assert first.startswith("jumpstream: error: environment 'dev': region 'mars-1' does not host")
+    assert first.startswith("jumpstream: error: environment 'dev': unknown region 'mars-1'")
     assert "choose one of: ap-east-1, ap-northeast-1" in first
     assert "Traceback" not in result.stderr
     assert "jsii" not in result.stderr.lower()
@@ -217,3 +219,67 @@ def test_each_table_takes_exactly_its_types_fields_with_their_defaults() -> None
             resolve_environment("t", {**BASE, table: {"nope": 1}})
         valid = ", ".join(sorted(f.name for f in dataclasses.fields(cls)))
         assert str(refused.value).endswith(f"unknown setting(s) nope; valid settings: {valid}")
+
+
+@pytest.mark.parametrize(
+    ("settings", "says"),
+    [
+        # A region's name slightly off.
+        ({"region": "us-east1"}, "unknown region 'us-east1' (did you mean us-east-1?)"),
+        # A model id slightly off.
+        (
+            {"model_id": "huggingface-llm-mistral-7b-instrct"},
+            "unknown model_id 'huggingface-llm-mistral-7b-instrct' (did you mean "
+            "huggingface-llm-mistral-7b-instruct?)",
+        ),
+        # An instance type without its "ml.".
+        (
+            {"instance_type": "g5.2xlarge"},
+            "instance type 'g5.2xlarge' is not supported by huggingface-llm-mistral-7b-instruct "
+            "(did you mean ml.g5.2xlarge?)",
+        ),
+        # Nothing close: no guess.
+        ({"region": "mars-1"}, "unknown region 'mars-1'; choose one of"),
+    ],
+)
+def test_a_near_miss_gets_a_did_you_mean(settings: dict, says: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        resolve_environment("t", {**BASE, **settings})
+    assert says in str(refused.value)
+    assert "\n" not in str(refused.value)
+
+
+def test_the_regions_offered_are_where_the_whole_environment_deploys() -> None:
+    """A region where the relay cannot run is offered only for an environment without it."""
+    with pytest.raises(ConfigError) as refused:
+        resolve_environment("t", {**BASE, "region": "mars-1"})
+    offered, also = str(refused.value).split("choose one of: ")[1].split(" (with relay.enabled")
+    assert "eu-west-1" in offered
+    assert "il-central-1" not in offered
+    assert "cn-north-1" not in offered
+    assert also == " = false also: cn-north-1, il-central-1)"
+    with pytest.raises(ConfigError) as without_relay:
+        resolve_environment("t", {**BASE, "region": "mars-1", "relay": {"enabled": False}})
+    assert "il-central-1" in str(without_relay.value)
+    assert "with relay.enabled" not in str(without_relay.value)
+
+
+def test_an_unknown_context_key_is_refused_with_the_valid_ones() -> None:
+    """`-c modelid=...` must not deploy the default model in silence; CDK's own context (feature
+    flags, its aws:cdk: settings) is not the user's and passes."""
+    from stacks.config import check_context
+
+    check_context(["env", "model_id", "@aws-cdk/core:newStyleStackSynthesis", "aws:cdk:x"])
+    with pytest.raises(ConfigError) as refused:
+        check_context(["env", "modelid"])
+    assert str(refused.value) == (
+        "unknown context key -c modelid (did you mean model_id?); the keys are: env, model_id, "
+        "region, instance_type, instance_count, hosting"
+    )
+
+
+def test_cli_refuses_a_misspelt_context_key(tmp_path: Path) -> None:
+    result = cdk("synth", "-c", "env=dev", "-c", "modelid=x", "--output", str(tmp_path))
+    assert result.returncode != 0
+    first = result.stderr.strip().splitlines()[0]
+    assert first.startswith("jumpstream: error: unknown context key -c modelid")
