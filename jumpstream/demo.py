@@ -65,6 +65,11 @@ def run_demo(options: DemoOptions, *, stdout: TextIO, stderr: TextIO) -> int:
     try:
         with start_stack(config, sink=output) as stack:
             _say(stdout, f"relay {stack.relay_url}  ->  emulated endpoint {stack.emulator_url}")
+            _say(
+                stdout,
+                f"(the answer comes from the emulator's stand-in for {options.model_id}: "
+                "canned text at a model's pace, not an LLM)",
+            )
             _say(stdout, f"prompt: {options.prompt}\n")
             result = _ask(stack.relay_url, options, stdout=stdout)
             tokens = _tokens_sent(stack.emulator_url)
@@ -79,7 +84,16 @@ def run_demo(options: DemoOptions, *, stdout: TextIO, stderr: TextIO) -> int:
         _say(stderr, f"jumpstream demo failed: {error}")
         return 1
     _say(stdout, "\n\n" + summary_line(result))
+    _say(stdout, NEXT_STEPS)
     return 0
+
+
+#: What to try after the demo: the same stack to play with, the tests, the way to AWS.
+NEXT_STEPS = """
+Next:
+  make local                # the same stack until Ctrl-C, with a chat page at /chat
+  make test                 # every test, as CI runs them
+  make synth ENV=dev        # what would deploy (README: "The quick path"; no AWS account needed)"""
 
 
 def summary_line(result: DemoResult) -> str:

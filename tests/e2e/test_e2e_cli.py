@@ -24,6 +24,7 @@ import httpx
 import pytest
 from streamer.prompt_template import Message, PromptTemplate
 
+from jumpstream import demo
 from jumpstream.demo import DEMO_PROMPT
 from jumpstream.local import DEFAULT_MODEL_ID, REPO_ROOT
 from stacks.catalog import load_catalog
@@ -121,6 +122,11 @@ def test_demo_streams_an_answer_and_exits_0() -> None:
     answer = expected_answer(prompt, {"max_new_tokens": 128})
     assert answer in result.stdout
     assert re.search(r"-- first token after \d+\.\d\d s, \d+ tokens in \d+\.\d\d s", result.stdout)
+    # It says the answer is a stand-in's, and what to run next.
+    assert "stand-in for huggingface-llm-mistral-7b-instruct" in result.stdout
+    assert result.stdout.rstrip().endswith(demo.NEXT_STEPS.strip().splitlines()[-1])
+    for command in ("make local", "make test", "make synth ENV=dev"):
+        assert f"  {command} " in result.stdout
 
 
 def test_demo_fails_with_a_clear_message_when_the_answer_breaks() -> None:
