@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: setup test lint synth bootstrap deploy destroy demo local bench clean
+.PHONY: setup test lint synth credentials bootstrap deploy destroy demo local bench clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -37,14 +37,21 @@ test: lint
 synth: setup
 	$(CDK) synth $(CDK_FLAGS) --quiet
 
-bootstrap: setup
+# What talks to AWS needs credentials: say how to give them before CDK fails to find an account.
+credentials: setup
+	@$(PY) -m jumpstream.signing
+
+bootstrap: credentials
 	$(CDK) bootstrap $(CDK_FLAGS)
 
-deploy: setup
+deploy: credentials
 	$(CDK) deploy $(CDK_FLAGS) 'jumpstream-$(ENV)-*'
 
-destroy: setup
-	$(CDK) destroy $(CDK_FLAGS) 'jumpstream-$(ENV)-*'
+# cdk destroy asks before it deletes; without a terminal nobody can answer, so say so at once.
+# FORCE=1 deletes without asking (scripts, CI).
+destroy: credentials
+	@test -n "$(FORCE)" || test -t 0 || { echo "make destroy: no terminal to confirm the deletion on; FORCE=1 deletes without asking" >&2; exit 2; }
+	$(CDK) destroy $(CDK_FLAGS) $(if $(FORCE),--force) 'jumpstream-$(ENV)-*'
 
 demo: setup
 	$(PY) -m jumpstream demo

@@ -30,7 +30,13 @@ from botocore.credentials import ReadOnlyCredentials
 from httpx_sse import EventSource, SSEError
 from streamer import contract
 
-from jumpstream.signing import PreparedRequest, credential_source, region_from_url, sign
+from jumpstream.signing import (
+    HOW_TO_GET_CREDENTIALS,
+    PreparedRequest,
+    credential_source,
+    region_from_url,
+    sign,
+)
 
 __all__ = [
     "ConnectionFailed",
@@ -159,7 +165,7 @@ def auth_for(
     source = source_loader()
     if source is None:
         raise ValueError(
-            "no AWS credentials found (environment, profile, SSO or role); configure some, "
+            f"no AWS credentials found; {HOW_TO_GET_CREDENTIALS}, "
             "or pass --no-sign for a URL without IAM auth"
         )
     return SigV4(region=signing_region, credentials=source)

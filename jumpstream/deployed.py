@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from jumpstream.signing import HOW_TO_GET_CREDENTIALS
 from stacks.config import environment
 from stacks.deployment import RELAY_URL_OUTPUT
 from stacks.errors import ConfigError
@@ -23,7 +24,7 @@ class DeployedError(Exception):
 def relay_url(env_name: str, *, cloudformation: Any = None) -> tuple[str, str]:
     """The function URL of environment ``env_name``'s relay and the region it runs in."""
     import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     try:
         config = environment(env_name)
@@ -41,6 +42,11 @@ def relay_url(env_name: str, *, cloudformation: Any = None) -> tuple[str, str]:
                 f"(make deploy ENV={env_name})"
             ) from None
         raise DeployedError(f"cannot read stack {stack} in {config.region}: {message}") from None
+    except NoCredentialsError:
+        raise DeployedError(
+            f"no AWS credentials found to read stack {stack}; {HOW_TO_GET_CREDENTIALS} "
+            "(or give the URL with --url)"
+        ) from None
     except BotoCoreError as error:
         raise DeployedError(f"cannot read stack {stack} in {config.region}: {error}") from None
     outputs = {

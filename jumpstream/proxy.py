@@ -34,7 +34,7 @@ from jumpstream.client import (
     parse_refusal,
     pause_before_retry,
 )
-from jumpstream.signing import credential_source, region_from_url
+from jumpstream.signing import HOW_TO_GET_CREDENTIALS, credential_source, region_from_url
 
 __all__ = ["ProxyError", "ProxyOptions", "create_proxy_app", "run_proxy", "stream_body"]
 
@@ -97,7 +97,7 @@ def resolve_signing(
     source = source_loader()
     if source is None:
         raise ProxyError(
-            "no AWS credentials found (environment, profile, SSO or role); configure some, "
+            f"no AWS credentials found; {HOW_TO_GET_CREDENTIALS}, "
             "or pass --no-sign for a URL without IAM auth"
         )
     return source, region

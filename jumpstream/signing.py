@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
@@ -66,6 +67,13 @@ def canonical_host(url: str) -> str:
     return f"{host}:{parts.port}"
 
 
+#: How to give the command line (and CDK) AWS credentials, for every message that found none.
+HOW_TO_GET_CREDENTIALS = (
+    "configure some: `aws configure sso` then `export AWS_PROFILE=NAME`, or set "
+    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN)"
+)
+
+
 def load_credentials() -> ReadOnlyCredentials | None:
     """Credentials from botocore's usual chain (environment, profile, SSO, instance role ...)."""
     source = credential_source()
@@ -103,3 +111,16 @@ def sign(
         headers=dict(aws_request.headers.items()),
         body=request.body,
     )
+
+
+def main() -> int:
+    """`python -m jumpstream.signing`: exit 0 if botocore's chain finds credentials, else say how
+    to give some (what `make deploy` checks before CDK fails to resolve an account)."""
+    if credential_source() is not None:
+        return 0
+    print(f"no AWS credentials found; {HOW_TO_GET_CREDENTIALS}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
