@@ -20,6 +20,7 @@ def main() -> None:
     try:
         check_context(app.node.get_all_context())
         for config in select_environments(context):
+            sys.stderr.write(f"jumpstream: {config.summary()}\n")
             add_environment(app, config)
     except ConfigError as exc:
         sys.stderr.write(f"jumpstream: error: {exc}\n")

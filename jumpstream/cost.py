@@ -8,16 +8,13 @@ which is what to multiply by the price on SageMaker's pricing page.
 
 from __future__ import annotations
 
-from typing import Final, TextIO
+from typing import TextIO
 
 from stacks.config import environment
-from stacks.deployment import EnvironmentConfig
+from stacks.deployment import HOURS_PER_MONTH, EnvironmentConfig
 from stacks.errors import ConfigError
 
 __all__ = ["describe_cost", "describe_environment_cost", "run_cost"]
-
-#: The hours of an average month (365 days x 24 h / 12).
-HOURS_PER_MONTH: Final = 730
 
 
 def describe_cost(env_name: str, *, hosting: str | None = None) -> list[str]:
@@ -73,10 +70,8 @@ def describe_environment_cost(config: EnvironmentConfig) -> list[str]:
 
 
 def _hours(instances: int) -> str:
-    return (
-        f"{instances} instance-hours per hour, {instances * HOURS_PER_MONTH:,} per month "
-        f"({HOURS_PER_MONTH} h)"
-    )
+    per_hour = f"{instances} instance-hour{'' if instances == 1 else 's'}"
+    return f"{per_hour} per hour, {instances * HOURS_PER_MONTH:,} per month ({HOURS_PER_MONTH} h)"
 
 
 def _count(number: int, noun: str) -> str:

@@ -23,6 +23,7 @@ __all__ = [
     "COMPONENT_HOSTING",
     "CREATE_LIMIT_MINUTES",
     "HOSTING_MODES",
+    "HOURS_PER_MONTH",
     "IDLE_TO_ZERO_SECONDS",
     "INSTANCE_HOSTING",
     "INSTANCE_LAUNCH_SECONDS",
@@ -42,6 +43,9 @@ __all__ = [
     "start_limit_problem",
     "update_policy",
 ]
+
+#: The hours of an average month (365 days x 24 h / 12): what an instance bills in one.
+HOURS_PER_MONTH = 730
 
 #: The relay stack's output holding the function URL; `ask --env` and `proxy --env` read it.
 RELAY_URL_OUTPUT = "Url"
@@ -375,6 +379,36 @@ class EnvironmentConfig:
     def cold_start_seconds(self) -> int:
         """How long the model may take to start on a new instance (see cold_start_limit_seconds)."""
         return cold_start_limit_seconds(self.model)
+
+    @property
+    def idle_instances(self) -> int:
+        """Instances billed when nobody calls: the fewest autoscaling keeps (0 copies of a
+        component means no instance), or the fixed count."""
+        if self.scaling is None:
+            return self.instance_count
+        return self.scaling.min_capacity
+
+    def summary(self) -> str:
+        """One line on what the environment deploys and what it bills idle, so a default that
+        puts a model on four GPUs is never a surprise."""
+        gpus = f"{self.gpus} GPU{'s' if self.gpus > 1 else ''}"
+        if self.hosting == COMPONENT_HOSTING and self.scaling is not None:
+            capacity = (
+                f"{self.scaling.min_capacity} to {self.scaling.peak_capacity} copies, one "
+                f"{self.instance_type} ({gpus}) each"
+            )
+        else:
+            counts = (
+                str(self.instance_count)
+                if self.scaling is None
+                else f"{self.scaling.min_capacity} to {self.scaling.peak_capacity}"
+            )
+            capacity = f"{counts} x {self.instance_type} ({gpus} each)"
+        idle = self.idle_instances * HOURS_PER_MONTH
+        return (
+            f"{self.name}: {self.model.id} on {capacity} in {self.region}, {self.hosting} "
+            f"hosting; idle, {idle:,} instance-hours a month"
+        )
 
     @property
     def stack_prefix(self) -> str:

@@ -20,7 +20,7 @@ def test_prod_bills_its_minimum_when_idle_and_its_maximum_when_busy() -> None:
 
 def test_a_fixed_environment_bills_the_same_busy_or_not() -> None:
     lines = describe_cost("dev")
-    assert lines[1].startswith("  idle: 1 instance = 1 instance-hours per hour, 730 per month")
+    assert lines[1].startswith("  idle: 1 instance = 1 instance-hour per hour, 730 per month")
     assert lines[2] == "  busy: the same: the instance count is fixed (no [scaling] table)"
 
 
@@ -43,7 +43,7 @@ def test_a_component_environment_bills_nothing_idle_and_says_what_the_first_call
         "copy: the first call waits minutes while an instance and a copy start)"
     )
     assert lines[2] == (
-        "  busy: up to 1 copy on 1 instance = 1 instance-hours per hour, 730 per month (730 h), "
+        "  busy: up to 1 copy on 1 instance = 1 instance-hour per hour, 730 per month (730 h), "
         "as autoscaling adds copies (one instance more while an update replaces a copy)"
     )
 
@@ -75,7 +75,7 @@ def test_component_limits_and_schedules_are_counted_in_copies() -> None:
     )
     lines = describe_environment_cost(config)
     assert lines[1] == (
-        "  idle: 1 copy on 1 instance = 1 instance-hours per hour, 730 per month (730 h)"
+        "  idle: 1 copy on 1 instance = 1 instance-hour per hour, 730 per month (730 h)"
     )
     # The rush schedule's maximum is the peak.
     assert lines[2].startswith("  busy: up to 4 copies on 4 instances = 4 instance-hours per hour")

@@ -170,6 +170,11 @@ def test_cli_synth_works_without_aws_credentials(tmp_path: Path) -> None:
     names = sorted(p.name for p in tmp_path.glob("*.template.json"))
     assert "jumpstream-dev-endpoint.template.json" in names
     assert all(n.startswith("jumpstream-dev-") for n in names)
+    # One line says what it deploys, GPUs and idle cost included (#19).
+    assert (
+        "jumpstream: dev: huggingface-llm-mistral-7b-instruct on 1 x ml.g5.2xlarge (1 GPU each) "
+        "in us-east-1, instance hosting; idle, 730 instance-hours a month"
+    ) in result.stderr.splitlines()
 
 
 def test_cli_bad_context_prints_one_clear_line_first(tmp_path: Path) -> None:
@@ -283,3 +288,17 @@ def test_cli_refuses_a_misspelt_context_key(tmp_path: Path) -> None:
     assert result.returncode != 0
     first = result.stderr.strip().splitlines()[0]
     assert first.startswith("jumpstream: error: unknown context key -c modelid")
+
+
+
+def test_the_summary_says_gpus_counts_and_idle_hours_in_each_mode() -> None:
+    envs = {e.name: e for e in select_environments({})}
+    assert envs["prod"].summary() == (
+        "prod: huggingface-llm-mistral-7b-instruct on 2 to 4 x ml.g5.12xlarge (4 GPUs each) in "
+        "us-east-1, instance hosting; idle, 1,460 instance-hours a month"
+    )
+    component = resolve_environment("c", {**BASE, "hosting": "inference-component"})
+    assert component.summary() == (
+        "c: huggingface-llm-mistral-7b-instruct on 0 to 1 copies, one ml.g5.12xlarge (4 GPUs) "
+        "each in us-east-1, inference-component hosting; idle, 0 instance-hours a month"
+    )
