@@ -290,7 +290,6 @@ def test_cli_refuses_a_misspelt_context_key(tmp_path: Path) -> None:
     assert first.startswith("jumpstream: error: unknown context key -c modelid")
 
 
-
 def test_the_summary_says_gpus_counts_and_idle_hours_in_each_mode() -> None:
     envs = {e.name: e for e in select_environments({})}
     assert envs["prod"].summary() == (
