@@ -45,6 +45,22 @@ def per_gpu(metric: cloudwatch.Metric, gpus: int, label: str) -> cloudwatch.IMet
     )
 
 
+def _metric(
+    namespace: str,
+    name: str,
+    dimensions: dict[str, str],
+    statistic: str,
+    period: cdk.Duration,
+) -> cloudwatch.Metric:
+    return cloudwatch.Metric(
+        namespace=namespace,
+        metric_name=name,
+        dimensions_map=dimensions,
+        statistic=statistic,
+        period=period,
+    )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EndpointMetrics:
     """SageMaker's metrics of one endpoint (and its inference component, if it has one)."""
@@ -70,25 +86,13 @@ class EndpointMetrics:
         self, name: str, statistic: str, *, period: cdk.Duration = PERIOD
     ) -> cloudwatch.Metric:
         """An invocation metric (AWS/SageMaker): Invocations, ModelLatency, errors, ..."""
-        return cloudwatch.Metric(
-            namespace=_SAGEMAKER,
-            metric_name=name,
-            dimensions_map=self.invocation_dimensions,
-            statistic=statistic,
-            period=period,
-        )
+        return _metric(_SAGEMAKER, name, self.invocation_dimensions, statistic, period)
 
     def instances(
         self, name: str, statistic: str, *, period: cdk.Duration = PERIOD
     ) -> cloudwatch.Metric:
         """An instance metric (/aws/sagemaker/Endpoints): CPU, GPU, memory, disk."""
-        return cloudwatch.Metric(
-            namespace=_INSTANCES,
-            metric_name=name,
-            dimensions_map=self.instance_dimensions,
-            statistic=statistic,
-            period=period,
-        )
+        return _metric(_INSTANCES, name, self.instance_dimensions, statistic, period)
 
     def gpu(self, name: str, statistic: str, label: str) -> cloudwatch.IMetric:
         """A GPU metric as a percent of one GPU (see per_gpu)."""
@@ -114,16 +118,8 @@ class RelayMetrics:
     def metric(
         self, name: str, statistic: str, *, period: cdk.Duration = PERIOD
     ) -> cloudwatch.Metric:
-        return cloudwatch.Metric(
-            namespace=RELAY_NAMESPACE,
-            metric_name=name,
-            dimensions_map={
-                Dimension.ENVIRONMENT: self.environment,
-                Dimension.MODEL: self.model_id,
-            },
-            statistic=statistic,
-            period=period,
-        )
+        dimensions = {Dimension.ENVIRONMENT: self.environment, Dimension.MODEL: self.model_id}
+        return _metric(RELAY_NAMESPACE, name, dimensions, statistic, period)
 
     def by_error_type(self, name: str) -> cloudwatch.MathExpression:
         """One line per ErrorType of a relay metric: the types are not known in advance."""
