@@ -32,14 +32,13 @@ from jumpstream.emulator.errors import SageMakerError
 from jumpstream.emulator.model import (
     DEFAULT_MODEL_ID,
     StandInModel,
-    error_event,
     generate_response,
     stream_events,
 )
 from jumpstream.emulator.playback import TGI_ERRORS, Emission, Pace, play
 from jumpstream.emulator.request import BodyError, GenerateRequest, parse_body
 from jumpstream.emulator.response import EventStreamResponse
-from jumpstream.emulator.sse import SseStyle, data_event, dump_json
+from jumpstream.emulator.sse import SseStyle, data_event, dump_json, error_response
 from jumpstream.emulator.streams import StreamRecord, StreamRegistry
 from jumpstream.emulator.tgi import TgiRelay
 from jumpstream.emulator.tokenizer import stable_hash
@@ -247,7 +246,7 @@ def _stand_in_reply(
         tgi_error = _non_stream_tgi_error(problem, directives)
         if tgi_error is not None:
             kind, message = tgi_error
-            tgi_body = dump_json(error_event(message, kind))
+            tgi_body = dump_json(error_response(message, kind))
             status = TGI_ERROR_STATUS[kind]
             return errors.model_error(settings.endpoint_name, status, tgi_body).response(request_id)
         emissions, pace = _whole_emission(model, tgi_request, directives, settings)
@@ -276,7 +275,7 @@ def _stream_emissions(
     style: SseStyle,
 ) -> list[Emission]:
     if problem is not None:
-        return [Emission(data=data_event(error_event(problem, "validation"), style))]
+        return [Emission(data=data_event(error_response(problem, "validation"), style))]
     generation = model.generate(tgi_request, answer_length=directives.answer_length)
     return [
         Emission(data=data_event(event, style), tokens=1)
@@ -318,5 +317,5 @@ def _pre_stream_error(kind: str, endpoint_name: str) -> SageMakerError:
         return errors.internal_failure()
     if kind == "no_capacity":
         return errors.no_capacity()
-    tgi_body = dump_json(error_event(TGI_ERRORS["generation"], "generation"))
+    tgi_body = dump_json(error_response(TGI_ERRORS["generation"], "generation"))
     return errors.model_error(endpoint_name, 500, tgi_body)

@@ -13,7 +13,7 @@ from botocore.eventstream import EventStreamBuffer
 from jumpstream.emulator.directives import parse_directives
 from jumpstream.emulator.playback import Emission, Pace, play
 from jumpstream.emulator.response import EventStreamResponse
-from jumpstream.emulator.sse import SseStyle
+from jumpstream.emulator.sse import SseStyle, data_event, keepalive
 from jumpstream.emulator.streams import StreamRecord, StreamRegistry
 
 FAST = Pace(first_delay=0, per_second=0)
@@ -22,7 +22,7 @@ GUARD_SECONDS = 10
 
 
 def emissions(count: int) -> list[Emission]:
-    return [Emission(data=f"data: {i}\n\n".encode(), tokens=1) for i in range(count)]
+    return [Emission(data=data_event(i), tokens=1) for i in range(count)]
 
 
 def decode(messages: list[bytes]) -> list[Any]:
@@ -75,10 +75,10 @@ def test_each_emission_becomes_one_payload_part_and_counts_tokens() -> None:
 def test_keepalives_come_first_and_between_tokens_but_not_last() -> None:
     stream, _, _ = start("[[keepalive]]", 8)
     parts = payloads(run(drain(stream)))
-    assert parts[0] == b":\n\n"
-    assert parts[-1] != b":\n\n"
-    assert parts.count(b":\n\n") == 2
-    assert [part for part in parts if part != b":\n\n"] == [e.data for e in emissions(8)]
+    assert parts[0] == keepalive()
+    assert parts[-1] != keepalive()
+    assert parts.count(keepalive()) == 2
+    assert [part for part in parts if part != keepalive()] == [e.data for e in emissions(8)]
 
 
 def test_hold_waits_for_release_after_n_tokens() -> None:
