@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import httpx
 from starlette.applications import Starlette
@@ -49,6 +49,7 @@ SIGV4_SAGEMAKER = re.compile(
     r"AWS4-HMAC-SHA256 Credential=[^/\s]+/\d{8}/[a-z0-9-]+/sagemaker/aws4_request,"
     r" *SignedHeaders=[a-z0-9;-]+, *Signature=[0-9a-f]{64}$"
 )
+DEFAULT_ENDPOINT_NAME: Final = "jumpstream-local"
 #: The HTTP status TGI answers a non-streaming request with, per error_type.
 TGI_ERROR_STATUS = {"validation": 422, "overloaded": 429, "generation": 424}
 
@@ -57,16 +58,17 @@ TGI_ERROR_STATUS = {"validation": 422, "overloaded": 429, "generation": 424}
 class EmulatorSettings:
     """What one emulator instance pretends to be, and how fast its model is."""
 
-    endpoint_name: str = "jumpstream-local"
+    endpoint_name: str = DEFAULT_ENDPOINT_NAME
     model_id: str = DEFAULT_MODEL_ID
     #: Tokens per second after the first; 0 sends as fast as possible.
     tokens_per_second: float = 20.0
-    first_token_delay_seconds: float = 0.2
+    #: Seconds before the first token.
+    first_token_delay: float = 0.2
     #: When set, the endpoint is component-based and requests must name this component.
     inference_component: str | None = None
     #: A component scaled to zero: from the first invocation on, this many seconds of SageMaker's
     #: "no capacity" refusal while a copy starts, then normal answers.
-    cold_start_seconds: float = 0.0
+    cold_start: float = 0.0
     #: When set, requests go to this real TGI server instead of the stand-in model.
     tgi_url: str | None = None
 
@@ -163,12 +165,12 @@ def _check_target(request: Request, settings: EmulatorSettings) -> SageMakerErro
 
 def _cold_refusal(request: Request, settings: EmulatorSettings) -> SageMakerError | None:
     """What a component scaled to zero answers until its first copy is up."""
-    if settings.cold_start_seconds <= 0:
+    if settings.cold_start <= 0:
         return None
     now = time.monotonic()
     if request.app.state.warm_at is None:
         # The first call is what wakes it: the scale-out alarm sees this very refusal.
-        request.app.state.warm_at = now + settings.cold_start_seconds
+        request.app.state.warm_at = now + settings.cold_start
     return errors.no_capacity() if now < request.app.state.warm_at else None
 
 
@@ -239,7 +241,7 @@ def _stand_in_reply(
         emissions = _stream_emissions(model, tgi_request, directives, problem, style)
         content_type = "text/event-stream"
         pace = Pace(
-            first_delay=settings.first_token_delay_seconds,
+            first_delay=settings.first_token_delay,
             per_second=settings.tokens_per_second,
         )
     else:
@@ -304,7 +306,7 @@ def _whole_emission(
     # TGI answers a non-streaming request only when the whole generation is done.
     rate = settings.tokens_per_second
     generating = 0.0 if rate <= 0 else (len(generation.tokens) - 1) / rate
-    pace = Pace(first_delay=settings.first_token_delay_seconds + generating, per_second=0)
+    pace = Pace(first_delay=settings.first_token_delay + generating, per_second=0)
     return [Emission(data=data, tokens=len(generation.tokens))], pace
 
 

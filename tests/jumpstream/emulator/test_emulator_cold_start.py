@@ -10,7 +10,7 @@ from jumpstream.emulator.__main__ import parse_args, settings_from
 def test_cold_start_is_read_with_a_component() -> None:
     args = parse_args(["--inference-component", "ic", "--cold-start", "2.5"])
     settings = settings_from(args)
-    assert (settings.inference_component, settings.cold_start_seconds) == ("ic", 2.5)
+    assert (settings.inference_component, settings.cold_start) == ("ic", 2.5)
 
 
 @pytest.mark.parametrize(
