@@ -9,7 +9,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from emulator_harness import (
+
+from tests.jumpstream.emulator.emulator_harness import (
     ENDPOINT,
     invoke,
     parse_sse,

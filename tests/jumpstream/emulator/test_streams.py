@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from emulator_harness import (
+
+from tests.jumpstream.emulator.emulator_harness import (
     ENDPOINT,
     POLL_TIMEOUT_SECONDS,
     REPO_ROOT,

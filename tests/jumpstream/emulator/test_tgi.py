@@ -14,16 +14,6 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from emulator_harness import (
-    ENDPOINT,
-    invoke,
-    parts_until_error,
-    payload_parts,
-    request_id,
-    running_emulator,
-    sagemaker_client,
-    stream_record,
-)
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -33,6 +23,16 @@ from jumpstream.emulator.errors import SageMakerError
 from jumpstream.emulator.sse import SseStyle, data_event, keepalive, stream_response
 from jumpstream.emulator.streams import StreamRecord
 from jumpstream.emulator.tgi import TgiRelay, wants_stream
+from tests.jumpstream.emulator.emulator_harness import (
+    ENDPOINT,
+    invoke,
+    parts_until_error,
+    payload_parts,
+    request_id,
+    running_emulator,
+    sagemaker_client,
+    stream_record,
+)
 
 #: Hang guard for the fake server's waits; never reached when things work.
 GUARD_SECONDS = 10.0
