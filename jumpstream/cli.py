@@ -12,8 +12,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final, TextIO
 
-from jumpstream import ask, bench, catalog_refresh, cost, demo, local, preview, proxy
+from jumpstream import arguments, ask, bench, catalog_refresh, cost, demo, local, preview, proxy
 from jumpstream.deployed import DeployedError, relay_url
+from jumpstream.emulator import options as emulator_options
 
 __all__ = ["build_parser", "main"]
 
@@ -44,64 +45,6 @@ Steer the emulator from the prompt, e.g. "[[fault:stream_broken@5]]" or "[[split
 
 example, once it is up:
   {local.curl_example("http://127.0.0.1:8080")}"""
-
-
-def _positive_float(text: str) -> float:
-    value = _float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0 (got {text})")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = _float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more (got {text})")
-    return value
-
-
-def _float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
-    return value
-
-
-def _port(text: str) -> int:
-    value = _integer(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"a port is 0 to 65535 (got {text})")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = _integer(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more (got {text})")
-    return value
-
-
-def _integer(text: str) -> int:
-    try:
-        return int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-
-
-def _int_list(text: str) -> tuple[int, ...]:
-    values = tuple(_positive_int(part.strip()) for part in text.split(",") if part.strip())
-    if not values:
-        raise argparse.ArgumentTypeError("give at least one number, e.g. 64,512")
-    return values
-
-
-def _http_url(text: str) -> str:
-    if not text.startswith(("http://", "https://")):
-        raise argparse.ArgumentTypeError(f"expected an http:// or https:// URL (got {text!r})")
-    return text
 
 
 class _CommandParser(argparse.ArgumentParser):
@@ -173,23 +116,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_stack_options(parser: argparse.ArgumentParser, *, tokens_per_second: float) -> None:
-    parser.add_argument(
-        "--model-id",
-        default=local.DEFAULT_MODEL_ID,
-        metavar="ID",
-        help="the JumpStart model the stack pretends to run (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--tokens-per-second",
-        type=_non_negative_float,
-        default=tokens_per_second,
-        metavar="N",
-        help="the emulated model's pace; 0 is as fast as possible (default: %(default)g)",
-    )
+#: The emulator's options that `local` passes on, and those `demo` does.
+_LOCAL_EMULATOR_OPTIONS = (
+    emulator_options.MODEL_ID,
+    emulator_options.TOKENS_PER_SECOND,
+    emulator_options.FIRST_TOKEN_DELAY,
+    emulator_options.TGI_URL,
+    emulator_options.INFERENCE_COMPONENT,
+    emulator_options.COLD_START,
+)
+_DEMO_EMULATOR_OPTIONS = (emulator_options.MODEL_ID, emulator_options.TOKENS_PER_SECOND)
 
 
 def _add_local(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    defaults = local.StackConfig()
     parser = commands.add_parser(
         "local",
         help="run the emulator and the real relay on loopback until Ctrl-C",
@@ -199,50 +139,20 @@ def _add_local(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--port",
-        type=_port,
-        default=8080,
+        type=arguments.port,
+        default=defaults.relay_port,
         help="the relay's port; 0 picks a free one (default: %(default)s)",
     )
-    parser.add_argument(
-        "--emulator-port",
-        type=_port,
-        default=0,
-        metavar="PORT",
-        help="the emulator's port; 0 picks a free one (default: %(default)s)",
+    emulator_options.PORT.add_to(
+        parser, flag="--emulator-port", dest="emulator_port", default=defaults.emulator_port
     )
-    _add_stack_options(parser, tokens_per_second=25.0)
-    parser.add_argument(
-        "--first-token-delay",
-        type=_non_negative_float,
-        default=None,
-        metavar="SECONDS",
-        help="seconds before the first token (default: the emulator's, 0.2)",
-    )
-    parser.add_argument(
-        "--tgi-url",
-        type=_http_url,
-        default=None,
-        metavar="URL",
-        help="forward to this real TGI server instead of the stand-in model",
-    )
-    parser.add_argument(
-        "--inference-component",
-        default=None,
-        metavar="NAME",
-        help="serve the model as this inference component (the relay names it in each call)",
-    )
-    parser.add_argument(
-        "--cold-start",
-        type=_non_negative_float,
-        default=0.0,
-        metavar="SECONDS",
-        help="with --inference-component: refuse with no capacity for this long after the "
-        "first call, as a component scaled to zero does",
-    )
+    for option in _LOCAL_EMULATOR_OPTIONS:
+        option.add_to(parser, default=getattr(defaults, option.dest))
     parser.set_defaults(handler=_run_local)
 
 
 def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    defaults = demo.DemoOptions()
     parser = commands.add_parser(
         "demo",
         help="stream one answer through the local stack, then stop (what `make demo` runs)",
@@ -252,16 +162,17 @@ def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         ),
     )
     parser.add_argument(
-        "--prompt", default=demo.DEMO_PROMPT, help="what to ask (default: %(default)r)"
+        "--prompt", default=defaults.prompt, help="what to ask (default: %(default)r)"
     )
     parser.add_argument(
         "--max-new-tokens",
-        type=_positive_int,
-        default=128,
+        type=arguments.positive_int,
+        default=defaults.max_new_tokens,
         metavar="N",
         help="the most tokens to generate (default: %(default)s)",
     )
-    _add_stack_options(parser, tokens_per_second=25.0)
+    for option in _DEMO_EMULATOR_OPTIONS:
+        option.add_to(parser, default=getattr(defaults, option.dest))
     parser.add_argument(
         "--verbose", action="store_true", help="show the emulator's and the relay's own output"
     )
@@ -290,11 +201,15 @@ def _add_ask(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--system", default=None, metavar="TEXT", help="with --chat: a system message first"
     )
     parser.add_argument(
-        "--max-new-tokens", type=_positive_int, default=None, metavar="N", help="token limit"
+        "--max-new-tokens",
+        type=arguments.positive_int,
+        default=None,
+        metavar="N",
+        help="token limit",
     )
     parser.add_argument(
         "--temperature",
-        type=_positive_float,
+        type=arguments.positive_float,
         default=None,
         metavar="T",
         help="sampling temperature",
@@ -317,14 +232,14 @@ def _add_ask(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=arguments.positive_float,
         default=300.0,
         metavar="SECONDS",
         help="the longest silence to wait through (default: %(default)g)",
     )
     parser.add_argument(
         "--wait",
-        type=_non_negative_float,
+        type=arguments.non_negative_float,
         nargs="?",
         const=DEFAULT_WAIT_SECONDS,
         default=0.0,
@@ -411,15 +326,13 @@ def _run_local(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     config = local.StackConfig(
         relay_port=args.port,
         emulator_port=args.emulator_port,
-        model_id=args.model_id,
-        tokens_per_second=args.tokens_per_second,
-        first_token_delay=args.first_token_delay,
-        tgi_url=args.tgi_url,
-        inference_component=args.inference_component,
-        cold_start=args.cold_start,
+        **{option.dest: getattr(args, option.dest) for option in _LOCAL_EMULATOR_OPTIONS},
     )
-    if config.cold_start and config.inference_component is None:
-        stderr.write("jumpstream local: --cold-start needs --inference-component\n")
+    problem = emulator_options.settings_problem(
+        inference_component=config.inference_component, cold_start=config.cold_start
+    )
+    if problem is not None:
+        stderr.write(f"jumpstream local: {problem}\n")
         return 2
     return local.run_local(config, stdout=stdout, stderr=stderr)
 
@@ -428,9 +341,8 @@ def _run_demo(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     options = demo.DemoOptions(
         prompt=args.prompt,
         max_new_tokens=args.max_new_tokens,
-        tokens_per_second=args.tokens_per_second,
-        model_id=args.model_id,
         verbose=args.verbose,
+        **{option.dest: getattr(args, option.dest) for option in _DEMO_EMULATOR_OPTIONS},
     )
     return demo.run_demo(options, stdout=stdout, stderr=stderr)
 
@@ -481,7 +393,7 @@ def _run_bench(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 def _add_relay_location(parser: argparse.ArgumentParser) -> None:
     """Where a deployed relay is: its URL, or an environment whose stack outputs it."""
     where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--url", type=_http_url, help="the relay's URL (the function URL)")
+    where.add_argument("--url", type=arguments.http_url, help="the relay's URL (the function URL)")
     where.add_argument(
         "--env",
         metavar="NAME",
@@ -505,7 +417,7 @@ def _add_proxy(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _add_relay_location(parser)
     parser.add_argument(
         "--port",
-        type=_port,
+        type=arguments.port,
         default=proxy.DEFAULT_PORT,
         help="the port on 127.0.0.1 (default: %(default)s)",
     )
@@ -517,7 +429,7 @@ def _add_proxy(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument(
         "--wait",
-        type=_non_negative_float,
+        type=arguments.non_negative_float,
         default=0.0,
         metavar="SECONDS",
         help=(
@@ -555,7 +467,7 @@ def _add_preview(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--requests",
-        type=_positive_int,
+        type=arguments.positive_int,
         default=defaults.requests,
         metavar="N",
         help="how many requests (default: %(default)s)",

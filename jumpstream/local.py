@@ -30,6 +30,8 @@ from urllib.parse import urlsplit
 
 from streamer import contract
 
+from jumpstream.emulator import options
+from jumpstream.emulator.server import DEFAULT_ENDPOINT_NAME
 from jumpstream.procs import Child, ChildExited, LineSink, PrefixedWriter, StartupTimeout
 from stacks.catalog import load_catalog
 
@@ -53,7 +55,7 @@ __all__ = [
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 RELAY_ROOT: Final = REPO_ROOT / "lambda" / "streamer"
-ENDPOINT_NAME: Final = "jumpstream-local"
+ENDPOINT_NAME: Final = DEFAULT_ENDPOINT_NAME
 DEFAULT_MODEL_ID: Final = "huggingface-llm-mistral-7b-instruct"
 LOOPBACK: Final = "127.0.0.1"
 #: Dummy credentials: the emulator checks no signature, but botocore will not call without some.
@@ -83,26 +85,24 @@ _HEALTH_REQUEST_TIMEOUT_SECONDS: Final = 2.0
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StackConfig:
-    """How to run the local stack; the defaults are what ``python -m jumpstream local`` does."""
+    """How to run the local stack; the defaults are what ``python -m jumpstream local`` does.
+
+    The emulator's settings are named after its options (``jumpstream.emulator.options``), which
+    say what each one does; None leaves a setting to the emulator's own default.
+    """
 
     #: The relay's port; 0 picks a free one.
     relay_port: int = 8080
     #: The emulator's port; 0 picks a free one.
     emulator_port: int = 0
-    #: The endpoint the emulator serves and the relay invokes.
     endpoint_name: str = ENDPOINT_NAME
     model_id: str = DEFAULT_MODEL_ID
     region: str = "us-east-1"
-    #: The emulator's pace after the first token; 0 sends as fast as possible.
     tokens_per_second: float = 25.0
-    #: Seconds before the first token; None keeps the emulator's default.
     first_token_delay: float | None = None
-    #: Forward to this real TGI server instead of the emulator's stand-in model.
     tgi_url: str | None = None
-    #: Serve the model as this inference component (the relay then names it in each call).
+    #: Also the component the relay names in each call.
     inference_component: str | None = None
-    #: With a component: seconds it refuses with "no capacity" after the first call, as one
-    #: scaled to zero does while a copy starts.
     cold_start: float = 0.0
     #: More settings for the relay, e.g. ``UPSTREAM_READ_TIMEOUT_SECONDS``; they win.
     relay_env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
@@ -111,29 +111,11 @@ class StackConfig:
 
 
 def emulator_command(config: StackConfig) -> list[str]:
-    """``python -m jumpstream.emulator`` with the stack's endpoint, model and pace."""
-    command = [
-        sys.executable,
-        "-m",
-        "jumpstream.emulator",
-        "--host",
-        LOOPBACK,
-        "--port",
-        str(config.emulator_port),
-        "--endpoint-name",
-        config.endpoint_name,
-        "--model-id",
-        config.model_id,
-        "--tokens-per-second",
-        repr(float(config.tokens_per_second)),
-    ]
-    if config.first_token_delay is not None:
-        command += ["--first-token-delay", repr(float(config.first_token_delay))]
-    if config.tgi_url is not None:
-        command += ["--tgi-url", config.tgi_url]
-    if config.inference_component is not None:
-        command += ["--inference-component", config.inference_component]
-        command += ["--cold-start", repr(float(config.cold_start))]
+    """``python -m jumpstream.emulator`` on loopback with the stack's emulator settings."""
+    command = [sys.executable, "-m", "jumpstream.emulator"]
+    command += options.HOST.argv(LOOPBACK) + options.PORT.argv(config.emulator_port)
+    for option in options.SETTINGS:
+        command += option.argv(getattr(config, option.dest))
     return command
 
 

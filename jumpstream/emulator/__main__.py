@@ -14,60 +14,40 @@ from collections.abc import Sequence
 
 import uvicorn
 
+from jumpstream.emulator import options
 from jumpstream.emulator.server import EmulatorSettings, create_app
 
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8081
+DEFAULT_LOG_LEVEL = "warning"
 _STARTUP_POLL_SECONDS = 0.01
 #: Held and stalled streams never end by themselves: do not let them keep a stopping server up.
 _GRACEFUL_SHUTDOWN_SECONDS = 1
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    defaults = EmulatorSettings()
     parser = argparse.ArgumentParser(
         prog="python -m jumpstream.emulator",
         description="A local SageMaker runtime (InvokeEndpointWithResponseStream) for TGI models.",
     )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8081, help="0 picks a free port")
-    parser.add_argument("--endpoint-name", default=defaults.endpoint_name)
-    parser.add_argument("--model-id", default=defaults.model_id)
-    parser.add_argument(
-        "--tokens-per-second",
-        type=float,
-        default=defaults.tokens_per_second,
-        help="0 sends as fast as possible",
-    )
-    parser.add_argument(
-        "--first-token-delay", type=float, default=defaults.first_token_delay_seconds
-    )
-    parser.add_argument("--inference-component", default=None)
-    parser.add_argument(
-        "--cold-start",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help="with --inference-component: refuse with no capacity for this long after the "
-        "first call, as a component scaled to zero does while a copy starts",
-    )
-    parser.add_argument("--tgi-url", default=None, help="relay to this TGI server instead")
-    parser.add_argument("--log-level", default="warning")
+    options.HOST.add_to(parser, default=DEFAULT_HOST)
+    options.PORT.add_to(parser, default=DEFAULT_PORT)
+    defaults = EmulatorSettings()
+    for option in options.SETTINGS:
+        option.add_to(parser, default=getattr(defaults, option.dest))
+    options.LOG_LEVEL.add_to(parser, default=DEFAULT_LOG_LEVEL)
     args = parser.parse_args(argv)
-    if args.cold_start and args.inference_component is None:
-        parser.error("--cold-start needs --inference-component: only components scale to zero")
-    if args.cold_start < 0:
-        parser.error("--cold-start must be 0 or more seconds")
+    problem = options.settings_problem(
+        inference_component=args.inference_component, cold_start=args.cold_start
+    )
+    if problem is not None:
+        parser.error(problem)
     return args
 
 
 def settings_from(args: argparse.Namespace) -> EmulatorSettings:
     return EmulatorSettings(
-        endpoint_name=args.endpoint_name,
-        model_id=args.model_id,
-        tokens_per_second=args.tokens_per_second,
-        first_token_delay_seconds=args.first_token_delay,
-        inference_component=args.inference_component,
-        cold_start_seconds=args.cold_start,
-        tgi_url=args.tgi_url,
+        **{option.dest: getattr(args, option.dest) for option in options.SETTINGS}
     )
 
 

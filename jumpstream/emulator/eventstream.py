@@ -1,7 +1,8 @@
 """Encode AWS event-stream messages, the binary framing of InvokeEndpointWithResponseStream.
 
 Why hand-rolled: botocore only *decodes* this framing, and the emulator must produce the exact
-bytes SageMaker sends so that the real boto3 (which checks both CRCs) parses them unchanged.
+bytes SageMaker sends so that the real boto3 (which checks both CRCs) parses them unchanged. It is
+the project's one encoder of the framing: tests that script a SageMaker stream frame with it too.
 
 A message is::
 
@@ -17,6 +18,7 @@ import json
 import struct
 from binascii import crc32
 from collections.abc import Mapping
+from typing import Any
 
 _STRING_HEADER_TYPE = 7
 _PRELUDE = struct.Struct("!II")
@@ -68,23 +70,23 @@ def payload_part(data: bytes) -> bytes:
     )
 
 
-def _exception(exception_type: str, body: Mapping[str, str]) -> bytes:
-    # Modelled exceptions are JSON documents of the shape's members (rest-json protocol).
+def stream_exception(exception_type: str, members: Mapping[str, Any]) -> bytes:
+    """A modelled exception in the stream: a JSON document of the shape's members (rest-json)."""
     return encode_message(
         {
             ":exception-type": exception_type,
             ":content-type": JSON,
             ":message-type": "exception",
         },
-        json.dumps(body, separators=(",", ":")).encode("utf-8"),
+        json.dumps(members, separators=(",", ":")).encode("utf-8"),
     )
 
 
 def model_stream_error(message: str, error_code: str) -> bytes:
     """The modelled ``ModelStreamError`` exception (``StreamBroken`` or a timeout)."""
-    return _exception("ModelStreamError", {"Message": message, "ErrorCode": error_code})
+    return stream_exception("ModelStreamError", {"Message": message, "ErrorCode": error_code})
 
 
 def internal_stream_failure(message: str) -> bytes:
     """The modelled ``InternalStreamFailure`` exception."""
-    return _exception("InternalStreamFailure", {"Message": message})
+    return stream_exception("InternalStreamFailure", {"Message": message})

@@ -17,6 +17,7 @@ from typing import Any
 
 from jumpstream.emulator import answers
 from jumpstream.emulator.request import GenerateRequest, Limits, input_tokens, validation_error
+from jumpstream.emulator.sse import stream_response
 from jumpstream.emulator.tokenizer import (
     Piece,
     english_pieces,
@@ -191,12 +192,12 @@ def stream_events(generation: Generation, request: GenerateRequest) -> list[dict
     for index, token in enumerate(generation.tokens, 1):
         final = index == last
         events.append(
-            {
-                "index": index,
-                "token": token.to_json(),
-                "generated_text": generation.generated_text if final else None,
-                "details": stream_details(generation) if final and request.details else None,
-            }
+            stream_response(
+                token.to_json(),
+                index=index,
+                generated_text=generation.generated_text if final else None,
+                details=stream_details(generation) if final and request.details else None,
+            )
         )
     return events
 
@@ -223,8 +224,3 @@ def generate_response(generation: Generation, request: GenerateRequest) -> list[
             "tokens": [token.to_json() for token in generation.tokens],
         }
     return [response]
-
-
-def error_event(message: str, error_type: str) -> dict[str, str]:
-    """TGI's in-stream ``ErrorResponse``."""
-    return {"error": message, "error_type": error_type}

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 
 from jumpstream.emulator import eventstream
 from jumpstream.emulator.directives import Directives, Fault
-from jumpstream.emulator.model import error_event
 from jumpstream.emulator.splitter import PartSplitter
-from jumpstream.emulator.sse import SseStyle, data_event, keepalive
+from jumpstream.emulator.sse import SseStyle, data_event, error_response, keepalive
 from jumpstream.emulator.streams import StreamRecord, StreamRegistry
 
 #: With ``[[keepalive]]``, a keep-alive comment follows every this many tokens.
@@ -121,7 +120,7 @@ async def play(
 
 async def _fault(fault: Fault, splitter: PartSplitter, style: SseStyle) -> AsyncIterator[bytes]:
     if fault.kind in TGI_ERRORS:
-        data = data_event(error_event(TGI_ERRORS[fault.kind], fault.kind), style)
+        data = data_event(error_response(TGI_ERRORS[fault.kind], fault.kind), style)
         for part in [*splitter.feed(data), *splitter.flush()]:
             yield eventstream.payload_part(part)
     elif fault.kind == "stream_broken":

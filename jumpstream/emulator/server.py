@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import httpx
 from starlette.applications import Starlette
@@ -32,14 +32,13 @@ from jumpstream.emulator.errors import SageMakerError
 from jumpstream.emulator.model import (
     DEFAULT_MODEL_ID,
     StandInModel,
-    error_event,
     generate_response,
     stream_events,
 )
 from jumpstream.emulator.playback import TGI_ERRORS, Emission, Pace, play
 from jumpstream.emulator.request import BodyError, GenerateRequest, parse_body
 from jumpstream.emulator.response import EventStreamResponse
-from jumpstream.emulator.sse import SseStyle, data_event, dump_json
+from jumpstream.emulator.sse import SseStyle, data_event, dump_json, error_response
 from jumpstream.emulator.streams import StreamRecord, StreamRegistry
 from jumpstream.emulator.tgi import TgiRelay
 from jumpstream.emulator.tokenizer import stable_hash
@@ -50,6 +49,7 @@ SIGV4_SAGEMAKER = re.compile(
     r"AWS4-HMAC-SHA256 Credential=[^/\s]+/\d{8}/[a-z0-9-]+/sagemaker/aws4_request,"
     r" *SignedHeaders=[a-z0-9;-]+, *Signature=[0-9a-f]{64}$"
 )
+DEFAULT_ENDPOINT_NAME: Final = "jumpstream-local"
 #: The HTTP status TGI answers a non-streaming request with, per error_type.
 TGI_ERROR_STATUS = {"validation": 422, "overloaded": 429, "generation": 424}
 
@@ -58,16 +58,17 @@ TGI_ERROR_STATUS = {"validation": 422, "overloaded": 429, "generation": 424}
 class EmulatorSettings:
     """What one emulator instance pretends to be, and how fast its model is."""
 
-    endpoint_name: str = "jumpstream-local"
+    endpoint_name: str = DEFAULT_ENDPOINT_NAME
     model_id: str = DEFAULT_MODEL_ID
     #: Tokens per second after the first; 0 sends as fast as possible.
     tokens_per_second: float = 20.0
-    first_token_delay_seconds: float = 0.2
+    #: Seconds before the first token.
+    first_token_delay: float = 0.2
     #: When set, the endpoint is component-based and requests must name this component.
     inference_component: str | None = None
     #: A component scaled to zero: from the first invocation on, this many seconds of SageMaker's
     #: "no capacity" refusal while a copy starts, then normal answers.
-    cold_start_seconds: float = 0.0
+    cold_start: float = 0.0
     #: When set, requests go to this real TGI server instead of the stand-in model.
     tgi_url: str | None = None
 
@@ -164,12 +165,12 @@ def _check_target(request: Request, settings: EmulatorSettings) -> SageMakerErro
 
 def _cold_refusal(request: Request, settings: EmulatorSettings) -> SageMakerError | None:
     """What a component scaled to zero answers until its first copy is up."""
-    if settings.cold_start_seconds <= 0:
+    if settings.cold_start <= 0:
         return None
     now = time.monotonic()
     if request.app.state.warm_at is None:
         # The first call is what wakes it: the scale-out alarm sees this very refusal.
-        request.app.state.warm_at = now + settings.cold_start_seconds
+        request.app.state.warm_at = now + settings.cold_start
     return errors.no_capacity() if now < request.app.state.warm_at else None
 
 
@@ -240,14 +241,14 @@ def _stand_in_reply(
         emissions = _stream_emissions(model, tgi_request, directives, problem, style)
         content_type = "text/event-stream"
         pace = Pace(
-            first_delay=settings.first_token_delay_seconds,
+            first_delay=settings.first_token_delay,
             per_second=settings.tokens_per_second,
         )
     else:
         tgi_error = _non_stream_tgi_error(problem, directives)
         if tgi_error is not None:
             kind, message = tgi_error
-            tgi_body = dump_json(error_event(message, kind))
+            tgi_body = dump_json(error_response(message, kind))
             status = TGI_ERROR_STATUS[kind]
             return errors.model_error(settings.endpoint_name, status, tgi_body).response(request_id)
         emissions, pace = _whole_emission(model, tgi_request, directives, settings)
@@ -276,7 +277,7 @@ def _stream_emissions(
     style: SseStyle,
 ) -> list[Emission]:
     if problem is not None:
-        return [Emission(data=data_event(error_event(problem, "validation"), style))]
+        return [Emission(data=data_event(error_response(problem, "validation"), style))]
     generation = model.generate(tgi_request, answer_length=directives.answer_length)
     return [
         Emission(data=data_event(event, style), tokens=1)
@@ -305,7 +306,7 @@ def _whole_emission(
     # TGI answers a non-streaming request only when the whole generation is done.
     rate = settings.tokens_per_second
     generating = 0.0 if rate <= 0 else (len(generation.tokens) - 1) / rate
-    pace = Pace(first_delay=settings.first_token_delay_seconds + generating, per_second=0)
+    pace = Pace(first_delay=settings.first_token_delay + generating, per_second=0)
     return [Emission(data=data, tokens=len(generation.tokens))], pace
 
 
@@ -318,5 +319,5 @@ def _pre_stream_error(kind: str, endpoint_name: str) -> SageMakerError:
         return errors.internal_failure()
     if kind == "no_capacity":
         return errors.no_capacity()
-    tgi_body = dump_json(error_event(TGI_ERRORS["generation"], "generation"))
+    tgi_body = dump_json(error_response(TGI_ERRORS["generation"], "generation"))
     return errors.model_error(endpoint_name, 500, tgi_body)

@@ -1,4 +1,7 @@
-"""TGI's server-sent-event spelling, in the variants real TGI versions put on the wire.
+"""TGI's token stream as it goes on the wire: its events' JSON shapes and their SSE spelling.
+
+The one encoder of TGI's stream in the project: the emulator streams with it, and tests that
+script an upstream build their bytes with it, so both speak exactly the same dialect.
 
 Why variants: a relay must survive every spelling it may meet (``data:`` with or without a
 space, ``\\r\\n`` line endings, ``:`` keep-alive comments), so the emulator can produce each.
@@ -7,6 +10,7 @@ space, ``\\r\\n`` line endings, ``:`` keep-alive comments), so the emulator can 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +25,37 @@ class SseStyle:
     @property
     def newline(self) -> bytes:
         return b"\r\n" if self.crlf else b"\n"
+
+
+def stream_response(
+    token: Mapping[str, Any],
+    *,
+    index: int | None = None,
+    generated_text: str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """TGI's ``StreamResponse`` for one token (``{"id", "text", "logprob", "special"}``).
+
+    Only the last event of a generation carries ``generated_text``, and ``details`` when the
+    request asked for them; ``index`` None leaves the member out, for readers that must not
+    depend on it.
+    """
+    response: dict[str, Any] = {} if index is None else {"index": index}
+    response.update(
+        token=dict(token),
+        generated_text=generated_text,
+        details=None if details is None else dict(details),
+    )
+    return response
+
+
+def error_response(message: str, error_type: str | None) -> dict[str, str]:
+    """TGI's ``ErrorResponse``, in the stream or as an HTTP error's body; ``error_type`` None
+    leaves the member out, for readers that must cope without it."""
+    response = {"error": message}
+    if error_type is not None:
+        response["error_type"] = error_type
+    return response
 
 
 def dump_json(value: Any) -> str:

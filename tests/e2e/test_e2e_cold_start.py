@@ -100,6 +100,7 @@ def test_progress_is_shown_on_a_terminal(cold_stack: LocalStack) -> None:
     assert "(no_capacity, HTTP 503, retry after 60 s" in stderr.getvalue()
 
 
+@pytest.mark.cdk
 def test_a_component_environment_as_synthesized_wakes_up_and_answers() -> None:
     """Both stacks as `cdk synth` writes them for an inference-component environment: the
     emulator serves the endpoint and component the endpoint stack creates, cold; the relay runs

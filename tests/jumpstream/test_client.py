@@ -1,7 +1,7 @@
 """`jumpstream.client`: text pieces as they come, and an error typed by where the answer failed.
 
 Bodies here are what the relay's own SSE writer produces; the real relay is behind the client in
-tests/e2e/test_e2e_proxy.py and tests/jumpstream/test_cli_ask.py.
+tests/e2e/test_e2e_proxy.py and tests/jumpstream/test_ask.py.
 """
 
 from __future__ import annotations

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import io
 import json
-import struct
 import threading
 import time
 import uuid
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,6 +28,10 @@ from streamer.errors import UpstreamError
 from streamer.prompt_template import PromptTemplate
 from streamer.settings import Settings
 
+# The one event-stream encoder (the emulator's), re-exported for the tests that frame a reply.
+from jumpstream.emulator.eventstream import payload_part as payload_part
+from jumpstream.emulator.eventstream import stream_exception as stream_exception
+from jumpstream.emulator.sse import data_event, error_response, stream_response
 from stacks.catalog import load_catalog
 
 RINNA_3_6B = "huggingface-llm-rinna-3-6b-instruction-ppo-bf16"
@@ -46,14 +48,8 @@ RETRY_AFTER_NO_CAPACITY_SECONDS = 60
 
 def token_event(text: str, *, special: bool = False, index: int | None = None) -> bytes:
     """One TGI token event (TGI >= 2.1 writes `data: ` with a space)."""
-    body: dict[str, Any] = {
-        "token": {"id": 1, "text": text, "logprob": -0.1, "special": special},
-        "generated_text": None,
-        "details": None,
-    }
-    if index is not None:
-        body["index"] = index
-    return b"data: " + json.dumps(body, ensure_ascii=False).encode() + b"\n\n"
+    token = {"id": 1, "text": text, "logprob": -0.1, "special": special}
+    return data_event(stream_response(token, index=index))
 
 
 def final_event(
@@ -75,19 +71,12 @@ def final_event(
             "input_length": 4,
         }
     )
-    body = {
-        "token": {"id": 2, "text": text, "logprob": -0.1, "special": special},
-        "generated_text": generated_text,
-        "details": details,
-    }
-    return b"data: " + json.dumps(body, ensure_ascii=False).encode() + b"\n\n"
+    token = {"id": 2, "text": text, "logprob": -0.1, "special": special}
+    return data_event(stream_response(token, generated_text=generated_text, details=details))
 
 
 def error_event(message: str, error_type: str | None) -> bytes:
-    body: dict[str, Any] = {"error": message}
-    if error_type is not None:
-        body["error_type"] = error_type
-    return b"data: " + json.dumps(body, ensure_ascii=False).encode() + b"\n\n"
+    return data_event(error_response(message, error_type))
 
 
 def answer_events(texts: Iterable[str], *, eos: str = "</s>") -> list[bytes]:
@@ -368,46 +357,6 @@ def asgi_post(app: Any, body: bytes, send: Callable[[dict[str, Any]], Any]) -> N
 
 
 # --- SageMaker's event stream on loopback, for the real boto3 client ------------------------------
-
-
-def _header(name: str, value: str) -> bytes:
-    raw_name, raw_value = name.encode(), value.encode()
-    return (
-        bytes([len(raw_name)]) + raw_name + b"\x07" + struct.pack(">H", len(raw_value)) + raw_value
-    )
-
-
-def eventstream_message(headers: dict[str, str], payload: bytes) -> bytes:
-    """One `application/vnd.amazon.eventstream` message: prelude, CRCs, string headers."""
-    encoded_headers = b"".join(_header(name, value) for name, value in headers.items())
-    total = 12 + len(encoded_headers) + len(payload) + 4
-    prelude = struct.pack(">II", total, len(encoded_headers))
-    message = prelude + struct.pack(">I", zlib.crc32(prelude)) + encoded_headers + payload
-    return message + struct.pack(">I", zlib.crc32(message))
-
-
-def payload_part(data: bytes) -> bytes:
-    """A PayloadPart event; its blob payload is the raw bytes."""
-    return eventstream_message(
-        {
-            ":message-type": "event",
-            ":event-type": "PayloadPart",
-            ":content-type": "application/octet-stream",
-        },
-        data,
-    )
-
-
-def stream_exception(kind: str, body: dict[str, Any]) -> bytes:
-    """A modelled exception in the stream (ModelStreamError, InternalStreamFailure)."""
-    return eventstream_message(
-        {
-            ":message-type": "exception",
-            ":exception-type": kind,
-            ":content-type": "application/json",
-        },
-        json.dumps(body).encode(),
-    )
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from emulator_harness import running_emulator, sagemaker_client
+
+from tests.jumpstream.emulator.emulator_harness import running_emulator, sagemaker_client
 
 
 @pytest.fixture(scope="module")

@@ -24,8 +24,11 @@ import httpx
 from botocore.config import Config
 from botocore.exceptions import EventStreamError
 
+from jumpstream.emulator import options
+from jumpstream.emulator.server import DEFAULT_ENDPOINT_NAME
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
-ENDPOINT = "jumpstream-local"
+ENDPOINT = DEFAULT_ENDPOINT_NAME
 STARTUP_TIMEOUT_SECONDS = 30.0
 #: Hang guard for polling the control API; not a performance bound.
 POLL_TIMEOUT_SECONDS = 10.0
@@ -74,14 +77,10 @@ def emulator_command(*extra_args: str) -> list[str]:
         sys.executable,
         "-m",
         "jumpstream.emulator",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--tokens-per-second",
-        "0",
-        "--first-token-delay",
-        "0",
+        *options.HOST.argv("127.0.0.1"),
+        *options.PORT.argv(0),
+        *options.TOKENS_PER_SECOND.argv(0),
+        *options.FIRST_TOKEN_DELAY.argv(0),
         *extra_args,
     ]
 

@@ -13,6 +13,9 @@ import pytest
 from streamer import contract
 from streamer.contract import Variable, function_environment
 
+from jumpstream.emulator import __main__ as emulator_main
+from jumpstream.emulator import options as emulator_options
+from jumpstream.emulator.server import EmulatorSettings
 from jumpstream.local import (
     ENDPOINT_NAME,
     RELAY_ROOT,
@@ -128,6 +131,35 @@ def test_emulator_command_leaves_optional_settings_to_the_emulator() -> None:
     command = emulator_command(StackConfig())
     assert "--first-token-delay" not in command
     assert "--tgi-url" not in command
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        StackConfig(),
+        StackConfig(
+            emulator_port=9001,
+            model_id="huggingface-llm-falcon-7b-instruct-bf16",
+            tokens_per_second=0,
+            first_token_delay=0.5,
+            tgi_url="http://127.0.0.1:3000",
+            inference_component="ic",
+            cold_start=30,
+        ),
+    ],
+    ids=["defaults", "every-setting"],
+)
+def test_the_emulator_reads_its_command_as_the_stack_means_it(config: StackConfig) -> None:
+    """The command `local` builds, read by the emulator's own parser, gives the stack's settings
+    (a setting left out is the emulator's default)."""
+    args = emulator_main.parse_args(emulator_command(config)[3:])
+    assert (args.host, args.port) == ("127.0.0.1", config.emulator_port)
+    settings = emulator_main.settings_from(args)
+    defaults = EmulatorSettings()
+    for option in emulator_options.SETTINGS:
+        meant = getattr(config, option.dest)
+        expected = getattr(defaults, option.dest) if meant is None else meant
+        assert getattr(settings, option.dest) == expected, option.flag
 
 
 def test_curl_example_is_a_valid_shell_line_that_asks_for_sse() -> None:

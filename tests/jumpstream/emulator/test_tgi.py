@@ -14,7 +14,16 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from emulator_harness import (
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from jumpstream.emulator.errors import SageMakerError
+from jumpstream.emulator.sse import SseStyle, data_event, keepalive, stream_response
+from jumpstream.emulator.streams import StreamRecord
+from jumpstream.emulator.tgi import TgiRelay, wants_stream
+from tests.jumpstream.emulator.emulator_harness import (
     ENDPOINT,
     invoke,
     parts_until_error,
@@ -24,37 +33,35 @@ from emulator_harness import (
     sagemaker_client,
     stream_record,
 )
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
-
-from jumpstream.emulator.errors import SageMakerError
-from jumpstream.emulator.streams import StreamRecord
-from jumpstream.emulator.tgi import TgiRelay, wants_stream
 
 #: Hang guard for the fake server's waits; never reached when things work.
 GUARD_SECONDS = 10.0
 
 
+#: TGI <= 2.0 wrote `data:` without the space: bytes a relay must pass on exactly as they came.
+OLD_TGI = SseStyle(space=False)
+
+
 def token_event(index: int, text: str, *, final: bool = False) -> bytes:
-    event = {
-        "index": index,
-        "token": {"id": index, "text": text, "logprob": -0.5, "special": final},
-        "generated_text": "こんにちは" if final else None,
-        "details": None,
-    }
-    return b"data:" + json.dumps(event, ensure_ascii=False).encode() + b"\n\n"
+    token = {"id": index, "text": text, "logprob": -0.5, "special": final}
+    generated_text = "こんにちは" if final else None
+    return data_event(stream_response(token, index=index, generated_text=generated_text), OLD_TGI)
 
 
-# Odd chunk boundaries on purpose: inside an event and inside a UTF-8 character.
 STREAM = (
     token_event(1, "こん")
-    + b":\n\n"
+    + keepalive(OLD_TGI)
     + token_event(2, "にちは")
     + token_event(3, "</s>", final=True)
 )
-CHUNKS = [STREAM[:10], STREAM[10:131], STREAM[131:]]
+# Odd chunk boundaries on purpose: inside the first event and inside a UTF-8 character.
+_INSIDE_AN_EVENT = len(b'data:{"ind')
+_INSIDE_A_CHARACTER = STREAM.index("に".encode()) + 1
+CHUNKS = [
+    STREAM[:_INSIDE_AN_EVENT],
+    STREAM[_INSIDE_AN_EVENT:_INSIDE_A_CHARACTER],
+    STREAM[_INSIDE_A_CHARACTER:],
+]
 
 
 class FakeTgi:

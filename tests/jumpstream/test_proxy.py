@@ -1,7 +1,7 @@
-"""`proxy`: what it signs with, how it refuses to start, and finding a deployed URL.
+"""`proxy`: what it signs with and how it refuses to start.
 
 Requests through a running proxy to a SigV4-checking stand-in are tested in
-tests/e2e/test_e2e_proxy.py.
+tests/e2e/test_e2e_proxy.py; finding a deployed URL with --env in test_deployed.py.
 """
 
 from __future__ import annotations
@@ -16,10 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from botocore.credentials import ReadOnlyCredentials
-from botocore.session import Session
-from botocore.stub import Stubber
 
-from jumpstream.deployed import DeployedError, relay_url
 from jumpstream.proxy import (
     ProxyError,
     ProxyOptions,
@@ -81,72 +78,6 @@ def test_a_taken_port_is_one_line_and_exit_2() -> None:
         f"jumpstream proxy: cannot listen on 127.0.0.1 port {port}: Address already in use\n"
     )
     assert stdout.getvalue() == ""
-
-
-def _cloudformation(responses: list[dict[str, object] | str]) -> tuple[object, Stubber]:
-    client = Session().create_client(
-        "cloudformation",
-        region_name="us-east-1",
-        aws_access_key_id="AKID",
-        aws_secret_access_key=CREDENTIALS.secret_key,
-    )
-    stubber = Stubber(client)
-    for response in responses:
-        if isinstance(response, str):
-            stubber.add_client_error(
-                "describe_stacks", service_error_code="ValidationError", service_message=response
-            )
-        else:
-            stubber.add_response("describe_stacks", response, {"StackName": "jumpstream-dev-relay"})
-    stubber.activate()
-    return client, stubber
-
-
-def _stack(outputs: list[dict[str, str]]) -> dict[str, object]:
-    return {
-        "Stacks": [
-            {
-                "StackName": "jumpstream-dev-relay",
-                "CreationTime": "2026-12-01T00:00:00Z",
-                "StackStatus": "CREATE_COMPLETE",
-                "Outputs": outputs,
-            }
-        ]
-    }
-
-
-def test_env_finds_the_url_in_the_relay_stacks_output() -> None:
-    outputs = [
-        {"OutputKey": "FunctionName", "OutputValue": "fn"},
-        {"OutputKey": "Url", "OutputValue": FUNCTION_URL},
-    ]
-    client, stubber = _cloudformation([_stack(outputs)])
-    assert relay_url("dev", cloudformation=client) == (FUNCTION_URL, "us-east-1")
-    stubber.assert_no_pending_responses()
-
-
-@pytest.mark.parametrize(
-    ("response", "says"),
-    [
-        (
-            "Stack with id jumpstream-dev-relay does not exist",
-            "stack jumpstream-dev-relay does not exist in us-east-1: deploy it first "
-            "(make deploy ENV=dev)",
-        ),
-        ("Rate exceeded", "cannot read stack jumpstream-dev-relay in us-east-1: Rate exceeded"),
-        (_stack([]), "has no Url output (status CREATE_COMPLETE)"),
-    ],
-)
-def test_env_says_why_it_has_no_url(response: dict[str, object] | str, says: str) -> None:
-    client, _ = _cloudformation([response])
-    with pytest.raises(DeployedError) as caught:
-        relay_url("dev", cloudformation=client)
-    assert says in str(caught.value)
-
-
-def test_an_unknown_env_names_the_choices() -> None:
-    with pytest.raises(DeployedError, match="unknown environment 'nope'; choose one of: dev, prod"):
-        relay_url("nope", cloudformation=object())
 
 
 def test_the_command_starts_on_loopback_and_answers() -> None:

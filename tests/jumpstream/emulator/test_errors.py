@@ -12,7 +12,9 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.eventstream import EventStreamBuffer
 from botocore.exceptions import ClientError
-from emulator_harness import (
+from urllib3.exceptions import ReadTimeoutError
+
+from tests.jumpstream.emulator.emulator_harness import (
     ENDPOINT,
     invoke,
     parse_sse,
@@ -24,7 +26,6 @@ from emulator_harness import (
     tgi_body,
     wait_for_record,
 )
-from urllib3.exceptions import ReadTimeoutError
 
 
 @pytest.mark.parametrize(

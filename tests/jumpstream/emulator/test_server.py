@@ -1,4 +1,5 @@
-"""The emulator, run for real on loopback, streamed from with the real boto3 client."""
+"""The emulator's app, run for real on loopback, streamed from with the real boto3 client: what it
+answers, which endpoint and component it serves, and its health route."""
 
 from __future__ import annotations
 
@@ -9,12 +10,16 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from emulator_harness import (
+
+from tests.jumpstream.emulator.emulator_harness import (
     ENDPOINT,
+    control,
     invoke,
     parse_sse,
     payload_parts,
     request_id,
+    running_emulator,
+    sagemaker_client,
     stream_record,
     tgi_body,
 )
@@ -173,3 +178,48 @@ def test_boto3_finds_the_emulator_through_the_environment(
     env_client = boto3.session.Session().client("sagemaker-runtime")
     events = parse_sse(b"".join(payload_parts(invoke(env_client, "hi"))))
     assert events[-1]["token"]["special"]
+
+
+def test_health(url: str) -> None:
+    assert control(url, "GET", "/_emulator/health") == {"status": "ok"}
+
+
+def test_inference_component_header_is_required_and_checked() -> None:
+    with running_emulator("--inference-component", "jumpstream-ic") as ic_url:
+        ic_client = sagemaker_client(ic_url)
+        with pytest.raises(ClientError) as missing:
+            invoke(ic_client, "hi")
+        assert missing.value.response["Error"]["Code"] == "ValidationError"
+        assert missing.value.response["Error"]["Message"].startswith(
+            "Inference Component Name header is required"
+        )
+        with pytest.raises(ClientError) as wrong:
+            ic_client.invoke_endpoint_with_response_stream(
+                EndpointName=ENDPOINT,
+                Body=tgi_body("hi"),
+                ContentType="application/json",
+                InferenceComponentName="other-ic",
+            )
+        assert wrong.value.response["Error"]["Code"] == "ValidationError"
+        assert "other-ic" in wrong.value.response["Error"]["Message"]
+        ok = ic_client.invoke_endpoint_with_response_stream(
+            EndpointName=ENDPOINT,
+            Body=tgi_body("hi"),
+            ContentType="application/json",
+            InferenceComponentName="jumpstream-ic",
+        )
+        assert parse_sse(b"".join(payload_parts(ok)))[-1]["token"]["special"]
+
+
+def test_custom_endpoint_name_and_model_id() -> None:
+    with running_emulator(
+        "--endpoint-name", "custom", "--model-id", "huggingface-llm-mistral-7b-instruct"
+    ) as custom_url:
+        custom = sagemaker_client(custom_url)
+        response = custom.invoke_endpoint_with_response_stream(
+            EndpointName="custom",
+            Body=tgi_body("[INST] hi [/INST]"),
+            ContentType="application/json",
+        )
+        events = parse_sse(b"".join(payload_parts(response)))
+        assert events[-1]["token"]["text"] == "</s>"

@@ -1,4 +1,4 @@
-"""Playback (pacing, holds, faults) and the disconnect-aware response, driven without sockets."""
+"""Playback: pacing, keep-alives, holds, splits and faults, driven without sockets."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ from botocore.eventstream import EventStreamBuffer
 
 from jumpstream.emulator.directives import parse_directives
 from jumpstream.emulator.playback import Emission, Pace, play
-from jumpstream.emulator.response import EventStreamResponse
-from jumpstream.emulator.sse import SseStyle
+from jumpstream.emulator.sse import SseStyle, data_event, keepalive
 from jumpstream.emulator.streams import StreamRecord, StreamRegistry
 
 FAST = Pace(first_delay=0, per_second=0)
@@ -22,7 +21,7 @@ GUARD_SECONDS = 10
 
 
 def emissions(count: int) -> list[Emission]:
-    return [Emission(data=f"data: {i}\n\n".encode(), tokens=1) for i in range(count)]
+    return [Emission(data=data_event(i), tokens=1) for i in range(count)]
 
 
 def decode(messages: list[bytes]) -> list[Any]:
@@ -75,10 +74,10 @@ def test_each_emission_becomes_one_payload_part_and_counts_tokens() -> None:
 def test_keepalives_come_first_and_between_tokens_but_not_last() -> None:
     stream, _, _ = start("[[keepalive]]", 8)
     parts = payloads(run(drain(stream)))
-    assert parts[0] == b":\n\n"
-    assert parts[-1] != b":\n\n"
-    assert parts.count(b":\n\n") == 2
-    assert [part for part in parts if part != b":\n\n"] == [e.data for e in emissions(8)]
+    assert parts[0] == keepalive()
+    assert parts[-1] != keepalive()
+    assert parts.count(keepalive()) == 2
+    assert [part for part in parts if part != keepalive()] == [e.data for e in emissions(8)]
 
 
 def test_hold_waits_for_release_after_n_tokens() -> None:
@@ -156,79 +155,5 @@ def test_stall_never_ends_on_its_own_and_stops_when_cancelled() -> None:
         following.cancel()
         with pytest.raises(asyncio.CancelledError):
             await following
-
-    run(scenario())
-
-
-class FakeClient:
-    """An ASGI peer: delivers the request, then a disconnect when told to."""
-
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-        self.leave = asyncio.Event()
-        self._request_delivered = False
-
-    async def receive(self) -> dict[str, Any]:
-        if not self._request_delivered:
-            self._request_delivered = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await self.leave.wait()
-        return {"type": "http.disconnect"}
-
-    async def send(self, message: dict[str, Any]) -> None:
-        self.sent.append(message)
-
-
-SCOPE = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}}
-
-
-def test_the_response_sends_every_chunk_then_completes() -> None:
-    async def body() -> AsyncIterator[bytes]:
-        for chunk in (b"one", b"two"):
-            yield chunk
-
-    async def scenario() -> None:
-        client = FakeClient()
-        record = StreamRecord(id="s")
-        response = EventStreamResponse(body(), record=record, headers={"x-amzn-RequestId": "s"})
-        await response(SCOPE, client.receive, client.send)
-        assert client.sent[0]["type"] == "http.response.start"
-        assert (b"content-type", b"application/vnd.amazon.eventstream") in client.sent[0]["headers"]
-        assert [m.get("body") for m in client.sent[1:]] == [b"one", b"two", b""]
-        assert client.sent[-1]["more_body"] is False
-        assert record.state == "completed"
-
-    run(scenario())
-
-
-def test_a_client_leaving_a_silent_stream_cancels_and_closes_the_body() -> None:
-    closed = asyncio.Event()
-
-    async def body() -> AsyncIterator[bytes]:
-        try:
-            yield b"first"
-            await asyncio.Event().wait()
-            yield b"never"
-        finally:
-            closed.set()
-
-    async def scenario() -> None:
-        client = FakeClient()
-        record = StreamRecord(id="s")
-        response = EventStreamResponse(body(), record=record, headers={})
-        serving = asyncio.ensure_future(response(SCOPE, client.receive, client.send))
-        while len(client.sent) < 2:
-            await asyncio.sleep(0)
-        assert record.state == "open"
-        client.leave.set()
-        # Readers poll the record at any moment: it may say "disconnected" only once the body
-        # has been closed, or they could see a stream that ended yet is still parked.
-        while not serving.done():
-            assert record.state == "open" or closed.is_set()
-            await asyncio.sleep(0)
-        await serving
-        assert record.state == "disconnected"
-        assert closed.is_set()
-        assert [m.get("body") for m in client.sent[1:]] == [b"first"]
 
     run(scenario())

@@ -1,21 +1,12 @@
-"""The control API (health, streams, release) and what relay tests rely on: holds, disconnects,
-inference-component routing and the ``--port 0`` start-up contract."""
+"""The streams the emulator served, as its control API reports them (``/_emulator/streams``,
+``/_emulator/release``): how relay tests see the upstream side, holds and disconnects."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 from typing import Any
 
-import pytest
-from botocore.exceptions import ClientError
-from emulator_harness import (
-    ENDPOINT,
-    POLL_TIMEOUT_SECONDS,
-    REPO_ROOT,
+from tests.jumpstream.emulator.emulator_harness import (
     control,
-    emulator_process,
     invoke,
     parse_sse,
     payload_parts,
@@ -23,13 +14,8 @@ from emulator_harness import (
     running_emulator,
     sagemaker_client,
     stream_record,
-    tgi_body,
     wait_for_record,
 )
-
-
-def test_health(url: str) -> None:
-    assert control(url, "GET", "/_emulator/health") == {"status": "ok"}
 
 
 def test_hold_delivers_the_first_tokens_and_waits_for_release(url: str, client: Any) -> None:
@@ -98,67 +84,3 @@ def test_a_client_leaving_mid_pacing_is_recorded_as_disconnected() -> None:
         response["Body"].close()
         record = wait_for_record(slow_url, request_id(response), lambda r: r["state"] != "open")
         assert record["state"] == "disconnected"
-
-
-def test_inference_component_header_is_required_and_checked() -> None:
-    with running_emulator("--inference-component", "jumpstream-ic") as ic_url:
-        ic_client = sagemaker_client(ic_url)
-        with pytest.raises(ClientError) as missing:
-            invoke(ic_client, "hi")
-        assert missing.value.response["Error"]["Code"] == "ValidationError"
-        assert missing.value.response["Error"]["Message"].startswith(
-            "Inference Component Name header is required"
-        )
-        with pytest.raises(ClientError) as wrong:
-            ic_client.invoke_endpoint_with_response_stream(
-                EndpointName=ENDPOINT,
-                Body=tgi_body("hi"),
-                ContentType="application/json",
-                InferenceComponentName="other-ic",
-            )
-        assert wrong.value.response["Error"]["Code"] == "ValidationError"
-        assert "other-ic" in wrong.value.response["Error"]["Message"]
-        ok = ic_client.invoke_endpoint_with_response_stream(
-            EndpointName=ENDPOINT,
-            Body=tgi_body("hi"),
-            ContentType="application/json",
-            InferenceComponentName="jumpstream-ic",
-        )
-        assert parse_sse(b"".join(payload_parts(ok)))[-1]["token"]["special"]
-
-
-def test_custom_endpoint_name_and_model_id() -> None:
-    with running_emulator(
-        "--endpoint-name", "custom", "--model-id", "huggingface-llm-mistral-7b-instruct"
-    ) as custom_url:
-        custom = sagemaker_client(custom_url)
-        response = custom.invoke_endpoint_with_response_stream(
-            EndpointName="custom",
-            Body=tgi_body("[INST] hi [/INST]"),
-            ContentType="application/json",
-        )
-        events = parse_sse(b"".join(payload_parts(response)))
-        assert events[-1]["token"]["text"] == "</s>"
-
-
-def test_the_cli_refuses_a_port_in_use(url: str) -> None:
-    port = url.rsplit(":", 1)[1]
-    result = subprocess.run(
-        [sys.executable, "-m", "jumpstream.emulator", "--port", port],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert result.returncode != 0
-    assert "emulator listening" not in result.stdout
-
-
-def test_sigterm_stops_the_emulator_even_while_a_stream_stalls() -> None:
-    with emulator_process() as (process, url):
-        response = invoke(sagemaker_client(url), "hi[[fault:stall@1]]")
-        next(iter(response["Body"]))
-        process.terminate()
-        # uvicorn shuts down, then re-raises the signal it caught: -SIGTERM is a clean stop.
-        assert process.wait(timeout=POLL_TIMEOUT_SECONDS) in (0, -signal.SIGTERM)
