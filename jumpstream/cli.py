@@ -33,7 +33,7 @@ cannot sign SigV4 requests (proxy)."""
 _EPILOG = """\
 examples:
   python -m jumpstream demo
-  python -m jumpstream local --port 8080
+  python -m jumpstream local --port 8081
   python -m jumpstream ask --url https://ID.lambda-url.us-east-1.on.aws/ "Hello"
   python -m jumpstream bench --quick
   python -m jumpstream proxy --env dev"""
@@ -44,7 +44,7 @@ with dummy AWS credentials and AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME pointing at th
 Steer the emulator from the prompt, e.g. "[[fault:stream_broken@5]]" or "[[split:1]]".
 
 example, once it is up:
-  {local.curl_example("http://127.0.0.1:8080")}"""
+  {local.curl_example(f"http://127.0.0.1:{local.StackConfig().relay_port}")}"""
 
 
 class _CommandParser(argparse.ArgumentParser):

@@ -92,7 +92,7 @@ class StackConfig:
     """
 
     #: The relay's port; 0 picks a free one.
-    relay_port: int = 8080
+    relay_port: int = contract.DEFAULT_PORT
     #: The emulator's port; 0 picks a free one.
     emulator_port: int = 0
     endpoint_name: str = ENDPOINT_NAME
@@ -230,7 +230,7 @@ def emulator_streams(emulator_url: str, *, timeout: float = 10.0) -> list[dict[s
 def _health_status(host: str, port: int) -> int | None:
     connection = http.client.HTTPConnection(host, port, timeout=_HEALTH_REQUEST_TIMEOUT_SECONDS)
     try:
-        connection.request("GET", "/health")
+        connection.request("GET", contract.HEALTH_PATH)
         response = connection.getresponse()
         response.read()
         return response.status

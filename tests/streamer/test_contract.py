@@ -302,8 +302,12 @@ NAMES = (
     | {contract.SERVICE_NAME}
 )
 # The routes' own paths: in the function and the stack that points the adapter at one.
-PATHS = {contract.HEALTH_PATH}
-ROUTE_READERS = [*sorted(PACKAGE.rglob("*.py")), REPO / "stacks" / "relay.py"]
+PATHS = {contract.HEALTH_PATH, contract.AFTER_RESTORE_PATH}
+ROUTE_READERS = [
+    *sorted(PACKAGE.rglob("*.py")),
+    REPO / "stacks" / "relay.py",
+    REPO / "jumpstream" / "local.py",
+]
 
 
 def test_names_the_contract_holds_are_spelled_only_there() -> None:
