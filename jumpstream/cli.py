@@ -19,6 +19,13 @@ from jumpstream.emulator import options as emulator_options
 __all__ = ["build_parser", "main"]
 
 PROGRAM: Final = "python -m jumpstream"
+
+
+def _program() -> str:
+    """How the user started it: the installed command, or the module."""
+    return "jumpstream" if Path(sys.argv[0]).name == "jumpstream" else PROGRAM
+
+
 #: How long `ask --wait` keeps trying: a component coming back from zero takes minutes.
 DEFAULT_WAIT_SECONDS: Final = 900.0
 EXIT_INTERRUPTED: Final = 130
@@ -97,7 +104,7 @@ def _is_value(action: argparse.Action, word: str) -> bool:
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line, subcommands included."""
     parser = argparse.ArgumentParser(
-        prog=PROGRAM,
+        prog=_program(),
         description=_DESCRIPTION,
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -19,12 +19,10 @@ import jsii
 
 LAMBDA_PYTHON = "3.14"
 PLATFORMS = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
-# Not shipped: byte code compiled here would be for this machine's Python, not Lambda's 3.14, and
-# the files that make the package installable in the dev environment (pyproject.toml, and the
-# metadata an editable install writes beside it).
-_SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "tests", ".pytest_cache", "*.egg-info")
+# Not shipped: byte code compiled here would be for this machine's Python, not Lambda's 3.14.
+_SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "tests", ".pytest_cache")
 #: Top-level entries of the source that are not part of the function.
-NOT_SHIPPED = frozenset({"requirements.txt", "pyproject.toml", "__pycache__", "build"})
+NOT_SHIPPED = frozenset({"requirements.txt", "__pycache__"})
 
 
 @jsii.implements(cdk.ILocalBundling)
@@ -52,7 +50,7 @@ class PipLocalBundling:
             check=True,
         )  # fmt: skip
         for item in self.source.iterdir():
-            if item.name in NOT_SHIPPED or item.name.endswith(".egg-info"):
+            if item.name in NOT_SHIPPED:
                 continue
             if item.is_dir():
                 shutil.copytree(item, out / item.name, ignore=_SKIP, dirs_exist_ok=True)
@@ -73,5 +71,5 @@ def bundled_code(source: Path, *, architecture: str = "arm64") -> cdk.aws_lambda
             image=cdk.DockerImage.from_registry("public.ecr.aws/sam/build-python3.14"),
             local=PipLocalBundling(source, architecture=architecture),
         ),
-        exclude=["__pycache__", "*.pyc", "*.egg-info", "pyproject.toml", "build"],
+        exclude=["__pycache__", "*.pyc"],
     )

@@ -88,13 +88,13 @@ def test_every_make_target_shown_exists(page: Path) -> None:
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
 def test_every_command_line_shown_parses(page: Path) -> None:
-    """Each `python -m jumpstream ...` the docs show is one the command line accepts (a shell
-    variable stands for a URL)."""
+    """Each `python -m jumpstream ...` (or `.venv/bin/jumpstream ...`) the docs show is one the
+    command line accepts (a shell variable stands for a URL)."""
     from jumpstream.cli import build_parser
 
     commands = []
     for line in page.read_text(encoding="utf-8").splitlines():
-        for found in re.finditer(r"python -m jumpstream ([^`\n#]+)", line):
+        for found in re.finditer(r"(?:python -m |\.venv/bin/)jumpstream ([^`\n#]+)", line):
             before = line[: found.start()]
             if "#" in before and "`" not in before.rsplit("#", 1)[1]:
                 continue  # a shell comment's words, not a command line

@@ -1,0 +1,88 @@
+"""The project as an installed package (pyproject.toml): the `jumpstream` command works without
+activating the venv, starts no Node process for what synthesizes nothing, and a wheel built from
+the repository carries the client, the contract it reads and the catalog."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMAND = Path(sys.executable).parent / "jumpstream"
+
+
+def _outside_the_venv() -> dict[str, str]:
+    """An environment as a fresh shell has it: the venv neither activated nor on PATH."""
+    env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
+    env["PATH"] = "/usr/bin:/bin"
+    return env
+
+
+def test_the_installed_command_runs_without_activation() -> None:
+    result = subprocess.run(
+        [str(COMMAND), "--help"],
+        env=_outside_the_venv(),
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: jumpstream ")
+
+
+def test_a_command_that_synthesizes_nothing_starts_no_node() -> None:
+    result = subprocess.run(
+        [str(COMMAND), "cost", "--env", "dev"],
+        env=_outside_the_venv(),
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("jumpstream-dev-g5-2xlarge: ")
+    assert "node" not in result.stderr.lower()
+    assert result.stderr == ""
+
+
+def test_a_wheel_of_the_repository_carries_the_client_its_contract_and_the_catalog(
+    tmp_path: Path,
+) -> None:
+    # Built from a copy: setuptools leaves a build/ directory in the tree it builds.
+    source = tmp_path / "source"
+    for path in ("pyproject.toml", "jumpstream", "stacks", "lambda/streamer/streamer"):
+        copy = shutil.copytree if (ROOT / path).is_dir() else shutil.copy2
+        (source / path).parent.mkdir(parents=True, exist_ok=True)
+        copy(ROOT / path, source / path)  # type: ignore[operator]
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(tmp_path), "."],
+        cwd=source,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr
+    (wheel,) = tmp_path.glob("jumpstream-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for needed in (
+        "jumpstream/client.py",
+        "jumpstream/cli.py",
+        "streamer/contract.py",
+        "streamer/static/chat.html",
+        "stacks/config.py",
+        "stacks/models.json",
+        "stacks/availability.json",
+    ):
+        assert needed in names, needed
+    assert not any(name.startswith("tests/") for name in names)
+    (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+    scripts = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "jumpstream = jumpstream.cli:main" in scripts
