@@ -78,3 +78,21 @@ def test_env_says_why_it_has_no_url(response: dict[str, object] | str, says: str
 def test_an_unknown_env_names_the_choices() -> None:
     with pytest.raises(DeployedError, match="unknown environment 'nope'; choose one of: dev, prod"):
         relay_url("nope", cloudformation=object())
+
+
+def test_without_credentials_it_says_what_to_configure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real client with none to find: botocore refuses before the network, and the line says
+    how to give credentials (or to pass the URL)."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    client = Session().create_client("cloudformation", region_name="us-east-1")
+    with pytest.raises(DeployedError) as refused:
+        relay_url("dev", cloudformation=client)
+    assert str(refused.value) == (
+        "no AWS credentials found to read stack jumpstream-dev-relay; configure some: "
+        "`aws configure sso` then `export AWS_PROFILE=NAME`, or set AWS_ACCESS_KEY_ID and "
+        "AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) (or give the URL with --url)"
+    )
