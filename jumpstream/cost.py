@@ -1,15 +1,21 @@
-"""``python -m jumpstream cost --env NAME``: what an environment bills, in instance-hours.
+"""``python -m jumpstream cost --env NAME``: what an environment bills, in instance-hours and,
+with AWS credentials, in money.
 
 A GPU endpoint bills per instance-hour whether or not anyone calls it; the relay bills per
-request and is small beside it. Prices differ by region and change, so none are baked in: this
-says how many instance-hours of which type an environment runs when idle and at most when busy,
-which is what to multiply by the price on SageMaker's pricing page.
+request and is small beside it. This says how many instance-hours of which type an environment
+runs when idle and at most when busy. Prices differ by region and change, so none are built in:
+with credentials it reads the type's on-demand price from the AWS Price List (prices.py) and
+says what idle and busy cost a month; without, it says what to multiply by.
 """
 
 from __future__ import annotations
 
-from typing import TextIO
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, TextIO
 
+from jumpstream.prices import PRICE_LIST_REGION, Price, hourly_price
+from jumpstream.signing import credential_source
 from stacks.config import environment
 from stacks.deployment import HOURS_PER_MONTH, EnvironmentConfig
 from stacks.errors import ConfigError
@@ -17,15 +23,20 @@ from stacks.errors import ConfigError
 __all__ = ["describe_cost", "describe_environment_cost", "run_cost"]
 
 
-def describe_cost(env_name: str, *, hosting: str | None = None) -> list[str]:
+def describe_cost(
+    env_name: str, *, hosting: str | None = None, price: Price | None = None
+) -> list[str]:
     """The lines `cost` prints for one environment of environments.toml, optionally as if its
     hosting were `hosting` (as `cdk synth -c hosting=...` would deploy it)."""
     config = environment(env_name, {"hosting": hosting})
-    return describe_environment_cost(config)
+    return describe_environment_cost(config, price=price)
 
 
-def describe_environment_cost(config: EnvironmentConfig) -> list[str]:
-    """What one resolved environment bills idle and busy, and what changes it on a schedule."""
+def describe_environment_cost(
+    config: EnvironmentConfig, *, price: Price | None = None
+) -> list[str]:
+    """What one resolved environment bills idle and busy, and what changes it on a schedule;
+    in money too when the instance type's `price` is known."""
     scaling, managed = config.scaling, config.managed_instances
     lines = [
         f"{config.endpoint_name}: {config.model.id} on {config.instance_type} in "
@@ -62,11 +73,26 @@ def describe_environment_cost(config: EnvironmentConfig) -> list[str]:
         lines.append(
             f"  schedule {schedule.name}: {schedule.cron} ({schedule.time_zone}) sets {bounds}"
         )
+    if price is None:
+        lines.append(
+            f"  multiply by the {config.instance_type} price for real-time inference in "
+            f"{config.region} on SageMaker's pricing page; the relay's Lambda cost is per request"
+        )
+        return lines
     lines.append(
-        f"  multiply by the {config.instance_type} price for real-time inference in "
-        f"{config.region} on SageMaker's pricing page; the relay's Lambda cost is per request"
+        f"  at {_money(price.per_hour, price.currency, exact=True)} per instance-hour on demand "
+        f"(AWS Price List: {price.description or config.instance_type}): idle "
+        f"{_money(idle * HOURS_PER_MONTH * price.per_hour, price.currency)} a month, busy up to "
+        f"{_money(busy * HOURS_PER_MONTH * price.per_hour, price.currency)} a month; the relay's "
+        "Lambda cost is per request"
     )
     return lines
+
+
+def _money(amount: Decimal, currency: str, *, exact: bool = False) -> str:
+    """$1.515 or $2,212: an hour's price as published, a month's to the unit."""
+    text = f"{amount.normalize():f}" if exact else f"{amount:,.0f}"
+    return f"${text}" if currency == "USD" else f"{text} {currency}"
 
 
 def _hours(instances: int) -> str:
@@ -83,11 +109,52 @@ def _instances(count: int) -> str:
     return _count(count, "instance")
 
 
-def run_cost(env_name: str, *, stdout: TextIO, stderr: TextIO, hosting: str | None = None) -> int:
+def run_cost(
+    env_name: str,
+    *,
+    stdout: TextIO,
+    stderr: TextIO,
+    hosting: str | None = None,
+    pricing_client: Callable[[], Any] | None = None,
+) -> int:
+    """Print the environment's cost; with credentials, priced from the AWS Price List (a note
+    says why when it is not)."""
     try:
-        lines = describe_cost(env_name, hosting=hosting)
+        config = environment(env_name, {"hosting": hosting})
     except ConfigError as error:
         stderr.write(f"jumpstream cost: {error}\n")
         return 2
+    price, note = _price(config, pricing_client)
+    lines = describe_environment_cost(config, price=price)
     stdout.write("\n".join(lines) + "\n")
+    if note:
+        stderr.write(f"jumpstream cost: {note}\n")
     return 0
+
+
+def _price(
+    config: EnvironmentConfig, pricing_client: Callable[[], Any] | None
+) -> tuple[Price | None, str | None]:
+    """The instance type's on-demand price, or None and why not (in one line)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if pricing_client is None:
+        if credential_source() is None:
+            return None, "with AWS credentials it also reads the price from the AWS Price List"
+        pricing_client = _pricing_client
+    try:
+        price = hourly_price(config.instance_type, config.region, client=pricing_client())
+    except (BotoCoreError, ClientError) as error:
+        return None, f"the AWS Price List could not be read ({error})"
+    if price is None:
+        return None, (
+            f"the AWS Price List has no single on-demand price for {config.instance_type} "
+            f"hosting in {config.region}"
+        )
+    return price, None
+
+
+def _pricing_client() -> Any:
+    import boto3
+
+    return boto3.client("pricing", region_name=PRICE_LIST_REGION)

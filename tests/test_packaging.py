@@ -17,8 +17,17 @@ COMMAND = Path(sys.executable).parent / "jumpstream"
 
 def _outside_the_venv() -> dict[str, str]:
     """An environment as a fresh shell has it: the venv neither activated nor on PATH."""
-    env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
-    env["PATH"] = "/usr/bin:/bin"
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"VIRTUAL_ENV", "PYTHONPATH"} and not k.startswith("AWS_")
+    }
+    env.update(
+        PATH="/usr/bin:/bin",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_EC2_METADATA_DISABLED="true",
+    )
     return env
 
 
@@ -49,7 +58,10 @@ def test_a_command_that_synthesizes_nothing_starts_no_node() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("jumpstream-dev-g5-2xlarge: ")
     assert "node" not in result.stderr.lower()
-    assert result.stderr == ""
+    # Without credentials, only the note that with them it would read prices.
+    assert result.stderr == (
+        "jumpstream cost: with AWS credentials it also reads the price from the AWS Price List\n"
+    )
 
 
 def test_a_wheel_of_the_repository_carries_the_client_its_contract_and_the_catalog(
