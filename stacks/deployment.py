@@ -29,6 +29,7 @@ __all__ = [
     "INSTANCE_LAUNCH_SECONDS",
     "RELAY_URL_OUTPUT",
     "RETENTION_DAYS",
+    "VARIANT_NAME",
     "WAKE_UP_COOLDOWN_SECONDS",
     "AlarmThresholds",
     "EnvironmentConfig",
@@ -46,6 +47,9 @@ __all__ = [
 
 #: The hours of an average month (365 days x 24 h / 12): what an instance bills in one.
 HOURS_PER_MONTH = 730
+
+#: The one production variant of a jumpstream endpoint (SageMaker's metrics name it too).
+VARIANT_NAME = "AllTraffic"
 
 #: The relay stack's output holding the function URL; `ask --env` and `proxy --env` read it.
 RELAY_URL_OUTPUT = "Url"

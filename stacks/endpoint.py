@@ -18,6 +18,7 @@ from stacks.catalog import Model, deployment_problem, partition
 from stacks.deployment import (
     BAKE_SECONDS,
     ROLLING_BATCH_PERCENT,
+    VARIANT_NAME,
     Fleet,
     ManagedInstances,
     update_policy,
@@ -25,7 +26,6 @@ from stacks.deployment import (
 from stacks.errors import ConfigError
 from stacks.nag import acknowledge
 
-VARIANT_NAME = "AllTraffic"
 #: What an inference component reserves of its instance's memory. Placement is decided by GPUs
 #: (a copy takes the model's GPU count); how much host memory SageMaker keeps back on an
 #: inference-component endpoint is undocumented, and a reservation above what it allows fails

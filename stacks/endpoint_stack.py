@@ -63,12 +63,7 @@ class EndpointStack(cdk.Stack):
         EndpointAlarms(
             self,
             "Alarms",
-            metrics=EndpointMetrics(
-                endpoint_name=config.endpoint_name,
-                variant_name=self.endpoint.variant_name,
-                inference_component_name=config.inference_component_name,
-                gpus=config.gpus,
-            ),
+            metrics=EndpointMetrics.of(config),
             thresholds=config.alarms,
             alarm_email=config.alarm_email,
             cold_start_seconds=config.cold_start_seconds,

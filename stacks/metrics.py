@@ -16,6 +16,8 @@ import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from streamer.contract import METRIC_NAMESPACE, Dimension
 
+from stacks.deployment import VARIANT_NAME, EnvironmentConfig
+
 __all__ = ["PERIOD", "RELAY_NAMESPACE", "EndpointMetrics", "RelayMetrics", "per_gpu"]
 
 #: The relay's metrics namespace, as the stack sets it for the function.
@@ -70,6 +72,16 @@ class EndpointMetrics:
     inference_component_name: str | None = None
     #: GPUs per instance: SageMaker's GPU metrics are their sum.
     gpus: int = 1
+
+    @classmethod
+    def of(cls, config: EnvironmentConfig) -> EndpointMetrics:
+        """The metrics of an environment's endpoint (both of its stacks read them)."""
+        return cls(
+            endpoint_name=config.endpoint_name,
+            variant_name=VARIANT_NAME,
+            inference_component_name=config.inference_component_name,
+            gpus=config.gpus,
+        )
 
     @property
     def invocation_dimensions(self) -> dict[str, str]:

@@ -9,7 +9,6 @@ from constructs import Construct
 
 from stacks.dashboard import EnvironmentDashboard, dashboard_name, dashboard_url
 from stacks.deployment import RELAY_URL_OUTPUT, EnvironmentConfig
-from stacks.endpoint import VARIANT_NAME
 from stacks.errors import ConfigError
 from stacks.metrics import EndpointMetrics, RelayMetrics
 from stacks.monitoring import RelayAlarms
@@ -59,12 +58,7 @@ class RelayStack(cdk.Stack):
             alarms,  # the path the dashboard has always had: see EnvironmentDashboard
             "Dashboard",
             environment=config.name,
-            endpoint=EndpointMetrics(
-                endpoint_name=config.endpoint_name,
-                variant_name=VARIANT_NAME,
-                inference_component_name=config.inference_component_name,
-                gpus=config.gpus,
-            ),
+            endpoint=EndpointMetrics.of(config),
             relay=RelayMetrics(environment=config.name, model_id=config.model.id),
             function=self.relay.function,
             thresholds=config.alarms,
