@@ -11,11 +11,11 @@ once rather than paying for tokens nobody will read.
 
 One read, one write: when the client keeps up, each token goes out as it comes. When the client
 is slower than the model, `send` waits (the server's write buffer is full), nothing is read
-meanwhile, the PayloadParts pile up in the upstream connection, and the next read takes them
-all: they are decoded and sent as one write. What the relay holds is bounded by one read (the
-HTTP client reads at most 64 KiB at a time) plus the server's write buffer, and a client that
-stops reading stops the reading from SageMaker, as TCP's flow control then tells the model's
-side to wait.
+meanwhile, the PayloadParts pile up in the upstream connection, and the reads that follow find
+them there without waiting (parts that came in one chunk leave in one write). What the relay
+holds is bounded by what a connection to SageMaker buffers (network.py: 64 KiB and one socket
+read) plus the server's write buffer, and a client that stops reading stops the reading from
+SageMaker, as TCP's flow control then tells the model's side to wait.
 
 In Lambda, every wait on the upstream also ends a little before the invocation's deadline: Lambda
 stops the function there without a word to the caller, so the relay stops first and says why.

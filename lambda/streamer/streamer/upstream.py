@@ -47,6 +47,7 @@ from botocore.parsers import create_parser
 
 from .contract import SERVICE_NAME
 from .errors import UpstreamError
+from .network import AsyncioBackend
 from .sagemaker_errors import translate_error
 
 if TYPE_CHECKING:
@@ -73,9 +74,11 @@ _RESTORES: Final = itertools.count(1)
 class UpstreamStream(Protocol):
     """The bytes of the PayloadParts in order; failures raise UpstreamError.
 
-    Each item holds every PayloadPart one network read completed, joined: when the relay falls
-    behind, parts that arrived together are decoded and sent together. `aclose` stops the
-    stream; a stream read to its end first lets its connection serve the next request.
+    Each item holds the PayloadParts of one HTTP chunk of the response, joined (SageMaker
+    sends a chunk per part; parts that share one are decoded and sent together). A relay that
+    fell behind finds the next chunks already received: reading them costs no wait. `aclose`
+    stops the stream; a stream read to its end first lets its connection serve the next
+    request.
     """
 
     def __aiter__(self) -> AsyncIterator[bytes]: ...
@@ -195,6 +198,7 @@ class SageMakerUpstream:
                 max_connections=None,
                 max_keepalive_connections=None,
                 keepalive_expiry=KEEPALIVE_SECONDS,
+                network_backend=AsyncioBackend(),
             )
             self._pools.set(pool)
             return pool
