@@ -188,6 +188,9 @@ class AnswerResponse:
         self._collect = collect
         self._render_error = render_error
         self._pump: AnswerPump | None = None
+        # The deadline's one timer cancels the task only while it waits on SageMaker.
+        self._waiting_upstream = False
+        self._cancelled_at_deadline = False
         self._complete = False
         self._answered = False  # the model's final event went out: the stream may be drained
 
@@ -200,8 +203,12 @@ class AnswerResponse:
         and cancelling its scope builds a description of every task in it.
         """
         with anyio.CancelScope() as answer:
-            watcher = asyncio.get_running_loop().create_task(
-                self._watch_disconnect(receive, answer)
+            loop = asyncio.get_running_loop()
+            watcher = loop.create_task(self._watch_disconnect(receive, answer))
+            deadline = (
+                None
+                if self._stop_at is None
+                else loop.call_at(self._stop_at, self._deadline_passed, asyncio.current_task())
             )
             try:
                 await self._stream(scope, receive, _SafeSend(send))
@@ -211,6 +218,8 @@ class AnswerResponse:
             finally:
                 self._complete = True
                 watcher.cancel()
+                if deadline is not None:
+                    deadline.cancel()
                 await self._close_upstream()
 
     async def _watch_disconnect(self, receive: Receive, scope: anyio.CancelScope) -> None:
@@ -287,16 +296,36 @@ class AnswerResponse:
     async def _upstream_call(self, function: Callable[[], Awaitable[_T]]) -> _T:
         """An await on SageMaker, given up at `stop_at` if there is one.
 
-        Giving up cancels the read; the upstream is closed when the response ends.
+        Giving up cancels the read; the upstream is closed when the response ends. One timer per
+        answer does it (`_deadline_passed`): a cancel scope with a deadline around each read
+        cost ~8 us per token.
         """
         if self._stop_at is None:
             return await function()
         if anyio.current_time() >= self._stop_at:
             # A call that completes without waiting is never cancelled: check before starting.
             raise _DeadlineReachedError
-        with anyio.CancelScope(deadline=self._stop_at):
+        self._waiting_upstream = True
+        try:
             return await function()
-        raise _DeadlineReachedError
+        except asyncio.CancelledError:
+            if not self._cancelled_at_deadline:
+                raise  # the client left, or the server stops: not ours to turn into an error
+            self._cancelled_at_deadline = False
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            raise _DeadlineReachedError from None
+        finally:
+            self._waiting_upstream = False
+
+    def _deadline_passed(self, task: asyncio.Task[object]) -> None:
+        """The timer at `stop_at`: a wait on SageMaker in progress is cancelled (the cancel
+        arrives inside it, where `_upstream_call` turns it into _DeadlineReachedError); a later
+        one is refused by its own check of the clock."""
+        if self._waiting_upstream and not self._cancelled_at_deadline:
+            self._cancelled_at_deadline = True
+            task.cancel()
 
     async def _open(self) -> AnswerPump:
         """Start the generation. Nothing awaits between the stream's arrival and `_pump`
