@@ -197,6 +197,33 @@ def test_a_reader_that_stops_reading_stops_the_sender() -> None:
     assert blocked_at < 4 * 1024 * 1024 + HIGH_WATER_BYTES, blocked_at
 
 
+def test_writes_reach_the_peer_in_order_with_no_read_after_them() -> None:
+    """Writes of one step leave together when the event loop next runs, read or no read."""
+    received = bytearray()
+    arrived = threading.Event()
+
+    def script(connection: socket.socket) -> None:
+        connection.settimeout(HANG_GUARD_SECONDS)
+        while len(received) < len(b"head, body"):
+            received.extend(connection.recv(1024))
+        arrived.set()
+        connection.recv(1)
+
+    async def client(port: int) -> None:
+        stream = await connect(port)
+        try:
+            await stream.write(b"head, ")
+            await stream.write(b"body")
+            while not arrived.is_set():
+                await anyio.sleep(0.01)
+        finally:
+            await stream.aclose()
+
+    with peer(script) as port:
+        run(lambda: client(port))
+    assert bytes(received) == b"head, body"
+
+
 def test_a_write_the_peer_does_not_take_times_out() -> None:
     gate = threading.Event()
 

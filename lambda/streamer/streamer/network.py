@@ -7,6 +7,9 @@ connection is one `asyncio.Protocol` that collects what arrives, and a read take
 only while a read has to wait, and the socket is read without a pause until the buffer is full.
 
 What anyio's backend guaranteed still holds, by these means:
+- Writes: what one step of the task writes leaves in one send (httpcore writes a request's head
+  and its body separately; one send fewer per request), flushed before the next read and at the
+  latest when the event loop next runs, and at once past `HIGH_WATER_BYTES`.
 - Timeouts: a read or write that waits longer than its timeout raises httpcore's ReadTimeout or
   WriteTimeout; connect and the TLS handshake raise ConnectTimeout.
 - Flow control: past `HIGH_WATER_BYTES` unread, the transport stops reading the socket, so a relay
@@ -53,6 +56,9 @@ class _Connection(asyncio.Protocol):
         self._writing_paused = False
         self._reader: asyncio.Future[None] | None = None
         self._writer: asyncio.Future[None] | None = None
+        self._outgoing: list[bytes] = []
+        self._outgoing_bytes = 0
+        self._flush_timer: asyncio.TimerHandle | None = None
 
     # --- asyncio's callbacks ---
 
@@ -96,6 +102,7 @@ class _Connection(asyncio.Protocol):
     async def read(self, max_bytes: int, timeout: float | None) -> bytes:
         """Everything unread up to `max_bytes`, waiting at most `timeout` for the first byte;
         b"" once the peer has ended the connection and all was read."""
+        self.flush()
         while not self._chunks and not self._eof:
             self._reader = _future()
             try:
@@ -113,11 +120,20 @@ class _Connection(asyncio.Protocol):
         return data
 
     async def write(self, data: bytes, timeout: float | None) -> None:
-        """Hand `data` to the transport; wait (at most `timeout`) while its buffer is full."""
+        """Queue `data` to leave with whatever else this step writes; past the high-water mark,
+        hand it all to the transport and wait (at most `timeout`) while its buffer is full."""
         transport = self._require_transport()
         if self._lost is not None or transport.is_closing():
             raise httpcore.WriteError("the connection is closed")
-        transport.write(data)
+        if self._flush_timer is None:
+            # A timer, not call_soon: cancelled by the read that flushes first, it costs the
+            # event loop no extra turn (a cancelled ready callback would).
+            self._flush_timer = asyncio.get_running_loop().call_later(0, self.flush)
+        self._outgoing.append(data)
+        self._outgoing_bytes += len(data)
+        if self._outgoing_bytes < HIGH_WATER_BYTES:
+            return
+        self.flush()
         if self._writing_paused:
             self._writer = _future()
             try:
@@ -126,6 +142,20 @@ class _Connection(asyncio.Protocol):
                 self._writer = None
             if self._lost is not None:
                 raise httpcore.WriteError(repr(self._lost)) from self._lost
+
+    def flush(self) -> None:
+        """Hand what was written to the transport, as one send."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        if not self._outgoing:
+            return
+        data = b"".join(self._outgoing)
+        self._outgoing.clear()
+        self._outgoing_bytes = 0
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
 
     def _take(self, max_bytes: int) -> bytes:
         chunks = self._chunks
