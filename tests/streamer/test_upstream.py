@@ -57,6 +57,9 @@ def use_server(monkeypatch: pytest.MonkeyPatch, running: EventStreamServer) -> N
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_CA_BUNDLE"):
         monkeypatch.delenv(name, raising=False)
+    for scheme in ("http", "https", "all", "no"):
+        monkeypatch.delenv(f"{scheme}_proxy", raising=False)
+        monkeypatch.delenv(f"{scheme.upper()}_PROXY", raising=False)
 
 
 @pytest.fixture
@@ -633,3 +636,28 @@ def test_tls_to_a_certificate_botocore_does_not_trust_is_a_502(
     assert (error.kind, error.status) == ("upstream_error", 502)
     assert "CERTIFICATE_VERIFY_FAILED" in (error.detail or "")
     assert tls_server.requests == []
+
+
+def test_a_proxy_in_the_environment_carries_the_call(
+    server: EventStreamServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP_PROXY (here the stand-in itself, answering as a forward proxy would) is used as
+    botocore and httpx use it: the request goes to the proxy, for the endpoint's URL, with the
+    proxy's credentials."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", "http://runtime.sagemaker.test:8080")
+    monkeypatch.setenv("HTTP_PROXY", server.url.replace("://", "://relay:s%40cret@"))
+    server.reply = [payload_part(b"via the proxy")]
+    assert opened_and_read(upstream(), b"{}") == [b"via the proxy"]
+    ((target, headers, _),) = server.requests
+    endpoint = "http://runtime.sagemaker.test:8080/endpoints/test-endpoint"
+    assert target == f"{endpoint}/invocations-response-stream"
+    assert headers["Proxy-Authorization"] == "Basic cmVsYXk6c0BjcmV0"  # relay:s@cret
+
+
+def test_no_proxy_names_the_hosts_reached_directly(
+    server: EventStreamServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    server.reply = [payload_part(b"direct")]
+    assert opened_and_read(upstream(), b"{}") == [b"direct"]

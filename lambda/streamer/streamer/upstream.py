@@ -32,7 +32,7 @@ import json
 import ssl
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Final, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import anyio
 import anyio.to_thread
@@ -180,7 +180,8 @@ class SageMakerUpstream:
         No cap on connections: each concurrent stream holds one for as long as it runs, and
         every one of them goes back to the pool after a complete answer, however many run.
         The TLS context (~20 ms to load the CA bundle) is built once, in a worker thread, so the
-        relay's start does not pay for it and the event loop never waits on it.
+        relay's start does not pay for it and the event loop never waits on it. A proxy in the
+        environment (HTTPS_PROXY, NO_PROXY, ...) is used as botocore would use it.
         """
         try:
             return self._pools.get()
@@ -199,6 +200,7 @@ class SageMakerUpstream:
                 max_keepalive_connections=None,
                 keepalive_expiry=KEEPALIVE_SECONDS,
                 network_backend=AsyncioBackend(),
+                proxy=_environment_proxy(self._url),
             )
             self._pools.set(pool)
             return pool
@@ -281,6 +283,24 @@ def _host_header(url: str) -> str:
     if parts.port is not None and parts.port != _DEFAULT_PORTS.get(parts.scheme):
         host = f"{host}:{parts.port}"
     return host
+
+
+def _environment_proxy(url: str) -> httpcore.Proxy | None:
+    """The proxy botocore would take for `url` from the environment (its scheme's *_PROXY,
+    unless NO_PROXY names the host), credentials in its URL as Basic auth; None for none."""
+    from botocore.utils import get_environ_proxies
+
+    proxy_url = get_environ_proxies(url).get(urlsplit(url).scheme)
+    if not proxy_url:
+        return None
+    if "://" not in proxy_url:  # botocore and urllib accept "host:port"
+        proxy_url = f"http://{proxy_url}"
+    parts = urlsplit(proxy_url)
+    auth = None
+    if parts.username is not None:
+        auth = (unquote(parts.username), unquote(parts.password or ""))
+        proxy_url = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    return httpcore.Proxy(proxy_url, auth=auth)
 
 
 def _tls_context(ca_bundle: str | None) -> ssl.SSLContext:
