@@ -9,8 +9,8 @@ Why not boto3's `invoke_endpoint_with_response_stream`: its stream blocks, so ev
 round trip from the event loop to a worker thread and back (~0.3 ms of CPU per token, most of the
 relay's cost), and each call ran botocore's whole request pipeline (~5 ms). Here the event loop
 reads the response itself, through httpcore's connection pool (httpx's own layers on top of it,
-request building, cookies, its response model, cost ~0.5 ms of CPU per request and ~20 ms of
-cold start, for nothing the relay uses), and botocore does only what it is for:
+request building, cookies, its response model, cost ~0.25 ms of CPU per request and ~20 ms of
+imports at cold start, for nothing the relay uses), and botocore does only what it is for:
 - `botocore.session` resolves credentials (the usual chain) and the endpoint: one client is
   created at start for `meta.endpoint_url` (which honours `AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`,
   `AWS_ENDPOINT_URL` and the config file) and for its service model, never to send anything;
