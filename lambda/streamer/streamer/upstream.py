@@ -32,7 +32,6 @@ import json
 import ssl
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Final, Protocol
-from urllib.parse import unquote, urlsplit
 
 import anyio
 import anyio.to_thread
@@ -47,7 +46,7 @@ from botocore.parsers import create_parser
 
 from .contract import SERVICE_NAME
 from .errors import UpstreamError
-from .network import AsyncioBackend
+from .network import AsyncioBackend, environment_proxy, host_header, tls_context
 from .sagemaker_errors import translate_error
 
 if TYPE_CHECKING:
@@ -66,7 +65,6 @@ _MAX_ERROR_BODY_BYTES: Final = 64 * 1024
 # Idle connections to SageMaker are kept this long for the next request: below the 60 s idle
 # timeout load balancers commonly use, so the relay drops a connection before the far side does.
 KEEPALIVE_SECONDS: Final = 50.0
-_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 # Each restore's pools get a name of their own (a RunVar cannot be emptied).
 _RESTORES: Final = itertools.count(1)
 
@@ -131,7 +129,7 @@ class SageMakerUpstream:
         self._url = f"{endpoint}/endpoints/{settings.endpoint_name}/invocations-response-stream"
         self._target = httpcore.URL(self._url)  # parsed once
         # Host is signed as it is sent (httpcore sends only the headers it is given).
-        self._headers = {"Host": _host_header(self._url), "Content-Type": "application/json"}
+        self._headers = {"Host": host_header(self._url), "Content-Type": "application/json"}
         if settings.inference_component_name is not None:
             self._headers["X-Amzn-SageMaker-Inference-Component"] = (
                 settings.inference_component_name
@@ -190,7 +188,7 @@ class SageMakerUpstream:
         # Plain http (an emulator): nothing to verify, no context needed.
         if self._url.startswith("https:") and self._ssl_context is None:
             ca_bundle = self._session.get_config_variable("ca_bundle")
-            self._ssl_context = await anyio.to_thread.run_sync(_tls_context, ca_bundle)
+            self._ssl_context = await anyio.to_thread.run_sync(tls_context, ca_bundle)
         try:
             return self._pools.get()  # another request made it meanwhile
         except LookupError:
@@ -200,7 +198,7 @@ class SageMakerUpstream:
                 max_keepalive_connections=None,
                 keepalive_expiry=KEEPALIVE_SECONDS,
                 network_backend=AsyncioBackend(),
-                proxy=_environment_proxy(self._url),
+                proxy=environment_proxy(self._url),
             )
             self._pools.set(pool)
             return pool
@@ -272,42 +270,6 @@ class SageMakerUpstream:
                 f"SageMaker answered HTTP {status}.", f"unparsable error reply: {error!r}"
             )
         return translate_error(ClientError(parsed, _OPERATION))
-
-
-def _host_header(url: str) -> str:
-    """The Host header for `url`: its host (bracketed if IPv6), with its port unless default."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    if parts.port is not None and parts.port != _DEFAULT_PORTS.get(parts.scheme):
-        host = f"{host}:{parts.port}"
-    return host
-
-
-def _environment_proxy(url: str) -> httpcore.Proxy | None:
-    """The proxy botocore would take for `url` from the environment (its scheme's *_PROXY,
-    unless NO_PROXY names the host), credentials in its URL as Basic auth; None for none."""
-    from botocore.utils import get_environ_proxies
-
-    proxy_url = get_environ_proxies(url).get(urlsplit(url).scheme)
-    if not proxy_url:
-        return None
-    if "://" not in proxy_url:  # botocore and urllib accept "host:port"
-        proxy_url = f"http://{proxy_url}"
-    parts = urlsplit(proxy_url)
-    auth = None
-    if parts.username is not None:
-        auth = (unquote(parts.username), unquote(parts.password or ""))
-        proxy_url = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
-    return httpcore.Proxy(proxy_url, auth=auth)
-
-
-def _tls_context(ca_bundle: str | None) -> ssl.SSLContext:
-    """Verify SageMaker's certificate against the bundle botocore would use."""
-    from botocore.httpsession import get_cert_path
-
-    return ssl.create_default_context(cafile=ca_bundle or get_cert_path(True))
 
 
 async def _head(response: httpcore.Response) -> bytes:
