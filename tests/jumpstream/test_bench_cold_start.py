@@ -23,7 +23,7 @@ from jumpstream.local import RELAY_ROOT
 
 def test_the_relay_packages_are_the_assets_requirements() -> None:
     names = asset_requirements()
-    assert {"starlette", "uvicorn", "aws-lambda-powertools", "httpx", "orjson"} <= set(names)
+    assert {"starlette", "uvicorn", "aws-lambda-powertools", "httpcore", "orjson"} <= set(names)
     # Lambda's runtime provides botocore; the asset does not bundle it.
     assert not {"boto3", "botocore"} & set(names)
     text = (RELAY_ROOT / "requirements.txt").read_text()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import io
 import json
+import ssl
+import struct
 import threading
 import time
 import uuid
@@ -398,10 +400,10 @@ class EventStreamServer:
     """A loopback stand-in for the sagemaker-runtime endpoint, one scripted reply per test.
 
     Replies use chunked transfer encoding, as SageMaker does: urllib3 hands botocore each chunk
-    as it arrives only for chunked responses.
+    as it arrives only for chunked responses. With `tls`, it serves https with that context.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, tls: ssl.SSLContext | None = None) -> None:
         self.reply: Reply = []
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
         # The client's (host, port) of each request: the same port means a reused connection.
@@ -428,13 +430,17 @@ class EventStreamServer:
                     outer.finished.set()
 
         self._server = _QuietServer(("127.0.0.1", 0), Handler)
+        self._scheme = "http"
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+            self._scheme = "https"
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         )
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_port}"
+        return f"{self._scheme}://127.0.0.1:{self._server.server_port}"
 
     def _answer(self, handler: BaseHTTPRequestHandler) -> None:
         reply = self.reply

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from streamer.errors import UpstreamError
-from streamer.observability import MetricsContext, RequestRecord, request_metrics
+from streamer.observability import MetricsContext, RequestRecord, make_logger, request_metrics
 from streamer.sagemaker_errors import translate_error
 
 from tests.streamer.support import (
@@ -266,3 +266,36 @@ def test_gaps_are_nearest_rank_percentiles_of_what_was_observed() -> None:
     assert document["TokensPerSecond"] == [3.8]  # 4 gaps in 1.06 s
     assert document["ClientDisconnects"] == [1.0]
     assert document["TimeToFirstToken"] == [500.0]
+
+
+def test_one_requests_metrics_never_reach_the_next() -> None:
+    """The same context's documents, one after the other: each has only its own request's."""
+    context = MetricsContext(namespace="jumpstream", environment="dev", model="m")
+    failed = RequestRecord(request_id="a", method="POST", path="/", started=0.0)
+    failed.status, failed.error_type = 502, "upstream_error"
+    failed_document = request_metrics(failed, context)
+    kept = json.dumps(failed_document)
+    ok = RequestRecord(request_id="b", method="POST", path="/", started=0.0)
+    ok.first_text_at, ok.text_times, ok.tokens = 0.5, [0.5], 1
+    ok_document = request_metrics(ok, context)
+    assert json.dumps(failed_document) == kept
+    assert (failed_document["Errors"], failed_document["ErrorType"]) == ([1.0], "upstream_error")
+    assert "ErrorType" not in ok_document
+    assert "Errors" not in ok_document
+    assert ok_document["Requests"] == [1.0]
+    ((directive,),) = [ok_document["_aws"]["CloudWatchMetrics"]]
+    assert directive["Dimensions"] == [["Environment", "Model"]]
+
+
+def test_the_relays_log_line_is_the_json_powertools_writes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Written by orjson: compact, UTF-8 as it is, anything else as its str; an integer orjson
+    cannot write still gets its line."""
+    logger = make_logger(f"relay-test-{uuid.uuid4().hex}")
+    logger.info("request finished", extra={"prompt": '東京 "quoted"', "tokens": 3, "other": {1}})
+    logger.info("request finished", extra={"generated_tokens": 2**70})
+    first, second = capsys.readouterr().out.splitlines()
+    assert '"prompt":"東京 \\"quoted\\""' in first
+    assert (json.loads(first)["tokens"], json.loads(first)["other"]) == (3, "{1}")
+    assert json.loads(second)["generated_tokens"] == 2**70

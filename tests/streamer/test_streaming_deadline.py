@@ -6,6 +6,7 @@ what the caller got and that the upstream was closed, never how long anything to
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -87,6 +88,27 @@ def test_a_deadline_mid_answer_ends_the_body_with_an_error(accept: str, ending: 
     assert upstream.stream.closed.is_set()
     (line,) = log.request_lines()
     assert (line["status"], line["error_type"], line["tokens"]) == (200, "upstream_timeout", 1)
+
+
+def test_after_the_deadline_the_request_carries_no_cancel_of_the_relays_own() -> None:
+    """The deadline cancels the wait on SageMaker and nothing after it: closing the upstream
+    runs in a task with no cancellation pending (else an asyncio timeout there would misread
+    its own expiry)."""
+    upstream = GatedUpstream(token_event("first"), [token_event("never sent")])
+    stream = upstream.stream
+    close = stream.aclose
+    pending: list[int] = []
+
+    async def recording_close() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        pending.append(task.cancelling())
+        await close()
+
+    stream.aclose = recording_close  # type: ignore[method-assign]
+    response = call(make_app(upstream), json_body=PROMPT, headers=near_deadline())
+    assert "upstream_timeout" in response.text
+    assert pending == [0]
 
 
 def test_text_held_back_by_the_transform_goes_out_before_the_deadline_error() -> None:

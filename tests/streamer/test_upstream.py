@@ -4,13 +4,16 @@ SageMaker stand-in."""
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
 import pytest
+import trustme
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -43,19 +46,43 @@ from tests.streamer.support import (
 )
 
 
+def use_server(monkeypatch: pytest.MonkeyPatch, running: EventStreamServer) -> None:
+    """Reach the stand-in the way a deployment would reach an emulator: by botocore's own
+    AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME, never an endpoint URL in code."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", running.url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    for scheme in ("http", "https", "all", "no"):
+        monkeypatch.delenv(f"{scheme}_proxy", raising=False)
+        monkeypatch.delenv(f"{scheme.upper()}_PROXY", raising=False)
+
+
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[EventStreamServer]:
-    """The stand-in, reached the way a deployment would reach an emulator: by botocore's own
-    AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME, never an endpoint URL in code."""
     with EventStreamServer() as running:
-        monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", running.url)
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret")
-        monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
-        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
-        monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-            monkeypatch.delenv(name, raising=False)
+        use_server(monkeypatch, running)
+        yield running
+
+
+@pytest.fixture
+def authority() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_server(
+    monkeypatch: pytest.MonkeyPatch, authority: trustme.CA
+) -> Iterator[EventStreamServer]:
+    """The stand-in over https, with a certificate for 127.0.0.1 from a CA of the test's own."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(context)
+    with EventStreamServer(tls=context) as running:
+        use_server(monkeypatch, running)
         yield running
 
 
@@ -607,3 +634,52 @@ def test_starting_reads_no_credentials(
     server.reply = [payload_part(b"x")]
     opened_and_read(relay_upstream, b"{}")
     assert looked == ["get_credentials"]
+
+
+def test_tls_to_sagemaker_is_verified_against_botocores_ca_bundle(
+    tls_server: EventStreamServer,
+    authority: trustme.CA,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The relay trusts what botocore would: here the CA bundle AWS_CA_BUNDLE names."""
+    bundle = tmp_path / "ca.pem"
+    authority.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(bundle))
+    tls_server.reply = [payload_part(b"over tls")]
+    assert opened_and_read(upstream(), b"{}") == [b"over tls"]
+
+
+def test_tls_to_a_certificate_botocore_does_not_trust_is_a_502(
+    tls_server: EventStreamServer,
+) -> None:
+    tls_server.reply = [payload_part(b"never sent")]
+    error = open_error(upstream())
+    assert (error.kind, error.status) == ("upstream_error", 502)
+    assert "CERTIFICATE_VERIFY_FAILED" in (error.detail or "")
+    assert tls_server.requests == []
+
+
+def test_a_proxy_in_the_environment_carries_the_call(
+    server: EventStreamServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP_PROXY (here the stand-in itself, answering as a forward proxy would) is used as
+    botocore and httpx use it: the request goes to the proxy, for the endpoint's URL, with the
+    proxy's credentials."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", "http://runtime.sagemaker.test:8080")
+    monkeypatch.setenv("HTTP_PROXY", server.url.replace("://", "://relay:s%40cret@"))
+    server.reply = [payload_part(b"via the proxy")]
+    assert opened_and_read(upstream(), b"{}") == [b"via the proxy"]
+    ((target, headers, _),) = server.requests
+    endpoint = "http://runtime.sagemaker.test:8080/endpoints/test-endpoint"
+    assert target == f"{endpoint}/invocations-response-stream"
+    assert headers["Proxy-Authorization"] == "Basic cmVsYXk6c0BjcmV0"  # relay:s@cret
+
+
+def test_no_proxy_names_the_hosts_reached_directly(
+    server: EventStreamServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    server.reply = [payload_part(b"direct")]
+    assert opened_and_read(upstream(), b"{}") == [b"direct"]

@@ -16,6 +16,7 @@ never anything per request.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Iterator, Sequence
@@ -32,6 +33,14 @@ from .contract import Dimension, Metric
 from .errors import error_response, internal_error
 from .invocation import request_id_from
 
+try:
+    # The log line's serializer: ~10 us less per line than the standard library's. The asset
+    # bundles its wheel; where it cannot load (a bundle for another Python), json does the work.
+    from orjson import OPT_NON_STR_KEYS
+    from orjson import dumps as _fast_dumps
+except ImportError:  # pragma: no cover - depends on the interpreter
+    _fast_dumps = None
+
 __all__ = [
     "MetricsContext",
     "RequestObserver",
@@ -46,7 +55,19 @@ _current: ContextVar[RequestRecord | None] = ContextVar("jumpstream_request_reco
 
 def make_logger(service_name: str) -> Logger:
     """The relay's Powertools logger, its lines marked with the service's name."""
-    return Logger(service=service_name)
+    if _fast_dumps is None:  # pragma: no cover - depends on the interpreter
+        return Logger(service=service_name)
+    return Logger(service=service_name, json_serializer=_log_json)
+
+
+def _log_json(document: dict[str, Any]) -> str:
+    """A log line as Powertools' own serializer writes it (compact, UTF-8, anything else as
+    str), by orjson; what orjson refuses (an integer past 64 bits) goes through json."""
+    assert _fast_dumps is not None
+    try:
+        return _fast_dumps(document, default=str, option=OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(document, default=str, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -168,10 +189,20 @@ def request_metrics(record: RequestRecord, context: MetricsContext) -> dict[str,
     return document
 
 
+# One EphemeralMetrics per context, emptied before each use: making one costs ~11 us (it lists
+# CloudWatch's units), and a request's metrics are made and serialized with no await between,
+# so on the one event loop no two requests ever hold it at once. A serialized document shares
+# nothing that a later use changes (emptying replaces the sets, it does not clear their lists).
+_REUSED: dict[MetricsContext, EphemeralMetrics] = {}
+
+
 def _metrics(context: MetricsContext) -> EphemeralMetrics:
-    # service="" keeps Powertools from adding POWERTOOLS_SERVICE_NAME as a dimension: the
-    # alarms and the dashboard name exactly Environment and Model.
-    metrics = EphemeralMetrics(namespace=context.namespace, service="")
+    metrics = _REUSED.get(context)
+    if metrics is None:
+        # service="" keeps Powertools from adding POWERTOOLS_SERVICE_NAME as a dimension: the
+        # alarms and the dashboard name exactly Environment and Model.
+        metrics = _REUSED[context] = EphemeralMetrics(namespace=context.namespace, service="")
+    metrics.clear_metrics()
     metrics.add_dimension(Dimension.ENVIRONMENT, context.environment)
     metrics.add_dimension(Dimension.MODEL, context.model)
     return metrics

@@ -1,7 +1,7 @@
 """From PayloadPart bytes to what the caller sees: text pieces, then an end or a failure.
 
 `AnswerPump` pulls one answer through without HTTP: each `pull` awaits one read of the upstream
-stream (every PayloadPart that read completed) and returns the pieces it completed. It decodes
+stream (the PayloadParts of one chunk) and returns the pieces it completed. It decodes
 with one `StreamDecoder` per answer, drops special tokens and empty texts, applies the model's
 text transform, and turns every way the stream can go wrong (a TGI error event, a SageMaker
 error, bytes that are not a TGI stream, a stream that just stops) into one `ErrorPiece`
@@ -111,7 +111,7 @@ class AnswerPump:
         return self._ended
 
     async def pull(self) -> list[Piece]:
-        """Read once (all the PayloadParts that arrived) and return the pieces completed."""
+        """Read once (the PayloadParts of one chunk) and return the pieces completed."""
         if self._finished:
             return []
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-import httpx
+import httpcore
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .contract import ERROR_KINDS
@@ -25,6 +25,14 @@ _THROTTLING_CODES: Final = frozenset(
     {"ThrottlingException", "Throttling", "ThrottledException", "TooManyRequestsException"}
 )
 _TIMEOUT_WORDS: Final = ("modelinvocationtimeexceeded", "timeexceeded", "timedout", "timeout")
+# httpcore's failures other than its timeouts (it has no one base class for them).
+_CONNECTION_FAILURES: Final = (
+    httpcore.NetworkError,
+    httpcore.ProtocolError,
+    httpcore.UnsupportedProtocol,
+    httpcore.ProxyError,
+    ConnectionError,
+)
 
 
 def translate_error(error: BaseException) -> UpstreamError:
@@ -33,19 +41,19 @@ def translate_error(error: BaseException) -> UpstreamError:
         return error
     if isinstance(error, ClientError):
         return _from_client_error(error)
-    if isinstance(error, httpx.ConnectTimeout):
+    if isinstance(error, httpcore.ConnectTimeout):
         return UpstreamError(
             kind="upstream_timeout",
             message="The relay could not connect to SageMaker in time.",
             detail=repr(error),
         )
-    if isinstance(error, httpx.TimeoutException | TimeoutError):
+    if isinstance(error, httpcore.TimeoutException | TimeoutError):
         return UpstreamError(
             kind="upstream_timeout",
             message="The model endpoint stopped sending for longer than the relay waits.",
             detail=repr(error),
         )
-    if isinstance(error, httpx.TransportError | ConnectionError):
+    if isinstance(error, _CONNECTION_FAILURES):
         return UpstreamError.bad_gateway("The connection to SageMaker failed.", repr(error))
     if isinstance(error, BotoCoreError):
         return UpstreamError.bad_gateway("The relay could not call SageMaker.", repr(error))

@@ -1,0 +1,353 @@
+"""The relay's connections to SageMaker: httpcore's network backend on asyncio's transports.
+
+Beside it, what a connection is made with: the Host header, the proxy and the TLS context.
+
+Why not httpcore's default backend: it goes through anyio, which for every read of the stream
+opens a cancel scope with a timer and resumes, then pauses, the socket's reading (two epoll_ctl
+calls); with one read per token that was ~20 us of the relay's ~150 us of CPU per token. Here each
+connection is one `asyncio.Protocol` that collects what arrives, and a read takes it: a timer
+only while a read has to wait, and the socket is read without a pause until the buffer is full.
+
+What anyio's backend guaranteed still holds, by these means:
+- Timeouts: a read or write that waits longer than its timeout raises httpcore's ReadTimeout or
+  WriteTimeout; connect and the TLS handshake raise ConnectTimeout.
+- Flow control: past `HIGH_WATER_BYTES` unread, the transport stops reading the socket, so a relay
+  that stops reading (its caller reads slowly) leaves the bytes in the kernel, and TCP's window
+  then tells SageMaker to wait. What one connection holds is that much plus one socket read.
+- TLS: `loop.start_tls` with the pool's context, which verifies the certificate against
+  botocore's CA bundle and the host name (`server_hostname`).
+- Cancellation: a read cancelled while it waits (the client left, the deadline came) consumes
+  nothing, and the connection can still be closed; closing drops it at once (no TLS goodbye to
+  wait for), which is what tells SageMaker to stop the model.
+
+And one thing it did not: what one step of the task writes leaves in one send (httpcore writes a
+request's head and its body separately: one send fewer per request), flushed before the next
+read, at the latest when the event loop next runs, and at once past `HIGH_WATER_BYTES`.
+
+asyncio only: the relay runs on uvicorn's asyncio event loop (and its tests on anyio's asyncio
+backend).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Iterable
+from typing import Any, Final
+from urllib.parse import unquote, urlsplit
+
+import httpcore
+from httpcore import AsyncNetworkBackend, AsyncNetworkStream
+
+__all__ = [
+    "HIGH_WATER_BYTES",
+    "AsyncioBackend",
+    "environment_proxy",
+    "host_header",
+    "tls_context",
+]
+
+#: Unread bytes past which a connection stops reading its socket: httpcore's own read size.
+HIGH_WATER_BYTES: Final = 64 * 1024
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+# As anyio's connect_tcp and RFC 8305: the next address is tried after this long.
+_HAPPY_EYEBALLS_DELAY_SECONDS: Final = 0.25
+
+
+class _Connection(asyncio.Protocol):
+    """One TCP (then maybe TLS) connection: what arrived and is unread, and who waits for it."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._chunks: list[bytes] = []
+        self._buffered = 0
+        self._eof = False
+        self._lost: BaseException | None = None
+        self._reading_paused = False
+        self._writing_paused = False
+        self._reader: asyncio.Future[None] | None = None
+        self._writer: asyncio.Future[None] | None = None
+        self._outgoing: list[bytes] = []
+        self._outgoing_bytes = 0
+        self._flush_timer: asyncio.TimerHandle | None = None
+
+    # --- asyncio's callbacks ---
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._buffered += len(data)
+        if self._buffered >= HIGH_WATER_BYTES and not self._reading_paused:
+            self._reading_paused = True
+            self._require_transport().pause_reading()
+        _wake(self._reader)
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        _wake(self._reader)
+        return False  # close the transport: HTTP/1.1 has nothing to say after the peer's end
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._eof = True
+        self._lost = exc
+        _wake(self._reader)
+        _wake(self._writer)
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        _wake(self._writer)
+
+    # --- what the stream asks ---
+
+    @property
+    def readable(self) -> bool:
+        """Something to read, or the end: an idle connection in that state is stale."""
+        return bool(self._chunks) or self._eof
+
+    async def read(self, max_bytes: int, timeout: float | None) -> bytes:
+        """Everything unread up to `max_bytes`, waiting at most `timeout` for the first byte;
+        b"" once the peer has ended the connection and all was read."""
+        self.flush()
+        while not self._chunks and not self._eof:
+            self._reader = _future()
+            try:
+                await _wait(self._reader, timeout, httpcore.ReadTimeout)
+            finally:
+                self._reader = None
+        if not self._chunks:
+            if self._lost is not None:
+                raise httpcore.ReadError(repr(self._lost)) from self._lost
+            return b""
+        data = self._take(max_bytes)
+        if self._reading_paused and self._buffered < HIGH_WATER_BYTES:
+            self._reading_paused = False
+            self._require_transport().resume_reading()
+        return data
+
+    async def write(self, data: bytes, timeout: float | None) -> None:
+        """Queue `data` to leave with whatever else this step writes; past the high-water mark,
+        hand it all to the transport and wait (at most `timeout`) while its buffer is full."""
+        transport = self._require_transport()
+        if self._lost is not None or transport.is_closing():
+            raise httpcore.WriteError("the connection is closed")
+        if self._flush_timer is None:
+            # A timer, not call_soon: cancelled by the read that flushes first, it costs the
+            # event loop no extra turn (a cancelled ready callback would).
+            self._flush_timer = asyncio.get_running_loop().call_later(0, self.flush)
+        self._outgoing.append(data)
+        self._outgoing_bytes += len(data)
+        if self._outgoing_bytes < HIGH_WATER_BYTES:
+            return
+        self.flush()
+        if self._writing_paused:
+            self._writer = _future()
+            try:
+                await _wait(self._writer, timeout, httpcore.WriteTimeout)
+            finally:
+                self._writer = None
+            if self._lost is not None:
+                raise httpcore.WriteError(repr(self._lost)) from self._lost
+
+    def flush(self) -> None:
+        """Hand what was written to the transport, as one send."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        if not self._outgoing:
+            return
+        data = b"".join(self._outgoing)
+        self._outgoing.clear()
+        self._outgoing_bytes = 0
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write(data)
+
+    def _take(self, max_bytes: int) -> bytes:
+        chunks = self._chunks
+        if len(chunks) == 1 and len(chunks[0]) <= max_bytes:  # the usual case: no copy
+            data = chunks.pop()
+        else:
+            joined = b"".join(chunks)
+            chunks.clear()
+            data, rest = joined[:max_bytes], joined[max_bytes:]
+            if rest:
+                chunks.append(rest)
+        self._buffered -= len(data)
+        return data
+
+    def _require_transport(self) -> asyncio.Transport:
+        if self.transport is None:  # pragma: no cover - asyncio calls connection_made first
+            raise httpcore.ConnectError("not connected")
+        return self.transport
+
+
+def _future() -> asyncio.Future[None]:
+    return asyncio.get_running_loop().create_future()
+
+
+def _wake(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
+
+
+async def _wait(
+    waiter: asyncio.Future[None], timeout: float | None, timeout_error: type[Exception]
+) -> None:
+    """Wait for `waiter`; past `timeout`, raise `timeout_error` instead."""
+    if timeout is None:
+        await waiter
+        return
+    timer = asyncio.get_running_loop().call_later(timeout, _expire, waiter, timeout_error)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+
+
+def _expire(waiter: asyncio.Future[None], timeout_error: type[Exception]) -> None:
+    if not waiter.done():
+        waiter.set_exception(timeout_error("timed out"))
+
+
+class _Stream(AsyncNetworkStream):
+    """httpcore's view of one connection."""
+
+    def __init__(self, connection: _Connection) -> None:
+        self._connection = connection
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._connection.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if buffer:
+            await self._connection.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        """Drop the connection now: no TLS close_notify exchange to wait for."""
+        transport = self._connection.transport
+        if transport is not None:
+            transport.abort()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> AsyncNetworkStream:
+        """The TLS handshake on this connection; the certificate is verified as the context
+        says (the relay's: botocore's CA bundle and the host name)."""
+        connection = self._connection
+        loop = asyncio.get_running_loop()
+        try:
+            transport = await asyncio.wait_for(
+                loop.start_tls(
+                    connection._require_transport(),
+                    connection,
+                    ssl_context,
+                    server_hostname=server_hostname,
+                ),
+                timeout,
+            )
+        except BaseException as error:
+            await self.aclose()
+            if isinstance(error, TimeoutError):
+                raise httpcore.ConnectTimeout("TLS handshake timed out") from error
+            if isinstance(error, OSError):  # ssl.SSLError (a failed verification) included
+                raise httpcore.ConnectError(repr(error)) from error
+            raise
+        if transport is None:  # pragma: no cover - only for a transport closed meanwhile
+            raise httpcore.ConnectError("the connection closed during the TLS handshake")
+        connection.transport = transport
+        return _Stream(connection)
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":
+            return self._connection.readable
+        transport = self._connection.transport
+        if transport is None:  # pragma: no cover
+            return None
+        name = {"client_addr": "sockname", "server_addr": "peername"}.get(info, info)
+        if name in ("ssl_object", "sockname", "peername", "socket"):
+            return transport.get_extra_info(name)
+        return None
+
+
+class AsyncioBackend(AsyncNetworkBackend):
+    """Opens connections for httpcore's pool on the running asyncio event loop."""
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        try:
+            transport, connection = await asyncio.wait_for(
+                loop.create_connection(
+                    _Connection,
+                    host,
+                    port,
+                    local_addr=None if local_address is None else (local_address, 0),
+                    happy_eyeballs_delay=_HAPPY_EYEBALLS_DELAY_SECONDS,
+                ),
+                timeout,
+            )
+        except TimeoutError as error:
+            raise httpcore.ConnectTimeout("connecting timed out") from error
+        except OSError as error:
+            raise httpcore.ConnectError(repr(error)) from error
+        # asyncio sets TCP_NODELAY on TCP sockets itself; these are the caller's extras.
+        for option in socket_options or ():
+            transport.get_extra_info("socket").setsockopt(*option)
+        return _Stream(connection)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+# --- What a connection to SageMaker needs besides the backend -------------------------------
+
+
+def host_header(url: str) -> str:
+    """The Host header for `url`: its host (bracketed if IPv6), with its port unless default."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port is not None and parts.port != _DEFAULT_PORTS.get(parts.scheme):
+        host = f"{host}:{parts.port}"
+    return host
+
+
+def environment_proxy(url: str) -> httpcore.Proxy | None:
+    """The proxy botocore would take for `url` from the environment (its scheme's *_PROXY,
+    unless NO_PROXY names the host), credentials in its URL as Basic auth; None for none."""
+    from botocore.utils import get_environ_proxies
+
+    proxy_url = get_environ_proxies(url).get(urlsplit(url).scheme)
+    if not proxy_url:
+        return None
+    if "://" not in proxy_url:  # botocore and urllib accept "host:port"
+        proxy_url = f"http://{proxy_url}"
+    parts = urlsplit(proxy_url)
+    auth = None
+    if parts.username is not None:
+        auth = (unquote(parts.username), unquote(parts.password or ""))
+        proxy_url = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    return httpcore.Proxy(proxy_url, auth=auth)
+
+
+def tls_context(ca_bundle: str | None) -> ssl.SSLContext:
+    """Verify SageMaker's certificate against the bundle botocore would use."""
+    from botocore.httpsession import get_cert_path
+
+    return ssl.create_default_context(cafile=ca_bundle or get_cert_path(True))

@@ -1,0 +1,385 @@
+"""network.py: httpcore's asyncio backend against loopback peers, for each thing the relay relies
+on: reads and their end, read and write timeouts, flow control both ways, a cancelled read, an
+immediate close, TLS verified against a CA and a host name, and a pool that replaces a
+connection the far side closed while it was idle."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import anyio
+import httpcore
+import pytest
+import trustme
+from streamer.network import HIGH_WATER_BYTES, AsyncioBackend
+
+from tests.streamer.support import HANG_GUARD_SECONDS
+
+Script = Callable[[socket.socket], None]
+
+
+@contextmanager
+def peer(*scripts: Script) -> Iterator[int]:
+    """A loopback listener whose n-th accepted connection runs the n-th script (in a thread);
+    yields its port."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    errors: list[BaseException] = []
+
+    def serve() -> None:
+        for script in scripts:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            with connection:
+                try:
+                    script(connection)
+                except OSError:
+                    pass  # the client hung up: what several tests do
+                except BaseException as error:  # an assertion in the script
+                    errors.append(error)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+        thread.join(HANG_GUARD_SECONDS)
+    assert not errors, errors
+
+
+def run(function: Callable[[], Any]) -> Any:
+    async def guarded() -> Any:
+        with anyio.fail_after(HANG_GUARD_SECONDS):
+            return await function()
+
+    return anyio.run(guarded)
+
+
+async def connect(port: int, **options: Any) -> httpcore.AsyncNetworkStream:
+    return await AsyncioBackend().connect_tcp(
+        "127.0.0.1", port, timeout=HANG_GUARD_SECONDS, **options
+    )
+
+
+async def read_to_end(stream: httpcore.AsyncNetworkStream) -> bytes:
+    chunks = []
+    while chunk := await stream.read(65536, timeout=HANG_GUARD_SECONDS):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_reads_return_what_arrived_then_the_end() -> None:
+    def script(connection: socket.socket) -> None:
+        connection.sendall(b"first ")
+        connection.sendall(b"second")
+        connection.shutdown(socket.SHUT_WR)
+        connection.recv(1)
+
+    async def client(port: int) -> bytes:
+        stream = await connect(port)
+        try:
+            return await read_to_end(stream)
+        finally:
+            await stream.aclose()
+
+    with peer(script) as port:
+        assert run(lambda: client(port)) == b"first second"
+
+
+def test_a_read_that_waits_past_its_timeout_raises_read_timeout() -> None:
+    gate = threading.Event()
+
+    def script(connection: socket.socket) -> None:
+        gate.wait(HANG_GUARD_SECONDS)
+        connection.sendall(b"late")
+        connection.recv(1)
+
+    async def client(port: int) -> bytes:
+        stream = await connect(port)
+        try:
+            with pytest.raises(httpcore.ReadTimeout):
+                await stream.read(1024, timeout=0.1)
+            gate.set()
+            return await stream.read(1024, timeout=HANG_GUARD_SECONDS)
+        finally:
+            await stream.aclose()
+
+    with peer(script) as port:
+        try:
+            assert run(lambda: client(port)) == b"late"
+        finally:
+            gate.set()
+
+
+def test_a_cancelled_read_consumes_nothing() -> None:
+    """The relay cancels a waiting read when its caller leaves or its deadline comes; what
+    arrives afterwards is still there for whoever reads next."""
+    gate = threading.Event()
+
+    def script(connection: socket.socket) -> None:
+        gate.wait(HANG_GUARD_SECONDS)
+        connection.sendall(b"after the cancel")
+        connection.recv(1)
+
+    async def client(port: int) -> tuple[bool, bytes]:
+        stream = await connect(port)
+        try:
+            with anyio.move_on_after(0.1) as waited:
+                await stream.read(1024, timeout=HANG_GUARD_SECONDS)
+            gate.set()
+            return waited.cancelled_caught, await stream.read(1024, timeout=HANG_GUARD_SECONDS)
+        finally:
+            await stream.aclose()
+
+    with peer(script) as port:
+        try:
+            assert run(lambda: client(port)) == (True, b"after the cancel")
+        finally:
+            gate.set()
+
+
+def test_a_reader_that_stops_reading_stops_the_sender() -> None:
+    """Flow control: unread bytes pile up only to the high-water mark, then the socket is not
+    read, the kernel's buffers fill and the sender blocks (SageMaker waits for a slow caller).
+    Reading again resumes it, and every byte arrives in order."""
+    total = 16 * 1024 * 1024
+    block = bytes(range(256)) * 256  # 64 KiB
+    sent = 0
+    sender_blocked = threading.Event()
+    sender_done = threading.Event()
+    gate = threading.Event()
+
+    def script(connection: socket.socket) -> None:
+        nonlocal sent
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+        connection.settimeout(0.5)
+        while sent < total:
+            try:
+                sent += connection.send(block[: min(len(block), total - sent)])
+            except TimeoutError:
+                sender_blocked.set()  # the client's side is full: wait for it to read
+                gate.wait(HANG_GUARD_SECONDS)
+                connection.settimeout(HANG_GUARD_SECONDS)
+        sender_done.set()
+        connection.shutdown(socket.SHUT_WR)
+        connection.recv(1)
+
+    async def client(port: int) -> tuple[int, str]:
+        small_window = [(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)]
+        stream = await connect(port, socket_options=small_window)
+        try:
+            while not sender_blocked.is_set() and not sender_done.is_set():
+                await anyio.sleep(0.05)
+            blocked_at = sent
+            gate.set()
+            received = await read_to_end(stream)
+            return blocked_at, hashlib.sha256(received).hexdigest()
+        finally:
+            await stream.aclose()
+
+    with peer(script) as port:
+        try:
+            blocked_at, digest = run(lambda: client(port))
+        finally:
+            gate.set()
+    expected = (block * (total // len(block)))[:total]
+    assert digest == hashlib.sha256(expected).hexdigest()
+    # What got through before the sender blocked: the kernel's buffers and the high-water mark
+    # (plus one socket read), nowhere near the whole answer.
+    assert blocked_at < 4 * 1024 * 1024 + HIGH_WATER_BYTES, blocked_at
+
+
+def test_writes_reach_the_peer_in_order_with_no_read_after_them() -> None:
+    """Writes of one step leave together when the event loop next runs, read or no read."""
+    received = bytearray()
+    arrived = threading.Event()
+
+    def script(connection: socket.socket) -> None:
+        connection.settimeout(HANG_GUARD_SECONDS)
+        while len(received) < len(b"head, body"):
+            received.extend(connection.recv(1024))
+        arrived.set()
+        connection.recv(1)
+
+    async def client(port: int) -> None:
+        stream = await connect(port)
+        try:
+            await stream.write(b"head, ")
+            await stream.write(b"body")
+            while not arrived.is_set():
+                await anyio.sleep(0.01)
+        finally:
+            await stream.aclose()
+
+    with peer(script) as port:
+        run(lambda: client(port))
+    assert bytes(received) == b"head, body"
+
+
+def test_a_write_the_peer_does_not_take_times_out() -> None:
+    gate = threading.Event()
+
+    def script(connection: socket.socket) -> None:
+        gate.wait(HANG_GUARD_SECONDS)  # never reads
+
+    async def client(port: int) -> None:
+        stream = await connect(port)
+        try:
+            with pytest.raises(httpcore.WriteTimeout):
+                await stream.write(b"x" * (64 * 1024 * 1024), timeout=0.2)
+        finally:
+            await stream.aclose()
+
+    with peer(script) as port:
+        try:
+            run(lambda: client(port))
+        finally:
+            gate.set()
+
+
+def test_closing_drops_the_connection_at_once() -> None:
+    """What tells SageMaker to stop the model: the peer sees the connection end right away,
+    with bytes it sent still unread."""
+    ended = threading.Event()
+
+    def script(connection: socket.socket) -> None:
+        connection.sendall(b"unread")
+        try:
+            connection.settimeout(HANG_GUARD_SECONDS)
+            if connection.recv(1) == b"":
+                ended.set()
+        except ConnectionResetError:
+            ended.set()
+
+    async def client(port: int) -> None:
+        stream = await connect(port)
+        await anyio.sleep(0.05)  # the bytes arrive, unread
+        await stream.aclose()
+
+    with peer(script) as port:
+        run(lambda: client(port))
+        assert ended.wait(HANG_GUARD_SECONDS)
+
+
+def test_nothing_listening_is_a_connect_error() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as unused:
+        port = unused.getsockname()[1]
+    with pytest.raises(httpcore.ConnectError):
+        run(lambda: connect(port))
+
+
+# --- TLS ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def authority() -> trustme.CA:
+    return trustme.CA()
+
+
+def tls_script(authority: trustme.CA, reply: bytes) -> Script:
+    """Serve TLS with a certificate for localhost from `authority`, send `reply`."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("localhost").configure_cert(context)
+
+    def script(connection: socket.socket) -> None:
+        connection.settimeout(HANG_GUARD_SECONDS)
+        try:
+            tls = context.wrap_socket(connection, server_side=True)
+        except ssl.SSLError:
+            return  # the client refused the certificate
+        tls.sendall(reply)
+        tls.recv(1)
+
+    return script
+
+
+def client_context(authority: trustme.CA) -> ssl.SSLContext:
+    """As the relay builds it: the default context, trusting one CA bundle."""
+    context = ssl.create_default_context()
+    authority.configure_trust(context)
+    return context
+
+
+async def tls_read(port: int, context: ssl.SSLContext, hostname: str) -> tuple[bytes, bool]:
+    stream = await connect(port)
+    tls = await stream.start_tls(context, server_hostname=hostname, timeout=HANG_GUARD_SECONDS)
+    try:
+        return await tls.read(1024, timeout=HANG_GUARD_SECONDS), (
+            tls.get_extra_info("ssl_object") is not None
+        )
+    finally:
+        await tls.aclose()
+
+
+def test_tls_to_a_certificate_the_bundle_trusts(authority: trustme.CA) -> None:
+    with peer(tls_script(authority, b"verified")) as port:
+        data, encrypted = run(lambda: tls_read(port, client_context(authority), "localhost"))
+    assert (data, encrypted) == (b"verified", True)
+
+
+def test_tls_refuses_a_certificate_from_another_authority(authority: trustme.CA) -> None:
+    stranger = client_context(trustme.CA())
+    refused = pytest.raises(httpcore.ConnectError, match="CERTIFICATE_VERIFY_FAILED")
+    with peer(tls_script(authority, b"never read")) as port, refused:
+        run(lambda: tls_read(port, stranger, "localhost"))
+
+
+def test_tls_refuses_a_certificate_for_another_host(authority: trustme.CA) -> None:
+    refused = pytest.raises(httpcore.ConnectError, match="CERTIFICATE_VERIFY_FAILED")
+    with peer(tls_script(authority, b"never read")) as port, refused:
+        run(lambda: tls_read(port, client_context(authority), "runtime.sagemaker.example"))
+
+
+def test_a_tls_handshake_with_no_answer_times_out(authority: trustme.CA) -> None:
+    gate = threading.Event()
+
+    def silent(connection: socket.socket) -> None:
+        gate.wait(HANG_GUARD_SECONDS)
+
+    async def client(port: int) -> None:
+        stream = await connect(port)
+        await stream.start_tls(client_context(authority), server_hostname="localhost", timeout=0.2)
+
+    with peer(silent) as port:
+        try:
+            with pytest.raises(httpcore.ConnectTimeout):
+                run(lambda: client(port))
+        finally:
+            gate.set()
+
+
+# --- httpcore's pool on this backend ----------------------------------------------------------
+
+
+def answer_once_then_hang_up(connection: socket.socket) -> None:
+    """One keep-alive answer, then the server closes the idle connection (as load balancers
+    do after their idle timeout)."""
+    connection.settimeout(HANG_GUARD_SECONDS)
+    request = b""
+    while b"\r\n\r\n" not in request:
+        request += connection.recv(4096)
+    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+
+def test_the_pool_replaces_a_connection_closed_while_idle() -> None:
+    """The pool asks the stream whether an idle connection has something to read (the peer's
+    end): it then opens a new one instead of sending on a dead one."""
+
+    async def client(port: int) -> list[bytes]:
+        url = f"http://127.0.0.1:{port}/"
+        async with httpcore.AsyncConnectionPool(network_backend=AsyncioBackend()) as pool:
+            first = await pool.request("GET", url)
+            await anyio.sleep(0.2)  # idle, while the server hangs up
+            second = await pool.request("GET", url)
+        return [first.content, second.content]
+
+    with peer(answer_once_then_hang_up, answer_once_then_hang_up) as port:
+        assert run(lambda: client(port)) == [b"ok", b"ok"]
