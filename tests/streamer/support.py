@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import ssl
-import struct
 import threading
 import time
 import uuid
