@@ -31,9 +31,10 @@ def _outside_the_venv() -> dict[str, str]:
     return env
 
 
-def test_the_installed_command_runs_without_activation() -> None:
-    result = subprocess.run(
-        [str(COMMAND), "--help"],
+def _installed_command(*arguments: str) -> subprocess.CompletedProcess[str]:
+    """The console script, run from / with the virtualenv neither active nor on PATH."""
+    return subprocess.run(
+        [str(COMMAND), *arguments],
         env=_outside_the_venv(),
         cwd="/",
         capture_output=True,
@@ -41,20 +42,16 @@ def test_the_installed_command_runs_without_activation() -> None:
         timeout=60,
         check=False,
     )
+
+
+def test_the_installed_command_runs_without_activation() -> None:
+    result = _installed_command("--help")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: jumpstream ")
 
 
 def test_a_command_that_synthesizes_nothing_starts_no_node() -> None:
-    result = subprocess.run(
-        [str(COMMAND), "cost", "--env", "dev"],
-        env=_outside_the_venv(),
-        cwd="/",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _installed_command("cost", "--env", "dev")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("jumpstream-dev-g5-2xlarge: ")
     assert "node" not in result.stderr.lower()
