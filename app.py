@@ -8,7 +8,7 @@ import sys
 
 import aws_cdk as cdk
 
-from stacks.config import OVERRIDE_KEYS, check_context, select_environments
+from stacks.config import CONTEXT_KEYS, check_context, select_environments
 from stacks.environment import add_environment
 from stacks.errors import ConfigError
 from stacks.nag import enable_nag
@@ -16,7 +16,7 @@ from stacks.nag import enable_nag
 
 def main() -> None:
     app = cdk.App()
-    context = {key: app.node.try_get_context(key) for key in ("env", *OVERRIDE_KEYS)}
+    context = {key: app.node.try_get_context(key) for key in CONTEXT_KEYS}
     try:
         check_context(app.node.get_all_context())
         for config in select_environments(context):

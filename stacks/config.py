@@ -19,13 +19,12 @@ from typing import Any
 
 from streamer.contract import MAX_NEW_TOKENS_LIMIT
 
-from stacks.availability import RelayUnavailable
+from stacks.availability import RelayUnavailable, snapstart_unavailable
 from stacks.catalog import Catalog, Model, deployment_problem, load_catalog, region_problem
 from stacks.deployment import (
     AUTH_TYPES,
     COMPONENT_HOSTING,
     HOSTING_MODES,
-    RELAY_URL_OUTPUT,
     RETENTION_DAYS,
     AlarmThresholds,
     EnvironmentConfig,
@@ -38,8 +37,8 @@ from stacks.errors import ConfigError, did_you_mean
 
 __all__ = [
     "CONFIG_PATH",
+    "CONTEXT_KEYS",
     "OVERRIDE_KEYS",
-    "RELAY_URL_OUTPUT",
     "EnvironmentConfig",
     "check_cron",
     "environment",
@@ -78,9 +77,9 @@ def _default(cls: type, name: str) -> Any:
     return declared.default
 
 
-# An environment's keys: its type's fields, less the resolved ones (the model), plus the TOML
-# names that are resolved into them (model_id) or read into nested tables.
-_ENV_KEYS = (set(_fields(EnvironmentConfig)) - {"name", "model"}) | {"model_id"}
+# An environment's keys: its type's fields, less the resolved ones (the model, the relay's
+# platform), plus the TOML names that are resolved into them (model_id) or read into nested tables.
+_ENV_KEYS = (set(_fields(EnvironmentConfig)) - {"name", "model", "relay_platform"}) | {"model_id"}
 _RELAY_KEYS = set(_fields(RelayConfig))
 _ALARM_KEYS = set(_fields(AlarmThresholds))
 # The limits a [scaling] table and its schedules take: instances with instance hosting, copies
@@ -443,14 +442,11 @@ def resolve_environment(
         try:
             platform = catalog.availability.relay_platform(region)
         except RelayUnavailable as unavailable:
-            raise ConfigError(
-                f"{where}: {unavailable.reason}; set relay.enabled = false to deploy the "
-                "endpoint alone"
-            ) from None
+            raise ConfigError(f"{where}: {unavailable}") from None
         if relay.snap_start and not platform.snap_start:
             raise ConfigError(
-                f"{where}: Lambda SnapStart is not offered in {region}; drop relay.snap_start "
-                "to start without it"
+                f"{where}: {snapstart_unavailable(region)}; drop relay.snap_start to start "
+                "without it"
             )
         most = model_max_new_tokens(model)
         if relay.max_new_tokens_limit > most:

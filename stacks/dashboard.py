@@ -13,22 +13,18 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 from streamer.contract import Metric
 
-from stacks.deployment import AlarmThresholds
+from stacks.availability import partition
+from stacks.deployment import AlarmThresholds, environment_prefix
 from stacks.metrics import PERIOD, EndpointMetrics, RelayMetrics
 
-__all__ = ["EnvironmentDashboard", "dashboard_name", "dashboard_url"]
+__all__ = ["EnvironmentDashboard", "dashboard_url"]
 
 _WIDTH = 8  # three graphs a row
 
 
-def dashboard_name(environment: str) -> str:
-    """Fixed per environment, so the stack's outputs and the docs can name it."""
-    return f"jumpstream-{environment}"
-
-
 def dashboard_url(region: str, name: str) -> str:
     """The CloudWatch console page of a dashboard."""
-    domain = "console.amazonaws.cn" if region.startswith("cn-") else "console.aws.amazon.com"
+    domain = "console.amazonaws.cn" if partition(region) == "aws-cn" else "console.aws.amazon.com"
     return f"https://{region}.{domain}/cloudwatch/home?region={region}#dashboards/dashboard/{name}"
 
 
@@ -56,7 +52,8 @@ class EnvironmentDashboard(cloudwatch.Dashboard):
         super().__init__(
             scope,
             construct_id,
-            dashboard_name=dashboard_name(environment),
+            # Fixed per environment, so the stack's outputs and the docs can name it.
+            dashboard_name=environment_prefix(environment),
             default_interval=cdk.Duration.hours(3),
         )
         self.add_widgets(*self._speed(endpoint, relay, thresholds))
@@ -177,15 +174,7 @@ class EnvironmentDashboard(cloudwatch.Dashboard):
             ),
             cloudwatch.GraphWidget(
                 title="Relay: concurrent streams and duration (ms)",
-                left=[
-                    cloudwatch.Metric(
-                        namespace="AWS/Lambda",
-                        metric_name="ConcurrentExecutions",
-                        dimensions_map={"FunctionName": function.function_name},
-                        statistic="Maximum",
-                        period=PERIOD,
-                    )
-                ],
+                left=[function.metric("ConcurrentExecutions", statistic="Maximum", period=PERIOD)],
                 right=[function.metric_duration(statistic="p90", period=PERIOD)],
                 width=_WIDTH,
             ),

@@ -416,7 +416,7 @@ class EnvironmentConfig:
 
     @property
     def stack_prefix(self) -> str:
-        return f"jumpstream-{self.name}"
+        return environment_prefix(self.name)
 
     @property
     def endpoint_stack_name(self) -> str:
@@ -426,3 +426,9 @@ class EnvironmentConfig:
     def relay_stack_name(self) -> str:
         """Where the relay's function URL is an output (RELAY_URL_OUTPUT) once deployed."""
         return f"{self.stack_prefix}-relay"
+
+
+def environment_prefix(environment: str) -> str:
+    """`jumpstream-<env>`: what an environment's stacks, dashboard and relay alarms are named by
+    (the alarm topic admits alarms by this prefix)."""
+    return f"jumpstream-{environment}"

@@ -13,8 +13,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from stacks.availability import Availability, load_availability
-from stacks.catalog import Model, deployment_problem, partition
+from stacks.availability import Availability, load_availability, partition
+from stacks.catalog import Model, deployment_problem
 from stacks.deployment import (
     BAKE_SECONDS,
     ROLLING_BATCH_PERCENT,
@@ -32,10 +32,9 @@ from stacks.nag import acknowledge
 #: the deploy, so this is the SageMaker SDK's own default. No maximum: TGI may use what it needs.
 COMPONENT_MIN_MEMORY_MB = 1024
 
-# Variant properties an update of an autoscaled endpoint keeps: the instance count autoscaling
-# set. Every other property (weight, data capture) comes from the new endpoint config.
-RETAINED_VARIANT_PROPERTIES = ("DesiredInstanceCount",)
-_VARIANT_PROPERTIES = ("DesiredInstanceCount", "DesiredWeight", "DataCaptureConfig")
+# An update of an autoscaled endpoint keeps the instance count autoscaling set: every variant
+# property but DesiredInstanceCount comes from the new endpoint config.
+_NOT_RETAINED_VARIANT_PROPERTIES = ("DesiredWeight", "DataCaptureConfig")
 # The rollback alarms: the new fleet's share of failed invocations, per minute. Average of a 0/1
 # metric is an error rate; 2 of 3 minutes above it trips the alarm. 5xx means the container
 # failed; InvocationModelErrors also counts timeouts and broken responses (and the model's 4xx,
@@ -225,7 +224,6 @@ class JumpStartEndpoint(Construct):
             download_seconds=model.download_timeout_seconds,
             startup_seconds=model.health_check_timeout_seconds,
         )
-        self.update_policy = policy
         rollback = sagemaker.CfnEndpoint.AutoRollbackConfigProperty(
             alarms=[
                 sagemaker.CfnEndpoint.AlarmProperty(alarm_name=alarm.alarm_name)
@@ -271,8 +269,7 @@ class JumpStartEndpoint(Construct):
             exclude_retained_variant_properties=(
                 [
                     sagemaker.CfnEndpoint.VariantPropertyProperty(variant_property_type=name)
-                    for name in _VARIANT_PROPERTIES
-                    if name not in RETAINED_VARIANT_PROPERTIES
+                    for name in _NOT_RETAINED_VARIANT_PROPERTIES
                 ]
                 if fleet.autoscaled
                 else None

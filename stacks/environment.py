@@ -10,7 +10,7 @@ from stacks.relay_stack import RelayStack
 
 
 def add_environment(app: cdk.App, config: EnvironmentConfig) -> list[cdk.Stack]:
-    endpoint = EndpointStack(app, f"{config.stack_prefix}-endpoint", config=config)
+    endpoint = EndpointStack(app, config.endpoint_stack_name, config=config)
     stacks: list[cdk.Stack] = [endpoint]
     if config.relay.enabled:
         relay = RelayStack(app, config.relay_stack_name, config=config)

@@ -18,10 +18,8 @@ from streamer.contract import METRIC_NAMESPACE, Dimension
 
 from stacks.deployment import VARIANT_NAME, EnvironmentConfig
 
-__all__ = ["PERIOD", "RELAY_NAMESPACE", "EndpointMetrics", "RelayMetrics", "per_gpu"]
+__all__ = ["PERIOD", "EndpointMetrics", "RelayMetrics", "per_gpu"]
 
-#: The relay's metrics namespace, as the stack sets it for the function.
-RELAY_NAMESPACE = METRIC_NAMESPACE
 _SAGEMAKER = "AWS/SageMaker"
 _INSTANCES = "/aws/sagemaker/Endpoints"
 #: One minute: the finest period SageMaker's and the relay's metrics have.
@@ -131,13 +129,13 @@ class RelayMetrics:
         self, name: str, statistic: str, *, period: cdk.Duration = PERIOD
     ) -> cloudwatch.Metric:
         dimensions = {Dimension.ENVIRONMENT: self.environment, Dimension.MODEL: self.model_id}
-        return _metric(RELAY_NAMESPACE, name, dimensions, statistic, period)
+        return _metric(METRIC_NAMESPACE, name, dimensions, statistic, period)
 
     def by_error_type(self, name: str) -> cloudwatch.MathExpression:
         """One line per ErrorType of a relay metric: the types are not known in advance."""
         return cloudwatch.MathExpression(
             expression=(
-                f"SEARCH('{{{RELAY_NAMESPACE},{Dimension.ENVIRONMENT},{Dimension.ERROR_TYPE},"
+                f"SEARCH('{{{METRIC_NAMESPACE},{Dimension.ENVIRONMENT},{Dimension.ERROR_TYPE},"
                 f'{Dimension.MODEL}}} MetricName="{name}" '
                 f"{Dimension.ENVIRONMENT}=\"{self.environment}\"', 'Sum', 60)"
             ),

@@ -22,7 +22,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 from streamer.contract import Metric
 
-from stacks.deployment import AlarmThresholds
+from stacks.deployment import AlarmThresholds, environment_prefix
 from stacks.metrics import PERIOD, EndpointMetrics, RelayMetrics
 
 __all__ = ["EndpointAlarms", "RelayAlarms"]
@@ -284,7 +284,7 @@ class RelayAlarms(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         environment = metrics.environment
-        prefix = f"jumpstream-{environment}-relay-"
+        prefix = f"{environment_prefix(environment)}-relay-"
         self.ttft = _alarm(
             self,
             "TimeToFirstToken",

@@ -24,7 +24,7 @@ from streamer.contract import (
     function_environment,
 )
 
-from stacks.availability import RelayPlatform
+from stacks.availability import RelayPlatform, snapstart_unavailable
 from stacks.bundling import bundled_code
 from stacks.deployment import RelayConfig, RelayTarget
 from stacks.endpoint import endpoint_arn, inference_component_arn
@@ -163,14 +163,12 @@ class StreamingRelay(Construct):
                 removal_policy=cdk.RemovalPolicy.DESTROY
             ),
         )
-        #: What the URL invokes: the function's `live` alias with SnapStart, else the function.
-        self.alias: lambda_.Alias | None = None
+        # What the URL invokes: the function's `live` alias with SnapStart, else the function.
         invoked: lambda_.IFunction = self.function
         if snap_start:
-            self.alias = lambda_.Alias(
+            invoked = lambda_.Alias(
                 self, "Live", alias_name=LIVE_ALIAS, version=self.function.current_version
             )
-            invoked = self.alias
 
         cors = None
         if config.cors_allow_origins:
@@ -207,10 +205,10 @@ class StreamingRelay(Construct):
         if platform.snap_start:
             return True
         if config.snap_start:
-            raise ConfigError(f"Lambda SnapStart is not offered in {platform.region}")
+            raise ConfigError(snapstart_unavailable(platform.region))
         cdk.Annotations.of(self).add_warning_v2(
             "jumpstream:NoSnapStart",
-            f"Lambda SnapStart is not offered in {platform.region}: the relay starts without it",
+            f"{snapstart_unavailable(platform.region)}: the relay starts without it",
         )
         return False
 

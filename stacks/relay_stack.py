@@ -7,7 +7,7 @@ from __future__ import annotations
 import aws_cdk as cdk
 from constructs import Construct
 
-from stacks.dashboard import EnvironmentDashboard, dashboard_name, dashboard_url
+from stacks.dashboard import EnvironmentDashboard, dashboard_url
 from stacks.deployment import RELAY_URL_OUTPUT, EnvironmentConfig
 from stacks.errors import ConfigError
 from stacks.metrics import EndpointMetrics, RelayMetrics
@@ -45,10 +45,11 @@ class RelayStack(cdk.Stack):
         cdk.CfnOutput(
             self, RELAY_URL_OUTPUT, value=self.relay.url.url, description="POST prompts here"
         )
+        relay_metrics = RelayMetrics(environment=config.name, model_id=config.model.id)
         alarms = RelayAlarms(
             self,
             "Monitoring",
-            metrics=RelayMetrics(environment=config.name, model_id=config.model.id),
+            metrics=relay_metrics,
             function=self.relay.function,
             timeout_seconds=self.relay.timeout_seconds,
             thresholds=config.alarms,
@@ -59,12 +60,12 @@ class RelayStack(cdk.Stack):
             "Dashboard",
             environment=config.name,
             endpoint=EndpointMetrics.of(config),
-            relay=RelayMetrics(environment=config.name, model_id=config.model.id),
+            relay=relay_metrics,
             function=self.relay.function,
             thresholds=config.alarms,
             alarms=alarms.alarms,
         )
-        name = dashboard_name(config.name)
+        name = config.stack_prefix  # the dashboard's name
         cdk.CfnOutput(self, "DashboardName", value=name)
         cdk.CfnOutput(self, "DashboardUrl", value=dashboard_url(config.region, name))
         cdk.CfnOutput(self, "FunctionName", value=self.relay.function.function_name)

@@ -19,7 +19,7 @@ from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from stacks.catalog import partition
+from stacks.availability import partition
 from stacks.deployment import WAKE_UP_COOLDOWN_SECONDS, ScalingConfig
 
 __all__ = ["ComponentScaling", "InstanceScaling", "wake_up_alarm_name"]

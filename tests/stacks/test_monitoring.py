@@ -14,6 +14,7 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Match, Template
+from streamer.contract import METRIC_NAMESPACE
 from streamer.observability import MetricsContext, RequestRecord, request_metrics
 
 from stacks.config import resolve_environment
@@ -21,7 +22,7 @@ from stacks.dashboard import EnvironmentDashboard, dashboard_url
 from stacks.deployment import AlarmThresholds
 from stacks.environment import add_environment
 from stacks.errors import ConfigError
-from stacks.metrics import RELAY_NAMESPACE, EndpointMetrics, RelayMetrics
+from stacks.metrics import EndpointMetrics, RelayMetrics
 from stacks.monitoring import EndpointAlarms, RelayAlarms
 from stacks.nag import enable_nag
 from tests.stacks.test_lint import lint
@@ -64,7 +65,7 @@ def relay_emits() -> set[str]:
     record.text_times = [0.1, 0.2, 0.3]
     record.client_disconnected = True
     record.error_type = "model_error"
-    context = MetricsContext(namespace=RELAY_NAMESPACE, environment="t", model="m")
+    context = MetricsContext(namespace=METRIC_NAMESPACE, environment="t", model="m")
     names = set()
     for directive in request_metrics(record, context)["_aws"]["CloudWatchMetrics"]:
         names |= {metric["Name"] for metric in directive["Metrics"]}
@@ -158,7 +159,7 @@ def test_every_alarm_reads_a_metric_that_is_emitted_with_those_dimensions(
     instances = {"EndpointName": "jumpstream-t", "VariantName": "AllTraffic"}
     for alarm in alarms:
         for namespace, name, dimensions in _alarm_metrics(alarm):
-            if namespace == RELAY_NAMESPACE:
+            if namespace == METRIC_NAMESPACE:
                 assert name in relay, name
                 assert dimensions == {
                     "Environment": "t",
@@ -212,7 +213,7 @@ def test_the_dashboard_shows_only_emitted_metrics(
     assert (by_component in body) == (component is not None)
     relay = relay_emits()
     for name in relay - {"Refused", "Errors"}:
-        assert f'\\"{RELAY_NAMESPACE}\\",\\"{name}\\"' in body, name
+        assert f'\\"{METRIC_NAMESPACE}\\",\\"{name}\\"' in body, name
     assert 'MetricName=\\\\\\"Errors\\\\\\"' in body  # by type, with SEARCH
     for namespace, names in emitted.items():
         for name in names - {"Throttles"}:
@@ -307,7 +308,10 @@ def test_the_stacks_wire_monitoring_to_the_relays_own_settings() -> None:
         {
             "Environment": {
                 "Variables": Match.object_like(
-                    {"POWERTOOLS_METRICS_NAMESPACE": RELAY_NAMESPACE, "JUMPSTREAM_ENVIRONMENT": "t"}
+                    {
+                        "POWERTOOLS_METRICS_NAMESPACE": METRIC_NAMESPACE,
+                        "JUMPSTREAM_ENVIRONMENT": "t",
+                    }
                 )
             }
         },
