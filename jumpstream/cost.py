@@ -44,7 +44,7 @@ def describe_environment_cost(
     ]
     if managed is not None and scaling is not None:
         # Every catalog model takes all of its instance's GPUs: a copy is an instance.
-        idle, busy = scaling.min_capacity, scaling.peak_capacity
+        idle, busy = config.idle_instances, config.peak_instances
         waits = " (no copy: the first call waits minutes while an instance and a copy start)"
         lines.append(
             f"  idle: {_count(idle, 'copy')} on {_instances(idle)} = {_hours(idle)}"
@@ -56,8 +56,7 @@ def describe_environment_cost(
         )
         unit = "copies"
     else:
-        idle = scaling.min_capacity if scaling else config.instance_count
-        busy = scaling.peak_capacity if scaling else config.instance_count
+        idle, busy = config.idle_instances, config.peak_instances
         lines.append(f"  idle: {_instances(idle)} = {_hours(idle)}")
         if busy != idle:
             lines.append(

@@ -392,21 +392,25 @@ class EnvironmentConfig:
             return self.instance_count
         return self.scaling.min_capacity
 
+    @property
+    def peak_instances(self) -> int:
+        """Instances billed at the most autoscaling allows, or the fixed count."""
+        if self.scaling is None:
+            return self.instance_count
+        return self.scaling.peak_capacity
+
     def summary(self) -> str:
         """One line on what the environment deploys and what it bills idle, so a default that
         puts a model on four GPUs is never a surprise."""
         gpus = f"{self.gpus} GPU{'s' if self.gpus > 1 else ''}"
+        counts = (
+            str(self.instance_count)
+            if self.scaling is None
+            else f"{self.idle_instances} to {self.peak_instances}"
+        )
         if self.hosting == COMPONENT_HOSTING and self.scaling is not None:
-            capacity = (
-                f"{self.scaling.min_capacity} to {self.scaling.peak_capacity} copies, one "
-                f"{self.instance_type} ({gpus}) each"
-            )
+            capacity = f"{counts} copies, one {self.instance_type} ({gpus}) each"
         else:
-            counts = (
-                str(self.instance_count)
-                if self.scaling is None
-                else f"{self.scaling.min_capacity} to {self.scaling.peak_capacity}"
-            )
             capacity = f"{counts} x {self.instance_type} ({gpus} each)"
         idle = self.idle_instances * HOURS_PER_MONTH
         return (

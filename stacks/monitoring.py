@@ -23,6 +23,7 @@ from constructs import Construct
 from streamer.contract import Metric
 
 from stacks.deployment import AlarmThresholds, environment_prefix
+from stacks.endpoint import log_group_names
 from stacks.metrics import PERIOD, EndpointMetrics, RelayMetrics
 
 __all__ = ["EndpointAlarms", "RelayAlarms"]
@@ -158,11 +159,8 @@ class EndpointAlarms(Construct):
         inference_component_name = metrics.inference_component_name
         gpus = metrics.gpus
         prefix = f"{endpoint_name}-"
-        logs = (
-            f"/aws/sagemaker/InferenceComponents/{inference_component_name}"
-            if inference_component_name
-            else f"/aws/sagemaker/Endpoints/{endpoint_name}"
-        )
+        # The container's own log group: the component's, or else the endpoint's.
+        logs = log_group_names(endpoint_name, inference_component_name)[-1]
         # InvocationModelErrors counts every invocation the model did not answer with a 2xx
         # (its 4xx and 5xx, broken responses, timeouts): Invocation5XXErrors is a part of it,
         # so adding the two would count a 5xx twice.
