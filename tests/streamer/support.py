@@ -1,6 +1,6 @@
 """What the function's tests share: TGI event bytes, a scripted upstream, building and calling the
 app, SageMaker's errors as botocore raises them, and a loopback server speaking SageMaker's event
-stream to a real boto3 client.
+stream to the relay's own client (and to botocore's, where a test compares the two).
 
 Fakes stand in for SageMaker in unit tests only; what they produce follows the facts the decoder
 and upstream modules are built on (TGI's `data:` lines, PayloadPart framing).
@@ -357,7 +357,7 @@ def asgi_post(app: Any, body: bytes, send: Callable[[dict[str, Any]], Any]) -> N
     anyio.run(run)
 
 
-# --- SageMaker's event stream on loopback, for the real boto3 client ------------------------------
+# --- SageMaker's event stream on loopback, for the relay's client ---------------------------------
 
 
 @dataclass(frozen=True)
@@ -398,8 +398,8 @@ class _QuietServer(ThreadingHTTPServer):
 class EventStreamServer:
     """A loopback stand-in for the sagemaker-runtime endpoint, one scripted reply per test.
 
-    Replies use chunked transfer encoding, as SageMaker does: urllib3 hands botocore each chunk
-    as it arrives only for chunked responses. With `tls`, it serves https with that context.
+    Replies use chunked transfer encoding, as SageMaker does, so each part arrives as it is
+    sent. With `tls`, it serves https with that context.
     """
 
     def __init__(self, *, tls: ssl.SSLContext | None = None) -> None:

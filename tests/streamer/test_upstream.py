@@ -1,5 +1,5 @@
-"""upstream.py (httpx, botocore's signer, event-stream and error parsers) against a loopback
-SageMaker stand-in."""
+"""upstream.py (httpcore over network.py, botocore's signer, event-stream and error parsers)
+against a loopback SageMaker stand-in."""
 
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ from botocore.exceptions import (
     EventStreamError,
 )
 from streamer.app import create_app
+from streamer.contract import SERVICE_NAME
 from streamer.errors import UpstreamError
 from streamer.upstream import (
     SageMakerUpstream,
-    create_client,
 )
 
 from tests.streamer.support import (
@@ -139,12 +139,13 @@ def test_the_call_is_invoke_endpoint_with_response_stream(server: EventStreamSer
     assert headers["X-Amzn-SageMaker-Inference-Component"] == "ic-1"
     assert body == b'{"inputs": "hi"}'
     assert "Authorization" in headers  # signed, as SageMaker requires
+    assert headers["User-Agent"] == SERVICE_NAME  # who calls, in SageMaker's and CloudTrail's logs
 
 
 def test_the_signature_holds_for_what_was_sent(server: EventStreamServer) -> None:
     """What SageMaker does with a request: recompute SigV4 from the headers the request says it
-    signed, as they arrived (Host as httpx wrote it, the body as sent), and compare. botocore
-    signed before httpx built the request, so this is what proves the two agree."""
+    signed, as they arrived (Host as the relay wrote it, the body as sent), and compare.
+    botocore signed before httpcore sent the request, so this is what proves the two agree."""
     server.reply = [payload_part(b"x")]
     body = '{"inputs": "署名"}'.encode()
     opened_and_read(upstream(inference_component_name="ic-1"), body)
@@ -252,7 +253,14 @@ def test_a_corrupt_event_stream_is_a_502(server: EventStreamServer) -> None:
 def test_botocore_drops_the_error_code_of_stream_exceptions(server: EventStreamServer) -> None:
     """Why upstream.py parses exception messages itself, and still reads the message when the
     code is missing: ErrorCode does not survive botocore's own event stream."""
-    client = create_client(settings())
+    import botocore.session
+    from botocore.config import Config
+
+    client = botocore.session.get_session().create_client(
+        "sagemaker-runtime",
+        region_name=settings().region,
+        config=Config(retries={"total_max_attempts": 1}),
+    )
     server.reply = [
         stream_exception("ModelStreamError", {"Message": "m", "ErrorCode": "StreamBroken"})
     ]
@@ -515,7 +523,7 @@ def test_after_a_snapstart_restore_the_next_call_signs_with_the_restored_credent
     assert keys == ["AKIDTEST", "AKIDTEST", "AKIDRESTORED"]
 
 
-def test_the_whole_relay_over_real_boto3(server: EventStreamServer) -> None:
+def test_the_whole_relay_over_the_loopback_endpoint(server: EventStreamServer) -> None:
     whole = b"".join(answer_events(["東京", "です"]))
     server.reply = [payload_part(whole[:7]), payload_part(whole[7:50]), payload_part(whole[50:])]
     app = create_app(settings())

@@ -1,7 +1,8 @@
 """The relay's HTTP surface: `POST /` generates (a prompt or chat messages); OpenAI's
 `POST /v1/chat/completions`, `POST /v1/completions` and `GET /v1/models` do the same in OpenAI's
 shapes (openai/app.py, mounted on /v1); `GET /health` is the adapter's readiness check;
-`GET /chat` is a chat page that calls `POST /` from the browser.
+`GET /chat` is a chat page that calls `POST /` from the browser; `POST /_lambda/after-restore`
+(AFTER_RESTORE_PATH) is the adapter's SnapStart hook.
 
 Checks run cheapest first and all before SageMaker is called: the route and method (404/405), the
 Accept header (406, on `POST /`), the body's size (413, from Content-Length and again while
@@ -46,11 +47,8 @@ def create_app(
 ) -> Starlette:
     """The ASGI application. Without `upstream`, it makes the one SageMaker client it will use."""
     relay_logger = logger or make_logger(settings.service_name)
-    responder = Responder(
-        settings,
-        upstream=upstream if upstream is not None else SageMakerUpstream(settings),
-        logger=relay_logger,
-    )
+    sagemaker = upstream if upstream is not None else SageMakerUpstream(settings)
+    responder = Responder(settings, upstream=sagemaker, logger=relay_logger)
     metrics = MetricsContext(
         namespace=settings.metrics_namespace,
         environment=settings.environment_name,
@@ -92,7 +90,7 @@ def create_app(
 
     async def after_restore(request: Request) -> Response:
         # The Web Adapter's SnapStart hook, before the restored process serves anyone.
-        await responder.after_restore()
+        await sagemaker.after_restore()
         return Response(status_code=204)
 
     app = Starlette(

@@ -9,7 +9,6 @@ are the deploy contract's closed list (contract.ERROR_KINDS), which clients read
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 
 from starlette.responses import Response
 
@@ -95,18 +94,22 @@ _LINE_BREAKS_JSON_KEEPS = str.maketrans(
 )
 
 
+# Made once: json.dumps with any non-default argument builds a new encoder per call (per token).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+
+
 def render_json(value: object) -> bytes:
     """JSON as the relay writes it: readable non-ASCII text, never NaN, one line, encodable.
 
     `errors="replace"` guards the one case `json.dumps` lets through that UTF-8 cannot carry, a
     lone surrogate from a `\\ud800` escape: better a replacement character than a crash mid-stream.
     """
-    text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    text = _ENCODER.encode(value)
     return text.translate(_LINE_BREAKS_JSON_KEEPS).encode("utf-8", "replace")
 
 
-def error_response(error: ApiError, *, headers: Mapping[str, str] | None = None) -> Response:
-    """The complete JSON response for a refusal: the one builder every error status goes through.
+def error_response(error: ApiError) -> Response:
+    """The relay's own JSON response for a refusal (OpenAI's error object is openai/errors.py's).
 
     A Starlette `Response` is itself an ASGI application, so the exception handlers return it and
     the streaming response and the middleware call it with their own `send`.
@@ -115,5 +118,5 @@ def error_response(error: ApiError, *, headers: Mapping[str, str] | None = None)
         content=render_json(error_payload(error.message, error.kind)),
         status_code=error.status,
         media_type="application/json",
-        headers={**(headers or {}), **error.headers()},
+        headers=error.headers(),
     )

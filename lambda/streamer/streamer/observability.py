@@ -172,7 +172,7 @@ def request_metrics(record: RequestRecord, context: MetricsContext) -> dict[str,
         figures.add_metric(Metric.CLIENT_DISCONNECTS, MetricUnit.Count, 1)
     document = figures.serialize_metric_set()
     if record.error_type is not None:
-        errors = _metrics(context)
+        errors = _metrics(context)  # the same object as `figures`, emptied: `document` is made
         refused = record.first_text_at is None and 400 <= (record.status or 0) < 500
         errors.add_metric(Metric.REFUSED if refused else Metric.ERRORS, MetricUnit.Count, 1)
         # A second dimension set: the same count, by error type too.
@@ -192,7 +192,8 @@ def request_metrics(record: RequestRecord, context: MetricsContext) -> dict[str,
 # One EphemeralMetrics per context, emptied before each use: making one costs ~11 us (it lists
 # CloudWatch's units), and a request's metrics are made and serialized with no await between,
 # so on the one event loop no two requests ever hold it at once. A serialized document shares
-# nothing that a later use changes (emptying replaces the sets, it does not clear their lists).
+# nothing that a later use changes: serializing copies the names and dimensions into new
+# containers, and after emptying, add_metric makes new value lists.
 _REUSED: dict[MetricsContext, EphemeralMetrics] = {}
 
 

@@ -33,15 +33,15 @@ from typing import TYPE_CHECKING, Final, TypeVar
 import anyio
 from aws_lambda_powertools import Logger
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from .errors import ApiError, UpstreamError, error_response
+from .errors import UpstreamError, error_response
 from .formats import StreamWriter
 from .invocation import seconds_left_from
 from .model_text import TextTransform, transform_for
 from .observability import RequestRecord, current_record
 from .pump import AnswerPump, EndPiece, ErrorPiece, Piece, TextPiece, max_line_bytes_for
+from .refusals import Render
 from .upstream import Upstream
 from .validation import GenerateRequest
 
@@ -87,7 +87,8 @@ def _deadline_error(*, text_sent: bool) -> UpstreamError:
 
 class Responder:
     """Makes the response that streams one answer: what every generating route shares (the
-    upstream, the logger, the model's text transform, the decoder's limit, the deadline)."""
+    upstream, the logger, the prompt template, the decoder's line limit); the text transform and
+    the deadline are made per request."""
 
     def __init__(self, settings: Settings, *, upstream: Upstream, logger: Logger) -> None:
         self._upstream = upstream
@@ -99,10 +100,6 @@ class Responder:
             max_new_tokens_limit=settings.max_new_tokens_limit,
         )
 
-    async def after_restore(self) -> None:
-        """Lambda restored the process from a snapshot: the upstream starts afresh."""
-        await self._upstream.after_restore()
-
     def respond(
         self,
         request: Request,
@@ -111,7 +108,7 @@ class Responder:
         writer: StreamWriter,
         stop_sequences: Sequence[str],
         collect: bool = False,
-        render_error: Callable[[ApiError], Response] = error_response,
+        render_error: Render = error_response,
     ) -> AnswerResponse:
         """The answer to `generate_request`, written by `writer`; refusals by `render_error`."""
         record = current_record()
@@ -169,7 +166,7 @@ class AnswerResponse:
         max_line_bytes: int,
         stop_at: float | None = None,
         collect: bool = False,
-        render_error: Callable[[ApiError], Response] = error_response,
+        render_error: Render = error_response,
     ) -> None:
         """`stop_at` is when to give up waiting for SageMaker, on the event loop's clock
         (`anyio.current_time()`); None waits as long as the upstream read timeout allows.
@@ -302,7 +299,7 @@ class AnswerResponse:
         """
         if self._stop_at is None:
             return await function()
-        if anyio.current_time() >= self._stop_at:
+        if asyncio.get_running_loop().time() >= self._stop_at:
             # A call that completes without waiting is never cancelled: check before starting.
             raise _DeadlineReachedError
         self._waiting_upstream = True

@@ -1,8 +1,8 @@
 """The SageMaker call over httpcore, signed by botocore, and every failure as one error type.
 
-The relay logic never sees the HTTP client: it gets an `UpstreamStream` of PayloadPart bytes whose
-failures are all `UpstreamError`s carrying the error type the caller should get. That keeps the
-relay testable with a scripted fake. What SageMaker's errors mean is sagemaker_errors.py's (and
+pump.py and streaming.py never see the HTTP client: they get an `UpstreamStream` of PayloadPart
+bytes whose failures are all `UpstreamError`s carrying the error type the caller should get. That
+keeps them testable with a scripted fake. What SageMaker's errors mean is sagemaker_errors.py's (and
 what TGI's own errors mean, tgi_errors.py's); this module only carries them.
 
 Why not boto3's `invoke_endpoint_with_response_stream`: its stream blocks, so every part cost a
@@ -18,7 +18,7 @@ imports at cold start, for nothing the relay uses), and botocore does only what 
 - `botocore.eventstream.EventStreamBuffer` parses the event stream (prelude and message CRCs);
 - botocore's rest-json parser reads an error reply exactly as boto3 would, modelled fields
   (ModelError's OriginalStatusCode and OriginalMessage) included.
-Retries: none, as before: once a stream has begun a retry would repeat text, and before that the
+Retries: none: once a stream has begun a retry would repeat text, and before that the
 caller gets a 503 with Retry-After and decides.
 
 Unlike botocore's own event stream, an exception message in the stream keeps its ErrorCode
@@ -27,7 +27,6 @@ Unlike botocore's own event stream, an exception message in the stream keeps its
 
 from __future__ import annotations
 
-import itertools
 import json
 import ssl
 from collections.abc import AsyncIterator
@@ -56,7 +55,6 @@ __all__ = [
     "SageMakerUpstream",
     "Upstream",
     "UpstreamStream",
-    "create_client",
 ]
 
 _OPERATION: Final = "InvokeEndpointWithResponseStream"
@@ -65,10 +63,6 @@ _MAX_ERROR_BODY_BYTES: Final = 64 * 1024
 # Idle connections to SageMaker are kept this long for the next request: below the 60 s idle
 # timeout load balancers commonly use, so the relay drops a connection before the far side does.
 KEEPALIVE_SECONDS: Final = 50.0
-# create_client's arguments that stand in for credentials it must not look for.
-_PLACEHOLDER_KEYS: Final = ("aws_access_key_id", "aws_secret_access_key")
-# Each restore's pools get a name of their own (a RunVar cannot be emptied).
-_RESTORES: Final = itertools.count(1)
 
 
 class UpstreamStream(Protocol):
@@ -98,30 +92,15 @@ class Upstream(Protocol):
         it (credentials, open connections)."""
 
 
-def create_client(
-    settings: Settings, session: Any | None = None, *, resolve_credentials: bool = True
-) -> Any:
-    """The sagemaker-runtime client, made once per process, for its endpoint and model only.
-
-    Made from botocore's session (boto3 adds nothing here but import time), with the settings it
-    had when it sent the requests itself, so that anyone who still calls it gets the same.
-    Without `resolve_credentials` it gets placeholders instead of botocore's credential chain:
-    a client made only for its endpoint URL and service model then reads no credentials at
-    start, so none can end up in a SnapStart snapshot.
-    """
-    import botocore.session
-    from botocore.config import Config
-
-    config = Config(
-        connect_timeout=settings.upstream_connect_timeout_seconds,
-        read_timeout=settings.upstream_read_timeout_seconds,
-        retries={"total_max_attempts": 1},
-        user_agent_appid=SERVICE_NAME,
-    )
-    session = session if session is not None else botocore.session.get_session()
-    placeholders = {} if resolve_credentials else dict.fromkeys(_PLACEHOLDER_KEYS, "unused")
+def _endpoint_client(settings: Settings, session: Any) -> Any:
+    """A sagemaker-runtime client made only for its endpoint URL and service model: it never
+    sends a request. Placeholder keys keep botocore from looking for credentials at start, so
+    none can end up in a SnapStart snapshot."""
     return session.create_client(
-        "sagemaker-runtime", region_name=settings.region, config=config, **placeholders
+        "sagemaker-runtime",
+        region_name=settings.region,
+        aws_access_key_id="unused",
+        aws_secret_access_key="unused",  # noqa: S106 (a placeholder: this client signs nothing)
     )
 
 
@@ -132,16 +111,20 @@ class SageMakerUpstream:
         import botocore.session
 
         self._session = botocore.session.get_session()
-        # Only for the endpoint's URL and the service model: it never sends a request, and
-        # the credentials are found per request (_frozen_credentials), never at start.
-        client = create_client(settings, self._session, resolve_credentials=False)
+        # The credentials are found per request (_frozen_credentials), never at start.
+        client = _endpoint_client(settings, self._session)
         self._credentials: Any = None
         self._region = settings.region
         endpoint = str(client.meta.endpoint_url).rstrip("/")
         self._url = f"{endpoint}/endpoints/{settings.endpoint_name}/invocations-response-stream"
         self._target = httpcore.URL(self._url)  # parsed once
-        # Host is signed as it is sent (httpcore sends only the headers it is given).
-        self._headers = {"Host": host_header(self._url), "Content-Type": "application/json"}
+        # Host is signed as it is sent (httpcore sends only the headers it is given); SigV4
+        # leaves User-Agent unsigned.
+        self._headers = {
+            "Host": host_header(self._url),
+            "Content-Type": "application/json",
+            "User-Agent": SERVICE_NAME,
+        }
         if settings.inference_component_name is not None:
             self._headers["X-Amzn-SageMaker-Inference-Component"] = (
                 settings.inference_component_name
@@ -157,9 +140,8 @@ class SageMakerUpstream:
         }
         self._ssl_context: ssl.SSLContext | None = None
         # One connection pool per event loop: a connection belongs to the loop that opened it.
-        self._pools: RunVar[httpcore.AsyncConnectionPool] = RunVar(
-            f"jumpstream_sagemaker_pool_{id(self)}"
-        )
+        # (anyio keys a RunVar's value by the object, not its name.)
+        self._pools: RunVar[httpcore.AsyncConnectionPool] = RunVar("jumpstream_sagemaker_pool")
 
     async def open(self, body: bytes) -> UpstreamStream:
         try:
@@ -230,7 +212,7 @@ class SageMakerUpstream:
             pool = self._pools.get()
         except LookupError:
             pool = None
-        self._pools = RunVar(f"jumpstream_sagemaker_pool_{id(self)}_{next(_RESTORES)}")
+        self._pools = RunVar("jumpstream_sagemaker_pool")  # a new RunVar is empty
         self._session = botocore.session.get_session()
         self._credentials = None
         if pool is not None:

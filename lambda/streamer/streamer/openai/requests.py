@@ -116,7 +116,7 @@ def _request(
         if not isinstance(options, dict) or set(options) - {"include_usage"}:
             raise invalid('stream_options must be {"include_usage": true|false}.', "stream_options")
         include_usage = _optional_bool(options, "include_usage", default=False)
-    _refuseunsupported(body)
+    _refuse_unsupported(body)
     parameters: dict[str, object] = {
         "max_new_tokens": _max_tokens(body, max_new_tokens_limit),
     }
@@ -173,7 +173,7 @@ def _check_fields(
         raise invalid("model must be a string.", "model")
 
 
-def _refuseunsupported(body: Mapping[str, object]) -> None:
+def _refuse_unsupported(body: Mapping[str, object]) -> None:
     n = body.get("n")
     if n is not None and n != 1:
         raise unsupported("n", "the relay streams one answer per request, so n must be 1")
