@@ -490,10 +490,11 @@ def _run_preview(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> in
 def _add_cost(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "cost",
-        help="what an environment bills, idle and busy, in instance-hours",
+        help="what an environment bills, idle and busy, in instance-hours (and money)",
         description=(
             "Say how many instance-hours of which type an environment of environments.toml "
-            "runs when idle and at most when busy (no prices are built in)."
+            "runs when idle and at most when busy. With AWS credentials, also in money: the "
+            "type's on-demand price from the AWS Price List (none is built in)."
         ),
     )
     parser.add_argument("--env", required=True, metavar="NAME", help="the environment")

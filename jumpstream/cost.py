@@ -23,13 +23,10 @@ from stacks.errors import ConfigError
 __all__ = ["describe_cost", "describe_environment_cost", "run_cost"]
 
 
-def describe_cost(
-    env_name: str, *, hosting: str | None = None, price: Price | None = None
-) -> list[str]:
-    """The lines `cost` prints for one environment of environments.toml, optionally as if its
-    hosting were `hosting` (as `cdk synth -c hosting=...` would deploy it)."""
-    config = environment(env_name, {"hosting": hosting})
-    return describe_environment_cost(config, price=price)
+def describe_cost(env_name: str, *, hosting: str | None = None) -> list[str]:
+    """The lines `cost` prints, unpriced, for one environment of environments.toml, optionally
+    as if its hosting were `hosting` (as `cdk synth -c hosting=...` would deploy it)."""
+    return describe_environment_cost(environment(env_name, {"hosting": hosting}))
 
 
 def describe_environment_cost(

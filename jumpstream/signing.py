@@ -4,6 +4,9 @@ The URL's service name is ``lambda`` and its region is the function's, which the
 spells out (``<id>.lambda-url.<region>.on.aws``). The body's SHA-256 goes in
 ``x-amz-content-sha256`` and is signed: CloudFront's origin access control in front of a URL
 requires that header, and a signed hash means a proxy cannot swap the prompt.
+
+`python -m jumpstream.signing` only checks that botocore's chain finds credentials (what
+`make credentials` runs before bootstrap, deploy and destroy).
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
 
 __all__ = [
+    "HOW_TO_GET_CREDENTIALS",
     "SERVICE",
     "PreparedRequest",
     "canonical_host",
     "credential_source",
-    "load_credentials",
     "region_from_url",
     "sign",
 ]
@@ -72,12 +75,6 @@ HOW_TO_GET_CREDENTIALS = (
     "configure some: `aws configure sso` then `export AWS_PROFILE=NAME`, or set "
     "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN)"
 )
-
-
-def load_credentials() -> ReadOnlyCredentials | None:
-    """Credentials from botocore's usual chain (environment, profile, SSO, instance role ...)."""
-    source = credential_source()
-    return None if source is None else source()
 
 
 def credential_source() -> Callable[[], ReadOnlyCredentials] | None:

@@ -14,28 +14,16 @@ per measurement, each saying how it measures:
 - concurrency.py: 64 paced streams through one relay process.
 
 Around them: clients.py reads an answer both ways (the adapter-like HTTP client, boto3),
-relay_code.py is the one import of the relay's code, proc.py reads /proc, report.py writes the
-table and the JSON, run.py runs it all. Targets are reported (met or MISSED), never enforced: the
-bench fails only when something did not work, an error or a text that differs.
+relay_code.py is where the relay's code runs in the bench's process, proc.py reads /proc,
+report.py writes the table and the JSON, run.py runs it all. Targets are reported (met or
+MISSED), never enforced: the bench fails only when something did not work, an error or a text
+that differs.
 """
 
 from __future__ import annotations
 
-from jumpstream.bench.plan import BenchFailed, BenchOptions, Plan
-from jumpstream.bench.proc import RelayMemory, relay_memory
-from jumpstream.bench.relay_code import decoder_texts
+from jumpstream.bench.plan import BenchOptions
 from jumpstream.bench.report import KEYS, TARGETS, render_table
 from jumpstream.bench.run import run_bench
 
-__all__ = [
-    "KEYS",
-    "TARGETS",
-    "BenchFailed",
-    "BenchOptions",
-    "Plan",
-    "RelayMemory",
-    "decoder_texts",
-    "relay_memory",
-    "render_table",
-    "run_bench",
-]
+__all__ = ["KEYS", "TARGETS", "BenchOptions", "render_table", "run_bench"]

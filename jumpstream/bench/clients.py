@@ -7,7 +7,6 @@ prompt, so a text that differs is a bug (`BenchFailed`), never noise.
 
 from __future__ import annotations
 
-import json
 import socket
 import time
 from collections.abc import Sequence
@@ -19,7 +18,7 @@ import h11
 
 from jumpstream.ask import request_body
 from jumpstream.bench.plan import REQUEST_TIMEOUT_SECONDS, BenchFailed
-from jumpstream.bench.relay_code import TokenTexts
+from jumpstream.bench.relay_code import STREAM_ERROR_PREFIX, TokenTexts, relay_upstream_body
 from jumpstream.local import DUMMY_CREDENTIAL, ENDPOINT_NAME, LOOPBACK, LocalStack
 
 __all__ = [
@@ -62,18 +61,9 @@ def max_new_tokens_for(tokens: int) -> int:
 
 
 def upstream_body(text: str, max_new_tokens: int) -> bytes:
-    """The body the relay sends SageMaker for ``request_body(text, ...)``: the direct calls
-    send the same, so both sides get the same answer."""
-    body = {
-        "inputs": text,
-        "parameters": {
-            "details": True,
-            "max_new_tokens": max_new_tokens,
-            "return_full_text": False,
-        },
-        "stream": True,
-    }
-    return json.dumps(body).encode("utf-8")
+    """The body the relay sends SageMaker for ``request_body(text, ...)``, made by the relay's
+    own code: the direct calls send the same, so both sides get the same answer."""
+    return relay_upstream_body(request_body(text, max_new_tokens=max_new_tokens))
 
 
 def boto3_client(emulator_url: str) -> Any:
@@ -174,7 +164,7 @@ class AdapterLikeClient:
         ended = time.perf_counter()
         self._connection.start_next_cycle()
         answer = b"".join(chunks).decode("utf-8")
-        if status != 200 or first is None or "[stream error]" in answer:
+        if status != 200 or first is None or STREAM_ERROR_PREFIX in answer:
             raise BenchFailed(f"the relay answered {status}: {answer[-200:]!r}")
         return Reading(
             first_text_ms=(first - started) * 1000,

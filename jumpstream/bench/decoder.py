@@ -21,6 +21,7 @@ import tracemalloc
 from collections.abc import Callable, Sequence
 from typing import Final
 
+from jumpstream.bench.clients import max_new_tokens_for
 from jumpstream.bench.plan import BenchFailed, Plan
 from jumpstream.bench.relay_code import decoder_texts, new_stream_decoder
 from jumpstream.local import DEFAULT_MODEL_ID
@@ -46,7 +47,10 @@ def tgi_events(tokens: int, model_id: str = DEFAULT_MODEL_ID) -> list[bytes]:
     from jumpstream.emulator.sse import data_event
 
     request = GenerateRequest(
-        inputs="Benchmark the decoder.", stream=True, max_new_tokens=tokens + 2, details=True
+        inputs="Benchmark the decoder.",
+        stream=True,
+        max_new_tokens=max_new_tokens_for(tokens),
+        details=True,
     )
     generation = StandInModel(model_id).generate(request, answer_length=tokens)
     return [data_event(event) for event in stream_events(generation, request)]

@@ -34,20 +34,17 @@ def asset_requirements(path: Path = RELAY_ROOT / "requirements.txt") -> list[str
     return names
 
 
-def _normalized(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def requirement_closure(roots: Sequence[str]) -> list[importlib.metadata.Distribution]:
     """The installed distributions ``roots`` need, their requirements followed recursively."""
     from packaging.markers import Marker
     from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
 
     found: dict[str, importlib.metadata.Distribution] = {}
     pending = list(roots)
     while pending:
         name = pending.pop()
-        key = _normalized(name)
+        key = canonicalize_name(name)
         if key in found:
             continue
         distribution = importlib.metadata.distribution(name)

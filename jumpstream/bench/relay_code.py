@@ -1,9 +1,11 @@
-"""The one place the bench imports the relay's code (the ``streamer`` package): its decoder.
+"""The one place the relay's code (the ``streamer`` package) runs in the bench's own process:
+its decoder, the body it sends SageMaker and its stream-error marker. (Elsewhere the bench reads
+only the relay's ``contract``.)
 
 The relay itself is measured as a process, started by ``run.sh``; only its stream decoder runs in
 the bench's own process, to read what boto3 gets directly and to be measured next to
-sagemaker-core's ``LineIterator``. It is imported when first used, so the figures that do not
-need it never load it.
+sagemaker-core's ``LineIterator``. The decoder and the request parser are imported when first
+used, so the figures that do not need them never load them.
 """
 
 from __future__ import annotations
@@ -11,10 +13,26 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
-__all__ = ["TokenTexts", "decoder_texts", "new_stream_decoder"]
+from streamer.contract import MAX_NEW_TOKENS_LIMIT, STREAM_ERROR_PREFIX
+
+__all__ = [
+    "STREAM_ERROR_PREFIX",
+    "TokenTexts",
+    "decoder_texts",
+    "new_stream_decoder",
+    "relay_upstream_body",
+]
 
 #: The bench's answers are all well under this; the relay's own limit is not what is measured.
 _MAX_LINE_BYTES: Final = 64 * 1024 * 1024
+
+
+def relay_upstream_body(request: bytes) -> bytes:
+    """What the relay sends SageMaker for the caller's `request` body."""
+    from streamer.validation import parse_request
+
+    limit = MAX_NEW_TOKENS_LIMIT.ceiling or MAX_NEW_TOKENS_LIMIT.default
+    return parse_request(request, max_new_tokens_limit=limit).upstream_body()
 
 
 def new_stream_decoder() -> Any:

@@ -78,7 +78,7 @@ def _measure_all(options: BenchOptions, output: LineBuffer, stderr: TextIO) -> d
     results["decoder_peak_kib_1k"] = decoder_peak_kib(1_000, model_id)
     results["decoder_peak_kib_100k"] = decoder_peak_kib(100_000, model_id)
     _say(stderr, f"measuring cold starts ({plan.cold_starts} of each)")
-    results.update(measure_cold_start(plan, model_id))
+    results.update(measure_cold_start(plan, output, model_id))
     return results
 
 

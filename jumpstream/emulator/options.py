@@ -3,12 +3,12 @@
 Three command lines carry them: the emulator's own (``python -m jumpstream.emulator``), the
 ``local`` and ``demo`` commands of ``python -m jumpstream`` (which pass them on), and the one
 ``jumpstream.local`` starts the emulator with. All three read them from here, so an option cannot
-be spelled, typed or explained one way in one place and another way elsewhere. Only defaults
-differ by command line: each caller passes its own (the emulator's are
-:class:`~jumpstream.emulator.server.EmulatorSettings`'s).
+be spelled, typed or explained one way in one place and another way elsewhere. Each caller passes
+its own defaults (the emulator's are :class:`~jumpstream.emulator.server.EmulatorSettings`'s) and
+may give an option a flag of its own (``local --emulator-port``).
 
-An option's ``dest`` is also the name of the setting it fills, in ``EmulatorSettings`` and in
-``jumpstream.local.StackConfig`` alike.
+The options of ``SETTINGS`` are named (``dest``) after the field they fill, in ``EmulatorSettings``
+and ``jumpstream.local.StackConfig`` alike.
 """
 
 from __future__ import annotations

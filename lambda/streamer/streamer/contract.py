@@ -43,6 +43,7 @@ __all__ = [
     "PROMPT_TEMPLATE",
     "RETRYABLE_KINDS",
     "SERVICE_NAME",
+    "STREAM_ERROR_PREFIX",
     "UPSTREAM_CONNECT_TIMEOUT_SECONDS",
     "UPSTREAM_READ_TIMEOUT_SECONDS",
     "Dimension",
@@ -69,6 +70,8 @@ AFTER_RESTORE_PATH: Final = "/_lambda/after-restore"
 #: The service's name in its log lines (Powertools' `service`), its start-up messages and the
 #: user agent of its SageMaker calls.
 SERVICE_NAME: Final = "jumpstream-relay"
+#: What starts the line that reports an error in a plain-text answer, after text was sent.
+STREAM_ERROR_PREFIX: Final = "[stream error]"
 #: The CloudWatch namespace of the function's metrics, and of the alarms and dashboard over them.
 METRIC_NAMESPACE: Final = "jumpstream"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from .contract import STREAM_ERROR_PREFIX
 from .errors import error_payload, render_json
 from .negotiation import OutputFormat
 
@@ -20,8 +21,6 @@ __all__ = [
     "StreamWriter",
     "writer_for",
 ]
-
-STREAM_ERROR_PREFIX = "[stream error]"
 
 
 class StreamWriter(Protocol):
