@@ -1,6 +1,6 @@
 """The project as an installed package (pyproject.toml): the `jumpstream` command works without
-activating the venv, starts no Node process for what synthesizes nothing, and a wheel built from
-the repository carries the client, the contract it reads and the catalog."""
+activating the venv, and a wheel built from the repository carries the client, the contract it
+reads and the catalog, and runs with only the dependencies it declares."""
 
 from __future__ import annotations
 
@@ -10,6 +10,11 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+
+from jumpstream.bench.packages import bare_interpreter, link_packages
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMAND = Path(sys.executable).parent / "jumpstream"
@@ -50,20 +55,20 @@ def test_the_installed_command_runs_without_activation() -> None:
     assert result.stdout.startswith("usage: jumpstream ")
 
 
-def test_a_command_that_synthesizes_nothing_starts_no_node() -> None:
+def test_the_installed_command_reads_an_environment_outside_the_venv() -> None:
     result = _installed_command("cost", "--env", "dev")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("jumpstream-dev-g5-2xlarge: ")
-    assert "node" not in result.stderr.lower()
     # Without credentials, only the note that with them it would read prices.
     assert result.stderr == (
         "jumpstream cost: with AWS credentials it also reads the price from the AWS Price List\n"
     )
 
 
-def test_a_wheel_of_the_repository_carries_the_client_its_contract_and_the_catalog(
-    tmp_path: Path,
-) -> None:
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel `pip install` would build from the repository."""
+    tmp_path = tmp_path_factory.mktemp("wheel")
     # Built from a copy: setuptools leaves a build/ directory in the tree it builds.
     source = tmp_path / "source"
     for path in ("pyproject.toml", "jumpstream", "stacks", "lambda/streamer/streamer"):
@@ -79,7 +84,13 @@ def test_a_wheel_of_the_repository_carries_the_client_its_contract_and_the_catal
         check=False,
     )
     assert built.returncode == 0, built.stderr
-    (wheel,) = tmp_path.glob("jumpstream-*.whl")
+    (built_wheel,) = tmp_path.glob("jumpstream-*.whl")
+    return built_wheel
+
+
+def test_a_wheel_of_the_repository_carries_the_client_its_contract_and_the_catalog(
+    wheel: Path,
+) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in (
         "jumpstream/client.py",
@@ -95,3 +106,45 @@ def test_a_wheel_of_the_repository_carries_the_client_its_contract_and_the_catal
     (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
     scripts = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "jumpstream = jumpstream.cli:main" in scripts
+
+
+def test_the_installed_command_needs_only_the_dependencies_the_wheel_declares(
+    wheel: Path, tmp_path: Path
+) -> None:
+    """Installed elsewhere, with nothing but what its metadata asks pip for: every command
+    starts, and `ask --url` gets as far as calling the URL. (The dev venv holds much more, so
+    a missing dependency would go unnoticed in every other test.)"""
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(tmp_path / "site")
+        (metadata,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        requires = [
+            line.removeprefix("Requires-Dist: ")
+            for line in archive.read(metadata).decode().splitlines()
+            if line.startswith("Requires-Dist: ")
+        ]
+    declared = [Requirement(line).name for line in requires]
+    # Only the declared distributions and what they require, linked from this environment.
+    packages = link_packages(declared, tmp_path / "dependencies")
+    python = bare_interpreter(tmp_path) / "python"
+    env = _outside_the_venv()
+    env["PYTHONPATH"] = f"{tmp_path / 'site'}:{packages}"
+
+    def run(*arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(python), "-m", "jumpstream", *arguments],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    for command in ("ask", "proxy", "cost", "local"):
+        result = run(command, "--help")
+        assert result.returncode == 0, (command, result.stderr)
+    # Nothing listens on port 9: the answer cannot come, and the command says so (exit 1).
+    result = run("ask", "--url", "http://127.0.0.1:9", "--no-sign", "hello")
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "127.0.0.1:9" in result.stderr
