@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CDK := node_modules/.bin/cdk
 ENV ?= dev
-# Extra CDK context for synth/deploy/destroy, e.g. CONTEXT="-c model_id=... -c region=eu-west-1".
+# Extra CDK context for synth/bootstrap/deploy/destroy, e.g. CONTEXT="-c model_id=... -c region=eu-west-1".
 CONTEXT ?=
 CDK_FLAGS := -c env=$(ENV) $(CONTEXT) --no-notices
 

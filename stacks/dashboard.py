@@ -111,7 +111,7 @@ class EnvironmentDashboard(cloudwatch.Dashboard):
                 width=_WIDTH,
             ),
             cloudwatch.GraphWidget(
-                title="Refused before SageMaker by type",
+                title="Refused (4xx before any text) by type",
                 left=[relay.by_error_type(Metric.REFUSED)],
                 stacked=True,
                 width=_WIDTH,

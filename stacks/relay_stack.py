@@ -69,4 +69,6 @@ class RelayStack(cdk.Stack):
         cdk.CfnOutput(self, "DashboardName", value=name)
         cdk.CfnOutput(self, "DashboardUrl", value=dashboard_url(config.region, name))
         cdk.CfnOutput(self, "FunctionName", value=self.relay.function.function_name)
+        # The function logs to a group of its own, named by CloudFormation: say which.
+        cdk.CfnOutput(self, "LogGroupName", value=self.relay.log_group.log_group_name)
         cdk.CfnOutput(self, "AuthType", value=config.relay.auth)

@@ -1,5 +1,5 @@
 """A model scaled to zero, as callers meet it: the emulator's inference component refuses with
-SageMaker's "no capacity" for a few seconds after the first call (real boto3, real relay), then
+SageMaker's "no capacity" for a few seconds after the first call (real relay), then
 answers. Callers get a 503 with Retry-After and a sentence in every format; `ask --wait` and
 `proxy --wait` keep trying until the answer starts."""
 

@@ -318,6 +318,11 @@ def test_the_stacks_wire_monitoring_to_the_relays_own_settings() -> None:
     )
     relay.has_output("DashboardName", {"Value": "jumpstream-t"})
     relay.has_output("DashboardUrl", {"Value": dashboard_url("eu-west-1", "jumpstream-t")})
+    ((log_group_id, _),) = relay.find_resources("AWS::Logs::LogGroup").items()
+    relay.has_output("LogGroupName", {"Value": {"Ref": log_group_id}})
+    relay.has_resource_properties(
+        "AWS::Lambda::Function", {"LoggingConfig": {"LogGroup": {"Ref": log_group_id}}}
+    )
 
 
 def _by_name(template: Template) -> dict[str, dict[str, Any]]:
