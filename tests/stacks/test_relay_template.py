@@ -183,7 +183,7 @@ def test_grant_invoke_url_gives_both_permissions_a_caller_needs() -> None:
     assert {"lambda:InvokeFunctionUrl", "lambda:InvokeFunction"} <= actions
 
 
-def standalone_relay(region: str) -> StreamingRelay:
+def standalone_relay(region: str, *, platform_region: str | None = None) -> StreamingRelay:
     """The construct used without the config: its platform comes from Availability, which
     refuses what the relay cannot run on, as the config does."""
     stack = cdk.Stack(skip_bundling_app(), "s", env=cdk.Environment(region=region))
@@ -192,12 +192,18 @@ def standalone_relay(region: str) -> StreamingRelay:
         "Relay",
         config=RelayConfig(),
         target=RelayTarget(endpoint_name="e", model_id="m"),
-        platform=load_availability().relay_platform(region),
+        platform=load_availability().relay_platform(platform_region or region),
         environment_name="t",
     )
 
 
-def test_the_construct_itself_refuses_a_partition_without_the_adapter_layer() -> None:
+def test_the_construct_refuses_a_platform_of_another_region() -> None:
+    """A platform says what exists in its region only: the layer's ARN is regional."""
+    with pytest.raises(ConfigError, match="platform is eu-west-1's, its stack is in us-east-1"):
+        standalone_relay("us-east-1", platform_region="eu-west-1")
+
+
+def test_a_standalone_relay_gets_no_platform_in_a_partition_without_the_adapter_layer() -> None:
     with pytest.raises(ConfigError, match=r"Lambda Web Adapter 1\.1\.0 layer .* not published"):
         standalone_relay("us-gov-west-1")
 
@@ -330,7 +336,7 @@ def test_falcon_limits_new_tokens_to_its_smaller_context() -> None:
         resolve_environment("t", {**falcon, "relay": {"max_new_tokens_limit": 2048}})
 
 
-def test_the_construct_refuses_regions_without_function_urls() -> None:
+def test_a_standalone_relay_gets_no_platform_where_function_urls_are_not_offered() -> None:
     with pytest.raises(ConfigError, match="function URLs are not offered in ap-south-2"):
         standalone_relay("ap-south-2")
 
