@@ -55,6 +55,10 @@ READ = [
     (contract.HOST, "0.0.0.0", "host", "0.0.0.0"),
     (contract.PORT, "9000", "port", 9000),
     (contract.AWS_LWA_PORT, "9001", "port", 9001),
+    (contract.API_KEYS_TABLE, "jumpstream-dev-keys", "api_keys_table", "jumpstream-dev-keys"),
+    (contract.KEY_REQUESTS_PER_MINUTE, "60", "key_requests_per_minute", 60),
+    (contract.KEY_TOKENS_PER_DAY, "100000", "key_tokens_per_day", 100_000),
+    (contract.KEY_TOKENS_PER_MONTH, "2000000", "key_tokens_per_month", 2_000_000),
 ]
 # What only the Web Adapter reads; PROMPT_TEMPLATE is read in tests/streamer/test_settings.py.
 ADAPTER_ONLY = {
@@ -225,6 +229,9 @@ STATUSES = {
     "upstream_timeout": (504, 504, "server_error"),
     "incomplete_stream": (502, 502, "server_error"),
     "internal_error": (500, 500, "server_error"),
+    "unauthorized": (401, 401, "invalid_request_error"),
+    "rate_limited": (429, 429, "rate_limit_exceeded"),
+    "quota_exceeded": (429, 429, "insufficient_quota"),
 }
 
 
@@ -237,10 +244,12 @@ def test_each_kind_keeps_its_statuses_and_openai_type() -> None:
 
 
 def test_the_kinds_that_say_not_now_carry_retry_after_and_the_client_retries_them() -> None:
-    assert {"no_capacity", "overloaded", "throttled", "unavailable"} == RETRYABLE_KINDS
+    not_now = {"no_capacity", "overloaded", "throttled", "unavailable", "rate_limited"}
+    assert not_now == RETRYABLE_KINDS
     for name, kind in ERROR_KINDS.items():
         assert (kind.retry_after is not None) == (name in RETRYABLE_KINDS)
-        assert (kind.status == 503) == kind.retryable
+        # Every 503 says "not now"; of the 429s, a spent budget does not.
+        assert (kind.status == 503 or name == "rate_limited") == kind.retryable
     assert client.RETRYABLE_KINDS == RETRYABLE_KINDS
 
 

@@ -12,12 +12,17 @@ it without the function's dependencies, and the function imports it at start.
 
 from __future__ import annotations
 
+import hashlib
+import re
+import secrets
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Final, Generic, NamedTuple, TypeVar
 
 __all__ = [
     "AFTER_RESTORE_PATH",
+    "API_KEYS_TABLE",
+    "API_KEY_HEADER",
     "AWS_LAMBDA_EXEC_WRAPPER",
     "AWS_LWA_INVOKE_MODE",
     "AWS_LWA_PORT",
@@ -31,26 +36,37 @@ __all__ = [
     "HOST",
     "INFERENCE_COMPONENT_NAME",
     "JUMPSTREAM_ENVIRONMENT",
+    "KEY_CACHE_SECONDS",
+    "KEY_REQUESTS_PER_MINUTE",
+    "KEY_TOKENS_PER_DAY",
+    "KEY_TOKENS_PER_MONTH",
     "LAMBDA_MAX_TIMEOUT_SECONDS",
     "LOG_PROMPTS",
     "MAX_BODY_BYTES",
     "MAX_NEW_TOKENS_LIMIT",
     "METRIC_NAMESPACE",
     "MODEL_ID",
+    "OPEN_PATHS",
     "PORT",
     "POWERTOOLS_METRICS_NAMESPACE",
     "POWERTOOLS_SERVICE_NAME",
     "PROMPT_TEMPLATE",
+    "REFUSED_UNMETERED_KINDS",
     "RETRYABLE_KINDS",
     "SERVICE_NAME",
     "STREAM_ERROR_PREFIX",
     "UPSTREAM_CONNECT_TIMEOUT_SECONDS",
     "UPSTREAM_READ_TIMEOUT_SECONDS",
+    "ApiKey",
     "Dimension",
     "ErrorKind",
+    "KeyTable",
     "Metric",
     "Variable",
     "function_environment",
+    "new_api_key",
+    "parse_api_key",
+    "secret_digest",
 ]
 
 _T = TypeVar("_T")
@@ -121,6 +137,16 @@ POWERTOOLS_METRICS_NAMESPACE: Final[Variable[str]] = Variable(
 POWERTOOLS_SERVICE_NAME: Final[Variable[str]] = Variable("POWERTOOLS_SERVICE_NAME", SERVICE_NAME)
 #: The environment the metrics describe (their Environment dimension).
 JUMPSTREAM_ENVIRONMENT: Final[Variable[str]] = Variable("JUMPSTREAM_ENVIRONMENT", "local")
+#: With API keys (relay `auth = "API_KEY"`): the DynamoDB table of keys and usage. When it is set,
+#: every request but those to OPEN_PATHS needs a key; the function URL itself is then public.
+API_KEYS_TABLE: Final[Variable[str | None]] = Variable("API_KEYS_TABLE", None)
+#: The environment's limits for keys: each applies to every key that does not set that limit
+#: itself (unset: no limit).
+KEY_REQUESTS_PER_MINUTE: Final[Variable[int | None]] = Variable(
+    "KEY_REQUESTS_PER_MINUTE", None, 1_000_000
+)
+KEY_TOKENS_PER_DAY: Final[Variable[int | None]] = Variable("KEY_TOKENS_PER_DAY", None, 10**12)
+KEY_TOKENS_PER_MONTH: Final[Variable[int | None]] = Variable("KEY_TOKENS_PER_MONTH", None, 10**12)
 #: The adapter connects to AWS_LWA_PORT, else PORT, else 8080; the function listens there too.
 AWS_LWA_PORT: Final[Variable[int]] = Variable("AWS_LWA_PORT", DEFAULT_PORT, 65535)
 PORT: Final[Variable[int]] = Variable("PORT", DEFAULT_PORT, 65535)
@@ -158,6 +184,10 @@ def function_environment(
     port: int | None = None,
     web_adapter: bool = False,
     snap_start: bool = False,
+    api_keys_table: str | None = None,
+    key_requests_per_minute: int | None = None,
+    key_tokens_per_day: int | None = None,
+    key_tokens_per_month: int | None = None,
 ) -> dict[str, str]:
     """The function's environment variables for these values; a value left None is not set,
     so the function's default applies.
@@ -192,6 +222,10 @@ def function_environment(
         (POWERTOOLS_METRICS_NAMESPACE, metrics_namespace),
         (JUMPSTREAM_ENVIRONMENT, environment_name),
         (AWS_REGION, region),
+        (API_KEYS_TABLE, api_keys_table),
+        (KEY_REQUESTS_PER_MINUTE, key_requests_per_minute),
+        (KEY_TOKENS_PER_DAY, key_tokens_per_day),
+        (KEY_TOKENS_PER_MONTH, key_tokens_per_month),
     )
     for variable, value in values:
         if value is not None:
@@ -244,13 +278,15 @@ class ErrorKind(NamedTuple):
     `openai_status` is the status on the OpenAI routes: OpenAI's clients retry 429 and 5xx,
     so throttling is 429 there, and the function's 422s are OpenAI's 400s. `retry_after` is the
     Retry-After the answer carries, in seconds, for a failure that means "not now": a client
-    should try again then; None means trying again will not help.
+    should try again then; None means trying again will not help (an answer may give its own,
+    shorter, Retry-After). `challenge` is the WWW-Authenticate the answer carries.
     """
 
     status: int
     openai_status: int
     openai_type: str
     retry_after: int | None = None
+    challenge: str | None = None
 
     @property
     def retryable(self) -> bool:
@@ -284,7 +320,122 @@ ERROR_KINDS: Final[Mapping[str, ErrorKind]] = MappingProxyType(
         "upstream_timeout": ErrorKind(504, 504, _SERVER),
         "incomplete_stream": ErrorKind(502, 502, _SERVER),
         "internal_error": ErrorKind(500, 500, _SERVER),
+        # With API keys: the same answer whether the key is missing, unknown, revoked or
+        # expired, so a caller learns nothing about keys it does not hold.
+        "unauthorized": ErrorKind(401, 401, _INVALID, challenge="Bearer"),
+        # A key's requests per minute are spent until the minute ends (its answer says when).
+        "rate_limited": ErrorKind(429, 429, "rate_limit_exceeded", retry_after=60),
+        # A key's token budget is spent: trying again helps only after the day or month ends.
+        "quota_exceeded": ErrorKind(429, 429, "insufficient_quota"),
     }
 )
 #: The kinds that say "not now" rather than "no": a client waiting for an answer tries again.
 RETRYABLE_KINDS: Final = frozenset(name for name, kind in ERROR_KINDS.items() if kind.retryable)
+
+
+# --- API keys -----------------------------------------------------------------------------------
+#
+# `jumpstream keys create` makes a key and writes its record; the function reads the record and
+# counts usage beside it. A key is `jsk_<id>_<secret>`: the id is public (it names the key in
+# `keys list`, the usage table and the log lines), the secret is 256 random bits of which the
+# table holds only a SHA-256 digest. A digest without a slow hash is enough for a secret that
+# cannot be guessed: a slow hash defends only low-entropy secrets such as passwords.
+
+#: Besides `Authorization: Bearer <key>` (what OpenAI's clients send), the key may come here.
+API_KEY_HEADER: Final = "x-api-key"
+#: What needs no key: the adapter's readiness check and SnapStart hook, and the chat page's own
+#: files (the page then asks for a key and sends it with each request).
+OPEN_PATHS: Final = frozenset({HEALTH_PATH, AFTER_RESTORE_PATH, "/chat", "/chat.js"})
+#: How long the function may act on a key's record it read: a revoked key stops working within
+#: this many seconds (plus the request in flight).
+KEY_CACHE_SECONDS: Final = 30
+#: Refusals of callers without a valid key: counted as Refused whatever the method, since that is
+#: where a leaked or probing client shows.
+REFUSED_UNMETERED_KINDS: Final = frozenset({"unauthorized", "rate_limited", "quota_exceeded"})
+
+_KEY_PREFIX: Final = "jsk_"
+_KEY_ID_HEX_DIGITS: Final = 12
+_KEY_SECRET_BYTES: Final = 32
+# The whole key, matched before anything else is done with it: the id in lower-case hex, the
+# secret in URL-safe base64 (what secrets.token_urlsafe writes: 43 characters for 32 bytes).
+_KEY_PATTERN: Final = re.compile(r"jsk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})")
+
+
+class ApiKey(NamedTuple):
+    """A key as it is handed out (`text`), and its two parts."""
+
+    key_id: str
+    secret: str
+
+    @property
+    def text(self) -> str:
+        return f"{_KEY_PREFIX}{self.key_id}_{self.secret}"
+
+
+def new_api_key() -> ApiKey:
+    """A fresh key: 48 random bits of id, 256 of secret."""
+    return ApiKey(
+        key_id=secrets.token_hex(_KEY_ID_HEX_DIGITS // 2),
+        secret=secrets.token_urlsafe(_KEY_SECRET_BYTES),
+    )
+
+
+def parse_api_key(text: str) -> ApiKey | None:
+    """The key in `text`, or None when it is not one (which the caller answers like a wrong key)."""
+    match = _KEY_PATTERN.fullmatch(text)
+    if match is None:
+        return None
+    return ApiKey(key_id=match.group(1), secret=match.group(2))
+
+
+def secret_digest(secret: str) -> str:
+    """What the table holds instead of the secret."""
+    return hashlib.sha256(secret.encode("ascii")).hexdigest()
+
+
+class KeyTable:
+    """The DynamoDB table of keys and usage: its attribute names and item layout.
+
+    One partition per key (`pk` = the key's id), holding
+    - the key's record (`sk` = RECORD): its name, secret digest, creation time, optional expiry
+      and revocation time, and its own limits;
+    - its usage per UTC day (`sk` = `day#YYYY-MM-DD`): requests, prompt tokens and output tokens,
+      and the time of its last request, added to (ADD) when each answer ends; a month's budget is
+      the sum of its days, read with one Query;
+    - its request count per UTC minute (`sk` = `minute#YYYY-MM-DDTHH:MM`), added to with a
+      condition that it stays within the key's rate, so concurrent functions share one count;
+      DynamoDB deletes these an hour after the minute (`ttl`).
+    Times are whole seconds since the epoch.
+    """
+
+    PARTITION_KEY: Final = "pk"
+    SORT_KEY: Final = "sk"
+    #: The table's time-to-live attribute (only the per-minute counts carry it).
+    TTL: Final = "ttl"
+    RECORD: Final = "key"
+    DAY_PREFIX: Final = "day#"
+    MINUTE_PREFIX: Final = "minute#"
+    # The record's attributes.
+    NAME: Final = "name"
+    SECRET_DIGEST: Final = "secret_sha256"  # noqa: S105 (an attribute name)
+    CREATED_AT: Final = "created_at"
+    EXPIRES_AT: Final = "expires_at"
+    REVOKED_AT: Final = "revoked_at"
+    REQUESTS_PER_MINUTE: Final = "requests_per_minute"
+    TOKENS_PER_DAY: Final = "tokens_per_day"
+    TOKENS_PER_MONTH: Final = "tokens_per_month"
+    # The usage items' attributes (and the minute items' count: REQUESTS).
+    REQUESTS: Final = "requests"
+    PROMPT_TOKENS: Final = "prompt_tokens"
+    OUTPUT_TOKENS: Final = "output_tokens"
+    LAST_USED_AT: Final = "last_used_at"
+
+    @staticmethod
+    def day(day_iso: str) -> str:
+        """The sort key of a day's usage, from its date as `YYYY-MM-DD`."""
+        return KeyTable.DAY_PREFIX + day_iso
+
+    @staticmethod
+    def minute(minute_iso: str) -> str:
+        """The sort key of a minute's request count, from `YYYY-MM-DDTHH:MM`."""
+        return KeyTable.MINUTE_PREFIX + minute_iso

@@ -24,6 +24,8 @@ __all__ = ["Settings", "SettingsError", "load_settings"]
 _SAGEMAKER_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 # us-east-1, us-gov-west-1, cn-north-1, eu-central-2 ...: lower-case words joined by hyphens.
 _REGION = re.compile(r"[a-z]{2,}(-[a-z0-9]+)+")
+# DynamoDB's TableName pattern.
+_TABLE_NAME = re.compile(r"[a-zA-Z0-9_.-]{3,255}")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -54,6 +56,12 @@ class Settings:
     service_name: str = contract.POWERTOOLS_SERVICE_NAME.default
     host: str = contract.HOST.default
     port: int = contract.DEFAULT_PORT
+    #: With API keys: the table of keys and usage (None: the function URL's own auth applies).
+    api_keys_table: str | None = None
+    #: The environment's limits for keys that set none of their own (None: no limit).
+    key_requests_per_minute: int | None = None
+    key_tokens_per_day: int | None = None
+    key_tokens_per_month: int | None = None
 
     @property
     def model_name(self) -> str:
@@ -84,6 +92,10 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         or contract.POWERTOOLS_SERVICE_NAME.default,
         host=_host(environ),
         port=_port(environ),
+        api_keys_table=_table_name(environ, contract.API_KEYS_TABLE),
+        key_requests_per_minute=_limit(environ, contract.KEY_REQUESTS_PER_MINUTE),
+        key_tokens_per_day=_limit(environ, contract.KEY_TOKENS_PER_DAY),
+        key_tokens_per_month=_limit(environ, contract.KEY_TOKENS_PER_MONTH),
     )
 
 
@@ -156,6 +168,24 @@ def _integer(environ: Mapping[str, str], variable: Variable[int]) -> int:
     if value is None or not 1 <= value <= high:
         raise SettingsError(
             f"{variable.name} must be a whole number from 1 to {high} (got {raw!r})."
+        )
+    return value
+
+
+def _limit(environ: Mapping[str, str], variable: Variable[int | None]) -> int | None:
+    """An optional whole number from 1 to the variable's ceiling; unset is no limit."""
+    if _optional(environ, variable) is None:
+        return None
+    return _integer(environ, variable)  # type: ignore[arg-type]
+
+
+def _table_name(environ: Mapping[str, str], variable: Variable[str | None]) -> str | None:
+    """A DynamoDB table name: 3 to 255 letters, digits, `_`, `-` and `.`."""
+    value = _optional(environ, variable)
+    if value is not None and not _TABLE_NAME.fullmatch(value):
+        raise SettingsError(
+            f"{variable.name} must be a DynamoDB table name: 3 to 255 letters, digits, "
+            f"'_', '-' and '.' (got {value!r})."
         )
     return value
 
