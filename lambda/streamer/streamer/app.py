@@ -24,13 +24,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from .api_keys import KeyGate, KeyLimits, KeyStore
+from .aws import AwsAccess
 from .body import read_body
-from .contract import AFTER_RESTORE_PATH, HEALTH_PATH
+from .contract import AFTER_RESTORE_PATH, HEALTH_PATH, OPEN_PATHS
+from .dynamodb import DynamoDB
 from .errors import ApiError, error_response
 from .formats import writer_for
 from .negotiation import OutputFormat, choose_format
 from .observability import MetricsContext, RequestObserver, current_record, make_logger
 from .openai.app import openai_app
+from .openai.errors import openai_error_response
 from .refusals import refusal_handlers
 from .settings import Settings
 from .streaming import AnswerResponse, Responder
@@ -40,6 +44,8 @@ from .validation import parse_request
 __all__ = ["create_app"]
 
 _OFFERED: Final = ", ".join(output.value for output in OutputFormat)
+#: Where the OpenAI routes are mounted; refusals under it are OpenAI's error objects.
+OPENAI_PREFIX: Final = "/v1"
 
 
 def create_app(
@@ -47,7 +53,8 @@ def create_app(
 ) -> Starlette:
     """The ASGI application. Without `upstream`, it makes the one SageMaker client it will use."""
     relay_logger = logger or make_logger(settings.service_name)
-    sagemaker = upstream if upstream is not None else SageMakerUpstream(settings)
+    access = AwsAccess(settings.region)
+    sagemaker = upstream if upstream is not None else SageMakerUpstream(settings, access)
     responder = Responder(settings, upstream=sagemaker, logger=relay_logger)
     metrics = MetricsContext(
         namespace=settings.metrics_namespace,
@@ -91,6 +98,7 @@ def create_app(
     async def after_restore(request: Request) -> Response:
         # The Web Adapter's SnapStart hook, before the restored process serves anyone.
         await sagemaker.after_restore()
+        await access.after_restore()
         return Response(status_code=204)
 
     app = Starlette(
@@ -100,7 +108,7 @@ def create_app(
             Route(AFTER_RESTORE_PATH, after_restore, methods=["POST"]),
             Route("/chat", chat_page, methods=["GET"]),
             Route("/chat.js", chat_script, methods=["GET"]),
-            Mount("/v1", app=openai_app(settings, responder)),
+            Mount(OPENAI_PREFIX, app=openai_app(settings, responder)),
         ],
         middleware=[
             Middleware(
@@ -108,13 +116,39 @@ def create_app(
                 logger=relay_logger,
                 metrics=metrics,
                 unmetered_paths=frozenset({AFTER_RESTORE_PATH}),
-            )
+            ),
+            *_key_gate(settings, access, relay_logger),
         ],
         exception_handlers=refusal_handlers(error_response),
     )
     # "/health/" is another path (404), not a redirect the adapter or a client would follow.
     app.router.redirect_slashes = False
     return app
+
+
+def _key_gate(settings: Settings, access: AwsAccess, logger: Logger) -> list[Middleware]:
+    """With API keys, the door every request but the open paths goes through first."""
+    if settings.api_keys_table is None:
+        return []
+    store = KeyStore(
+        DynamoDB(access),
+        settings.api_keys_table,
+        defaults=KeyLimits(
+            requests_per_minute=settings.key_requests_per_minute,
+            tokens_per_day=settings.key_tokens_per_day,
+            tokens_per_month=settings.key_tokens_per_month,
+        ),
+        logger=logger,
+    )
+    return [
+        Middleware(
+            KeyGate,
+            store=store,
+            open_paths=OPEN_PATHS,
+            renders={OPENAI_PREFIX: openai_error_response},
+            render=error_response,
+        )
+    ]
 
 
 _STATIC: Final = Path(__file__).with_name("static")

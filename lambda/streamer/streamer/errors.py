@@ -32,14 +32,25 @@ class ApiError(Exception):
     `__traceback__`, which a frozen dataclass would refuse.
     """
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(
+        self,
+        kind: str,
+        message: str,
+        *,
+        detail: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        """`detail` is for the log only; `retry_after` replaces the kind's own Retry-After
+        when this answer knows better (a rate limit's window ends sooner)."""
         facts = ERROR_KINDS.get(kind)
         if facts is None:
             raise ValueError(f"unknown error type {kind!r}")
         super().__init__(message)
         self.kind = kind
         self.message = message
+        self.detail = detail
         self.facts: ErrorKind = facts
+        self._retry_after = retry_after
 
     @property
     def status(self) -> int:
@@ -47,15 +58,21 @@ class ApiError(Exception):
 
     @property
     def retry_after(self) -> int | None:
-        return self.facts.retry_after
+        return self._retry_after if self._retry_after is not None else self.facts.retry_after
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(kind={self.kind!r}, message={self.message!r})"
 
     def headers(self) -> dict[str, str]:
-        """Retry-After tells a client of a 503 when trying again is worth it."""
-        retry_after = self.facts.retry_after
-        return {} if retry_after is None else {"Retry-After": str(retry_after)}
+        """Retry-After tells a client of a 503 or 429 when trying again is worth it; a 401 says
+        which credentials it wants (WWW-Authenticate)."""
+        headers: dict[str, str] = {}
+        retry_after = self.retry_after
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
+        if self.facts.challenge is not None:
+            headers["WWW-Authenticate"] = self.facts.challenge
+        return headers
 
 
 class UpstreamError(ApiError):
@@ -66,8 +83,7 @@ class UpstreamError(ApiError):
     """
 
     def __init__(self, kind: str, message: str, *, detail: str | None = None) -> None:
-        super().__init__(kind, message)
-        self.detail = detail
+        super().__init__(kind, message, detail=detail)
 
     @classmethod
     def bad_gateway(cls, message: str, detail: str | None) -> UpstreamError:

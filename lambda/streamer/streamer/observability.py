@@ -29,7 +29,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .contract import Dimension, Metric
+from .contract import REFUSED_UNMETERED_KINDS, Dimension, Metric
 from .errors import error_response, internal_error
 from .invocation import request_id_from
 
@@ -95,7 +95,11 @@ class RequestRecord:
     error_detail: str | None = None
     client_disconnected: bool = False
     prompt_chars: int | None = None
+    #: The prompt's length in tokens, where it is known.
+    prompt_tokens: int | None = None
     prompt: str | None = None
+    #: With API keys: the public id of the key the request came with (never its secret).
+    key_id: str | None = None
 
     def text_sent(self) -> None:
         """Count a text piece that went out; the first one fixes the time to first token."""
@@ -104,6 +108,12 @@ class RequestRecord:
             self.first_text_at = now
         self.text_times.append(now)
         self.tokens += 1
+
+    @property
+    def output_tokens(self) -> int:
+        """The tokens the model generated for this request, as the model counted them where it
+        said, else the text pieces that went out (a stream cut short, a client that left)."""
+        return self.generated_tokens if self.generated_tokens is not None else self.tokens
 
     def fields(self) -> dict[str, Any]:
         """The log line's keys (Powertools leaves out those whose value is None)."""
@@ -117,6 +127,9 @@ class RequestRecord:
             "time_to_first_token_ms": _ms(self.started, self.first_text_at),
             "tokens": self.tokens,
             "generated_tokens": self.generated_tokens,
+            "output_tokens": self.output_tokens,
+            "prompt_tokens": self.prompt_tokens,
+            "key_id": self.key_id,
             "duration_ms": _ms(self.started, now),
             "finish_reason": self.finish_reason,
             "error_type": self.error_type,
@@ -146,6 +159,10 @@ def request_metrics(record: RequestRecord, context: MetricsContext) -> dict[str,
     a dashboard can split them.
     """
     if record.method != "POST":
+        # A request for anything else counts only when it was refused its key, its rate or
+        # its budget: that is where a leaked key or a probing client shows.
+        if record.error_type in REFUSED_UNMETERED_KINDS:
+            return _error_metrics(record, context, refused=True)
         return {}
     figures = _metrics(context)
     figures.add_metric(Metric.REQUESTS, MetricUnit.Count, 1)
@@ -163,30 +180,36 @@ def request_metrics(record: RequestRecord, context: MetricsContext) -> dict[str,
             figures.add_metric(
                 Metric.TOKENS_PER_SECOND, MetricUnit.CountPerSecond, round(len(gaps) / span, 1)
             )
-    output_tokens = (
-        record.generated_tokens if record.generated_tokens is not None else record.tokens
-    )
-    if output_tokens:
-        figures.add_metric(Metric.OUTPUT_TOKENS, MetricUnit.Count, output_tokens)
+    if record.output_tokens:
+        figures.add_metric(Metric.OUTPUT_TOKENS, MetricUnit.Count, record.output_tokens)
     if record.client_disconnected:
         figures.add_metric(Metric.CLIENT_DISCONNECTS, MetricUnit.Count, 1)
     document = figures.serialize_metric_set()
     if record.error_type is not None:
-        errors = _metrics(context)  # the same object as `figures`, emptied: `document` is made
+        # `figures` is emptied and reused for this: `document` is already made.
         refused = record.first_text_at is None and 400 <= (record.status or 0) < 500
-        errors.add_metric(Metric.REFUSED if refused else Metric.ERRORS, MetricUnit.Count, 1)
-        # A second dimension set: the same count, by error type too.
-        errors.add_dimensions(
-            **{
-                Dimension.ENVIRONMENT: context.environment,
-                Dimension.MODEL: context.model,
-                Dimension.ERROR_TYPE: record.error_type,
-            }
-        )
-        extra = errors.serialize_metric_set()
+        extra = _error_metrics(record, context, refused=refused)
         document["_aws"]["CloudWatchMetrics"] += extra.pop("_aws")["CloudWatchMetrics"]
         document.update(extra)
     return document
+
+
+def _error_metrics(
+    record: RequestRecord, context: MetricsContext, *, refused: bool
+) -> dict[str, Any]:
+    """The request's error counted as Refused or Errors, by environment and model and again by
+    error type too (a second dimension set)."""
+    assert record.error_type is not None
+    errors = _metrics(context)
+    errors.add_metric(Metric.REFUSED if refused else Metric.ERRORS, MetricUnit.Count, 1)
+    errors.add_dimensions(
+        **{
+            Dimension.ENVIRONMENT: context.environment,
+            Dimension.MODEL: context.model,
+            Dimension.ERROR_TYPE: record.error_type,
+        }
+    )
+    return errors.serialize_metric_set()
 
 
 # One EphemeralMetrics per context, emptied before each use: making one costs ~11 us (it lists

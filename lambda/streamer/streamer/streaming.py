@@ -351,6 +351,8 @@ class AnswerResponse:
                 if self._record is not None:
                     self._record.finish_reason = piece.finish_reason
                     self._record.generated_tokens = piece.generated_tokens
+                    if piece.input_length is not None:
+                        self._record.prompt_tokens = piece.input_length
             else:
                 chunks.append(
                     self._writer.error(message=piece.error.message, kind=piece.error.kind)

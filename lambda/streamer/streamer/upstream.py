@@ -11,10 +11,8 @@ relay's cost), and each call ran botocore's whole request pipeline (~5 ms). Here
 reads the response itself, through httpcore's connection pool (httpx's own layers on top of it,
 request building, cookies, its response model, cost ~0.25 ms of CPU per request and ~20 ms of
 imports at cold start, for nothing the relay uses), and botocore does only what it is for:
-- `botocore.session` resolves credentials (the usual chain) and the endpoint: one client is
-  created at start for `meta.endpoint_url` (which honours `AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`,
-  `AWS_ENDPOINT_URL` and the config file) and for its service model, never to send anything;
-- `botocore.auth.SigV4Auth` signs each request (service `sagemaker`, the body hashed);
+- credentials, the endpoint (`AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME` honoured), connections and
+  SigV4 signing are aws.py's, shared with the function's other calls to AWS;
 - `botocore.eventstream.EventStreamBuffer` parses the event stream (prelude and message CRCs);
 - botocore's rest-json parser reads an error reply exactly as boto3 would, modelled fields
   (ModelError's OriginalStatusCode and OriginalMessage) included.
@@ -28,24 +26,20 @@ Unlike botocore's own event stream, an exception message in the stream keeps its
 from __future__ import annotations
 
 import json
-import ssl
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import anyio
-import anyio.to_thread
 import httpcore
-from anyio.lowlevel import RunVar
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest, HTTPHeaders
-from botocore.credentials import RefreshableCredentials
+from botocore.awsrequest import HTTPHeaders
 from botocore.eventstream import EventStreamBuffer, ParserError
-from botocore.exceptions import ClientError, NoCredentialsError
+from botocore.exceptions import ClientError
 from botocore.parsers import create_parser
 
+from .aws import AwsAccess
 from .contract import SERVICE_NAME
 from .errors import UpstreamError
-from .network import AsyncioBackend, environment_proxy, host_header, tls_context
+from .network import host_header
 from .sagemaker_errors import translate_error
 
 if TYPE_CHECKING:
@@ -60,9 +54,6 @@ __all__ = [
 _OPERATION: Final = "InvokeEndpointWithResponseStream"
 # An error reply is a small JSON document; more than this is not read.
 _MAX_ERROR_BODY_BYTES: Final = 64 * 1024
-# Idle connections to SageMaker are kept this long for the next request: below the 60 s idle
-# timeout load balancers commonly use, so the relay drops a connection before the far side does.
-KEEPALIVE_SECONDS: Final = 50.0
 
 
 class UpstreamStream(Protocol):
@@ -92,34 +83,15 @@ class Upstream(Protocol):
         it (credentials, open connections)."""
 
 
-def _endpoint_client(settings: Settings, session: Any) -> Any:
-    """A sagemaker-runtime client made only for its endpoint URL and service model: it never
-    sends a request. Placeholder keys keep botocore from looking for credentials at start, so
-    none can end up in a SnapStart snapshot."""
-    return session.create_client(
-        "sagemaker-runtime",
-        region_name=settings.region,
-        aws_access_key_id="unused",
-        aws_secret_access_key="unused",  # noqa: S106 (a placeholder: this client signs nothing)
-    )
-
-
 class SageMakerUpstream:
     """InvokeEndpointWithResponseStream on the configured endpoint (and inference component)."""
 
-    def __init__(self, settings: Settings) -> None:
-        import botocore.session
-
-        self._session = botocore.session.get_session()
-        # The credentials are found per request (_frozen_credentials), never at start.
-        client = _endpoint_client(settings, self._session)
-        self._credentials: Any = None
-        self._region = settings.region
-        endpoint = str(client.meta.endpoint_url).rstrip("/")
-        self._url = f"{endpoint}/endpoints/{settings.endpoint_name}/invocations-response-stream"
+    def __init__(self, settings: Settings, access: AwsAccess | None = None) -> None:
+        self._access = access if access is not None else AwsAccess(settings.region)
+        endpoint = self._access.endpoint("sagemaker-runtime")
+        self._url = f"{endpoint.url}/endpoints/{settings.endpoint_name}/invocations-response-stream"
         self._target = httpcore.URL(self._url)  # parsed once
-        # Host is signed as it is sent (httpcore sends only the headers it is given); SigV4
-        # leaves User-Agent unsigned.
+        # Host is signed as it is sent; SigV4 leaves User-Agent unsigned.
         self._headers = {
             "Host": host_header(self._url),
             "Content-Type": "application/json",
@@ -129,7 +101,7 @@ class SageMakerUpstream:
             self._headers["X-Amzn-SageMaker-Inference-Component"] = (
                 settings.inference_component_name
             )
-        self._service_model = client.meta.service_model
+        self._service_model = endpoint.model
         self._extensions = {
             "timeout": {
                 "connect": settings.upstream_connect_timeout_seconds,
@@ -138,15 +110,13 @@ class SageMakerUpstream:
                 "pool": settings.upstream_connect_timeout_seconds,
             }
         }
-        self._ssl_context: ssl.SSLContext | None = None
-        # One connection pool per event loop: a connection belongs to the loop that opened it.
-        # (anyio keys a RunVar's value by the object, not its name.)
-        self._pools: RunVar[httpcore.AsyncConnectionPool] = RunVar("jumpstream_sagemaker_pool")
 
     async def open(self, body: bytes) -> UpstreamStream:
         try:
-            pool = await self._pool()
-            headers = await self._signed_headers(body)
+            pool = await self._access.pool(self._url)
+            headers = await self._access.signed_headers(
+                service="sagemaker", url=self._url, body=body, headers=self._headers
+            )
             headers.append((b"Content-Length", b"%d" % len(body)))
             request = httpcore.Request(
                 b"POST",
@@ -166,79 +136,9 @@ class SageMakerUpstream:
             with anyio.CancelScope(shield=True):
                 await response.aclose()
 
-    async def _pool(self) -> httpcore.AsyncConnectionPool:
-        """The event loop's connection pool, made on first use.
-
-        No cap on connections: each concurrent stream holds one for as long as it runs, and
-        every one of them goes back to the pool after a complete answer, however many run.
-        The TLS context (~20 ms to load the CA bundle) is built once, in a worker thread, so the
-        relay's start does not pay for it and the event loop never waits on it. A proxy in the
-        environment (HTTPS_PROXY, NO_PROXY, ...) is used as botocore would use it.
-        """
-        try:
-            return self._pools.get()
-        except LookupError:
-            pass
-        # Plain http (an emulator): nothing to verify, no context needed.
-        if self._url.startswith("https:") and self._ssl_context is None:
-            ca_bundle = self._session.get_config_variable("ca_bundle")
-            self._ssl_context = await anyio.to_thread.run_sync(tls_context, ca_bundle)
-        try:
-            return self._pools.get()  # another request made it meanwhile
-        except LookupError:
-            pool = httpcore.AsyncConnectionPool(
-                ssl_context=self._ssl_context,
-                max_connections=None,
-                max_keepalive_connections=None,
-                keepalive_expiry=KEEPALIVE_SECONDS,
-                network_backend=AsyncioBackend(),
-                proxy=environment_proxy(self._url),
-            )
-            self._pools.set(pool)
-            return pool
-
     async def after_restore(self) -> None:
-        """Forget the credentials and the connections the snapshot may hold.
-
-        A snapshot is taken once, at publish time, and restored for days: credentials found
-        then would be another sandbox's (and expire), and a connection open then is gone. The
-        next request finds both again: a fresh botocore session resolves the credentials the
-        restored environment has, and the event loop gets a new pool. The TLS context and the
-        endpoint's URL are plain data and stay.
-        """
-        import botocore.session
-
-        try:
-            pool = self._pools.get()
-        except LookupError:
-            pool = None
-        self._pools = RunVar("jumpstream_sagemaker_pool")  # a new RunVar is empty
-        self._session = botocore.session.get_session()
-        self._credentials = None
-        if pool is not None:
-            with anyio.CancelScope(shield=True):
-                await pool.aclose()
-
-    async def _signed_headers(self, body: bytes) -> list[tuple[bytes, bytes]]:
-        request = AWSRequest(method="POST", url=self._url, data=body, headers=self._headers)
-        SigV4Auth(await self._frozen_credentials(), "sagemaker", self._region).add_auth(request)
-        return [
-            (name.encode("latin-1"), value.encode("latin-1"))
-            for name, value in request.headers.items()
-        ]
-
-    async def _frozen_credentials(self) -> Any:
-        """The current credentials; finding or refreshing them may call the network (a
-        container credentials endpoint, SSO), so that happens in a worker thread."""
-        credentials = self._credentials
-        if credentials is None:
-            credentials = await anyio.to_thread.run_sync(self._session.get_credentials)
-            if credentials is None:
-                raise NoCredentialsError
-            self._credentials = credentials
-        if isinstance(credentials, RefreshableCredentials) and credentials.refresh_needed():
-            return await anyio.to_thread.run_sync(credentials.get_frozen_credentials)
-        return credentials.get_frozen_credentials()
+        """Forget the credentials and connections the snapshot may hold (aws.py)."""
+        await self._access.after_restore()
 
     def _refusal(
         self, status: int, headers: list[tuple[bytes, bytes]], body: bytes

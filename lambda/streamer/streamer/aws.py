@@ -1,0 +1,162 @@
+"""What every call the function makes to AWS shares: credentials, connections, signing.
+
+The function calls SageMaker (upstream.py) and, with API keys, DynamoDB (dynamodb.py), both from
+the event loop through httpcore, with botocore doing what it is for: `botocore.session` finds the
+credentials (the usual chain) and each service's endpoint URL (which honours
+`AWS_ENDPOINT_URL_<SERVICE>`, `AWS_ENDPOINT_URL` and the config file) and service model, and
+`SigV4Auth` signs each request. One `AwsAccess` per process holds them, so both services share
+one credentials cache, one TLS context and one pool of connections per origin.
+
+Nothing is looked up at start: credentials are found on the first call, in a worker thread (it may
+call a credentials endpoint), so none can end up in a SnapStart snapshot; `after_restore` forgets
+them and every connection.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any, Final
+
+import anyio
+import anyio.to_thread
+import httpcore
+from anyio.lowlevel import RunVar
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import RefreshableCredentials
+from botocore.exceptions import NoCredentialsError
+
+from .network import AsyncioBackend, environment_proxy, tls_context
+
+__all__ = ["KEEPALIVE_SECONDS", "AwsAccess", "ServiceEndpoint"]
+
+# Idle connections to AWS are kept this long for the next request: below the 60 s idle timeout
+# load balancers commonly use, so the function drops a connection before the far side does.
+KEEPALIVE_SECONDS: Final = 50.0
+
+
+class ServiceEndpoint:
+    """Where one service is, and its botocore model (for serializing and parsing)."""
+
+    def __init__(self, url: str, model: Any) -> None:
+        self.url = url.rstrip("/")
+        self.model = model
+
+
+class AwsAccess:
+    """Credentials, connections and signing for the function's calls to AWS in one region."""
+
+    def __init__(self, region: str) -> None:
+        import botocore.session
+
+        self.region = region
+        self._session = botocore.session.get_session()
+        self._credentials: Any = None
+        self._ssl_context: ssl.SSLContext | None = None
+        # One connection pool per event loop and origin: a connection belongs to the loop that
+        # opened it, and a proxy (NO_PROXY) is chosen per origin. (anyio keys a RunVar's value by
+        # the object, not its name.)
+        self._pools: RunVar[dict[str, httpcore.AsyncConnectionPool]] = RunVar("jumpstream_pools")
+
+    def endpoint(self, service: str) -> ServiceEndpoint:
+        """The service's endpoint URL and model, from a client made only for them: it never sends
+        a request. Placeholder keys keep botocore from looking for credentials."""
+        client = self._session.create_client(
+            service,
+            region_name=self.region,
+            aws_access_key_id="unused",
+            aws_secret_access_key="unused",  # noqa: S106 (a placeholder: this client signs nothing)
+        )
+        return ServiceEndpoint(str(client.meta.endpoint_url), client.meta.service_model)
+
+    async def pool(self, url: str) -> httpcore.AsyncConnectionPool:
+        """The event loop's connection pool for `url`'s origin, made on first use.
+
+        No cap on connections: each concurrent stream holds one for as long as it runs, and
+        every one goes back to the pool after a complete answer, however many run. The TLS
+        context (~20 ms to load the CA bundle) is built once, in a worker thread, so the start
+        does not pay for it and the event loop never waits on it. A proxy in the environment
+        (HTTPS_PROXY, NO_PROXY, ...) is used as botocore would use it.
+        """
+        pools = self._loop_pools()
+        origin = _origin(url)
+        pool = pools.get(origin)
+        if pool is not None:
+            return pool
+        # Plain http (an emulator): nothing to verify, no context needed.
+        if url.startswith("https:") and self._ssl_context is None:
+            ca_bundle = self._session.get_config_variable("ca_bundle")
+            self._ssl_context = await anyio.to_thread.run_sync(tls_context, ca_bundle)
+        pool = pools.get(origin)  # another request may have made it meanwhile
+        if pool is None:
+            pool = pools[origin] = httpcore.AsyncConnectionPool(
+                ssl_context=self._ssl_context,
+                max_connections=None,
+                max_keepalive_connections=None,
+                keepalive_expiry=KEEPALIVE_SECONDS,
+                network_backend=AsyncioBackend(),
+                proxy=environment_proxy(url),
+            )
+        return pool
+
+    def _loop_pools(self) -> dict[str, httpcore.AsyncConnectionPool]:
+        try:
+            return self._pools.get()
+        except LookupError:
+            pools: dict[str, httpcore.AsyncConnectionPool] = {}
+            self._pools.set(pools)
+            return pools
+
+    async def signed_headers(
+        self, *, service: str, url: str, body: bytes, headers: dict[str, str]
+    ) -> list[tuple[bytes, bytes]]:
+        """`headers` plus SigV4's for a POST of `body` to `url` (the body hashed), as httpcore
+        takes them. Host must be among `headers`, as it will be sent: httpcore sends only the
+        headers it is given."""
+        request = AWSRequest(method="POST", url=url, data=body, headers=headers)
+        SigV4Auth(await self._frozen_credentials(), service, self.region).add_auth(request)
+        return [
+            (name.encode("latin-1"), value.encode("latin-1"))
+            for name, value in request.headers.items()
+        ]
+
+    async def _frozen_credentials(self) -> Any:
+        """The current credentials; finding or refreshing them may call the network (a
+        container credentials endpoint, SSO), so that happens in a worker thread."""
+        credentials = self._credentials
+        if credentials is None:
+            credentials = await anyio.to_thread.run_sync(self._session.get_credentials)
+            if credentials is None:
+                raise NoCredentialsError
+            self._credentials = credentials
+        if isinstance(credentials, RefreshableCredentials) and credentials.refresh_needed():
+            return await anyio.to_thread.run_sync(credentials.get_frozen_credentials)
+        return credentials.get_frozen_credentials()
+
+    async def after_restore(self) -> None:
+        """Forget the credentials and the connections a SnapStart snapshot may hold.
+
+        A snapshot is taken once, at publish time, and restored for days: credentials found
+        then would be another sandbox's (and expire), and a connection open then is gone. The
+        next call finds both again: a fresh botocore session resolves the credentials the
+        restored environment has, and the event loop gets new pools. The TLS context and the
+        endpoints are plain data and stay.
+        """
+        import botocore.session
+
+        try:
+            pools = list(self._pools.get().values())
+        except LookupError:
+            pools = []
+        self._pools = RunVar("jumpstream_pools")  # a new RunVar is empty
+        self._session = botocore.session.get_session()
+        self._credentials = None
+        with anyio.CancelScope(shield=True):
+            for pool in pools:
+                await pool.aclose()
+
+
+def _origin(url: str) -> str:
+    """`scheme://host[:port]` of `url`."""
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
