@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -70,14 +71,34 @@ class KeysTable:
         return key
 
 
+class _OneAtATime:
+    """moto applies a conditional update as a read, then a write, without a lock: two requests
+    at once can both pass the condition. DynamoDB applies each atomically; so does this."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: Any, start_response: Any) -> list[bytes]:
+        with self._lock:
+            return list(self._app(environ, start_response))
+
+
 @contextmanager
 def keys_table(name: str = "jumpstream-test-keys") -> Iterator[KeysTable]:
-    from moto.server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
+    app = _OneAtATime(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
     try:
-        host, port = server.get_host_and_port()
+        host, port = server.server_address[:2]
         table = KeysTable(endpoint_url=f"http://{host}:{port}", name=name)
         table.client().create_table(
             TableName=name,
@@ -93,4 +114,5 @@ def keys_table(name: str = "jumpstream-test-keys") -> Iterator[KeysTable]:
         )
         yield table
     finally:
-        server.stop()
+        server.shutdown()
+        thread.join()

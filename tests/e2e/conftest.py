@@ -8,6 +8,7 @@ tests that hold them).
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 
 import httpx
@@ -16,6 +17,36 @@ import pytest
 from jumpstream.local import LocalStack, start_stack
 from jumpstream.procs import LineBuffer
 from tests.e2e.support import HANG_GUARD_SECONDS, SHORT_READ_TIMEOUT_SECONDS, fast_config
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+#: The browser tests' mark: they need Debian's chromium.
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="no Chromium here: install Debian's with `apt-get install chromium` "
+    "(.ci/run does) to run the browser tests",
+)
+# What this workplace's network needs: no background calls home, no sandbox as root.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
 
 
 def _running(config_env: dict[str, str]) -> Iterator[LocalStack]:

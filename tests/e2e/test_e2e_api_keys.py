@@ -17,10 +17,12 @@ from streamer.contract import ApiKey, KeyTable, new_api_key
 
 from jumpstream.local import LocalStack, start_stack
 from jumpstream.procs import LineBuffer
+from tests.e2e.conftest import needs_chromium
 from tests.e2e.support import (
     HANG_GUARD_SECONDS,
     POLL_GUARD_SECONDS,
     PROMPT,
+    expected_answer,
     expected_tokens,
     fast_config,
 )
@@ -232,3 +234,33 @@ def test_usage_counts_what_was_sent_to_a_client_that_left(
     assert used[KeyTable.REQUESTS] == 1
     assert used[KeyTable.OUTPUT_TOKENS] == 5
     assert len(expected_tokens(inputs)) > 5  # the answer had more to say
+
+
+@needs_chromium
+def test_the_chat_page_asks_for_a_key_and_keeps_it_for_the_tab_only(
+    browser: object, stack: LocalStack, table: KeysTable
+) -> None:
+    key = table.create_key()
+    page = browser.new_page()  # type: ignore[attr-defined]
+    page.set_default_timeout(15_000)
+    try:
+        page.goto(f"{stack.relay_url}/chat")
+        assert page.is_hidden("#key")
+        page.fill("#prompt", PROMPT)
+        page.press("#prompt", "Enter")
+        page.wait_for_selector("#key", state="visible")
+        assert "unauthorized" in page.inner_text("#error")
+        page.fill("#api-key", key.text)
+        page.press("#api-key", "Enter")
+        assert page.is_hidden("#key")
+        assert page.input_value("#prompt") == PROMPT  # ready to send again
+        page.press("#prompt", "Enter")
+        answer = page.locator('.assistant[data-state="done"]')
+        answer.wait_for()
+        assert answer.inner_text() == expected_answer(PROMPT)
+        stored = page.evaluate(
+            "[sessionStorage.getItem('jumpstream.apiKey'), localStorage.length, document.cookie]"
+        )
+        assert stored == [key.text, 0, ""]
+    finally:
+        page.close()

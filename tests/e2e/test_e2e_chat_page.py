@@ -7,7 +7,6 @@ the test can see a half-written answer on screen before the rest arrives.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from streamer.prompt_template import Message, PromptTemplate
 
 from jumpstream.local import DEFAULT_MODEL_ID, LocalStack
 from stacks.catalog import load_catalog
+from tests.e2e.conftest import needs_chromium
 from tests.e2e.support import (
     PROMPT,
     expected_answer,
@@ -25,40 +25,13 @@ from tests.e2e.support import (
     wait_for_new_stream,
 )
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="no Chromium here: install Debian's with `apt-get install chromium` "
-    "(.ci/run does) to run the browser tests",
-)
-# What this workplace's network needs: no background calls home, no sandbox as root.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+pytestmark = needs_chromium
 WAIT_MS = 15_000
 TEMPLATE = PromptTemplate.from_json(load_catalog().get(DEFAULT_MODEL_ID).prompt_template)
 
 
 def rendered(*turns: tuple[str, str]) -> str:
     return TEMPLATE.render([Message(role, text) for role, text in turns])  # type: ignore[arg-type]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -9,7 +9,24 @@ const form = document.getElementById("ask");
 const prompt = document.getElementById("prompt");
 const sendButton = document.getElementById("send");
 const stopButton = document.getElementById("stop");
+const keyForm = document.getElementById("key");
+const keyInput = document.getElementById("api-key");
+// A relay that takes API keys answers 401 without one: the page then asks for a key and keeps it
+// in this tab's sessionStorage only (gone when the tab closes; never in localStorage or a cookie).
+const KEY_ITEM = "jumpstream.apiKey";
 let running = null;
+
+function authorization() {
+  const key = sessionStorage.getItem(KEY_ITEM);
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+function askForKey(question) {
+  sessionStorage.removeItem(KEY_ITEM);
+  keyForm.hidden = false;
+  keyForm.dataset.question = question;
+  keyInput.focus();
+}
 
 function bubble(role, text) {
   const element = document.createElement("div");
@@ -61,10 +78,15 @@ async function ask(text) {
   try {
     const response = await fetch("/", {
       method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+      headers: {
+        "Content-Type": "application/json",
+        Accept: "text/event-stream",
+        ...authorization(),
+      },
       body: JSON.stringify({ messages, parameters: { max_new_tokens: maxNewTokens } }),
       signal: controller.signal,
     });
+    if (response.status === 401) askForKey(text);
     if (!response.ok) throw new Error(await refusal(response));
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
@@ -115,6 +137,19 @@ prompt.addEventListener("keydown", (event) => {
     event.preventDefault();
     form.requestSubmit();
   }
+});
+
+keyForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const key = keyInput.value.trim();
+  if (!key) return;
+  sessionStorage.setItem(KEY_ITEM, key);
+  keyInput.value = "";
+  keyForm.hidden = true;
+  showError("");
+  // The question the key was missing for, ready to send again.
+  if (!prompt.value) prompt.value = keyForm.dataset.question || "";
+  prompt.focus();
 });
 
 stopButton.addEventListener("click", () => {
