@@ -20,6 +20,7 @@ import re
 import signal
 import socket
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -31,7 +32,9 @@ from urllib.parse import urlsplit
 from streamer import contract
 
 from jumpstream.emulator import options
+from jumpstream.emulator.model import reports_prompt_tokens
 from jumpstream.emulator.server import DEFAULT_ENDPOINT_NAME
+from jumpstream.emulator.tokenizer import stand_in_tokenizer_json
 from jumpstream.procs import Child, ChildExited, LineSink, PrefixedWriter, StartupTimeout
 from stacks.catalog import load_catalog
 
@@ -130,6 +133,7 @@ def relay_environment(
     emulator_url: str,
     port: int,
     base: Mapping[str, str] | None = None,
+    tokenizer_uri: str | None = None,
 ) -> dict[str, str]:
     """The relay's environment: the caller's, scrubbed, plus what Lambda and the stack set.
 
@@ -152,6 +156,7 @@ def relay_environment(
             prompt_template=None if model is None else model.prompt_template,
             region=config.region,
             port=port,
+            tokenizer_uri=tokenizer_uri,
         )
     )
     env.update(
@@ -280,7 +285,9 @@ def start_stack(config: StackConfig, *, sink: LineSink) -> Iterator[LocalStack]:
         # Before anything starts: a server already there could answer /health for our relay.
         _check_port_free(config.relay_port)
     started: list[Child] = []
+    scratch = tempfile.TemporaryDirectory(prefix="jumpstream-local-")
     try:
+        tokenizer_uri = _stand_in_tokenizer(config, Path(scratch.name))
         emulator = Child(
             "emulator",
             emulator_command(config),
@@ -290,7 +297,9 @@ def start_stack(config: StackConfig, *, sink: LineSink) -> Iterator[LocalStack]:
         )
         started.append(emulator)
         emulator_url = emulator.wait_for_line(_LISTENING, timeout=config.startup_timeout).group(1)
-        relay, relay_url = _start_relay(config, emulator_url=emulator_url, sink=sink)
+        relay, relay_url = _start_relay(
+            config, emulator_url=emulator_url, sink=sink, tokenizer_uri=tokenizer_uri
+        )
         started.append(relay)
         yield LocalStack(
             emulator=emulator, relay=relay, emulator_url=emulator_url, relay_url=relay_url
@@ -299,6 +308,17 @@ def start_stack(config: StackConfig, *, sink: LineSink) -> Iterator[LocalStack]:
         # The relay first: it is the emulator's client.
         for child in reversed(started):
             child.stop()
+        scratch.cleanup()
+
+
+def _stand_in_tokenizer(config: StackConfig, scratch: Path) -> str | None:
+    """For a model whose TGI does not report prompt tokens, the tokenizer the relay counts them
+    with, as the stack gives it the model's own: here, the emulator's (its file's path)."""
+    if config.tgi_url is not None or reports_prompt_tokens(config.model_id):
+        return None
+    path = scratch / "tokenizer.json"
+    path.write_text(stand_in_tokenizer_json(), encoding="utf-8")
+    return str(path)
 
 
 class PortInUse(RuntimeError):
@@ -317,7 +337,9 @@ def _check_port_free(port: int) -> None:
             ) from None
 
 
-def _start_relay(config: StackConfig, *, emulator_url: str, sink: LineSink) -> tuple[Child, str]:
+def _start_relay(
+    config: StackConfig, *, emulator_url: str, sink: LineSink, tokenizer_uri: str | None
+) -> tuple[Child, str]:
     attempts = 1 if config.relay_port else _RELAY_PORT_ATTEMPTS
     for attempt in range(1, attempts + 1):
         port = config.relay_port or free_port()
@@ -325,7 +347,9 @@ def _start_relay(config: StackConfig, *, emulator_url: str, sink: LineSink) -> t
             "relay",
             relay_command(),
             cwd=RELAY_ROOT,
-            env=relay_environment(config, emulator_url=emulator_url, port=port),
+            env=relay_environment(
+                config, emulator_url=emulator_url, port=port, tokenizer_uri=tokenizer_uri
+            ),
             sink=sink,
         )
         url = f"http://{LOOPBACK}:{port}"

@@ -28,6 +28,10 @@ CATALOG_PATH = Path(__file__).with_name("models.json")
 # Environment keys the specs carry that must not reach the container: the prepacked artifacts
 # have no code directory, so the TGI entrypoint would look for a script that is not there.
 DROPPED_ENVIRONMENT = frozenset({"SAGEMAKER_SUBMIT_DIRECTORY"})
+#: The TGI version whose streams first carry the prompt's length in tokens.
+PROMPT_TOKENS_REPORTED_SINCE = (2, 3)
+#: The fast tokenizer's file among a model's Hugging Face files.
+TOKENIZER_FILE = "tokenizer.json"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,6 +85,20 @@ class Model:
         """A key ending in `/` is an uncompressed prefix; anything else is a `.tar.gz`."""
         return self.artifact_key.endswith("/")
 
+    @property
+    def reports_prompt_tokens(self) -> bool:
+        """TGI reports a prompt's length in tokens (StreamDetails.input_length) since 2.3; for
+        older versions the relay counts them with the model's own tokenizer."""
+        return _version(self.tgi_version) >= PROMPT_TOKENS_REPORTED_SINCE
+
+    def tokenizer_uri(self, region: str) -> str | None:
+        """Where the relay finds the model's tokenizer when TGI does not count prompt tokens:
+        the `tokenizer.json` of its Hugging Face files, in the artifact prefix the endpoint
+        loads (None when TGI counts them, or the artifact is an archive)."""
+        if self.reports_prompt_tokens or not self.artifact_is_prefix:
+            return None
+        return self.artifact_uri(region) + TOKENIZER_FILE
+
     def artifact_bucket(self, region: str) -> str:
         return self.artifact_bucket_pattern.format(region=region)
 
@@ -101,6 +119,10 @@ class Model:
         env.update(option.environment)
         env["SM_NUM_GPUS"] = str(option.gpus)
         return dict(sorted(env.items()))
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
 
 
 def dns_suffix(region: str) -> str:

@@ -12,6 +12,7 @@ directive) stretches or shortens the natural answer to exactly N tokens before E
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from jumpstream.emulator.tokenizer import (
     japanese_pieces,
     stable_hash,
 )
+from stacks.catalog import load_catalog
 
 DEFAULT_MODEL_ID = "huggingface-llm-falcon-7b-instruct-bf16"
 #: Paragraphs in an answer when no length is asked for: short enough to end with EOS well
@@ -46,22 +48,42 @@ class ModelProfile:
     #: rinna's 3.6b model writes its newlines as the literal ``<NL>``.
     newline: str = "\n"
     limits: Limits = field(default_factory=Limits)
+    #: Whether its TGI reports the prompt's length in tokens (the catalog's fact; a model the
+    #: catalog does not know is taken to run a current TGI).
+    reports_prompt_tokens: bool = True
 
 
 def profile_for(model_id: str) -> ModelProfile:
     """Falcon ends with ``<|endoftext|>``; Mistral and rinna with ``</s>``."""
     lowered = model_id.lower()
+    reports = reports_prompt_tokens(model_id)
     if "mistral" in lowered:
         return ModelProfile(
             model_id=model_id,
             eos_text="</s>",
             eos_id=2,
             limits=Limits(max_input_length=8191, max_total_tokens=8192),
+            reports_prompt_tokens=reports,
         )
     if "rinna" in lowered:
         newline = "\n" if "bilingual" in lowered else "<NL>"
-        return ModelProfile(model_id=model_id, eos_text="</s>", eos_id=2, newline=newline)
-    return ModelProfile(model_id=model_id, eos_text="<|endoftext|>", eos_id=11)
+        return ModelProfile(
+            model_id=model_id,
+            eos_text="</s>",
+            eos_id=2,
+            newline=newline,
+            reports_prompt_tokens=reports,
+        )
+    return ModelProfile(
+        model_id=model_id, eos_text="<|endoftext|>", eos_id=11, reports_prompt_tokens=reports
+    )
+
+
+@functools.cache
+def reports_prompt_tokens(model_id: str) -> bool:
+    """The catalog's word on whether the model's TGI reports prompt tokens."""
+    model = load_catalog().models.get(model_id)
+    return model is None or model.reports_prompt_tokens
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,7 +106,8 @@ class Generation:
     tokens: tuple[Token, ...]
     finish_reason: str
     generated_text: str
-    input_length: int
+    #: None where the model's TGI does not report it (before 2.3).
+    input_length: int | None
     seed: int | None
 
 
@@ -151,7 +174,7 @@ class StandInModel:
             tokens=tuple(produced),
             finish_reason=finish_reason,
             generated_text=request.inputs + generated if full_text else generated,
-            input_length=input_tokens(request),
+            input_length=input_tokens(request) if self.profile.reports_prompt_tokens else None,
             seed=seed,
         )
 
@@ -204,12 +227,14 @@ def stream_events(generation: Generation, request: GenerateRequest) -> list[dict
 
 def stream_details(generation: Generation) -> dict[str, Any]:
     """TGI's ``StreamDetails`` (``input_length`` exists since TGI 2.3)."""
-    return {
+    details: dict[str, Any] = {
         "finish_reason": generation.finish_reason,
         "generated_tokens": len(generation.tokens),
         "seed": generation.seed,
-        "input_length": generation.input_length,
     }
+    if generation.input_length is not None:
+        details["input_length"] = generation.input_length
+    return details
 
 
 def generate_response(generation: Generation, request: GenerateRequest) -> list[dict[str, Any]]:

@@ -104,3 +104,24 @@ def _split_ascii_runs(text: str) -> list[str]:
     if last < len(text):
         runs.append(text[last:])
     return runs
+
+
+def stand_in_tokenizer_json() -> str:
+    """A `tokenizers` tokenizer.json that counts a prompt exactly as `estimate_input_tokens`
+    does: each CJK character is a token, each whitespace-separated word another.
+
+    What `jumpstream local` hands the relay for a model whose TGI does not report prompt tokens,
+    so the relay's own count (streamer/prompt_tokens.py) meets the emulator's. Needs the
+    `tokenizers` package (requirements-dev.txt).
+    """
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers
+
+    unknown = "[UNK]"  # every word is unknown: only the count matters
+    tokenizer = Tokenizer(models.WordLevel(vocab={unknown: 0}, unk_token=unknown))
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(_CJK.pattern), behavior="isolated"),
+            pre_tokenizers.WhitespaceSplit(),
+        ]
+    )
+    return str(tokenizer.to_str())

@@ -60,18 +60,17 @@ def final_event(
     special: bool = True,
     finish_reason: str | None = "eos_token",
     generated_tokens: int | None = 3,
+    input_length: int | None = 4,
 ) -> bytes:
-    """TGI's last event: a token (often the EOS) with generated_text and, if asked, details."""
-    details = (
+    """TGI's last event: a token (often the EOS) with generated_text and, if asked, details
+    (`input_length` None: a TGI before 2.3, which does not report it)."""
+    details: dict[str, Any] | None = (
         None
         if finish_reason is None and generated_tokens is None
-        else {
-            "finish_reason": finish_reason,
-            "generated_tokens": generated_tokens,
-            "seed": None,
-            "input_length": 4,
-        }
+        else {"finish_reason": finish_reason, "generated_tokens": generated_tokens, "seed": None}
     )
+    if details is not None and input_length is not None:
+        details["input_length"] = input_length
     token = {"id": 2, "text": text, "logprob": -0.1, "special": special}
     return data_event(stream_response(token, generated_text=generated_text, details=details))
 
@@ -80,11 +79,20 @@ def error_event(message: str, error_type: str | None) -> bytes:
     return data_event(error_response(message, error_type))
 
 
-def answer_events(texts: Iterable[str], *, eos: str = "</s>") -> list[bytes]:
+def answer_events(
+    texts: Iterable[str], *, eos: str = "</s>", input_length: int | None = 4
+) -> list[bytes]:
     """A complete, successful TGI stream: one event per text, then the EOS with details."""
     texts = list(texts)
     events = [token_event(text, index=i + 1) for i, text in enumerate(texts)]
-    events.append(final_event(eos, generated_text="".join(texts), generated_tokens=len(texts) + 1))
+    events.append(
+        final_event(
+            eos,
+            generated_text="".join(texts),
+            generated_tokens=len(texts) + 1,
+            input_length=input_length,
+        )
+    )
     return events
 
 

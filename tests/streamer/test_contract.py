@@ -59,6 +59,7 @@ READ = [
     (contract.KEY_REQUESTS_PER_MINUTE, "60", "key_requests_per_minute", 60),
     (contract.KEY_TOKENS_PER_DAY, "100000", "key_tokens_per_day", 100_000),
     (contract.KEY_TOKENS_PER_MONTH, "2000000", "key_tokens_per_month", 2_000_000),
+    (contract.TOKENIZER_URI, "s3://b/m/tokenizer.json", "tokenizer_uri", "s3://b/m/tokenizer.json"),
 ]
 # What only the Web Adapter reads; PROMPT_TEMPLATE is read in tests/streamer/test_settings.py.
 ADAPTER_ONLY = {

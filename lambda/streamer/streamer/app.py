@@ -35,6 +35,7 @@ from .negotiation import OutputFormat, choose_format
 from .observability import MetricsContext, RequestObserver, current_record, make_logger
 from .openai.app import openai_app
 from .openai.errors import openai_error_response
+from .prompt_tokens import PromptCounter
 from .refusals import refusal_handlers
 from .settings import Settings
 from .streaming import AnswerResponse, Responder
@@ -55,7 +56,12 @@ def create_app(
     relay_logger = logger or make_logger(settings.service_name)
     access = AwsAccess(settings.region)
     sagemaker = upstream if upstream is not None else SageMakerUpstream(settings, access)
-    responder = Responder(settings, upstream=sagemaker, logger=relay_logger)
+    counter = (
+        None
+        if settings.tokenizer_uri is None
+        else PromptCounter(settings.tokenizer_uri, region=settings.region, logger=relay_logger)
+    )
+    responder = Responder(settings, upstream=sagemaker, logger=relay_logger, counter=counter)
     metrics = MetricsContext(
         namespace=settings.metrics_namespace,
         environment=settings.environment_name,

@@ -55,6 +55,7 @@ __all__ = [
     "RETRYABLE_KINDS",
     "SERVICE_NAME",
     "STREAM_ERROR_PREFIX",
+    "TOKENIZER_URI",
     "UPSTREAM_CONNECT_TIMEOUT_SECONDS",
     "UPSTREAM_READ_TIMEOUT_SECONDS",
     "ApiKey",
@@ -140,6 +141,10 @@ JUMPSTREAM_ENVIRONMENT: Final[Variable[str]] = Variable("JUMPSTREAM_ENVIRONMENT"
 #: With API keys (relay `auth = "API_KEY"`): the DynamoDB table of keys and usage. When it is set,
 #: every request but those to OPEN_PATHS needs a key; the function URL itself is then public.
 API_KEYS_TABLE: Final[Variable[str | None]] = Variable("API_KEYS_TABLE", None)
+#: Where the model's tokenizer is (`s3://bucket/key` of its tokenizer.json, or a local file's
+#: path), for models whose TGI does not report a prompt's length in tokens: the function counts
+#: them itself. Unset: prompt tokens are what TGI reports, or unknown.
+TOKENIZER_URI: Final[Variable[str | None]] = Variable("TOKENIZER_URI", None)
 #: The environment's limits for keys: each applies to every key that does not set that limit
 #: itself (unset: no limit).
 KEY_REQUESTS_PER_MINUTE: Final[Variable[int | None]] = Variable(
@@ -188,6 +193,7 @@ def function_environment(
     key_requests_per_minute: int | None = None,
     key_tokens_per_day: int | None = None,
     key_tokens_per_month: int | None = None,
+    tokenizer_uri: str | None = None,
 ) -> dict[str, str]:
     """The function's environment variables for these values; a value left None is not set,
     so the function's default applies.
@@ -226,6 +232,7 @@ def function_environment(
         (KEY_REQUESTS_PER_MINUTE, key_requests_per_minute),
         (KEY_TOKENS_PER_DAY, key_tokens_per_day),
         (KEY_TOKENS_PER_MONTH, key_tokens_per_month),
+        (TOKENIZER_URI, tokenizer_uri),
     )
     for variable, value in values:
         if value is not None:

@@ -62,6 +62,8 @@ class Settings:
     key_requests_per_minute: int | None = None
     key_tokens_per_day: int | None = None
     key_tokens_per_month: int | None = None
+    #: The model's tokenizer, where the function counts prompt tokens itself.
+    tokenizer_uri: str | None = None
 
     @property
     def model_name(self) -> str:
@@ -96,6 +98,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         key_requests_per_minute=_limit(environ, contract.KEY_REQUESTS_PER_MINUTE),
         key_tokens_per_day=_limit(environ, contract.KEY_TOKENS_PER_DAY),
         key_tokens_per_month=_limit(environ, contract.KEY_TOKENS_PER_MONTH),
+        tokenizer_uri=_tokenizer_uri(environ),
     )
 
 
@@ -188,6 +191,22 @@ def _table_name(environ: Mapping[str, str], variable: Variable[str | None]) -> s
             f"'_', '-' and '.' (got {value!r})."
         )
     return value
+
+
+def _tokenizer_uri(environ: Mapping[str, str]) -> str | None:
+    """`s3://bucket/key`, or an absolute path to a local file."""
+    value = _optional(environ, contract.TOKENIZER_URI)
+    if value is None:
+        return None
+    bucket, _, key = value.removeprefix("s3://").partition("/")
+    if value.startswith("s3://") and bucket and key:
+        return value
+    if value.startswith("/"):
+        return value
+    raise SettingsError(
+        f"{contract.TOKENIZER_URI.name} must be s3://bucket/key or an absolute file path "
+        f"(got {value!r})."
+    )
 
 
 def _seconds(environ: Mapping[str, str], variable: Variable[float]) -> float:

@@ -40,6 +40,7 @@ from .formats import StreamWriter
 from .invocation import seconds_left_from
 from .model_text import TextTransform, transform_for
 from .observability import RequestRecord, current_record
+from .prompt_tokens import PromptCounter
 from .pump import AnswerPump, EndPiece, ErrorPiece, Piece, TextPiece, max_line_bytes_for
 from .refusals import Render
 from .upstream import Upstream
@@ -54,6 +55,9 @@ _T = TypeVar("_T")
 
 # How long a finished response waits for the upstream to close.
 _CLOSE_WAIT_SECONDS: Final = 2.0
+# How long the end of an answer waits for the prompt's token count (a tokenizer's first load
+# reads and parses a few MB).
+_COUNT_WAIT_SECONDS: Final = 10.0
 # How long a complete answer's stream may take to reach its end before it is closed anyway.
 _DRAIN_WAIT_SECONDS: Final = 1.0
 # The relay gives up this long before Lambda's deadline: time to write the error, close the
@@ -90,9 +94,18 @@ class Responder:
     upstream, the logger, the prompt template, the decoder's line limit); the text transform and
     the deadline are made per request."""
 
-    def __init__(self, settings: Settings, *, upstream: Upstream, logger: Logger) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        upstream: Upstream,
+        logger: Logger,
+        counter: PromptCounter | None = None,
+    ) -> None:
+        """`counter` counts prompt tokens where the model's TGI does not report them."""
         self._upstream = upstream
         self._logger = logger
+        self._counter = counter
         self._template = settings.prompt_template
         self._log_prompts = settings.log_prompts
         self._max_line_bytes = max_line_bytes_for(
@@ -116,9 +129,18 @@ class Responder:
             record.prompt_chars = len(generate_request.inputs)
             if self._log_prompts:
                 record.prompt = generate_request.inputs
+        count_prompt = None
+        if self._counter is not None:
+            counter, inputs = self._counter, generate_request.inputs
+            truncate = generate_request.parameters.get("truncate")
+
+            def count_prompt() -> Awaitable[int | None]:
+                return counter.count(inputs, truncate=truncate if type(truncate) is int else None)
+
         return AnswerResponse(
             upstream=self._upstream,
             body=generate_request.upstream_body(),
+            count_prompt=count_prompt,
             writer=writer,
             transform=transform_for(self._template, stop_sequences=stop_sequences),
             record=record,
@@ -167,13 +189,15 @@ class AnswerResponse:
         stop_at: float | None = None,
         collect: bool = False,
         render_error: Render = error_response,
+        count_prompt: Callable[[], Awaitable[int | None]] | None = None,
     ) -> None:
         """`stop_at` is when to give up waiting for SageMaker, on the event loop's clock
         (`anyio.current_time()`); None waits as long as the upstream read timeout allows.
 
         `collect` holds the status until the answer is complete, for callers that asked for one
         whole document (OpenAI's `stream: false`): a failure at any point is then an HTTP error.
-        `render_error` writes such an error in the caller's dialect."""
+        `render_error` writes such an error in the caller's dialect. `count_prompt` counts the
+        prompt's tokens, run alongside the generation, for a model that does not report them."""
         self._upstream = upstream
         self._body = body
         self._writer = writer
@@ -184,6 +208,8 @@ class AnswerResponse:
         self._stop_at = stop_at
         self._collect = collect
         self._render_error = render_error
+        self._count_prompt = count_prompt
+        self._prompt_count: asyncio.Task[int | None] | None = None
         self._pump: AnswerPump | None = None
         # The deadline's one timer cancels the task only while it waits on SageMaker.
         self._waiting_upstream = False
@@ -202,6 +228,8 @@ class AnswerResponse:
         with anyio.CancelScope() as answer:
             loop = asyncio.get_running_loop()
             watcher = loop.create_task(self._watch_disconnect(receive, answer))
+            if self._count_prompt is not None:
+                self._prompt_count = loop.create_task(self._count_prompt())
             deadline = (
                 None
                 if self._stop_at is None
@@ -218,6 +246,8 @@ class AnswerResponse:
                 if deadline is not None:
                     deadline.cancel()
                 await self._close_upstream()
+                # A client that left still used the prompt: its usage counts it.
+                await self._settle_prompt_count()
 
     async def _watch_disconnect(self, receive: Receive, scope: anyio.CancelScope) -> None:
         while True:
@@ -288,6 +318,7 @@ class AnswerResponse:
                 kind="internal_error",
             )
         self._complete = True
+        await self._settle_prompt_count()  # before the last byte: usage is written then
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _upstream_call(self, function: Callable[[], Awaitable[_T]]) -> _T:
@@ -341,18 +372,21 @@ class AnswerResponse:
                 if self._record is not None:
                     self._record.text_sent()
             elif isinstance(piece, EndPiece):
+                input_length = piece.input_length
+                if input_length is None:
+                    input_length = await self._counted_prompt()
                 chunks.append(
                     self._writer.done(
                         finish_reason=piece.finish_reason,
                         generated_tokens=piece.generated_tokens,
-                        input_length=piece.input_length,
+                        input_length=input_length,
                     )
                 )
                 if self._record is not None:
                     self._record.finish_reason = piece.finish_reason
                     self._record.generated_tokens = piece.generated_tokens
-                    if piece.input_length is not None:
-                        self._record.prompt_tokens = piece.input_length
+                    if input_length is not None:
+                        self._record.prompt_tokens = input_length
             else:
                 chunks.append(
                     self._writer.error(message=piece.error.message, kind=piece.error.kind)
@@ -361,6 +395,30 @@ class AnswerResponse:
         body = b"".join(chunks)
         if body:
             await send({"type": "http.response.body", "body": body, "more_body": True})
+
+    async def _counted_prompt(self) -> int | None:
+        """The prompt's count, once the model has answered (it is long done by then, save for
+        the first request of a process, which loads the tokenizer); None if not to be had."""
+        counting = self._prompt_count
+        if counting is None:
+            return None
+        with anyio.move_on_after(_COUNT_WAIT_SECONDS):
+            try:
+                return await asyncio.shield(counting)
+            except Exception:
+                return None  # the counter logs what went wrong
+        return None
+
+    async def _settle_prompt_count(self) -> None:
+        """Put the prompt's count on the record if the model did not report it (a stream cut
+        short has no end piece), then stop counting."""
+        counting = self._prompt_count
+        if counting is None:
+            return
+        with anyio.CancelScope(shield=True):
+            if self._record is not None and self._record.prompt_tokens is None:
+                self._record.prompt_tokens = await self._counted_prompt()
+        counting.cancel()
 
     async def _end_early(self, send: Send, pump: AnswerPump, *, message: str, kind: str) -> None:
         """End a started answer with an error of the relay's own, after the text it held back."""

@@ -1,0 +1,85 @@
+"""Prompt tokens where TGI does not count them: the model's own tokenizer, loaded once.
+
+TGI reports a prompt's length in tokens (`input_length`) only since 2.3, and six of the catalog's
+models run older versions; usage per API key and OpenAI's `usage.prompt_tokens` still need the
+number. The stack points TOKENIZER_URI at the model's `tokenizer.json` in the very artifact the
+endpoint loads, and `PromptCounter` counts with Hugging Face's `tokenizers` as TGI's router does
+(the model's special tokens added, `truncate` applied).
+
+The file is read at the first request that needs it, never at start (a SnapStart snapshot holds no
+credentials), in a worker thread, as is each count: parsing megabytes of vocabulary or encoding a
+long prompt must not hold up the streams on the event loop. A tokenizer that cannot be loaded is
+logged and tried again after a minute; meanwhile the count is unknown (None), never guessed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any, Final
+
+import anyio.to_thread
+from aws_lambda_powertools import Logger
+
+__all__ = ["PromptCounter"]
+
+# After a failed load, requests go on without counts for this long before the next attempt.
+_RETRY_SECONDS: Final = 60.0
+
+
+class PromptCounter:
+    """Counts a prompt's tokens with the model's tokenizer."""
+
+    def __init__(self, uri: str, *, region: str, logger: Logger) -> None:
+        self._uri = uri
+        self._region = region
+        self._logger = logger
+        self._lock = threading.Lock()
+        self._tokenizer: Any = None
+        self._failed_at: float | None = None
+
+    async def count(self, text: str, *, truncate: int | None = None) -> int | None:
+        """The prompt's length in tokens as TGI would report it; None if the tokenizer is not
+        to be had."""
+        tokenizer = await anyio.to_thread.run_sync(self._loaded)
+        if tokenizer is None:
+            return None
+        length = await anyio.to_thread.run_sync(_count, tokenizer, text)
+        return length if truncate is None else min(length, truncate)
+
+    def _loaded(self) -> Any:
+        """The tokenizer, loaded by the first caller; the others wait for it (in their threads)."""
+        with self._lock:
+            if self._tokenizer is not None:
+                return self._tokenizer
+            if self._failed_at is not None and time.monotonic() - self._failed_at < _RETRY_SECONDS:
+                return None
+            try:
+                self._tokenizer = self._load()
+            except Exception as error:
+                self._failed_at = time.monotonic()
+                self._logger.warning(
+                    "the model's tokenizer could not be loaded: prompt tokens are unknown",
+                    extra={"tokenizer_uri": self._uri, "error_detail": repr(error)},
+                )
+                return None
+            self._failed_at = None
+            return self._tokenizer
+
+    def _load(self) -> Any:
+        from tokenizers import Tokenizer
+
+        if self._uri.startswith("s3://"):
+            import botocore.session
+
+            bucket, _, key = self._uri.removeprefix("s3://").partition("/")
+            client = botocore.session.get_session().create_client("s3", region_name=self._region)
+            document = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        else:
+            document = Path(self._uri).read_bytes()
+        return Tokenizer.from_str(document.decode("utf-8"))
+
+
+def _count(tokenizer: Any, text: str) -> int:
+    return len(tokenizer.encode(text, add_special_tokens=True).ids)

@@ -1,0 +1,109 @@
+"""Prompt tokens for a model whose TGI does not report them: counted with its own tokenizer.
+
+The tokenizer file is the emulator's stand-in (a real `tokenizers` tokenizer.json that counts
+words and CJK characters), read from moto's S3 as the relay reads the model's artifact, or from
+a file as `jumpstream local` hands it over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import boto3
+import pytest
+from moto import mock_aws
+from streamer.prompt_tokens import PromptCounter
+
+from jumpstream.emulator.tokenizer import estimate_input_tokens, stand_in_tokenizer_json
+from tests.streamer.support import (
+    CapturedLog,
+    ScriptedUpstream,
+    answer_events,
+    call,
+    make_app,
+)
+
+PROMPT = "How many tokens are in this prompt? 日本語も"
+BUCKET = "jumpstart-cache-prod-us-east-1"
+KEY = "huggingface-llm/some-model/artifacts/inference-prepack/v1.0.0/tokenizer.json"
+
+
+@pytest.fixture
+def tokenizer_file(tmp_path: Path) -> Path:
+    path = tmp_path / "tokenizer.json"
+    path.write_text(stand_in_tokenizer_json(), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def artifact_bucket(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_object(Bucket=BUCKET, Key=KEY, Body=stand_in_tokenizer_json().encode())
+        yield
+
+
+def count(counter: PromptCounter, text: str, truncate: int | None = None) -> int | None:
+    async def run() -> int | None:
+        return await counter.count(text, truncate=truncate)
+
+    return anyio.run(run)
+
+
+def test_the_tokenizer_in_the_models_artifact_counts_as_the_model_does(
+    artifact_bucket: None,
+) -> None:
+    counter = PromptCounter(f"s3://{BUCKET}/{KEY}", region="us-east-1", logger=CapturedLog().logger)
+    assert count(counter, PROMPT) == estimate_input_tokens(PROMPT) == 11
+    # TGI's `truncate` keeps the prompt's last N tokens: the length it reports is at most N.
+    assert count(counter, PROMPT, truncate=4) == 4
+
+
+def test_nothing_is_read_before_the_first_count(tokenizer_file: Path) -> None:
+    counter = PromptCounter(str(tokenizer_file), region="us-east-1", logger=CapturedLog().logger)
+    tokenizer_file.unlink()  # made, not read: a snapshot taken now holds no tokenizer
+    assert count(counter, PROMPT) is None
+
+
+def test_a_tokenizer_out_of_reach_is_logged_and_counts_are_unknown_not_guessed(
+    artifact_bucket: None,
+) -> None:
+    log = CapturedLog()
+    counter = PromptCounter(f"s3://{BUCKET}/missing.json", region="us-east-1", logger=log.logger)
+    assert count(counter, PROMPT) is None
+    assert count(counter, PROMPT) is None
+    warnings = [line for line in log.lines() if line["level"] == "WARNING"]
+    # Tried once, then not again for a while: no S3 call per request.
+    assert len(warnings) == 1
+    assert "NoSuchKey" in warnings[0]["error_detail"]
+
+
+def test_answers_of_a_model_that_does_not_report_carry_the_counted_prompt_tokens(
+    tokenizer_file: Path,
+) -> None:
+    log = CapturedLog()
+    upstream = ScriptedUpstream(answer_events(["one", " two"], input_length=None))
+    app = make_app(upstream, log, tokenizer_uri=str(tokenizer_file))
+    response = call(app, "POST", "/v1/completions", json_body={"model": "m", "prompt": PROMPT})
+    assert response.status_code == 200
+    assert response.json()["usage"] == {
+        "prompt_tokens": 11,
+        "completion_tokens": 3,
+        "total_tokens": 14,
+    }
+    (line,) = log.request_lines()
+    assert line["prompt_tokens"] == 11
+
+
+def test_what_tgi_reports_wins_over_the_count(tokenizer_file: Path) -> None:
+    log = CapturedLog()
+    upstream = ScriptedUpstream(answer_events(["one"], input_length=7))
+    app = make_app(upstream, log, tokenizer_uri=str(tokenizer_file))
+    call(app, json_body={"inputs": PROMPT})
+    (line,) = log.request_lines()
+    assert line["prompt_tokens"] == 7
