@@ -6,8 +6,8 @@ KeyTable says (the relay reads the same records and writes the usage items). The
 tests call them directly.
 
 A key's secret leaves `create_key` once, in the ApiKey it returns, and is never read back: the
-table holds only its digest, and nothing here reads the digest either (every read projects the
-attributes it shows), so no listing, error or log line can carry it.
+table holds only its digest, and no listing reads the digest either (each projects the attributes
+it shows), so no listing, error or log line can carry it.
 """
 
 from __future__ import annotations
@@ -185,7 +185,8 @@ def revoke_key(client: Any, table: str, key_id: str, *, now: int | None = None) 
                 "#pk": KeyTable.PARTITION_KEY,
             },
             ExpressionAttributeValues={":now": {"N": str(revoked_at)}},
-            ReturnValues="UPDATED_NEW",
+            # ALL_NEW: UPDATED_NEW leaves out a time if_not_exists kept (moto does).
+            ReturnValues="ALL_NEW",
         )
     except client.exceptions.ConditionalCheckFailedException:
         raise UnknownKey(key_id) from None

@@ -246,6 +246,8 @@ def _against_table(
         client, table, region = open_table(location)
     except DeployedError as error:
         return fail(2, str(error))
+    except NoRegionError:
+        return fail(2, f"which region is table {location.table} in? Give --region")
     where = f"table {table}" + (f" in {region}" if region else "")
     if location.endpoint_url is not None:
         where += f" at {location.endpoint_url}"
@@ -255,8 +257,6 @@ def _against_table(
         return fail(2, str(error))
     except KeysError as error:
         return fail(1, str(error))
-    except NoRegionError:
-        return fail(2, f"which region is table {table} in? Give --region")
     except NoCredentialsError:
         return fail(1, f"no AWS credentials found to reach {where}; {HOW_TO_GET_CREDENTIALS}")
     except EndpointConnectionError as error:
