@@ -12,9 +12,23 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final, TextIO
 
-from jumpstream import arguments, ask, bench, catalog_refresh, cost, demo, local, preview, proxy
+from streamer import contract
+
+from jumpstream import (
+    arguments,
+    ask,
+    bench,
+    catalog_refresh,
+    cost,
+    demo,
+    keys_command,
+    local,
+    preview,
+    proxy,
+)
 from jumpstream.deployed import DeployedError, relay_url
 from jumpstream.emulator import options as emulator_options
+from jumpstream.keys import Limits
 
 __all__ = ["build_parser", "main"]
 
@@ -120,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_preview(commands)
     _add_catalog(commands)
     _add_cost(commands)
+    _add_keys(commands)
     return parser
 
 
@@ -508,6 +523,188 @@ def _add_cost(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 def _run_cost(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     return cost.run_cost(args.env, stdout=stdout, stderr=stderr, hosting=args.hosting)
+
+
+_KEYS_EPILOG = f"""\
+The key is printed once, alone on stdout; its table keeps only a digest of its secret.
+A revoked key is refused within {contract.KEY_CACHE_SECONDS} seconds. Times are UTC.
+
+examples:
+  python -m jumpstream keys create --env dev --name mobile-app --rpm 60 --tokens-per-day 200000
+  python -m jumpstream keys list --env dev
+  python -m jumpstream keys usage --env dev --days 30 --json
+  python -m jumpstream keys revoke --env dev 0123456789ab"""
+
+#: The default of `keys usage --days`: the last week, today included.
+DEFAULT_USAGE_DAYS: Final = 7
+
+
+def _add_keys(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "keys",
+        help="make, list and revoke the API keys of a relay with auth API_KEY; show their usage",
+        description=(
+            'Manage the API keys a relay with auth = "API_KEY" accepts, in its DynamoDB '
+            "table: the one an environment's relay stack outputs (--env), or one named with "
+            "--table (on a local DynamoDB-compatible server with --endpoint-url)."
+        ),
+        epilog=_KEYS_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="keys_command", metavar="<command>", required=True)
+    where = argparse.ArgumentParser(add_help=False)
+    table = where.add_mutually_exclusive_group(required=True)
+    table.add_argument(
+        "--env", metavar="NAME", help="an environment of environments.toml: its relay's table"
+    )
+    table.add_argument("--table", metavar="NAME", help="the table's name")
+    where.add_argument(
+        "--region", default=None, help="the table's region (default: the environment's)"
+    )
+    where.add_argument(
+        "--endpoint-url",
+        type=arguments.http_url,
+        default=None,
+        metavar="URL",
+        help="a local DynamoDB-compatible server (with --table), e.g. jumpstream local's",
+    )
+    as_json = argparse.ArgumentParser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print JSON, for scripts")
+
+    create = actions.add_parser(
+        "create",
+        parents=[where, as_json],
+        help="make a key and print it, once",
+        description=(
+            "Make a key, store its record (a digest of its secret, never the secret) and print "
+            "the key once, alone on stdout. Limits left out are the environment's defaults."
+        ),
+    )
+    create.add_argument(
+        "--name",
+        type=keys_command.key_name,
+        required=True,
+        help="who or what the key is for (shown by list and usage)",
+    )
+    create.add_argument(
+        "--rpm",
+        type=keys_command.limit(contract.KEY_REQUESTS_PER_MINUTE),
+        metavar="N",
+        help="requests per minute",
+    )
+    budget = create.add_mutually_exclusive_group()
+    budget.add_argument(
+        "--tokens-per-day",
+        type=keys_command.limit(contract.KEY_TOKENS_PER_DAY),
+        metavar="N",
+        help="output tokens per UTC day",
+    )
+    budget.add_argument(
+        "--tokens-per-month",
+        type=keys_command.limit(contract.KEY_TOKENS_PER_MONTH),
+        metavar="N",
+        help="output tokens per UTC calendar month",
+    )
+    create.add_argument(
+        "--expires",
+        type=arguments.positive_int,
+        metavar="DAYS",
+        help="refuse the key this many days from now (default: never)",
+    )
+    create.set_defaults(handler=_run_keys_create)
+
+    listing = actions.add_parser(
+        "list",
+        parents=[where, as_json],
+        help="the keys: ids, names, limits, expiry, last use (never secrets)",
+        description="List the keys: ids, names, status, limits, expiry and last use.",
+    )
+    listing.set_defaults(handler=_run_keys_list)
+
+    revoke = actions.add_parser(
+        "revoke",
+        parents=[where],
+        help="refuse a key from now on",
+        description=(
+            f"Mark a key revoked: the relay refuses it within {contract.KEY_CACHE_SECONDS} "
+            "seconds. Its usage stays."
+        ),
+    )
+    revoke.add_argument("key_id", type=keys_command.key_id, metavar="ID", help="the key's id")
+    revoke.set_defaults(handler=_run_keys_revoke)
+
+    usage = actions.add_parser(
+        "usage",
+        parents=[where, as_json],
+        help="requests and tokens per key per day, with totals",
+        description="Requests, prompt tokens and output tokens per key per UTC day.",
+    )
+    usage.add_argument(
+        "--days",
+        type=keys_command.usage_days,
+        default=DEFAULT_USAGE_DAYS,
+        metavar="N",
+        help="the last N days, today included (default: %(default)s)",
+    )
+    usage.add_argument(
+        "--key", type=keys_command.key_id, default=None, metavar="ID", help="only this key"
+    )
+    usage.set_defaults(handler=_run_keys_usage)
+
+
+def _table_location(args: argparse.Namespace, stderr: TextIO) -> keys_command.TableLocation | None:
+    """Where the keys' table is (None: said why it cannot be used)."""
+    if args.endpoint_url is not None and args.env is not None:
+        stderr.write(
+            "jumpstream keys: --endpoint-url goes with --table (a local server has no stack)\n"
+        )
+        return None
+    return keys_command.TableLocation(
+        env=args.env, table=args.table, region=args.region, endpoint_url=args.endpoint_url
+    )
+
+
+def _run_keys_create(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    location = _table_location(args, stderr)
+    if location is None:
+        return 2
+    limits = Limits(
+        requests_per_minute=args.rpm,
+        tokens_per_day=args.tokens_per_day,
+        tokens_per_month=args.tokens_per_month,
+    )
+    return keys_command.run_create(
+        location,
+        name=args.name,
+        limits=limits,
+        expires_in_days=args.expires,
+        as_json=args.json,
+        stdout=stdout,
+        stderr=stderr,
+    )
+
+
+def _run_keys_list(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    location = _table_location(args, stderr)
+    if location is None:
+        return 2
+    return keys_command.run_list(location, as_json=args.json, stdout=stdout, stderr=stderr)
+
+
+def _run_keys_revoke(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    location = _table_location(args, stderr)
+    if location is None:
+        return 2
+    return keys_command.run_revoke(location, args.key_id, stdout=stdout, stderr=stderr)
+
+
+def _run_keys_usage(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    location = _table_location(args, stderr)
+    if location is None:
+        return 2
+    return keys_command.run_usage(
+        location, days=args.days, key=args.key, as_json=args.json, stdout=stdout, stderr=stderr
+    )
 
 
 Handler = Callable[[argparse.Namespace, TextIO, TextIO], int]
