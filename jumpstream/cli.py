@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Final, TextIO
 
 from streamer import contract
+from streamer.contract import KeyLimits
 
 from jumpstream import (
     arguments,
@@ -28,7 +29,6 @@ from jumpstream import (
 )
 from jumpstream.deployed import DeployedError, relay_url
 from jumpstream.emulator import options as emulator_options
-from jumpstream.keys import Limits
 
 __all__ = ["build_parser", "main"]
 
@@ -668,7 +668,7 @@ def _run_keys_create(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -
     location = _table_location(args, stderr)
     if location is None:
         return 2
-    limits = Limits(
+    limits = KeyLimits(
         requests_per_minute=args.rpm,
         tokens_per_day=args.tokens_per_day,
         tokens_per_month=args.tokens_per_month,

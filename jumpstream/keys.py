@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
-from streamer.contract import ApiKey, KeyTable, new_api_key, secret_digest
+from streamer.contract import ApiKey, KeyLimits, KeyTable, new_api_key, secret_digest
 
 __all__ = [
     "DayUsage",
     "KeyRecord",
     "KeysError",
-    "Limits",
     "UnknownKey",
     "create_key",
     "key_usage",
@@ -52,15 +51,6 @@ class UnknownKey(KeysError):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Limits:
-    """A key's own limits; None leaves the environment's default (or no limit) in force."""
-
-    requests_per_minute: int | None = None
-    tokens_per_day: int | None = None
-    tokens_per_month: int | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class KeyRecord:
     """What `keys list` shows of a key: never its secret nor the secret's digest. Times are
     whole seconds since the epoch."""
@@ -70,7 +60,7 @@ class KeyRecord:
     created_at: int
     expires_at: int | None
     revoked_at: int | None
-    limits: Limits
+    limits: KeyLimits
     #: When its newest day of usage last saw a request (None: never used).
     last_used_at: int | None = None
 
@@ -94,12 +84,6 @@ class DayUsage:
     output_tokens: int
 
 
-# Limits and the record attributes that hold them, in the order commands show them.
-_LIMIT_ATTRIBUTES: Final = (
-    ("requests_per_minute", KeyTable.REQUESTS_PER_MINUTE),
-    ("tokens_per_day", KeyTable.TOKENS_PER_DAY),
-    ("tokens_per_month", KeyTable.TOKENS_PER_MONTH),
-)
 # What is read of a record: everything but the secret's digest.
 _SHOWN_ATTRIBUTES: Final = (
     KeyTable.PARTITION_KEY,
@@ -107,7 +91,9 @@ _SHOWN_ATTRIBUTES: Final = (
     KeyTable.CREATED_AT,
     KeyTable.EXPIRES_AT,
     KeyTable.REVOKED_AT,
-    *(attribute for _, attribute in _LIMIT_ATTRIBUTES),
+    KeyTable.REQUESTS_PER_MINUTE,
+    KeyTable.TOKENS_PER_DAY,
+    KeyTable.TOKENS_PER_MONTH,
 )
 
 
@@ -116,7 +102,7 @@ def create_key(
     table: str,
     *,
     name: str,
-    limits: Limits | None = None,
+    limits: KeyLimits | None = None,
     expires_in_days: int | None = None,
     now: int | None = None,
 ) -> ApiKey:
@@ -130,10 +116,7 @@ def create_key(
     }
     if expires_in_days is not None:
         item[KeyTable.EXPIRES_AT] = {"N": str(created_at + expires_in_days * _DAY_SECONDS)}
-    for field, attribute in _LIMIT_ATTRIBUTES:
-        value = getattr(limits or Limits(), field)
-        if value is not None:
-            item[attribute] = {"N": str(value)}
+    item.update((limits or KeyLimits()).item())
     for _ in range(_CREATE_ATTEMPTS):
         key = new_api_key()
         item[KeyTable.PARTITION_KEY] = {"S": key.key_id}
@@ -254,7 +237,7 @@ def _record(item: dict[str, Any]) -> KeyRecord:
         created_at=_number(item, KeyTable.CREATED_AT) or 0,
         expires_at=_number(item, KeyTable.EXPIRES_AT),
         revoked_at=_number(item, KeyTable.REVOKED_AT),
-        limits=Limits(**{field: _number(item, attr) for field, attr in _LIMIT_ATTRIBUTES}),
+        limits=KeyLimits.from_item(item),
     )
 
 

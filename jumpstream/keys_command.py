@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
-from streamer.contract import KEY_CACHE_SECONDS, Variable, parse_api_key
+from streamer.contract import KEY_CACHE_SECONDS, KeyLimits, Variable, parse_api_key
 
 from jumpstream import arguments
 from jumpstream.deployed import DeployedError, api_keys_table
@@ -26,7 +26,6 @@ from jumpstream.keys import (
     DayUsage,
     KeyRecord,
     KeysError,
-    Limits,
     UnknownKey,
     create_key,
     key_usage,
@@ -115,7 +114,7 @@ def run_create(
     location: TableLocation,
     *,
     name: str,
-    limits: Limits,
+    limits: KeyLimits,
     expires_in_days: int | None,
     as_json: bool,
     stdout: TextIO,

@@ -33,13 +33,20 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .contract import API_KEY_HEADER, KEY_CACHE_SECONDS, KeyTable, parse_api_key, secret_digest
+from .contract import (
+    API_KEY_HEADER,
+    KEY_CACHE_SECONDS,
+    KeyLimits,
+    KeyTable,
+    parse_api_key,
+    secret_digest,
+)
 from .dynamodb import DynamoDB
 from .errors import ApiError
 from .observability import current_record
 from .refusals import Render, refusal_response
 
-__all__ = ["Admission", "KeyGate", "KeyLimits", "KeyStore", "presented_key"]
+__all__ = ["Admission", "KeyGate", "KeyStore", "presented_key"]
 
 # Records (and unknown ids) held per process; past this, the oldest is dropped first.
 _CACHE_ENTRIES: Final = 4096
@@ -49,23 +56,6 @@ _UNAUTHORIZED_MESSAGE: Final = (
     "A valid API key is required: send it as 'Authorization: Bearer <key>' or in the "
     f"'{API_KEY_HEADER}' header."
 )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class KeyLimits:
-    """Limits of one key, or the environment's defaults; None: no limit."""
-
-    requests_per_minute: int | None = None
-    tokens_per_day: int | None = None
-    tokens_per_month: int | None = None
-
-    def over(self, defaults: KeyLimits) -> KeyLimits:
-        """These limits, each unset one taken from `defaults`."""
-        return KeyLimits(
-            requests_per_minute=_first(self.requests_per_minute, defaults.requests_per_minute),
-            tokens_per_day=_first(self.tokens_per_day, defaults.tokens_per_day),
-            tokens_per_month=_first(self.tokens_per_month, defaults.tokens_per_month),
-        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -388,11 +378,7 @@ def _parse_record(item: dict[str, Any] | None) -> _KeyRecord | None:
         digest=item[KeyTable.SECRET_DIGEST].get("S", ""),
         expires_at=_read_number(item.get(KeyTable.EXPIRES_AT)),
         revoked=KeyTable.REVOKED_AT in item,
-        limits=KeyLimits(
-            requests_per_minute=_read_number(item.get(KeyTable.REQUESTS_PER_MINUTE)),
-            tokens_per_day=_read_number(item.get(KeyTable.TOKENS_PER_DAY)),
-            tokens_per_month=_read_number(item.get(KeyTable.TOKENS_PER_MONTH)),
-        ),
+        limits=KeyLimits.from_item(item),
     )
 
 
@@ -412,7 +398,3 @@ def _read_number(value: dict[str, str] | None) -> int | None:
 
 def _day(now: float) -> str:
     return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
-
-
-def _first(value: int | None, default: int | None) -> int | None:
-    return value if value is not None else default

@@ -24,10 +24,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from .api_keys import KeyGate, KeyLimits, KeyStore
+from .api_keys import KeyGate, KeyStore
 from .aws import AwsAccess
 from .body import read_body
-from .contract import AFTER_RESTORE_PATH, HEALTH_PATH, OPEN_PATHS
+from .contract import AFTER_RESTORE_PATH, HEALTH_PATH, OPEN_PATHS, KeyLimits
 from .dynamodb import DynamoDB
 from .errors import ApiError, error_response
 from .formats import writer_for

@@ -61,6 +61,7 @@ __all__ = [
     "ApiKey",
     "Dimension",
     "ErrorKind",
+    "KeyLimits",
     "KeyTable",
     "Metric",
     "Variable",
@@ -446,3 +447,50 @@ class KeyTable:
     def minute(minute_iso: str) -> str:
         """The sort key of a minute's request count, from `YYYY-MM-DDTHH:MM`."""
         return KeyTable.MINUTE_PREFIX + minute_iso
+
+
+class KeyLimits(NamedTuple):
+    """A key's limits, or an environment's defaults for keys; None: no limit of that kind (for a
+    key: the environment's applies). Read from and written to a key's record by the function and
+    by `jumpstream keys`."""
+
+    requests_per_minute: int | None = None
+    tokens_per_day: int | None = None
+    tokens_per_month: int | None = None
+
+    def over(self, defaults: KeyLimits) -> KeyLimits:
+        """These limits, each unset one taken from `defaults`."""
+        return KeyLimits(
+            *(
+                own if own is not None else default
+                for own, default in zip(self, defaults, strict=True)
+            )
+        )
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Mapping[str, str]]) -> KeyLimits:
+        """The limits a key's record holds (DynamoDB's low-level attribute values)."""
+        return cls(*(_item_number(item, attribute) for attribute in _LIMIT_ATTRIBUTES))
+
+    def item(self) -> dict[str, dict[str, str]]:
+        """The record's attributes for these limits (those set)."""
+        return {
+            attribute: {"N": str(value)}
+            for attribute, value in zip(_LIMIT_ATTRIBUTES, self, strict=True)
+            if value is not None
+        }
+
+
+# The record's attributes that hold KeyLimits' fields, in their order.
+_LIMIT_ATTRIBUTES: Final = (
+    KeyTable.REQUESTS_PER_MINUTE,
+    KeyTable.TOKENS_PER_DAY,
+    KeyTable.TOKENS_PER_MONTH,
+)
+
+
+def _item_number(item: Mapping[str, Mapping[str, str]], attribute: str) -> int | None:
+    value = item.get(attribute)
+    if value is None or "N" not in value:
+        return None
+    return int(value["N"])
