@@ -170,6 +170,14 @@ def _add_local(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     for option in _LOCAL_EMULATOR_OPTIONS:
         option.add_to(parser, default=getattr(defaults, option.dest))
+    parser.add_argument(
+        "--api-keys",
+        action="store_true",
+        help=(
+            'the relay takes API keys, as a deployed relay with auth = "API_KEY" does: a local '
+            "DynamoDB-compatible server keeps them, and a key is made and printed"
+        ),
+    )
     parser.set_defaults(handler=_run_local)
 
 
@@ -348,6 +356,7 @@ def _run_local(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     config = local.StackConfig(
         relay_port=args.port,
         emulator_port=args.emulator_port,
+        api_keys=args.api_keys,
         **{option.dest: getattr(args, option.dest) for option in _LOCAL_EMULATOR_OPTIONS},
     )
     problem = emulator_options.settings_problem(

@@ -35,6 +35,8 @@ from jumpstream.emulator import options
 from jumpstream.emulator.model import reports_prompt_tokens
 from jumpstream.emulator.server import DEFAULT_ENDPOINT_NAME
 from jumpstream.emulator.tokenizer import stand_in_tokenizer_json
+from jumpstream.keys import create_key
+from jumpstream.local_dynamodb import LocalDynamoDB, start_local_dynamodb
 from jumpstream.procs import Child, ChildExited, LineSink, PrefixedWriter, StartupTimeout
 from stacks.catalog import load_catalog
 
@@ -111,6 +113,8 @@ class StackConfig:
     relay_env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     #: Seconds each child may take to become ready.
     startup_timeout: float = 30.0
+    #: The relay takes API keys, kept by a local DynamoDB-compatible server started with it.
+    api_keys: bool = False
 
 
 def emulator_command(config: StackConfig) -> list[str]:
@@ -134,6 +138,7 @@ def relay_environment(
     port: int,
     base: Mapping[str, str] | None = None,
     tokenizer_uri: str | None = None,
+    keys_table: LocalDynamoDB | None = None,
 ) -> dict[str, str]:
     """The relay's environment: the caller's, scrubbed, plus what Lambda and the stack set.
 
@@ -157,8 +162,11 @@ def relay_environment(
             region=config.region,
             port=port,
             tokenizer_uri=tokenizer_uri,
+            api_keys_table=None if keys_table is None else keys_table.table_name,
         )
     )
+    if keys_table is not None:
+        env["AWS_ENDPOINT_URL_DYNAMODB"] = keys_table.endpoint_url
     env.update(
         PATH=os.pathsep.join(part for part in (interpreter_dir, env.get("PATH")) if part),
         # botocore 1.44 ignores AWS_REGION when it creates a client; it reads this one.
@@ -191,10 +199,11 @@ def free_port(host: str = LOOPBACK) -> int:
         return int(probe.getsockname()[1])
 
 
-def curl_example(relay_url: str) -> str:
+def curl_example(relay_url: str, *, api_key: str | None = None) -> str:
     """A ready-to-paste command that streams an answer from the relay as server-sent events."""
     body = '{"inputs": "What is streaming?", "parameters": {"max_new_tokens": 64}}'
-    return f"curl -N -H 'Accept: text/event-stream' -d '{body}' {relay_url}/"
+    key = "" if api_key is None else f"-H 'Authorization: Bearer {api_key}' "
+    return f"curl -N {key}-H 'Accept: text/event-stream' -d '{body}' {relay_url}/"
 
 
 def wait_until_healthy(url: str, child: Child, *, timeout: float) -> None:
@@ -253,9 +262,12 @@ class LocalStack:
     relay: Child
     emulator_url: str
     relay_url: str
+    #: With API keys: the local DynamoDB-compatible server holding them.
+    keys_table: LocalDynamoDB | None = None
 
-    def children(self) -> tuple[Child, Child]:
-        return (self.relay, self.emulator)
+    def children(self) -> tuple[Child, ...]:
+        keys = () if self.keys_table is None else (self.keys_table.child,)
+        return (self.relay, self.emulator, *keys)
 
     def check(self) -> None:
         """Raise ChildExited if either child has ended."""
@@ -286,8 +298,16 @@ def start_stack(config: StackConfig, *, sink: LineSink) -> Iterator[LocalStack]:
         _check_port_free(config.relay_port)
     started: list[Child] = []
     scratch = tempfile.TemporaryDirectory(prefix="jumpstream-local-")
+    keys_server = contextlib.ExitStack()
     try:
         tokenizer_uri = _stand_in_tokenizer(config, Path(scratch.name))
+        keys_table = (
+            keys_server.enter_context(
+                start_local_dynamodb(sink=sink, timeout=config.startup_timeout)
+            )
+            if config.api_keys
+            else None
+        )
         emulator = Child(
             "emulator",
             emulator_command(config),
@@ -298,16 +318,25 @@ def start_stack(config: StackConfig, *, sink: LineSink) -> Iterator[LocalStack]:
         started.append(emulator)
         emulator_url = emulator.wait_for_line(_LISTENING, timeout=config.startup_timeout).group(1)
         relay, relay_url = _start_relay(
-            config, emulator_url=emulator_url, sink=sink, tokenizer_uri=tokenizer_uri
+            config,
+            emulator_url=emulator_url,
+            sink=sink,
+            tokenizer_uri=tokenizer_uri,
+            keys_table=keys_table,
         )
         started.append(relay)
         yield LocalStack(
-            emulator=emulator, relay=relay, emulator_url=emulator_url, relay_url=relay_url
+            emulator=emulator,
+            relay=relay,
+            emulator_url=emulator_url,
+            relay_url=relay_url,
+            keys_table=keys_table,
         )
     finally:
-        # The relay first: it is the emulator's client.
+        # The relay first: it is the emulator's client (and the keys server's).
         for child in reversed(started):
             child.stop()
+        keys_server.close()
         scratch.cleanup()
 
 
@@ -338,7 +367,12 @@ def _check_port_free(port: int) -> None:
 
 
 def _start_relay(
-    config: StackConfig, *, emulator_url: str, sink: LineSink, tokenizer_uri: str | None
+    config: StackConfig,
+    *,
+    emulator_url: str,
+    sink: LineSink,
+    tokenizer_uri: str | None,
+    keys_table: LocalDynamoDB | None,
 ) -> tuple[Child, str]:
     attempts = 1 if config.relay_port else _RELAY_PORT_ATTEMPTS
     for attempt in range(1, attempts + 1):
@@ -348,7 +382,11 @@ def _start_relay(
             relay_command(),
             cwd=RELAY_ROOT,
             env=relay_environment(
-                config, emulator_url=emulator_url, port=port, tokenizer_uri=tokenizer_uri
+                config,
+                emulator_url=emulator_url,
+                port=port,
+                tokenizer_uri=tokenizer_uri,
+                keys_table=keys_table,
             ),
             sink=sink,
         )
@@ -432,11 +470,33 @@ def _print_ready(stack: LocalStack, config: StackConfig, stdout: TextIO) -> None
         f"  relay (lambda/streamer/run.sh)  {stack.relay_url}/  (pid {stack.relay.pid})",
         f"  emulated SageMaker endpoint     {stack.emulator_url}  ({upstream})",
         f"  chat page                       {stack.relay_url}/chat",
-        "Try:",
-        f"  {curl_example(stack.relay_url)}",
-        "Press Ctrl-C to stop.",
     ]
+    if stack.keys_table is None:
+        lines += ["Try:", f"  {curl_example(stack.relay_url)}"]
+    else:
+        lines += _api_key_lines(stack, stack.keys_table)
+    lines.append("Press Ctrl-C to stop.")
     _say(stdout, "\n".join(lines))
+
+
+def _api_key_lines(stack: LocalStack, keys_table: LocalDynamoDB) -> list[str]:
+    """Make a key for this run and say how to call the relay with it."""
+    key = create_key(keys_table.client(), keys_table.table_name, name="local").text
+    where = f"--table {keys_table.table_name} --endpoint-url {keys_table.endpoint_url}"
+    return [
+        f"  API keys (local DynamoDB)       {keys_table.endpoint_url}  "
+        f"(table {keys_table.table_name})",
+        "A key for this run (every request but /health and the chat page's needs one):",
+        f"  {key}",
+        "Try:",
+        f"  {curl_example(stack.relay_url, api_key=key)}",
+        "  python -c 'from openai import OpenAI; "
+        f'c = OpenAI(base_url="{stack.relay_url}/v1", api_key="{key}"); '
+        'print(c.chat.completions.create(model="any", '
+        'messages=[{"role": "user", "content": "Hi"}]).choices[0].message.content)\'',
+        f"  python -m jumpstream keys create --name another {where}",
+        f"  python -m jumpstream keys usage {where}",
+    ]
 
 
 def _say(stream: TextIO, line: str) -> None:

@@ -6,6 +6,7 @@ leaves no process behind; a child that dies takes it down with a clear line.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -59,6 +60,8 @@ class RunningLocal:
     relay_url: str
     relay_pid: int
     children: set[int]
+    #: What it printed until it was ready.
+    ready: list[str]
 
 
 def _pump(stream: IO[str], lines: queue.Queue[str]) -> None:
@@ -74,11 +77,11 @@ def _read_until(lines: queue.Queue[str], wanted: str) -> list[str]:
     return seen
 
 
-@pytest.fixture
-def running_local() -> Iterator[RunningLocal]:
+@contextlib.contextmanager
+def start_local(*extra: str) -> Iterator[RunningLocal]:
     """`python -m jumpstream local` on free ports, up and serving."""
     process = subprocess.Popen(
-        jumpstream("local", "--port", "0", "--tokens-per-second", "0"),
+        jumpstream("local", "--port", "0", "--tokens-per-second", "0", *extra),
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -97,6 +100,7 @@ def running_local() -> Iterator[RunningLocal]:
             relay_url=match[1],
             relay_pid=int(match[2]),
             children=child_pids(process.pid),
+            ready=seen,
         )
     finally:
         if process.poll() is None:
@@ -104,6 +108,12 @@ def running_local() -> Iterator[RunningLocal]:
         process.wait(timeout=HANG_GUARD_SECONDS)
         assert process.stderr is not None
         process.stderr.close()
+
+
+@pytest.fixture
+def running_local() -> Iterator[RunningLocal]:
+    with start_local() as running:
+        yield running
 
 
 def test_demo_streams_an_answer_and_exits_0() -> None:
@@ -187,3 +197,36 @@ def test_local_refuses_a_port_in_use() -> None:
     assert result.returncode == 1
     assert f"port {port} on 127.0.0.1 is in use" in result.stderr
     assert result.stdout == ""
+
+
+def test_local_with_api_keys_prints_a_key_that_works_and_commands_that_use_it() -> None:
+    with start_local("--api-keys") as running:
+        ready = "\n".join(running.ready)
+        key = re.search(r"^  (jsk_\S+)$", ready, re.MULTILINE)
+        assert key is not None, ready
+        assert len(running.children) == 3  # the relay, the emulator, the keys' server
+        with httpx.Client(base_url=running.relay_url, timeout=HANG_GUARD_SECONDS) as client:
+            body = generate_body("Hello", max_new_tokens=5)
+            assert client.post("/", json=body).status_code == 401
+            answer = client.post("/", json=body, headers={"x-api-key": key[1]})
+            assert answer.status_code == 200
+            assert answer.text == expected_answer("Hello", {"max_new_tokens": 5})
+        # The printed commands, run as printed: the openai snippet, then keys usage.
+        commands = [line.strip() for line in running.ready if line.startswith("  python ")]
+        assert len(commands) == 3, ready
+        for command in (commands[0], commands[2]):
+            done = subprocess.run(  # noqa: S602 (the test runs what the user is told to run)
+                command.replace("python ", f"{sys.executable} ", 1),
+                shell=True,
+                cwd=REPO_ROOT,
+                capture_output=True,
+                text=True,
+                timeout=HANG_GUARD_SECONDS,
+            )
+            assert done.returncode == 0, done.stderr
+        # Usage: the key made for this run ("local"), its two answered requests.
+        key_id = key[1].split("_")[1]
+        assert re.search(rf"^\S+\s+{key_id}\s+local\s+2\s", done.stdout, re.MULTILINE), done.stdout
+        running.process.send_signal(signal.SIGINT)
+        assert running.process.wait(timeout=HANG_GUARD_SECONDS) == 0
+        assert wait_until_gone(running.children, guard_seconds=HANG_GUARD_SECONDS)
