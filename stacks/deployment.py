@@ -19,6 +19,7 @@ from stacks.availability import RelayPlatform
 from stacks.catalog import Model
 
 __all__ = [
+    "API_KEYS_TABLE_OUTPUT",
     "AUTH_TYPES",
     "COMPONENT_HOSTING",
     "CREATE_LIMIT_MINUTES",
@@ -53,6 +54,9 @@ VARIANT_NAME = "AllTraffic"
 
 #: The relay stack's output holding the function URL; `ask --env` and `proxy --env` read it.
 RELAY_URL_OUTPUT = "Url"
+#: The relay stack's output holding its API keys table's name (only with relay.auth =
+#: "API_KEY"); `keys --env` reads it as `ask --env` reads the URL.
+API_KEYS_TABLE_OUTPUT = "ApiKeysTableName"
 
 #: How an environment hosts its model: `instance` (a variant of one model on its own instances,
 #: never below one) or `inference-component` (the model as an inference component, which can
