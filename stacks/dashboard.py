@@ -2,8 +2,8 @@
 
 Three rows and the alarms: the relay's traffic and speed, failures by kind, and the endpoint's
 fleet beside the relay's own concurrency; with API keys, a row of the top keys between failures
-and fleet. Every widget reads the metrics alarms read
-(metrics.py), and the alarm thresholds are drawn where an alarm has one.
+and fleet (key_insights.py). Every other widget reads the metrics alarms read (metrics.py), and
+the alarm thresholds are drawn where an alarm has one.
 """
 
 from __future__ import annotations
