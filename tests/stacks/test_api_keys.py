@@ -7,6 +7,7 @@ synthesized once with cdk-nag; every template test below reads that assembly.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -413,3 +414,50 @@ def test_limits_reach_the_config_at_their_ceiling() -> None:
     assert (config.key_requests_per_minute, config.key_tokens_per_month) == (None, None)
     default = resolve_environment("t", BASE).relay
     assert (default.api_keys, default.url_auth_type) == (False, "AWS_IAM")
+
+
+def _contribution(rule: dict, line: dict) -> tuple[str, float] | None:
+    """What a rule takes from one JSON log line, as Contributor Insights reads it: None when a
+    filter excludes the line, else the contributor's key and the line's value (1 when counted).
+    Only what these rules use: `$.field` paths and IsPresent filters."""
+
+    def field(path: str) -> str:
+        name = path.removeprefix("$.")
+        assert re.fullmatch(r"[a-z_]+", name), path
+        return name
+
+    contribution = rule["Contribution"]
+    for condition in contribution["Filters"]:
+        assert set(condition) == {"Match", "IsPresent"}, condition
+        if (field(condition["Match"]) in line) != condition["IsPresent"]:
+            return None
+    (key,) = contribution["Keys"]
+    value_of = contribution.get("ValueOf")
+    return line[field(key)], (line[field(value_of)] if value_of else 1)
+
+
+def test_the_rules_read_the_request_lines_the_relay_writes() -> None:
+    """The relay's own request lines, written by its Powertools logger: a keyed request counts
+    for its key with its output tokens; a request without a key counts for no key."""
+    import io
+    import logging
+
+    from aws_lambda_powertools import Logger
+    from streamer.observability import RequestRecord
+
+    from stacks.key_insights import insight_rule_body
+
+    stream = io.StringIO()
+    logger = Logger(service="test-key-insights", logger_handler=logging.StreamHandler(stream))
+    keyed = RequestRecord(request_id="r1", method="POST", path="/v1/chat/completions")
+    keyed.key_id, keyed.generated_tokens = "0123456789ab", 42
+    anonymous = RequestRecord(request_id="r2", method="POST", path="/generate")
+    anonymous.error_type = "unauthorized"
+    for record in (keyed, anonymous):
+        logger.info("request finished", extra=record.fields())
+    lines = [json.loads(text) for text in stream.getvalue().splitlines()]
+    assert len(lines) == 2
+    tokens = insight_rule_body("group", value_of=OUTPUT_TOKENS_FIELD)
+    requests = insight_rule_body("group", value_of=None)
+    assert [_contribution(tokens, line) for line in lines] == [("0123456789ab", 42), None]
+    assert [_contribution(requests, line) for line in lines] == [("0123456789ab", 1), None]
