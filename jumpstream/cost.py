@@ -14,6 +14,8 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TextIO
 
+from streamer.contract import KEY_CACHE_SECONDS
+
 from jumpstream.prices import PRICE_LIST_REGION, Price, hourly_price
 from jumpstream.signing import credential_source
 from stacks.config import environment
@@ -68,6 +70,14 @@ def describe_environment_cost(
             bounds += f", at most {schedule.max_capacity}"
         lines.append(
             f"  schedule {schedule.name}: {schedule.cron} ({schedule.time_zone}) sets {bounds}"
+        )
+    if config.relay.enabled and config.relay.api_keys:
+        lines.append(
+            "  API keys: each call also makes a few on-demand DynamoDB requests on the keys table "
+            f"(its key's record, read at most every {KEY_CACHE_SECONDS} s per function instance; "
+            "its usage, added when it ends; its minute's count under a rate limit; its month's "
+            "days under a monthly budget), and the two top-keys Contributor Insights rules bill "
+            "per month and per log line they match"
         )
     if price is None:
         lines.append(

@@ -17,11 +17,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from streamer.contract import MAX_NEW_TOKENS_LIMIT
+from streamer.contract import (
+    KEY_REQUESTS_PER_MINUTE,
+    KEY_TOKENS_PER_DAY,
+    KEY_TOKENS_PER_MONTH,
+    MAX_NEW_TOKENS_LIMIT,
+    Variable,
+)
 
 from stacks.availability import RelayUnavailable, snapstart_unavailable
 from stacks.catalog import Catalog, Model, deployment_problem, load_catalog, region_problem
 from stacks.deployment import (
+    API_KEY_AUTH,
     AUTH_TYPES,
     COMPONENT_HOSTING,
     HOSTING_MODES,
@@ -81,6 +88,13 @@ def _default(cls: type, name: str) -> Any:
 # platform), plus the TOML names that are resolved into them (model_id) or read into nested tables.
 _ENV_KEYS = (set(_fields(EnvironmentConfig)) - {"name", "model", "relay_platform"}) | {"model_id"}
 _RELAY_KEYS = set(_fields(RelayConfig))
+# The environment's limits for API keys: each setting and the function's variable it becomes,
+# whose ceiling bounds it.
+_KEY_LIMITS: dict[str, Variable[int | None]] = {
+    "key_requests_per_minute": KEY_REQUESTS_PER_MINUTE,
+    "key_tokens_per_day": KEY_TOKENS_PER_DAY,
+    "key_tokens_per_month": KEY_TOKENS_PER_MONTH,
+}
 _ALARM_KEYS = set(_fields(AlarmThresholds))
 # The limits a [scaling] table and its schedules take: instances with instance hosting, copies
 # with inference-component hosting (ScalingConfig's min_capacity and max_capacity).
@@ -338,6 +352,18 @@ def _relay(raw: Any, where: str) -> RelayConfig:
             f"{where}.relay: invoker_arns grant IAM access, which a public URL "
             '(auth = "NONE") does not check; drop one or the other'
         )
+    if auth == API_KEY_AUTH and concurrency is None:
+        raise ConfigError(
+            f'{where}.relay: auth = "{API_KEY_AUTH}" needs reserved_concurrency: the URL is open '
+            "and the function turns away callers without a key itself, so only the reserved "
+            "concurrency limits how many of them can run it at once"
+        )
+    if auth == API_KEY_AUTH and invokers:
+        raise ConfigError(
+            f"{where}.relay: invoker_arns grant IAM access, which the URL does not check with "
+            f'auth = "{API_KEY_AUTH}" (the function checks keys); drop one or the other'
+        )
+    limits = _key_limits(raw, f"{where}.relay", auth)
     return RelayConfig(
         enabled=enabled,
         auth=auth,
@@ -359,7 +385,24 @@ def _relay(raw: Any, where: str) -> RelayConfig:
             minimum=128,
             maximum=10240,
         ),
+        **limits,
     )
+
+
+def _key_limits(raw: dict[str, Any], where: str, auth: str) -> dict[str, int]:
+    """The environment's limits for API keys that the table sets, each a whole number from 1
+    to its variable's ceiling; refused unless the relay checks keys."""
+    given = sorted(set(raw) & set(_KEY_LIMITS))
+    if given and auth != API_KEY_AUTH:
+        plural = len(given) > 1
+        raise ConfigError(
+            f"{where}: {', '.join(given)} {'apply' if plural else 'applies'} to API keys only; "
+            f'set auth = "{API_KEY_AUTH}" or drop {"them" if plural else "it"}'
+        )
+    return {
+        name: _int(raw[name], f"{where}.{name}", minimum=1, maximum=_KEY_LIMITS[name].ceiling)
+        for name in given
+    }
 
 
 def resolve_environment(

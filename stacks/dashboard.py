@@ -1,11 +1,14 @@
 """The environment's dashboard: what its users feel (waits, speed, failures) beside its fleet.
 
 Three rows and the alarms: the relay's traffic and speed, failures by kind, and the endpoint's
-fleet beside the relay's own concurrency. Every widget reads the metrics alarms read
-(metrics.py), and the alarm thresholds are drawn where an alarm has one.
+fleet beside the relay's own concurrency; with API keys, a row of the top keys between failures
+and fleet (key_insights.py). Every other widget reads the metrics alarms read (metrics.py), and
+the alarm thresholds are drawn where an alarm has one.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -48,6 +51,7 @@ class EnvironmentDashboard(cloudwatch.Dashboard):
         function: lambda_.IFunction,
         thresholds: AlarmThresholds,
         alarms: list[cloudwatch.IAlarm],
+        top_keys: Sequence[cloudwatch.IWidget] = (),
     ) -> None:
         super().__init__(
             scope,
@@ -58,6 +62,8 @@ class EnvironmentDashboard(cloudwatch.Dashboard):
         )
         self.add_widgets(*self._speed(endpoint, relay, thresholds))
         self.add_widgets(*self._failures(endpoint, relay))
+        if top_keys:
+            self.add_widgets(*top_keys)
         self.add_widgets(*self._fleet(endpoint, function, thresholds))
         self.add_widgets(
             cloudwatch.AlarmStatusWidget(title="Alarms", alarms=alarms, width=24, height=4)

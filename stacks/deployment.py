@@ -20,7 +20,9 @@ from stacks.catalog import Model
 
 __all__ = [
     "API_KEYS_TABLE_OUTPUT",
+    "API_KEY_AUTH",
     "AUTH_TYPES",
+    "AUTH_TYPE_OUTPUT",
     "COMPONENT_HOSTING",
     "CREATE_LIMIT_MINUTES",
     "HOSTING_MODES",
@@ -54,8 +56,12 @@ VARIANT_NAME = "AllTraffic"
 
 #: The relay stack's output holding the function URL; `ask --env` and `proxy --env` read it.
 RELAY_URL_OUTPUT = "Url"
-#: The relay stack's output naming its API keys' table (auth "API_KEY"); `keys --env` reads it.
+#: The relay stack's output holding its API keys table's name (only with relay.auth =
+#: "API_KEY"); `keys --env` reads it as `ask --env` reads the URL.
 API_KEYS_TABLE_OUTPUT = "ApiKeysTableName"
+#: The relay stack's output holding the environment's relay.auth (one of AUTH_TYPES), so a
+#: client can tell how to authenticate to the URL.
+AUTH_TYPE_OUTPUT = "AuthType"
 
 #: How an environment hosts its model: `instance` (a variant of one model on its own instances,
 #: never below one) or `inference-component` (the model as an inference component, which can
@@ -64,8 +70,12 @@ INSTANCE_HOSTING = "instance"
 COMPONENT_HOSTING = "inference-component"
 HOSTING_MODES = (INSTANCE_HOSTING, COMPONENT_HOSTING)
 
-#: Who may call the function URL: SigV4-signed callers with IAM permission, or anyone.
-AUTH_TYPES = ("AWS_IAM", "NONE")
+#: relay.auth for callers with one of the environment's API keys: the function URL is open to
+#: the internet (its AuthType is NONE) and the function itself refuses callers without a key.
+API_KEY_AUTH = "API_KEY"
+#: Who may call the function URL: SigV4-signed callers with IAM permission, anyone, or callers
+#: with an API key.
+AUTH_TYPES = ("AWS_IAM", "NONE", API_KEY_AUTH)
 
 #: Every retention CloudWatch Logs accepts, in days (retention.py maps them to CDK's names).
 RETENTION_DAYS = (
@@ -206,6 +216,21 @@ class RelayConfig:
     #: Lambda SnapStart: the function starts from a snapshot taken when a version is published,
     #: so a cold start skips the relay's imports and setup. None: on wherever Lambda offers it.
     snap_start: bool | None = None
+    #: With auth = API_KEY: the limits of every key that sets none of its own (None: no limit).
+    key_requests_per_minute: int | None = None
+    key_tokens_per_day: int | None = None
+    key_tokens_per_month: int | None = None
+
+    @property
+    def api_keys(self) -> bool:
+        """Whether callers need one of the environment's API keys (which the function checks)."""
+        return self.auth == API_KEY_AUTH
+
+    @property
+    def url_auth_type(self) -> str:
+        """The function URL's AuthType: the function checks API keys itself, so Lambda lets
+        every caller through to it (NONE)."""
+        return "NONE" if self.api_keys else self.auth
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -403,8 +428,9 @@ class EnvironmentConfig:
         return self.scaling.peak_capacity
 
     def summary(self) -> str:
-        """One line on what the environment deploys and what it bills idle, so a default that
-        puts a model on four GPUs is never a surprise."""
+        """One line on what the environment deploys, what it bills idle and who may call its
+        relay, so neither a default that puts a model on four GPUs nor an open URL is a
+        surprise."""
         gpus = f"{self.gpus} GPU{'s' if self.gpus > 1 else ''}"
         counts = (
             str(self.instance_count)
@@ -416,9 +442,10 @@ class EnvironmentConfig:
         else:
             capacity = f"{counts} x {self.instance_type} ({gpus} each)"
         idle = self.idle_instances * HOURS_PER_MONTH
+        relay = f"relay auth {self.relay.auth}" if self.relay.enabled else "no relay"
         return (
             f"{self.name}: {self.model.id} on {capacity} in {self.region}, {self.hosting} "
-            f"hosting; idle, {idle:,} instance-hours a month"
+            f"hosting; idle, {idle:,} instance-hours a month; {relay}"
         )
 
     @property

@@ -3,7 +3,7 @@
 Python cannot stream from Lambda's managed handler, so the function runs an ordinary ASGI server
 (lambda/streamer, started by run.sh) behind the AWS Lambda Web Adapter layer, and the URL is in
 RESPONSE_STREAM mode. Everything the caller can reach is the URL; everything the function can
-reach is one endpoint.
+reach is one endpoint (and, with API keys, their table).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 from streamer.contract import (
+    API_KEY_HEADER,
     LAMBDA_MAX_TIMEOUT_SECONDS,
     METRIC_NAMESPACE,
     SERVICE_NAME,
@@ -24,6 +25,7 @@ from streamer.contract import (
     function_environment,
 )
 
+from stacks.api_keys import ApiKeysTable
 from stacks.availability import RelayPlatform, snapstart_unavailable
 from stacks.bundling import bundled_code
 from stacks.deployment import RelayConfig, RelayTarget
@@ -48,7 +50,8 @@ def function_timeout_seconds(max_new_tokens_limit: int) -> int:
 
 
 class StreamingRelay(Construct):
-    """Function, function URL, log group and a role that may invoke one endpoint and nothing else.
+    """Function, function URL, log group and a role that may invoke one endpoint and nothing
+    else (but read and count in the keys table, with API keys).
 
     `config` is the environment's [relay] table, `target` what the function calls, `platform`
     what it runs on in the stack's region (Availability.relay_platform refuses a region without
@@ -59,6 +62,11 @@ class StreamingRelay(Construct):
     With SnapStart the URL belongs to the alias `live` of a version published on each deploy
     that changes the function: Lambda takes the snapshot when it publishes the version, and only
     a version (through an alias) starts from one.
+
+    With auth API_KEY the URL lets every caller through (AuthType NONE) and the function
+    refuses those without a key: the construct adds the keys table (`api_keys`, continuously
+    backed up when `point_in_time_recovery`), lets the function read and count in it, and
+    hands it the table's name and the environment's limits.
     """
 
     def __init__(
@@ -72,6 +80,7 @@ class StreamingRelay(Construct):
         environment_name: str,
         log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
         code: lambda_.Code | None = None,
+        point_in_time_recovery: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
@@ -121,6 +130,13 @@ class StreamingRelay(Construct):
             )
         )
 
+        self.api_keys: ApiKeysTable | None = None
+        if config.api_keys:
+            self.api_keys = ApiKeysTable(
+                self, "ApiKeys", point_in_time_recovery=point_in_time_recovery
+            )
+            self.api_keys.grant_relay(self.role)
+
         # The Web Adapter runs run.sh, which starts uvicorn, and streams its response; the
         # relay's own settings are lambda/streamer/streamer/settings.py's. The metrics'
         # namespace and environment are what the alarms and the dashboard read.
@@ -136,6 +152,10 @@ class StreamingRelay(Construct):
             environment_name=environment_name,
             web_adapter=True,
             snap_start=snap_start,
+            api_keys_table=self.api_keys.table_name if self.api_keys else None,
+            key_requests_per_minute=config.key_requests_per_minute,
+            key_tokens_per_day=config.key_tokens_per_day,
+            key_tokens_per_month=config.key_tokens_per_month,
         )
 
         self.function = lambda_.Function(
@@ -178,6 +198,8 @@ class StreamingRelay(Construct):
                 allowed_headers=[
                     "content-type", "accept", "authorization", "x-amz-date",
                     "x-amz-security-token", "x-amz-content-sha256",
+                    # A key may come in its own header as well as in `authorization`.
+                    *([API_KEY_HEADER] if config.api_keys else []),
                 ],
                 exposed_headers=["x-request-id", "retry-after"],
                 max_age=cdk.Duration.hours(1),
@@ -189,7 +211,7 @@ class StreamingRelay(Construct):
                 "GPU endpoint at your expense; only the reserved concurrency limits them.",
             )
         self.url = invoked.add_function_url(
-            auth_type=lambda_.FunctionUrlAuthType[config.auth],
+            auth_type=lambda_.FunctionUrlAuthType[config.url_auth_type],
             invoke_mode=lambda_.InvokeMode.RESPONSE_STREAM,
             cors=cors,
         )

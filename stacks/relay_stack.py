@@ -8,8 +8,14 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from stacks.dashboard import EnvironmentDashboard, dashboard_url
-from stacks.deployment import RELAY_URL_OUTPUT, EnvironmentConfig
+from stacks.deployment import (
+    API_KEYS_TABLE_OUTPUT,
+    AUTH_TYPE_OUTPUT,
+    RELAY_URL_OUTPUT,
+    EnvironmentConfig,
+)
 from stacks.errors import ConfigError
+from stacks.key_insights import KeyInsights
 from stacks.metrics import EndpointMetrics, RelayMetrics
 from stacks.monitoring import RelayAlarms
 from stacks.relay import StreamingRelay
@@ -41,6 +47,8 @@ class RelayStack(cdk.Stack):
             platform=config.relay_platform,
             environment_name=config.name,
             log_retention=retention(config.log_retention_days),
+            # A protected environment's keys are worth continuous backups.
+            point_in_time_recovery=config.termination_protection,
         )
         cdk.CfnOutput(
             self, RELAY_URL_OUTPUT, value=self.relay.url.url, description="POST prompts here"
@@ -55,6 +63,17 @@ class RelayStack(cdk.Stack):
             thresholds=config.alarms,
             alarm_email=config.alarm_email,
         )
+        insights = None
+        if self.relay.api_keys is not None:
+            insights = KeyInsights(
+                self, "KeyInsights", environment=config.name, log_group=self.relay.log_group
+            )
+            cdk.CfnOutput(
+                self,
+                API_KEYS_TABLE_OUTPUT,
+                value=self.relay.api_keys.table_name,
+                description="API keys and their usage: jumpstream keys --env reads it",
+            )
         EnvironmentDashboard(
             alarms,  # the path the dashboard has always had: see EnvironmentDashboard
             "Dashboard",
@@ -64,6 +83,7 @@ class RelayStack(cdk.Stack):
             function=self.relay.function,
             thresholds=config.alarms,
             alarms=alarms.alarms,
+            top_keys=insights.widgets if insights else (),
         )
         name = config.stack_prefix  # the dashboard's name
         cdk.CfnOutput(self, "DashboardName", value=name)
@@ -71,4 +91,4 @@ class RelayStack(cdk.Stack):
         cdk.CfnOutput(self, "FunctionName", value=self.relay.function.function_name)
         # The function logs to a group of its own, named by CloudFormation: say which.
         cdk.CfnOutput(self, "LogGroupName", value=self.relay.log_group.log_group_name)
-        cdk.CfnOutput(self, "AuthType", value=config.relay.auth)
+        cdk.CfnOutput(self, AUTH_TYPE_OUTPUT, value=config.relay.auth)

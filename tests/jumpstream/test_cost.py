@@ -102,3 +102,19 @@ def test_the_hosting_option_reaches_the_command() -> None:
     argv = ["cost", "--env", "dev", "--hosting", "inference-component"]
     assert main(argv, stdout=stdout, stderr=stderr) == 0
     assert "(inference-component hosting)" in stdout.getvalue()
+
+
+def test_an_environment_with_api_keys_says_what_each_call_adds() -> None:
+    """DynamoDB requests per call and the top-keys rules; nothing of the kind without keys."""
+    from stacks.config import resolve_environment
+
+    base = {"region": "eu-west-1", "model_id": "huggingface-llm-mistral-7b-instruct"}
+    keyed = resolve_environment(
+        "k", {**base, "relay": {"auth": "API_KEY", "reserved_concurrency": 2}}
+    )
+    (line,) = [line for line in describe_environment_cost(keyed) if "API keys" in line]
+    assert line.startswith("  API keys: each call also makes a few on-demand DynamoDB requests")
+    assert "read at most every 30 s per function instance" in line
+    assert "Contributor Insights" in line
+    plain = describe_environment_cost(resolve_environment("p", base))
+    assert not [line for line in plain if "API keys" in line or "DynamoDB" in line]

@@ -170,10 +170,10 @@ def test_cli_synth_works_without_aws_credentials(tmp_path: Path) -> None:
     names = sorted(p.name for p in tmp_path.glob("*.template.json"))
     assert "jumpstream-dev-endpoint.template.json" in names
     assert all(n.startswith("jumpstream-dev-") for n in names)
-    # One line says what it deploys, GPUs and idle cost included (#19).
+    # One line says what it deploys, GPUs and idle cost included (#19), and who may call it.
     assert (
         "jumpstream: dev: huggingface-llm-mistral-7b-instruct on 1 x ml.g5.2xlarge (1 GPU each) "
-        "in us-east-1, instance hosting; idle, 730 instance-hours a month"
+        "in us-east-1, instance hosting; idle, 730 instance-hours a month; relay auth AWS_IAM"
     ) in result.stderr.splitlines()
 
 
@@ -294,10 +294,17 @@ def test_the_summary_says_gpus_counts_and_idle_hours_in_each_mode() -> None:
     envs = {e.name: e for e in select_environments({})}
     assert envs["prod"].summary() == (
         "prod: huggingface-llm-mistral-7b-instruct on 2 to 4 x ml.g5.12xlarge (4 GPUs each) in "
-        "us-east-1, instance hosting; idle, 1,460 instance-hours a month"
+        "us-east-1, instance hosting; idle, 1,460 instance-hours a month; relay auth AWS_IAM"
     )
     component = resolve_environment("c", {**BASE, "hosting": "inference-component"})
     assert component.summary() == (
         "c: huggingface-llm-mistral-7b-instruct on 0 to 1 copies, one ml.g5.12xlarge (4 GPUs) "
-        "each in us-east-1, inference-component hosting; idle, 0 instance-hours a month"
+        "each in us-east-1, inference-component hosting; idle, 0 instance-hours a month; "
+        "relay auth AWS_IAM"
     )
+    keyed = resolve_environment(
+        "k", {**BASE, "relay": {"auth": "API_KEY", "reserved_concurrency": 2}}
+    )
+    assert keyed.summary().endswith("; relay auth API_KEY")
+    alone = resolve_environment("e", {**BASE, "relay": {"enabled": False}})
+    assert alone.summary().endswith("instance-hours a month; no relay")

@@ -20,7 +20,7 @@ from streamer.contract import (
 from stacks.availability import load_availability
 from stacks.catalog import load_catalog
 from stacks.config import resolve_environment, select_environments
-from stacks.deployment import RelayConfig, RelayTarget
+from stacks.deployment import API_KEYS_TABLE_OUTPUT, AUTH_TYPE_OUTPUT, RelayConfig, RelayTarget
 from stacks.environment import add_environment
 from stacks.errors import ConfigError
 from stacks.nag import enable_nag
@@ -237,6 +237,11 @@ def test_shipped_environments_synthesize_nag_and_lint_clean(tmp_path: Path) -> N
     relay = json.loads((tmp_path / "jumpstream-dev-relay.template.json").read_text())
     assert relay["Resources"]
     assert all(r.get("DeletionPolicy", "Delete") == "Delete" for r in relay["Resources"].values())
+    # Without API keys: no table, no key rules, no table output (tests/stacks/test_api_keys.py).
+    kinds = {r["Type"] for r in relay["Resources"].values()}
+    assert not kinds & {"AWS::DynamoDB::Table", "AWS::CloudWatch::InsightRule"}
+    assert API_KEYS_TABLE_OUTPUT not in relay["Outputs"]
+    assert relay["Outputs"][AUTH_TYPE_OUTPUT]["Value"] == "AWS_IAM"
 
 
 def test_an_environment_with_its_account_written_in_is_nag_and_lint_clean(tmp_path: Path) -> None:
