@@ -242,6 +242,9 @@ class RelayTarget:
     #: The catalog's chat layout for the model (JSON), which the relay renders `messages` with.
     prompt_template: str | None = None
     inference_component_name: str | None = None
+    #: The model's tokenizer.json (s3://), where its TGI does not report prompt tokens: the
+    #: relay counts them with it.
+    tokenizer_uri: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -354,6 +357,7 @@ class EnvironmentConfig:
             model_id=self.model.id,
             prompt_template=self.model.prompt_template,
             inference_component_name=self.inference_component_name,
+            tokenizer_uri=self.model.tokenizer_uri(self.region),
         )
 
     @property

@@ -26,7 +26,7 @@ from streamer.contract import (
 )
 
 from stacks.api_keys import ApiKeysTable
-from stacks.availability import RelayPlatform, snapstart_unavailable
+from stacks.availability import RelayPlatform, partition, snapstart_unavailable
 from stacks.bundling import bundled_code
 from stacks.deployment import RelayConfig, RelayTarget
 from stacks.endpoint import endpoint_arn, inference_component_arn
@@ -130,6 +130,18 @@ class StreamingRelay(Construct):
             )
         )
 
+        if target.tokenizer_uri is not None:
+            bucket, _, key = target.tokenizer_uri.removeprefix("s3://").partition("/")
+            self.role.add_to_principal_policy(
+                iam.PolicyStatement(
+                    sid="ReadModelTokenizer",
+                    # The model's TGI does not count prompt tokens: the function reads this one
+                    # file of the model's artifact (JumpStart's bucket) to count them itself.
+                    actions=["s3:GetObject"],
+                    resources=[f"arn:{partition(stack.region)}:s3:::{bucket}/{key}"],
+                )
+            )
+
         self.api_keys: ApiKeysTable | None = None
         if config.api_keys:
             self.api_keys = ApiKeysTable(
@@ -156,6 +168,7 @@ class StreamingRelay(Construct):
             key_requests_per_minute=config.key_requests_per_minute,
             key_tokens_per_day=config.key_tokens_per_day,
             key_tokens_per_month=config.key_tokens_per_month,
+            tokenizer_uri=target.tokenizer_uri,
         )
 
         self.function = lambda_.Function(
@@ -164,7 +177,12 @@ class StreamingRelay(Construct):
             runtime=lambda_.Runtime.PYTHON_3_14,
             architecture=architecture,
             handler="run.sh",
-            code=code or bundled_code(STREAMER_SOURCE, architecture=architecture.name),
+            code=code
+            or bundled_code(
+                STREAMER_SOURCE,
+                architecture=architecture.name,
+                prompt_tokens=target.tokenizer_uri is not None,
+            ),
             layers=[
                 lambda_.LayerVersion.from_layer_version_arn(
                     self, "WebAdapter", platform.web_adapter_layer_arn

@@ -198,6 +198,7 @@ def test_the_function_gets_the_table_and_the_limits_through_the_contract(
         key_requests_per_minute=relay.key_requests_per_minute,
         key_tokens_per_day=relay.key_tokens_per_day,
         key_tokens_per_month=relay.key_tokens_per_month,
+        tokenizer_uri=config.relay_target.tokenizer_uri,
     )
     limits = {
         name: variables.get(name)

@@ -82,6 +82,8 @@ def test_function_runs_the_web_adapter_on_python_314_arm64() -> None:
         environment_name="t",
         web_adapter=True,
         snap_start=True,  # on where Lambda offers it (below)
+        # Mistral 7B Instruct's TGI (2.0.0) does not report prompt tokens: the relay counts them.
+        tokenizer_uri=model.tokenizer_uri("eu-west-1"),
     )
 
 
@@ -460,3 +462,32 @@ def test_snap_start_where_lambda_does_not_offer_it() -> None:
 def test_snap_start_is_true_or_false() -> None:
     with pytest.raises(ConfigError, match=r"relay\.snap_start must be true or false"):
         resolve_environment("t", {**BASE, "relay": {"snap_start": "yes"}})
+
+
+def test_where_tgi_does_not_count_prompt_tokens_the_role_reads_the_models_tokenizer_only() -> None:
+    _, counted_template = relay_template(BASE)
+    _, reported_template = relay_template(
+        {**BASE, "model_id": "huggingface-llm-falcon-7b-instruct-bf16"}
+    )
+    model = load_catalog().get(BASE["model_id"])
+    uri = model.tokenizer_uri("eu-west-1")
+    assert uri is not None
+    assert uri.endswith("/inference-prepack/v2.0.0/tokenizer.json")
+    (policy,) = counted_template.find_resources("AWS::IAM::Policy").values()
+    (s3,) = [
+        statement
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if "s3:" in json.dumps(statement["Action"])
+    ]
+    assert s3["Action"] == "s3:GetObject"
+    assert s3["Resource"] == "arn:aws:s3:::" + uri.removeprefix("s3://")
+    (function,) = counted_template.find_resources("AWS::Lambda::Function").values()
+    assert function["Properties"]["Environment"]["Variables"]["TOKENIZER_URI"] == uri
+    # A model whose TGI reports them: no tokenizer, no S3 access, and another asset (the
+    # tokenizer is bundled only where it is used).
+    (policy,) = reported_template.find_resources("AWS::IAM::Policy").values()
+    actions = json.dumps(policy["Properties"]["PolicyDocument"]["Statement"])
+    assert "s3:" not in actions
+    (other,) = reported_template.find_resources("AWS::Lambda::Function").values()
+    assert "TOKENIZER_URI" not in other["Properties"]["Environment"]["Variables"]
+    assert function["Properties"]["Code"] != other["Properties"]["Code"]
