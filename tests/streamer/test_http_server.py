@@ -119,3 +119,16 @@ async def _test_close_sends_what_was_gathered_and_abort_drops_it() -> None:
     await step_ends()
     assert recorder.writes == []
     assert recorder.aborted
+
+
+def test_nothing_is_written_to_a_transport_that_is_closing() -> None:
+    asyncio.run(_test_nothing_is_written_to_a_transport_that_is_closing())
+
+
+async def _test_nothing_is_written_to_a_transport_that_is_closing() -> None:
+    recorder = RecordingTransport()
+    transport = _GatheringTransport(recorder)
+    transport.write(b"too late")
+    recorder.closed = True  # the connection was lost before the step ended
+    await step_ends()
+    assert recorder.writes == []
