@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import uvicorn
+from streamer.http_server import SERVER_OPTIONS
 
 # A generous guard against hangs; never a statement about speed.
 HANG_GUARD_SECONDS = 30.0
@@ -19,14 +20,12 @@ HANG_GUARD_SECONDS = 30.0
 
 @contextmanager
 def serving(app: Any) -> Iterator[str]:
-    """Run uvicorn exactly as __main__ does (h11, asyncio) on a free loopback port."""
+    """Run uvicorn exactly as __main__ does (its SERVER_OPTIONS) on a free loopback port."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, http="h11", loop="asyncio", lifespan="off", access_log=False, log_level="warning"
-    )
+    config = uvicorn.Config(app, log_level="warning", **SERVER_OPTIONS)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -34,6 +34,7 @@ def main() -> int:
     import uvicorn
 
     from .app import create_app
+    from .http_server import SERVER_OPTIONS
 
     try:
         app = create_app(settings)
@@ -60,12 +61,9 @@ def main() -> int:
         app,
         host=settings.host,
         port=settings.port,
-        http="h11",
-        loop="asyncio",
-        lifespan="off",
-        access_log=False,  # the relay writes its own line per request, with more in it
         server_header=False,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        **SERVER_OPTIONS,
     )
     server = uvicorn.Server(config)
     server.run(sockets=[listener])

@@ -1,0 +1,134 @@
+"""http_server.py: what one event-loop step writes leaves in one send, and nothing waits for it.
+
+Over a real socket with uvicorn as __main__ runs it, and the transport on its own against a
+transport that records its writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+from streamer.http_server import FLUSH_AT_BYTES, _GatheringTransport
+
+from tests.serving import serving
+from tests.streamer.support import HANG_GUARD_SECONDS
+
+PARTS = [b"one ", b"two ", b"three"]
+
+
+async def burst(scope: Any, receive: Any, send: Any) -> None:
+    """A head and three body messages written in one step (no await that waits between them)."""
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    for part in PARTS:
+        await send({"type": "http.response.body", "body": part, "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def test_a_steps_writes_leave_in_one_send() -> None:
+    with serving(burst) as url:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=HANG_GUARD_SECONDS) as client:
+            client.sendall(b"GET / HTTP/1.1\r\nHost: relay\r\n\r\n")
+            # One recv, made before the server wrote anything: it returns what the first send
+            # carried, and that is the whole response, head, every part and the body's end.
+            received = client.recv(1 << 16)
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert body == b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in PARTS) + b"0\r\n\r\n"
+
+
+async def step_ends() -> None:
+    """End this step and let the loop run the next turn's callbacks (this task resumes in the
+    turn after the one it yielded in: the flush is due in that one)."""
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+
+
+class RecordingTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[bytes] = []
+        self.closed = False
+        self.aborted = False
+
+    def write(self, data: Any) -> None:
+        self.writes.append(bytes(data))
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def is_closing(self) -> bool:
+        return self.closed or self.aborted
+
+    def get_write_buffer_size(self) -> int:
+        return sum(map(len, self.writes))
+
+
+def test_writes_are_joined_until_the_step_ends() -> None:
+    asyncio.run(_test_writes_are_joined_until_the_step_ends())
+
+
+async def _test_writes_are_joined_until_the_step_ends() -> None:
+    recorder = RecordingTransport()
+    transport = _GatheringTransport(recorder)
+    transport.write(b"a")
+    transport.write(b"")
+    transport.write(bytearray(b"b"))
+    assert recorder.writes == []
+    assert transport.get_write_buffer_size() == 2
+    await step_ends()
+    assert recorder.writes == [b"ab"]
+    transport.write(b"c")
+    await step_ends()
+    assert recorder.writes == [b"ab", b"c"]
+
+
+def test_a_large_write_goes_at_once() -> None:
+    asyncio.run(_test_a_large_write_goes_at_once())
+
+
+async def _test_a_large_write_goes_at_once() -> None:
+    recorder = RecordingTransport()
+    transport = _GatheringTransport(recorder)
+    transport.write(b"a")
+    transport.write(b"x" * FLUSH_AT_BYTES)
+    assert recorder.writes == [b"a" + b"x" * FLUSH_AT_BYTES]
+
+
+def test_close_sends_what_was_gathered_and_abort_drops_it() -> None:
+    asyncio.run(_test_close_sends_what_was_gathered_and_abort_drops_it())
+
+
+async def _test_close_sends_what_was_gathered_and_abort_drops_it() -> None:
+    recorder = RecordingTransport()
+    transport = _GatheringTransport(recorder)
+    transport.write(b"last words")
+    transport.close()
+    assert recorder.writes == [b"last words"]
+    assert recorder.closed
+
+    recorder = RecordingTransport()
+    transport = _GatheringTransport(recorder)
+    transport.write(b"never sent")
+    transport.abort()
+    await step_ends()
+    assert recorder.writes == []
+    assert recorder.aborted
+
+
+def test_nothing_is_written_to_a_transport_that_is_closing() -> None:
+    asyncio.run(_test_nothing_is_written_to_a_transport_that_is_closing())
+
+
+async def _test_nothing_is_written_to_a_transport_that_is_closing() -> None:
+    recorder = RecordingTransport()
+    transport = _GatheringTransport(recorder)
+    transport.write(b"too late")
+    recorder.closed = True  # the connection was lost before the step ended
+    await step_ends()
+    assert recorder.writes == []
