@@ -2,13 +2,13 @@
 and the dashboard widgets that rank their top keys.
 
 The relay writes one JSON line per request (streamer/observability.py). With API keys that line
-names the key by its public id (KEY_ID_FIELD; never the secret), and every request line says
-how many tokens it generated (OUTPUT_TOKENS_FIELD). One rule adds up output tokens per key, the
-other counts requests per key; both read only lines that carry both fields, so a request's other
-log lines, and requests refused before a key was known, count for no key. CloudWatch evaluates
-the rules as the lines arrive: nothing is asked of the function, and the keys' table is not
-read. The rules bill per rule and per matching line, so they exist only with relay.auth
-"API_KEY".
+names the key by its public id (the contract's LogField.KEY_ID; never the secret), and every
+request line says how many tokens it generated (LogField.OUTPUT_TOKENS). One rule adds up output
+tokens per key, the other counts requests per key; both read only lines that carry both fields, so
+a request's other log lines, and requests refused before a key was known, count for no key.
+CloudWatch evaluates the rules as the lines arrive: nothing is asked of the function, and the keys'
+table is not read. The rules bill per rule and per matching line, so they exist only with
+relay.auth "API_KEY".
 """
 
 from __future__ import annotations
@@ -19,25 +19,18 @@ import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_logs as logs
 from constructs import Construct
+from streamer.contract import LogField
 
 from stacks.deployment import environment_prefix
 from stacks.metrics import PERIOD
 
 __all__ = [
-    "KEY_ID_FIELD",
-    "OUTPUT_TOKENS_FIELD",
     "TOP_KEYS",
     "KeyInsights",
     "TopContributorsWidget",
     "insight_rule_body",
 ]
 
-# The request line's fields the rules read. (Named here until the contract names the relay's
-# log fields; the relay writes them.)
-#: The key's public id, on the request line of a request made with a valid key.
-KEY_ID_FIELD: Final = "key_id"
-#: The tokens the request generated (an integer), on every request line.
-OUTPUT_TOKENS_FIELD: Final = "output_tokens"
 #: How many keys each widget ranks.
 TOP_KEYS: Final = 10
 
@@ -46,10 +39,10 @@ def insight_rule_body(log_group_name: str, *, value_of: str | None) -> dict[str,
     """A Contributor Insights rule (schema CloudWatchLogRule 1) over the relay's request lines,
     keyed by the key's id: summing `value_of` of each line, or counting lines when None."""
     contribution: dict[str, Any] = {
-        "Keys": [f"$.{KEY_ID_FIELD}"],
+        "Keys": [f"$.{LogField.KEY_ID}"],
         "Filters": [
             {"Match": f"$.{field}", "IsPresent": True}
-            for field in (KEY_ID_FIELD, OUTPUT_TOKENS_FIELD)
+            for field in (LogField.KEY_ID, LogField.OUTPUT_TOKENS)
         ],
     }
     if value_of is not None:
@@ -121,7 +114,7 @@ class KeyInsights(Construct):
             rule_name=f"{prefix}-output-tokens",
             rule_state="ENABLED",
             rule_body=stack.to_json_string(
-                insight_rule_body(log_group.log_group_name, value_of=OUTPUT_TOKENS_FIELD)
+                insight_rule_body(log_group.log_group_name, value_of=LogField.OUTPUT_TOKENS)
             ),
         )
         self.by_requests = cloudwatch.CfnInsightRule(

@@ -23,6 +23,7 @@ from streamer.contract import (
     SERVICE_NAME,
     UPSTREAM_READ_TIMEOUT_SECONDS,
     KeyTable,
+    LogField,
     function_environment,
 )
 
@@ -30,7 +31,7 @@ from stacks.api_keys import RELAY_TABLE_ACTIONS
 from stacks.config import resolve_environment
 from stacks.deployment import API_KEYS_TABLE_OUTPUT, AUTH_TYPE_OUTPUT, EnvironmentConfig
 from stacks.errors import ConfigError
-from stacks.key_insights import KEY_ID_FIELD, OUTPUT_TOKENS_FIELD, TOP_KEYS
+from stacks.key_insights import TOP_KEYS
 from stacks.nag import enable_nag
 from stacks.relay_stack import RelayStack
 from tests.stacks.test_lint import lint
@@ -298,7 +299,6 @@ def test_contributor_insights_rank_keys_by_output_tokens_and_by_requests(keyed: 
         "Contribution": {"Keys": ["$.key_id"], "Filters": filters},
         "AggregateOn": "Count",
     }
-    assert (KEY_ID_FIELD, OUTPUT_TOKENS_FIELD) == ("key_id", "output_tokens")
     assert all(rule["RuleState"] == "ENABLED" for rule in rules.values())
 
 
@@ -458,7 +458,7 @@ def test_the_rules_read_the_request_lines_the_relay_writes() -> None:
         logger.info("request finished", extra=record.fields())
     lines = [json.loads(text) for text in stream.getvalue().splitlines()]
     assert len(lines) == 2
-    tokens = insight_rule_body("group", value_of=OUTPUT_TOKENS_FIELD)
+    tokens = insight_rule_body("group", value_of=LogField.OUTPUT_TOKENS)
     requests = insight_rule_body("group", value_of=None)
     assert [_contribution(tokens, line) for line in lines] == [("0123456789ab", 42), None]
     assert [_contribution(requests, line) for line in lines] == [("0123456789ab", 1), None]

@@ -63,6 +63,7 @@ __all__ = [
     "ErrorKind",
     "KeyLimits",
     "KeyTable",
+    "LogField",
     "Metric",
     "Variable",
     "function_environment",
@@ -275,6 +276,16 @@ class Dimension:
     MODEL: Final = "Model"
     #: On Errors and Refused only: the error kind.
     ERROR_TYPE: Final = "ErrorType"
+
+
+class LogField:
+    """Fields of the function's one log line per request that something outside it reads (the
+    top-keys rules of CloudWatch Contributor Insights)."""
+
+    #: The public id of the API key the request came with (never the secret); absent without.
+    KEY_ID: Final = "key_id"
+    #: The tokens the model generated for the request (on every request line).
+    OUTPUT_TOKENS: Final = "output_tokens"
 
 
 # --- Error kinds --------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .contract import REFUSED_UNMETERED_KINDS, Dimension, Metric
+from .contract import REFUSED_UNMETERED_KINDS, Dimension, LogField, Metric
 from .errors import error_response, internal_error
 from .invocation import request_id_from
 
@@ -127,9 +127,9 @@ class RequestRecord:
             "time_to_first_token_ms": _ms(self.started, self.first_text_at),
             "tokens": self.tokens,
             "generated_tokens": self.generated_tokens,
-            "output_tokens": self.output_tokens,
+            LogField.OUTPUT_TOKENS: self.output_tokens,
             "prompt_tokens": self.prompt_tokens,
-            "key_id": self.key_id,
+            LogField.KEY_ID: self.key_id,
             "duration_ms": _ms(self.started, now),
             "finish_reason": self.finish_reason,
             "error_type": self.error_type,
