@@ -9,11 +9,12 @@ import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 
 import httpx
 import openai
 import pytest
-from streamer.contract import ApiKey, KeyTable, new_api_key
+from streamer.contract import API_KEYS_TABLE, ApiKey, KeyTable, new_api_key, secret_digest
 
 from jumpstream.emulator.tokenizer import estimate_input_tokens
 from jumpstream.local import LocalStack, start_stack
@@ -27,34 +28,50 @@ from tests.e2e.support import (
     expected_tokens,
     fast_config,
 )
-from tests.table_server import KeysTable, keys_table
+from tests.table_server import KeysTable
 
 QUESTION = [{"role": "user", "content": PROMPT}]
 
 
+@dataclass(frozen=True)
+class Relays:
+    """`jumpstream local --api-keys` (its relay, emulator and keys server), a second relay with
+    its own emulator reading the same table, and everything the children wrote."""
+
+    first: LocalStack
+    second: LocalStack
+    table: KeysTable
+    output: LineBuffer
+
+
 @pytest.fixture(scope="module")
-def table() -> Iterator[KeysTable]:
-    with keys_table() as served:
-        yield served
-
-
-def _relay_env(table: KeysTable) -> dict[str, str]:
-    return {"API_KEYS_TABLE": table.name, "AWS_ENDPOINT_URL_DYNAMODB": table.endpoint_url}
-
-
-@pytest.fixture(scope="module")
-def stacks(table: KeysTable) -> Iterator[tuple[LocalStack, LocalStack]]:
-    """Two relays (each with its own emulator) sharing one keys table."""
-    output = LineBuffer(keep=500)
+def relays() -> Iterator[Relays]:
+    output = LineBuffer(keep=5000)
     try:
-        with (
-            start_stack(fast_config(**_relay_env(table)), sink=output) as first,
-            start_stack(fast_config(**_relay_env(table)), sink=output) as second,
-        ):
-            yield first, second
+        with start_stack(replace(fast_config(), api_keys=True), sink=output) as first:
+            assert first.keys_table is not None
+            table = KeysTable(
+                endpoint_url=first.keys_table.endpoint_url, name=first.keys_table.table_name
+            )
+            shared = {
+                API_KEYS_TABLE.name: table.name,
+                "AWS_ENDPOINT_URL_DYNAMODB": table.endpoint_url,
+            }
+            with start_stack(fast_config(**shared), sink=output) as second:
+                yield Relays(first=first, second=second, table=table, output=output)
     except Exception:
         print(output.render())
         raise
+
+
+@pytest.fixture(scope="module")
+def stacks(relays: Relays) -> tuple[LocalStack, LocalStack]:
+    return relays.first, relays.second
+
+
+@pytest.fixture(scope="module")
+def table(relays: Relays) -> KeysTable:
+    return relays.table
 
 
 @pytest.fixture(scope="module")
@@ -273,3 +290,24 @@ def test_the_chat_page_asks_for_a_key_and_keeps_it_for_the_tab_only(
         assert stored == [key.text, 0, ""]
     finally:
         page.close()
+
+
+def test_no_key_secret_reaches_any_line_the_relays_write(relays: Relays) -> None:
+    key = relays.table.create_key()
+    wrong = ApiKey(key.key_id, new_api_key().secret)
+    for headers in (
+        {"authorization": f"Bearer {key.text}"},
+        {"x-api-key": key.text},
+        {"authorization": f"Bearer {wrong.text}"},
+        {"authorization": f"Bearer {key.text}{key.text}"},
+    ):
+        httpx.post(
+            f"{relays.first.relay_url}/",
+            json={"inputs": PROMPT, "parameters": {"max_new_tokens": 2}},
+            headers=headers,
+            timeout=HANG_GUARD_SECONDS,
+        )
+    written = relays.output.render()
+    assert key.key_id in written  # the lines are there, by key id
+    for secret in (key.secret, wrong.secret, secret_digest(key.secret)):
+        assert secret not in written
