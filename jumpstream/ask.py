@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Final, TextIO
 
 from jumpstream.client import (
+    API_KEY_VARIABLE,
     CredentialSource,
     RelayClient,
     RelayError,
@@ -56,6 +57,8 @@ class AskOptions:
     timeout: float = 300.0
     #: Seconds to keep trying while the model is starting (or busy) before the answer starts.
     wait: float = 0.0
+    #: The key for a relay that takes API keys (then nothing is signed).
+    api_key: str | None = None
 
 
 def request_body(
@@ -101,7 +104,11 @@ def run_ask(
         request = {"inputs": options.prompt}
     try:
         auth = auth_for(
-            options.url, sign=options.sign, region=options.region, source_loader=source_loader
+            options.url,
+            sign=options.sign,
+            region=options.region,
+            source_loader=source_loader,
+            api_key=options.api_key,
         )
     except ValueError as error:
         _say(stderr, f"error: {error}")
@@ -127,6 +134,12 @@ def run_ask(
     except RelayError as error:
         _end_line(stdout, ended_with_newline)
         _say(stderr, f"error: {error}")
+        if error.kind == "unauthorized":
+            _say(
+                stderr,
+                f"This relay takes API keys: set {API_KEY_VARIABLE} to one "
+                "(`python -m jumpstream keys create --env NAME --name NAME` makes one).",
+            )
         return EXIT_FAILED
     _end_line(stdout, ended_with_newline)
     return EXIT_OK

@@ -7,6 +7,7 @@ Each subcommand only parses its options and hands them to the module that does t
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ from jumpstream import (
     preview,
     proxy,
 )
+from jumpstream.client import API_KEY_VARIABLE
 from jumpstream.deployed import DeployedError, relay_url
 from jumpstream.emulator import options as emulator_options
 
@@ -216,7 +218,8 @@ def _add_ask(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description=(
             "Send a prompt to a relay's function URL and print the answer as it streams. "
             "A function URL is signed with SigV4 (service lambda) using botocore's credential "
-            "chain; a loopback URL is not, unless --sign. The text goes to stdout; errors go "
+            "chain; a loopback URL is not, unless --sign. A relay that takes API keys gets the "
+            f"key in ${API_KEY_VARIABLE} instead. The text goes to stdout; errors go "
             "to stderr. Exit status 1 means the answer is not complete."
         ),
     )
@@ -397,6 +400,7 @@ def _run_ask(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         sign=args.sign,
         timeout=args.timeout,
         wait=args.wait,
+        api_key=os.environ.get(API_KEY_VARIABLE) or None,
     )
     return ask.run_ask(options, stdout=stdout, stderr=stderr)
 

@@ -144,15 +144,36 @@ class SigV4(httpx.Auth):
         yield request
 
 
+#: Where `ask` finds the API key of a relay that takes keys (auth "API_KEY"): the environment,
+#: not a command-line flag, which shell histories and process lists would keep.
+API_KEY_VARIABLE: Final = "JUMPSTREAM_API_KEY"
+
+
+class BearerKey(httpx.Auth):
+    """An API key, sent as OpenAI's clients send theirs: `Authorization: Bearer <key>`."""
+
+    def __init__(self, key: str) -> None:
+        self._header = f"Bearer {key}"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self._header
+        yield request
+
+
 def auth_for(
     url: str,
     *,
     sign: bool | None = None,
     region: str | None = None,
     source_loader: Callable[[], CredentialSource | None] = credential_source,
-) -> SigV4 | None:
-    """SigV4 for ``url``, or None: ``sign=None`` signs a function URL only, True always, False
-    never. ValueError says why it cannot sign (no region, no credentials)."""
+    api_key: str | None = None,
+) -> httpx.Auth | None:
+    """How to authenticate to ``url``: its API key when there is one (a relay that takes keys
+    does not check SigV4, and both would claim Authorization), else SigV4 or nothing:
+    ``sign=None`` signs a function URL only, True always, False never. ValueError says why it
+    cannot sign (no region, no credentials)."""
+    if api_key:
+        return BearerKey(api_key)
     url_region = region_from_url(url)
     if sign is False or (sign is None and url_region is None):
         return None

@@ -5,7 +5,10 @@ official `openai` package and by raw HTTP, and two relay processes sharing one t
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +19,7 @@ import openai
 import pytest
 from streamer.contract import API_KEYS_TABLE, ApiKey, KeyTable, new_api_key, secret_digest
 
+from jumpstream.client import API_KEY_VARIABLE
 from jumpstream.emulator.tokenizer import estimate_input_tokens
 from jumpstream.local import LocalStack, start_stack
 from jumpstream.procs import LineBuffer
@@ -311,3 +315,25 @@ def test_no_key_secret_reaches_any_line_the_relays_write(relays: Relays) -> None
     assert key.key_id in written  # the lines are there, by key id
     for secret in (key.secret, wrong.secret, secret_digest(key.secret)):
         assert secret not in written
+
+
+def test_ask_sends_the_key_from_the_environment_and_says_where_one_goes_without(
+    stack: LocalStack, table: KeysTable
+) -> None:
+    key = table.create_key()
+    command = [sys.executable, "-m", "jumpstream", "ask", "--url", stack.relay_url, PROMPT]
+    base = {name: value for name, value in os.environ.items() if name != API_KEY_VARIABLE}
+    answered = subprocess.run(
+        command,
+        env={**base, API_KEY_VARIABLE: key.text},
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD_SECONDS,
+    )
+    assert (answered.returncode, answered.stdout) == (0, expected_answer(PROMPT))
+    refused = subprocess.run(
+        command, env=base, capture_output=True, text=True, timeout=HANG_GUARD_SECONDS
+    )
+    assert refused.returncode == 1
+    assert refused.stdout == ""
+    assert f"set {API_KEY_VARIABLE}" in refused.stderr
