@@ -14,7 +14,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -345,9 +345,16 @@ def calls(app: Any, count: int, *, json_body: Any) -> list[httpx.Response]:
     return anyio.run(send)
 
 
-def asgi_post(app: Any, body: bytes, send: Callable[[dict[str, Any]], Any]) -> None:
-    """POST ``body`` to the app over raw ASGI, with the test's own ``send``; the client never
-    leaves on its own (``receive`` waits forever after the body)."""
+def asgi_post(
+    app: Any,
+    body: bytes,
+    send: Callable[[dict[str, Any]], Any],
+    *,
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> None:
+    """POST ``body`` to the app over raw ASGI, with the test's own ``send`` and exactly these
+    header bytes (an HTTP client would refuse to send some); the client never leaves on its own
+    (``receive`` waits forever after the body)."""
     pending = [body]
 
     async def receive() -> dict[str, Any]:
@@ -356,7 +363,13 @@ def asgi_post(app: Any, body: bytes, send: Callable[[dict[str, Any]], Any]) -> N
         await anyio.sleep_forever()
         raise AssertionError("unreachable")
 
-    scope = {"type": "http", "method": "POST", "path": "/", "headers": [], "query_string": b""}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/",
+        "headers": list(headers),
+        "query_string": b"",
+    }
 
     async def run() -> None:
         with anyio.fail_after(HANG_GUARD_SECONDS):

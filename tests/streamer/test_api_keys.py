@@ -23,6 +23,7 @@ from tests.streamer.support import (
     CapturedLog,
     ScriptedUpstream,
     answer_events,
+    asgi_post,
     call,
     make_app,
 )
@@ -293,21 +294,9 @@ def test_no_malformed_credentials_get_a_5xx_or_reach_sagemaker(
 
 
 def _raw_call(app: Any, headers: list[tuple[bytes, bytes]]) -> tuple[int, bytes]:
-    """POST / with exactly these header bytes, straight through ASGI (an HTTP client would
-    refuse to send some of them)."""
-    import anyio
-
-    body = json.dumps(PROMPT).encode()
+    """POST / with exactly these header bytes, straight through ASGI."""
     status = 0
     chunks: list[bytes] = []
-    received = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal received
-        if received:
-            await anyio.sleep_forever()
-        received = True
-        return {"type": "http.request", "body": body, "more_body": False}
 
     async def send(message: dict[str, Any]) -> None:
         nonlocal status
@@ -316,19 +305,5 @@ def _raw_call(app: Any, headers: list[tuple[bytes, bytes]]) -> tuple[int, bytes]
         elif message["type"] == "http.response.body":
             chunks.append(message.get("body", b""))
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/",
-        "raw_path": b"/",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"relay"), (b"content-type", b"application/json"), *headers],
-        "client": ("127.0.0.1", 1),
-        "server": ("relay", 80),
-    }
-    anyio.run(app, scope, receive, send)
+    asgi_post(app, json.dumps(PROMPT).encode(), send, headers=headers)
     return status, b"".join(chunks)
