@@ -62,6 +62,8 @@ def test_the_tokenizer_in_the_models_artifact_counts_as_the_model_does(
     assert count(counter, PROMPT) == estimate_input_tokens(PROMPT) == 11
     # TGI's `truncate` keeps the prompt's last N tokens: the length it reports is at most N.
     assert count(counter, PROMPT, truncate=4) == 4
+    # A long prompt is counted in a worker thread, the same way.
+    assert count(counter, "word " * 5000) == 5000
 
 
 def test_nothing_is_read_before_the_first_count(tokenizer_file: Path) -> None:

@@ -7,9 +7,10 @@ endpoint loads, and `PromptCounter` counts with Hugging Face's `tokenizers` as T
 (the model's special tokens added, `truncate` applied).
 
 The file is read at the first request that needs it, never at start (a SnapStart snapshot holds no
-credentials), in a worker thread, as is each count: parsing megabytes of vocabulary or encoding a
-long prompt must not hold up the streams on the event loop. A tokenizer that cannot be loaded is
-logged and tried again after a minute; meanwhile the count is unknown (None), never guessed.
+credentials), in a worker thread, as is the count of a long prompt: parsing megabytes of vocabulary
+or encoding a long prompt must not hold up the streams on the event loop. A tokenizer that cannot
+be loaded is logged and tried again after a minute; meanwhile the count is unknown (None), never
+guessed.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ __all__ = ["PromptCounter"]
 
 # After a failed load, requests go on without counts for this long before the next attempt.
 _RETRY_SECONDS: Final = 60.0
+# A prompt this short is counted on the event loop: encoding it takes tens of microseconds, less
+# than the trip to a worker thread and back.
+_INLINE_CHARS: Final = 4096
 
 
 class PromptCounter:
@@ -42,10 +46,15 @@ class PromptCounter:
     async def count(self, text: str, *, truncate: int | None = None) -> int | None:
         """The prompt's length in tokens as TGI would report it; None if the tokenizer is not
         to be had."""
-        tokenizer = await anyio.to_thread.run_sync(self._loaded)
+        tokenizer = self._tokenizer
         if tokenizer is None:
-            return None
-        length = await anyio.to_thread.run_sync(_count, tokenizer, text)
+            tokenizer = await anyio.to_thread.run_sync(self._loaded)
+            if tokenizer is None:
+                return None
+        if len(text) <= _INLINE_CHARS:
+            length = _count(tokenizer, text)
+        else:
+            length = await anyio.to_thread.run_sync(_count, tokenizer, text)
         return length if truncate is None else min(length, truncate)
 
     def _loaded(self) -> Any:
