@@ -175,3 +175,25 @@ def test_every_content_appears_in_the_prompt_in_order(pairs: list[tuple[str, str
     position = 0
     for message in messages:
         position = prompt.index(message.content, position) + len(message.content)
+
+
+def test_an_assistant_message_as_an_sdk_returned_it_is_history_on_every_route() -> None:
+    """`POST /`'s messages and the chat routes read messages alike: OpenAI's empty fields on a
+    returned assistant message are accepted, the same fields on a user message are not."""
+    returned = {
+        "role": "assistant",
+        "content": "a",
+        "refusal": None,
+        "tool_calls": [],
+        "function_call": None,
+        "annotations": [],
+        "audio": None,
+        "parsed": None,
+    }
+    messages = parse_messages(
+        [{"role": "user", "content": "u"}, returned, {"role": "user", "content": "v"}],
+        template=DIALOGUE,
+    )
+    assert messages[1] == Message("assistant", "a")
+    with pytest.raises(ApiError, match="cannot honour: refusal"):
+        parse_messages([{"role": "user", "content": "u", "refusal": None}], template=DIALOGUE)

@@ -40,6 +40,14 @@ _ROLE_ALIASES: Final[Mapping[str, Role]] = {
     "user": "user",
     "assistant": "assistant",
 }
+# Fields the official SDKs put on an assistant message they return, which a client sends back
+# as history (Python's `message.model_dump()`, the Node helper's `finalChatCompletion()`): when
+# empty they say nothing, so they are accepted; with a value, what they carry (a refusal, a tool
+# call, an audio answer, citations, parsed output) has no place in these models' prompts.
+_EMPTY_ASSISTANT_FIELDS: Final = frozenset(
+    {"refusal", "tool_calls", "function_call", "annotations", "audio", "parsed"}
+)
+_MESSAGE_FIELDS: Final = frozenset({"role", "content", "name"})
 # A conversation longer than this is a client bug, not a chat: each turn costs prompt tokens and
 # no model here has a context of more than 8192.
 MAX_MESSAGES: Final = 1000
@@ -207,13 +215,24 @@ def _message(index: int, item: object) -> Message:
         raise _invalid(
             f"messages[{index}].role must be system, user or assistant (got {_shown(role)})."
         )
-    unknown = sorted(set(item) - {"role", "content", "name"})
+    canonical = _ROLE_ALIASES[role]
+    unknown = sorted(
+        name
+        for name in set(item) - _MESSAGE_FIELDS
+        if not (
+            canonical == "assistant"
+            and name in _EMPTY_ASSISTANT_FIELDS
+            and item[name] in (None, "", [], {})
+        )
+    )
     if unknown:
         raise _invalid(
             f"messages[{index}] has fields the relay cannot honour: {', '.join(unknown)}."
         )
-    content = _content_text(index, item.get("content"))
-    canonical = _ROLE_ALIASES[role]
+    content = item.get("content")
+    # An assistant turn returned without text (content null) is an empty turn, as OpenAI's
+    # own clients send it back.
+    content = _content_text(index, "" if content is None and canonical == "assistant" else content)
     if canonical == "user" and not content.strip():
         raise _invalid(f"messages[{index}].content is empty: a user message needs text.")
     return Message(canonical, content)

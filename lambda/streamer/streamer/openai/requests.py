@@ -18,10 +18,35 @@ from ..prompt_template import PromptTemplate, parse_messages
 from ..validation import DEFAULT_MAX_NEW_TOKENS, MAX_STOP_SEQUENCES, GenerateRequest
 from .errors import invalid, unsupported
 
-__all__ = ["OpenAIRequest", "parse_chat_request", "parse_completion_request"]
+__all__ = ["IGNORED_FIELDS", "OpenAIRequest", "parse_chat_request", "parse_completion_request"]
 
-# Fields every OpenAI client may send that change nothing about the answer.
-_HARMLESS: Final = frozenset({"model", "user", "store", "metadata", "service_tier"})
+#: Request fields that change nothing about the answer here, accepted with any value and ignored
+#: (the README lists them from this table): current clients send them by default or on a user's
+#: say-so, and refusing them would break those clients for nothing.
+IGNORED_FIELDS: Final[Mapping[str, str]] = {
+    "model": "the relay serves one model, whatever name a client gives",
+    "user": "an end-user id for OpenAI's abuse monitoring",
+    "safety_identifier": "an end-user id for OpenAI's abuse monitoring",
+    "metadata": "tags for OpenAI's stored completions; the relay stores none",
+    "store": "OpenAI's storage of completions; the relay stores none",
+    "service_tier": "OpenAI's processing tiers; the relay has one",
+    "prompt_cache_key": "a hint for OpenAI's prompt cache",
+    "prompt_cache_options": "a hint for OpenAI's prompt cache",
+    "prompt_cache_retention": "a hint for OpenAI's prompt cache",
+    "reasoning_effort": "how long OpenAI's reasoning models think; these models do not",
+    "prediction": "predicted output only speeds OpenAI up; the answer is the same",
+    "parallel_tool_calls": "means nothing without tools (which are refused)",
+}
+#: Fields accepted only with values that mean the same as leaving them out; any other value asks
+#: for something the relay cannot give, and is refused with the reason here.
+_ABSENT_EQUIVALENTS: Final[Mapping[str, tuple[tuple[object, ...], str]]] = {
+    "audio": ((None,), "these models answer in text only"),
+    "modalities": ((None, ["text"]), "these models answer in text only"),
+    "web_search_options": ((None,), "these models cannot search the web"),
+    "moderation": ((None,), "the relay does not moderate answers"),
+    "verbosity": ((None, "medium"), "these models cannot be told how long to answer"),
+}
+_STREAM_OPTIONS: Final = frozenset({"include_usage", "include_obfuscation"})
 _SAMPLING: Final = frozenset(
     {
         "stream",
@@ -113,9 +138,11 @@ def _request(
     if options is not None:
         if not stream:
             raise invalid("stream_options is only allowed when stream is true.", "stream_options")
-        if not isinstance(options, dict) or set(options) - {"include_usage"}:
+        if not isinstance(options, dict) or set(options) - _STREAM_OPTIONS:
             raise invalid('stream_options must be {"include_usage": true|false}.', "stream_options")
         include_usage = _optional_bool(options, "include_usage", default=False)
+        # include_obfuscation: the relay never pads its events, so there is nothing to turn off.
+        _optional_bool(options, "include_obfuscation", default=False)
     _refuse_unsupported(body)
     parameters: dict[str, object] = {
         "max_new_tokens": _max_tokens(body, max_new_tokens_limit),
@@ -166,7 +193,11 @@ def _check_fields(
     if required not in body:
         raise invalid(f"Missing required parameter: {required}.", required)
     for name in body:
-        if name not in _HARMLESS and name not in _SAMPLING and name not in extra:
+        if name in _ABSENT_EQUIVALENTS:
+            values, why = _ABSENT_EQUIVALENTS[name]
+            if body[name] not in values:
+                raise unsupported(name, why)
+        elif name not in IGNORED_FIELDS and name not in _SAMPLING and name not in extra:
             raise invalid(f"Unrecognized request argument supplied: {name}.", name)
     model = body.get("model")
     if model is not None and not isinstance(model, str):
@@ -177,7 +208,10 @@ def _refuse_unsupported(body: Mapping[str, object]) -> None:
     n = body.get("n")
     if n is not None and n != 1:
         raise unsupported("n", "the relay streams one answer per request, so n must be 1")
-    if body.get("logprobs") not in (None, False) or body.get("top_logprobs") is not None:
+    # `False` only: 0 (which `in (None, False)` would let through) asks completions for the
+    # chosen tokens' log probabilities.
+    logprobs = body.get("logprobs")
+    if not (logprobs is None or logprobs is False) or body.get("top_logprobs") is not None:
         raise unsupported("logprobs", "the relay does not return log probabilities")
     if body.get("presence_penalty") not in (None, 0, 0.0):
         raise unsupported("presence_penalty", "TGI has no presence penalty")
