@@ -135,3 +135,23 @@ def test_the_deadline_while_collecting_is_a_504_and_nothing_half_written() -> No
     assert response.status_code == 504
     assert response.json()["error"]["code"] == "upstream_timeout"
     assert upstream.stream.closed.is_set()
+
+
+def test_the_served_model_is_retrieved_by_its_id_and_any_other_is_openais_404() -> None:
+    """`client.models.retrieve(id)`: the object /v1/models lists, for its id only."""
+    app = _app(ScriptedUpstream())
+    listed = call(app, "GET", "/v1/models").json()["data"]
+    found = call(app, "GET", f"/v1/models/{FALCON_CHAT}")
+    assert found.status_code == 200
+    assert [found.json()] == listed
+    for other in ("gpt-4o", FALCON_CHAT.upper(), "x" * 300):
+        missing = call(app, "GET", f"/v1/models/{other}")
+        assert missing.status_code == 404, other
+        error = missing.json()["error"]
+        assert (error["type"], error["param"], error["code"]) == (
+            "invalid_request_error",
+            "model",
+            "not_found",
+        )
+        assert "does not exist" in error["message"]
+    assert call(app, "POST", f"/v1/models/{FALCON_CHAT}").status_code == 405

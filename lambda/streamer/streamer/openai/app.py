@@ -2,8 +2,9 @@
 
 `POST /chat/completions` and `POST /completions` read the body, translate it (requests.py) and
 stream the answer through the relay's one streaming response with an OpenAI writer
-(writers.py); `GET /models` names the deployed model. Every refusal, Starlette's own 404 and 405
-included, is OpenAI's error object (errors.py): its exception handlers are this application's.
+(writers.py); `GET /models` names the deployed model, `GET /models/{id}` describes it. Every
+refusal, Starlette's own 404 and 405 included, is OpenAI's error object (errors.py): its
+exception handlers are this application's.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from ..refusals import refusal_handlers
 from ..settings import Settings
 from ..streaming import Responder
 from ..validation import decode_body
-from .errors import openai_error_response
+from .errors import model_not_found, openai_error_response
 from .requests import OpenAIRequest, parse_chat_request, parse_completion_request
 from .writers import (
     ChatChunkWriter,
     ChatCompletionCollector,
     CompletionChunkWriter,
     CompletionCollector,
+    model_object,
     models_list,
 )
 
@@ -81,11 +83,19 @@ def openai_app(settings: Settings, responder: Responder) -> Starlette:
     async def models(request: Request) -> Response:
         return JSONResponse(models_list(model_name, created=0))
 
+    async def model(request: Request) -> Response:
+        # The one model /models lists, by the id it lists; any other is OpenAI's 404.
+        model_id = request.path_params["model_id"]
+        if model_id != model_name:
+            raise model_not_found(model_id)
+        return JSONResponse(model_object(model_name, created=0))
+
     app = Starlette(
         routes=[
             Route("/chat/completions", chat_completions, methods=["POST"]),
             Route("/completions", completions, methods=["POST"]),
             Route("/models", models, methods=["GET"]),
+            Route("/models/{model_id}", model, methods=["GET"]),
         ],
         exception_handlers=refusal_handlers(openai_error_response, internal_errors=True),
     )

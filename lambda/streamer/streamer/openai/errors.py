@@ -16,6 +16,7 @@ __all__ = [
     "ParameterError",
     "error_param",
     "invalid",
+    "model_not_found",
     "openai_error_body",
     "openai_error_response",
     "openai_status",
@@ -24,16 +25,28 @@ __all__ = [
 
 
 class ParameterError(ApiError):
-    """An invalid_request ApiError that also names the offending parameter, as OpenAI does."""
+    """An ApiError (invalid_request unless said) that also names the offending parameter, as
+    OpenAI does."""
 
-    def __init__(self, message: str, *, param: str | None) -> None:
-        super().__init__(kind="invalid_request", message=message)
+    def __init__(self, message: str, *, param: str | None, kind: str = "invalid_request") -> None:
+        super().__init__(kind=kind, message=message)
         self.param = param
 
 
 def invalid(message: str, param: str | None = None) -> ApiError:
     """The request cannot be answered as it stands; `param` names the field to fix."""
     return ParameterError(message, param=param)
+
+
+def model_not_found(model_id: str) -> ApiError:
+    """`GET /v1/models/{id}` for a model this relay does not serve: OpenAI's 404, naming it."""
+    shown = model_id if len(model_id) <= 100 else model_id[:100] + "…"
+    return ParameterError(
+        f"The model `{shown}` does not exist: this relay serves one model, the one GET /v1/models "
+        "lists.",
+        param="model",
+        kind="not_found",
+    )
 
 
 def unsupported(param: str, why: str) -> ApiError:

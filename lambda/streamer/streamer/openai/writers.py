@@ -20,6 +20,7 @@ __all__ = [
     "CompletionChunkWriter",
     "CompletionCollector",
     "finish_reason",
+    "model_object",
     "models_list",
     "usage",
 ]
@@ -231,9 +232,11 @@ def _text_choice(text: str, *, finish_reason: str | None = None) -> dict[str, ob
     return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
 
 
+def model_object(model: str, *, created: int) -> dict[str, object]:
+    """`GET /v1/models/{model}`: OpenAI's model object for the model this relay serves."""
+    return {"id": model, "object": "model", "created": created, "owned_by": "jumpstream"}
+
+
 def models_list(model: str, *, created: int) -> dict[str, object]:
     """`GET /v1/models`: the one model this relay serves."""
-    return {
-        "object": "list",
-        "data": [{"id": model, "object": "model", "created": created, "owned_by": "jumpstream"}],
-    }
+    return {"object": "list", "data": [model_object(model, created=created)]}
