@@ -7,7 +7,13 @@ import itertools
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from streamer.model_text import MarkerRewriter, PassThrough, TransformChain, transform_for
+from streamer.model_text import (
+    LeadingSpaceTrimmer,
+    MarkerRewriter,
+    PassThrough,
+    TransformChain,
+    transform_for,
+)
 from streamer.prompt_template import PromptTemplate
 
 
@@ -108,3 +114,39 @@ def test_a_chain_passes_what_the_first_transform_held_through_the_next_at_the_en
     transform = transform_for(RINNA_LIKE, stop_sequences=["<NL>ユーザー:"])
     assert transform.feed("a<NL>") == "a"
     assert transform.flush() == "\n"
+
+
+@pytest.mark.parametrize(
+    ("pieces", "expected"),
+    [
+        ([" Large", " language", " models"], "Large language models"),
+        ([" ", " \n", "Hi  there", " "], "Hi  there "),
+        (["Hi", " there"], "Hi there"),
+        ([" ", "\n"], ""),
+        ([], ""),
+    ],
+)
+def test_a_chat_turn_loses_its_leading_whitespace_and_nothing_after(
+    pieces: list[str], expected: str
+) -> None:
+    trimmer = LeadingSpaceTrimmer()
+    assert "".join(trimmer.feed(piece) for piece in pieces) + trimmer.flush() == expected
+
+
+@given(st.lists(st.text(), max_size=8))
+def test_the_trimmed_answer_is_the_whole_answer_without_its_leading_whitespace(
+    pieces: list[str],
+) -> None:
+    trimmer = LeadingSpaceTrimmer()
+    assert "".join(trimmer.feed(piece) for piece in pieces) == "".join(pieces).lstrip()
+
+
+def test_the_leading_whitespace_goes_after_the_rewrites_and_only_for_a_chat_turn() -> None:
+    rinna = PromptTemplate(
+        user="U: {content}", assistant="A: {content}", output_replacements=(("<NL>", "\n"),)
+    )
+    pieces = [" <N", "L>", " a<NL>b"]
+    chat = transform_for(rinna, chat_turn=True)
+    assert "".join(chat.feed(piece) for piece in pieces) + chat.flush() == "a\nb"
+    plain = transform_for(rinna)
+    assert "".join(plain.feed(piece) for piece in pieces) + plain.flush() == " \n a\nb"

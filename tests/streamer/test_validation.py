@@ -415,7 +415,8 @@ def test_the_templates_stop_sequence_is_sent_and_cut_from_the_answer() -> None:
     body = {"messages": QUESTION, "parameters": {"stop": ["###"]}}
     response = call(_chat_app(FALCON_CHAT, upstream), json_body=body, headers=TEXT)
     assert response.status_code == 200
-    assert response.text == " Paris."
+    # Cut before the stop, and shown as a chat turn: without the space the model put first.
+    assert response.text == "Paris."
     (sent,) = upstream.bodies
     assert sent["inputs"] == "User: Capital of France?\nFalcon:"
     assert sent["parameters"]["stop"] == ["\nUser:", "###"]
@@ -467,3 +468,27 @@ def test_messages_without_a_prompt_template_are_refused_with_a_way_out() -> None
     assert response.status_code == 422
     assert "send the prompt as inputs" in response.json()["error"]
     assert upstream.bodies == []
+
+
+def test_a_chat_answer_starts_without_the_models_space_and_a_prompts_keeps_it() -> None:
+    """Messages make a chat turn, shown as a chat shows it; `inputs` keeps TGI's text as it is."""
+    chat_upstream = ScriptedUpstream(answer_events([" Paris", " is", " lovely."]))
+    body = {"messages": QUESTION}
+    chat = call(_chat_app(FALCON_CHAT, chat_upstream), json_body=body, headers=TEXT)
+    assert chat.text == "Paris is lovely."
+    prompt_upstream = ScriptedUpstream(answer_events([" Paris", " is", " lovely."]))
+    body = {"inputs": "Capital of France?"}
+    prompt = call(_chat_app(FALCON_CHAT, prompt_upstream), json_body=body, headers=TEXT)
+    assert prompt.text == " Paris is lovely."
+
+
+def test_an_answer_sent_back_as_history_renders_as_the_template_expects() -> None:
+    """Falcon's `Falcon: {content}` puts the one space itself: the answer brings none."""
+    upstream = ScriptedUpstream(answer_events([" Paris."]))
+    first = call(_chat_app(FALCON_CHAT, upstream), json_body={"messages": QUESTION}, headers=TEXT)
+    history = [*QUESTION, {"role": "assistant", "content": first.text}]
+    follow_up = {"messages": [*history, {"role": "user", "content": "And Italy?"}]}
+    call(_chat_app(FALCON_CHAT, upstream), json_body=follow_up, headers=TEXT)
+    assert upstream.bodies[-1]["inputs"] == (
+        "User: Capital of France?\nFalcon: Paris.\nUser: And Italy?\nFalcon:"
+    )

@@ -4,7 +4,8 @@ rinna's japanese-gpt-neox-3.6b models were trained with newlines written as the 
 and write them that way; the catalog's prompt template says so in its output replacements. Tokens
 split text anywhere, so `<N` may end one token and `L>` start the next: the rewriter holds back
 only a suffix that could still become `<NL>`, and the rest of the text goes out as soon as it
-arrives. Stop sequences that a chat request added are cut the same way (stop_sequences.py).
+arrives. Stop sequences that a chat request added are cut the same way (stop_sequences.py), and
+an answer shown as a chat turn loses the whitespace it starts with (LeadingSpaceTrimmer).
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from typing import Protocol
 from .prompt_template import PromptTemplate
 from .stop_sequences import StopSequenceTrimmer
 
-__all__ = ["MarkerRewriter", "PassThrough", "TextTransform", "TransformChain", "transform_for"]
+__all__ = [
+    "LeadingSpaceTrimmer",
+    "MarkerRewriter",
+    "PassThrough",
+    "TextTransform",
+    "TransformChain",
+    "transform_for",
+]
 
 
 class TextTransform(Protocol):
@@ -71,6 +79,29 @@ class MarkerRewriter:
         return 0
 
 
+class LeadingSpaceTrimmer:
+    """Drops the whitespace an answer starts with, and nothing after its first visible character.
+
+    Models trained on `Falcon: text` or `システム: text` answer a prompt ending `Falcon:` with a
+    first token such as `" Large"`: the space belongs to the layout, not to the answer. A chat
+    client shows it in every bubble, and sent back as history it would render `Falcon:  Large`,
+    which the model was not trained on. The text only ever loses its start; held back: nothing.
+    """
+
+    def __init__(self) -> None:
+        self._started = False
+
+    def feed(self, text: str) -> str:
+        if self._started:
+            return text
+        text = text.lstrip()
+        self._started = bool(text)
+        return text
+
+    def flush(self) -> str:
+        return ""
+
+
 class TransformChain:
     """Transforms applied in order; what one holds back at the end still passes the next."""
 
@@ -90,18 +121,24 @@ class TransformChain:
 
 
 def transform_for(
-    template: PromptTemplate | None, *, stop_sequences: Sequence[str] = ()
+    template: PromptTemplate | None,
+    *,
+    stop_sequences: Sequence[str] = (),
+    chat_turn: bool = False,
 ) -> TextTransform:
-    """A fresh transform for one response: cut `stop_sequences`, then the template's rewrites.
+    """A fresh transform for one response: cut `stop_sequences`, then the template's rewrites,
+    then, for an answer shown as a chat turn (`chat_turn`), its leading whitespace.
 
     Stop sequences are cut first, from the text as the model wrote it, because that is the text
-    TGI matched them against.
+    TGI matched them against; the leading whitespace last, from the text the caller would see.
     """
     transforms: list[TextTransform] = []
     if stop_sequences:
         transforms.append(StopSequenceTrimmer(stop_sequences))
     if template is not None:
         transforms.extend(MarkerRewriter(old, new) for old, new in template.output_replacements)
+    if chat_turn:
+        transforms.append(LeadingSpaceTrimmer())
     if not transforms:
         return PassThrough()
     return transforms[0] if len(transforms) == 1 else TransformChain(transforms)

@@ -142,7 +142,11 @@ class Responder:
             body=generate_request.upstream_body(),
             count_prompt=count_prompt,
             writer=writer,
-            transform=transform_for(self._template, stop_sequences=stop_sequences),
+            transform=transform_for(
+                self._template,
+                stop_sequences=stop_sequences,
+                chat_turn=generate_request.chat_turn,
+            ),
             record=record,
             logger=self._logger,
             max_line_bytes=self._max_line_bytes,

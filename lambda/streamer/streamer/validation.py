@@ -48,6 +48,9 @@ class GenerateRequest:
     default_max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     #: Stop sequences the relay added for a chat request, to be cut from the answer it streams.
     added_stop_sequences: tuple[str, ...] = ()
+    #: The prompt is a chat laid out from messages, so the answer is the assistant's next turn:
+    #: it is shown without the whitespace it starts with (model_text.LeadingSpaceTrimmer).
+    chat_turn: bool = False
 
     def upstream_body(self) -> bytes:
         """TGI's body: always streaming; details, max_new_tokens and return_full_text as below
@@ -122,6 +125,7 @@ def parse_request(
         parameters=parameters,
         default_max_new_tokens=min(DEFAULT_MAX_NEW_TOKENS, max_new_tokens_limit),
         added_stop_sequences=added_stops,
+        chat_turn="messages" in document,
     )
 
 

@@ -42,7 +42,8 @@ def test_stop_sequences_never_reach_an_openai_caller() -> None:
     response = call(_app(upstream), path="/v1/chat/completions", json_body={**CHAT, "stop": "END"})
     assert response.status_code == 200
     answer = response.json()
-    assert answer["choices"][0]["message"]["content"] == " Hello "  # cut right before "END"
+    # Cut right before "END"; a chat turn, shown without the space the model put first.
+    assert answer["choices"][0]["message"]["content"] == "Hello "
     assert answer["choices"][0]["finish_reason"] == "stop"
     assert answer["model"] == FALCON_CHAT
     assert upstream.bodies[0]["inputs"] == "User: Hi\nFalcon:"
@@ -155,3 +156,21 @@ def test_the_served_model_is_retrieved_by_its_id_and_any_other_is_openais_404() 
         )
         assert "does not exist" in error["message"]
     assert call(app, "POST", f"/v1/models/{FALCON_CHAT}").status_code == 405
+
+
+def test_a_streamed_chat_answer_starts_without_the_models_space_and_a_completion_keeps_it() -> None:
+    chat = call(
+        _app(ScriptedUpstream(answer_events([" ", " Large", " models"]))),
+        path="/v1/chat/completions",
+        json_body={**CHAT, "stream": True},
+    )
+    events = [line.removeprefix("data: ") for line in chat.text.splitlines() if line]
+    deltas = [json.loads(event)["choices"][0]["delta"] for event in events[:-1]]
+    contents = [delta["content"] for delta in deltas if delta.get("content")]
+    assert contents == ["Large", " models"]  # the first piece was only space: never sent
+    completion = call(
+        _app(ScriptedUpstream(answer_events([" Large", " models"]))),
+        path="/v1/completions",
+        json_body={"prompt": "Say:"},
+    )
+    assert completion.json()["choices"][0]["text"] == " Large models"

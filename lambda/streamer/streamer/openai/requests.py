@@ -102,6 +102,7 @@ def parse_chat_request(
         inputs=template.render(messages),
         template_stops=template.stop,
         max_new_tokens_limit=max_new_tokens_limit,
+        chat_turn=True,
     )
 
 
@@ -131,6 +132,7 @@ def _request(
     inputs: str,
     template_stops: tuple[str, ...],
     max_new_tokens_limit: int,
+    chat_turn: bool = False,
 ) -> OpenAIRequest:
     stream = _optional_bool(body, "stream", default=False)
     include_usage = False
@@ -175,6 +177,7 @@ def _request(
         inputs=inputs,
         parameters=parameters,
         default_max_new_tokens=min(DEFAULT_MAX_NEW_TOKENS, max_new_tokens_limit),
+        chat_turn=chat_turn,
     )
     return OpenAIRequest(
         generate=generate, stream=stream, include_usage=include_usage, stop_sequences=stops
