@@ -153,12 +153,15 @@ def relay_environment(
     interpreter_dir = str(Path(sys.executable).parent)
     # What the stack hands a deployed function: the catalog's chat layout for the model.
     model = load_catalog().models.get(config.model_id)
+    context = None if model is None else model.context_limits(model.default_instance_type)
     env.update(
         contract.function_environment(
             endpoint_name=config.endpoint_name,
             model_id=config.model_id,
             inference_component_name=config.inference_component,
             prompt_template=None if model is None else model.prompt_template,
+            model_max_total_tokens=None if context is None else context[0],
+            model_max_input_tokens=None if context is None else context[1],
             region=config.region,
             port=port,
             tokenizer_uri=tokenizer_uri,

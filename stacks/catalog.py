@@ -112,6 +112,17 @@ class Model:
             f"{self.registry.repository}:{self.image_tag}"
         )
 
+    def context_limits(self, instance_type: str) -> tuple[int, int] | None:
+        """TGI's MAX_TOTAL_TOKENS and MAX_INPUT_LENGTH (MAX_INPUT_TOKENS in newer TGIs) for the
+        container on `instance_type`: the most prompt + answer, and prompt, tokens it takes. The
+        relay sizes answers without max_tokens by them; None where the catalog gives neither."""
+        env = self.container_environment(instance_type)
+        total = env.get("MAX_TOTAL_TOKENS")
+        prompt = env.get("MAX_INPUT_LENGTH", env.get("MAX_INPUT_TOKENS"))
+        if total is None:
+            return None
+        return int(total), int(total) - 1 if prompt is None else int(prompt)
+
     def container_environment(self, instance_type: str) -> dict[str, str]:
         """The container's environment for one instance type, every value a string."""
         option = self.instance_types[instance_type]

@@ -245,6 +245,8 @@ class RelayTarget:
     #: The model's tokenizer.json (s3://), where its TGI does not report prompt tokens: the
     #: relay counts them with it.
     tokenizer_uri: str | None = None
+    #: The container's MAX_TOTAL_TOKENS and MAX_INPUT_LENGTH (catalog.Model.context_limits).
+    context_limits: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -358,6 +360,7 @@ class EnvironmentConfig:
             prompt_template=self.model.prompt_template,
             inference_component_name=self.inference_component_name,
             tokenizer_uri=self.model.tokenizer_uri(self.region),
+            context_limits=self.model.context_limits(self.instance_type),
         )
 
     @property

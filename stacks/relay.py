@@ -152,12 +152,15 @@ class StreamingRelay(Construct):
         # The Web Adapter runs run.sh, which starts uvicorn, and streams its response; the
         # relay's own settings are lambda/streamer/streamer/settings.py's. The metrics'
         # namespace and environment are what the alarms and the dashboard read.
+        context = target.context_limits
         environment = function_environment(
             endpoint_name=endpoint_name,
             model_id=target.model_id,
             inference_component_name=component,
             prompt_template=target.prompt_template,
             max_new_tokens_limit=config.max_new_tokens_limit,
+            model_max_total_tokens=context[0] if context else None,
+            model_max_input_tokens=context[1] if context else None,
             upstream_read_timeout_seconds=UPSTREAM_READ_TIMEOUT_SECONDS.default,
             service_name=SERVICE_NAME,
             metrics_namespace=METRIC_NAMESPACE,

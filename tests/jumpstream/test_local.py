@@ -62,6 +62,9 @@ def test_the_relays_own_settings_are_what_the_contract_renders() -> None:
         model_id=config.model_id,
         inference_component_name="ic-1",
         prompt_template=load_catalog().get(config.model_id).prompt_template,
+        # Mistral 7B Instruct's context, as the stack hands it over: the emulator's too.
+        model_max_total_tokens=8192,
+        model_max_input_tokens=8191,
         region="eu-west-1",
         port=18080,
     )

@@ -6,6 +6,7 @@ import copy
 import json
 
 import pytest
+from streamer.contract import MAX_NEW_TOKENS_LIMIT
 
 from stacks.catalog import CATALOG_PATH, load_catalog, parse_catalog
 from stacks.errors import ConfigError
@@ -110,3 +111,21 @@ def test_a_duplicate_model_is_refused() -> None:
     doc["models"].append(doc["models"][0])
     with pytest.raises(ConfigError, match="listed twice"):
         parse_catalog(doc)
+
+
+def test_every_model_hands_the_relay_its_context() -> None:
+    """The relay sizes an answer without max_tokens by these (streamer/answer_room.py). Where it
+    has no tokenizer (TGI counts the prompt), the default limit fits after any prompt TGI takes,
+    so no answer is sized by the prompt's bytes unless an environment raises its limit."""
+    for model in load_catalog().models.values():
+        for instance_type in model.instance_types:
+            limits = model.context_limits(instance_type)
+            assert limits is not None, model.id
+            total, prompt = limits
+            assert limits == (
+                int(model.environment["MAX_TOTAL_TOKENS"]),
+                int(model.environment["MAX_INPUT_LENGTH"]),
+            )
+            assert 0 < prompt < total
+            if model.reports_prompt_tokens:
+                assert MAX_NEW_TOKENS_LIMIT.default <= total - prompt, model.id

@@ -62,6 +62,9 @@ def test_function_runs_the_web_adapter_on_python_314_arm64() -> None:
                         "ENDPOINT_NAME": "jumpstream-t-g5-12xlarge",
                         "MODEL_ID": "huggingface-llm-mistral-7b-instruct",
                         "MAX_NEW_TOKENS_LIMIT": "2048",
+                        # The catalog's MAX_TOTAL_TOKENS / MAX_INPUT_LENGTH for the container.
+                        "MODEL_MAX_TOTAL_TOKENS": "8192",
+                        "MODEL_MAX_INPUT_TOKENS": "8191",
                     }
                 )
             },
@@ -76,6 +79,8 @@ def test_function_runs_the_web_adapter_on_python_314_arm64() -> None:
         model_id=model.id,
         prompt_template=model.prompt_template,
         max_new_tokens_limit=2048,
+        model_max_total_tokens=8192,
+        model_max_input_tokens=8191,
         upstream_read_timeout_seconds=UPSTREAM_READ_TIMEOUT_SECONDS.default,
         service_name=SERVICE_NAME,
         metrics_namespace=METRIC_NAMESPACE,

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import streamer
 from streamer import contract
+from streamer.answer_room import ContextWindow
 from streamer.contract import (
     ERROR_KINDS,
     RETRYABLE_KINDS,
@@ -60,7 +61,15 @@ READ = [
     (contract.KEY_TOKENS_PER_DAY, "100000", "key_tokens_per_day", 100_000),
     (contract.KEY_TOKENS_PER_MONTH, "2000000", "key_tokens_per_month", 2_000_000),
     (contract.TOKENIZER_URI, "s3://b/m/tokenizer.json", "tokenizer_uri", "s3://b/m/tokenizer.json"),
+    (
+        contract.MODEL_MAX_TOTAL_TOKENS,
+        "4096",
+        "context_window",
+        ContextWindow(max_total_tokens=4096, max_input_tokens=4095),
+    ),
 ]
+# Read only with MODEL_MAX_TOTAL_TOKENS: tests/streamer/test_settings.py.
+READ_WITH_ANOTHER = {contract.MODEL_MAX_INPUT_TOKENS}
 # What only the Web Adapter reads; PROMPT_TEMPLATE is read in tests/streamer/test_settings.py.
 ADAPTER_ONLY = {
     contract.AWS_LAMBDA_EXEC_WRAPPER,
@@ -73,7 +82,12 @@ ADAPTER_ONLY = {
 def test_every_variable_is_read_or_set_and_named_once() -> None:
     names = [variable.name for variable in VARIABLES]
     assert len(names) == len(set(names))
-    covered = {variable for variable, *_ in READ} | ADAPTER_ONLY | {contract.PROMPT_TEMPLATE}
+    covered = (
+        {variable for variable, *_ in READ}
+        | READ_WITH_ANOTHER
+        | ADAPTER_ONLY
+        | {contract.PROMPT_TEMPLATE}
+    )
     assert set(VARIABLES) == covered
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from streamer.answer_room import ContextWindow
 from streamer.prompt_template import Message
 from streamer.settings import Settings, SettingsError, load_settings
 
@@ -115,6 +116,12 @@ def test_log_prompts_spellings(raw: str, value: bool) -> None:
         ({"JUMPSTREAM_ENVIRONMENT": "dév"}, "JUMPSTREAM_ENVIRONMENT must be 1 to 255 printable"),
         ({"POWERTOOLS_METRICS_NAMESPACE": "x" * 256}, "POWERTOOLS_METRICS_NAMESPACE must be"),
         ({"PROMPT_TEMPLATE": '{"user": "{content}"}'}, "PROMPT_TEMPLATE needs 'assistant'."),
+        ({"MODEL_MAX_TOTAL_TOKENS": "0"}, "MODEL_MAX_TOTAL_TOKENS must be a whole number"),
+        ({"MODEL_MAX_INPUT_TOKENS": "1024"}, "MODEL_MAX_INPUT_TOKENS needs MODEL_MAX_TOTAL"),
+        (
+            {"MODEL_MAX_TOTAL_TOKENS": "2048", "MODEL_MAX_INPUT_TOKENS": "2048"},
+            "MODEL_MAX_INPUT_TOKENS must be less than MODEL_MAX_TOTAL_TOKENS (got 2048 and 2048)",
+        ),
     ],
 )
 def test_each_bad_value_is_named_in_one_line(overrides: dict[str, str], words: str) -> None:
@@ -141,3 +148,11 @@ def test_missing_required_variables() -> None:
 
 def test_bad_values_are_quoted_safely_on_their_one_line() -> None:
     assert "'multi\\nline'" in problem({**REQUIRED, "LOG_PROMPTS": "multi\nline"})
+
+
+def test_the_models_context_is_read_from_its_two_limits() -> None:
+    context = {"MODEL_MAX_TOTAL_TOKENS": "2048", "MODEL_MAX_INPUT_TOKENS": "1024"}
+    window = load_settings({**REQUIRED, **context}).context_window
+    assert window == ContextWindow(max_total_tokens=2048, max_input_tokens=1024)
+    assert window.room_after_any_prompt == 1024
+    assert load_settings(REQUIRED).context_window is None

@@ -114,7 +114,7 @@ def create_app(
             Route(AFTER_RESTORE_PATH, after_restore, methods=["POST"]),
             Route("/chat", chat_page, methods=["GET"]),
             Route("/chat.js", chat_script, methods=["GET"]),
-            Mount(OPENAI_PREFIX, app=openai_app(settings, responder)),
+            Mount(OPENAI_PREFIX, app=openai_app(settings, responder, counter=counter)),
         ],
         middleware=[
             Middleware(

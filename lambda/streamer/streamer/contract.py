@@ -46,6 +46,8 @@ __all__ = [
     "MAX_NEW_TOKENS_LIMIT",
     "METRIC_NAMESPACE",
     "MODEL_ID",
+    "MODEL_MAX_INPUT_TOKENS",
+    "MODEL_MAX_TOTAL_TOKENS",
     "OPEN_PATHS",
     "PORT",
     "POWERTOOLS_METRICS_NAMESPACE",
@@ -122,6 +124,16 @@ PROMPT_TEMPLATE: Final[Variable[str | None]] = Variable("PROMPT_TEMPLATE", None)
 #: The most tokens one request may ask for. The ceiling is far beyond any model's context here,
 #: and bounds the decoder's line limit, which grows with it.
 MAX_NEW_TOKENS_LIMIT: Final[Variable[int]] = Variable("MAX_NEW_TOKENS_LIMIT", 1024, 32768)
+#: The model's context as its TGI enforces it: prompt tokens plus max_new_tokens may be at most
+#: MODEL_MAX_TOTAL_TOKENS, and the prompt at most MODEL_MAX_INPUT_TOKENS (the catalog's
+#: MAX_TOTAL_TOKENS and MAX_INPUT_LENGTH for the container). With them, an OpenAI request without
+#: max_tokens runs as long as the context allows; unset, only the limit bounds it.
+MODEL_MAX_TOTAL_TOKENS: Final[Variable[int | None]] = Variable(
+    "MODEL_MAX_TOTAL_TOKENS", None, 1_048_576
+)
+MODEL_MAX_INPUT_TOKENS: Final[Variable[int | None]] = Variable(
+    "MODEL_MAX_INPUT_TOKENS", None, 1_048_576
+)
 #: The largest request body; SageMaker takes at most 6 MB, and the function adds a few bytes.
 MAX_BODY_BYTES: Final[Variable[int]] = Variable("MAX_BODY_BYTES", 1024 * 1024, 6_000_000)
 #: The longest silence awaited from the endpoint. TGI sends a keep-alive every 15 s while a
@@ -183,6 +195,8 @@ def function_environment(
     inference_component_name: str | None = None,
     prompt_template: str | None = None,
     max_new_tokens_limit: int | None = None,
+    model_max_total_tokens: int | None = None,
+    model_max_input_tokens: int | None = None,
     upstream_read_timeout_seconds: float | None = None,
     metrics_namespace: str | None = None,
     environment_name: str | None = None,
@@ -225,6 +239,8 @@ def function_environment(
         (INFERENCE_COMPONENT_NAME, inference_component_name),
         (PROMPT_TEMPLATE, prompt_template),
         (MAX_NEW_TOKENS_LIMIT, max_new_tokens_limit),
+        (MODEL_MAX_TOTAL_TOKENS, model_max_total_tokens),
+        (MODEL_MAX_INPUT_TOKENS, model_max_input_tokens),
         (UPSTREAM_READ_TIMEOUT_SECONDS, upstream_read_timeout_seconds),
         (POWERTOOLS_SERVICE_NAME, service_name),
         (POWERTOOLS_METRICS_NAMESPACE, metrics_namespace),

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import contract
+from .answer_room import ContextWindow
 from .contract import Variable
 from .prompt_template import PromptTemplate, TemplateError
 
@@ -45,6 +46,8 @@ class Settings:
     #: How the deployed model lays out a chat; None: the relay takes only `inputs`.
     prompt_template: PromptTemplate | None = None
     max_new_tokens_limit: int = contract.MAX_NEW_TOKENS_LIMIT.default
+    #: The model's context as its TGI enforces it; None: not known to the relay.
+    context_window: ContextWindow | None = None
     max_body_bytes: int = contract.MAX_BODY_BYTES.default
     upstream_read_timeout_seconds: float = contract.UPSTREAM_READ_TIMEOUT_SECONDS.default
     upstream_connect_timeout_seconds: float = contract.UPSTREAM_CONNECT_TIMEOUT_SECONDS.default
@@ -82,6 +85,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         model_id=_optional(environ, contract.MODEL_ID),
         prompt_template=_prompt_template(environ),
         max_new_tokens_limit=_integer(environ, contract.MAX_NEW_TOKENS_LIMIT),
+        context_window=_context_window(environ),
         max_body_bytes=_integer(environ, contract.MAX_BODY_BYTES),
         upstream_read_timeout_seconds=_seconds(environ, contract.UPSTREAM_READ_TIMEOUT_SECONDS),
         upstream_connect_timeout_seconds=_seconds(
@@ -180,6 +184,28 @@ def _limit(environ: Mapping[str, str], variable: Variable[int | None]) -> int | 
     if _optional(environ, variable) is None:
         return None
     return _integer(environ, variable)  # type: ignore[arg-type]
+
+
+def _context_window(environ: Mapping[str, str]) -> ContextWindow | None:
+    """The model's MAX_TOTAL_TOKENS and MAX_INPUT_LENGTH; the prompt's limit may be left out,
+    and is then the most a prompt could be (one token less than the total)."""
+    total = _limit(environ, contract.MODEL_MAX_TOTAL_TOKENS)
+    prompt = _limit(environ, contract.MODEL_MAX_INPUT_TOKENS)
+    if total is None:
+        if prompt is not None:
+            raise SettingsError(
+                f"{contract.MODEL_MAX_INPUT_TOKENS.name} needs "
+                f"{contract.MODEL_MAX_TOTAL_TOKENS.name} too."
+            )
+        return None
+    if prompt is None:
+        prompt = total - 1
+    if prompt >= total:
+        raise SettingsError(
+            f"{contract.MODEL_MAX_INPUT_TOKENS.name} must be less than "
+            f"{contract.MODEL_MAX_TOTAL_TOKENS.name} (got {prompt} and {total})."
+        )
+    return ContextWindow(max_total_tokens=total, max_input_tokens=prompt)
 
 
 def _table_name(environ: Mapping[str, str], variable: Variable[str | None]) -> str | None:

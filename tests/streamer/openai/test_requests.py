@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -33,11 +34,10 @@ def test_a_chat_becomes_the_models_prompt_with_openais_defaults() -> None:
     request = chat()
     assert request.generate.inputs == "User: Hi\nFalcon:"
     # OpenAI samples by default; the template's stop keeps the model out of the next turn.
-    assert request.generate.parameters == {
-        "max_new_tokens": 100,
-        "do_sample": True,
-        "stop": ["\nUser:"],
-    }
+    assert request.generate.parameters == {"do_sample": True, "stop": ["\nUser:"]}
+    # No max_tokens: as long as the limit allows (the route narrows it to the context's room).
+    assert not request.sets_max_tokens
+    assert json.loads(request.generate.upstream_body())["parameters"]["max_new_tokens"] == 1024
     assert (request.stream, request.include_usage) == (False, False)
     assert request.stop_sequences == ("\nUser:",)
 

@@ -9,6 +9,7 @@ exception handlers are this application's.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from starlette.applications import Starlette
@@ -16,9 +17,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ..answer_room import AnswerRoom
 from ..body import read_body
 from ..formats import StreamWriter
 from ..observability import current_record
+from ..prompt_tokens import PromptCounter
 from ..refusals import refusal_handlers
 from ..settings import Settings
 from ..streaming import Responder
@@ -37,11 +40,24 @@ from .writers import (
 __all__ = ["openai_app"]
 
 
-def openai_app(settings: Settings, responder: Responder) -> Starlette:
-    """The /v1 application, answering for the deployed model with `responder`."""
+def openai_app(
+    settings: Settings, responder: Responder, *, counter: PromptCounter | None = None
+) -> Starlette:
+    """The /v1 application, answering for the deployed model with `responder`; `counter` counts
+    a prompt's tokens where the relay has the model's tokenizer."""
     model_name = settings.model_name
+    room = AnswerRoom(
+        limit=settings.max_new_tokens_limit, window=settings.context_window, counter=counter
+    )
 
-    def answer(request: Request, openai_request: OpenAIRequest, *, chat: bool) -> Response:
+    async def answer(request: Request, openai_request: OpenAIRequest, *, chat: bool) -> Response:
+        if not openai_request.sets_max_tokens:
+            generate = openai_request.generate
+            length = await room.max_new_tokens(generate.inputs)
+            openai_request = dataclasses.replace(
+                openai_request,
+                generate=dataclasses.replace(generate, default_max_new_tokens=length),
+            )
         created = int(time.time())
         writer: StreamWriter
         if openai_request.stream:
@@ -71,14 +87,14 @@ def openai_app(settings: Settings, responder: Responder) -> Starlette:
             template=settings.prompt_template,
             max_new_tokens_limit=settings.max_new_tokens_limit,
         )
-        return answer(request, openai_request, chat=True)
+        return await answer(request, openai_request, chat=True)
 
     async def completions(request: Request) -> Response:
         document = decode_body(await read_body(request, settings.max_body_bytes))
         openai_request = parse_completion_request(
             document, max_new_tokens_limit=settings.max_new_tokens_limit
         )
-        return answer(request, openai_request, chat=False)
+        return await answer(request, openai_request, chat=False)
 
     async def models(request: Request) -> Response:
         return JSONResponse(models_list(model_name, created=0))

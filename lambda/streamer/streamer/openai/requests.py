@@ -15,7 +15,7 @@ from typing import Final
 
 from ..errors import ApiError
 from ..prompt_template import PromptTemplate, parse_messages
-from ..validation import DEFAULT_MAX_NEW_TOKENS, MAX_STOP_SEQUENCES, GenerateRequest
+from ..validation import MAX_STOP_SEQUENCES, GenerateRequest
 from .errors import invalid, unsupported
 
 __all__ = ["IGNORED_FIELDS", "OpenAIRequest", "parse_chat_request", "parse_completion_request"]
@@ -83,6 +83,11 @@ class OpenAIRequest:
     #: Every stop sequence, the caller's and the template's: OpenAI's answer never contains one.
     stop_sequences: tuple[str, ...]
 
+    @property
+    def sets_max_tokens(self) -> bool:
+        """The caller chose the answer's length (max_tokens or max_completion_tokens)."""
+        return "max_new_tokens" in self.generate.parameters
+
 
 def parse_chat_request(
     document: object, *, template: PromptTemplate | None, max_new_tokens_limit: int
@@ -146,9 +151,10 @@ def _request(
         # include_obfuscation: the relay never pads its events, so there is nothing to turn off.
         _optional_bool(options, "include_obfuscation", default=False)
     _refuse_unsupported(body)
-    parameters: dict[str, object] = {
-        "max_new_tokens": _max_tokens(body, max_new_tokens_limit),
-    }
+    parameters: dict[str, object] = {}
+    max_new_tokens = _max_tokens(body, max_new_tokens_limit)
+    if max_new_tokens is not None:
+        parameters["max_new_tokens"] = max_new_tokens
     temperature = _number(body, "temperature", low=0.0, high=2.0)
     if temperature == 0.0:
         parameters["do_sample"] = False  # OpenAI's 0 means the most likely token every time
@@ -176,7 +182,9 @@ def _request(
     generate = GenerateRequest(
         inputs=inputs,
         parameters=parameters,
-        default_max_new_tokens=min(DEFAULT_MAX_NEW_TOKENS, max_new_tokens_limit),
+        # Without max_tokens, as long as the context allows: the route narrows this to the room
+        # the prompt leaves (answer_room.py).
+        default_max_new_tokens=max_new_tokens_limit,
         chat_turn=chat_turn,
     )
     return OpenAIRequest(
@@ -231,7 +239,7 @@ def _refuse_unsupported(body: Mapping[str, object]) -> None:
         raise unsupported("response_format", "only text answers are offered")
 
 
-def _max_tokens(body: Mapping[str, object], limit: int) -> int:
+def _max_tokens(body: Mapping[str, object], limit: int) -> int | None:
     for name in ("max_completion_tokens", "max_tokens"):
         value = body.get(name)
         if value is None:
@@ -241,7 +249,7 @@ def _max_tokens(body: Mapping[str, object], limit: int) -> int:
                 f"{name} must be a whole number from 1 to {limit}, this relay's limit.", name
             )
         return value
-    return min(DEFAULT_MAX_NEW_TOKENS, limit)
+    return None
 
 
 def _number(body: Mapping[str, object], name: str, *, low: float, high: float) -> float | None:
