@@ -68,6 +68,12 @@ def expected_answer(inputs: str, parameters: dict[str, Any] | None = None) -> st
     return "".join(expected_tokens(inputs, parameters))
 
 
+def chat_turn(text: str) -> str:
+    """An answer as the chat routes and `messages` on POST / send it: without the whitespace
+    the model starts it with (streamer/model_text.LeadingSpaceTrimmer)."""
+    return text.lstrip()
+
+
 def parse_sse(body: bytes) -> list[tuple[str, dict[str, Any]]]:
     """The relay's SSE, parsed strictly: every block is one `event:` line and one `data:` line."""
     text = body.decode("utf-8")

@@ -7,7 +7,7 @@ from streamer.prompt_template import Message, PromptTemplate
 
 from jumpstream.local import DEFAULT_MODEL_ID, LocalStack
 from stacks.catalog import load_catalog
-from tests.e2e.support import PROMPT, expected_answer, parse_sse
+from tests.e2e.support import PROMPT, chat_turn, expected_answer, parse_sse
 
 
 def test_a_chat_is_answered_as_the_model_answers_its_rendered_prompt(
@@ -27,7 +27,7 @@ def test_a_chat_is_answered_as_the_model_answers_its_rendered_prompt(
     assert response.status_code == 200
     events = parse_sse(response.content)
     assert "".join(data["text"] for event, data in events if event == "token") == (
-        expected_answer(rendered)
+        chat_turn(expected_answer(rendered))
     )
     assert events[-1][0] == "done"
 

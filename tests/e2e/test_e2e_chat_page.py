@@ -19,6 +19,7 @@ from stacks.catalog import load_catalog
 from tests.e2e.conftest import needs_chromium
 from tests.e2e.support import (
     PROMPT,
+    chat_turn,
     expected_answer,
     expected_tokens,
     stream_ids,
@@ -60,7 +61,7 @@ def test_an_answer_grows_on_screen_then_completes_and_the_chat_goes_on(
     before = stream_ids(emulator)
     _ask(page, question)
     first_prompt = rendered(("user", question))
-    partial = "".join(expected_tokens(first_prompt)[:3])
+    partial = chat_turn("".join(expected_tokens(first_prompt)[:3]))
     answer = _last_answer(page)
     # While the model holds after three tokens, exactly those are on screen, still streaming.
     page.wait_for_function(  # type: ignore[attr-defined]
@@ -71,7 +72,7 @@ def test_an_answer_grows_on_screen_then_completes_and_the_chat_goes_on(
     page.screenshot(path=tmp_path / "half-written.png")  # type: ignore[attr-defined]
     emulator.post("/_emulator/release")
     page.wait_for_selector(".assistant[data-state=done]")  # type: ignore[attr-defined]
-    first_answer = expected_answer(first_prompt)
+    first_answer = chat_turn(expected_answer(first_prompt))
     assert answer.text_content() == first_answer  # type: ignore[attr-defined]
     assert len(first_answer) > len(partial)
 
@@ -89,7 +90,7 @@ def test_an_answer_grows_on_screen_then_completes_and_the_chat_goes_on(
         ("assistant", first_answer),
         ("user", "And why does it matter for chat?"),
     )
-    assert _last_answer(page).text_content() == expected_answer(second_prompt)  # type: ignore[attr-defined]
+    assert _last_answer(page).text_content() == chat_turn(expected_answer(second_prompt))  # type: ignore[attr-defined]
     page.screenshot(path=tmp_path / "conversation.png")  # type: ignore[attr-defined]
     assert (tmp_path / "conversation.png").stat().st_size > 0
 

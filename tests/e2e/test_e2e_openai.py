@@ -25,6 +25,7 @@ from stacks.catalog import load_catalog
 from tests.e2e.support import (
     HANG_GUARD_SECONDS,
     PROMPT,
+    chat_turn,
     expected_answer,
     expected_tokens,
     stream_ids,
@@ -73,7 +74,9 @@ def test_chat_completion_is_the_models_answer_to_its_rendered_prompt(
     assert answer.object == "chat.completion"
     assert answer.model == DEFAULT_MODEL_ID
     assert answer.choices[0].message.role == "assistant"
-    assert answer.choices[0].message.content == expected_answer(rendered(QUESTION), parameters)
+    assert answer.choices[0].message.content == chat_turn(
+        expected_answer(rendered(QUESTION), parameters)
+    )
     assert answer.choices[0].finish_reason == "length"
     prompt_tokens, completion_tokens = expected_counts(rendered(QUESTION), parameters)
     assert answer.usage is not None
@@ -95,7 +98,7 @@ def test_streamed_chat_chunks_add_up_to_the_answer_with_usage_last(
     )
     chunks = list(stream)
     texts = [c.choices[0].delta.content or "" for c in chunks if c.choices]
-    assert "".join(texts) == expected_answer(rendered(QUESTION))
+    assert "".join(texts) == chat_turn(expected_answer(rendered(QUESTION)))
     assert len([t for t in texts if t]) > 1  # it came in pieces
     assert chunks[0].choices[0].delta.role == "assistant"
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
@@ -140,7 +143,7 @@ def test_a_failure_mid_stream_raises_in_the_callers_loop(client: openai.OpenAI) 
     stream = client.chat.completions.create(model="any", messages=question, stream=True)  # type: ignore[arg-type]
     with pytest.raises(openai.APIError, match="generation"):
         received.extend(chunk.choices[0].delta.content or "" for chunk in stream)
-    assert "".join(received) == "".join(expected_tokens(rendered(question))[:3])
+    assert "".join(received) == chat_turn("".join(expected_tokens(rendered(question))[:3]))
 
 
 def test_a_failure_mid_answer_without_streaming_is_an_http_error(client: openai.OpenAI) -> None:
@@ -167,7 +170,7 @@ def test_the_first_chunk_arrives_while_the_model_still_holds_the_rest(
         texts.extend(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
     finally:
         emulator.post("/_emulator/release")
-    assert "".join(texts) == expected_answer(rendered(question))
+    assert "".join(texts) == chat_turn(expected_answer(rendered(question)))
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +197,7 @@ def test_openai_through_the_proxy_reaches_a_sigv4_function_url(
     accepted = len(log.accepted)
     stream = client.chat.completions.create(model="any", messages=QUESTION, stream=True)  # type: ignore[arg-type]
     text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-    assert text == expected_answer(rendered(QUESTION))
+    assert text == chat_turn(expected_answer(rendered(QUESTION)))
     whole = client.completions.create(model="any", prompt=PROMPT, max_tokens=5)
     assert whole.choices[0].text == expected_answer(PROMPT, {"max_new_tokens": 5})
     assert [m.id for m in client.models.list()] == [DEFAULT_MODEL_ID]
