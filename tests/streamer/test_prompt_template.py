@@ -189,6 +189,7 @@ def test_an_assistant_message_as_an_sdk_returned_it_is_history_on_every_route() 
         "annotations": [],
         "audio": None,
         "parsed": None,
+        "provider_specific_fields": {"refusal": None},  # LiteLLM's
     }
     messages = parse_messages(
         [{"role": "user", "content": "u"}, returned, {"role": "user", "content": "v"}],
@@ -197,3 +198,9 @@ def test_an_assistant_message_as_an_sdk_returned_it_is_history_on_every_route() 
     assert messages[1] == Message("assistant", "a")
     with pytest.raises(ApiError, match="cannot honour: refusal"):
         parse_messages([{"role": "user", "content": "u", "refusal": None}], template=DIALOGUE)
+    said = {**returned, "provider_specific_fields": {"refusal": "No."}}
+    with pytest.raises(ApiError, match="cannot honour: provider_specific_fields"):
+        parse_messages(
+            [{"role": "user", "content": "u"}, said, {"role": "user", "content": "v"}],
+            template=DIALOGUE,
+        )

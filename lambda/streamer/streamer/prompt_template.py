@@ -40,12 +40,27 @@ _ROLE_ALIASES: Final[Mapping[str, Role]] = {
     "user": "user",
     "assistant": "assistant",
 }
-# Fields the official SDKs put on an assistant message they return, which a client sends back
-# as history (Python's `message.model_dump()`, the Node helper's `finalChatCompletion()`): when
-# empty they say nothing, so they are accepted; with a value, what they carry (a refusal, a tool
-# call, an audio answer, citations, parsed output) has no place in these models' prompts.
+# Fields OpenAI clients put on an assistant message they return, which a caller sends back as
+# history (Python's `message.model_dump()`, the Node helper's `finalChatCompletion()`, LiteLLM's
+# Message): when empty they say nothing, so they are accepted; with a value, what they carry (a
+# refusal, a tool call, an audio answer, citations, parsed output, another provider's reasoning)
+# has no place in these models' prompts.
 _EMPTY_ASSISTANT_FIELDS: Final = frozenset(
-    {"refusal", "tool_calls", "function_call", "annotations", "audio", "parsed"}
+    {
+        # OpenAI's ChatCompletionMessage, and the Node helpers' `parsed`.
+        "refusal",
+        "tool_calls",
+        "function_call",
+        "annotations",
+        "audio",
+        "parsed",
+        # LiteLLM's Message.
+        "provider_specific_fields",
+        "reasoning_content",
+        "thinking_blocks",
+        "reasoning_items",
+        "images",
+    }
 )
 _MESSAGE_FIELDS: Final = frozenset({"role", "content", "name"})
 # A conversation longer than this is a client bug, not a chat: each turn costs prompt tokens and
@@ -222,7 +237,7 @@ def _message(index: int, item: object) -> Message:
         if not (
             canonical == "assistant"
             and name in _EMPTY_ASSISTANT_FIELDS
-            and item[name] in (None, "", [], {})
+            and _says_nothing(item[name])
         )
     )
     if unknown:
@@ -236,6 +251,13 @@ def _message(index: int, item: object) -> Message:
     if canonical == "user" and not content.strip():
         raise _invalid(f"messages[{index}].content is empty: a user message needs text.")
     return Message(canonical, content)
+
+
+def _says_nothing(value: object) -> bool:
+    """Null, empty, or an object of such values (LiteLLM's `{"refusal": null}`)."""
+    if isinstance(value, dict):
+        return all(_says_nothing(inner) for inner in value.values())
+    return value is None or value == "" or value == []
 
 
 def _content_text(index: int, content: object) -> str:
