@@ -29,7 +29,7 @@ from jumpstream import demo
 from jumpstream.demo import DEMO_PROMPT
 from jumpstream.local import DEFAULT_MODEL_ID, REPO_ROOT
 from stacks.catalog import load_catalog
-from tests.e2e.support import HANG_GUARD_SECONDS, expected_answer, generate_body
+from tests.e2e.support import HANG_GUARD_SECONDS, chat_turn, expected_answer, generate_body
 from tests.processes import wait_until_gone
 
 _RELAY_LINE = re.compile(r"relay \(lambda/streamer/run\.sh\)\s+(http://\S+)/\s+\(pid (\d+)\)")
@@ -129,7 +129,7 @@ def test_demo_streams_an_answer_and_exits_0() -> None:
     # The demo asks as a chat: the model answers the prompt laid out in its own format.
     template = PromptTemplate.from_json(load_catalog().get(DEFAULT_MODEL_ID).prompt_template)
     prompt = template.render([Message("user", DEMO_PROMPT)])
-    answer = expected_answer(prompt, {"max_new_tokens": 128})
+    answer = chat_turn(expected_answer(prompt, {"max_new_tokens": 128}))
     assert answer in result.stdout
     assert re.search(r"-- first token after \d+\.\d\d s, \d+ tokens in \d+\.\d\d s", result.stdout)
     # It says the answer is a stand-in's, and what to run next.

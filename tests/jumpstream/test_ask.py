@@ -19,7 +19,7 @@ from jumpstream.ask import AskOptions, describe_error, request_body, run_ask
 from jumpstream.local import DEFAULT_MODEL_ID, REPO_ROOT, LocalStack, free_port, start_stack
 from jumpstream.procs import LineBuffer
 from stacks.catalog import load_catalog
-from tests.e2e.support import expected_answer, fast_config
+from tests.e2e.support import chat_turn, expected_answer, fast_config
 
 PROMPT = "Tell me why streaming matters."
 JAPANESE = "日本語で説明してください。"
@@ -50,7 +50,7 @@ def test_chat_sends_the_prompt_as_a_user_message_after_the_system_one(stack: Loc
     status, stdout, stderr = ask(stack, PROMPT, chat=True, system="Be brief.")
     template = PromptTemplate.from_json(load_catalog().get(DEFAULT_MODEL_ID).prompt_template)
     prompt = template.render([Message("system", "Be brief."), Message("user", PROMPT)])
-    assert (status, stdout, stderr) == (0, expected_answer(prompt), "")
+    assert (status, stdout, stderr) == (0, chat_turn(expected_answer(prompt)), "")
 
 
 def test_a_loopback_url_is_not_signed_unless_asked(stack: LocalStack) -> None:

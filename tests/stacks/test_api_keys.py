@@ -184,6 +184,8 @@ def test_the_function_gets_the_table_and_the_limits_through_the_contract(
     relay = config.relay
     # The table's name is CloudFormation's (a reference); everything else is literal.
     assert variables[API_KEYS_TABLE.name] == {"Ref": table_id}
+    context = config.model.context_limits(config.instance_type)
+    assert context is not None
     assert {**variables, API_KEYS_TABLE.name: "the table"} == function_environment(
         endpoint_name=config.endpoint_name,
         model_id=config.model.id,
@@ -200,6 +202,8 @@ def test_the_function_gets_the_table_and_the_limits_through_the_contract(
         key_tokens_per_day=relay.key_tokens_per_day,
         key_tokens_per_month=relay.key_tokens_per_month,
         tokenizer_uri=config.relay_target.tokenizer_uri,
+        model_max_total_tokens=context[0],
+        model_max_input_tokens=context[1],
     )
     limits = {
         name: variables.get(name)

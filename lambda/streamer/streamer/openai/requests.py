@@ -66,7 +66,6 @@ _SAMPLING: Final = frozenset(
         "response_format",
         "tools",
         "tool_choice",
-        "parallel_tool_calls",
         "functions",
         "function_call",
     }
