@@ -75,7 +75,7 @@ _MESSAGE_FIELDS: Final = frozenset({"type", "role", "content", "id", "status", "
 # The text parts of a message: what a caller writes, and what an answer returned carries.
 _TEXT_PARTS: Final = frozenset({"input_text", "output_text"})
 _PART_FIELDS: Final = frozenset({"type", "text", "annotations", "logprobs"})
-# The chat parser's names for what this API calls otherwise (requests.py's messages).
+# The chat parser's parameters that this API calls otherwise.
 _CHAT_NAMES: Final[Mapping[str, str]] = {
     "max_completion_tokens": "max_output_tokens",
     "messages": "input",
@@ -280,12 +280,11 @@ def _renamed(error: ApiError, offset: int) -> ApiError:
         return f"input[{max(int(match.group(1)) - offset, 0)}]"
 
     message = _MESSAGE_INDEX.sub(index, error.message)
-    for chat_name, name in _CHAT_NAMES.items():
-        message = message.replace(chat_name, name)
-    param = error_param(error)
-    if param is None and "input[" in message:
-        param = "input"
-    return ParameterError(message, param=_CHAT_NAMES.get(param or "", param))
+    message = message.replace("max_completion_tokens", _CHAT_NAMES["max_completion_tokens"])
+    # The chat parser names a parameter where one is wrong; its other refusals (parse_messages)
+    # are about the conversation, which is `input` here.
+    param = error_param(error) or "messages"
+    return ParameterError(message, param=_CHAT_NAMES.get(param, param))
 
 
 def _shown(value: object) -> str:
