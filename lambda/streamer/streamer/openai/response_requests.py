@@ -216,7 +216,11 @@ def _message(index: int, item: object) -> dict[str, str]:
         )
     kind = item.get("type", "message")
     if kind == "item_reference":
-        raise unsupported("input", f"{where} is an item_reference: {_NO_STATE}")
+        raise invalid(
+            f"{where} is an item_reference, but the relay keeps no responses: send the item "
+            "itself (with the AI SDK, providerOptions: {openai: {store: false}}).",
+            "input",
+        )
     if kind != "message":
         raise invalid(
             f"{where} is a {_shown(kind)} item: the relay takes only text messages "
@@ -250,10 +254,10 @@ def _content(where: str, content: object) -> str:
         part_where = f"{where}.content[{part_index}]"
         if not isinstance(part, dict) or part.get("type") not in _TEXT_PARTS:
             kind = part.get("type") if isinstance(part, dict) else part
-            raise unsupported(
-                "input",
+            raise invalid(
                 f"{part_where} is {_shown(kind)}: these models read text only "
-                '({"type": "input_text", "text": "..."})',
+                '({"type": "input_text", "text": "..."}).',
+                "input",
             )
         text = part.get("text")
         if not isinstance(text, str):
