@@ -1,6 +1,6 @@
 """The relay's HTTP surface: `POST /` generates (a prompt or chat messages); OpenAI's
-`POST /v1/chat/completions`, `POST /v1/completions` and `GET /v1/models` do the same in OpenAI's
-shapes (openai/app.py, mounted on /v1); `GET /health` is the adapter's readiness check;
+`POST /v1/chat/completions`, `POST /v1/completions`, `POST /v1/responses` and `GET /v1/models`
+do the same in OpenAI's shapes (openai/app.py, mounted on /v1); `GET /health` is the adapter's readiness check;
 `GET /chat` is a chat page that calls `POST /` from the browser; `POST /_lambda/after-restore`
 (AFTER_RESTORE_PATH) is the adapter's SnapStart hook.
 
