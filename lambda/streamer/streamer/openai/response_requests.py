@@ -262,11 +262,13 @@ def _content(where: str, content: object) -> str:
         text = part.get("text")
         if not isinstance(text, str):
             raise invalid(f"{part_where}.text must be a string.", "input")
-        extra = set(part) - _PART_FIELDS
-        if extra or part.get("annotations") or part.get("logprobs"):
+        # An answer sent back carries its empty annotations and logprobs: accepted as absent.
+        unknown = sorted(set(part) - _PART_FIELDS) + [
+            name for name in ("annotations", "logprobs") if part.get(name)
+        ]
+        if unknown:
             raise invalid(
-                f"{part_where} carries annotations, log probabilities or fields "
-                "(" + ", ".join(sorted(extra)) + ") the relay cannot honour.",
+                f"{part_where} has fields the relay cannot honour: {', '.join(unknown)}.",
                 "input",
             )
         texts.append(text)
