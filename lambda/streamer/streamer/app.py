@@ -1,8 +1,8 @@
 """The relay's HTTP surface: `POST /` generates (a prompt or chat messages); OpenAI's
-`POST /v1/chat/completions`, `POST /v1/completions` and `GET /v1/models` do the same in OpenAI's
-shapes (openai/app.py, mounted on /v1); `GET /health` is the adapter's readiness check;
-`GET /chat` is a chat page that calls `POST /` from the browser; `POST /_lambda/after-restore`
-(AFTER_RESTORE_PATH) is the adapter's SnapStart hook.
+`POST /v1/chat/completions`, `POST /v1/completions`, `POST /v1/responses` and `GET /v1/models`
+do the same in OpenAI's shapes (openai/app.py, mounted on /v1); `GET /health` is the adapter's
+readiness check; `GET /chat` is a chat page that calls `POST /` from the browser;
+`POST /_lambda/after-restore` (AFTER_RESTORE_PATH) is the adapter's SnapStart hook.
 
 Checks run cheapest first and all before SageMaker is called: the route and method (404/405), the
 Accept header (406, on `POST /`), the body's size (413, from Content-Length and again while
