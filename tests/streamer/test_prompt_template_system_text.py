@@ -17,34 +17,46 @@ ASK = Message("user", "three\n\nfour")
 
 def test_without_the_key_the_system_text_is_replaced_like_the_turns() -> None:
     template = PromptTemplate(
-        system="S:{content};", user="U:{content};", assistant="A:{content};",
+        system="S:{content};",
+        user="U:{content};",
+        assistant="A:{content};",
         content_replacements=FOLD,
-    )  # fmt: skip
+    )
     assert template.system_content_replacements is None
     assert template.render([SYSTEM, ASK]) == "S:one\ntwo;U:three\nfour;"
 
 
 def test_the_system_turn_takes_its_own_replacements() -> None:
     template = PromptTemplate(
-        system="S:{content};", user="U:{content};", assistant="A:{content};",
-        content_replacements=FOLD, system_content_replacements=(),
-    )  # fmt: skip
+        system="S:{content};",
+        user="U:{content};",
+        assistant="A:{content};",
+        content_replacements=FOLD,
+        system_content_replacements=(),
+    )
     assert template.render([SYSTEM, ASK]) == "S:one\n\ntwo;U:three\nfour;"
 
 
 def test_a_folded_system_text_takes_its_own_replacements_and_the_joiner_the_turns() -> None:
     template = PromptTemplate(
-        user="U:{content}", assistant="A:{content}", system_joiner="\n\n",
-        content_replacements=FOLD, system_content_replacements=(("o", "0"),),
-    )  # fmt: skip
+        user="U:{content}",
+        assistant="A:{content}",
+        system_joiner="\n\n",
+        content_replacements=FOLD,
+        system_content_replacements=(("o", "0"),),
+    )
     assert template.render([SYSTEM, ASK]) == "U:0ne\n\ntw0\nthree\nfour"
 
 
 def test_strip_content_still_applies_to_the_system_text() -> None:
     template = PromptTemplate(
-        system="S:{content};", user="U:{content};", assistant="A:{content};",
-        strip_content=True, content_replacements=FOLD, system_content_replacements=(),
-    )  # fmt: skip
+        system="S:{content};",
+        user="U:{content};",
+        assistant="A:{content};",
+        strip_content=True,
+        content_replacements=FOLD,
+        system_content_replacements=(),
+    )
     assert template.render([Message("system", "  a\n\nb  "), ASK]) == "S:a\n\nb;U:three\nfour;"
 
 
