@@ -18,11 +18,13 @@ import httpx
 import openai
 import pytest
 from streamer.contract import API_KEYS_TABLE, ApiKey, KeyTable, new_api_key, secret_digest
+from streamer.prompt_template import Message, PromptTemplate
 
 from jumpstream.client import API_KEY_VARIABLE
 from jumpstream.emulator.tokenizer import estimate_input_tokens
-from jumpstream.local import LocalStack, start_stack
+from jumpstream.local import DEFAULT_MODEL_ID, LocalStack, start_stack
 from jumpstream.procs import LineBuffer
+from stacks.catalog import load_catalog
 from tests.e2e.conftest import needs_chromium
 from tests.e2e.support import (
     HANG_GUARD_SECONDS,
@@ -287,7 +289,11 @@ def test_the_chat_page_asks_for_a_key_and_keeps_it_for_the_tab_only(
         page.press("#prompt", "Enter")
         answer = page.locator('.assistant[data-state="done"]')
         answer.wait_for()
-        assert answer.inner_text() == expected_answer(PROMPT)
+        # The page sends `messages`: the model answers the prompt the catalog lays out.
+        rendered = PromptTemplate.from_json(
+            load_catalog().get(DEFAULT_MODEL_ID).prompt_template
+        ).render([Message("user", PROMPT)])
+        assert answer.inner_text() == expected_answer(rendered)
         stored = page.evaluate(
             "[sessionStorage.getItem('jumpstream.apiKey'), localStorage.length, document.cookie]"
         )
