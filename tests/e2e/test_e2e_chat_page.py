@@ -239,16 +239,35 @@ def test_a_failed_answer_is_marked_its_question_is_back_in_the_box_and_not_in_th
     ]
 
 
-def test_stop_ends_the_answer_and_the_upstream_stream(page: Any, emulator: httpx.Client) -> None:
+def test_stop_ends_the_answer_and_the_upstream_stream(
+    page: Any, emulator: httpx.Client, stack: LocalStack
+) -> None:
+    sent = Sent(page, stack.relay_url)
     question = f"{PROMPT} [[hold@2]]"
     before = stream_ids(emulator)
     _ask(page, question)
     wait_for_new_stream(emulator, before, held=True)
+    partial = "".join(expected_tokens(rendered(("user", question)), PAGE_PARAMETERS)[:2])
+    page.wait_for_function(
+        "t => document.querySelector('.assistant .content').innerText.trim() === t",
+        arg=partial.strip(),
+    )
     page.click("#stop")
     page.wait_for_selector(".assistant[data-state=stopped]")
     assert wait_for_new_stream(emulator, before, state="disconnected")["tokens_sent"] == 2
     assert page.locator("#send").is_enabled()
     assert _last_answer(page).locator(".status").inner_text() == "Stopped"
+    # What the reader saw the model say stays in the conversation.
+    before = stream_ids(emulator)
+    _ask(page, "Go on.")
+    wait_for_new_stream(emulator, before, held=True)  # the first question holds again
+    emulator.post("/_emulator/release")
+    _wait_for_answers(page, 1)
+    assert sent.last_messages == [
+        {"role": "user", "content": question},
+        {"role": "assistant", "content": partial},
+        {"role": "user", "content": "Go on."},
+    ]
 
 
 def test_markdown_is_rendered_and_html_the_model_writes_never_runs(
