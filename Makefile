@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: setup test lint synth credentials bootstrap deploy destroy demo local bench clean
+.PHONY: setup test lint synth credentials bootstrap deploy destroy demo local bench vendor clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -61,6 +61,18 @@ local: setup
 
 bench: setup
 	$(PY) -m jumpstream bench
+
+# The chat page's Markdown renderer (marked) and HTML sanitizer (DOMPurify), copied unchanged with
+# their licences from the npm packages package.json pins into the page's static files; nothing
+# is loaded from elsewhere. To update: change the versions in package.json, `npm install`,
+# `make vendor`, commit all four; tests/streamer/test_chat_page_files.py checks the copies.
+CHAT_VENDOR := lambda/streamer/streamer/static/vendor
+vendor: node_modules/.installed
+	mkdir -p $(CHAT_VENDOR)
+	cp node_modules/marked/lib/marked.umd.js $(CHAT_VENDOR)/marked.umd.js
+	cp node_modules/marked/LICENSE $(CHAT_VENDOR)/marked.LICENSE
+	cp node_modules/dompurify/dist/purify.min.js $(CHAT_VENDOR)/purify.min.js
+	cp node_modules/dompurify/LICENSE $(CHAT_VENDOR)/dompurify.LICENSE
 
 clean:
 	rm -rf cdk.out .pytest_cache .ruff_cache .hypothesis

@@ -97,6 +97,8 @@ def test_a_wheel_of_the_repository_carries_the_client_its_contract_and_the_catal
         "jumpstream/cli.py",
         "streamer/contract.py",
         "streamer/static/chat.html",
+        "streamer/static/vendor/purify.min.js",
+        "streamer/static/vendor/dompurify.LICENSE",
         "stacks/config.py",
         "stacks/models.json",
         "stacks/availability.json",

@@ -35,6 +35,9 @@ event):
 - ``[[keepalive]]``: TGI's ``:`` keep-alive comment before the first token and every 4 tokens.
 - ``[[nospace]]``: ``data:{...}`` as TGI <= 2.0 wrote it. ``[[crlf]]``: ``\\r\\n`` line endings.
 - ``[[length:N]]``: the model's natural answer is exactly N tokens before its EOS token.
+- ``[[markdown]]``: the answer is ``answers.MARKDOWN`` whatever the prompt (a Markdown sample with
+  a code block, a ``javascript:`` link, and raw ``<img onerror>`` / ``<script>`` HTML that a page
+  must show as text and never run), cut at N tokens by ``[[length:N]]``.
 
 A malformed directive (``[[fault:nonsense]]``) is refused with a 400 ValidationError whose
 message starts with ``jumpstream emulator:``; bracketed text with any other name is left alone.

@@ -2,7 +2,9 @@
 
 Why canned: tests and demos need an answer that reads plausibly and is identical on every run
 for the same prompt, without model weights. The topics match what this project is about so a
-demo through the real relay looks sensible.
+demo through the real relay looks sensible. MARKDOWN is what ``[[markdown]]`` answers: what a
+chat page must render (a code block with a line wider than a phone) and must never run (HTML and
+a ``javascript:`` link written by the model).
 """
 
 from __future__ import annotations
@@ -27,3 +29,26 @@ JAPANESE: tuple[str, ...] = (
     "大規模言語モデルは、プロンプトとそれまでの出力をもとに、次の単語を一つずつ予測します。",
     "途中で止まったときは、回答が完全であるかのように見せず、利用者にはっきり伝えてください。",
 )
+
+MARKDOWN = """ Here is a function that streams an answer and prints each part as it arrives:
+
+```python
+def stream(client, prompt):
+    for part in client.generate(prompt, stream=True):
+        print(part.text, end="", flush=True)  # a line wider than a phone's screen, on purpose
+```
+
+Call it as `stream(client, "Hello")`. Things to keep in mind:
+
+- **Timeouts**: set one on every request.
+- *Retries*: see [the guide](javascript:document.title='link-ran').
+
+| Setting | Value |
+| --- | --- |
+| max_new_tokens | 256 |
+
+A model can write HTML as well, which a page must show as text and never run: <img src=x \
+onerror="document.title='img-ran'"> and
+
+<script>document.title='script-ran'</script>
+"""

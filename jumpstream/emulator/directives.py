@@ -31,7 +31,9 @@ IN_STREAM_FAULTS = frozenset(
 MAX_ANSWER_LENGTH = 20_000
 #: In-stream faults that TGI itself reports as an error event with this ``error_type``.
 TGI_ERROR_FAULTS = frozenset({"validation", "overloaded", "generation"})
-_DIRECTIVE = re.compile(r"\[\[\s*(fault|hold|split|keepalive|nospace|crlf|length)\b([^\[\]]*)\]\]")
+_DIRECTIVE = re.compile(
+    r"\[\[\s*(fault|hold|split|keepalive|nospace|crlf|length|markdown)\b([^\[\]]*)\]\]"
+)
 _FAULT_ARGS = re.compile(r":([a-z_]+)(?:@(\d+))?")
 _HOLD_ARGS = re.compile(r"(?:@(\d+))?")
 _SPLIT_ARGS = re.compile(r":(?:([1-9]\d*)|(random))")
@@ -66,6 +68,7 @@ class Directives:
     nospace: bool = False
     crlf: bool = False
     answer_length: int | None = None
+    markdown: bool = False
 
     @property
     def pre_stream_fault(self) -> Fault | None:
@@ -124,6 +127,7 @@ def parse_directives(inputs: str) -> tuple[str, Directives]:
         nospace="nospace" in flags,
         crlf="crlf" in flags,
         answer_length=answer_length,
+        markdown="markdown" in flags,
     )
     return stripped, directives
 

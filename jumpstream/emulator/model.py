@@ -7,7 +7,8 @@ Japanese characters held back over an empty token, and validation errors inside 
 
 The answer is picked from canned paragraphs by a stable hash of the prompt: Japanese when the
 prompt contains kana or kanji, English otherwise. ``answer_length`` (the ``[[length:N]]``
-directive) stretches or shortens the natural answer to exactly N tokens before EOS.
+directive) stretches or shortens the natural answer to exactly N tokens before EOS. ``markdown``
+(``[[markdown]]``) answers ``answers.MARKDOWN`` instead, for pages that render Markdown.
 """
 
 from __future__ import annotations
@@ -121,9 +122,15 @@ class StandInModel:
         """TGI's ``Input validation error: ...`` for this request, or None."""
         return validation_error(request, self.profile.limits)
 
-    def answer(self, prompt: str, *, answer_length: int | None = None) -> list[Token]:
+    def answer(
+        self, prompt: str, *, answer_length: int | None = None, markdown: bool = False
+    ) -> list[Token]:
         """The whole natural answer to ``prompt``, ending with the EOS special token."""
-        pieces = self._pieces(prompt, answer_length)
+        pieces = (
+            self._markdown_pieces(answer_length)
+            if markdown
+            else self._pieces(prompt, answer_length)
+        )
         seed = stable_hash(prompt)
         tokens: list[Token] = []
         for position, piece in enumerate(pieces):
@@ -146,13 +153,16 @@ class StandInModel:
         )
         return tokens
 
-    def generate(self, request: GenerateRequest, *, answer_length: int | None = None) -> Generation:
+    def generate(
+        self, request: GenerateRequest, *, answer_length: int | None = None, markdown: bool = False
+    ) -> Generation:
         """Apply TGI's stopping criteria, in TGI's order, to the natural answer."""
         limit = request.new_tokens_limit
         produced: list[Token] = []
         text = ""
         finish_reason = "eos_token"
-        for count, token in enumerate(self.answer(request.inputs, answer_length=answer_length), 1):
+        answer = self.answer(request.inputs, answer_length=answer_length, markdown=markdown)
+        for count, token in enumerate(answer, 1):
             produced.append(token)
             # TGI checks the length first: an EOS that lands on the limit still reports "length".
             if count >= limit:
@@ -177,6 +187,13 @@ class StandInModel:
             input_length=input_tokens(request) if self.profile.reports_prompt_tokens else None,
             seed=seed,
         )
+
+    def _markdown_pieces(self, answer_length: int | None) -> list[Piece]:
+        """``answers.MARKDOWN`` line by line, in the model's newlines, cut at ``answer_length``."""
+        pieces: list[Piece] = []
+        for line in answers.MARKDOWN.splitlines():
+            pieces += [*english_pieces(line), Piece(text=self.profile.newline)]
+        return pieces[:answer_length]
 
     def _pieces(self, prompt: str, answer_length: int | None) -> list[Piece]:
         japanese = is_japanese(prompt)

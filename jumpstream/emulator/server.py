@@ -278,7 +278,9 @@ def _stream_emissions(
 ) -> list[Emission]:
     if problem is not None:
         return [Emission(data=data_event(error_response(problem, "validation"), style))]
-    generation = model.generate(tgi_request, answer_length=directives.answer_length)
+    generation = model.generate(
+        tgi_request, answer_length=directives.answer_length, markdown=directives.markdown
+    )
     return [
         Emission(data=data_event(event, style), tokens=1)
         for event in stream_events(generation, tgi_request)
@@ -301,7 +303,9 @@ def _whole_emission(
     directives: Directives,
     settings: EmulatorSettings,
 ) -> tuple[list[Emission], Pace]:
-    generation = model.generate(tgi_request, answer_length=directives.answer_length)
+    generation = model.generate(
+        tgi_request, answer_length=directives.answer_length, markdown=directives.markdown
+    )
     data = dump_json(generate_response(generation, tgi_request)).encode("utf-8")
     # TGI answers a non-streaming request only when the whole generation is done.
     rate = settings.tokens_per_second

@@ -58,7 +58,7 @@ def expected_tokens(
     prompt, directives = parse_directives(inputs)
     body = {"inputs": prompt, "parameters": {"details": True, **(parameters or {})}, "stream": True}
     generation = StandInModel(model_id).generate(
-        parse_body(body), answer_length=directives.answer_length
+        parse_body(body), answer_length=directives.answer_length, markdown=directives.markdown
     )
     return [token.text for token in generation.tokens if not token.special]
 

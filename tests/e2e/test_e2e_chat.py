@@ -14,12 +14,12 @@ def test_a_chat_is_answered_as_the_model_answers_its_rendered_prompt(
     stack: LocalStack, relay: httpx.Client
 ) -> None:
     template = PromptTemplate.from_json(load_catalog().get(DEFAULT_MODEL_ID).prompt_template)
-    rendered = template.render([Message("system", "Be brief."), Message("user", PROMPT)])
+    rendered = template.render([Message("system", "Keep it short."), Message("user", PROMPT)])
     # The stand-in model's answer depends on the exact prompt: the layout must reach it.
     assert expected_answer(rendered) != expected_answer(PROMPT)
     body = {
         "messages": [
-            {"role": "system", "content": "Be brief."},
+            {"role": "system", "content": "Keep it short."},
             {"role": "user", "content": PROMPT},
         ]
     }

@@ -51,8 +51,9 @@ PINNED: dict[str, tuple[str, str]] = {
         "Be brief.\nWhat is the capital of France?\nParis.\nAnd of Japan?",
         "What is the capital of France?",
     ),
-    # tiiuae/falcon-7b-instruct's tokenizer chat template: the system text first, then
-    # "\n\nUser: " and "\n\nAssistant: " turns, ending with "\n\nAssistant:".
+    # tiiuae/falcon-7b-instruct's tokenizer chat template: the system text first (stripped), then
+    # "\n\nUser: " and "\n\nAssistant: " turns (stripped, blank lines folded), ending with
+    # "\n\nAssistant:".
     "huggingface-llm-falcon-7b-instruct-bf16": (
         "Be brief.\n\nUser: What is the capital of France?\n\nAssistant: Paris."
         "\n\nUser: And of Japan?\n\nAssistant:",
@@ -69,12 +70,13 @@ PINNED: dict[str, tuple[str, str]] = {
         "User: And of Japan?\nFalcon:",
         "User: What is the capital of France?\nFalcon:",
     ),
-    # Mistral 7B Instruct: "<s>[INST] {user} [/INST]{answer}</s>[INST] {next} [/INST]"; it has
+    # Mistral 7B Instruct v0.1: "<s>[INST] {user} [/INST]{answer}</s> [INST] {next} [/INST]",
+    # the "<s>" being the BOS TGI's tokenizer adds (tests/stacks/test_chat_templates.py); it has
     # no system turn, so the system text leads the first instruction.
     "huggingface-llm-mistral-7b-instruct": (
-        "<s>[INST] Be brief.\n\nWhat is the capital of France? [/INST]Paris.</s>"
+        "[INST] Be brief.\n\nWhat is the capital of France? [/INST]Paris.</s> "
         "[INST] And of Japan? [/INST]",
-        "<s>[INST] What is the capital of France? [/INST]",
+        "[INST] What is the capital of France? [/INST]",
     ),
     # rinna japanese-gpt-neox-3.6b-instruction-ppo: "ユーザー: " / "システム: " utterances joined
     # by "<NL>", newlines inside written "<NL>", ending with "<NL>システム: ". No system turn.

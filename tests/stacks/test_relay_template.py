@@ -97,9 +97,8 @@ def test_the_function_gets_the_catalogs_prompt_template_for_its_model() -> None:
     (function,) = template.find_resources("AWS::Lambda::Function").values()
     setting = function["Properties"]["Environment"]["Variables"]["PROMPT_TEMPLATE"]
     assert json.loads(setting) == {
-        "begin": "<s>",
         "user": "[INST] {content} [/INST]",
-        "assistant": "{content}</s>",
+        "assistant": "{content}</s> ",
         "system_joiner": "\n\n",
     }
     assert setting == load_catalog().get("huggingface-llm-mistral-7b-instruct").prompt_template

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from streamer.contract import ApiKey, KeyTable, new_api_key, secret_digest
+from streamer.contract import CHAT_PAGE_FILES, ApiKey, KeyTable, new_api_key, secret_digest
 
 from tests.streamer.support import (
     PROMPT,
@@ -148,7 +148,7 @@ def test_the_key_is_checked_before_the_route_and_the_body(table: KeysTable) -> N
 
 def test_the_adapters_check_and_the_chat_pages_files_need_no_key(table: KeysTable) -> None:
     app = app_with_keys(table, ScriptedUpstream())
-    for path in ("/health", "/chat", "/chat.js"):
+    for path in ("/health", *CHAT_PAGE_FILES):
         assert call(app, "GET", path).status_code == 200, path
 
 

@@ -1,4 +1,7 @@
-"""The relay's own routes: what POST / asks SageMaker, Accept, the health check, the chat page."""
+"""The relay's own routes: what POST / asks SageMaker, Accept, the health check.
+
+The chat page's files: test_chat_page_files.py.
+"""
 
 from __future__ import annotations
 
@@ -102,17 +105,3 @@ def test_the_web_adapters_after_restore_hook_restarts_the_upstream_and_counts_no
     assert line["path"] == "/_lambda/after-restore"
     assert "_aws" not in line  # no metrics
     assert call(app, "GET", "/_lambda/after-restore").status_code == 405
-
-
-def test_the_chat_page_and_its_script_come_from_this_origin_only() -> None:
-    app = make_app(ScriptedUpstream())
-    page = call(app, "GET", "/chat")
-    script = call(app, "GET", "/chat.js")
-    assert page.status_code == script.status_code == 200
-    assert page.headers["content-type"] == "text/html; charset=utf-8"
-    assert script.headers["content-type"] == "text/javascript; charset=utf-8"
-    assert '<script src="chat.js"></script>' in page.text
-    assert "default-src 'self'" in page.headers["content-security-policy"]
-    # The page sends the conversation as messages and reads the relay's own SSE.
-    assert '"text/event-stream"' in script.text
-    assert "messages" in script.text

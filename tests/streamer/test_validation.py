@@ -396,7 +396,7 @@ def test_messages_are_sent_as_the_models_prompt() -> None:
     assert response.text == "Paris."
     (sent,) = upstream.bodies
     assert sent["inputs"] == (
-        "<s>[INST] Be brief.\n\nCapital of France? [/INST]Paris.</s>[INST] And Japan? [/INST]"
+        "[INST] Be brief.\n\nCapital of France? [/INST]Paris.</s> [INST] And Japan? [/INST]"
     )
     assert "messages" not in sent
     assert "stop" not in sent["parameters"]  # Mistral ends its turn with </s>

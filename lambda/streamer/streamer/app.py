@@ -1,8 +1,9 @@
 """The relay's HTTP surface: `POST /` generates (a prompt or chat messages); OpenAI's
-`POST /v1/chat/completions`, `POST /v1/completions` and `GET /v1/models` do the same in OpenAI's
-shapes (openai/app.py, mounted on /v1); `GET /health` is the adapter's readiness check;
-`GET /chat` is a chat page that calls `POST /` from the browser; `POST /_lambda/after-restore`
-(AFTER_RESTORE_PATH) is the adapter's SnapStart hook.
+`POST /v1/chat/completions`, `POST /v1/completions`, `POST /v1/responses` and `GET /v1/models`
+do the same in OpenAI's shapes (openai/app.py, mounted on /v1); `GET /health` is the adapter's
+readiness check; `GET /chat` is a chat page that calls `POST /` from the browser (its files:
+CHAT_PAGE_FILES);
+`POST /_lambda/after-restore` (AFTER_RESTORE_PATH) is the adapter's SnapStart hook.
 
 Checks run cheapest first and all before SageMaker is called: the route and method (404/405), the
 Accept header (406, on `POST /`), the body's size (413, from Content-Length and again while
@@ -14,6 +15,7 @@ streams through one AnswerResponse; only the writer differs.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Final
 
@@ -27,7 +29,7 @@ from starlette.routing import Mount, Route
 from .api_keys import KeyGate, KeyStore
 from .aws import AwsAccess
 from .body import read_body
-from .contract import AFTER_RESTORE_PATH, HEALTH_PATH, OPEN_PATHS, KeyLimits
+from .contract import AFTER_RESTORE_PATH, CHAT_PAGE_FILES, HEALTH_PATH, OPEN_PATHS, KeyLimits
 from .dynamodb import DynamoDB
 from .errors import ApiError, error_response
 from .formats import writer_for
@@ -91,12 +93,6 @@ def create_app(
             stop_sequences=generate_request.added_stop_sequences,
         )
 
-    async def chat_page(request: Request) -> Response:
-        return _static("chat.html", "text/html; charset=utf-8")
-
-    async def chat_script(request: Request) -> Response:
-        return _static("chat.js", "text/javascript; charset=utf-8")
-
     async def health(request: Request) -> Response:
         # Never calls SageMaker: the adapter polls this before every cold start's first request.
         return JSONResponse({"status": "ok"})
@@ -112,8 +108,10 @@ def create_app(
             Route("/", generate, methods=["POST"]),
             Route(HEALTH_PATH, health, methods=["GET"]),
             Route(AFTER_RESTORE_PATH, after_restore, methods=["POST"]),
-            Route("/chat", chat_page, methods=["GET"]),
-            Route("/chat.js", chat_script, methods=["GET"]),
+            *(
+                Route(path, _page_file(name), methods=["GET"])
+                for path, name in CHAT_PAGE_FILES.items()
+            ),
             Mount(OPENAI_PREFIX, app=openai_app(settings, responder, counter=counter)),
         ],
         middleware=[
@@ -158,12 +156,33 @@ def _key_gate(settings: Settings, access: AwsAccess, logger: Logger) -> list[Mid
 
 
 _STATIC: Final = Path(__file__).with_name("static")
-# The page and its script come from this origin only; nothing is loaded from elsewhere.
+_MEDIA_TYPES: Final = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+# The page, its script, styles, icon and vendored libraries come from this origin only; nothing
+# is loaded from elsewhere, no inline script or style runs, and no HTML reaches the page's DOM but
+# through DOMPurify (Trusted Types: the page's only policy is DOMPurify's own).
 _STATIC_HEADERS: Final = {
-    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'",
+    "Content-Security-Policy": (
+        "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; "
+        "require-trusted-types-for 'script'; trusted-types dompurify"
+    ),
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-cache",
 }
+
+
+def _page_file(name: str) -> Callable[[Request], Awaitable[Response]]:
+    """The endpoint of one of the chat page's files."""
+    media_type = _MEDIA_TYPES[Path(name).suffix]
+
+    async def endpoint(request: Request) -> Response:
+        return _static(name, media_type)
+
+    return endpoint
 
 
 def _static(name: str, media_type: str) -> Response:

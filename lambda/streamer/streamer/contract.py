@@ -29,6 +29,7 @@ __all__ = [
     "AWS_LWA_READINESS_CHECK_PATH",
     "AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH",
     "AWS_REGION",
+    "CHAT_PAGE_FILES",
     "DEFAULT_PORT",
     "ENDPOINT_NAME",
     "ERROR_KINDS",
@@ -88,6 +89,18 @@ HEALTH_PATH: Final = "/health"
 #: before any invocation): the function then forgets what must not outlive the snapshot. The
 #: adapter refuses callers who ask for this path themselves.
 AFTER_RESTORE_PATH: Final = "/_lambda/after-restore"
+#: The chat page's files: the path each is served at (the page at /chat, what it loads beside it),
+#: and the file under streamer/static/. The vendored libraries' licences sit beside them, unserved.
+CHAT_PAGE_FILES: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "/chat": "chat.html",
+        "/chat.js": "chat.js",
+        "/chat.css": "chat.css",
+        "/favicon.svg": "favicon.svg",
+        "/vendor/marked.umd.js": "vendor/marked.umd.js",
+        "/vendor/purify.min.js": "vendor/purify.min.js",
+    }
+)
 #: The service's name in its log lines (Powertools' `service`), its start-up messages and the
 #: user agent of its SageMaker calls.
 SERVICE_NAME: Final = "jumpstream-relay"
@@ -380,7 +393,7 @@ RETRYABLE_KINDS: Final = frozenset(name for name, kind in ERROR_KINDS.items() if
 API_KEY_HEADER: Final = "x-api-key"
 #: What needs no key: the adapter's readiness check and SnapStart hook, and the chat page's own
 #: files (the page then asks for a key and sends it with each request).
-OPEN_PATHS: Final = frozenset({HEALTH_PATH, AFTER_RESTORE_PATH, "/chat", "/chat.js"})
+OPEN_PATHS: Final = frozenset({HEALTH_PATH, AFTER_RESTORE_PATH, *CHAT_PAGE_FILES})
 #: How long the function may act on a key's record it read: a revoked key stops working within
 #: this many seconds (plus the request in flight).
 KEY_CACHE_SECONDS: Final = 30

@@ -13,9 +13,11 @@ A template describes turns, not a program:
 where each turn is its role's template with `{content}` replaced by the message's text (after the
 template's content replacements, e.g. rinna's newline as `<NL>`). A system message either has a
 turn of its own, or, for models whose documentation has no system turn, goes in front of the
-first message's text. Templates that need strict user/assistant alternation say so, and a
-conversation that breaks it is refused before SageMaker is called: a model given a layout it was
-not trained on answers worse, silently.
+first message's text; its text takes `system_content_replacements` where a model's template
+treats it apart (Falcon Instruct folds blank lines in the turns but only strips the system text).
+Templates that need strict user/assistant alternation say so, and a conversation that breaks it
+is refused before SageMaker is called: a model given a layout it was not trained on answers
+worse, silently.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ _TEMPLATE_KEYS: Final = frozenset(
         "generation",
         "strip_content",
         "content_replacements",
+        "system_content_replacements",
         "output_replacements",
         "stop",
         "alternating",
@@ -112,6 +115,9 @@ class PromptTemplate:
     generation: str = ""
     strip_content: bool = False
     content_replacements: tuple[tuple[str, str], ...] = ()
+    #: Replacements on the system message's text where they differ from `content_replacements`;
+    #: None: the same ones.
+    system_content_replacements: tuple[tuple[str, str], ...] | None = None
     #: Replacements on the text the model streams back (rinna writes newlines as `<NL>`).
     output_replacements: tuple[tuple[str, str], ...] = ()
     #: Stop sequences the model needs so it does not write the user's next turn itself.
@@ -149,6 +155,11 @@ class PromptTemplate:
             generation=_text(data, "generation", ""),
             strip_content=_flag(data, "strip_content", default=False),
             content_replacements=_pairs(data, "content_replacements"),
+            system_content_replacements=(
+                _pairs(data, "system_content_replacements")
+                if "system_content_replacements" in data
+                else None
+            ),
             output_replacements=_pairs(data, "output_replacements"),
             stop=_strings(data, "stop"),
             alternating=_flag(data, "alternating", default=True),
@@ -164,7 +175,7 @@ class PromptTemplate:
         turns: list[str] = []
         pending_system: str | None = None
         for message in messages:
-            content = self._content(message.content)
+            content = self._content(message.content, system=message.role == "system")
             if message.role == "system":
                 if self.system is not None:
                     turns.append(self.system.replace(_PLACEHOLDER, content))
@@ -181,13 +192,20 @@ class PromptTemplate:
             prompt += self.separator + self.generation
         return prompt
 
-    def _content(self, text: str) -> str:
-        return self._replace(text.strip() if self.strip_content else text)
+    def _content(self, text: str, *, system: bool = False) -> str:
+        text = text.strip() if self.strip_content else text
+        if system and self.system_content_replacements is not None:
+            return _replaced(text, self.system_content_replacements)
+        return self._replace(text)
 
     def _replace(self, text: str) -> str:
-        for old, new in self.content_replacements:
-            text = text.replace(old, new)
-        return text
+        return _replaced(text, self.content_replacements)
+
+
+def _replaced(text: str, replacements: Sequence[tuple[str, str]]) -> str:
+    for old, new in replacements:
+        text = text.replace(old, new)
+    return text
 
 
 def parse_messages(value: object, *, template: PromptTemplate) -> list[Message]:

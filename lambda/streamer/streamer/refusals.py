@@ -76,7 +76,7 @@ def _http_error(request: Request, error: HTTPException, render: Render) -> Respo
             message=(
                 f"There is nothing at {path}: POST / to generate, GET /chat for a chat page, "
                 f"GET {HEALTH_PATH} to check, and OpenAI's POST /v1/chat/completions, "
-                "POST /v1/completions and GET /v1/models."
+                "POST /v1/completions, POST /v1/responses and GET /v1/models."
             ),
         )
         return refusal_response(api_error, render)

@@ -43,6 +43,13 @@ def test_holds_length_and_random_split() -> None:
     assert directives.split is None
 
 
+def test_markdown_asks_for_the_markdown_sample() -> None:
+    assert parse_directives("Show me code [[markdown]]") == (
+        "Show me code ",
+        Directives(markdown=True),
+    )
+
+
 @pytest.mark.parametrize("kind", sorted(PRE_STREAM_FAULTS | IN_STREAM_FAULTS))
 def test_every_fault_kind_parses_with_and_without_a_count(kind: str) -> None:
     assert parse_directives(f"x[[fault:{kind}]]")[1].faults == (Fault(kind=kind),)
@@ -72,6 +79,7 @@ def test_the_first_pre_stream_fault_answers_and_the_earliest_stream_fault_fires(
         "[[length]]",
         "[[length:20001]]",
         "[[keepalive:yes]]",
+        "[[markdown:python]]",
     ],
 )
 def test_malformed_directives_are_refused(text: str) -> None:

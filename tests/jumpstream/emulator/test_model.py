@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from jumpstream.emulator import answers
 from jumpstream.emulator.model import (
     DEFAULT_MODEL_ID,
     StandInModel,
@@ -96,6 +97,19 @@ def test_rinna_3_6b_writes_newlines_as_nl_and_others_as_newlines() -> None:
     assert "<NL>" in rinna
     assert "\n" not in rinna
     assert "\n\n" in answer_text(MODEL, "こんにちは")
+
+
+@pytest.mark.parametrize("prompt", ["What is streaming?", "こんにちは"])
+def test_markdown_answers_the_markdown_sample_whatever_the_prompt(prompt: str) -> None:
+    tokens = MODEL.answer(prompt, markdown=True)
+    assert "".join(token.text for token in tokens[:-1]) == answers.MARKDOWN
+    assert tokens[-1].special
+    assert MODEL.answer(prompt, markdown=True, answer_length=5)[:-1] == tokens[:5]
+    generation = MODEL.generate(GenerateRequest(inputs=prompt, max_new_tokens=256), markdown=True)
+    assert generation.finish_reason == "eos_token"  # a chat page's default budget holds it all
+    rinna = StandInModel("huggingface-llm-rinna-3-6b-instruction-ppo-bf16")
+    in_rinna = "".join(token.text for token in rinna.answer(prompt, markdown=True)[:-1])
+    assert in_rinna == answers.MARKDOWN.replace("\n", "<NL>")
 
 
 def test_mistral_allows_its_longer_context() -> None:

@@ -2,9 +2,11 @@
 
 `POST /chat/completions` and `POST /completions` read the body, translate it (requests.py) and
 stream the answer through the relay's one streaming response with an OpenAI writer
-(writers.py); `GET /models` names the deployed model, `GET /models/{id}` describes it. Every
-refusal, Starlette's own 404 and 405 included, is OpenAI's error object (errors.py): its
-exception handlers are this application's.
+(writers.py); `POST /responses` does the same in the Responses API's shapes
+(response_requests.py, response_writers.py); `GET /models` names the deployed model, and
+`GET /models/{id}` describes it. An answer whose length the caller did not set runs as long as
+the model's context allows (answer_room.py). Every refusal, Starlette's own 404 and 405
+included, is OpenAI's error object (errors.py): its exception handlers are this application's.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from ..streaming import Responder
 from ..validation import decode_body
 from .errors import model_not_found, openai_error_response
 from .requests import OpenAIRequest, parse_chat_request, parse_completion_request
+from .response_requests import parse_responses_request
+from .response_writers import ResponseCollector, ResponseEventWriter
 from .writers import (
     ChatChunkWriter,
     ChatCompletionCollector,
@@ -51,13 +55,6 @@ def openai_app(
     )
 
     async def answer(request: Request, openai_request: OpenAIRequest, *, chat: bool) -> Response:
-        if not openai_request.sets_max_tokens:
-            generate = openai_request.generate
-            length = await room.max_new_tokens(generate.inputs)
-            openai_request = dataclasses.replace(
-                openai_request,
-                generate=dataclasses.replace(generate, default_max_new_tokens=length),
-            )
         created = int(time.time())
         writer: StreamWriter
         if openai_request.stream:
@@ -68,6 +65,18 @@ def openai_app(
         else:
             collector = ChatCompletionCollector if chat else CompletionCollector
             writer = collector(model=model_name, created=created)
+        return await stream_answer(request, openai_request, writer)
+
+    async def stream_answer(
+        request: Request, openai_request: OpenAIRequest, writer: StreamWriter
+    ) -> Response:
+        if not openai_request.sets_max_tokens:
+            generate = openai_request.generate
+            length = await room.max_new_tokens(generate.inputs)
+            openai_request = dataclasses.replace(
+                openai_request,
+                generate=dataclasses.replace(generate, default_max_new_tokens=length),
+            )
         record = current_record()
         if record is not None:
             record.response_format = "openai-sse" if openai_request.stream else "openai-json"
@@ -96,6 +105,19 @@ def openai_app(
         )
         return await answer(request, openai_request, chat=False)
 
+    async def responses(request: Request) -> Response:
+        document = decode_body(await read_body(request, settings.max_body_bytes))
+        responses_request = parse_responses_request(
+            document,
+            template=settings.prompt_template,
+            max_new_tokens_limit=settings.max_new_tokens_limit,
+        )
+        response_writer = (
+            ResponseEventWriter if responses_request.chat.stream else ResponseCollector
+        )
+        writer = response_writer(responses_request, model=model_name, created=int(time.time()))
+        return await stream_answer(request, responses_request.chat, writer)
+
     async def models(request: Request) -> Response:
         return JSONResponse(models_list(model_name, created=0))
 
@@ -110,6 +132,7 @@ def openai_app(
         routes=[
             Route("/chat/completions", chat_completions, methods=["POST"]),
             Route("/completions", completions, methods=["POST"]),
+            Route("/responses", responses, methods=["POST"]),
             Route("/models", models, methods=["GET"]),
             Route("/models/{model_id}", model, methods=["GET"]),
         ],
