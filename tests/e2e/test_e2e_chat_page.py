@@ -216,7 +216,7 @@ def test_a_failed_answer_is_marked_its_question_is_back_in_the_box_and_not_in_th
     sent = Sent(page, stack.relay_url)
     _ask(page, PROMPT)
     _wait_for_answers(page, 1)
-    first_answer = expected_answer(rendered(("user", PROMPT)))
+    first_answer = chat_turn(expected_answer(rendered(("user", PROMPT))))
     failing = "Then say more. [[fault:generation@2]]"
     _ask(page, failing)
     page.wait_for_selector(".assistant[data-state=failed]")
@@ -248,7 +248,7 @@ def test_stop_ends_the_answer_and_the_upstream_stream(
     before = stream_ids(emulator)
     _ask(page, question)
     wait_for_new_stream(emulator, before, held=True)
-    partial = "".join(expected_tokens(rendered(("user", question)), PAGE_PARAMETERS)[:2])
+    partial = chat_turn("".join(expected_tokens(rendered(("user", question)), PAGE_PARAMETERS)[:2]))
     page.wait_for_function(
         "t => document.querySelector('.assistant .content').innerText.trim() === t",
         arg=partial.strip(),
@@ -409,7 +409,9 @@ def test_copy_buttons_put_the_answer_and_the_code_on_the_clipboard(
         answer.locator(".meta button").click()
         answer.locator(".meta button", has_text="Copied").wait_for()
         # The answer as the model wrote it: its Markdown source, not the rendering.
-        model_text = expected_answer(rendered(("user", MARKDOWN_QUESTION)), PAGE_PARAMETERS)
+        model_text = chat_turn(
+            expected_answer(rendered(("user", MARKDOWN_QUESTION)), PAGE_PARAMETERS)
+        )
         assert page.evaluate("navigator.clipboard.readText()") == model_text
         answer.locator(".code-bar button").click()
         fenced = answers.MARKDOWN.split("```python\n", 1)[1].split("```", 1)[0]

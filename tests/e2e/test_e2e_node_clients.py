@@ -17,7 +17,13 @@ from typing import Any
 import pytest
 
 from jumpstream.local import LocalStack
-from tests.e2e.support import HANG_GUARD_SECONDS, PROMPT, expected_answer, expected_tokens
+from tests.e2e.support import (
+    HANG_GUARD_SECONDS,
+    PROMPT,
+    chat_turn,
+    expected_answer,
+    expected_tokens,
+)
 from tests.e2e.test_e2e_openai import expected_counts, rendered
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,7 +71,7 @@ def test_the_openai_npm_package_chats_and_converses_through_both_apis(
     chat = result["chat"]
     first = [_user(PROMPT)]
     assert (chat["object"], chat["finishReason"]) == ("chat.completion", "stop")
-    assert chat["text"] == expected_answer(rendered(first))
+    assert chat["text"] == chat_turn(expected_answer(rendered(first)))
     prompt_tokens, completion_tokens = expected_counts(rendered(first), {})
     assert chat["usage"] == {
         "prompt_tokens": prompt_tokens,
@@ -75,19 +81,19 @@ def test_the_openai_npm_package_chats_and_converses_through_both_apis(
     second = [*first, {"role": "assistant", "content": chat["text"]}, _user(FOLLOW_UP)]
     streamed = result["chatSecondTurnStreamed"]
     assert len([d for d in streamed["deltas"] if d]) > 1
-    assert "".join(streamed["deltas"]) == expected_answer(rendered(second))
+    assert "".join(streamed["deltas"]) == chat_turn(expected_answer(rendered(second)))
     assert streamed["usage"]["completion_tokens"] == expected_counts(rendered(second), {})[1]
 
     response = result["responses"]
     first = [SYSTEM, _user(PROMPT)]
     assert (response["object"], response["status"]) == ("response", "completed")
-    assert response["text"] == expected_answer(rendered(first))
+    assert response["text"] == chat_turn(expected_answer(rendered(first)))
     assert response["usage"]["input_tokens"] == expected_counts(rendered(first), {})[0]
     second = [*first, {"role": "assistant", "content": response["text"]}, _user(FOLLOW_UP)]
     streamed = result["responsesSecondTurnStreamed"]
     assert streamed["types"][:2] == ["response.created", "response.in_progress"]
     assert streamed["types"][-1] == "response.completed"
-    assert "".join(streamed["deltas"]) == expected_answer(rendered(second))
+    assert "".join(streamed["deltas"]) == chat_turn(expected_answer(rendered(second)))
     assert streamed["finalText"] == "".join(streamed["deltas"])
     assert streamed["usage"]["output_tokens"] == expected_counts(rendered(second), {})[1]
 
@@ -106,19 +112,23 @@ def test_the_ai_sdk_generates_and_streams_through_responses_and_chat(
     input_tokens, output_tokens = expected_counts(rendered(first), {})
     for api in ("responses", "chat"):  # openai("any") and openai.chat("any")
         outcome = result[api]
-        assert outcome["text"] == expected_answer(rendered(first)), api
+        assert outcome["text"] == chat_turn(expected_answer(rendered(first))), api
         assert outcome["finishReason"] == "stop", api
         assert outcome["usage"] == {"input": input_tokens, "output": output_tokens}, api
         second = [*first, {"role": "assistant", "content": outcome["text"]}, _user(FOLLOW_UP)]
         turn = outcome["secondTurn"]
         assert len([d for d in turn["deltas"] if d]) > 1, api
-        assert turn["text"] == "".join(turn["deltas"]) == expected_answer(rendered(second)), api
+        assert (
+            turn["text"] == "".join(turn["deltas"]) == chat_turn(expected_answer(rendered(second)))
+        ), api
         assert turn["finishReason"] == "stop", api
         assert turn["output"] == expected_counts(rendered(second), {})[1], api
         # A failure mid-stream reaches the app as an error after the text that came before it.
         failure = outcome["failure"]
         texts = [part["text"] for part in failure if part["type"] == "text-delta"]
-        assert "".join(texts) == "".join(expected_tokens(rendered([_user(FAILING)]))[:3]), api
+        assert "".join(texts) == chat_turn(
+            "".join(expected_tokens(rendered([_user(FAILING)]))[:3])
+        ), api
         errors = [part for part in failure if part["type"] == "error"]
         assert errors, api
         assert "generation" in errors[0]["message"].lower(), api

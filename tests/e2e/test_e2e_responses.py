@@ -15,7 +15,13 @@ import openai
 import pytest
 
 from jumpstream.local import DEFAULT_MODEL_ID, LocalStack
-from tests.e2e.support import HANG_GUARD_SECONDS, PROMPT, expected_answer, expected_tokens
+from tests.e2e.support import (
+    HANG_GUARD_SECONDS,
+    PROMPT,
+    chat_turn,
+    expected_answer,
+    expected_tokens,
+)
 from tests.e2e.test_e2e_openai import expected_counts, rendered
 
 INSTRUCTIONS = "Be brief."
@@ -60,7 +66,7 @@ def test_a_response_is_the_models_answer_to_its_rendered_input(client: openai.Op
     assert response.status == "incomplete"
     assert response.incomplete_details is not None
     assert response.incomplete_details.reason == "max_output_tokens"
-    assert response.output_text == expected_answer(rendered(QUESTION), parameters)
+    assert response.output_text == chat_turn(expected_answer(rendered(QUESTION), parameters))
     [message] = response.output
     assert message.type == "message"
     assert message.role == "assistant"
@@ -85,7 +91,7 @@ def test_streamed_events_come_in_the_apis_order_and_add_up_to_the_answer(
     assert [event.sequence_number for event in events] == list(range(len(events)))
     deltas = [event.delta for event in events if event.type == "response.output_text.delta"]
     assert len(deltas) > 1  # it came in pieces
-    assert "".join(deltas) == expected_answer(rendered(QUESTION))
+    assert "".join(deltas) == chat_turn(expected_answer(rendered(QUESTION)))
     completed = events[-1]
     assert completed.type == "response.completed"
     assert completed.response.status == "completed"
@@ -106,7 +112,7 @@ def test_the_stream_helper_gives_text_deltas_and_the_final_response(
             if event.type == "response.output_text.delta":
                 texts.append(event.delta)
         final = stream.get_final_response()
-    assert "".join(texts) == expected_answer(rendered(QUESTION))
+    assert "".join(texts) == chat_turn(expected_answer(rendered(QUESTION)))
     assert final.status == "completed"
     assert final.output_text == "".join(texts)
 
@@ -125,7 +131,7 @@ def test_a_conversation_goes_on_from_the_output_items_the_api_returned(
         {"role": "user", "content": "And why does latency matter?"},
     ]
     assert first.output_text
-    assert "".join(deltas) == expected_answer(rendered(conversation))
+    assert "".join(deltas) == chat_turn(expected_answer(rendered(conversation)))
 
 
 def test_what_needs_state_or_tools_is_a_bad_request_naming_the_parameter(
@@ -164,8 +170,8 @@ def test_a_failure_mid_stream_raises_in_the_callers_loop(client: openai.OpenAI) 
     stream = client.responses.create(model="any", input=question, stream=True)
     with pytest.raises(openai.APIError, match="generation"):
         received.extend(e.delta for e in stream if e.type == "response.output_text.delta")
-    assert "".join(received) == "".join(
-        expected_tokens(rendered([{"role": "user", "content": question}]))[:3]
+    assert "".join(received) == chat_turn(
+        "".join(expected_tokens(rendered([{"role": "user", "content": question}]))[:3])
     )
 
 
