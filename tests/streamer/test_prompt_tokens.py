@@ -109,3 +109,24 @@ def test_what_tgi_reports_wins_over_the_count(tokenizer_file: Path) -> None:
     call(app, json_body={"inputs": PROMPT})
     (line,) = log.request_lines()
     assert line["prompt_tokens"] == 7
+
+
+def test_a_prompt_counted_twice_is_encoded_once(
+    tokenizer_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before the call (the answer's room) and for usage: one encoding per prompt."""
+    import streamer.prompt_tokens as prompt_tokens
+
+    encoded: list[str] = []
+    real = prompt_tokens._count
+
+    def counting(tokenizer: object, text: str) -> int:
+        encoded.append(text)
+        return real(tokenizer, text)
+
+    monkeypatch.setattr(prompt_tokens, "_count", counting)
+    counter = PromptCounter(str(tokenizer_file), region="us-east-1", logger=CapturedLog().logger)
+    assert count(counter, PROMPT) == count(counter, PROMPT) == 11
+    assert count(counter, PROMPT, truncate=3) == 3
+    assert count(counter, "another prompt") == 2
+    assert encoded == [PROMPT, "another prompt"]

@@ -27,6 +27,8 @@ __all__ = ["PromptCounter"]
 
 # After a failed load, requests go on without counts for this long before the next attempt.
 _RETRY_SECONDS: Final = 60.0
+# How many prompts' counts are remembered (the oldest is forgotten first).
+_REMEMBERED_PROMPTS: Final = 64
 # A prompt this short is counted on the event loop: encoding it takes tens of microseconds, less
 # than the trip to a worker thread and back.
 _INLINE_CHARS: Final = 4096
@@ -42,19 +44,27 @@ class PromptCounter:
         self._lock = threading.Lock()
         self._tokenizer: Any = None
         self._failed_at: float | None = None
+        # The last prompts' counts: a request's prompt is counted before the call (the room its
+        # answer has, answer_room.py) and for its usage, by the same counter.
+        self._counted: dict[str, int] = {}
 
     async def count(self, text: str, *, truncate: int | None = None) -> int | None:
         """The prompt's length in tokens as TGI would report it; None if the tokenizer is not
         to be had."""
-        tokenizer = self._tokenizer
-        if tokenizer is None:
-            tokenizer = await anyio.to_thread.run_sync(self._loaded)
+        length = self._counted.get(text)
+        if length is None:
+            tokenizer = self._tokenizer
             if tokenizer is None:
-                return None
-        if len(text) <= _INLINE_CHARS:
-            length = _count(tokenizer, text)
-        else:
-            length = await anyio.to_thread.run_sync(_count, tokenizer, text)
+                tokenizer = await anyio.to_thread.run_sync(self._loaded)
+                if tokenizer is None:
+                    return None
+            if len(text) <= _INLINE_CHARS:
+                length = _count(tokenizer, text)
+            else:
+                length = await anyio.to_thread.run_sync(_count, tokenizer, text)
+            if len(self._counted) >= _REMEMBERED_PROMPTS:
+                del self._counted[next(iter(self._counted))]
+            self._counted[text] = length
         return length if truncate is None else min(length, truncate)
 
     def _loaded(self) -> Any:
