@@ -25,7 +25,9 @@ from tests.streamer.support import (
     answer_events,
     asgi_post,
     call,
+    error_event,
     make_app,
+    token_event,
 )
 from tests.table_server import KeysTable, keys_table
 
@@ -101,6 +103,19 @@ def _refused_keys(table: KeysTable) -> dict[str, dict[str, str]]:
         "expired": bearer(expired),
         "basic scheme": {"authorization": f"Basic {good.text}"},
     }
+
+
+def test_a_key_in_x_api_key_is_taken_beside_another_scheme_but_not_beside_another_key(
+    table: KeysTable,
+) -> None:
+    key = table.create_key()
+    app = app_with_keys(table, ScriptedUpstream(answer_events(ANSWER)))
+    signed = {"authorization": "AWS4-HMAC-SHA256 Credential=x", "x-api-key": key.text}
+    assert call(app, json_body=PROMPT, headers=signed).status_code == 200
+    same = {**bearer(key), "x-api-key": key.text}
+    assert call(app, json_body=PROMPT, headers=same).status_code == 200
+    other = {**bearer(key), "x-api-key": table.create_key().text}
+    assert call(app, json_body=PROMPT, headers=other).status_code == 401
 
 
 def test_every_kind_of_bad_key_gets_the_same_401_and_sagemaker_sees_nothing(
@@ -230,6 +245,20 @@ def test_usage_counts_each_request_and_the_tokens_generated(table: KeysTable) ->
     # The scripted final event says 4 tokens were generated (three texts and the end) for a
     # prompt of 4 (TGI 2.3 and later report it).
     assert usage_today(table, key) == {"requests": 2, "prompt_tokens": 8, "output_tokens": 8}
+
+
+def test_a_whole_document_that_fails_after_text_still_counts_the_text_generated(
+    table: KeysTable,
+) -> None:
+    """`stream: false` holds the text until the end; a model error then is a 502, and the tokens
+    the model did generate are still the key's usage."""
+    key = table.create_key()
+    script = [token_event("one"), token_event(" two"), error_event("boom", "generation")]
+    app = app_with_keys(table, ScriptedUpstream(script))
+    body = {"model": "m", "prompt": "Hello", "stream": False}
+    response = call(app, "POST", "/v1/completions", json_body=body, headers=bearer(key))
+    assert response.status_code == 502
+    assert usage_today(table, key)["output_tokens"] == 2
 
 
 def test_a_request_refused_after_the_door_still_counts_as_a_request(table: KeysTable) -> None:

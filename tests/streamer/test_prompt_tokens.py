@@ -130,3 +130,31 @@ def test_a_prompt_counted_twice_is_encoded_once(
     assert count(counter, PROMPT, truncate=3) == 3
     assert count(counter, "another prompt") == 2
     assert encoded == [PROMPT, "another prompt"]
+
+
+def test_a_tokenizer_slower_than_the_wait_leaves_the_count_unknown_and_the_answer_whole(
+    tokenizer_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first request of a process loads the tokenizer; if that outlasts the wait, the
+    answer still ends cleanly (no cancellation escapes the app) with the count unknown."""
+    import time
+
+    import streamer.streaming as streaming
+
+    monkeypatch.setattr(streaming, "_COUNT_WAIT_SECONDS", 0.2)
+    real_load = PromptCounter._load
+
+    def slow_load(self: PromptCounter) -> object:
+        time.sleep(1.0)
+        return real_load(self)
+
+    monkeypatch.setattr(PromptCounter, "_load", slow_load)
+    log = CapturedLog()
+    upstream = ScriptedUpstream(answer_events(["one"], input_length=None))
+    app = make_app(upstream, log, tokenizer_uri=str(tokenizer_file))
+    response = call(app, "POST", "/v1/completions", json_body={"model": "m", "prompt": PROMPT})
+    assert response.status_code == 200
+    assert response.json()["usage"]["prompt_tokens"] is None
+    (line,) = log.request_lines()
+    assert "prompt_tokens" not in line
+    assert "error_type" not in line

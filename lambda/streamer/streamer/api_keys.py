@@ -74,8 +74,9 @@ class Admission:
 
 
 def presented_key(headers: list[tuple[bytes, bytes]]) -> str | None:
-    """The key a request shows: `Authorization: Bearer <key>`, else `x-api-key`. None when it
-    shows none, or more than one of either header (which is ambiguous, so refused)."""
+    """The key a request shows: `Authorization: Bearer <key>`, else `x-api-key` (whatever other
+    scheme Authorization carries). None when it shows none, or more than one of either header,
+    or two different keys (which is ambiguous, so refused)."""
     authorization: list[bytes] = []
     api_key: list[bytes] = []
     header = API_KEY_HEADER.encode("ascii")
@@ -87,12 +88,16 @@ def presented_key(headers: list[tuple[bytes, bytes]]) -> str | None:
             api_key.append(value)
     if len(authorization) > 1 or len(api_key) > 1:
         return None
+    bearer = None
     if authorization:
         scheme, _, credentials = authorization[0].decode("latin-1").strip().partition(" ")
-        return credentials.strip() if scheme.lower() == "bearer" else None
-    if api_key:
-        return api_key[0].decode("latin-1").strip()
-    return None
+        if scheme.lower() == "bearer":
+            bearer = credentials.strip()
+    shown = None if not api_key else api_key[0].decode("latin-1").strip()
+    if bearer is not None and shown is not None and bearer != shown:
+        return None  # two different keys: which one is meant?
+    # Another scheme (a signing proxy's, Basic) does not hide a key in x-api-key.
+    return bearer if bearer is not None else shown
 
 
 class KeyStore:

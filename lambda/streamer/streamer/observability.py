@@ -89,6 +89,8 @@ class RequestRecord:
     text_times: list[float] = field(default_factory=list)
     # Visible text pieces sent: what the caller got, after special and empty tokens were dropped.
     tokens: int = 0
+    # Visible text pieces read from the model, sent or not (a whole document waits for its end).
+    pulled_tokens: int = 0
     generated_tokens: int | None = None
     finish_reason: str | None = None
     error_type: str | None = None
@@ -112,8 +114,11 @@ class RequestRecord:
     @property
     def output_tokens(self) -> int:
         """The tokens the model generated for this request, as the model counted them where it
-        said, else the text pieces that went out (a stream cut short, a client that left)."""
-        return self.generated_tokens if self.generated_tokens is not None else self.tokens
+        said, else the text pieces read from it (a stream cut short, a client that left, a
+        whole document that failed before it was sent)."""
+        if self.generated_tokens is not None:
+            return self.generated_tokens
+        return max(self.tokens, self.pulled_tokens)
 
     def fields(self) -> dict[str, Any]:
         """The log line's keys (Powertools leaves out those whose value is None)."""

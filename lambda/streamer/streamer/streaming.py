@@ -269,10 +269,10 @@ class AnswerResponse:
         try:
             pump = await self._upstream_call(self._open)
             while not pending:
-                pending = await self._upstream_call(pump.pull)
+                pending = self._pulled(await self._upstream_call(pump.pull))
             # A caller who asked for one whole document gets nothing before the end.
             while self._collect and not pump.finished:
-                pending.extend(await self._upstream_call(pump.pull))
+                pending.extend(self._pulled(await self._upstream_call(pump.pull)))
         except UpstreamError as error:
             await self._send_error(scope, receive, send, error)
             return
@@ -301,7 +301,7 @@ class AnswerResponse:
         try:
             await self._send_pieces(send, pending)
             while not pump.finished:
-                await self._send_pieces(send, await self._upstream_call(pump.pull))
+                await self._send_pieces(send, self._pulled(await self._upstream_call(pump.pull)))
             self._answered = pump.ended
         except (anyio.get_cancelled_exc_class(), _ClientGoneError):
             raise
@@ -400,13 +400,24 @@ class AnswerResponse:
         if body:
             await send({"type": "http.response.body", "body": body, "more_body": True})
 
+    def _pulled(self, pieces: list[Piece]) -> list[Piece]:
+        """Count the text the model generated as it arrives, sent or not yet (a whole document
+        is sent only at its end): usage counts it even if the answer then fails."""
+        if self._record is not None:
+            self._record.pulled_tokens += sum(isinstance(piece, TextPiece) for piece in pieces)
+        return pieces
+
     async def _counted_prompt(self) -> int | None:
         """The prompt's count, once the model has answered (it is long done by then, save for
         the first request of a process, which loads the tokenizer); None if not to be had."""
         counting = self._prompt_count
-        if counting is None:
-            return None
-        with anyio.move_on_after(_COUNT_WAIT_SECONDS):
+        if counting is None or counting.cancelled() or counting.cancelling():
+            return None  # given up on already (a count that outlasted its wait)
+        wait = _COUNT_WAIT_SECONDS
+        if self._stop_at is not None:
+            # Never past the invocation's deadline: the answer must end before Lambda ends it.
+            wait = max(0.0, min(wait, self._stop_at - anyio.current_time()))
+        with anyio.move_on_after(wait):
             try:
                 return await asyncio.shield(counting)
             except Exception:

@@ -92,9 +92,10 @@ def test_messages_with_text_parts_and_returned_output_items_are_a_conversation()
     )
 
 
-def test_instructions_go_before_a_system_message_the_input_starts_with() -> None:
+@pytest.mark.parametrize("role", ["system", "developer"])
+def test_instructions_go_before_a_system_message_the_input_starts_with(role: str) -> None:
     request = responses(
-        instructions="Be brief.", input=[{"role": "system", "content": "Be kind."}, _user("Hi")]
+        instructions="Be brief.", input=[{"role": role, "content": "Be kind."}, _user("Hi")]
     )
     assert request.chat.generate.inputs == "System: Be brief.\n\nBe kind.\nUser: Hi\nFalcon:"
 

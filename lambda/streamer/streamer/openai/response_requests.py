@@ -120,7 +120,7 @@ def parse_responses_request(
     if instructions:
         # OpenAI inserts the instructions as the first system message; the models here take
         # one, so a system message the input starts with follows them in the same message.
-        if messages[0]["role"] == "system":
+        if messages[0]["role"] in ("system", "developer"):
             messages[0] = {**messages[0], "content": f"{instructions}\n\n{messages[0]['content']}"}
         else:
             messages.insert(0, {"role": "system", "content": instructions})
