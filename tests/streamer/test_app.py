@@ -96,7 +96,7 @@ def test_the_web_adapters_after_restore_hook_restarts_the_upstream_and_counts_no
     invocation; the platform's call is logged, never counted as a caller's request."""
     upstream = ScriptedUpstream(open_error=RuntimeError("must not be called"))
     log = CapturedLog()
-    app = make_app(upstream, log)
+    app = make_app(upstream, log, snapstart_hook=True)
     response = call(app, "POST", "/_lambda/after-restore")
     assert response.status_code == 204
     assert upstream.restores == 1
@@ -105,3 +105,12 @@ def test_the_web_adapters_after_restore_hook_restarts_the_upstream_and_counts_no
     assert line["path"] == "/_lambda/after-restore"
     assert "_aws" not in line  # no metrics
     assert call(app, "GET", "/_lambda/after-restore").status_code == 405
+
+
+def test_without_snapstart_the_hook_is_not_served() -> None:
+    """Only the adapter of a SnapStart function knows the path (and keeps callers out of it);
+    elsewhere nobody may make the function drop its credentials and connections."""
+    upstream = ScriptedUpstream()
+    response = call(make_app(upstream), "POST", "/_lambda/after-restore")
+    assert response.status_code == 404
+    assert upstream.restores == 0

@@ -103,16 +103,18 @@ def create_app(
         await access.after_restore()
         return Response(status_code=204)
 
+    hook = settings.snapstart_hook
     app = Starlette(
         routes=[
             Route("/", generate, methods=["POST"]),
             Route(HEALTH_PATH, health, methods=["GET"]),
-            Route(AFTER_RESTORE_PATH, after_restore, methods=["POST"]),
             *(
                 Route(path, _page_file(name), methods=["GET"])
                 for path, name in CHAT_PAGE_FILES.items()
             ),
             Mount(OPENAI_PREFIX, app=openai_app(settings, responder, counter=counter)),
+            # Only where the adapter calls it (SnapStart), which also keeps callers out of it.
+            *([Route(AFTER_RESTORE_PATH, after_restore, methods=["POST"])] if hook else []),
         ],
         middleware=[
             Middleware(
@@ -148,7 +150,7 @@ def _key_gate(settings: Settings, access: AwsAccess, logger: Logger) -> list[Mid
         Middleware(
             KeyGate,
             store=store,
-            open_paths=OPEN_PATHS,
+            open_paths=OPEN_PATHS | ({AFTER_RESTORE_PATH} if settings.snapstart_hook else set()),
             renders={OPENAI_PREFIX: openai_error_response},
             render=error_response,
         )

@@ -391,9 +391,10 @@ RETRYABLE_KINDS: Final = frozenset(name for name, kind in ERROR_KINDS.items() if
 
 #: Besides `Authorization: Bearer <key>` (what OpenAI's clients send), the key may come here.
 API_KEY_HEADER: Final = "x-api-key"
-#: What needs no key: the adapter's readiness check and SnapStart hook, and the chat page's own
-#: files (the page then asks for a key and sends it with each request).
-OPEN_PATHS: Final = frozenset({HEALTH_PATH, AFTER_RESTORE_PATH, *CHAT_PAGE_FILES})
+#: What needs no key: the adapter's readiness check and the chat page's own files (the page then
+#: asks for a key and sends it with each request); with SnapStart, the adapter's hook too (served
+#: only then: the adapter refuses callers who ask for it, and only when it knows the path).
+OPEN_PATHS: Final = frozenset({HEALTH_PATH, *CHAT_PAGE_FILES})
 #: How long the function may act on a key's record it read: a revoked key stops working within
 #: this many seconds (plus the request in flight).
 KEY_CACHE_SECONDS: Final = 30

@@ -67,6 +67,9 @@ class Settings:
     key_tokens_per_month: int | None = None
     #: The model's tokenizer, where the function counts prompt tokens itself.
     tokenizer_uri: str | None = None
+    #: With SnapStart: the Web Adapter posts to AFTER_RESTORE_PATH after a restore (and refuses
+    #: callers who ask for it); without, the path is not served at all.
+    snapstart_hook: bool = False
 
     @property
     def model_name(self) -> str:
@@ -103,6 +106,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         key_tokens_per_day=_limit(environ, contract.KEY_TOKENS_PER_DAY),
         key_tokens_per_month=_limit(environ, contract.KEY_TOKENS_PER_MONTH),
         tokenizer_uri=_tokenizer_uri(environ),
+        snapstart_hook=_snapstart_hook(environ),
     )
 
 
@@ -217,6 +221,19 @@ def _table_name(environ: Mapping[str, str], variable: Variable[str | None]) -> s
             f"'_', '-' and '.' (got {value!r})."
         )
     return value
+
+
+def _snapstart_hook(environ: Mapping[str, str]) -> bool:
+    """Whether the Web Adapter calls the SnapStart hook, at the one path the function serves."""
+    variable = contract.AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH
+    value = _optional(environ, variable)
+    if value is None:
+        return False
+    if value != contract.AFTER_RESTORE_PATH:
+        raise SettingsError(
+            f"{variable.name} must be {contract.AFTER_RESTORE_PATH} (got {value!r})."
+        )
+    return True
 
 
 def _tokenizer_uri(environ: Mapping[str, str]) -> str | None:
