@@ -24,25 +24,13 @@ from typing import Final
 from ..errors import ApiError
 from ..prompt_template import PromptTemplate
 from .errors import ParameterError, error_param, invalid, unsupported
-from .requests import OpenAIRequest, parse_chat_request
+from .requests import IGNORED_FIELDS, OpenAIRequest, parse_chat_request
 
 __all__ = ["ResponsesRequest", "parse_responses_request"]
 
-# Fields that change nothing about a text answer from a relay that keeps no state.
-_HARMLESS: Final = frozenset(
-    {
-        "model",
-        "user",
-        "metadata",
-        "store",
-        "service_tier",
-        "prompt_cache_key",
-        "prompt_cache_retention",
-        "safety_identifier",
-        "parallel_tool_calls",
-        "max_tool_calls",
-    }
-)
+# Fields that change nothing about a text answer from a relay that keeps no state: the chat
+# routes' table, and the one the Responses API adds (tools are refused, so their cap means nothing).
+_HARMLESS: Final = frozenset(IGNORED_FIELDS) | {"max_tool_calls"}
 # Fields read below: translated, or accepted in their neutral values only.
 _HANDLED: Final = frozenset(
     {
