@@ -160,7 +160,7 @@ def revoke_key(client: Any, table: str, key_id: str, *, now: int | None = None) 
     try:
         answer = client.update_item(
             TableName=table,
-            Key=_record_key(key_id),
+            Key=KeyTable.item_key(key_id, KeyTable.RECORD),
             UpdateExpression="SET #revoked = if_not_exists(#revoked, :now)",
             ConditionExpression="attribute_exists(#pk)",
             ExpressionAttributeNames={
@@ -215,28 +215,21 @@ def key_usage(
                         day=item[KeyTable.SORT_KEY]["S"].removeprefix(KeyTable.DAY_PREFIX),
                         key_id=record.key_id,
                         name=record.name,
-                        requests=_number(item, KeyTable.REQUESTS) or 0,
-                        prompt_tokens=_number(item, KeyTable.PROMPT_TOKENS) or 0,
-                        output_tokens=_number(item, KeyTable.OUTPUT_TOKENS) or 0,
+                        requests=KeyTable.number(item, KeyTable.REQUESTS) or 0,
+                        prompt_tokens=KeyTable.number(item, KeyTable.PROMPT_TOKENS) or 0,
+                        output_tokens=KeyTable.number(item, KeyTable.OUTPUT_TOKENS) or 0,
                     )
                 )
     return sorted(rows, key=lambda row: (row.day, row.name, row.key_id))
-
-
-def _record_key(key_id: str) -> dict[str, Any]:
-    return {
-        KeyTable.PARTITION_KEY: {"S": key_id},
-        KeyTable.SORT_KEY: {"S": KeyTable.RECORD},
-    }
 
 
 def _record(item: dict[str, Any]) -> KeyRecord:
     return KeyRecord(
         key_id=item[KeyTable.PARTITION_KEY]["S"],
         name=item.get(KeyTable.NAME, {}).get("S", ""),
-        created_at=_number(item, KeyTable.CREATED_AT) or 0,
-        expires_at=_number(item, KeyTable.EXPIRES_AT),
-        revoked_at=_number(item, KeyTable.REVOKED_AT),
+        created_at=KeyTable.number(item, KeyTable.CREATED_AT) or 0,
+        expires_at=KeyTable.number(item, KeyTable.EXPIRES_AT),
+        revoked_at=KeyTable.number(item, KeyTable.REVOKED_AT),
         limits=KeyLimits.from_item(item),
     )
 
@@ -262,9 +255,6 @@ def _with_last_use(client: Any, table: str, record: KeyRecord) -> KeyRecord:
     items = answer.get("Items", [])
     if not items:
         return record
-    return dataclasses.replace(record, last_used_at=_number(items[0], KeyTable.LAST_USED_AT))
-
-
-def _number(item: dict[str, Any], attribute: str) -> int | None:
-    value = item.get(attribute)
-    return None if value is None else int(value["N"])
+    return dataclasses.replace(
+        record, last_used_at=KeyTable.number(items[0], KeyTable.LAST_USED_AT)
+    )

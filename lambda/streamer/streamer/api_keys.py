@@ -151,7 +151,7 @@ class KeyStore:
             "UpdateItem",
             {
                 "TableName": self._table,
-                "Key": _item_key(admission.key_id, KeyTable.day(_day(now))),
+                "Key": KeyTable.item_key(admission.key_id, KeyTable.day(_day(now))),
                 "UpdateExpression": "ADD #r :one, #p :prompt, #o :output SET #u = :now",
                 "ExpressionAttributeNames": {
                     "#r": KeyTable.REQUESTS,
@@ -177,7 +177,7 @@ class KeyStore:
             "GetItem",
             {
                 "TableName": self._table,
-                "Key": _item_key(key_id, KeyTable.RECORD),
+                "Key": KeyTable.item_key(key_id, KeyTable.RECORD),
                 "ConsistentRead": True,
             },
         )
@@ -211,7 +211,7 @@ class KeyStore:
         )
         month = day = 0
         for item in reply.get("Items", []):
-            spent = _read_number(item.get(KeyTable.OUTPUT_TOKENS)) or 0
+            spent = KeyTable.number(item, KeyTable.OUTPUT_TOKENS) or 0
             month += spent
             if item[KeyTable.SORT_KEY]["S"] == KeyTable.day(today):
                 day = spent
@@ -237,7 +237,7 @@ class KeyStore:
                 "UpdateItem",
                 {
                     "TableName": self._table,
-                    "Key": _item_key(key_id, KeyTable.minute(minute)),
+                    "Key": KeyTable.item_key(key_id, KeyTable.minute(minute)),
                     "UpdateExpression": "ADD #r :one SET #ttl = :expires",
                     "ConditionExpression": "attribute_not_exists(#r) OR #r < :limit",
                     "ExpressionAttributeNames": {"#r": KeyTable.REQUESTS, "#ttl": KeyTable.TTL},
@@ -381,24 +381,14 @@ def _parse_record(item: dict[str, Any] | None) -> _KeyRecord | None:
         return None
     return _KeyRecord(
         digest=item[KeyTable.SECRET_DIGEST].get("S", ""),
-        expires_at=_read_number(item.get(KeyTable.EXPIRES_AT)),
+        expires_at=KeyTable.number(item, KeyTable.EXPIRES_AT),
         revoked=KeyTable.REVOKED_AT in item,
         limits=KeyLimits.from_item(item),
     )
 
 
-def _item_key(key_id: str, sort: str) -> dict[str, dict[str, str]]:
-    return {KeyTable.PARTITION_KEY: {"S": key_id}, KeyTable.SORT_KEY: {"S": sort}}
-
-
 def _number(value: int) -> dict[str, str]:
     return {"N": str(value)}
-
-
-def _read_number(value: dict[str, str] | None) -> int | None:
-    if value is None or "N" not in value:
-        return None
-    return int(float(value["N"]))
 
 
 def _day(now: float) -> str:

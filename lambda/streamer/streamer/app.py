@@ -26,11 +26,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from .api_keys import KeyGate, KeyStore
 from .aws import AwsAccess
 from .body import read_body
 from .contract import AFTER_RESTORE_PATH, CHAT_PAGE_FILES, HEALTH_PATH, OPEN_PATHS, KeyLimits
-from .dynamodb import DynamoDB
 from .errors import ApiError, error_response
 from .formats import writer_for
 from .negotiation import OutputFormat, choose_format
@@ -133,9 +131,13 @@ def create_app(
 
 
 def _key_gate(settings: Settings, access: AwsAccess, logger: Logger) -> list[Middleware]:
-    """With API keys, the door every request but the open paths goes through first."""
+    """With API keys, the door every request but the open paths goes through first (its
+    modules are imported only then: a relay without keys does not start them)."""
     if settings.api_keys_table is None:
         return []
+    from .api_keys import KeyGate, KeyStore
+    from .dynamodb import DynamoDB
+
     store = KeyStore(
         DynamoDB(access),
         settings.api_keys_table,

@@ -489,6 +489,19 @@ class KeyTable:
         """The sort key of a minute's request count, from `YYYY-MM-DDTHH:MM`."""
         return KeyTable.MINUTE_PREFIX + minute_iso
 
+    @staticmethod
+    def item_key(key_id: str, sort: str) -> dict[str, dict[str, str]]:
+        """The primary key of one of a key's items (DynamoDB's low-level attribute values)."""
+        return {KeyTable.PARTITION_KEY: {"S": key_id}, KeyTable.SORT_KEY: {"S": sort}}
+
+    @staticmethod
+    def number(item: Mapping[str, Mapping[str, str]], attribute: str) -> int | None:
+        """A whole-number attribute of an item, None where the item has none."""
+        value = item.get(attribute)
+        if value is None or "N" not in value:
+            return None
+        return int(value["N"])
+
 
 class KeyLimits(NamedTuple):
     """A key's limits, or an environment's defaults for keys; None: no limit of that kind (for a
@@ -511,7 +524,7 @@ class KeyLimits(NamedTuple):
     @classmethod
     def from_item(cls, item: Mapping[str, Mapping[str, str]]) -> KeyLimits:
         """The limits a key's record holds (DynamoDB's low-level attribute values)."""
-        return cls(*(_item_number(item, attribute) for attribute in _LIMIT_ATTRIBUTES))
+        return cls(*(KeyTable.number(item, attribute) for attribute in _LIMIT_ATTRIBUTES))
 
     def item(self) -> dict[str, dict[str, str]]:
         """The record's attributes for these limits (those set)."""
@@ -528,10 +541,3 @@ _LIMIT_ATTRIBUTES: Final = (
     KeyTable.TOKENS_PER_DAY,
     KeyTable.TOKENS_PER_MONTH,
 )
-
-
-def _item_number(item: Mapping[str, Mapping[str, str]], attribute: str) -> int | None:
-    value = item.get(attribute)
-    if value is None or "N" not in value:
-        return None
-    return int(value["N"])
