@@ -32,6 +32,8 @@ __all__ = [
     "CHAT_PAGE_FILES",
     "DEFAULT_PORT",
     "ENDPOINT_NAME",
+    "ENGINES",
+    "ENGINE_CHAT_TEMPLATE",
     "ERROR_KINDS",
     "HEALTH_PATH",
     "HOST",
@@ -57,6 +59,7 @@ __all__ = [
     "REFUSED_UNMETERED_KINDS",
     "RETRYABLE_KINDS",
     "SERVICE_NAME",
+    "SERVING_ENGINE",
     "STREAM_ERROR_PREFIX",
     "TOKENIZER_URI",
     "UPSTREAM_CONNECT_TIMEOUT_SECONDS",
@@ -108,6 +111,10 @@ SERVICE_NAME: Final = "jumpstream-relay"
 STREAM_ERROR_PREFIX: Final = "[stream error]"
 #: The CloudWatch namespace of the function's metrics, and of the alarms and dashboard over them.
 METRIC_NAMESPACE: Final = "jumpstream"
+#: The servers a model can run on, as the catalog names them (its `engine`): Hugging Face TGI;
+#: AWS's Large Model Inference container (DJL Serving with vLLM); AWS's vLLM container for
+#: SageMaker. Each speaks its own request body, stream and error shapes (streamer/engines.py).
+ENGINES: Final = ("tgi", "lmi", "vllm")
 
 
 # --- The environment ----------------------------------------------------------------------------
@@ -132,6 +139,12 @@ ENDPOINT_NAME: Final[Variable[str | None]] = Variable("ENDPOINT_NAME", None)
 INFERENCE_COMPONENT_NAME: Final[Variable[str | None]] = Variable("INFERENCE_COMPONENT_NAME", None)
 #: The catalog's model id: the Model dimension of the metrics and the name answers give.
 MODEL_ID: Final[Variable[str | None]] = Variable("MODEL_ID", None)
+#: The server the model runs on, one of ENGINES: it decides the body the function sends and the
+#: stream it reads back. The catalog knows it per model; the function never guesses it.
+SERVING_ENGINE: Final[Variable[str]] = Variable("SERVING_ENGINE", "tgi")
+#: The engine lays out chat messages with the model's own chat template (LMI and vLLM, for models
+#: that have one): the function then sends `messages` as they are, and has no PROMPT_TEMPLATE.
+ENGINE_CHAT_TEMPLATE: Final[Variable[bool]] = Variable("ENGINE_CHAT_TEMPLATE", False)
 #: The catalog's chat layout for the model (JSON); without it only prompts are taken.
 PROMPT_TEMPLATE: Final[Variable[str | None]] = Variable("PROMPT_TEMPLATE", None)
 #: The most tokens one request may ask for. The ceiling is far beyond any model's context here,
@@ -207,6 +220,8 @@ def function_environment(
     model_id: str | None = None,
     inference_component_name: str | None = None,
     prompt_template: str | None = None,
+    serving_engine: str | None = None,
+    engine_chat_template: bool = False,
     max_new_tokens_limit: int | None = None,
     model_max_total_tokens: int | None = None,
     model_max_input_tokens: int | None = None,
@@ -251,6 +266,8 @@ def function_environment(
         (MODEL_ID, model_id),
         (INFERENCE_COMPONENT_NAME, inference_component_name),
         (PROMPT_TEMPLATE, prompt_template),
+        (SERVING_ENGINE, serving_engine),
+        (ENGINE_CHAT_TEMPLATE, "true" if engine_chat_template else None),
         (MAX_NEW_TOKENS_LIMIT, max_new_tokens_limit),
         (MODEL_MAX_TOTAL_TOKENS, model_max_total_tokens),
         (MODEL_MAX_INPUT_TOKENS, model_max_input_tokens),
