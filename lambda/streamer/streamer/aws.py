@@ -5,7 +5,8 @@ the event loop through httpcore, with botocore doing what it is for: `botocore.s
 credentials (the usual chain) and each service's endpoint URL (which honours
 `AWS_ENDPOINT_URL_<SERVICE>`, `AWS_ENDPOINT_URL` and the config file) and service model, and
 `SigV4Auth` signs each request. One `AwsAccess` per process holds them, so both services share
-one credentials cache, one TLS context and one pool of connections per origin.
+one credentials cache, one TLS context and one pool of connections per origin
+(connection_pool.py).
 
 Nothing is looked up at start: credentials are found on the first call, in a worker thread (it may
 call a credentials endpoint), so none can end up in a SnapStart snapshot; `after_restore` forgets
@@ -19,20 +20,24 @@ from typing import Any, Final
 
 import anyio
 import anyio.to_thread
-import httpcore
 from anyio.lowlevel import RunVar
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import NoCredentialsError
 
+from .connection_pool import ConnectionPool
 from .network import AsyncioBackend, environment_proxy, tls_context
 
 __all__ = ["KEEPALIVE_SECONDS", "AwsAccess", "ServiceEndpoint"]
 
-# Idle connections to AWS are kept this long for the next request: below the 60 s idle timeout
-# load balancers commonly use, so the function drops a connection before the far side does.
-KEEPALIVE_SECONDS: Final = 50.0
+# Idle connections to AWS are kept this long for the next request, then closed by the pool
+# (connection_pool.py). SageMaker does not publish its idle timeout; load balancers commonly
+# close idle connections after 60 s (ALB's default) and servers often sooner, so this stays well
+# under it: the function drops a connection before the far side does, and the rare one closed
+# as a request left it is sent again (connection_pool.py). A request after a longer pause pays
+# for a new connection (a TLS handshake).
+KEEPALIVE_SECONDS: Final = 20.0
 
 
 class ServiceEndpoint:
@@ -56,7 +61,7 @@ class AwsAccess:
         # One connection pool per event loop and origin: a connection belongs to the loop that
         # opened it, and a proxy (NO_PROXY) is chosen per origin. (anyio keys a RunVar's value by
         # the object, not its name.)
-        self._pools: RunVar[dict[str, httpcore.AsyncConnectionPool]] = RunVar("jumpstream_pools")
+        self._pools: RunVar[dict[str, ConnectionPool]] = RunVar("jumpstream_pools")
 
     def endpoint(self, service: str) -> ServiceEndpoint:
         """The service's endpoint URL and model, from a client made only for them: it never sends
@@ -69,11 +74,13 @@ class AwsAccess:
         )
         return ServiceEndpoint(str(client.meta.endpoint_url), client.meta.service_model)
 
-    async def pool(self, url: str) -> httpcore.AsyncConnectionPool:
+    async def pool(self, url: str) -> ConnectionPool:
         """The event loop's connection pool for `url`'s origin, made on first use.
 
         No cap on connections: each concurrent stream holds one for as long as it runs, and
-        every one goes back to the pool after a complete answer, however many run. The TLS
+        every one goes back to the pool after a complete answer, however many run (the server's
+        connection limit bounds them; a request takes an idle connection before it opens one,
+        so there are never more than the most requests that ran at once). The TLS
         context (~20 ms to load the CA bundle) is built once, in a worker thread, so the start
         does not pay for it and the event loop never waits on it. A proxy in the environment
         (HTTPS_PROXY, NO_PROXY, ...) is used as botocore would use it.
@@ -89,21 +96,19 @@ class AwsAccess:
             self._ssl_context = await anyio.to_thread.run_sync(tls_context, ca_bundle)
         pool = pools.get(origin)  # another request may have made it meanwhile
         if pool is None:
-            pool = pools[origin] = httpcore.AsyncConnectionPool(
+            pool = pools[origin] = ConnectionPool(
                 ssl_context=self._ssl_context,
-                max_connections=None,
-                max_keepalive_connections=None,
                 keepalive_expiry=KEEPALIVE_SECONDS,
                 network_backend=AsyncioBackend(),
                 proxy=environment_proxy(url),
             )
         return pool
 
-    def _loop_pools(self) -> dict[str, httpcore.AsyncConnectionPool]:
+    def _loop_pools(self) -> dict[str, ConnectionPool]:
         try:
             return self._pools.get()
         except LookupError:
-            pools: dict[str, httpcore.AsyncConnectionPool] = {}
+            pools: dict[str, ConnectionPool] = {}
             self._pools.set(pools)
             return pools
 

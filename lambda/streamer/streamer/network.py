@@ -41,6 +41,7 @@ from httpcore import AsyncNetworkBackend, AsyncNetworkStream
 
 __all__ = [
     "HIGH_WATER_BYTES",
+    "RECEIVED_BYTES_INFO",
     "AsyncioBackend",
     "environment_proxy",
     "host_header",
@@ -49,6 +50,10 @@ __all__ = [
 
 #: Unread bytes past which a connection stops reading its socket: httpcore's own read size.
 HIGH_WATER_BYTES: Final = 64 * 1024
+#: The `get_extra_info` name of how many bytes a connection has received so far: a request
+#: whose connection failed with this count unchanged got no byte of its answer
+#: (connection_pool.py's retry of a connection the server closed while it was idle).
+RECEIVED_BYTES_INFO: Final = "jumpstream_received_bytes"
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 # As anyio's connect_tcp and RFC 8305: the next address is tried after this long.
 _HAPPY_EYEBALLS_DELAY_SECONDS: Final = 0.25
@@ -59,6 +64,7 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
+        self.received_bytes = 0
         self._chunks: list[bytes] = []
         self._buffered = 0
         self._eof = False
@@ -80,6 +86,7 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._chunks.append(data)
         self._buffered += len(data)
+        self.received_bytes += len(data)
         if self._buffered >= HIGH_WATER_BYTES and not self._reading_paused:
             self._reading_paused = True
             self._require_transport().pause_reading()
@@ -269,6 +276,8 @@ class _Stream(AsyncNetworkStream):
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":
             return self._connection.readable
+        if info == RECEIVED_BYTES_INFO:
+            return self._connection.received_bytes
         transport = self._connection.transport
         if transport is None:  # pragma: no cover
             return None

@@ -8,16 +8,18 @@ what TGI's own errors mean, tgi_errors.py's); this module only carries them.
 Why not boto3's `invoke_endpoint_with_response_stream`: its stream blocks, so every part cost a
 round trip from the event loop to a worker thread and back (~0.3 ms of CPU per token, most of the
 relay's cost), and each call ran botocore's whole request pipeline (~5 ms). Here the event loop
-reads the response itself, through httpcore's connection pool (httpx's own layers on top of it,
+reads the response itself, through httpcore's connections (httpx's own layers on top of them,
 request building, cookies, its response model, cost ~0.25 ms of CPU per request and ~20 ms of
 imports at cold start, for nothing the relay uses), and botocore does only what it is for:
-- credentials, the endpoint (`AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME` honoured), connections and
-  SigV4 signing are aws.py's, shared with the function's other calls to AWS;
+- credentials, the endpoint (`AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME` honoured), connections (the
+  pool is connection_pool.py's) and SigV4 signing are aws.py's, shared with the function's
+  other calls to AWS;
 - `botocore.eventstream.EventStreamBuffer` parses the event stream (prelude and message CRCs);
 - botocore's rest-json parser reads an error reply exactly as boto3 would, modelled fields
   (ModelError's OriginalStatusCode and OriginalMessage) included.
 Retries: none: once a stream has begun a retry would repeat text, and before that the
-caller gets a 503 with Retry-After and decides.
+caller gets a 503 with Retry-After and decides. (The pool sends a request once more only when
+its kept-alive connection turns out closed before any byte of the answer: connection_pool.py.)
 
 Unlike botocore's own event stream, an exception message in the stream keeps its ErrorCode
 (ModelStreamError's `ModelInvocationTimeExceeded` or `StreamBroken`).

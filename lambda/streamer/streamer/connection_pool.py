@@ -1,0 +1,272 @@
+"""The function's pool of connections to AWS: the same work per request however many are open.
+
+Why not httpcore's `AsyncConnectionPool`: the start and the end of every request re-examine every
+connection it holds, and its check for surplus idle connections counts all of them once per idle
+one, so one request costs work linear in the streams open and quadratic in the idle
+connections. Measured on httpcore 1.0.9, its newest release, one request with N connections
+idle: 1,487 / 68,239 / 1,058,959 Python calls (0.38 / 5.9 / 84 ms of CPU) at N = 16 / 128 / 512;
+with N streams open: 551 / 3,239 / 12,455 calls (`make bench`'s pool figures). The fix proposed
+upstream (encode/httpcore#1035) is not merged; the fork httpcore2 (pydantic/httpx2, 2.16.2)
+made the pass linear (#974, #1075; 14,479 calls and 2.0 ms at 512 idle) and its incremental
+pool (#1169) is not released. A bounded pool would bound the quadratic term, not remove it.
+
+The relay needs little of what that scan is for: one origin per pool (aws.py), HTTP/1.1 only,
+and no queue of requests waiting for a connection (each stream holds one connection while it
+runs; how many run at once is the server's connection limit). So this pool keeps:
+- the idle connections of each origin in a deque, oldest first: a request takes the newest
+  (the one least likely to have been closed by the server), and a connection whose keep-alive
+  ran out, or whose server ended it (something to read on an idle connection: httpcore's
+  `has_expired`), is dropped when met;
+- one timer for the whole pool, due when the oldest idle connection's keep-alive runs out:
+  idle connections are closed on time even when no request comes to find them;
+- httpcore for all the rest: each connection is made by httpcore's own `create_connection`
+  (direct, or through a proxy as `environment_proxy` says) and speaks HTTP/1.1 with h11.
+Each connection is taken, returned and pruned once: the work per request is constant.
+
+A kept-alive connection can still fail its next request: the server closed it as the request
+left (the close was in flight), or while the process was frozen between two Lambda invocations.
+Such a request is sent once more, on a new connection, when the reused connection ended (a
+read of its end, a reset, a failed write) before a single byte of the answer arrived
+(`RECEIVED_BYTES_INFO` unchanged). That is safe for InvokeEndpointWithResponseStream, which is
+not idempotent (each call runs the model): with no byte of an answer, the server either never
+read the request (its close crossed it) or dropped it without starting an answer, and the
+caller has received nothing, so the one answer it gets is the second request's; a duplicate
+generation can at worst cost the endpoint time, never repeat text to the caller. Once a byte
+arrived nothing is resent (the server answered; what it said is the caller's), and a request
+on a new connection is never resent (the failure is not a stale connection). botocore's own
+retries, for comparison, resend any operation after a connection error. DynamoDB's calls
+(dynamodb.py) go through the same pool and the same rule.
+
+asyncio only, as network.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Final
+
+import anyio
+import httpcore
+
+from .network import RECEIVED_BYTES_INFO
+
+__all__ = ["ConnectionPool"]
+
+#: What a request on a reused connection may fail with when the server had closed it.
+_STALE_FAILURES: Final = (
+    httpcore.ReadError,
+    httpcore.WriteError,
+    httpcore.RemoteProtocolError,
+    httpcore.ConnectionNotAvailable,
+)
+
+_OriginKey = tuple[bytes, bytes, int]
+
+
+class _Idle:
+    """An idle connection, its network stream (to count what it received), and since when."""
+
+    __slots__ = ("connection", "since", "stream")
+
+    def __init__(
+        self,
+        connection: httpcore.AsyncConnectionInterface,
+        stream: httpcore.AsyncNetworkStream | None,
+        since: float,
+    ) -> None:
+        self.connection = connection
+        self.stream = stream
+        self.since = since
+
+
+class ConnectionPool:
+    """HTTP/1.1 connections kept alive for `keepalive_expiry` seconds, taken newest first.
+
+    `handle_async_request` takes a request whose content is bytes (it may be sent twice, see
+    the module's docstring) and returns httpcore's `Response`; closing that response returns
+    its connection to the pool when the answer was read to its end, else closes it.
+    """
+
+    def __init__(
+        self,
+        *,
+        keepalive_expiry: float,
+        network_backend: httpcore.AsyncNetworkBackend,
+        ssl_context: ssl.SSLContext | None = None,
+        proxy: httpcore.Proxy | None = None,
+    ) -> None:
+        # httpcore's pool, never sent a request: its create_connection makes each connection
+        # exactly as httpcore would (direct, or through the proxy).
+        self._factory = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context,
+            proxy=proxy,
+            keepalive_expiry=keepalive_expiry,
+            network_backend=network_backend,
+        )
+        self._keepalive_expiry = keepalive_expiry
+        self._idle: dict[_OriginKey, deque[_Idle]] = {}
+        self._busy: set[httpcore.AsyncConnectionInterface] = set()
+        self._prune_timer: asyncio.TimerHandle | None = None
+        self._closing: set[asyncio.Task[None]] = set()
+
+    @property
+    def idle_connections(self) -> int:
+        """How many idle connections the pool holds (some may have expired unnoticed yet)."""
+        return sum(len(idle) for idle in self._idle.values())
+
+    @property
+    def busy_connections(self) -> int:
+        """How many connections carry a request or an answer now."""
+        return len(self._busy)
+
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        """Send `request` on the newest live idle connection, else a new one; once more on a
+        new one if the reused connection turns out closed before any byte of the answer."""
+        origin = request.url.origin
+        key = (origin.scheme, origin.host, origin.port)
+        idle = await self._take(key)
+        if idle is not None:
+            stream = idle.stream
+            received = _received_bytes(stream)
+            try:
+                return await self._send(idle.connection, request, key)
+            except _STALE_FAILURES as error:
+                unanswered = received is not None and _received_bytes(stream) == received
+                if not (unanswered or isinstance(error, httpcore.ConnectionNotAvailable)):
+                    raise
+        return await self._send(self._factory.create_connection(origin), request, key)
+
+    async def aclose(self) -> None:
+        """Close every connection, idle or busy (a SnapStart restore, the end of a test)."""
+        if self._prune_timer is not None:
+            self._prune_timer.cancel()
+            self._prune_timer = None
+        connections = [entry.connection for idle in self._idle.values() for entry in idle]
+        connections.extend(self._busy)
+        self._idle.clear()
+        self._busy.clear()
+        await _close(connections)
+
+    # --- taking and returning connections ---
+
+    async def _take(self, key: _OriginKey) -> _Idle | None:
+        """The newest idle connection to `key` that is still good; the others met on the way
+        are closed (each connection is met once: the work stays constant per request)."""
+        idle = self._idle.get(key)
+        while idle:
+            entry = idle.pop()
+            if not entry.connection.has_expired():
+                return entry
+            await _close([entry.connection])
+        return None
+
+    async def _send(
+        self,
+        connection: httpcore.AsyncConnectionInterface,
+        request: httpcore.Request,
+        key: _OriginKey,
+    ) -> httpcore.Response:
+        self._busy.add(connection)
+        try:
+            response = await connection.handle_async_request(request)
+        except BaseException:
+            self._busy.discard(connection)
+            await _close([connection])
+            raise
+        assert isinstance(response.stream, AsyncIterable)  # httpcore's async connections
+        body = _PooledBody(
+            response.stream, self, connection, response.extensions.get("network_stream"), key
+        )
+        return httpcore.Response(
+            status=response.status,
+            headers=response.headers,
+            content=body,
+            extensions=response.extensions,
+        )
+
+    def _release(
+        self,
+        connection: httpcore.AsyncConnectionInterface,
+        stream: httpcore.AsyncNetworkStream | None,
+        key: _OriginKey,
+    ) -> None:
+        """An answer was closed: its connection is idle again (read to its end) or closed."""
+        self._busy.discard(connection)
+        if not connection.is_idle():
+            return  # httpcore closed it: the answer was not read to its end
+        loop = asyncio.get_running_loop()
+        self._idle.setdefault(key, deque()).append(_Idle(connection, stream, loop.time()))
+        if self._prune_timer is None:
+            self._schedule_prune(loop)
+
+    # --- closing idle connections on time ---
+
+    def _schedule_prune(self, loop: asyncio.AbstractEventLoop) -> None:
+        oldest = min((idle[0].since for idle in self._idle.values() if idle), default=None)
+        if oldest is not None:
+            self._prune_timer = loop.call_at(oldest + self._keepalive_expiry, self._prune)
+
+    def _prune(self) -> None:
+        """Close the idle connections whose keep-alive has run out, then wait for the next."""
+        self._prune_timer = None
+        loop = asyncio.get_running_loop()
+        due = loop.time() - self._keepalive_expiry
+        expired: list[httpcore.AsyncConnectionInterface] = []
+        for idle in self._idle.values():
+            while idle and idle[0].since <= due:
+                expired.append(idle.popleft().connection)
+        if expired:
+            task = loop.create_task(_close(expired))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        self._schedule_prune(loop)
+
+
+class _PooledBody:
+    """A response's body; closing it hands its connection back to the pool."""
+
+    def __init__(
+        self,
+        body: AsyncIterable[bytes],
+        pool: ConnectionPool,
+        connection: httpcore.AsyncConnectionInterface,
+        stream: httpcore.AsyncNetworkStream | None,
+        key: _OriginKey,
+    ) -> None:
+        self._body = body
+        self._pool = pool
+        self._connection = connection
+        self._stream = stream
+        self._key = key
+        self._closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for part in self._body:
+                yield part
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with anyio.CancelScope(shield=True):
+            closing = getattr(self._body, "aclose", None)
+            if closing is not None:
+                await closing()
+        self._pool._release(self._connection, self._stream, self._key)
+
+
+def _received_bytes(stream: httpcore.AsyncNetworkStream | None) -> int | None:
+    return None if stream is None else stream.get_extra_info(RECEIVED_BYTES_INFO)
+
+
+async def _close(connections: list[httpcore.AsyncConnectionInterface]) -> None:
+    with anyio.CancelScope(shield=True):
+        for connection in connections:
+            await connection.aclose()
