@@ -11,7 +11,9 @@ per measurement, each saying how it measures:
 - cold_start.py: the CPU time the relay takes to become ready next to the FastAPI shape of the
   Web Adapter's example (baseline_app/), each on a bare interpreter with only its packages
   (packages.py);
-- concurrency.py: 64 paced streams through one relay process.
+- concurrency.py: 64 paced streams through one relay process;
+- pool.py: the upstream pool's work per request with 16 to 512 connections open, the relay's
+  next to httpcore's (http_peer.py is the loopback server it holds them on).
 
 Around them: clients.py reads an answer both ways (the adapter-like HTTP client, boto3),
 relay_code.py is where the relay's code runs in the bench's process, proc.py reads /proc,

@@ -22,7 +22,6 @@ from typing import Final
 
 __all__ = ["HttpPeer", "PeerCounts", "Reused", "http_peer"]
 
-_ANSWER: Final = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 _HELD_HEAD: Final = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n"
 _HELD_END: Final = b"0\r\n\r\n"
 # A generous guard against hangs; never a statement about speed.
@@ -40,6 +39,8 @@ class Reused(enum.Enum):
     RESET = "reset"
     #: Send the start of a status line, then close: a byte of the answer arrived.
     PARTIAL = "partial"
+    #: Close every connection without a byte of answer, new ones too.
+    CLOSE_ALL = "close all"
 
 
 @dataclass(slots=True)
@@ -102,7 +103,7 @@ class _PeerConnection(asyncio.Protocol):
         counts.requests += 1
         counts.requests_per_connection[self._index] += 1
         reused = self._peer.reused
-        if self._answered and reused is not Reused.ANSWER:
+        if reused is Reused.CLOSE_ALL or (self._answered and reused is not Reused.ANSWER):
             counts.failed_reused += 1
             self._closed_by_peer = True
             if reused is Reused.RESET:
@@ -119,7 +120,7 @@ class _PeerConnection(asyncio.Protocol):
             transport.write(_HELD_HEAD)
             self._peer.held.append(self)
         else:
-            transport.write(_ANSWER)
+            transport.write(self._peer.answer)
             self._idle()
 
     def end_held(self) -> None:
@@ -154,13 +155,20 @@ class _PeerConnection(asyncio.Protocol):
 class HttpPeer:
     """The server; `http_peer` runs one for the length of a ``with`` block."""
 
-    def __init__(self, *, keepalive_seconds: float | None, reused: Reused) -> None:
+    def __init__(
+        self, *, keepalive_seconds: float | None, reused: Reused, body: bytes, content_type: str
+    ) -> None:
         self.keepalive_seconds = keepalive_seconds
         self.reused = reused
+        self.answer = (
+            f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode("latin-1") + body
         self.counts = PeerCounts()
         self.held: list[_PeerConnection] = []
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped: asyncio.Event | None = None
 
     @property
     def url(self) -> str:
@@ -178,16 +186,23 @@ class HttpPeer:
 
         loop.call_soon_threadsafe(release)
 
-    def _run(self, started: threading.Event, stop: threading.Event) -> None:
+    def stop(self) -> None:
+        """End `run` (from another thread)."""
+        if self._loop is not None and self._stopped is not None:
+            self._loop.call_soon_threadsafe(self._stopped.set)
+
+    def run(self, started: threading.Event) -> None:
+        """Serve until `stop`; `started` is set once the port is known."""
+
         async def serve() -> None:
             self._loop = asyncio.get_running_loop()
+            self._stopped = asyncio.Event()
             server = await self._loop.create_server(
                 lambda: _PeerConnection(self), "127.0.0.1", 0, backlog=4096
             )
             self.port = server.sockets[0].getsockname()[1]
             started.set()
-            while not stop.is_set():
-                await asyncio.sleep(0.01)
+            await self._stopped.wait()
             server.close()
 
         asyncio.run(serve())
@@ -195,17 +210,24 @@ class HttpPeer:
 
 @contextmanager
 def http_peer(
-    *, keepalive_seconds: float | None = None, reused: Reused = Reused.ANSWER
+    *,
+    keepalive_seconds: float | None = None,
+    reused: Reused = Reused.ANSWER,
+    body: bytes = b"ok",
+    content_type: str = "text/plain",
 ) -> Iterator[HttpPeer]:
-    """An `HttpPeer` on a free loopback port, stopped at the end of the block."""
-    peer = HttpPeer(keepalive_seconds=keepalive_seconds, reused=reused)
-    started, stop = threading.Event(), threading.Event()
-    thread = threading.Thread(target=peer._run, args=(started, stop), daemon=True)
+    """An `HttpPeer` on a free loopback port answering `body`, stopped at the end of the
+    block."""
+    peer = HttpPeer(
+        keepalive_seconds=keepalive_seconds, reused=reused, body=body, content_type=content_type
+    )
+    started = threading.Event()
+    thread = threading.Thread(target=peer.run, args=(started,), daemon=True)
     thread.start()
     try:
         if not started.wait(_START_GUARD_SECONDS):
             raise RuntimeError("the HTTP peer did not start")
         yield peer
     finally:
-        stop.set()
+        peer.stop()
         thread.join(_START_GUARD_SECONDS)

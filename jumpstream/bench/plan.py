@@ -57,6 +57,8 @@ class Plan:
     cpu_answer_tokens: int
     #: One-token answers whose CPU per request is measured.
     cpu_requests: int
+    #: Requests whose CPU the upstream pool measurement averages (pool.py).
+    pool_requests: int
 
 
 FULL: Final = Plan(
@@ -72,6 +74,7 @@ FULL: Final = Plan(
     cpu_answers=5,
     cpu_answer_tokens=2000,
     cpu_requests=500,
+    pool_requests=200,
 )
 QUICK: Final = Plan(
     ttft_pairs=10,
@@ -86,6 +89,7 @@ QUICK: Final = Plan(
     cpu_answers=2,
     cpu_answer_tokens=2000,
     cpu_requests=200,
+    pool_requests=50,
 )
 
 

@@ -39,6 +39,14 @@ KEYS: Final = (
     "rss_ready_mib",
     "concurrent_streams",
     "concurrent_p99_added_gap_ms",
+    "pool_calls_per_request_16",
+    "pool_calls_per_request_128",
+    "pool_calls_per_request_512",
+    "pool_cpu_us_per_request_512",
+    "httpcore_pool_calls_per_request_16",
+    "httpcore_pool_calls_per_request_128",
+    "httpcore_pool_calls_per_request_512",
+    "httpcore_pool_cpu_us_per_request_512",
     "machine",
 )
 #: What the issue asks of each figure: (comparison, bound). Reported, never enforced.

@@ -24,6 +24,7 @@ from jumpstream.bench.plan import (
     BenchFailed,
     BenchOptions,
 )
+from jumpstream.bench.pool import POOL_SIZES, measure_pool
 from jumpstream.bench.report import KEYS, machine, render_table, write_json
 from jumpstream.bench.throughput import measure_throughput
 from jumpstream.bench.ttft import measure_ttft
@@ -77,6 +78,12 @@ def _measure_all(options: BenchOptions, output: LineBuffer, stderr: TextIO) -> d
     results.update(measure_decoder(plan, model_id))
     results["decoder_peak_kib_1k"] = decoder_peak_kib(1_000, model_id)
     results["decoder_peak_kib_100k"] = decoder_peak_kib(100_000, model_id)
+    _say(
+        stderr,
+        "measuring the upstream pool's work per request, the relay's and httpcore's "
+        f"({', '.join(map(str, POOL_SIZES))} idle connections)",
+    )
+    results.update(measure_pool(plan))
     _say(stderr, f"measuring cold starts ({plan.cold_starts} of each)")
     results.update(measure_cold_start(plan, output, model_id))
     return results

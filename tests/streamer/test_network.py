@@ -354,32 +354,3 @@ def test_a_tls_handshake_with_no_answer_times_out(authority: trustme.CA) -> None
                 run(lambda: client(port))
         finally:
             gate.set()
-
-
-# --- httpcore's pool on this backend ----------------------------------------------------------
-
-
-def answer_once_then_hang_up(connection: socket.socket) -> None:
-    """One keep-alive answer, then the server closes the idle connection (as load balancers
-    do after their idle timeout)."""
-    connection.settimeout(HANG_GUARD_SECONDS)
-    request = b""
-    while b"\r\n\r\n" not in request:
-        request += connection.recv(4096)
-    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-
-
-def test_the_pool_replaces_a_connection_closed_while_idle() -> None:
-    """The pool asks the stream whether an idle connection has something to read (the peer's
-    end): it then opens a new one instead of sending on a dead one."""
-
-    async def client(port: int) -> list[bytes]:
-        url = f"http://127.0.0.1:{port}/"
-        async with httpcore.AsyncConnectionPool(network_backend=AsyncioBackend()) as pool:
-            first = await pool.request("GET", url)
-            await anyio.sleep(0.2)  # idle, while the server hangs up
-            second = await pool.request("GET", url)
-        return [first.content, second.content]
-
-    with peer(answer_once_then_hang_up, answer_once_then_hang_up) as port:
-        assert run(lambda: client(port)) == [b"ok", b"ok"]
