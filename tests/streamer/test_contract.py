@@ -28,7 +28,12 @@ from streamer.contract import (
     Variable,
     function_environment,
 )
-from streamer.observability import MetricsContext, RequestRecord, request_metrics
+from streamer.observability import (
+    MetricsContext,
+    RequestRecord,
+    refused_connections_metrics,
+    request_metrics,
+)
 from streamer.settings import Settings, SettingsError, load_settings
 
 from jumpstream import client
@@ -67,6 +72,9 @@ READ = [
         True,
     ),
     (contract.TOKENIZER_URI, "s3://b/m/tokenizer.json", "tokenizer_uri", "s3://b/m/tokenizer.json"),
+    (contract.MAX_CONNECTIONS, "64", "max_connections", 64),
+    (contract.REQUEST_HEAD_TIMEOUT_SECONDS, "2.5", "request_head_timeout_seconds", 2.5),
+    (contract.REQUEST_BODY_TIMEOUT_SECONDS, "4", "request_body_timeout_seconds", 4.0),
     (
         contract.MODEL_MAX_TOTAL_TOKENS,
         "4096",
@@ -224,6 +232,12 @@ def test_the_function_writes_exactly_the_metrics_and_dimensions_the_contract_nam
         for directive in refused_document["_aws"]["CloudWatchMetrics"]
         for metric in directive["Metrics"]
     }
+    connections_document = refused_connections_metrics(3, context)
+    written |= {
+        metric["Name"]
+        for directive in connections_document["_aws"]["CloudWatchMetrics"]
+        for metric in directive["Metrics"]
+    }
     assert written == _constants(Metric)
     assert dimensions == _constants(Dimension)
     assert {d["Namespace"] for d in document["_aws"]["CloudWatchMetrics"]} == {"jumpstream"}
@@ -256,6 +270,7 @@ STATUSES = {
     "unauthorized": (401, 401, "invalid_request_error"),
     "rate_limited": (429, 429, "rate_limit_exceeded"),
     "quota_exceeded": (429, 429, "insufficient_quota"),
+    "request_timeout": (408, 408, "invalid_request_error"),
 }
 
 

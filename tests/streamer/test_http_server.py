@@ -10,7 +10,15 @@ import asyncio
 import socket
 from typing import Any
 
-from streamer.http_server import FLUSH_AT_BYTES, _GatheringTransport
+import pytest
+from streamer import http_server
+from streamer.http_server import (
+    FLUSH_AT_BYTES,
+    RESERVED_FILE_DESCRIPTORS,
+    ConnectionGate,
+    _GatheringTransport,
+    connection_limit,
+)
 
 from tests.serving import serving
 from tests.streamer.support import HANG_GUARD_SECONDS
@@ -132,3 +140,34 @@ async def _test_nothing_is_written_to_a_transport_that_is_closing() -> None:
     recorder.closed = True  # the connection was lost before the step ended
     await step_ends()
     assert recorder.writes == []
+
+
+# --- the gate: limits and the count of refusals -----------------------------------------------
+
+
+def test_the_connection_limit_leaves_four_file_descriptors_per_connection() -> None:
+    assert connection_limit(1024, None) == (1024 - RESERVED_FILE_DESCRIPTORS) // 4 == 240
+    assert connection_limit(1024, 100) == 100
+    assert connection_limit(1024, 10_000) == 240
+    assert connection_limit(10, None) == 1
+
+
+def test_refusals_are_reported_at_once_then_at_most_once_per_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    interval = 0.05
+    monkeypatch.setattr(http_server, "REFUSALS_REPORT_SECONDS", interval)
+    reports: list[int] = []
+
+    async def run() -> None:
+        gate = ConnectionGate(limit=1, head_timeout=1, body_timeout=1, on_refused=reports.append)
+        for _ in range(5):
+            gate.refuse()
+        assert reports == [1]  # the first at once, the others counted for the next line
+        await asyncio.sleep(5 * interval)
+        assert reports == [1, 4]  # one line for them; then a quiet interval ends the timer
+        gate.refuse()
+        assert reports == [1, 4, 1]  # after a quiet interval, at once again
+        assert gate.refused == 6
+
+    asyncio.run(run())

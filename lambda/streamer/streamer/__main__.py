@@ -10,8 +10,13 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .contract import SERVICE_NAME
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 __all__ = ["main"]
 
@@ -34,7 +39,12 @@ def main() -> int:
     import uvicorn
 
     from .app import create_app
-    from .http_server import SERVER_OPTIONS
+    from .http_server import (
+        ConnectionGate,
+        connection_limit,
+        gated_server_options,
+        raise_file_limit,
+    )
 
     try:
         app = create_app(settings)
@@ -50,6 +60,14 @@ def main() -> int:
         _say(f"cannot listen on {settings.host} port {settings.port}: {error.strerror or error}")
         return 2
 
+    file_limit = raise_file_limit()
+    limit = connection_limit(file_limit, settings.max_connections)
+    gate = ConnectionGate(
+        limit=limit,
+        head_timeout=settings.request_head_timeout_seconds,
+        body_timeout=settings.request_body_timeout_seconds,
+        on_refused=_refusals_reporter(settings),
+    )
     # uvicorn announces the address only for sockets it bound itself: say it here, with where
     # the answers come from, as the first line a person reads in the function's log.
     where = f"[{settings.host}]" if ":" in settings.host else settings.host
@@ -57,17 +75,44 @@ def main() -> int:
         f"listening on http://{where}:{settings.port}, relaying to SageMaker endpoint "
         f"{settings.endpoint_name} in {settings.region}"
     )
+    fewer = (
+        f": MAX_CONNECTIONS {settings.max_connections} is more than they allow"
+        if settings.max_connections is not None and limit < settings.max_connections
+        else ""
+    )
+    _say(f"serving at most {limit} connections at once ({file_limit} open files{fewer})")
     config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         server_header=False,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
-        **SERVER_OPTIONS,
+        **gated_server_options(gate),
     )
     server = uvicorn.Server(config)
     server.run(sockets=[listener])
     return 0 if server.started else 3  # 3: uvicorn's own status for a failed start
+
+
+def _refusals_reporter(settings: Settings) -> Callable[[int], None]:
+    """One log line, with the RefusedConnections metric, for connections refused past the
+    limit (the gate calls it at most every few seconds)."""
+    from .observability import MetricsContext, make_logger, refused_connections_metrics
+
+    logger = make_logger(settings.service_name)
+    metrics = MetricsContext(
+        namespace=settings.metrics_namespace,
+        environment=settings.environment_name,
+        model=settings.model_name,
+    )
+
+    def report(count: int) -> None:
+        logger.warning(
+            "connections refused: the relay serves as many as it may",
+            extra={"refused_connections": count, **refused_connections_metrics(count, metrics)},
+        )
+
+    return report
 
 
 def _listen(host: str, port: int) -> socket.socket:

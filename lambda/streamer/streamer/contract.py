@@ -212,6 +212,18 @@ AWS_LWA_READINESS_CHECK_PATH: Final[Variable[str]] = Variable(
 AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH: Final[Variable[str]] = Variable(
     "AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH", AFTER_RESTORE_PATH
 )
+#: The most client connections the relay serves at once; past it a connection's request is
+#: answered 503 (`overloaded`). Unset: as many as the process's file descriptors allow
+#: (http_server.py), which is also the most it may be set to.
+MAX_CONNECTIONS: Final[Variable[int | None]] = Variable("MAX_CONNECTIONS", None, 1_000_000)
+#: How long a client may take to send a request's head (from connecting, or from its first
+#: byte on a kept-alive connection), then its body; past either, 408 (`request_timeout`).
+REQUEST_HEAD_TIMEOUT_SECONDS: Final[Variable[float]] = Variable(
+    "REQUEST_HEAD_TIMEOUT_SECONDS", 10.0, float(LAMBDA_MAX_TIMEOUT_SECONDS)
+)
+REQUEST_BODY_TIMEOUT_SECONDS: Final[Variable[float]] = Variable(
+    "REQUEST_BODY_TIMEOUT_SECONDS", 30.0, float(LAMBDA_MAX_TIMEOUT_SECONDS)
+)
 
 
 def function_environment(
@@ -313,6 +325,9 @@ class Metric:
     ERRORS: Final = "Errors"
     #: Requests refused before any text for the caller's own reason (a 4xx).
     REFUSED: Final = "Refused"
+    #: Client connections refused past MAX_CONNECTIONS (http_server.py), written at most
+    #: once per few seconds, never per connection.
+    REFUSED_CONNECTIONS: Final = "RefusedConnections"
 
 
 class Dimension:
@@ -392,6 +407,9 @@ ERROR_KINDS: Final[Mapping[str, ErrorKind]] = MappingProxyType(
         "rate_limited": ErrorKind(429, 429, "rate_limit_exceeded", retry_after=60),
         # A key's token budget is spent: trying again helps only after the day or month ends.
         "quota_exceeded": ErrorKind(429, 429, "insufficient_quota"),
+        # A client took longer than REQUEST_HEAD_TIMEOUT_SECONDS or REQUEST_BODY_TIMEOUT_SECONDS
+        # to send its request.
+        "request_timeout": ErrorKind(408, 408, _INVALID),
     }
 )
 #: The kinds that say "not now" rather than "no": a client waiting for an answer tries again.

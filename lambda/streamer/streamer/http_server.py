@@ -15,18 +15,50 @@ Nothing waits longer for it: the step that wrote runs to its end first either wa
 loop runs one callback at a time). Flow control is unchanged: what is gathered reaches uvicorn's
 transport within a turn, and past `FLUSH_AT_BYTES` at once, so a full socket buffer still pauses
 uvicorn's writes and with them the relay's reads from SageMaker.
+
+Where no function URL fronts the relay (a container, Lambda Managed Instances, `jumpstream
+local` on a network), any client reaches uvicorn itself, and uvicorn 0.54 (pinned) bounds
+neither how long a request may take to arrive nor how many connections it holds: it has only a
+keep-alive timeout between requests, and `limit_concurrency`, which logs a warning per refused
+request and answers plain text. So a `ConnectionGate` adds, per connection:
+- a head timeout (REQUEST_HEAD_TIMEOUT_SECONDS) from connecting, or from the first byte of a
+  kept-alive connection's next request, to the end of the request's head; then a body timeout
+  (REQUEST_BODY_TIMEOUT_SECONDS) to the end of its body. Past either: the relay's JSON 408
+  (`request_timeout`), and the connection is closed;
+- a connection limit (MAX_CONNECTIONS, at most what the file descriptors allow:
+  `connection_limit`): a connection past it has its request answered with the relay's JSON 503
+  (`overloaded`, Retry-After) and is closed, with no log line of its own; past twice the limit
+  a connection is dropped as soon as it is accepted. Either way it is counted, and the count
+  reaches the log (with its metric, RefusedConnections) at once for the first and then at
+  most once every `REFUSALS_REPORT_SECONDS`: a flood of connections costs a line every few
+  seconds, never a line (or a traceback) per connection.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
+from http import HTTPStatus
 from types import MappingProxyType
 from typing import Any, Final
 
+import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-__all__ = ["FLUSH_AT_BYTES", "SERVER_OPTIONS", "GatheringH11Protocol"]
+from .errors import ApiError, error_payload, error_response, render_json
+
+__all__ = [
+    "FLUSH_AT_BYTES",
+    "REFUSALS_REPORT_SECONDS",
+    "RESERVED_FILE_DESCRIPTORS",
+    "SERVER_OPTIONS",
+    "ConnectionGate",
+    "GatheringH11Protocol",
+    "connection_limit",
+    "gated_server_options",
+    "raise_file_limit",
+]
 
 #: Gathered bytes past which they go to the transport at once: asyncio's own write high-water
 #: mark, so that flow control sees them when it would have.
@@ -126,12 +158,186 @@ class _GatheringTransport(asyncio.Transport):
         return self._transport.get_write_buffer_limits()
 
 
+#: File descriptors kept for what the process opens besides connections (its log pipes, the
+#: event loop's, a tokenizer file, a DynamoDB connection).
+RESERVED_FILE_DESCRIPTORS: Final = 64
+#: The shortest time between two log lines counting refused connections.
+REFUSALS_REPORT_SECONDS: Final = 10.0
+
+
+def raise_file_limit() -> int:
+    """Raise the soft limit on open files to the hard one where the OS allows; the soft limit
+    in force. (Lambda's is 1,024 for both; a container's soft limit is often below its hard.)"""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not a Unix
+        return 1024
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return 1_000_000 if soft == resource.RLIM_INFINITY else soft
+
+
+def connection_limit(file_limit: int, wanted: int | None) -> int:
+    """The most client connections to serve at once with `file_limit` open files: `wanted`,
+    or fewer if the files would not suffice.
+
+    A connection served takes two descriptors (the client's, and the connection to SageMaker
+    its stream holds; idle ones to SageMaker are never more than the streams that ran at
+    once), one being refused takes one (up to as many again as the limit), and one accepted
+    in a burst before it is seen takes one (the listen backlog is the limit): four per
+    connection, besides the reserved ones. Below that asyncio never meets EMFILE on accept,
+    which it logs with a traceback per attempt.
+    """
+    most = max(1, (file_limit - RESERVED_FILE_DESCRIPTORS) // 4)
+    return most if wanted is None else min(wanted, most)
+
+
+class ConnectionGate:
+    """The server's limits, which every connection consults, and the refusals it counted."""
+
+    def __init__(
+        self,
+        *,
+        limit: int,
+        head_timeout: float,
+        body_timeout: float,
+        on_refused: Callable[[int], None] | None = None,
+    ) -> None:
+        """`on_refused(count)` reports connections refused since its last call (at once for
+        the first, then at most every REFUSALS_REPORT_SECONDS)."""
+        self.limit = limit
+        #: Past this many open connections a new one is dropped at once, without an answer.
+        self.drop_limit = 2 * limit
+        self.head_timeout = head_timeout
+        self.body_timeout = body_timeout
+        #: Connections refused since the server started.
+        self.refused = 0
+        self._unreported = 0
+        self._on_refused = on_refused
+        self._report_timer: asyncio.TimerHandle | None = None
+        overloaded = error_response(
+            ApiError(
+                kind="overloaded",
+                message="The relay is serving as many connections as it may; try again shortly.",
+            )
+        )
+        overloaded.headers["connection"] = "close"
+        #: The ASGI app that answers a request on a connection past the limit.
+        self.overloaded_app: Any = overloaded
+        #: The whole HTTP response to a request that did not arrive in time.
+        self.timeout_response = _raw_response(
+            ApiError(
+                kind="request_timeout",
+                message="The request did not arrive in time; send it again, whole.",
+            )
+        )
+
+    def refuse(self) -> None:
+        """Count one refused connection."""
+        self.refused += 1
+        self._unreported += 1
+        if self._report_timer is None:
+            self._report()
+
+    def _report(self) -> None:
+        count, self._unreported = self._unreported, 0
+        if count == 0:
+            self._report_timer = None
+            return
+        if self._on_refused is not None:
+            self._on_refused(count)
+        loop = asyncio.get_running_loop()
+        self._report_timer = loop.call_later(REFUSALS_REPORT_SECONDS, self._report)
+
+
+def _raw_response(error: ApiError) -> bytes:
+    """`error` as a whole HTTP/1.1 response that closes the connection, written as is: h11
+    cannot answer a request whose head never arrived."""
+    body = render_json(error_payload(error.message, error.kind))
+    head = [
+        f"HTTP/1.1 {error.status} {HTTPStatus(error.status).phrase}",
+        "content-type: application/json",
+        f"content-length: {len(body)}",
+        "connection: close",
+        *(f"{name.lower()}: {value}" for name, value in error.headers().items()),
+    ]
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+
+
 class GatheringH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, writing through a `_GatheringTransport`."""
+    """uvicorn's h11 protocol, writing through a `_GatheringTransport`, and with a gate: its
+    connection limit and its head and body timeouts."""
+
+    def __init__(self, *args: Any, gate: ConnectionGate | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._gate = gate
+        self._deadline: asyncio.TimerHandle | None = None
+        #: What the running deadline waits for: the client's h11 state it must leave.
+        self._awaiting: object = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
         assert isinstance(transport, asyncio.Transport)
         super().connection_made(_GatheringTransport(transport))
+        gate = self._gate
+        if gate is None:
+            return
+        open_connections = len(self.connections)  # this one included
+        if open_connections > gate.drop_limit:
+            gate.refuse()
+            self.transport.abort()
+            return
+        if open_connections > gate.limit:
+            gate.refuse()
+            self.app = gate.overloaded_app
+        self._await(h11.IDLE, gate.head_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        gate = self._gate
+        if gate is None:
+            return
+        state = self.conn.their_state
+        if state is h11.IDLE:  # a head has begun (a kept-alive connection's next request)
+            if self._awaiting is not h11.IDLE:
+                self._await(h11.IDLE, gate.head_timeout)
+        elif state is h11.SEND_BODY:
+            if self._awaiting is not h11.SEND_BODY:
+                self._await(h11.SEND_BODY, gate.body_timeout)
+        elif self._deadline is not None:
+            self._stop_waiting()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._deadline is not None:
+            self._stop_waiting()
+        super().connection_lost(exc)
+
+    def _await(self, state: object, seconds: float) -> None:
+        """The client must have left `state` (sent the head, or the body) within `seconds`."""
+        if self._deadline is not None:
+            self._deadline.cancel()
+        self._awaiting = state
+        self._deadline = self.loop.call_later(seconds, self._too_late)
+
+    def _stop_waiting(self) -> None:
+        assert self._deadline is not None
+        self._deadline.cancel()
+        self._deadline = None
+        self._awaiting = None
+
+    def _too_late(self) -> None:
+        self._deadline = None
+        self._awaiting = None
+        gate = self._gate
+        if gate is None or self.transport.is_closing():
+            return
+        if self.conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):  # nothing answered yet
+            self.transport.write(gate.timeout_response)
+        self.transport.close()
 
 
 #: How uvicorn serves the relay (``__main__``, and the tests that run it over a socket): this
@@ -145,3 +351,14 @@ SERVER_OPTIONS: Final[Mapping[str, Any]] = MappingProxyType(
         "access_log": False,
     }
 )
+
+
+def gated_server_options(gate: ConnectionGate) -> dict[str, Any]:
+    """SERVER_OPTIONS with `gate`'s limits (``__main__``): the protocol consults it, and the
+    listen backlog is the connection limit (uvicorn's default, 2,048, would let a burst take
+    that many file descriptors before one connection was seen)."""
+    return {
+        **SERVER_OPTIONS,
+        "http": functools.partial(GatheringH11Protocol, gate=gate),
+        "backlog": min(gate.limit, 2048),
+    }

@@ -47,6 +47,7 @@ __all__ = [
     "RequestRecord",
     "current_record",
     "make_logger",
+    "refused_connections_metrics",
     "request_metrics",
 ]
 
@@ -197,6 +198,14 @@ def request_metrics(record: RequestRecord, context: MetricsContext) -> dict[str,
         document["_aws"]["CloudWatchMetrics"] += extra.pop("_aws")["CloudWatchMetrics"]
         document.update(extra)
     return document
+
+
+def refused_connections_metrics(count: int, context: MetricsContext) -> dict[str, Any]:
+    """The embedded-metric-format fields for `count` client connections refused past the
+    connection limit (http_server.py writes them on a line of their own, a few seconds apart)."""
+    figures = _metrics(context)
+    figures.add_metric(Metric.REFUSED_CONNECTIONS, MetricUnit.Count, count)
+    return figures.serialize_metric_set()
 
 
 def _error_metrics(

@@ -70,6 +70,11 @@ class Settings:
     #: With SnapStart: the Web Adapter posts to AFTER_RESTORE_PATH after a restore (and refuses
     #: callers who ask for it); without, the path is not served at all.
     snapstart_hook: bool = False
+    #: The server's limits (http_server.py): None is as many connections as the process's
+    #: file descriptors allow.
+    max_connections: int | None = None
+    request_head_timeout_seconds: float = contract.REQUEST_HEAD_TIMEOUT_SECONDS.default
+    request_body_timeout_seconds: float = contract.REQUEST_BODY_TIMEOUT_SECONDS.default
 
     @property
     def model_name(self) -> str:
@@ -107,6 +112,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         key_tokens_per_month=_limit(environ, contract.KEY_TOKENS_PER_MONTH),
         tokenizer_uri=_tokenizer_uri(environ),
         snapstart_hook=_snapstart_hook(environ),
+        max_connections=_limit(environ, contract.MAX_CONNECTIONS),
+        request_head_timeout_seconds=_seconds(environ, contract.REQUEST_HEAD_TIMEOUT_SECONDS),
+        request_body_timeout_seconds=_seconds(environ, contract.REQUEST_BODY_TIMEOUT_SECONDS),
     )
 
 
