@@ -59,6 +59,9 @@ class Plan:
     cpu_requests: int
     #: Requests whose CPU the upstream pool measurement averages (pool.py).
     pool_requests: int
+    #: The capacity steps (paced streams at once, capacity.py) and each answer's length.
+    capacity_steps: tuple[int, ...]
+    capacity_answer_tokens: int
 
 
 FULL: Final = Plan(
@@ -75,6 +78,8 @@ FULL: Final = Plan(
     cpu_answer_tokens=2000,
     cpu_requests=500,
     pool_requests=200,
+    capacity_steps=(64, 128, 256, 512, 1024),
+    capacity_answer_tokens=200,
 )
 QUICK: Final = Plan(
     ttft_pairs=10,
@@ -90,6 +95,8 @@ QUICK: Final = Plan(
     cpu_answer_tokens=2000,
     cpu_requests=200,
     pool_requests=50,
+    capacity_steps=(16, 32),
+    capacity_answer_tokens=25,
 )
 
 

@@ -39,6 +39,8 @@ KEYS: Final = (
     "rss_ready_mib",
     "concurrent_streams",
     "concurrent_p99_added_gap_ms",
+    "concurrent_streams_max",
+    "relay_cpu_us_per_paced_token",
     "pool_calls_per_request_16",
     "pool_calls_per_request_128",
     "pool_calls_per_request_512",
@@ -59,6 +61,8 @@ TARGETS: Final = {
     "cold_start_ratio": ("<=", 0.6),
     "rss_ready_mib": ("<=", 60.0),
     "concurrent_p99_added_gap_ms": ("<=", 10.0),
+    "concurrent_streams_max": (">=", 512),
+    "relay_cpu_us_per_paced_token": ("<=", 60.0),
 }
 _NAME_WIDTH: Final = 30
 _VALUE_WIDTH: Final = 12

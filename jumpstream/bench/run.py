@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 from streamer import contract
 
+from jumpstream.bench.capacity import measure_capacity
 from jumpstream.bench.cold_start import measure_cold_start
 from jumpstream.bench.concurrency import measure_concurrency
 from jumpstream.bench.cpu import measure_cpu
@@ -60,6 +61,9 @@ def _measure_all(options: BenchOptions, output: LineBuffer, stderr: TextIO) -> d
         results.update(measure_ttft(stack, plan))
         _say(stderr, f"measuring {plan.concurrent_streams} concurrent paced streams")
         results.update(measure_concurrency(stack, plan))
+        steps = ", ".join(map(str, plan.capacity_steps))
+        _say(stderr, f"measuring how many paced streams one relay holds (steps of {steps})")
+        results.update(measure_capacity(stack, plan))
     unpaced = _stack_config(model_id, tokens_per_second=0, first_token_delay=0)
     with start_stack(unpaced, sink=output) as stack:
         _say(stderr, f"measuring throughput ({plan.throughput_tokens} tokens, unpaced)")

@@ -1,0 +1,145 @@
+"""Capacity (``concurrent_streams_max``, ``relay_cpu_us_per_paced_token``): how many paced streams
+one relay process holds, and what a paced token costs it.
+
+Method: steps of N streams started at once, N doubling from the plan's first step; every stream
+asks for the same answer, paced by the emulator at 25 tokens/s as a model writes. A step holds
+when no stream failed or read another text, the p99 time to first token is at most
+``TTFT_P99_LIMIT_MS`` and the p99 gap between two pieces of one answer is at most the pace plus
+``GAP_P99_LIMIT_MS``. ``concurrent_streams_max`` is the largest step that held (0 if none did);
+the steps stop at the first that did not. Wall time by nature: the emulator, the relay and
+this client share the machine's cores, so a busy machine lowers the figure. The client is h11
+over asyncio streams, one connection per stream, so its own cost stays small (an HTTP client
+with a pool, httpx's, would pay per request for every connection it holds).
+
+``relay_cpu_us_per_paced_token``: the relay process's CPU time (``/proc``, every thread) over
+the first step, divided by the tokens relayed in it: each token arrives on its own, as from a
+model, and its share of its request's own cost (1/``capacity_answer_tokens``) is included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Final
+from urllib.parse import urlsplit
+
+import h11
+
+from jumpstream.ask import request_body
+from jumpstream.bench.clients import boto3_client, max_new_tokens_for, prompt, read_direct
+from jumpstream.bench.plan import PACE_TOKENS_PER_SECOND, REQUEST_TIMEOUT_SECONDS, Plan
+from jumpstream.bench.proc import process_cpu_seconds
+from jumpstream.bench.stats import percentile
+from jumpstream.local import LocalStack
+
+__all__ = ["GAP_P99_LIMIT_MS", "TTFT_P99_LIMIT_MS", "Step", "measure_capacity"]
+
+#: What a step must meet to count as held (the issue's limits).
+TTFT_P99_LIMIT_MS: Final = 1000.0
+GAP_P99_LIMIT_MS: Final = 40.0
+_READ_BYTES: Final = 64 * 1024
+
+
+@dataclass(slots=True)
+class Step:
+    """What one step of ``streams`` streams at once measured."""
+
+    streams: int
+    ttft_ms: list[float] = field(default_factory=list)
+    gaps_ms: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    cpu_seconds: float = math.nan
+    tokens: int = 0
+
+    @property
+    def held(self) -> bool:
+        pace_ms = 1000 / PACE_TOKENS_PER_SECOND
+        return (
+            not self.failures
+            and len(self.ttft_ms) == self.streams
+            and percentile(self.ttft_ms, 0.99) <= TTFT_P99_LIMIT_MS
+            and percentile(self.gaps_ms, 0.99) <= pace_ms + GAP_P99_LIMIT_MS
+        )
+
+
+async def _stream(host: str, port: int, body: bytes, expected: str, step: Step) -> None:
+    started = time.perf_counter()
+    reader, writer = await asyncio.open_connection(host, port)
+    connection = h11.Connection(h11.CLIENT)
+    request = h11.Request(
+        method="POST",
+        target="/",
+        headers=[
+            ("Host", f"{host}:{port}"),
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+        ],
+    )
+    writer.write(connection.send(request) + connection.send(h11.Data(data=body)))
+    writer.write(connection.send(h11.EndOfMessage()))
+    arrivals: list[float] = []
+    chunks: list[bytes] = []
+    try:
+        while True:
+            event = connection.next_event()
+            if event is h11.NEED_DATA:
+                data = await reader.read(_READ_BYTES)
+                connection.receive_data(data)
+                continue
+            if isinstance(event, h11.Response) and event.status_code != 200:
+                step.failures.append(f"status {event.status_code}")
+                return
+            if isinstance(event, h11.Data):
+                arrivals.append(time.perf_counter())
+                chunks.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+                break
+    except (OSError, h11.ProtocolError) as error:
+        step.failures.append(repr(error))
+        return
+    finally:
+        writer.close()
+    if b"".join(chunks).decode("utf-8") != expected:
+        step.failures.append("a text differed")
+        return
+    step.ttft_ms.append((arrivals[0] - started) * 1000)
+    step.gaps_ms.extend((b - a) * 1000 for a, b in itertools.pairwise(arrivals))
+
+
+async def _run_step(relay_url: str, body: bytes, expected: str, step: Step) -> None:
+    parts = urlsplit(relay_url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    async with asyncio.timeout(REQUEST_TIMEOUT_SECONDS):
+        await asyncio.gather(
+            *(_stream(host, port, body, expected, step) for _ in range(step.streams))
+        )
+
+
+def measure_capacity(stack: LocalStack, plan: Plan) -> dict[str, float]:
+    """Steps of paced streams at once until one does not hold; the largest that held."""
+    tokens = plan.capacity_answer_tokens
+    text = prompt(tokens, "capacity")
+    limit = max_new_tokens_for(tokens)
+    reading = read_direct(boto3_client(stack.emulator_url), text, limit)
+    body = request_body(text, max_new_tokens=limit)
+    held = 0
+    cpu_per_token = math.nan
+    for streams in plan.capacity_steps:
+        step = Step(streams=streams)
+        before = process_cpu_seconds(stack.relay.pid)
+        asyncio.run(_run_step(stack.relay_url, body, reading.text, step))
+        after = process_cpu_seconds(stack.relay.pid)
+        if math.isnan(cpu_per_token) and before is not None and after is not None:
+            relayed = reading.tokens * len(step.ttft_ms)
+            if relayed:
+                cpu_per_token = (after - before) / relayed * 1e6
+        if not step.held:
+            break
+        held = streams
+    return {
+        "concurrent_streams_max": held,
+        "relay_cpu_us_per_paced_token": cpu_per_token,
+    }
