@@ -6,9 +6,10 @@ SageMaker cuts TGI's server-sent-events stream into ``PayloadPart``s at arbitrar
 positions: a part may hold several events, a fraction of one, or half of a multi-byte UTF-8
 character. So the work happens in three layers, each fed only complete units by the one before:
 
-1. ``_LineSplitter`` finds line ends (``\\n``, ``\\r\\n`` or a lone ``\\r``, as SSE allows) in the
-   *new* bytes only and keeps just the unfinished line, so memory is bounded by the longest line
-   and never by the length of the answer, and no byte is scanned twice.
+1. ``LineSplitter`` (stream_lines.py, shared by every engine's decoder) finds line ends (``\\n``,
+   ``\\r\\n`` or a lone ``\\r``, as SSE allows) in the *new* bytes only and keeps just the
+   unfinished line, so memory is bounded by the longest line and never by the length of the
+   answer, and no byte is scanned twice.
 2. ``StreamDecoder._handle_line`` decodes one complete line as UTF-8 (never a part, which may end
    mid-character) and applies the WHATWG SSE field rules: comments (TGI's ``:`` keep-alive) and
    fields other than ``data`` are ignored, ``data`` values accumulate until an empty line.
@@ -23,21 +24,25 @@ does not depend on where the parts were cut.
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
+from .stream_lines import (
+    BOM,
+    DATA_FIELD,
+    DEFAULT_MAX_LINE_BYTES,
+    DONE_MARKER,
+    GenerationEnd,
+    LineSplitter,
+    StreamProtocolError,
+    Token,
+    careful_loads,
+    fast_loads,
+    new_token,
+    optional_int,
+    optional_str,
+    preview,
+)
 from .tgi_errors import ErrorShapeError, TgiError, parse_error
-
-try:
-    # A compiled parser, 3-4 times the standard library's speed on TGI's events. The asset
-    # bundles its wheel; a bundle made for another Python than the one running it cannot load
-    # it, and then the standard library does the same work, slower.
-    from orjson import loads as _fast_loads
-except ImportError:  # pragma: no cover - depends on the interpreter
-    _fast_loads = json.loads
 
 __all__ = [
     "Event",
@@ -48,177 +53,9 @@ __all__ = [
     "Token",
 ]
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Token:
-    """One generated token, as TGI streamed it.
-
-    ``text`` may be ``""`` because TGI holds back a token that ends in an incomplete UTF-8
-    character and sends the whole character with a later token. ``special`` tokens (``</s>``,
-    ``<|endoftext|>``) are control markers that must never be shown to a user; the decoder keeps
-    them as events so the caller can count them and decide.
-    """
-
-    text: str
-    special: bool
-    id: int | None = None
-    index: int | None = None  # TGI >= 1.4 sends it; older streams don't.
-
-
-_new_object = object.__new__
-_set_text = Token.text.__set__  # type: ignore[attr-defined]
-_set_special = Token.special.__set__  # type: ignore[attr-defined]
-_set_id = Token.id.__set__  # type: ignore[attr-defined]
-_set_index = Token.index.__set__  # type: ignore[attr-defined]
-
-
-def _new_token(text: str, special: bool, token_id: int | None, index: int | None) -> Token:
-    """`Token(...)` for the hot path: the same frozen object at a third of the cost.
-
-    A frozen dataclass's `__init__` sets each field through `object.__setattr__` (~1.2 us for
-    four fields, a quarter of the decoder's time per event); the slots' own descriptors do the
-    same work directly.
-    """
-    token = _new_object(Token)
-    _set_text(token, text)
-    _set_special(token, special)
-    _set_id(token, token_id)
-    _set_index(token, index)
-    return token
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GenerationEnd:
-    """TGI's final event: emitted right after the ``Token`` that the same JSON object carries.
-
-    ``finish_reason``, ``generated_tokens`` and ``input_length`` (the prompt's tokens, TGI 2.3
-    and later) come from ``details``, which TGI only fills when the request set
-    ``parameters.details``; otherwise they are ``None``.
-    """
-
-    generated_text: str
-    finish_reason: str | None
-    generated_tokens: int | None
-    input_length: int | None = None
-
-
 Event: TypeAlias = Token | GenerationEnd | TgiError
 
-
-class StreamProtocolError(ValueError):
-    """The upstream sent something that is not a TGI stream (bad JSON, unknown shape, a line
-    longer than max_line_bytes, invalid UTF-8 in a line)."""
-
-
-_LINE_END: Final = re.compile(rb"\r\n?|\n")
-_CR: Final = 0x0D
-_CR_BYTE: Final = b"\r"
-_DATA_FIELD: Final = b"data:"
-_LF: Final = 0x0A
-_BOM: Final = b"\xef\xbb\xbf"
-_DONE_MARKER: Final = b"[DONE]"
-_PREVIEW_CHARS: Final = 120
-
-
-def _preview(payload: bytes) -> str:
-    """Quote the start of a bad payload for the error message, without logging megabytes."""
-    text = payload[: 4 * _PREVIEW_CHARS].decode("utf-8", "replace")
-    if len(text) > _PREVIEW_CHARS:
-        return repr(text[:_PREVIEW_CHARS]) + "..."
-    return repr(text)
-
-
-class _LineSplitter:
-    """Split bytes into lines at ``\\n``, ``\\r\\n`` or a lone ``\\r``, holding the unfinished one.
-
-    A ``\\r`` at the very end of a chunk ends its line at once, and a ``\\n`` that starts the
-    next chunk is then skipped, so a ``\\r\\n`` cut in two still counts as one line end. This
-    gives the same lines as httpx-sse, which holds the ``\\r`` back until the next byte, but
-    without delaying a complete line (or an event's closing blank line) until more bytes come.
-    """
-
-    __slots__ = ("_buffer", "_max_line_bytes", "_skip_lf")
-
-    def __init__(self, max_line_bytes: int) -> None:
-        self._buffer = bytearray()
-        self._max_line_bytes = max_line_bytes
-        self._skip_lf = False
-
-    @property
-    def buffered_bytes(self) -> int:
-        return len(self._buffer)
-
-    def split(self, data: bytes) -> tuple[list[bytes], bytes] | None:
-        """The usual case, TGI's, fast: the complete lines of ``data`` and its unfinished tail,
-        for `keep`; or None when ``data`` needs `feed` (a CR in it or pending, or so many bytes
-        that a line could pass the limit).
-
-        Only ``\\n`` ends lines here, so ``bytes.split`` finds them all, and no line can be
-        longer than the buffer and ``data`` together, which the limit was checked against.
-        """
-        if (
-            self._skip_lf
-            or _CR_BYTE in data
-            or len(self._buffer) + len(data) > self._max_line_bytes
-        ):
-            return None
-        lines = data.split(b"\n")
-        tail = lines.pop()
-        if lines and self._buffer:
-            self._buffer += lines[0]
-            lines[0] = bytes(self._buffer)
-            self._buffer.clear()
-        return lines, tail
-
-    def keep(self, tail: bytes) -> None:
-        """Hold the unfinished line `split` returned (within the limit, as `split` checked)."""
-        if tail:
-            self._buffer += tail
-
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        """Yield each line that ``data`` completes, without its line end."""
-        return self._feed_any(data)
-
-    def _feed_any(self, data: bytes) -> Iterator[bytes]:
-        """Any mix of ``\\n``, ``\\r\\n`` and lone ``\\r``, a ``\\r\\n`` possibly cut in two."""
-        start = 0
-        if self._skip_lf and data:
-            self._skip_lf = False
-            if data[0] == _LF:
-                start = 1
-        for match in _LINE_END.finditer(data, start):
-            end = match.start()
-            self._check_length(len(self._buffer) + end - start)
-            if self._buffer:
-                self._buffer += data[start:end]
-                line = bytes(self._buffer)
-                self._buffer.clear()
-            else:
-                line = data[start:end]
-            start = match.end()
-            if start == len(data) and data[end] == _CR and end + 1 == start:
-                self._skip_lf = True
-            yield line
-        if start < len(data):
-            # Check before copying, so an endless line costs at most max_line_bytes of memory.
-            self._check_length(len(self._buffer) + len(data) - start)
-            self._buffer += data[start:]
-
-    def flush(self) -> bytes | None:
-        """Return the last line if the input ended without a line end (else ``None``)."""
-        self._skip_lf = False
-        if not self._buffer:
-            return None
-        line = bytes(self._buffer)
-        self._buffer.clear()
-        return line
-
-    def _check_length(self, length: int) -> None:
-        if length > self._max_line_bytes:
-            raise StreamProtocolError(
-                f"a line is longer than max_line_bytes={self._max_line_bytes}: "
-                "not a TGI token stream"
-            )
+_STREAM_NAME: Final = "a TGI token stream"
 
 
 class StreamDecoder:
@@ -242,11 +79,11 @@ class StreamDecoder:
         "_max_line_bytes",
     )
 
-    def __init__(self, *, max_line_bytes: int = 4 * 1024 * 1024) -> None:
+    def __init__(self, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
         if max_line_bytes < 1:
             raise ValueError(f"max_line_bytes must be positive, got {max_line_bytes}")
         self._max_line_bytes = max_line_bytes
-        self._lines = _LineSplitter(max_line_bytes)
+        self._lines = LineSplitter(max_line_bytes, stream_name=_STREAM_NAME)
         self._data: list[bytes] = []  # the pending event's data values
         self._data_bytes = 0  # bytes of the lines that carried them
         self._first_line = True
@@ -345,7 +182,7 @@ class StreamDecoder:
         The hot path: a `data:` line's value is kept as bytes and validated as UTF-8 when its
         event is parsed (the JSON parser reads bytes); any other line is decoded here.
         """
-        if line.startswith(_DATA_FIELD) and not self._first_line:
+        if line.startswith(DATA_FIELD) and not self._first_line:
             value = line[6:] if line[5:6] == b" " else line[5:]
             self._add_data(len(line), value)
             return
@@ -355,8 +192,8 @@ class StreamDecoder:
         if self._first_line:
             # SSE ignores one byte order mark at the start of the stream.
             self._first_line = False
-            if line.startswith(_BOM):
-                line = line[len(_BOM) :]
+            if line.startswith(BOM):
+                line = line[len(BOM) :]
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -391,7 +228,7 @@ class StreamDecoder:
         self._data.clear()
         self._data_bytes = 0
         try:
-            obj = _fast_loads(payload)
+            obj = fast_loads(payload)
         except (ValueError, RecursionError):
             obj = None
         if type(obj) is dict and obj.get("error") is None:
@@ -410,7 +247,7 @@ class StreamDecoder:
                     and (index is None or type(index) is int)
                     and obj.get("generated_text") is None
                 ):
-                    events.append(_new_token(text, special, token_id, index))
+                    events.append(new_token(text, special, token_id, index))
                     return
         decoded = _payload_events(payload)
         # A GenerationEnd or a TgiError is always an event's last.
@@ -421,14 +258,14 @@ class StreamDecoder:
 
 def _payload_events(payload: bytes) -> list[Event]:
     """Map one event's data to events: all of them, or a StreamProtocolError."""
-    if payload in (b"", _DONE_MARKER):
+    if payload in (b"", DONE_MARKER):
         return []  # an empty event, or the OpenAI-style end marker
     try:
-        obj = _fast_loads(payload)
+        obj = fast_loads(payload)
     except (ValueError, RecursionError):
-        obj = _careful_loads(payload)
+        obj = careful_loads(payload)
     if not isinstance(obj, dict):
-        raise StreamProtocolError(f"event data is not a JSON object: {_preview(payload)}")
+        raise StreamProtocolError(f"event data is not a JSON object: {preview(payload)}")
     # An error wins over anything else in the object: losing it would make a failed answer
     # look complete.
     if obj.get("error") is not None:
@@ -437,23 +274,8 @@ def _payload_events(payload: bytes) -> list[Event]:
         return _token_events(obj)
     raise StreamProtocolError(
         f"event has neither 'token' nor 'error', not a TGI generate_stream event "
-        f"(keys {sorted(obj)}): {_preview(payload)}"
+        f"(keys {sorted(obj)}): {preview(payload)}"
     )
-
-
-def _careful_loads(payload: bytes) -> Any:
-    """The standard library's parser, where the fast one refused the payload: it takes what
-    orjson does not (a lone surrogate escape, NaN, huge integers), and names what is wrong."""
-    try:
-        text = payload.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise StreamProtocolError(
-            f"a line is not valid UTF-8 ({exc.reason} at byte {exc.start} of its data)"
-        ) from exc
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise StreamProtocolError(f"event data is not JSON ({exc}): {_preview(payload)}") from exc
 
 
 def _token_events(obj: dict[str, Any]) -> list[Event]:
@@ -471,8 +293,8 @@ def _token_events(obj: dict[str, Any]) -> list[Event]:
         Token(
             text=text,
             special=special,
-            id=_optional_int(token, "id", "token.id"),
-            index=_optional_int(obj, "index", "index"),
+            id=optional_int(token, "id", "token.id"),
+            index=optional_int(obj, "index", "index"),
         )
     ]
     generated_text = obj.get("generated_text")
@@ -486,9 +308,9 @@ def _token_events(obj: dict[str, Any]) -> list[Event]:
         generated_tokens = None
         input_length = None
     elif isinstance(details, dict):
-        finish_reason = _optional_str(details, "finish_reason", "details.finish_reason")
-        generated_tokens = _optional_int(details, "generated_tokens", "details.generated_tokens")
-        input_length = _optional_int(details, "input_length", "details.input_length")
+        finish_reason = optional_str(details, "finish_reason", "details.finish_reason")
+        generated_tokens = optional_int(details, "generated_tokens", "details.generated_tokens")
+        input_length = optional_int(details, "input_length", "details.input_length")
     else:
         raise StreamProtocolError(f"details is not an object: {details!r}")
     events.append(
@@ -507,18 +329,3 @@ def _tgi_error(obj: dict[str, Any]) -> TgiError:
         return parse_error(obj)
     except ErrorShapeError as exc:
         raise StreamProtocolError(str(exc)) from None
-
-
-def _optional_int(obj: dict[str, Any], key: str, name: str) -> int | None:
-    value = obj.get(key)
-    # bool is an int subclass in Python, but JSON true is not a number.
-    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
-        return value
-    raise StreamProtocolError(f"{name} is not an integer: {value!r}")
-
-
-def _optional_str(obj: dict[str, Any], key: str, name: str) -> str | None:
-    value = obj.get(key)
-    if value is None or isinstance(value, str):
-        return value
-    raise StreamProtocolError(f"{name} is not a string: {value!r}")

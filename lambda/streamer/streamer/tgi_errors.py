@@ -9,19 +9,27 @@ The object is `{"error": "...", "error_type": "..."}` (TGI-native) or, since TGI
 `{"error": {"message": "...", "http_status_code": N}}` without a type. TGI's own status per type
 (router/src/server.rs) gives the type back: generation 424, overloaded 429, validation (and the
 template and tool errors, which also describe the request) 422; 500 is ambiguous and stays
-unknown. Whichever way it came, the caller gets the same answer for the same meaning:
-a validation error is the caller's 422 with TGI's reason (it says what to fix), an overloaded
-model a 503 to retry, anything else a 502 whose reason stays in the log when it may hold a
-server's internals.
+unknown. Whichever way it came, the caller gets the same answer for the same meaning
+(model_errors.py): a validation error is the caller's 422 with TGI's reason, an overloaded model
+a 503 to retry, anything else a 502 whose reason stays in the log.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Final
 
 from .errors import UpstreamError
+from .model_errors import (
+    ErrorShapeError,
+    failed_before_answering,
+    failed_while_generating,
+    json_object,
+    one_line,
+    overloaded,
+    rejected,
+    status_code,
+)
 
 __all__ = [
     "ERROR_TYPE_BY_STATUS",
@@ -37,8 +45,6 @@ ERROR_TYPE_BY_STATUS: Final[dict[int, str]] = {
     424: "generation",
     429: "overloaded",
 }
-# A reason quoted from the model is cut to this many characters.
-_SHOWN_REASON_CHARS: Final = 500
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,10 +56,6 @@ class TgiError:
 
     message: str
     error_type: str | None  # validation, overloaded, generation, ... or None when unknown
-
-
-class ErrorShapeError(ValueError):
-    """An object with `error` that is not one of TGI's error shapes."""
 
 
 def parse_error(obj: dict[str, Any]) -> TgiError:
@@ -69,7 +71,7 @@ def parse_error(obj: dict[str, Any]) -> TgiError:
         if not isinstance(message, str):
             raise ErrorShapeError(f"error.message is not a string: {message!r}")
         status = error.get("http_status_code")
-        if status is not None and (not isinstance(status, int) or isinstance(status, bool)):
+        if status is not None and status_code(status) is None:
             raise ErrorShapeError(f"error.http_status_code is not an integer: {status!r}")
         error_type = None if status is None else ERROR_TYPE_BY_STATUS.get(status)
         return TgiError(message=message, error_type=error_type)
@@ -80,15 +82,11 @@ def error_in_stream(error: TgiError) -> UpstreamError:
     """An error TGI put in the stream, as the caller should get it."""
     detail = f"{error.error_type}: {error.message}"
     if error.error_type == "validation":
-        return _rejected(error.message, detail)
+        return rejected(error.message, detail)
     if error.error_type == "overloaded":
-        return _overloaded(detail)
+        return overloaded(detail)
     shown_type = error.error_type if (error.error_type or "").isidentifier() else "unknown"
-    return UpstreamError(
-        kind="model_error",
-        message=f"The model failed while generating the answer ({shown_type} error).",
-        detail=detail,
-    )
+    return failed_while_generating(f"{shown_type} error", detail)
 
 
 def model_error(*, status: object, original: object, detail: str) -> UpstreamError:
@@ -98,40 +96,20 @@ def model_error(*, status: object, original: object, detail: str) -> UpstreamErr
     failure on older versions) with 422, and a full queue with 429. axum's own 422 (a body TGI
     cannot deserialize) is plain text, and still speaks about the request.
     """
-    code = status if isinstance(status, int) and not isinstance(status, bool) else None
+    code = status_code(status)
     parsed = _parse_original(original)
-    reason = None if parsed is None else _one_line(parsed.message)
+    reason = None if parsed is None else one_line(parsed.message)
     error_type = None if parsed is None else parsed.error_type
     if error_type is None and code is not None:
         error_type = ERROR_TYPE_BY_STATUS.get(code)
     full_detail = f"{detail} (original: {original!r})"
     if error_type == "validation":
         if reason is None and isinstance(original, str) and original.strip():
-            reason = _one_line(original)
-        return _rejected(reason or "it gave no reason", full_detail)
+            reason = one_line(original)
+        return rejected(reason or "it gave no reason", full_detail)
     if error_type == "overloaded":
-        return _overloaded(full_detail)
-    message = "The model failed before answering"
-    if code is not None:
-        message += f" (it returned HTTP {code})"
-    message += f": {reason}" if reason else "."
-    return UpstreamError(kind="model_error", message=message, detail=full_detail)
-
-
-def _rejected(reason: str, detail: str) -> UpstreamError:
-    return UpstreamError(
-        kind="validation",
-        message=f"The model rejected the request: {_sentence(_one_line(reason))}",
-        detail=detail,
-    )
-
-
-def _overloaded(detail: str) -> UpstreamError:
-    return UpstreamError(
-        kind="overloaded",
-        message="The model is overloaded; try again shortly.",
-        detail=detail,
-    )
+        return overloaded(full_detail)
+    return failed_before_answering(code, reason, full_detail)
 
 
 def _parse_original(original: object) -> TgiError | None:
@@ -139,26 +117,10 @@ def _parse_original(original: object) -> TgiError | None:
 
     Anything else may be a server's internals (a stack trace) and is left to the log.
     """
-    if not isinstance(original, str):
-        return None
-    try:
-        parsed = json.loads(original)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(parsed, dict) or parsed.get("error") is None:
+    parsed = json_object(original)
+    if parsed is None or parsed.get("error") is None:
         return None
     try:
         return parse_error(parsed)
     except ErrorShapeError:
         return None
-
-
-def _sentence(text: str) -> str:
-    return text if text.endswith((".", "!", "?", "…")) else text + "."
-
-
-def _one_line(text: str) -> str:
-    squeezed = " ".join(text.split())
-    if len(squeezed) <= _SHOWN_REASON_CHARS:
-        return squeezed
-    return squeezed[:_SHOWN_REASON_CHARS] + "…"
