@@ -50,6 +50,7 @@ READ = [
     (contract.AWS_REGION, "ap-northeast-1", "region", "ap-northeast-1"),
     (contract.INFERENCE_COMPONENT_NAME, "ic-1", "inference_component_name", "ic-1"),
     (contract.MODEL_ID, "m", "model_id", "m"),
+    (contract.SERVING_ENGINE, "vllm", "serving_engine", "vllm"),
     (contract.MAX_NEW_TOKENS_LIMIT, "77", "max_new_tokens_limit", 77),
     (contract.MAX_BODY_BYTES, "4096", "max_body_bytes", 4096),
     (contract.UPSTREAM_READ_TIMEOUT_SECONDS, "12.5", "upstream_read_timeout_seconds", 12.5),
@@ -82,8 +83,9 @@ READ = [
         ContextWindow(max_total_tokens=4096, max_input_tokens=4095),
     ),
 ]
-# Read only with MODEL_MAX_TOTAL_TOKENS: tests/streamer/test_settings.py.
-READ_WITH_ANOTHER = {contract.MODEL_MAX_INPUT_TOKENS}
+# Read only with MODEL_MAX_TOTAL_TOKENS, and only with an engine that lays out chats itself:
+# tests/streamer/test_settings.py.
+READ_WITH_ANOTHER = {contract.MODEL_MAX_INPUT_TOKENS, contract.ENGINE_CHAT_TEMPLATE}
 # What only the Web Adapter reads; PROMPT_TEMPLATE is read in tests/streamer/test_settings.py.
 ADAPTER_ONLY = {
     contract.AWS_LAMBDA_EXEC_WRAPPER,
@@ -181,6 +183,16 @@ def test_the_rendered_environment_is_read_back_as_the_values_it_was_made_from() 
     assert settings.upstream_read_timeout_seconds == 60.0
     assert (settings.metrics_namespace, settings.environment_name) == ("ns", "dev")
     assert (settings.service_name, settings.region, settings.port) == ("svc", "us-west-2", 18080)
+
+
+@pytest.mark.parametrize("engine", ["lmi", "vllm"])
+def test_an_engine_that_lays_out_chats_is_read_back_as_rendered(engine: str) -> None:
+    environment = function_environment(
+        endpoint_name="e", region="us-east-1", serving_engine=engine, engine_chat_template=True
+    )
+    settings = load_settings(environment)
+    assert (settings.serving_engine, settings.engine_chat_template) == (engine, True)
+    assert settings.prompt_template is None
 
 
 def test_behind_the_web_adapter_the_port_is_the_adapters_and_its_own_settings_are_set() -> None:

@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 import pytest
+from streamer.engines import TGI
 from streamer.errors import UpstreamError
 from streamer.observability import MetricsContext, RequestRecord, make_logger, request_metrics
 from streamer.sagemaker_errors import translate_error
@@ -149,7 +150,9 @@ def test_prompts_are_logged_only_when_asked() -> None:
 def test_errors_are_logged_with_their_type_and_detail() -> None:
     log = CapturedLog()
     upstream = ScriptedUpstream(
-        open_error=translate_error(client_error("ValidationError", "Endpoint x not found."))
+        open_error=translate_error(
+            client_error("ValidationError", "Endpoint x not found."), model_error=TGI.model_error
+        )
     )
     call(make_app(upstream, log), json_body=PROMPT)
     (line,) = log.request_lines()

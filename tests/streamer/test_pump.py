@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from streamer.decoder import TgiError
+from streamer.engines import TGI
 from streamer.errors import UpstreamError
 from streamer.model_text import MarkerRewriter, PassThrough
 from streamer.pump import (
@@ -33,7 +34,8 @@ from tests.streamer.support import (
     token_event,
 )
 
-# What the relay derives from its default settings.
+# What the relay derives from its default settings (TGI's stream, the default engine's).
+TGI_STREAM = TGI.prompt.stream
 DEFAULTS = Settings(endpoint_name="e", region="us-east-1")
 LINE_LIMIT = max_line_bytes_for(
     max_body_bytes=DEFAULTS.max_body_bytes, max_new_tokens_limit=DEFAULTS.max_new_tokens_limit
@@ -41,7 +43,9 @@ LINE_LIMIT = max_line_bytes_for(
 
 
 def pump_of(stream: ScriptedStream, *, max_line_bytes: int = LINE_LIMIT) -> AnswerPump:
-    return AnswerPump(stream, transform=PassThrough(), max_line_bytes=max_line_bytes)
+    return AnswerPump(
+        stream, transform=PassThrough(), stream_format=TGI_STREAM, max_line_bytes=max_line_bytes
+    )
 
 
 def pull(pump: AnswerPump) -> list[Piece]:
@@ -66,7 +70,12 @@ def pull_all(pump: AnswerPump) -> list[Piece]:
 
 def drain(script: list[bytes | BaseException], *, rinna: bool = False) -> list[Piece]:
     transform = MarkerRewriter("<NL>", "\n") if rinna else PassThrough()
-    pump = AnswerPump(ScriptedStream(script), transform=transform, max_line_bytes=LINE_LIMIT)
+    pump = AnswerPump(
+        ScriptedStream(script),
+        transform=transform,
+        stream_format=TGI_STREAM,
+        max_line_bytes=LINE_LIMIT,
+    )
     pieces: list[Piece] = []
     for _ in range(len(script) + 2):
         pieces.extend(pull(pump))
@@ -375,7 +384,12 @@ def test_a_line_beyond_the_limit_is_still_refused() -> None:
 
 def test_abandon_returns_the_text_held_back_and_ends_the_answer() -> None:
     stream = ScriptedStream([token_event("abc<"), token_event("NL>more")])
-    pump = AnswerPump(stream, transform=MarkerRewriter("<NL>", "\n"), max_line_bytes=LINE_LIMIT)
+    pump = AnswerPump(
+        stream,
+        transform=MarkerRewriter("<NL>", "\n"),
+        stream_format=TGI_STREAM,
+        max_line_bytes=LINE_LIMIT,
+    )
     assert pull(pump) == [TextPiece(text="abc")]  # "<" may start "<NL>": held back
     assert pump.abandon() == "<"
     assert pump.finished
@@ -396,7 +410,9 @@ def test_a_read_that_returns_after_abandon_yields_nothing() -> None:
             return data
 
     stream = AbandonedWhileReading(answer_events(["one", " two"]))
-    pump = AnswerPump(stream, transform=PassThrough(), max_line_bytes=LINE_LIMIT)
+    pump = AnswerPump(
+        stream, transform=PassThrough(), stream_format=TGI_STREAM, max_line_bytes=LINE_LIMIT
+    )
     pump_ref.append(pump)
     assert pull(pump) == [TextPiece(text="one")]
     assert pull(pump) == []

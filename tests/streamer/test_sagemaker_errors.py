@@ -11,8 +11,14 @@ from botocore.exceptions import (
     ClientError,
     NoCredentialsError,
 )
+from streamer.engines import TGI
 from streamer.errors import UpstreamError
-from streamer.sagemaker_errors import translate_error
+from streamer.sagemaker_errors import translate_error as translate_with
+
+
+def translate_error(error: BaseException) -> UpstreamError:
+    """SageMaker's errors, a ModelError read as TGI's (each engine's: test_engine_errors.py)."""
+    return translate_with(error, model_error=TGI.model_error)
 
 
 def _client_error(code: str, message: str = "m", **extra: Any) -> ClientError:

@@ -39,6 +39,54 @@ def test_defaults() -> None:
     )
 
 
+@pytest.mark.parametrize("engine", ["tgi", "lmi", "vllm"])
+def test_the_serving_engine_is_read(engine: str) -> None:
+    settings = load(SERVING_ENGINE=engine)
+    assert (settings.serving_engine, settings.engine_chat_template) == (engine, False)
+
+
+@pytest.mark.parametrize("engine", ["lmi", "vllm"])
+@pytest.mark.parametrize("value", ["true", "1", "yes", "ON"])
+def test_an_engine_that_lays_out_chats_may_be_told_to(engine: str, value: str) -> None:
+    settings = load(SERVING_ENGINE=engine, ENGINE_CHAT_TEMPLATE=value)
+    assert settings.engine_chat_template is True
+    assert load(SERVING_ENGINE=engine, ENGINE_CHAT_TEMPLATE="false").engine_chat_template is False
+
+
+@pytest.mark.parametrize("value", ["TGI", "vLLM", "djl", "tgi lmi", "huggingface"])
+def test_an_unknown_engine_is_one_line_naming_the_engines(value: str) -> None:
+    message = problem({**REQUIRED, "SERVING_ENGINE": value})
+    assert message.startswith("SERVING_ENGINE must be one of tgi, lmi, vllm")
+    assert repr(value) in message
+
+
+def test_tgi_cannot_lay_out_chats_itself() -> None:
+    message = problem({**REQUIRED, "ENGINE_CHAT_TEMPLATE": "true"})
+    assert message.startswith("ENGINE_CHAT_TEMPLATE needs an engine that lays out chats")
+    assert "PROMPT_TEMPLATE" in message
+    assert load(ENGINE_CHAT_TEMPLATE="false").engine_chat_template is False
+
+
+def test_an_engines_chat_template_and_a_prompt_template_exclude_each_other() -> None:
+    template = '{"user": "U: {content}", "assistant": "A: {content}"}'
+    message = problem(
+        {
+            **REQUIRED,
+            "SERVING_ENGINE": "vllm",
+            "ENGINE_CHAT_TEMPLATE": "true",
+            "PROMPT_TEMPLATE": template,
+        }
+    )
+    assert "ENGINE_CHAT_TEMPLATE and PROMPT_TEMPLATE exclude each other" in message
+    # Either alone is fine on an engine that speaks prompts: the relay lays out the chat.
+    assert load(SERVING_ENGINE="lmi", PROMPT_TEMPLATE=template).prompt_template is not None
+
+
+def test_a_bad_engine_chat_template_value_is_one_line() -> None:
+    message = problem({**REQUIRED, "SERVING_ENGINE": "lmi", "ENGINE_CHAT_TEMPLATE": "maybe"})
+    assert message == "ENGINE_CHAT_TEMPLATE must be true or false (got 'maybe')."
+
+
 def test_every_setting_is_read() -> None:
     settings = load(
         INFERENCE_COMPONENT_NAME="rinna-ic-1",

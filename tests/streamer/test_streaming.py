@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from streamer.engines import TGI
 from streamer.errors import UpstreamError
 from streamer.sagemaker_errors import translate_error
 
@@ -100,7 +101,7 @@ _BEFORE_TEXT = [
 def test_sagemaker_refusals_map_to_statuses(
     error: Exception, status: int, kind: str, retry_after: int | None
 ) -> None:
-    upstream = ScriptedUpstream(open_error=translate_error(error))
+    upstream = ScriptedUpstream(open_error=translate_error(error, model_error=TGI.model_error))
     response = call(make_app(upstream), json_body=PROMPT)
     assert response.status_code == status
     assert error_body(response)["type"] == kind
@@ -147,7 +148,10 @@ _IN_STREAM_BEFORE_TEXT = [
 def test_stream_failures_before_text_are_http_errors(
     script: list[Any], status: int, kind: str, accept: str
 ) -> None:
-    script = [translate_error(step) if isinstance(step, Exception) else step for step in script]
+    script = [
+        translate_error(step, model_error=TGI.model_error) if isinstance(step, Exception) else step
+        for step in script
+    ]
     response = call(
         make_app(ScriptedUpstream(script)), json_body=PROMPT, headers={"accept": accept}
     )

@@ -21,6 +21,14 @@ prompt's tokens before the call unless it has the model's tokenizer (prompt_toke
   gets less room than it may have had, not a refusal. (Not proven for text a normaliser
   expands, such as NFKC's one-character `㍿` into four: such prompts are not seen in practice.)
 A caller who sets max_tokens gets exactly that, and TGI's word if it does not fit.
+
+LMI and vLLM enforce their context the same way (MAX_MODEL_LEN, the catalog's total), and a chat
+they lay out with the model's own chat template is longer than its messages by what the template
+adds (role headers, a default system prompt), which the relay never sees: each message is allowed
+_TEMPLATE_TOKENS_PER_TURN of it, and the template _TEMPLATE_TOKENS besides (Llama 3.1's date
+header and Qwen's default system prompt are about 25 tokens, a turn's header about 5). An
+allowance, not a count: a template that adds more than that leaves the engine to refuse, in its
+words, a chat that fills the context.
 """
 
 from __future__ import annotations
@@ -35,6 +43,9 @@ __all__ = ["AnswerRoom", "ContextWindow"]
 # Special tokens a tokenizer adds around a prompt (BOS, EOS, a sentencepiece word start), with
 # room to spare: the byte bound's margin.
 _ADDED_TOKENS: Final = 8
+# What an engine's chat template may add to a chat, per message and once.
+_TEMPLATE_TOKENS_PER_TURN: Final = 8
+_TEMPLATE_TOKENS: Final = 64
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,12 +79,15 @@ class AnswerRoom:
         self._window = window
         self._counter = counter
 
-    async def max_new_tokens(self, inputs: str) -> int:
-        """As many new tokens as the limit allows and `inputs` leaves room for."""
+    async def max_new_tokens(self, inputs: str, *, engine_turns: int = 0) -> int:
+        """As many new tokens as the limit allows and `inputs` leaves room for; `engine_turns`
+        is how many messages of a chat the engine lays out (`inputs` is then their text)."""
         window = self._window
         if window is None or self._limit <= window.room_after_any_prompt:
             return self._limit
         prompt_tokens = None if self._counter is None else await self._counter.count(inputs)
         if prompt_tokens is None:
             prompt_tokens = len(inputs.encode("utf-8")) + _ADDED_TOKENS
+        if engine_turns:
+            prompt_tokens += _TEMPLATE_TOKENS + _TEMPLATE_TOKENS_PER_TURN * engine_turns
         return min(self._limit, window.room_after(prompt_tokens))

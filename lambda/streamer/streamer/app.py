@@ -83,6 +83,7 @@ def create_app(
             body,
             max_new_tokens_limit=settings.max_new_tokens_limit,
             template=settings.prompt_template,
+            engine_chat=settings.engine_chat_template,
         )
         return responder.respond(
             request,

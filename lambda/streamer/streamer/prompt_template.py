@@ -208,8 +208,14 @@ def _replaced(text: str, replacements: Sequence[tuple[str, str]]) -> str:
     return text
 
 
-def parse_messages(value: object, *, template: PromptTemplate) -> list[Message]:
-    """Check a `messages` field against the template; ApiError 422 names the first problem."""
+def parse_messages(value: object, *, template: PromptTemplate | None) -> list[Message]:
+    """Check a `messages` field; ApiError 422 names the first problem.
+
+    With the model's prompt template, the conversation must also have the shape that layout
+    needs. Without one (the engine lays the chat out with the model's own chat template, which
+    has rules of its own and says so in its refusal), each message is checked, and there must be
+    a user message to answer.
+    """
     if not isinstance(value, list) or not value:
         raise _invalid(
             'messages must be a non-empty array of {"role": ..., "content": ...} objects.'
@@ -217,6 +223,10 @@ def parse_messages(value: object, *, template: PromptTemplate) -> list[Message]:
     if len(value) > MAX_MESSAGES:
         raise _invalid(f"messages may hold at most {MAX_MESSAGES} messages (got {len(value)}).")
     messages = [_message(index, item) for index, item in enumerate(value)]
+    if template is None:
+        if all(message.role != "user" for message in messages):
+            raise _invalid("messages need a user message: the model answers it.")
+        return messages
     for index, message in enumerate(messages):
         if message.role == "system" and index != 0:
             raise _invalid(

@@ -1,11 +1,12 @@
 """From PayloadPart bytes to what the caller sees: text pieces, then an end or a failure.
 
 `AnswerPump` pulls one answer through without HTTP: each `pull` awaits one read of the upstream
-stream (the PayloadParts of one chunk) and returns the pieces it completed. It decodes
-with one `StreamDecoder` per answer, drops special tokens and empty texts, applies the model's
-text transform, and turns every way the stream can go wrong (a TGI error event, a SageMaker
-error, bytes that are not a TGI stream, a stream that just stops) into one `ErrorPiece`
-carrying an `UpstreamError`.
+stream (the PayloadParts of one chunk) and returns the pieces it completed. It decodes with one
+decoder per answer, the engine's for the request (engines.py: TGI's token events, LMI's token
+lines, OpenAI chunks; all yield the same events), drops special tokens and empty texts, applies
+the model's text transform, and turns every way the stream can go wrong (the engine's error
+event, a SageMaker error, bytes that are not the engine's stream, a stream that just stops) into
+one `ErrorPiece` carrying an `UpstreamError`.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final
 
-from .decoder import Event, GenerationEnd, StreamDecoder, StreamProtocolError, TgiError, Token
 from .errors import UpstreamError
 from .model_text import TextTransform
-from .tgi_errors import error_in_stream
+from .stream_lines import GenerationEnd, StreamProtocolError, Token
 from .upstream import UpstreamStream
+
+if TYPE_CHECKING:
+    from .engines import StreamFormat
 
 __all__ = [
     "DRAIN_MAX_BYTES",
@@ -43,11 +46,15 @@ DRAIN_MAX_BYTES: Final = 64 * 1024
 
 
 def max_line_bytes_for(*, max_body_bytes: int, max_new_tokens_limit: int) -> int:
-    """The longest TGI event line a valid request can cause, which bounds the decoder's memory.
+    """The longest line a valid request can cause, whatever the engine: it bounds the decoder's
+    memory.
 
-    The longest is the final event, whose `generated_text` is the whole answer and, when the
-    caller sets `return_full_text`, the whole prompt before it. The prompt is at most the body,
-    and any of its characters may come back escaped.
+    The longest is an answer's last: TGI's final event, whose `generated_text` is the whole
+    answer and, when the caller sets `return_full_text`, the whole prompt before it; LMI's last
+    token line, whose `generated_text` is the answer and whose `details.inputs` is the prompt
+    (the relay never asks LMI for the full text). The prompt is at most the body, and any of its
+    characters may come back escaped. An OpenAI chunk holds a piece of text, and its usage chunk
+    a few numbers.
     """
     return (
         _JSON_ESCAPE_FACTOR * max_body_bytes
@@ -91,11 +98,19 @@ class AnswerPump:
     """
 
     def __init__(
-        self, stream: UpstreamStream, *, transform: TextTransform, max_line_bytes: int
+        self,
+        stream: UpstreamStream,
+        *,
+        transform: TextTransform,
+        stream_format: StreamFormat,
+        max_line_bytes: int,
     ) -> None:
+        """`stream_format` is the engine's for the request: its decoder, what its errors mean."""
         self._stream = stream
         self._transform = transform
-        self._decoder = StreamDecoder(max_line_bytes=max_line_bytes)
+        self._decoder = stream_format.decoder(max_line_bytes=max_line_bytes)
+        self._error_in_stream = stream_format.error_in_stream
+        self._stream_name = stream_format.name
         self._finished = False
         self._ended = False
         self._closed = False
@@ -169,14 +184,14 @@ class AnswerPump:
         try:
             events = self._decoder.feed(data)
         except StreamProtocolError as error:
-            return self._fail([], _protocol_error(error))
+            return self._fail([], self._protocol_error(error))
         return self._handle(events)
 
     def _end_of_stream(self) -> list[Piece]:
         try:
             events = self._decoder.close()
         except StreamProtocolError as error:
-            return self._fail([], _protocol_error(error))
+            return self._fail([], self._protocol_error(error))
         pieces = self._handle(events)
         if self._finished:
             return pieces
@@ -189,7 +204,7 @@ class AnswerPump:
             ),
         )
 
-    def _handle(self, events: list[Event]) -> list[Piece]:
+    def _handle(self, events: list[Any]) -> list[Piece]:
         pieces: list[Piece] = []
         for event in events:
             if isinstance(event, Token):
@@ -207,8 +222,8 @@ class AnswerPump:
                 self._finished = True
                 self._ended = True
                 return pieces
-            elif isinstance(event, TgiError):
-                return self._fail(pieces, error_in_stream(event))
+            else:  # the engine's error event
+                return self._fail(pieces, self._error_in_stream(event))
         return pieces
 
     def _fail(self, pieces: list[Piece], error: UpstreamError) -> list[Piece]:
@@ -223,9 +238,8 @@ class AnswerPump:
         if text:
             pieces.append(TextPiece(text=text))
 
-
-def _protocol_error(error: StreamProtocolError) -> UpstreamError:
-    return UpstreamError.bad_gateway(
-        "The model's stream could not be read: it was not a valid TGI token stream.",
-        str(error),
-    )
+    def _protocol_error(self, error: StreamProtocolError) -> UpstreamError:
+        return UpstreamError.bad_gateway(
+            f"The model's stream could not be read: it was not a valid {self._stream_name}.",
+            str(error),
+        )

@@ -5,7 +5,8 @@ reply or an exception message inside the event stream), and the connection itsel
 time out. Each becomes one `UpstreamError` whose kind says what the caller can do: try again
 shortly (throttled, unavailable), later (no_capacity: a copy of the model is starting), nothing
 (upstream_error, a 502 whose detail stays in the log), or ask for less (upstream_timeout). A
-ModelError carries the container's own answer, which tgi_errors.py reads.
+ModelError carries the container's own answer, which only the model's engine can read: the
+caller passes the engine's reading (engines.py: tgi_errors, lmi_errors or vllm_errors).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .contract import ERROR_KINDS
 from .errors import UpstreamError
-from .tgi_errors import model_error
+from .model_errors import ModelErrorMapping
 
 __all__ = ["translate_error"]
 
@@ -35,12 +36,13 @@ _CONNECTION_FAILURES: Final = (
 )
 
 
-def translate_error(error: BaseException) -> UpstreamError:
-    """What the caller gets for anything the SageMaker call or its stream raised."""
+def translate_error(error: BaseException, *, model_error: ModelErrorMapping) -> UpstreamError:
+    """What the caller gets for anything the SageMaker call or its stream raised; a ModelError
+    means what the engine's `model_error` says."""
     if isinstance(error, UpstreamError):
         return error
     if isinstance(error, ClientError):
-        return _from_client_error(error)
+        return _from_client_error(error, model_error)
     if isinstance(error, httpcore.ConnectTimeout):
         return UpstreamError(
             kind="upstream_timeout",
@@ -60,7 +62,7 @@ def translate_error(error: BaseException) -> UpstreamError:
     return UpstreamError.bad_gateway("The call to SageMaker failed.", repr(error))
 
 
-def _from_client_error(error: ClientError) -> UpstreamError:
+def _from_client_error(error: ClientError, model_error: ModelErrorMapping) -> UpstreamError:
     response: dict[str, Any] = getattr(error, "response", None) or {}
     details = response.get("Error") or {}
     code = str(details.get("Code") or "")

@@ -17,6 +17,7 @@ from typing import Any
 from . import contract
 from .answer_room import ContextWindow
 from .contract import Variable
+from .engines import engine_named
 from .prompt_template import PromptTemplate, TemplateError
 
 __all__ = ["Settings", "SettingsError", "load_settings"]
@@ -43,7 +44,12 @@ class Settings:
     region: str
     inference_component_name: str | None = None
     model_id: str | None = None
-    #: How the deployed model lays out a chat; None: the relay takes only `inputs`.
+    #: The server the model runs on (contract.ENGINES): the body sent, the stream read back.
+    serving_engine: str = contract.SERVING_ENGINE.default
+    #: The engine lays out chats with the model's own chat template: messages go as they are.
+    engine_chat_template: bool = contract.ENGINE_CHAT_TEMPLATE.default
+    #: How the deployed model lays out a chat for the relay; None: the relay lays out none
+    #: (only `inputs` are taken, unless the engine lays out chats itself).
     prompt_template: PromptTemplate | None = None
     max_new_tokens_limit: int = contract.MAX_NEW_TOKENS_LIMIT.default
     #: The model's context as its TGI enforces it; None: not known to the relay.
@@ -84,6 +90,8 @@ class Settings:
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Read and check every setting; raise SettingsError naming the first bad variable."""
+    serving_engine = _serving_engine(environ)
+    prompt_template = _prompt_template(environ)
     return Settings(
         endpoint_name=_sagemaker_name(environ, contract.ENDPOINT_NAME, required=True) or "",
         region=_region(environ),
@@ -91,7 +99,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             environ, contract.INFERENCE_COMPONENT_NAME, required=False
         ),
         model_id=_optional(environ, contract.MODEL_ID),
-        prompt_template=_prompt_template(environ),
+        serving_engine=serving_engine,
+        engine_chat_template=_engine_chat_template(environ, serving_engine, prompt_template),
+        prompt_template=prompt_template,
         max_new_tokens_limit=_integer(environ, contract.MAX_NEW_TOKENS_LIMIT),
         context_window=_context_window(environ),
         max_body_bytes=_integer(environ, contract.MAX_BODY_BYTES),
@@ -133,6 +143,39 @@ def _prompt_template(environ: Mapping[str, str]) -> PromptTemplate | None:
         return PromptTemplate.from_json(raw)
     except TemplateError as error:
         raise SettingsError(f"{contract.PROMPT_TEMPLATE.name} {error}.") from None
+
+
+def _serving_engine(environ: Mapping[str, str]) -> str:
+    """One of the engines the relay speaks; the catalog names it per model."""
+    variable = contract.SERVING_ENGINE
+    value = _optional(environ, variable) or variable.default
+    if value not in contract.ENGINES:
+        raise SettingsError(
+            f"{variable.name} must be one of {', '.join(contract.ENGINES)} (got {value!r})."
+        )
+    return value
+
+
+def _engine_chat_template(
+    environ: Mapping[str, str], serving_engine: str, prompt_template: PromptTemplate | None
+) -> bool:
+    """Whether the engine lays out chats itself: only one that can, and never besides the
+    relay's own layout (a chat would then have two)."""
+    variable = contract.ENGINE_CHAT_TEMPLATE
+    if not _boolean(environ, variable):
+        return False
+    if engine_named(serving_engine).chat is None:
+        raise SettingsError(
+            f"{variable.name} needs an engine that lays out chats itself, and "
+            f"{contract.SERVING_ENGINE.name} is {serving_engine}: give the model a "
+            f"{contract.PROMPT_TEMPLATE.name} instead."
+        )
+    if prompt_template is not None:
+        raise SettingsError(
+            f"{variable.name} and {contract.PROMPT_TEMPLATE.name} exclude each other: the "
+            "engine lays out chats, so the relay has no prompt template."
+        )
+    return True
 
 
 def _metric_name(environ: Mapping[str, str], variable: Variable[str]) -> str:

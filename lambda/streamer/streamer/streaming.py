@@ -35,6 +35,7 @@ from aws_lambda_powertools import Logger
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
+from .engines import StreamFormat, engine_named
 from .errors import UpstreamError, error_response
 from .formats import StreamWriter
 from .invocation import seconds_left_from
@@ -91,8 +92,8 @@ def _deadline_error(*, text_sent: bool) -> UpstreamError:
 
 class Responder:
     """Makes the response that streams one answer: what every generating route shares (the
-    upstream, the logger, the prompt template, the decoder's line limit); the text transform and
-    the deadline are made per request."""
+    upstream, the logger, the model's engine and prompt template, the decoder's line limit); the
+    body, the text transform and the deadline are made per request."""
 
     def __init__(
         self,
@@ -102,8 +103,9 @@ class Responder:
         logger: Logger,
         counter: PromptCounter | None = None,
     ) -> None:
-        """`counter` counts prompt tokens where the model's TGI does not report them."""
+        """`counter` counts prompt tokens where the model's engine does not report them."""
         self._upstream = upstream
+        self._engine = engine_named(settings.serving_engine)
         self._logger = logger
         self._counter = counter
         self._template = settings.prompt_template
@@ -123,14 +125,19 @@ class Responder:
         collect: bool = False,
         render_error: Render = error_response,
     ) -> AnswerResponse:
-        """The answer to `generate_request`, written by `writer`; refusals by `render_error`."""
+        """The answer to `generate_request`, written by `writer`; refusals by `render_error`.
+
+        Raises ApiError (422) for a parameter the model's engine cannot honour."""
+        route = self._engine.route(generate_request)
         record = current_record()
         if record is not None:
-            record.prompt_chars = len(generate_request.inputs)
+            record.prompt_chars = len(generate_request.prompt_text)
             if self._log_prompts:
-                record.prompt = generate_request.inputs
+                record.prompt = generate_request.prompt_text
         count_prompt = None
-        if self._counter is not None:
+        # A chat the engine lays out is longer than its messages by what the model's template
+        # adds, which only the engine knows: its prompt tokens are the engine's to report.
+        if self._counter is not None and not generate_request.messages:
             counter, inputs = self._counter, generate_request.inputs
             truncate = generate_request.parameters.get("truncate")
 
@@ -139,7 +146,8 @@ class Responder:
 
         return AnswerResponse(
             upstream=self._upstream,
-            body=generate_request.upstream_body(),
+            body=route.body(generate_request),
+            stream_format=route.stream,
             count_prompt=count_prompt,
             writer=writer,
             transform=transform_for(
@@ -185,6 +193,7 @@ class AnswerResponse:
         *,
         upstream: Upstream,
         body: bytes,
+        stream_format: StreamFormat,
         writer: StreamWriter,
         transform: TextTransform,
         record: RequestRecord | None,
@@ -204,6 +213,7 @@ class AnswerResponse:
         prompt's tokens, run alongside the generation, for a model that does not report them."""
         self._upstream = upstream
         self._body = body
+        self._stream_format = stream_format
         self._writer = writer
         self._transform = transform
         self._record = record
@@ -363,7 +373,12 @@ class AnswerResponse:
         """Start the generation. Nothing awaits between the stream's arrival and `_pump`
         holding it, so `_close_upstream` always sees a stream that was opened."""
         stream = await self._upstream.open(self._body)
-        pump = AnswerPump(stream, transform=self._transform, max_line_bytes=self._max_line_bytes)
+        pump = AnswerPump(
+            stream,
+            transform=self._transform,
+            stream_format=self._stream_format,
+            max_line_bytes=self._max_line_bytes,
+        )
         self._pump = pump
         return pump
 

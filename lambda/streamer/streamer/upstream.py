@@ -3,7 +3,7 @@
 pump.py and streaming.py never see the HTTP client: they get an `UpstreamStream` of PayloadPart
 bytes whose failures are all `UpstreamError`s carrying the error type the caller should get. That
 keeps them testable with a scripted fake. What SageMaker's errors mean is sagemaker_errors.py's (and
-what TGI's own errors mean, tgi_errors.py's); this module only carries them.
+what the model's engine's own errors mean, its row's in engines.py); this module only carries them.
 
 Why not boto3's `invoke_endpoint_with_response_stream`: its stream blocks, so every part cost a
 round trip from the event loop to a worker thread and back (~0.3 ms of CPU per token, most of the
@@ -40,7 +40,9 @@ from botocore.parsers import create_parser
 
 from .aws import AwsAccess
 from .contract import SERVICE_NAME
+from .engines import engine_named
 from .errors import UpstreamError
+from .model_errors import ModelErrorMapping
 from .network import host_header
 from .sagemaker_errors import translate_error
 
@@ -104,6 +106,7 @@ class SageMakerUpstream:
                 settings.inference_component_name
             )
         self._service_model = endpoint.model
+        self._model_error = engine_named(settings.serving_engine).model_error
         self._extensions = {
             "timeout": {
                 "connect": settings.upstream_connect_timeout_seconds,
@@ -129,9 +132,9 @@ class SageMakerUpstream:
             )
             response = await pool.handle_async_request(request)
         except Exception as error:
-            raise translate_error(error) from error
+            raise translate_error(error, model_error=self._model_error) from error
         if response.status == 200:
-            return _PayloadParts(response)
+            return _PayloadParts(response, self._model_error)
         try:
             raise self._refusal(response.status, response.headers, await _head(response))
         finally:
@@ -165,7 +168,7 @@ class SageMakerUpstream:
             return UpstreamError.bad_gateway(
                 f"SageMaker answered HTTP {status}.", f"unparsable error reply: {error!r}"
             )
-        return translate_error(ClientError(parsed, _OPERATION))
+        return translate_error(ClientError(parsed, _OPERATION), model_error=self._model_error)
 
 
 async def _head(response: httpcore.Response) -> bytes:
@@ -183,8 +186,9 @@ async def _head(response: httpcore.Response) -> bytes:
 class _PayloadParts:
     """The response's event stream reduced to PayloadPart bytes, with errors translated."""
 
-    def __init__(self, response: httpcore.Response) -> None:
+    def __init__(self, response: httpcore.Response, model_error: ModelErrorMapping) -> None:
         self._response = response
+        self._model_error = model_error
         self._reads = response.aiter_stream()
         self._messages = EventStreamBuffer()
         self._failure: UpstreamError | None = None
@@ -202,7 +206,7 @@ class _PayloadParts:
             except StopAsyncIteration:
                 raise
             except Exception as error:
-                raise translate_error(error) from error
+                raise translate_error(error, model_error=self._model_error) from error
             payloads = self._parse(data)
             if payloads:
                 return b"".join(payloads)
@@ -220,7 +224,10 @@ class _PayloadParts:
                         payloads.append(message.payload)
                     # Any other event kind is one this code does not know yet: nothing to relay.
                     continue
-                self._failure = translate_error(ClientError(_stream_exception(message), _OPERATION))
+                self._failure = translate_error(
+                    ClientError(_stream_exception(message), _OPERATION),
+                    model_error=self._model_error,
+                )
                 break
         except ParserError as error:
             self._failure = UpstreamError.bad_gateway(

@@ -3,7 +3,9 @@
 TGI rejects bad parameters too, but only after SageMaker has routed the call, inside a stream that
 has already said 200, and in words about Rust types. Checking here gives the caller a real 400 or
 422 at once, with a sentence naming the field and its valid range. The rules are a table, one per
-parameter TGI knows, taken from TGI's own validation (`router/src/validation.rs`).
+parameter TGI knows, taken from TGI's own validation (`router/src/validation.rs`). They are the
+relay's own request whatever the model runs on: engines.py writes each engine's body from it, and
+refuses what an engine cannot honour.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from .errors import ApiError
-from .prompt_template import PromptTemplate, parse_messages
+from .prompt_template import Message, PromptTemplate, parse_messages
 
 __all__ = [
     "KNOWN_PARAMETERS",
@@ -41,16 +43,37 @@ DEFAULT_MAX_NEW_TOKENS: Final = 100
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GenerateRequest:
-    """A request that passed every check, ready to forward."""
+    """A request that passed every check, ready to forward (engines.py writes each engine's body).
+
+    It is a prompt (`inputs`), or, for a model whose engine lays out chats with the model's own
+    chat template (ENGINE_CHAT_TEMPLATE), the chat's `messages` as they are (`inputs` then
+    empty). A chat the relay lays out itself (PROMPT_TEMPLATE) is a prompt.
+    """
 
     inputs: str
     parameters: Mapping[str, object]
+    #: A chat for the engine to lay out; empty for a prompt.
+    messages: tuple[Message, ...] = ()
     default_max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     #: Stop sequences the relay added for a chat request, to be cut from the answer it streams.
     added_stop_sequences: tuple[str, ...] = ()
     #: The prompt is a chat laid out from messages, so the answer is the assistant's next turn:
     #: it is shown without the whitespace it starts with (model_text.LeadingSpaceTrimmer).
     chat_turn: bool = False
+
+    @property
+    def max_new_tokens(self) -> int:
+        """The answer's length in tokens: the caller's, else the default within the limit."""
+        given = self.parameters.get("max_new_tokens")
+        return given if type(given) is int else self.default_max_new_tokens
+
+    @property
+    def prompt_text(self) -> str:
+        """What the relay knows of the prompt's text: `inputs`, or the messages' texts in order
+        (the engine lays them out, adding what its template adds)."""
+        if not self.messages:
+            return self.inputs
+        return "\n\n".join(message.content for message in self.messages)
 
     def upstream_body(self) -> bytes:
         """TGI's body: always streaming; details, max_new_tokens and return_full_text as below
@@ -72,13 +95,18 @@ class GenerateRequest:
 
 
 def parse_request(
-    body: bytes, *, max_new_tokens_limit: int, template: PromptTemplate | None = None
+    body: bytes,
+    *,
+    max_new_tokens_limit: int,
+    template: PromptTemplate | None = None,
+    engine_chat: bool = False,
 ) -> GenerateRequest:
     """Decode and check a request body; raise ApiError (400 or 422) saying what is wrong.
 
-    The prompt is either `inputs`, sent as it is, or chat `messages`, laid out with the deployed
-    model's prompt template. A template's stop sequences join the caller's, and are cut from
-    the answer, since the caller never wrote them.
+    The prompt is either `inputs`, sent as it is, or chat `messages`: laid out with the deployed
+    model's prompt template, or, with `engine_chat`, checked and sent as they are for the engine
+    to lay out with the model's own. A template's stop sequences join the caller's, and are cut
+    from the answer, since the caller never wrote them.
     """
     document = _decode(body)
     if not isinstance(document, dict):
@@ -98,9 +126,17 @@ def parse_request(
         )
     parameters = _parameters(document.get("parameters", {}), max_new_tokens_limit)
     added_stops: tuple[str, ...] = ()
+    default_max_new_tokens = min(DEFAULT_MAX_NEW_TOKENS, max_new_tokens_limit)
+    if "messages" in document and "inputs" in document:
+        raise _invalid("Send either inputs (a prompt) or messages (a chat), not both.")
+    if "messages" in document and engine_chat:
+        return GenerateRequest(
+            inputs="",
+            messages=tuple(parse_messages(document["messages"], template=None)),
+            parameters=parameters,
+            default_max_new_tokens=default_max_new_tokens,
+        )
     if "messages" in document:
-        if "inputs" in document:
-            raise _invalid("Send either inputs (a prompt) or messages (a chat), not both.")
         if template is None:
             raise _invalid(
                 "This relay has no prompt template for its model, so it cannot lay out chat "
@@ -123,7 +159,7 @@ def parse_request(
     return GenerateRequest(
         inputs=inputs,
         parameters=parameters,
-        default_max_new_tokens=min(DEFAULT_MAX_NEW_TOKENS, max_new_tokens_limit),
+        default_max_new_tokens=default_max_new_tokens,
         added_stop_sequences=added_stops,
         chat_turn="messages" in document,
     )

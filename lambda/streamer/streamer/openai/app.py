@@ -72,7 +72,9 @@ def openai_app(
     ) -> Response:
         if not openai_request.sets_max_tokens:
             generate = openai_request.generate
-            length = await room.max_new_tokens(generate.inputs)
+            length = await room.max_new_tokens(
+                generate.prompt_text, engine_turns=len(generate.messages)
+            )
             openai_request = dataclasses.replace(
                 openai_request,
                 generate=dataclasses.replace(generate, default_max_new_tokens=length),
@@ -95,6 +97,7 @@ def openai_app(
             document,
             template=settings.prompt_template,
             max_new_tokens_limit=settings.max_new_tokens_limit,
+            engine_chat=settings.engine_chat_template,
         )
         return await answer(request, openai_request, chat=True)
 
@@ -111,6 +114,7 @@ def openai_app(
             document,
             template=settings.prompt_template,
             max_new_tokens_limit=settings.max_new_tokens_limit,
+            engine_chat=settings.engine_chat_template,
         )
         response_writer = (
             ResponseEventWriter if responses_request.chat.stream else ResponseCollector

@@ -1,9 +1,12 @@
-"""OpenAI's request bodies, checked and translated to TGI's `inputs` and `parameters`.
+"""OpenAI's request bodies, checked and translated to the relay's own request (TGI's `inputs` and
+`parameters`, validation.py), which engines.py writes in each engine's terms.
 
-A chat is laid out with the model's prompt template; a completion's prompt is sent as it stands.
-Whatever cannot be honoured (several choices, tools, log probabilities, a presence penalty) is
-refused with a 400 naming the parameter, never ignored: a caller who asked for it would
-otherwise get something else without knowing.
+A chat is laid out with the model's prompt template, or, where the model's engine lays chats out
+with the model's own template (LMI, vLLM), its messages are sent as they are; a completion's
+prompt is sent as it stands. Only parameters every engine honours are produced. Whatever cannot
+be honoured (several choices, tools, log probabilities, a presence penalty) is refused with a 400
+naming the parameter, never ignored: a caller who asked for it would otherwise get something
+else without knowing.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from ..errors import ApiError
-from ..prompt_template import PromptTemplate, parse_messages
+from ..prompt_template import Message, PromptTemplate, parse_messages
 from ..validation import MAX_STOP_SEQUENCES, GenerateRequest
 from .errors import invalid, unsupported
 
@@ -74,7 +77,7 @@ _SAMPLING: Final = frozenset(
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OpenAIRequest:
-    """A checked OpenAI request: what to send TGI, and how to answer."""
+    """A checked OpenAI request: what to send the model, and how to answer."""
 
     generate: GenerateRequest
     stream: bool
@@ -89,11 +92,26 @@ class OpenAIRequest:
 
 
 def parse_chat_request(
-    document: object, *, template: PromptTemplate | None, max_new_tokens_limit: int
+    document: object,
+    *,
+    template: PromptTemplate | None,
+    max_new_tokens_limit: int,
+    engine_chat: bool = False,
 ) -> OpenAIRequest:
-    """`POST /v1/chat/completions`'s body; ApiError (kind invalid_request) names the problem."""
+    """`POST /v1/chat/completions`'s body; ApiError (kind invalid_request) names the problem.
+
+    With `engine_chat` the engine lays the chat out (the answer is then its text as it is);
+    otherwise the relay does, with `template`."""
     body = _object(document)
     _check_fields(body, required="messages")
+    if engine_chat:
+        return _request(
+            body,
+            inputs="",
+            messages=tuple(parse_messages(body["messages"], template=None)),
+            template_stops=(),
+            max_new_tokens_limit=max_new_tokens_limit,
+        )
     if template is None:
         raise invalid(
             "This relay has no prompt template for its model, so it cannot lay out chat "
@@ -137,6 +155,7 @@ def _request(
     template_stops: tuple[str, ...],
     max_new_tokens_limit: int,
     chat_turn: bool = False,
+    messages: tuple[Message, ...] = (),
 ) -> OpenAIRequest:
     stream = _optional_bool(body, "stream", default=False)
     include_usage = False
@@ -180,6 +199,7 @@ def _request(
         parameters["stop"] = list(stops)
     generate = GenerateRequest(
         inputs=inputs,
+        messages=messages,
         parameters=parameters,
         # Without max_tokens, as long as the context allows: the route narrows this to the room
         # the prompt leaves (answer_room.py).
@@ -224,9 +244,9 @@ def _refuse_unsupported(body: Mapping[str, object]) -> None:
     if not (logprobs is None or logprobs is False) or body.get("top_logprobs") is not None:
         raise unsupported("logprobs", "the relay does not return log probabilities")
     if body.get("presence_penalty") not in (None, 0, 0.0):
-        raise unsupported("presence_penalty", "TGI has no presence penalty")
+        raise unsupported("presence_penalty", "the relay sends no presence penalty (TGI has none)")
     if body.get("logit_bias") not in (None, {}):
-        raise unsupported("logit_bias", "TGI cannot bias tokens")
+        raise unsupported("logit_bias", "the relay cannot bias tokens")
     for name in ("tools", "functions"):
         if body.get(name) not in (None, []):
             raise unsupported(name, "these models do not call tools")

@@ -85,7 +85,11 @@ class ResponsesRequest:
 
 
 def parse_responses_request(
-    document: object, *, template: PromptTemplate | None, max_new_tokens_limit: int
+    document: object,
+    *,
+    template: PromptTemplate | None,
+    max_new_tokens_limit: int,
+    engine_chat: bool = False,
 ) -> ResponsesRequest:
     """`POST /v1/responses`'s body; ApiError (kind invalid_request) names the problem."""
     if not isinstance(document, dict):
@@ -124,7 +128,10 @@ def parse_responses_request(
             chat_body[chat_name] = body[name]
     try:
         chat = parse_chat_request(
-            chat_body, template=template, max_new_tokens_limit=max_new_tokens_limit
+            chat_body,
+            template=template,
+            max_new_tokens_limit=max_new_tokens_limit,
+            engine_chat=engine_chat,
         )
     except ApiError as error:
         raise _renamed(error, offset) from None
