@@ -1,0 +1,38 @@
+"""Feeding a decoder the way SageMaker does: whole, a byte per part, cut anywhere (h11's way)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from streamer.stream_lines import Decoder
+
+DecoderFactory = Callable[..., Decoder]
+
+
+def decode_parts(make: DecoderFactory, parts: Iterable[bytes], **kwargs: Any) -> list[Any]:
+    """Every event a fresh decoder yields for these parts, its close included."""
+    decoder = make(**kwargs)
+    events: list[Any] = []
+    for part in parts:
+        events += decoder.feed(part)
+    events += decoder.close()
+    return events
+
+
+def bytewise(stream: bytes) -> list[bytes]:
+    return [stream[i : i + 1] for i in range(len(stream))]
+
+
+def split_at(stream: bytes, cuts: Iterable[int]) -> list[bytes]:
+    bounds = [0, *sorted(cuts), len(stream)]
+    return [stream[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+def assert_decodes_everywhere(make: DecoderFactory, stream: bytes, expected: Sequence[Any]) -> None:
+    """Whole, one byte per part, and cut in two at every position: always the same events."""
+    assert decode_parts(make, [stream]) == expected
+    assert decode_parts(make, bytewise(stream)) == expected
+    for cut in range(len(stream) + 1):
+        assert decode_parts(make, split_at(stream, [cut])) == expected, f"cut at byte {cut}"
