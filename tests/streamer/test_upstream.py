@@ -429,6 +429,30 @@ def test_other_model_errors_stay_502(
         assert shown in error.message
 
 
+@pytest.mark.parametrize(
+    ("engine", "status", "original"),
+    [
+        ("lmi", 400, json.dumps({"error": "max_tokens must be at least 1", "code": 400})),
+        (
+            "vllm",
+            400,
+            json.dumps(
+                {"error": {"message": "max_tokens must be at least 1", "type": "BadRequestError"}}
+            ),
+        ),
+    ],
+)
+def test_a_model_error_is_read_by_the_models_engine(
+    server: EventStreamServer, engine: str, status: int, original: str
+) -> None:
+    server.reply = model_error_reply(status, original)
+    error = open_error(upstream(serving_engine=engine))
+    assert (error.kind, error.status) == ("validation", 422)
+    assert error.message == "The model rejected the request: max_tokens must be at least 1."
+    # TGI reads no reason out of another engine's JSON: its own shapes only.
+    assert open_error(upstream(serving_engine="tgi")).message != error.message
+
+
 def test_a_silent_endpoint_before_the_stream_times_out_as_504(server: EventStreamServer) -> None:
     gate = threading.Event()
     server.reply = Stall(gate)

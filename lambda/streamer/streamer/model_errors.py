@@ -75,7 +75,7 @@ def failed_before_answering(code: int | None, reason: str | None, detail: str) -
     message = "The model failed before answering"
     if code is not None:
         message += f" (it returned HTTP {code})"
-    message += f": {one_line(reason)}" if reason else "."
+    message += f": {_sentence(one_line(reason))}" if reason else "."
     return UpstreamError(kind="model_error", message=message, detail=detail)
 
 
