@@ -115,3 +115,45 @@ def test_an_openai_request_without_max_tokens_asks_for_the_room(tmp_path: Path) 
     no_tokenizer = make_app(upstream, max_new_tokens_limit=8000, context_window=MISTRAL)
     call(no_tokenizer, path="/v1/completions", json_body={"prompt": prompt})
     assert upstream.bodies[-1]["parameters"]["max_new_tokens"] == 1
+
+
+def test_a_chat_the_engine_lays_out_leaves_room_for_what_its_template_adds(
+    counter: PromptCounter,
+) -> None:
+    """The relay never sees the model's own chat template: each message is allowed 8 tokens of
+    it, and the template 64 besides."""
+    answer_room = AnswerRoom(limit=8000, window=MISTRAL, counter=counter)
+    text = "word " * 3000
+    assert anyio.run(answer_room.max_new_tokens, text) == 8192 - 3000
+    laid_out = anyio.run(lambda: answer_room.max_new_tokens(text, engine_turns=2))
+    assert laid_out == 8192 - 3000 - 64 - 2 * 8
+    no_tokenizer = AnswerRoom(limit=1500, window=FALCON, counter=None)
+    assert anyio.run(lambda: no_tokenizer.max_new_tokens("x" * 700, engine_turns=1)) == (
+        2048 - 708 - 64 - 8
+    )
+
+
+@pytest.mark.parametrize("engine", ["lmi", "vllm"])
+def test_an_openai_chat_laid_out_by_the_engine_asks_for_the_room_its_messages_leave(
+    engine: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "tokenizer.json"
+    path.write_text(stand_in_tokenizer_json(), encoding="utf-8")
+    upstream = ScriptedUpstream([])
+    app = make_app(
+        upstream,
+        serving_engine=engine,
+        engine_chat_template=True,
+        max_new_tokens_limit=8000,
+        context_window=MISTRAL,
+        tokenizer_uri=str(path),
+    )
+    messages = [
+        {"role": "system", "content": "word " * 1000},
+        {"role": "user", "content": "word " * 2000},
+    ]
+    call(app, path="/v1/chat/completions", json_body={"messages": messages})
+    # 3000 words of messages (joined by a blank line), two turns of the template's allowance.
+    assert upstream.bodies[-1]["max_tokens"] == 8192 - 3000 - 64 - 2 * 8
+    call(app, path="/v1/chat/completions", json_body={"messages": messages, "max_tokens": 9})
+    assert upstream.bodies[-1]["max_tokens"] == 9

@@ -17,6 +17,7 @@ from moto import mock_aws
 from streamer.prompt_tokens import PromptCounter
 
 from jumpstream.emulator.tokenizer import estimate_input_tokens, stand_in_tokenizer_json
+from tests.streamer.engine_streams import lmi_answer, lmi_chat_answer
 from tests.streamer.support import (
     CapturedLog,
     ScriptedUpstream,
@@ -158,3 +159,40 @@ def test_a_tokenizer_slower_than_the_wait_leaves_the_count_unknown_and_the_answe
     (line,) = log.request_lines()
     assert "prompt_tokens" not in line
     assert "error_type" not in line
+
+
+def test_an_lmi_prompt_without_a_reported_length_is_counted(tokenizer_file: Path) -> None:
+    """LMI's rolling batch reports no prompt length: the relay counts `inputs`, as for TGI."""
+    log = CapturedLog()
+    upstream = ScriptedUpstream(lmi_answer(["one", " two"]))
+    app = make_app(upstream, log, serving_engine="lmi", tokenizer_uri=str(tokenizer_file))
+    response = call(app, "POST", "/v1/completions", json_body={"model": "m", "prompt": PROMPT})
+    assert response.json()["usage"] == {
+        "prompt_tokens": 11,
+        "completion_tokens": 3,
+        "total_tokens": 14,
+    }
+
+
+def test_a_chat_the_engine_lays_out_is_never_counted_by_the_relay(tokenizer_file: Path) -> None:
+    """The engine's template adds tokens the relay cannot see: a count of the messages would be
+    wrong, so the prompt's tokens are the engine's to report, or unknown."""
+    log = CapturedLog()
+    upstream = ScriptedUpstream(lmi_chat_answer(["one", " two"]))
+    app = make_app(
+        upstream,
+        log,
+        serving_engine="lmi",
+        engine_chat_template=True,
+        tokenizer_uri=str(tokenizer_file),
+    )
+    chat = {"model": "m", "messages": [{"role": "user", "content": PROMPT}]}
+    response = call(app, "POST", "/v1/chat/completions", json_body=chat)
+    assert response.status_code == 200
+    assert response.json()["usage"] == {
+        "prompt_tokens": None,
+        "completion_tokens": None,
+        "total_tokens": None,
+    }
+    (line,) = log.request_lines()
+    assert line.get("prompt_tokens") is None

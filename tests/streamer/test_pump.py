@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from streamer.decoder import TgiError
-from streamer.engines import TGI
+from streamer.engines import LMI, TGI, VLLM, engine_named
 from streamer.errors import UpstreamError
 from streamer.model_text import MarkerRewriter, PassThrough
 from streamer.pump import (
@@ -417,3 +417,72 @@ def test_a_read_that_returns_after_abandon_yields_nothing() -> None:
     assert pull(pump) == [TextPiece(text="one")]
     assert pull(pump) == []
     assert pump.finished
+
+
+# --- Other engines' streams ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("escape", [json.dumps, every_character_escaped])
+def test_lmis_last_line_with_the_largest_prompt_still_ends_the_answer(
+    escape: Callable[[str], str],
+) -> None:
+    """LMI's last line repeats the prompt in `details.inputs` (the relay never asks it for the
+    full text): within the same bound as TGI's, however the prompt comes back escaped."""
+    prompt = "x" * (DEFAULTS.max_body_bytes - len(json.dumps({"inputs": ""})))
+    answer = "ok!" * (DEFAULTS.max_new_tokens_limit // 2)
+    final = (
+        '{"token": {"id": 2, "text": "", "log_prob": -0.1}, '
+        f'"generated_text": {escape(answer)}, "details": {{"finish_reason": "length", '
+        f'"generated_tokens": 3, "inputs": {escape(prompt)}}}}}\n'
+    ).encode()
+    assert len(final) > 1024 * 1024
+    stream = ScriptedStream([b'{"token": {"id": 1, "text": "ok", "log_prob": -0.1}}\n', final])
+    pump = AnswerPump(
+        stream,
+        transform=PassThrough(),
+        stream_format=LMI.prompt.stream,
+        max_line_bytes=LINE_LIMIT,
+    )
+    assert pull_all(pump) == [
+        TextPiece(text="ok"),
+        EndPiece(finish_reason="length", generated_tokens=3),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("engine", "name"),
+    [("lmi", "LMI token stream"), ("vllm", "stream of vLLM's chunks")],
+)
+def test_bytes_that_are_not_the_engines_stream_say_whose_it_is_not(engine: str, name: str) -> None:
+    stream_format = engine_named(engine).prompt.stream
+    pump = AnswerPump(
+        ScriptedStream([b"data: {not json}\n\n"]),
+        transform=PassThrough(),
+        stream_format=stream_format,
+        max_line_bytes=LINE_LIMIT,
+    )
+    (failure,) = pull_all(pump)
+    assert isinstance(failure, ErrorPiece)
+    assert failure.error.kind == "upstream_error"
+    assert (
+        failure.error.message == f"The model's stream could not be read: it was not a valid {name}."
+    )
+    assert "not json" in (failure.error.detail or "")
+
+
+def test_an_engines_error_event_is_read_by_that_engine() -> None:
+    vllm_failure = (
+        b'data: {"error": {"message": "too long", "type": "BadRequestError", "code": 400}}\n\n'
+    )
+    pump = AnswerPump(
+        ScriptedStream([b'data: {"choices": [{"index": 0, "text": "a"}]}\n\n', vllm_failure]),
+        transform=PassThrough(),
+        stream_format=VLLM.prompt.stream,
+        max_line_bytes=LINE_LIMIT,
+    )
+    pieces = pull_all(pump)
+    assert pieces[0] == TextPiece(text="a")
+    failure = pieces[-1]
+    assert isinstance(failure, ErrorPiece)
+    assert (failure.error.kind, failure.error.status) == ("validation", 422)
+    assert "too long" in failure.error.message
