@@ -1,1 +1,2 @@
-"""The Lambda relay that streams a SageMaker TGI endpoint's tokens through a function URL."""
+"""The Lambda relay that streams a SageMaker endpoint's tokens (TGI, LMI or vLLM) through a
+function URL."""

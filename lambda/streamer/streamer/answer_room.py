@@ -50,8 +50,8 @@ _TEMPLATE_TOKENS: Final = 64
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ContextWindow:
-    """The model's context as its TGI enforces it (the container's MAX_TOTAL_TOKENS and
-    MAX_INPUT_LENGTH)."""
+    """The model's context as its engine enforces it (TGI's MAX_TOTAL_TOKENS and
+    MAX_INPUT_LENGTH; LMI's and vLLM's max model length, with no limit of the prompt's own)."""
 
     max_total_tokens: int
     max_input_tokens: int

@@ -4,7 +4,9 @@ The pinned TGI containers take only a plain `inputs` string on every version the
 the relay lays out a conversation itself. How a model wants it laid out is a fact of the model:
 it lives in the catalog (`stacks/models.json`, `prompt_template`), the stack hands it to the
 function as the `PROMPT_TEMPLATE` setting, and this module only interprets that data. It never
-names a model.
+names a model. (An LMI or vLLM model whose engine has the model's own chat template gets its
+messages as they are instead, ENGINE_CHAT_TEMPLATE: engines.py; `parse_messages` then checks
+them without a template.)
 
 A template describes turns, not a program:
 

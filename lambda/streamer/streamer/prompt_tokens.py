@@ -1,10 +1,12 @@
-"""Prompt tokens where TGI does not count them: the model's own tokenizer, loaded once.
+"""Prompt tokens where the engine does not count them: the model's own tokenizer, loaded once.
 
 TGI reports a prompt's length in tokens (`input_length`) only since 2.3, and six of the catalog's
-models run older versions; usage per API key and OpenAI's `usage.prompt_tokens` still need the
-number. The stack points TOKENIZER_URI at the model's `tokenizer.json` in the very artifact the
-endpoint loads, and `PromptCounter` counts with Hugging Face's `tokenizers` as TGI's router does
-(the model's special tokens added, `truncate` applied).
+models run older versions; LMI's rolling batch reports none; usage per API key and OpenAI's
+`usage.prompt_tokens` still need the number. (A chat the engine lays out with the model's own
+template is never counted here: the template's tokens are the engine's to know.) The stack
+points TOKENIZER_URI at the model's `tokenizer.json` in the very artifact the endpoint loads,
+and `PromptCounter` counts with Hugging Face's `tokenizers` as TGI's router does (the model's
+special tokens added, `truncate` applied).
 
 The file is read at the first request that needs it, never at start (a SnapStart snapshot holds no
 credentials), in a worker thread, as is the count of a long prompt: parsing megabytes of vocabulary

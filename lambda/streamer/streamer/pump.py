@@ -76,7 +76,8 @@ class EndPiece:
 
     finish_reason: str | None
     generated_tokens: int | None
-    #: The prompt's length in tokens, where TGI reports it (2.3 and later).
+    #: The prompt's length in tokens, where the engine reports it (TGI 2.3 and later, LMI's
+    #: async mode, vLLM's usage chunk).
     input_length: int | None = None
 
 

@@ -52,7 +52,7 @@ class Settings:
     #: (only `inputs` are taken, unless the engine lays out chats itself).
     prompt_template: PromptTemplate | None = None
     max_new_tokens_limit: int = contract.MAX_NEW_TOKENS_LIMIT.default
-    #: The model's context as its TGI enforces it; None: not known to the relay.
+    #: The model's context as its engine enforces it; None: not known to the relay.
     context_window: ContextWindow | None = None
     max_body_bytes: int = contract.MAX_BODY_BYTES.default
     upstream_read_timeout_seconds: float = contract.UPSTREAM_READ_TIMEOUT_SECONDS.default

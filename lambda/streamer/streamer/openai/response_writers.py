@@ -1,4 +1,4 @@
-"""TGI's answer written as OpenAI's Responses API: a stream of semantic events, or one response.
+"""The model's answer written as OpenAI's Responses API: semantic events, or one response.
 
 Both are StreamWriters (formats.py). The answer is always one output item, an assistant message
 with one `output_text` part. Streamed, every event is `event: <type>` and one JSON `data:` line
@@ -33,7 +33,7 @@ _CUT: Final = "length"
 def response_usage(
     *, input_tokens: int | None, output_tokens: int | None
 ) -> dict[str, object] | None:
-    """The Responses API's usage, or None when TGI did not report a count: its fields are
+    """The Responses API's usage, or None when the engine did not report a count: its fields are
     numbers, never null, and a count is never guessed."""
     if input_tokens is None or output_tokens is None:
         return None

@@ -1,4 +1,7 @@
-"""TGI's answer written as OpenAI's objects: streamed chunks, or one whole document.
+"""The model's answer written as OpenAI's objects: streamed chunks, or one whole document.
+
+The answer arrives in TGI's words whatever the engine (engines.py), so the finish reasons below
+are TGI's.
 
 Each class is a StreamWriter (formats.py): the streaming response hands it the answer's text
 pieces, its end and a failure after the status went out. The chunk writers send server-sent
@@ -43,7 +46,8 @@ def new_id(prefix: str) -> str:
 
 
 def usage(*, prompt_tokens: int | None, completion_tokens: int | None) -> dict[str, int | None]:
-    """Token counts as TGI reported them; one TGI did not report stays null, never guessed."""
+    """Token counts as the engine reported them; one it did not report stays null, never
+    guessed."""
     total = (
         None
         if prompt_tokens is None or completion_tokens is None
