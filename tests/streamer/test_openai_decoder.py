@@ -432,3 +432,10 @@ def test_property_events_before_garbage_do_not_depend_on_the_split(
     assert "not JSON" in str(error)
     # A stream without an end marker ends at the end of input, which the garbage kept away.
     assert received == [e for e in generated.expected if not isinstance(e, GenerationEnd)]
+
+
+def test_not_even_invalid_utf8_after_done_is_read() -> None:
+    assert decode(sse(chat_chunk("a", finish_reason="stop")) + DONE + b"\xff\xfe\n") == [
+        text("a"),
+        end("eos_token"),
+    ]

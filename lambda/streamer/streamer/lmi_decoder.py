@@ -23,6 +23,7 @@ the answer and, in `details.inputs`, the prompt (pump.max_line_bytes_for).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final, TypeAlias
 
 from .lmi_errors import LmiError, failed_line, parse_error
@@ -127,9 +128,10 @@ def _finish_reason(value: object) -> str | None:
     raise StreamProtocolError(f"details.finish_reason is not a string: {value!r}")
 
 
-def _error(read: Any, obj: dict[str, Any]) -> LmiError:
+def _error(read: Callable[[dict[str, Any]], LmiError], obj: dict[str, Any]) -> LmiError:
+    """LMI's error in a line; a line that says it is an error but is none of LMI's shapes is
+    not an LMI stream."""
     try:
-        error: LmiError = read(obj)
+        return read(obj)
     except ErrorShapeError as exc:
         raise StreamProtocolError(str(exc)) from None
-    return error

@@ -360,8 +360,10 @@ class LineDecoder:
         return events
 
     def _handle_line(self, line: bytes, events: list[Any]) -> None:
+        if self._done:
+            return  # the server said the stream is over: nothing after it is read
         payload = self._payload(line)
-        if payload is None or self._done:
+        if payload is None:
             return
         if payload == DONE_MARKER:
             self._done = True
