@@ -176,9 +176,29 @@ def body_of(engine: Engine, request: GenerateRequest) -> dict[str, Any]:
 
 @pytest.mark.parametrize("engine", [LMI, VLLM], ids=["lmi", "vllm"])
 def test_what_changes_nothing_the_caller_sees_is_accepted_and_not_sent(engine: Engine) -> None:
-    sent = body(engine, prompt(best_of=1, return_full_text=True, watermark=False, truncate=None))
+    sent = body(
+        engine,
+        prompt(
+            best_of=1,
+            return_full_text=True,
+            watermark=False,
+            decoder_input_details=False,
+            top_n_tokens=0,
+            truncate=None,
+            grammar=None,
+        ),
+    )
     flat = json.dumps(sent)
-    for name in ("best_of", "return_full_text", "watermark", "truncate", "echo"):
+    for name in (
+        "best_of",
+        "return_full_text",
+        "watermark",
+        "decoder_input",
+        "top_n",
+        "truncate",
+        "grammar",
+        "echo",
+    ):
         assert name not in flat
 
 

@@ -100,8 +100,8 @@ class Engine:
         for name, value in request.parameters.items():
             if name in route.honoured or name in _ACCEPTED_ANYWHERE:
                 continue
-            if value is None or value is False:
-                continue  # asks for nothing: the same as leaving it out
+            if value is None or _asks_for_nothing(name, value):
+                continue  # the same as leaving it out
             raise ApiError(
                 kind="invalid_request",
                 message=(
@@ -116,6 +116,20 @@ class Engine:
 # return_full_text changes only TGI's final generated_text, which the relay never shows, and
 # details asks for the finish reason and counts the relay reads from every engine anyway.
 _ACCEPTED_ANYWHERE: Final = frozenset({"best_of", "return_full_text", "details"})
+# TGI's own parameters whose value here asks for nothing (null does too, for any parameter).
+_ASKS_FOR_NOTHING: Final[Mapping[str, object]] = {
+    "watermark": False,
+    "decoder_input_details": False,
+    "top_n_tokens": 0,
+}
+
+
+def _asks_for_nothing(name: str, value: object) -> bool:
+    nothing = _ASKS_FOR_NOTHING.get(name)
+    # JSON's false is not 0, nor 0 false.
+    return nothing is not None and type(value) is type(nothing) and value == nothing
+
+
 # What every engine has, in some name: the length, greedy or sampled, the nucleus, the seed, the
 # stop sequences and the frequency penalty (OpenAI's requests use no other).
 _EVERY_ENGINE: Final = frozenset(
