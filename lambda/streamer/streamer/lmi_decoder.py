@@ -2,7 +2,7 @@
 
 LMI (DJL Serving) answers `{"inputs": ..., "stream": true}` with one JSON object per line
 (`application/jsonlines`, no `data:` prefix, no `[DONE]`), or the same objects as SSE events when
-the model is set to LMI's SSE formatter: stream_lines.LineDecoder takes either, line by line.
+the model is set to LMI's SSE formatter: line_decoder.LineDecoder takes either, line by line.
 
 - A token: `{"token": {"id": 304, "text": "Deep ", "log_prob": -0.05}}`. Older documentation
   and the async mode say `logprob`, and the async mode adds `index`; `id` may be a list of ids
@@ -26,11 +26,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final, TypeAlias
 
+from .line_decoder import LineDecoder
 from .lmi_errors import LmiError, failed_line, parse_error
 from .model_errors import ErrorShapeError
 from .stream_lines import (
     GenerationEnd,
-    LineDecoder,
     StreamProtocolError,
     Token,
     new_token,

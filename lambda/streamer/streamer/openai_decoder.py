@@ -3,7 +3,7 @@
 Two engines answer in OpenAI's objects: AWS's vLLM container (chat and completions, as SSE:
 `data: {chunk}` and a blank line each, then a usage chunk, then `data: [DONE]`) and LMI asked
 for `messages` (JSON lines of `chat.completion.chunk` objects, no `data:`, no `[DONE]`).
-stream_lines.LineDecoder reads either framing line by line. A chunk's text is
+line_decoder.LineDecoder reads either framing line by line. A chunk's text is
 `choices[0].delta.content` (chat; the first chunk's is the role's `""`) or `choices[0].text`
 (completion); the relay asks for one choice, so any other index is a protocol error.
 
@@ -24,11 +24,11 @@ from __future__ import annotations
 
 from typing import Any, Final, Protocol
 
+from .line_decoder import LineDecoder
 from .model_errors import ErrorShapeError
 from .stream_lines import (
     DEFAULT_MAX_LINE_BYTES,
     GenerationEnd,
-    LineDecoder,
     StreamProtocolError,
     new_token,
     optional_int,
