@@ -89,7 +89,10 @@ def one(template: dict, kind: str) -> dict:
 
 
 def test_the_ten_seed_models_are_in_the_catalog() -> None:
-    assert set(load_catalog().models) == set(SPEC)
+    """With the same facts as ever (this file); the catalog's others are on LMI
+    (test_engine_endpoints.py)."""
+    tgi = {m.id for m in load_catalog().models.values() if m.engine == "tgi"}
+    assert tgi == set(SPEC)
 
 
 def test_the_representative_set_covers_models_accounts_partitions_and_families() -> None:

@@ -78,6 +78,7 @@ def test_function_runs_the_web_adapter_on_python_314_arm64() -> None:
         endpoint_name="jumpstream-t-g5-12xlarge",
         model_id=model.id,
         prompt_template=model.prompt_template,
+        serving_engine="tgi",  # the catalog's engine for it, said explicitly
         max_new_tokens_limit=2048,
         model_max_total_tokens=8192,
         model_max_input_tokens=8191,
