@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from stacks.catalog import load_catalog
-from tests.stacks.conftest import REPRESENTATIVE, Matrix
+from tests.stacks.conftest import ENGINE_REPRESENTATIVE, REPRESENTATIVE, Matrix
 
 TAR = "huggingface-infer/prepack/{}/infer-prepack-huggingface-llm-{}.tar.gz"
 TGI14 = "2.1.1-tgi1.4.0-gpu-py310-cu121-ubuntu20.04"
@@ -70,7 +70,10 @@ REGIONS = {
 }  # fmt: skip
 
 CASES = [(model_id, region) for model_id, region, _ in REPRESENTATIVE]
-INSTANCE = {(model_id, region): instance for model_id, region, instance in REPRESENTATIVE}
+INSTANCE = {
+    (model_id, region): instance
+    for model_id, region, instance in [*REPRESENTATIVE, *ENGINE_REPRESENTATIVE]
+}
 
 
 def endpoint_name(model_id: str, region: str) -> str:
