@@ -166,65 +166,54 @@ def _gpus(
     return gpu_counts.get(instance_type)
 
 
-def facts_from_spec(
+def _image_regions(
+    spec: SpecLike, default: str, named: list[str], image: str, accounts: Mapping[str, Any]
+) -> tuple[list[str], list[str]]:
+    """The regions whose default instance type runs `image` from the catalog's account, and a
+    note on those left out."""
+    regions = [r for r in named if _image_uri(spec, default, r) == _uri(r, image, accounts)]
+    elsewhere = [r for r in named if r not in regions]
+    if not elsewhere:
+        return regions, []
+    return regions, [
+        f"left out {', '.join(elsewhere)}: the spec runs another image there than {image} (or "
+        "one from another account than the catalog's)"
+    ]
+
+
+def _uri(region: str, image: str, accounts: Mapping[str, Any]) -> str:
+    return f"{_registry_host(region, accounts)}/{image}"
+
+
+def _instance_types(
     spec: SpecLike,
-    current: Mapping[str, Any],
+    engine: ServingEngine,
+    image: str,
+    regions: list[str],
+    environment: dict[str, Any],
     *,
     accounts: Mapping[str, Any],
     gpu_counts: Mapping[str, int],
-) -> SpecFacts:
-    """The models.json entry for `spec`, with `current`'s hand-kept facts (id, name, eos_token,
-    chat, deprecated, the licence's name while the spec names the same licence text).
-
-    `accounts` is the catalog's `image` table; `gpu_counts` the GPUs per instance type. Raises
-    ValueError when the spec is no model jumpstream can deploy.
-    """
-    default = spec.default_inference_instance_type
-    supported = list(spec.supported_inference_instance_types or [])
-    if not default or default not in supported:
-        raise ValueError(f"spec {spec.version} has no supported default instance type")
-    variants = spec.hosting_instance_type_variants
-    named = sorted(
-        region
-        for region in ((variants.regional_aliases if variants else None) or {})
-        if _image_uri(spec, default, region)
-    )
-    if not named:
-        raise ValueError(f"spec {spec.version} names no image in any region")
-    repository, tag, engine, version = _chosen_image(spec, default, named)
-    notes: list[str] = []
-
-    regions, elsewhere = [], []
-    for region in named:
-        expected = f"{_registry_host(region, accounts)}/{repository}:{tag}"
-        (regions if _image_uri(spec, default, region) == expected else elsewhere).append(region)
-    if elsewhere:
-        notes.append(
-            f"left out {', '.join(elsewhere)}: the spec runs another image there than "
-            f"{repository}:{tag} (or one from another account than the catalog's)"
-        )
-
-    environment = {
-        variable.name: variable.default
-        for variable in spec.inference_environment_variables
-        if getattr(variable, "scope", "container") == "container"
-    }
+) -> tuple[dict[str, Any], list[str]]:
+    """The supported instance types that run `image` in every region, each with its GPUs and
+    its own environment, and notes on those left out. TGI's SM_NUM_GPUS (per instance type, or
+    the spec's default, popped from `environment`) becomes `gpus`."""
     tgi_gpus = environment.pop("SM_NUM_GPUS", None) if engine.name == "tgi" else None
     instance_types: dict[str, Any] = {}
+    notes: list[str] = []
     unknown_gpus: list[str] = []
-    for instance_type in supported:
-        images = {
-            region: _image_uri(spec, instance_type, region)
+    for instance_type in spec.supported_inference_instance_types or []:
+        other = {
+            region: uri
             for region in regions
-            if _image_uri(spec, instance_type, region)
-            != f"{_registry_host(region, accounts)}/{repository}:{tag}"
+            if (uri := _image_uri(spec, instance_type, region)) != _uri(region, image, accounts)
         }
-        if images:
-            runs = sorted({str(uri) for uri in images.values() if uri})
-            named = f"it runs {', '.join(runs)}" if runs else "its variant names no image"
-            missing = sorted(region for region, uri in images.items() if not uri)
+        if other:
+            runs = sorted({str(uri) for uri in other.values() if uri})
+            missing = sorted(region for region, uri in other.items() if not uri)
+            said = f"it runs {', '.join(runs)}" if runs else "its variant names no image"
             where = f" (no image in {', '.join(missing)})" if runs and missing else ""
-            notes.append(f"left out {instance_type}: {named}{where}")
+            notes.append(f"left out {instance_type}: {said}{where}")
             continue
         extra = _instance_environment(spec, instance_type)
         if engine.name == "tgi":
@@ -248,9 +237,12 @@ def facts_from_spec(
             f"left out {', '.join(unknown_gpus)}: {engine.label} shards over all of an "
             "instance's GPUs there, and sagemaker-core's instance table does not say how many"
         )
-    if default not in instance_types:
-        raise ValueError(f"spec {spec.version}: its default instance type {default} is left out")
+    return instance_types, notes
 
+
+def _startup(spec: SpecLike, current: Mapping[str, Any]) -> tuple[dict[str, int], list[str]]:
+    """The startup timeouts from the spec's deploy_kwargs, else the current ones, else the
+    default (said in a note)."""
     deploy = spec.deploy_kwargs or {}
     startup = dict(current.get("startup") or {})
     defaulted = []
@@ -261,11 +253,54 @@ def facts_from_spec(
         elif ours not in startup:
             startup[ours] = DEFAULT_STARTUP_SECONDS
             defaulted.append(theirs)
-    if defaulted:
-        notes.append(
-            f"the spec gives no {' nor '.join(defaulted)}: {DEFAULT_STARTUP_SECONDS} s "
-            "(check against the model's size)"
-        )
+    if not defaulted:
+        return startup, []
+    return startup, [
+        f"the spec gives no {' nor '.join(defaulted)}: {DEFAULT_STARTUP_SECONDS} s (check "
+        "against the model's size)"
+    ]
+
+
+def facts_from_spec(
+    spec: SpecLike,
+    current: Mapping[str, Any],
+    *,
+    accounts: Mapping[str, Any],
+    gpu_counts: Mapping[str, int],
+) -> SpecFacts:
+    """The models.json entry for `spec`, with `current`'s hand-kept facts (id, name, eos_token,
+    chat, deprecated, the licence's name while the spec names the same licence text).
+
+    `accounts` is the catalog's `image` table; `gpu_counts` the GPUs per instance type. Raises
+    ValueError when the spec is no model jumpstream can deploy.
+    """
+    default = spec.default_inference_instance_type
+    if not default or default not in (spec.supported_inference_instance_types or []):
+        raise ValueError(f"spec {spec.version} has no supported default instance type")
+    variants = spec.hosting_instance_type_variants
+    named = sorted(
+        region
+        for region in ((variants.regional_aliases if variants else None) or {})
+        if _image_uri(spec, default, region)
+    )
+    if not named:
+        raise ValueError(f"spec {spec.version} names no image in any region")
+    repository, tag, engine, version = _chosen_image(spec, default, named)
+    image = f"{repository}:{tag}"
+    regions, notes = _image_regions(spec, default, named, image, accounts)
+    environment = {
+        variable.name: variable.default
+        for variable in spec.inference_environment_variables
+        if getattr(variable, "scope", "container") == "container"
+    }
+    instance_types, left_out = _instance_types(
+        spec, engine, image, regions, environment, accounts=accounts, gpu_counts=gpu_counts
+    )
+    notes += left_out
+    if default not in instance_types:
+        raise ValueError(f"spec {spec.version}: its default instance type {default} is left out")
+    startup, defaulted = _startup(spec, current)
+    notes += defaulted
     artifact = spec.hosting_prepacked_artifact_key or spec.hosting_artifact_key
     if not artifact:
         raise ValueError(f"spec {spec.version} names no hosting artifact")

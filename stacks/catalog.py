@@ -398,7 +398,8 @@ def _check(model: Model, where: str) -> None:
 def _check_engine_settings(model: Model, where: str) -> None:
     """The variables the engine reads agree with the catalog: TGI's GPU count is the catalog's
     own (`gpus`, written as SM_NUM_GPUS); an LMI or vLLM count the spec sets is the `gpus` of
-    its instance type; a context length is a whole number of tokens."""
+    its instance type, and vLLM without one shards over one GPU; a context length is a whole
+    number of tokens."""
     engine = model.serving
     for instance_type, option in model.instance_types.items():
         env = {**model.environment, **option.environment}
@@ -412,6 +413,11 @@ def _check_engine_settings(model: Model, where: str) -> None:
                 raise ConfigError(
                     f"{where}: {instance_type} shards over {setting}={value} GPUs, but its "
                     f"gpus is {option.gpus}"
+                )
+            if value is None and not engine.all_gpus_by_default and option.gpus != 1:
+                raise ConfigError(
+                    f"{where}: {instance_type} has gpus {option.gpus}, but {engine.label} shards "
+                    f"over one unless {engine.gpu_variables[0]} says otherwise"
                 )
         context = env.get(engine.context_variable) if engine.context_variable else None
         if context is not None and not (str(context).isdigit() and int(context) > 1):

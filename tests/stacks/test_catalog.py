@@ -281,14 +281,10 @@ def test_a_context_comes_from_the_variable_the_engine_reads() -> None:
     qwen = parse_catalog(doc).get(QWEN)
     assert qwen.context_limits("ml.g5.12xlarge") == (8192, 8191)
     vllm = _entry(doc, MIXTRAL)
-    vllm.update(
-        engine="vllm",
-        engine_version="0.19.1",
-        image_repository="vllm",
-        image_tag="0.19.1-gpu-py312-cu129-ubuntu22.04-sagemaker",
-    )
+    _on_vllm(vllm)
     vllm["environment"]["SM_VLLM_MAX_MODEL_LEN"] = 65536
-    vllm["instance_types"]["ml.p5.48xlarge"]["environment"] = {"SM_VLLM_TENSOR_PARALLEL_SIZE": 8}
+    for option in vllm["instance_types"].values():
+        option["environment"] = {"SM_VLLM_TENSOR_PARALLEL_SIZE": 8}
     model = parse_catalog(doc).get(MIXTRAL)
     assert model.context_limits("ml.p5.48xlarge") == (65536, 65535)
     env = model.container_environment("ml.p5.48xlarge")
@@ -297,6 +293,15 @@ def test_a_context_comes_from_the_variable_the_engine_reads() -> None:
     assert model.image_uri("us-east-1") == (
         "763104351884.dkr.ecr.us-east-1.amazonaws.com/vllm:0.19.1-gpu-py312-cu129-ubuntu22.04-"
         "sagemaker"
+    )
+
+
+def _on_vllm(model: dict) -> None:
+    model.update(
+        engine="vllm",
+        engine_version="0.19.1",
+        image_repository="vllm",
+        image_tag="0.19.1-gpu-py312-cu129-ubuntu22.04-sagemaker",
     )
 
 
@@ -334,6 +339,12 @@ def _set_tensor_parallel(model: dict) -> None:
             QWEN,
             lambda m: m["environment"].update(OPTION_MAX_MODEL_LEN="lots"),
             "OPTION_MAX_MODEL_LEN must be a whole number of tokens",
+        ),
+        (
+            MIXTRAL,
+            _on_vllm,
+            "ml.p4de.24xlarge has gpus 8, but vLLM shards over one unless "
+            "SM_VLLM_TENSOR_PARALLEL_SIZE says otherwise",
         ),
     ],
 )
