@@ -36,7 +36,7 @@ from stacks.serving_engines import ENGINE_TABLE, ServingEngine
 CATALOG_PATH = Path(__file__).with_name("models.json")
 
 # Environment keys the specs carry that must not reach the container: the prepacked artifacts
-# have no code directory, so the TGI entrypoint would look for a script that is not there.
+# have no code directory, so the container's entrypoint would look for a script that is not there.
 DROPPED_ENVIRONMENT = frozenset({"SAGEMAKER_SUBMIT_DIRECTORY"})
 #: The TGI version whose streams first carry the prompt's length in tokens.
 PROMPT_TOKENS_REPORTED_SINCE = (2, 3)

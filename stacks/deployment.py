@@ -266,8 +266,8 @@ class AlarmThresholds:
     time_to_first_token_seconds: float = 10.0
     #: Relay errors (after or before the first token, not the caller's own 4xx) per 5 minutes.
     relay_errors: int = 5
-    #: GPU memory in use, in percent of each GPU. TGI reserves most of it for its KV cache at
-    #: start, so only nearly all of it is a sign of trouble.
+    #: GPU memory in use, in percent of each GPU. The engines (TGI, LMI's and AWS's vLLM) reserve
+    #: most of it for their KV cache at start, so only nearly all of it is a sign of trouble.
     gpu_memory_percent: float = 99.0
     disk_percent: float = 90.0
     #: A relay invocation this close to the function's timeout is about to be cut off.
@@ -298,8 +298,8 @@ class ScalingConfig:
 
     min_capacity: int
     max_capacity: int
-    #: Concurrent requests per model copy that scaling aims at. TGI batches requests, so a few at
-    #: once is normal; many means callers wait for their first token.
+    #: Concurrent requests per model copy that scaling aims at. The engines batch requests, so a
+    #: few at once is normal; many means callers wait for their first token.
     target_concurrency: float = 4.0
     scale_out_cooldown_seconds: int = 60
     #: Removing a GPU copy is cheap to regret only slowly: a new one takes minutes.

@@ -30,7 +30,8 @@ from stacks.nag import acknowledge
 #: What an inference component reserves of its instance's memory. Placement is decided by GPUs
 #: (a copy takes the model's GPU count); how much host memory SageMaker keeps back on an
 #: inference-component endpoint is undocumented, and a reservation above what it allows fails
-#: the deploy, so this is the SageMaker SDK's own default. No maximum: TGI may use what it needs.
+#: the deploy, so this is the SageMaker SDK's own default. No maximum: the engine may use what it
+#: needs.
 COMPONENT_MIN_MEMORY_MB = 1024
 
 # An update of an autoscaled endpoint keeps the instance count autoscaling set: every variant
