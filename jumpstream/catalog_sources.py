@@ -1,20 +1,33 @@
-"""The maintained sources `stacks/availability.json` is derived from, read offline.
+"""The maintained sources the catalog's files are derived from.
 
-cfn-lint ships, per region, the SageMaker hosting instance types (built by cfn-lint from the AWS
-Pricing API) and CloudFormation's resource-type registry (which types, and which Lambda runtimes
-and architectures, each region's CloudFormation accepts). Both are refreshed with every cfn-lint
-release, so bumping the pinned cfn-lint and running `python -m jumpstream catalog refresh
---write` brings the tables up to date without network access. The pure functions below turn
-that data into the tables; `sections_from_cfn_lint()` reads the installed copy.
+`stacks/availability.json`, read offline: cfn-lint ships, per region, the SageMaker hosting
+instance types (built by cfn-lint from the AWS Pricing API) and CloudFormation's resource-type
+registry (which types, and which Lambda runtimes and architectures, each region's CloudFormation
+accepts). Both are refreshed with every cfn-lint release, so bumping the pinned cfn-lint and
+running `python -m jumpstream catalog refresh --write` brings the tables up to date without
+network access. The pure functions below turn that data into the tables;
+`sections_from_cfn_lint()` reads the installed copy.
+
+`stacks/models.json`, read from JumpStart: its public `jumpstart-cache-prod-{region}` bucket
+holds a `models_manifest.json` (every model id and version with its spec file), one spec per
+version, the licences' texts and the ungated models' Hugging Face files. sagemaker-core (the
+SageMaker Python SDK v3) reads the manifest and specs with `JumpStartModelsCache`, its own
+caching S3 reader, which `jumpstart_reader()` uses with a boto3 client (so moto can stand in for
+S3); the same client reads the other files. How many GPUs an instance type has comes from
+sagemaker-core's offline instance table (`instance_gpu_counts()`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from importlib import metadata, resources
 from typing import Any
 
+#: Where JumpStart's SDK reads its metadata by default.
+DEFAULT_REGION = "us-west-2"
 SAGEMAKER_TYPES = (
     "AWS::SageMaker::Model",
     "AWS::SageMaker::EndpointConfig",
@@ -112,3 +125,103 @@ def sections_from_cfn_lint(families: Iterable[str], retrieved: str) -> dict[str,
             **registry_regions(registries, schemas),
         },
     }
+
+
+@dataclass(frozen=True, slots=True)
+class JumpStartReader:
+    """What the catalog tools read from one region's JumpStart content bucket."""
+
+    #: A model's versions in the manifest (empty when it is not listed).
+    versions: Callable[[str], list[str]]
+    #: A model version's spec (sagemaker-core's JumpStartModelSpecs).
+    spec: Callable[[str, str], Any]
+    #: A file of the bucket as text, or None when it is not there or not readable.
+    text: Callable[[str], str | None]
+
+
+#: S3's answers for a file that is not there or not ours to read.
+_UNREADABLE = frozenset({"NoSuchKey", "404", "AccessDenied", "403"})
+
+
+def jumpstart_reader(region: str) -> JumpStartReader:
+    """Readers over sagemaker-core's JumpStart cache for one region's content bucket (or the
+    SDK's AWS_JUMPSTART_CONTENT_BUCKET_OVERRIDE), and over the same bucket's files."""
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    logging.getLogger("sagemaker.jumpstart").setLevel(logging.ERROR)
+    from sagemaker.core.jumpstart.cache import JumpStartModelsCache
+
+    s3 = boto3.client(
+        "s3",
+        region_name=region,
+        config=Config(connect_timeout=10, read_timeout=30, retries={"max_attempts": 2}),
+    )
+    cache = JumpStartModelsCache(region=region, s3_client=s3)
+    manifest: list[Any] = []
+
+    def versions(model_id: str) -> list[str]:
+        if not manifest:
+            manifest.extend(cache.get_manifest())
+        return [header.version for header in manifest if header.model_id == model_id]
+
+    def spec(model_id: str, version: str) -> Any:
+        return cache.get_specs(model_id, version)
+
+    def text(key: str) -> str | None:
+        try:
+            body = s3.get_object(Bucket=cache.s3_bucket_name, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _UNREADABLE:
+                return None
+            raise
+        return body.decode("utf-8", errors="replace")
+
+    return JumpStartReader(versions=versions, spec=spec, text=text)
+
+
+def instance_gpu_counts() -> dict[str, int]:
+    """GPUs per SageMaker instance type, from sagemaker-core's offline table (kept per region;
+    a type has the same GPUs everywhere)."""
+    table_file = resources.files("sagemaker.core").joinpath(
+        "image_uri_config", "instance_gpu_info.json"
+    )
+    with table_file.open(encoding="utf-8") as fh:
+        table = json.load(fh)
+    return {
+        instance_type: int(info["Count"])
+        for region_table in table.values()
+        for instance_type, info in region_table.items()
+    }
+
+
+def explain(exc: Exception, region: str) -> str:
+    """One line for the ways reading JumpStart fails before there is anything to show."""
+    from botocore import exceptions as botocore_errors
+
+    if isinstance(
+        exc, botocore_errors.NoCredentialsError | botocore_errors.PartialCredentialsError
+    ):
+        return (
+            "no AWS credentials found: reading JumpStart's public metadata still needs signed S3 "
+            "requests; configure any credentials (AWS_PROFILE, aws configure) and run again"
+        )
+    if isinstance(
+        exc,
+        botocore_errors.EndpointConnectionError
+        | botocore_errors.ConnectTimeoutError
+        | botocore_errors.ReadTimeoutError,
+    ):
+        return f"cannot reach S3 in {region} (offline?): {exc}"
+    if isinstance(exc, botocore_errors.ClientError):
+        error = exc.response.get("Error", {})
+        return (
+            f"S3 refused reading JumpStart's metadata in {region}: "
+            f"{error.get('Code', '?')}: {error.get('Message', exc)}"
+        )
+    if isinstance(exc, botocore_errors.BotoCoreError):
+        return f"AWS SDK error while reading JumpStart's metadata: {exc}"
+    if isinstance(exc, KeyError | LookupError):  # KeyError's str() is the quoted key
+        return str(exc.args[0]) if exc.args else type(exc).__name__
+    return f"{type(exc).__name__}: {exc}"

@@ -20,6 +20,7 @@ from jumpstream import (
     arguments,
     ask,
     bench,
+    catalog_add,
     catalog_refresh,
     cost,
     demo,
@@ -324,9 +325,10 @@ def _add_catalog(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description=(
             "Rebuild each catalog model's facts from its pinned JumpStart spec (read with "
             "sagemaker-core from JumpStart's S3 bucket; needs network access and any AWS "
-            "credentials), report newer TGI versions, refuse versions that moved to another "
-            "container, report deprecations, regenerate the availability tables from the "
-            "installed cfn-lint, and print a diff. Nothing is written without --write."
+            "credentials), adopt a pinned spec that moved to another engine (TGI, LMI, vLLM), "
+            "report newer versions and refuse those on other containers, report deprecations, "
+            "regenerate the availability tables from the installed cfn-lint, and print a diff. "
+            "Nothing is written without --write."
         ),
     )
     refresh.add_argument(
@@ -346,6 +348,46 @@ def _add_catalog(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="the region whose JumpStart bucket is read (default: %(default)s)",
     )
     refresh.set_defaults(handler=_run_catalog_refresh)
+    add = actions.add_parser(
+        "add",
+        help="add a JumpStart text-generation model (TGI, LMI or vLLM); --write applies it",
+        description=(
+            "Add a JumpStart model to the catalog with every fact refresh keeps, read from its "
+            "spec and its own files in JumpStart's S3 bucket (needs network access and any "
+            "AWS credentials): engine, image per region, artifact, environment, instance "
+            "types and GPUs, startup timeouts, the licence of a gated model, EOS token, chat. "
+            "Prints what is left to decide and a diff. Nothing is written without --write."
+        ),
+    )
+    add.add_argument("model_id", metavar="MODEL_ID", help="JumpStart's model id")
+    add.add_argument(
+        "--version",
+        metavar="V",
+        help="the spec version to pin (default: the newest one jumpstream can deploy)",
+    )
+    add.add_argument(
+        "--name", help="the model's name in the catalog (JumpStart's specs carry none)"
+    )
+    add.add_argument(
+        "--write", action="store_true", help="write the changes into stacks/ (default: only show)"
+    )
+    add.add_argument(
+        "--region",
+        default=catalog_refresh.DEFAULT_REGION,
+        help="the region whose JumpStart bucket is read (default: %(default)s)",
+    )
+    add.set_defaults(handler=_run_catalog_add)
+
+
+def _run_catalog_add(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    options = catalog_add.AddOptions(
+        model_id=args.model_id,
+        version=args.version,
+        name=args.name,
+        write=args.write,
+        region=args.region,
+    )
+    return catalog_add.run_add(options, stdout=stdout, stderr=stderr)
 
 
 def _run_catalog_refresh(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:

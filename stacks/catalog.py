@@ -1,10 +1,19 @@
-"""The model catalog: the JumpStart TGI models jumpstream can deploy, loaded from `models.json`.
+"""The model catalog: the JumpStart models jumpstream can deploy, loaded from `models.json`.
 
 The facts live in JSON so they can be updated without touching code; this module only gives
 them types and refuses a file that breaks the invariants the endpoint construct relies on (a
 supported default instance, at least one GPU per instance type, an artifact that is a prefix or
-a `.tar.gz`, an image tag carrying the TGI version, startup timeouts within 60-3600 s, at least
-one region). Regions without an entry in the account table use the default ECR account.
+a `.tar.gz`, an image of the model's engine whose tag carries the engine's version, GPU and
+context settings the engine reads consistently, a chat the engine can serve, a licence named
+for a gated model, startup timeouts within 60-3600 s, at least one region). Regions without an
+entry in the account table use the default ECR account (the same table for every Deep Learning
+Containers repository).
+
+Each model runs on one engine (stacks/serving_engines.py): TGI, LMI or vLLM. Its `chat` is the
+relay's prompt layout (an object the relay renders `messages` with), "engine" (the engine lays
+out `messages` with the model's own chat template), or null (prompts only). A gated model's
+artifact lives in JumpStart's private bucket and is read only once its environment accepts its
+licence (`accept_eula`; `licence_problem()` says so in one line).
 
 A model's regions are derived, not typed: those of its spec's image regions where
 `availability.json` says SageMaker hosting offers one of its instance types and CloudFormation
@@ -22,21 +31,25 @@ from typing import Any
 
 from stacks.availability import Availability, load_availability, partition
 from stacks.errors import ConfigError, did_you_mean
+from stacks.serving_engines import ENGINE_TABLE, ServingEngine
 
 CATALOG_PATH = Path(__file__).with_name("models.json")
 
 # Environment keys the specs carry that must not reach the container: the prepacked artifacts
-# have no code directory, so the TGI entrypoint would look for a script that is not there.
+# have no code directory, so the container's entrypoint would look for a script that is not there.
 DROPPED_ENVIRONMENT = frozenset({"SAGEMAKER_SUBMIT_DIRECTORY"})
 #: The TGI version whose streams first carry the prompt's length in tokens.
 PROMPT_TOKENS_REPORTED_SINCE = (2, 3)
 #: The fast tokenizer's file among a model's Hugging Face files.
 TOKENIZER_FILE = "tokenizer.json"
+#: A model's `chat` when its engine lays out `messages` with the model's own chat template.
+ENGINE_CHAT = "engine"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InstanceOption:
-    """One supported instance type: how many GPUs TGI shards over, and extra environment."""
+    """One supported instance type: how many GPUs one copy of the model shards over, and extra
+    environment."""
 
     instance_type: str
     gpus: int
@@ -45,14 +58,24 @@ class InstanceOption:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ImageRegistry:
-    """Where the TGI Deep Learning Container lives: one ECR repository, per-region accounts."""
+    """The ECR accounts of the Deep Learning Containers, per region (one table for every
+    repository: TGI's, LMI's and vLLM's)."""
 
-    repository: str
     default_account: str
     accounts: dict[str, str]
 
     def account(self, region: str) -> str:
         return self.accounts.get(region, self.default_account)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Gated:
+    """A model whose licence must be accepted before SageMaker may download it."""
+
+    #: The licence's text in JumpStart's content bucket (the spec's hosting_eula_key).
+    eula_key: str
+    #: What the licence is called, as a refusal names it.
+    licence: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,7 +85,11 @@ class Model:
     id: str
     name: str
     spec_version: str
-    tgi_version: str
+    #: The server in the image, one of contract.ENGINES (stacks/serving_engines.py).
+    engine: str
+    #: Its version, as the image tag names it (TGI's 2.4.0, LMI's 11.0.0, vLLM's 0.19.1).
+    engine_version: str
+    image_repository: str
     image_tag: str
     artifact_key: str
     default_instance_type: str
@@ -70,15 +97,30 @@ class Model:
     environment: dict[str, str]
     image_regions: tuple[str, ...]
     regions: tuple[str, ...]
-    eos_token: str
+    #: The tokenizer's end-of-sequence token, where known (the model's own tokenizer files say
+    #: it; no spec does).
+    eos_token: str | None
     #: The model's chat layout as the relay's PROMPT_TEMPLATE setting reads it (compact JSON,
-    #: ASCII only so any environment variable carries it). The relay interprets it.
-    prompt_template: str
+    #: ASCII only so any environment variable carries it), which the relay interprets; None
+    #: when the engine lays chats out itself or the model takes prompts only.
+    prompt_template: str | None
+    #: The engine lays out `messages` with the model's own chat template (catalog `chat`
+    #: "engine"): the relay sends them as they are.
+    engine_chat_template: bool
+    #: The licence to accept, for a gated model.
+    gated: Gated | None
     health_check_timeout_seconds: int
     download_timeout_seconds: int
     deprecated: str | None
     artifact_bucket_pattern: str
+    #: Where JumpStart keeps gated models' artifacts (`jumpstart-private-cache-prod-{region}`).
+    gated_artifact_bucket_pattern: str
     registry: ImageRegistry
+
+    @property
+    def serving(self) -> ServingEngine:
+        """The engine's facts (stacks/serving_engines.py)."""
+        return ENGINE_TABLE[self.engine]
 
     @property
     def artifact_is_prefix(self) -> bool:
@@ -88,19 +130,25 @@ class Model:
     @property
     def reports_prompt_tokens(self) -> bool:
         """TGI reports a prompt's length in tokens (StreamDetails.input_length) since 2.3; for
-        older versions the relay counts them with the model's own tokenizer."""
-        return _version(self.tgi_version) >= PROMPT_TOKENS_REPORTED_SINCE
+        older versions the relay counts them with the model's own tokenizer. A TGI fact: False
+        on the other engines, whose prompt counts come in their usage chunks where at all."""
+        if self.engine != "tgi":
+            return False
+        return _version(self.engine_version) >= PROMPT_TOKENS_REPORTED_SINCE
 
     def tokenizer_uri(self, region: str) -> str | None:
         """Where the relay finds the model's tokenizer when TGI does not count prompt tokens:
         the `tokenizer.json` of its Hugging Face files, in the artifact prefix the endpoint
-        loads (None when TGI counts them, or the artifact is an archive)."""
-        if self.reports_prompt_tokens or not self.artifact_is_prefix:
+        loads (None when TGI counts them, the artifact is an archive, or the model is not on
+        TGI)."""
+        if self.engine != "tgi" or self.reports_prompt_tokens or not self.artifact_is_prefix:
             return None
         return self.artifact_uri(region) + TOKENIZER_FILE
 
     def artifact_bucket(self, region: str) -> str:
-        return self.artifact_bucket_pattern.format(region=region)
+        """JumpStart's public content bucket, or its private one for a gated model."""
+        pattern = self.gated_artifact_bucket_pattern if self.gated else self.artifact_bucket_pattern
+        return pattern.format(region=region)
 
     def artifact_uri(self, region: str) -> str:
         return f"s3://{self.artifact_bucket(region)}/{self.artifact_key}"
@@ -109,27 +157,46 @@ class Model:
         account = self.registry.account(region)
         return (
             f"{account}.dkr.ecr.{region}.{dns_suffix(region)}/"
-            f"{self.registry.repository}:{self.image_tag}"
+            f"{self.image_repository}:{self.image_tag}"
         )
 
     def context_limits(self, instance_type: str) -> tuple[int, int] | None:
-        """TGI's MAX_TOTAL_TOKENS and MAX_INPUT_LENGTH (MAX_INPUT_TOKENS in newer TGIs) for the
-        container on `instance_type`: the most prompt + answer, and prompt, tokens it takes. The
-        relay sizes answers without max_tokens by them; None where the catalog gives neither."""
+        """The most prompt + answer, and prompt, tokens the container on `instance_type` takes:
+        TGI's MAX_TOTAL_TOKENS and MAX_INPUT_LENGTH (MAX_INPUT_TOKENS in newer TGIs); LMI's
+        OPTION_MAX_MODEL_LEN, vLLM's SM_VLLM_MAX_MODEL_LEN (a prompt may then take all but one
+        of them). The relay sizes answers without max_tokens by them; None where the catalog
+        gives none (the engine then takes the model's own maximum, which no spec states)."""
         env = self.container_environment(instance_type)
-        total = env.get("MAX_TOTAL_TOKENS")
-        prompt = env.get("MAX_INPUT_LENGTH", env.get("MAX_INPUT_TOKENS"))
+        variable = self.serving.context_variable
+        total = env.get(variable) if variable else None
         if total is None:
             return None
-        return int(total), int(total) - 1 if prompt is None else int(prompt)
+        prompt = env.get("MAX_INPUT_LENGTH", env.get("MAX_INPUT_TOKENS"))
+        if self.engine != "tgi" or prompt is None:
+            return int(total), int(total) - 1
+        return int(total), int(prompt)
 
     def container_environment(self, instance_type: str) -> dict[str, str]:
-        """The container's environment for one instance type, every value a string."""
+        """The container's environment for one instance type, every value a string. TGI's
+        SM_NUM_GPUS is the catalog's `gpus`; LMI and vLLM read the spec's own variables, kept
+        as the spec writes them."""
         option = self.instance_types[instance_type]
         env = {k: v for k, v in self.environment.items() if k not in DROPPED_ENVIRONMENT}
         env.update(option.environment)
-        env["SM_NUM_GPUS"] = str(option.gpus)
+        if self.engine == "tgi":
+            env["SM_NUM_GPUS"] = str(option.gpus)
         return dict(sorted(env.items()))
+
+
+def licence_problem(model: Model, accepted: bool) -> str | None:
+    """Why `model` may not be deployed without its licence accepted, in one line, or None."""
+    if model.gated is None or accepted:
+        return None
+    return (
+        f"{model.id} is gated by the {model.gated.licence} (JumpStart's "
+        f"{model.gated.eula_key}): read it, then set accept_eula = true in the environment to "
+        "accept it"
+    )
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -219,10 +286,42 @@ def _env_strings(raw: dict[str, Any], where: str) -> dict[str, str]:
     return out
 
 
+def _chat(raw: Any, where: str) -> tuple[str | None, bool]:
+    """`chat` as (the relay's prompt layout in compact JSON, whether the engine lays chats out)."""
+    if raw is None:
+        return None, False
+    if raw == ENGINE_CHAT:
+        return None, True
+    if isinstance(raw, dict):
+        layout = json.dumps(raw, ensure_ascii=True, separators=(",", ":"), sort_keys=True)
+        return layout, False
+    raise ConfigError(f'{where}: chat must be a prompt layout object, "{ENGINE_CHAT}" or null')
+
+
+def _gated(raw: Any, where: str) -> Gated | None:
+    if raw is None:
+        return None
+    if not (
+        isinstance(raw, dict)
+        and set(raw) == {"eula_key", "licence"}
+        and all(isinstance(raw[k], str) and raw[k].strip() for k in raw)
+    ):
+        raise ConfigError(f"{where}: gated must be null or {{eula_key, licence}}, both named")
+    return Gated(eula_key=raw["eula_key"], licence=raw["licence"])
+
+
 def _model(
-    raw: dict[str, Any], *, bucket: str, registry: ImageRegistry, availability: Availability
+    raw: dict[str, Any],
+    *,
+    bucket: str,
+    gated_bucket: str,
+    registry: ImageRegistry,
+    availability: Availability,
 ) -> Model:
     where = f"models.json: {raw.get('id', '?')}"
+    if raw.get("engine") not in ENGINE_TABLE:
+        raise ConfigError(f"{where}: engine must be one of {', '.join(ENGINE_TABLE)}")
+    prompt_template, engine_chat = _chat(raw.get("chat"), where)
     options = {
         name: InstanceOption(
             instance_type=name,
@@ -235,7 +334,9 @@ def _model(
         id=raw["id"],
         name=raw["name"],
         spec_version=raw["spec_version"],
-        tgi_version=raw["tgi_version"],
+        engine=raw["engine"],
+        engine_version=raw["engine_version"],
+        image_repository=raw["image_repository"],
         image_tag=raw["image_tag"],
         artifact_key=raw["artifact_key"],
         default_instance_type=raw["default_instance_type"],
@@ -244,15 +345,16 @@ def _model(
         image_regions=tuple(raw["image_regions"]),
         regions=deployable_regions(tuple(raw["image_regions"]), list(options), availability),
         eos_token=raw["eos_token"],
-        prompt_template=json.dumps(
-            raw["prompt_template"], ensure_ascii=True, separators=(",", ":"), sort_keys=True
-        ),
+        prompt_template=prompt_template,
+        engine_chat_template=engine_chat,
+        gated=_gated(raw.get("gated"), where),
         health_check_timeout_seconds=int(
             raw["startup"]["container_startup_health_check_timeout_seconds"]
         ),
         download_timeout_seconds=int(raw["startup"]["model_data_download_timeout_seconds"]),
         deprecated=raw.get("deprecated"),
         artifact_bucket_pattern=bucket,
+        gated_artifact_bucket_pattern=gated_bucket,
         registry=registry,
     )
     _check(model, where)
@@ -266,8 +368,23 @@ def _check(model: Model, where: str) -> None:
         raise ConfigError(f"{where}: every instance type needs at least one GPU")
     if not (model.artifact_is_prefix or model.artifact_key.endswith(".tar.gz")):
         raise ConfigError(f"{where}: artifact_key must end in '/' (prefix) or '.tar.gz'")
-    if f"-tgi{model.tgi_version}-" not in model.image_tag:
-        raise ConfigError(f"{where}: image_tag does not carry TGI {model.tgi_version}")
+    engine = model.serving
+    if model.image_repository != engine.repository:
+        raise ConfigError(
+            f"{where}: {engine.label} images come from {engine.repository}, not "
+            f"{model.image_repository}"
+        )
+    if engine.version(model.image_tag) != model.engine_version:
+        raise ConfigError(
+            f"{where}: image_tag does not carry {engine.label} {model.engine_version}"
+        )
+    if model.engine_chat_template and not engine.applies_chat_template:
+        able = ", ".join(e.label for e in ENGINE_TABLE.values() if e.applies_chat_template)
+        raise ConfigError(
+            f'{where}: chat "{ENGINE_CHAT}" needs an engine that applies the model\'s chat '
+            f"template ({able}), not {engine.label}"
+        )
+    _check_engine_settings(model, where)
     # SageMaker's limits on the two production-variant timeouts.
     for seconds in (model.health_check_timeout_seconds, model.download_timeout_seconds):
         if not 60 <= seconds <= 3600:
@@ -278,18 +395,51 @@ def _check(model: Model, where: str) -> None:
         )
 
 
+def _check_engine_settings(model: Model, where: str) -> None:
+    """The variables the engine reads agree with the catalog: TGI's GPU count is the catalog's
+    own (`gpus`, written as SM_NUM_GPUS); an LMI or vLLM count the spec sets is the `gpus` of
+    its instance type, and vLLM without one shards over one GPU; a context length is a whole
+    number of tokens."""
+    engine = model.serving
+    for instance_type, option in model.instance_types.items():
+        env = {**model.environment, **option.environment}
+        if engine.name == "tgi":
+            if "SM_NUM_GPUS" in env:
+                raise ConfigError(f"{where}: SM_NUM_GPUS is each instance type's `gpus`")
+        else:
+            setting = next((v for v in engine.gpu_variables if v in env), None)
+            value = env.get(setting) if setting else None
+            if value is not None and str(value) != "max" and str(value) != str(option.gpus):
+                raise ConfigError(
+                    f"{where}: {instance_type} shards over {setting}={value} GPUs, but its "
+                    f"gpus is {option.gpus}"
+                )
+            if value is None and not engine.all_gpus_by_default and option.gpus != 1:
+                raise ConfigError(
+                    f"{where}: {instance_type} has gpus {option.gpus}, but {engine.label} shards "
+                    f"over one unless {engine.gpu_variables[0]} says otherwise"
+                )
+        context = env.get(engine.context_variable) if engine.context_variable else None
+        if context is not None and not (str(context).isdigit() and int(context) > 1):
+            raise ConfigError(
+                f"{where}: {engine.context_variable} must be a whole number of tokens above 1"
+            )
+
+
 def parse_catalog(doc: dict[str, Any], availability: Availability | None = None) -> Catalog:
     availability = availability or load_availability()
     image = doc["image"]
     registry = ImageRegistry(
-        repository=image["repository"],
-        default_account=image["default_account"],
-        accounts=dict(image["accounts"]),
+        default_account=image["default_account"], accounts=dict(image["accounts"])
     )
     models: dict[str, Model] = {}
     for raw in doc["models"]:
         model = _model(
-            raw, bucket=doc["artifact_bucket"], registry=registry, availability=availability
+            raw,
+            bucket=doc["artifact_bucket"],
+            gated_bucket=doc["gated_artifact_bucket"],
+            registry=registry,
+            availability=availability,
         )
         if model.id in models:
             raise ConfigError(f"models.json: {model.id} is listed twice")

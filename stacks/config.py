@@ -26,7 +26,14 @@ from streamer.contract import (
 )
 
 from stacks.availability import RelayUnavailable, snapstart_unavailable
-from stacks.catalog import Catalog, Model, deployment_problem, load_catalog, region_problem
+from stacks.catalog import (
+    Catalog,
+    Model,
+    deployment_problem,
+    licence_problem,
+    load_catalog,
+    region_problem,
+)
 from stacks.deployment import (
     API_KEY_AUTH,
     AUTH_TYPES,
@@ -143,9 +150,12 @@ def _check_keys(raw: Any, allowed: set[str], where: str) -> None:
         )
 
 
-def model_max_new_tokens(model: Model) -> int:
-    """TGI refuses prompt + max_new_tokens above MAX_TOTAL_TOKENS; a prompt has one token."""
-    return int(model.environment["MAX_TOTAL_TOKENS"]) - 1
+def model_max_new_tokens(model: Model, instance_type: str) -> int | None:
+    """The engine refuses prompt + max_new_tokens above its context (TGI's MAX_TOTAL_TOKENS,
+    LMI's or vLLM's max model length); a prompt has one token. None where the catalog does
+    not know the context (the engine takes the model's own, which no spec states)."""
+    limits = model.context_limits(instance_type)
+    return None if limits is None else limits[0] - 1
 
 
 def _alarms(raw: Any, where: str) -> AlarmThresholds:
@@ -427,6 +437,12 @@ def resolve_environment(
             f"{where}: model_id is required; choose one of: {_choices(catalog.models)}"
         )
     model = catalog.get(str(settings["model_id"]))
+    accept_eula = settings.get("accept_eula", _default(EnvironmentConfig, "accept_eula"))
+    if not isinstance(accept_eula, bool):
+        raise ConfigError(f"{where}: accept_eula must be true or false")
+    problem = licence_problem(model, accept_eula)
+    if problem:
+        raise ConfigError(f"{where}: {problem}")
 
     region = settings.get("region")
     if not isinstance(region, str) or region not in model.regions:
@@ -491,11 +507,12 @@ def resolve_environment(
                 f"{where}: {snapstart_unavailable(region)}; drop relay.snap_start to start "
                 "without it"
             )
-        most = model_max_new_tokens(model)
-        if relay.max_new_tokens_limit > most:
+        most = model_max_new_tokens(model, instance_type)
+        if most is not None and relay.max_new_tokens_limit > most:
+            variable = model.serving.context_variable
             raise ConfigError(
                 f"{where}: relay.max_new_tokens_limit {relay.max_new_tokens_limit} is more than "
-                f"{model.id} can generate (MAX_TOTAL_TOKENS {most + 1} minus at least one prompt "
+                f"{model.id} can generate ({variable} {most + 1} minus at least one prompt "
                 f"token); use at most {most}"
             )
     return EnvironmentConfig(
@@ -514,6 +531,7 @@ def resolve_environment(
         hosting=hosting,
         scaling=scaling,
         relay_platform=platform,
+        accept_eula=accept_eula,
     )
 
 

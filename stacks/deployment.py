@@ -239,13 +239,18 @@ class RelayTarget:
 
     endpoint_name: str
     model_id: str
+    #: The model's engine (contract.ENGINES): the body the relay sends and the stream it reads.
+    serving_engine: str = "tgi"
+    #: The engine lays out `messages` with the model's own chat template (no prompt_template).
+    engine_chat_template: bool = False
     #: The catalog's chat layout for the model (JSON), which the relay renders `messages` with.
     prompt_template: str | None = None
     inference_component_name: str | None = None
     #: The model's tokenizer.json (s3://), where its TGI does not report prompt tokens: the
     #: relay counts them with it.
     tokenizer_uri: str | None = None
-    #: The container's MAX_TOTAL_TOKENS and MAX_INPUT_LENGTH (catalog.Model.context_limits).
+    #: The most prompt + answer, and prompt, tokens the container takes
+    #: (catalog.Model.context_limits).
     context_limits: tuple[int, int] | None = None
 
 
@@ -261,8 +266,8 @@ class AlarmThresholds:
     time_to_first_token_seconds: float = 10.0
     #: Relay errors (after or before the first token, not the caller's own 4xx) per 5 minutes.
     relay_errors: int = 5
-    #: GPU memory in use, in percent of each GPU. TGI reserves most of it for its KV cache at
-    #: start, so only nearly all of it is a sign of trouble.
+    #: GPU memory in use, in percent of each GPU. The engines (TGI, LMI's and AWS's vLLM) reserve
+    #: most of it for their KV cache at start, so only nearly all of it is a sign of trouble.
     gpu_memory_percent: float = 99.0
     disk_percent: float = 90.0
     #: A relay invocation this close to the function's timeout is about to be cut off.
@@ -293,8 +298,8 @@ class ScalingConfig:
 
     min_capacity: int
     max_capacity: int
-    #: Concurrent requests per model copy that scaling aims at. TGI batches requests, so a few at
-    #: once is normal; many means callers wait for their first token.
+    #: Concurrent requests per model copy that scaling aims at. The engines batch requests, so a
+    #: few at once is normal; many means callers wait for their first token.
     target_concurrency: float = 4.0
     scale_out_cooldown_seconds: int = 60
     #: Removing a GPU copy is cheap to regret only slowly: a new one takes minutes.
@@ -350,6 +355,9 @@ class EnvironmentConfig:
     #: What the relay runs on in the region (None when the relay is off): resolved, and so
     #: checked, once by the config.
     relay_platform: RelayPlatform | None = None
+    #: The environment accepts the licence of its gated model (the catalog's `gated`): without
+    #: it such a model is refused; for a model without one it grants nothing.
+    accept_eula: bool = False
 
     @property
     def relay_target(self) -> RelayTarget:
@@ -357,6 +365,8 @@ class EnvironmentConfig:
         return RelayTarget(
             endpoint_name=self.endpoint_name,
             model_id=self.model.id,
+            serving_engine=self.model.engine,
+            engine_chat_template=self.model.engine_chat_template,
             prompt_template=self.model.prompt_template,
             inference_component_name=self.inference_component_name,
             tokenizer_uri=self.model.tokenizer_uri(self.region),
@@ -450,9 +460,10 @@ class EnvironmentConfig:
             capacity = f"{counts} x {self.instance_type} ({gpus} each)"
         idle = self.idle_instances * HOURS_PER_MONTH
         relay = f"relay auth {self.relay.auth}" if self.relay.enabled else "no relay"
+        licence = f"; accepts the {self.model.gated.licence}" if self.model.gated else ""
         return (
             f"{self.name}: {self.model.id} on {capacity} in {self.region}, {self.hosting} "
-            f"hosting; idle, {idle:,} instance-hours a month; {relay}"
+            f"hosting; idle, {idle:,} instance-hours a month; {relay}{licence}"
         )
 
     @property

@@ -1,7 +1,8 @@
-"""A SageMaker real-time endpoint serving one JumpStart TGI model, with nothing left behind.
+"""A SageMaker real-time endpoint serving one JumpStart model, with nothing left behind.
 
 The resources are L1s on purpose: every property SageMaker reads is visible here and pinned by
-the tests (image URI, model data form, environment strings, network isolation, timeouts).
+the tests (image URI, model data form, licence acceptance, environment strings, network
+isolation, timeouts).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from stacks.availability import Availability, load_availability, partition
-from stacks.catalog import Model, deployment_problem
+from stacks.catalog import Model, deployment_problem, licence_problem
 from stacks.deployment import (
     BAKE_SECONDS,
     ROLLING_BATCH_PERCENT,
@@ -29,7 +30,8 @@ from stacks.nag import acknowledge
 #: What an inference component reserves of its instance's memory. Placement is decided by GPUs
 #: (a copy takes the model's GPU count); how much host memory SageMaker keeps back on an
 #: inference-component endpoint is undocumented, and a reservation above what it allows fails
-#: the deploy, so this is the SageMaker SDK's own default. No maximum: TGI may use what it needs.
+#: the deploy, so this is the SageMaker SDK's own default. No maximum: the engine may use what it
+#: needs.
 COMPONENT_MIN_MEMORY_MB = 1024
 
 # An update of an autoscaled endpoint keeps the instance count autoscaling set: every variant
@@ -82,6 +84,10 @@ class JumpStartEndpoint(Construct):
     variant only says which instances SageMaker may start (down to none), and an inference
     component named `inference_component_name` carries the model with the GPUs it needs. The
     component refers to the endpoint, so CloudFormation deletes it first on `cdk destroy`.
+
+    A gated model (the catalog's `gated`) is refused unless `accept_eula`; accepted, its
+    artifact comes from JumpStart's private bucket with ModelAccessConfig.AcceptEula, the one
+    place SageMaker takes the acceptance for a model's S3 data.
     """
 
     def __init__(
@@ -98,8 +104,12 @@ class JumpStartEndpoint(Construct):
         inference_component_name: str | None = None,
         managed_instances: ManagedInstances | None = None,
         fleet: Fleet | None = None,
+        accept_eula: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
+        problem = licence_problem(model, accept_eula)
+        if problem:
+            raise ConfigError(problem)
         if (inference_component_name is None) != (managed_instances is None):
             raise ConfigError(
                 "inference-component hosting needs both inference_component_name and "
@@ -147,14 +157,20 @@ class JumpStartEndpoint(Construct):
             "image": model.image_uri(region),
             "environment": model.container_environment(instance_type),
         }
-        if model.artifact_is_prefix:
+        if model.artifact_is_prefix or model.gated:
             # An uncompressed prefix must go in ModelDataSource: as ModelDataUrl it fails at
-            # deploy with "Could not find model data".
+            # deploy with "Could not find model data". A gated model's data goes there too,
+            # whatever its form: only S3DataSource carries the licence's acceptance.
             container["model_data_source"] = sagemaker.CfnModel.ModelDataSourceProperty(
                 s3_data_source=sagemaker.CfnModel.S3DataSourceProperty(
                     s3_uri=model.artifact_uri(region),
-                    s3_data_type="S3Prefix",
-                    compression_type="None",
+                    s3_data_type="S3Prefix" if model.artifact_is_prefix else "S3Object",
+                    compression_type="None" if model.artifact_is_prefix else "Gzip",
+                    model_access_config=(
+                        sagemaker.CfnModel.ModelAccessConfigProperty(accept_eula=True)
+                        if model.gated
+                        else None
+                    ),
                 )
             )
         else:
@@ -397,8 +413,9 @@ class JumpStartEndpoint(Construct):
         """Exactly what SageMaker does with the execution role for this endpoint, and no more.
 
         SageMaker assumes the role to (1) download the model artifact from JumpStart's bucket
-        (list the prefix, then get each object; a `.tar.gz` needs only the one object), (2) pull
-        the TGI image from the Deep Learning Containers registry, and (3) write the container's
+        (its private one for a gated model; list the prefix, then get each object; a `.tar.gz`
+        needs only the one object), (2) pull the engine's image from its Deep Learning
+        Containers repository, and (3) write the container's
         logs and the endpoint's metrics. Network isolation keeps the container itself off the
         network, so nothing else is needed at run time. logs:CreateLogGroup, which AWS's
         documented minimum CreateModel policy includes, is granted on this endpoint's own log
@@ -451,7 +468,8 @@ class JumpStartEndpoint(Construct):
                 [f"{bucket_arn}/{key}*"],
                 wildcard_reason=(
                     "Read-only access to the objects under this model's own artifact prefix in "
-                    "JumpStart's public bucket: SageMaker downloads every file of it."
+                    f"JumpStart's {'private' if model.gated else 'public'} bucket: SageMaker "
+                    "downloads every file of it."
                 ),
             )
             allow(
@@ -462,11 +480,12 @@ class JumpStartEndpoint(Construct):
             )
         else:
             allow("ReadModelArtifact", ["s3:GetObject"], [f"{bucket_arn}/{key}"])
+        pull = f"Pull{model.engine.capitalize()}Image"  # PullTgiImage, PullLmiImage, ...
         allow(
-            "PullTgiImage",
+            pull,
             ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
             [f"arn:{part}:ecr:{region}:{model.registry.account(region)}:repository/"
-             f"{model.registry.repository}"],
+             f"{model.image_repository}"],
         )  # fmt: skip
         allow(
             "EcrLogin",
@@ -474,7 +493,8 @@ class JumpStartEndpoint(Construct):
             ["*"],
             wildcard_reason=(
                 "ecr:GetAuthorizationToken supports no resource ARN; the token alone reads "
-                "nothing, and the PullTgiImage statement limits pulls to the TGI repository."
+                f"nothing, and the {pull} statement limits pulls to the {model.serving.label} "
+                "repository."
             ),
         )
         allow("CreateEndpointLogGroup", ["logs:CreateLogGroup"], log_group_arns)

@@ -41,6 +41,7 @@ class EndpointStack(cdk.Stack):
             inference_component_name=config.inference_component_name,
             managed_instances=config.managed_instances,
             fleet=config.fleet,
+            accept_eula=config.accept_eula,
         )
         component = self.endpoint.component
         if component is not None and config.scaling is not None:

@@ -158,6 +158,8 @@ class StreamingRelay(Construct):
             model_id=target.model_id,
             inference_component_name=component,
             prompt_template=target.prompt_template,
+            serving_engine=target.serving_engine,
+            engine_chat_template=target.engine_chat_template,
             max_new_tokens_limit=config.max_new_tokens_limit,
             model_max_total_tokens=context[0] if context else None,
             model_max_input_tokens=context[1] if context else None,

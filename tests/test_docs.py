@@ -17,8 +17,8 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 def test_model_table_matches_the_catalog() -> None:
     rows = re.findall(
-        r"^\| `(huggingface-llm-[^`]+)` \| [^|]+ \| (ml\.\S+) \| (\d+) "
-        r"\| TGI ([\d.]+) \| (\d+) \|$",
+        r"^\| `([a-z][^`]+)` \| [^|]+ \| (ml\.\S+) \| (\d+) "
+        r"\| (TGI|LMI|vLLM) ([\d.]+) \| (\d+) \|$",
         README,
         flags=re.MULTILINE,
     )
@@ -28,7 +28,8 @@ def test_model_table_matches_the_catalog() -> None:
     for model in catalog.models.values():
         gpus = model.instance_types[model.default_instance_type].gpus
         assert table[model.id] == [
-            model.default_instance_type, str(gpus), model.tgi_version, str(len(model.regions))
+            model.default_instance_type, str(gpus), model.serving.label, model.engine_version,
+            str(len(model.regions)),
         ]  # fmt: skip
 
 

@@ -4,8 +4,9 @@ Every model x region x instance type fact is checked by pure functions (test_ava
 test_catalog.py, test_endpoint_template.py's catalog tests); what only a template can show (the
 construct wires those facts into CloudFormation, cdk-nag and cfn-lint accept it) is checked on a
 set chosen so that each model appears once, each ECR registry account and each partition once,
-and each instance family once. The shipped environments are synthesized in
-test_relay_template.py. Adding a model or a region adds pure checks, not stacks.
+and each instance family once, and each of the models on LMI once (the gated one among them). The
+shipped environments are synthesized in test_relay_template.py. Adding a model or a region adds
+pure checks, not stacks.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 import aws_cdk as cdk
 import pytest
 
+from stacks.catalog import load_catalog
 from stacks.config import resolve_environment
 from stacks.endpoint_stack import EndpointStack
 from stacks.nag import enable_nag
@@ -44,6 +46,15 @@ REPRESENTATIVE = [
     # the deprecated model
     ("huggingface-llm-bilingual-rinna-4b-instruction-ppo-bf16", "ap-northeast-1", "ml.g5.2xlarge"),
 ]
+# The models on LMI, each in one of its real regions (test_engine_endpoints.py).
+ENGINE_REPRESENTATIVE = [
+    # gated (private bucket, the licence accepted), LMI 11
+    ("meta-textgeneration-llama-3-1-8b-instruct", "us-west-2", "ml.g5.4xlarge"),
+    # LMI 10 on 4 GPUs, ECR account 871362719292
+    ("huggingface-llm-qwen2-7b-instruct", "ap-east-1", "ml.g5.12xlarge"),
+    # p5, where no p4de is offered
+    ("huggingface-llm-mistralai-mixtral-8x22B-instruct-v0-1", "us-east-2", "ml.p5.48xlarge"),
+]
 
 
 @dataclass(frozen=True)
@@ -64,7 +75,8 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> Matrix:
     outdir = tmp_path_factory.mktemp("matrix")
     app = cdk.App(outdir=str(outdir))
     stacks: dict[tuple[str, str], EndpointStack] = {}
-    for model_id, region, instance_type in REPRESENTATIVE:
+    catalog = load_catalog()
+    for model_id, region, instance_type in [*REPRESENTATIVE, *ENGINE_REPRESENTATIVE]:
         config = resolve_environment(
             "t",
             {
@@ -72,6 +84,8 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> Matrix:
                 "region": region,
                 "instance_type": instance_type,
                 "relay": {"enabled": False},
+                # A gated model's environment accepts its licence, or synth refuses it.
+                **({"accept_eula": True} if catalog.get(model_id).gated else {}),
             },
         )
         stacks[(model_id, region)] = EndpointStack(app, stack_id(model_id, region), config=config)

@@ -190,6 +190,7 @@ def test_the_function_gets_the_table_and_the_limits_through_the_contract(
         endpoint_name=config.endpoint_name,
         model_id=config.model.id,
         prompt_template=config.model.prompt_template,
+        serving_engine=config.model.engine,
         max_new_tokens_limit=relay.max_new_tokens_limit,
         upstream_read_timeout_seconds=UPSTREAM_READ_TIMEOUT_SECONDS.default,
         service_name=SERVICE_NAME,

@@ -62,12 +62,20 @@ EXPECTED_REGIONS = {
     "huggingface-llm-mistral-7b-instruct": G5_REGIONS,
     "huggingface-llm-rinna-3-6b-instruction-ppo-bf16": G5_REGIONS,
     "huggingface-llm-bilingual-rinna-4b-instruction-ppo-bf16": G5_REGIONS,
+    # The LMI models (JumpStart's specs of 2026-07-31): g5, and p4d in us-gov-west-1.
+    "meta-textgeneration-llama-3-1-8b-instruct": tuple(sorted((*G5_REGIONS, "us-gov-west-1"))),
+    "huggingface-llm-qwen2-7b-instruct": tuple(sorted((*G5_REGIONS, "us-gov-west-1"))),
+    # p4de and p5 only; its spec's images in ap-northeast-3 and ap-southeast-3 are DeepSpeed
+    # ones (not LMI), but no p4de or p5 is offered there anyway.
+    "huggingface-llm-mistralai-mixtral-8x22B-instruct-v0-1": tuple(sorted(P4DE | P5)),
 }
 
 
 def test_model_regions_are_where_an_image_and_an_offered_type_meet() -> None:
     assert {m.id: m.regions for m in CATALOG.models.values()} == EXPECTED_REGIONS
-    assert sum(len(r) for r in EXPECTED_REGIONS.values()) == 164  # of the 266 listed before
+    seeds = list(EXPECTED_REGIONS.values())[:10]  # the ten TGI models come first
+    assert sum(len(r) for r in seeds) == 164  # of the 266 listed before
+    assert sum(len(r) for r in EXPECTED_REGIONS.values()) == 164 + 19 + 19 + 9
 
 
 def test_the_hosting_table_says_what_aws_pricing_data_says() -> None:
@@ -115,7 +123,8 @@ def test_every_combination_is_accepted_exactly_where_it_can_deploy() -> None:
             accepted.add((model.id, region, instance_type))
         else:
             assert "\n" not in problem
-    assert len(CASES) == 39 * 38  # regions x (model, instance type) pairs
+    # regions x (model, instance type) pairs: the ten TGI models' 38, the LMI models' 7 + 8 + 2
+    assert len(CASES) == 39 * (38 + 17)
     chat = "huggingface-llm-falcon-180b-chat-bf16"
     assert (chat, "eu-west-1", "ml.p4de.24xlarge") not in accepted
     assert ("huggingface-llm-falcon-40b-bf16", "us-gov-west-1", "ml.p4d.24xlarge") in accepted
@@ -248,10 +257,12 @@ def test_a_region_without_python_314_on_arm64_is_refused() -> None:
 def test_every_model_region_either_gets_a_relay_or_is_told_to_turn_it_off() -> None:
     for model in CATALOG.models.values():
         for region in model.regions:
-            settings = {"model_id": model.id, "region": region}
-            if region == "us-gov-west-1":  # no g5 there; the 40B models run on p4d
+            settings: dict = {"model_id": model.id, "region": region}
+            if model.gated:
+                settings["accept_eula"] = True
+            if region == "us-gov-west-1":  # no g5 there; the 40B and LMI models run on p4d
                 settings["instance_type"] = "ml.p4d.24xlarge"
-            if "180b" in model.id and region not in P4DE:
+            if model.default_instance_type == "ml.p4de.24xlarge" and region not in P4DE:
                 settings["instance_type"] = "ml.p5.48xlarge"
             if region in RELAY_REGIONS:
                 assert resolve_environment("r", settings).relay.enabled

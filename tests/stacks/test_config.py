@@ -308,3 +308,63 @@ def test_the_summary_says_gpus_counts_and_idle_hours_in_each_mode() -> None:
     assert keyed.summary().endswith("; relay auth API_KEY")
     alone = resolve_environment("e", {**BASE, "relay": {"enabled": False}})
     assert alone.summary().endswith("instance-hours a month; no relay")
+
+
+LLAMA = "meta-textgeneration-llama-3-1-8b-instruct"
+LLAMA_ENV = {"region": "us-west-2", "model_id": LLAMA}
+REFUSED_LLAMA = (
+    "environment 'x': meta-textgeneration-llama-3-1-8b-instruct is gated by the Llama 3.1 "
+    "Community Licence (JumpStart's fmhMetadata/eula/llama3_1Eula.txt): read it, then set "
+    "accept_eula = true in the environment to accept it"
+)
+
+
+def test_a_gated_model_is_refused_until_its_environment_accepts_its_licence() -> None:
+    with pytest.raises(ConfigError) as refused:
+        resolve_environment("x", LLAMA_ENV)
+    assert str(refused.value) == REFUSED_LLAMA
+    accepted = resolve_environment("x", {**LLAMA_ENV, "accept_eula": True})
+    assert accepted.accept_eula
+    assert accepted.summary().endswith("; accepts the Llama 3.1 Community Licence")
+    with pytest.raises(ConfigError, match="accept_eula must be true or false"):
+        resolve_environment("x", {**LLAMA_ENV, "accept_eula": "yes"})
+
+
+def test_accepting_a_licence_for_a_model_without_one_grants_nothing_and_is_no_error() -> None:
+    """An environment that accepts Llama's licence may still deploy another model for a while
+    (`-c model_id=...`): the acceptance is kept, and says nothing about that model."""
+    env = resolve_environment("x", {**BASE, "accept_eula": True})
+    assert env.model.gated is None
+    assert "accepts" not in env.summary()
+
+
+def test_cli_synth_refuses_a_gated_model_in_one_line(tmp_path: Path) -> None:
+    result = cdk(
+        "synth", "-c", "env=dev", "-c", f"model_id={LLAMA}", "-c", "region=us-west-2",
+        "-c", "instance_type=ml.g5.4xlarge", "--quiet", "--output", str(tmp_path),
+    )  # fmt: skip
+    assert result.returncode != 0
+    first = result.stderr.strip().splitlines()[0]
+    assert first == "jumpstream: error: " + REFUSED_LLAMA.replace("'x'", "'dev'")
+    assert "Traceback" not in result.stderr
+
+
+def test_an_lmi_model_hands_the_relay_its_engine_and_no_layout() -> None:
+    """LMI lays chats out with the model's own template; the spec sets no context length, so
+    the relay is told none and its max_new_tokens_limit is bounded by nothing of the model's."""
+    env = resolve_environment(
+        "x",
+        {
+            "region": "eu-west-1",
+            "model_id": "huggingface-llm-qwen2-7b-instruct",
+            "relay": {"max_new_tokens_limit": 16384},
+        },
+    )
+    target = env.relay_target
+    assert (target.serving_engine, target.engine_chat_template) == ("lmi", True)
+    assert (target.prompt_template, target.context_limits, target.tokenizer_uri) == (
+        None, None, None
+    )  # fmt: skip
+    mistral = resolve_environment("x", BASE).relay_target
+    assert (mistral.serving_engine, mistral.engine_chat_template) == ("tgi", False)
+    assert mistral.prompt_template is not None

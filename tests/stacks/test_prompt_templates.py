@@ -23,10 +23,13 @@ CONVERSATION = [SYSTEM, ASK, ANSWER, ASK_AGAIN]
 
 
 def _templates() -> dict[str, PromptTemplate]:
+    """The relay's layouts: the catalog's `chat` objects (models whose engine lays out chats
+    itself, or that take prompts only, have none)."""
     catalog = json.loads(CATALOG_PATH.read_text(encoding="utf-8"))
     return {
-        model["id"]: PromptTemplate.from_mapping(model["prompt_template"])
+        model["id"]: PromptTemplate.from_mapping(model["chat"])
         for model in catalog["models"]
+        if isinstance(model["chat"], dict)
     }
 
 

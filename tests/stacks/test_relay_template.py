@@ -78,6 +78,7 @@ def test_function_runs_the_web_adapter_on_python_314_arm64() -> None:
         endpoint_name="jumpstream-t-g5-12xlarge",
         model_id=model.id,
         prompt_template=model.prompt_template,
+        serving_engine="tgi",  # the catalog's engine for it, said explicitly
         max_new_tokens_limit=2048,
         model_max_total_tokens=8192,
         model_max_input_tokens=8191,
@@ -90,6 +91,34 @@ def test_function_runs_the_web_adapter_on_python_314_arm64() -> None:
         # Mistral 7B Instruct's TGI (2.0.0) does not report prompt tokens: the relay counts them.
         tokenizer_uri=model.tokenizer_uri("eu-west-1"),
     )
+
+
+def test_an_lmi_models_function_is_told_its_engine_and_gets_no_prompt_layout() -> None:
+    """Llama 3.1 on LMI: the function sends chats as messages (the engine lays them out), so
+    it gets no PROMPT_TEMPLATE; no context (the spec sets none) and no tokenizer (a TGI fact)."""
+    settings = {
+        "region": "us-west-2",
+        "model_id": "meta-textgeneration-llama-3-1-8b-instruct",
+        "accept_eula": True,
+    }
+    _, template = relay_template(settings)
+    (function,) = template.find_resources("AWS::Lambda::Function").values()
+    assert function["Properties"]["Environment"]["Variables"] == function_environment(
+        endpoint_name="jumpstream-t-g5-4xlarge",
+        model_id="meta-textgeneration-llama-3-1-8b-instruct",
+        serving_engine="lmi",
+        engine_chat_template=True,
+        max_new_tokens_limit=1024,
+        upstream_read_timeout_seconds=UPSTREAM_READ_TIMEOUT_SECONDS.default,
+        service_name=SERVICE_NAME,
+        metrics_namespace=METRIC_NAMESPACE,
+        environment_name="t",
+        web_adapter=True,
+        snap_start=True,
+    )
+    variables = function["Properties"]["Environment"]["Variables"]
+    assert (variables["SERVING_ENGINE"], variables["ENGINE_CHAT_TEMPLATE"]) == ("lmi", "true")
+    assert "PROMPT_TEMPLATE" not in variables
 
 
 def test_the_function_gets_the_catalogs_prompt_template_for_its_model() -> None:
