@@ -11,7 +11,8 @@ import pytest
 from botocore.eventstream import EventStreamBuffer
 
 from jumpstream.emulator.directives import parse_directives
-from jumpstream.emulator.playback import Emission, Pace, play
+from jumpstream.emulator.engine_tgi import stream_failure
+from jumpstream.emulator.playback import Emission, Pace, event_stream, play
 from jumpstream.emulator.sse import SseStyle, data_event, keepalive
 from jumpstream.emulator.streams import StreamRecord, StreamRegistry
 
@@ -41,16 +42,17 @@ def start(
     _, directives = parse_directives(directives_text)
     registry = StreamRegistry()
     record = registry.open("s")
-    stream = play(
+    played = play(
         emissions(count),
+        failure=stream_failure(SseStyle()),
+        keepalive=keepalive(),
         directives=directives,
         pace=FAST,
         record=record,
         registry=registry,
-        style=SseStyle(),
         seed=1,
     )
-    return stream, record, registry
+    return event_stream(played), record, registry
 
 
 async def drain(stream: AsyncIterator[bytes]) -> list[bytes]:
