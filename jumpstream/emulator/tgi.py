@@ -4,8 +4,10 @@ Why: with a TGI container running locally (on a GPU box, or TGI's CPU image), th
 exercised against a real model's stream while still talking the SageMaker protocol, exactly as
 in AWS. The body goes to ``/generate_stream`` when it asks to stream (``"stream": true``, like
 TGI's own SageMaker route decides) and to ``/generate`` otherwise; TGI's bytes come back as
-PayloadParts as they arrive. TGI answering with an HTTP error becomes SageMaker's ``ModelError``,
-and a connection lost mid-stream becomes ``ModelStreamError`` / ``StreamBroken``.
+PayloadParts as they arrive (through InvokeEndpoint, whole once TGI is done). TGI answering with
+an HTTP error becomes SageMaker's ``ModelError``, and a connection lost mid-stream becomes
+``ModelStreamError`` / ``StreamBroken``. Only TGI is forwarded to: ``--tgi-url`` is refused for
+a model served by another engine.
 """
 
 from __future__ import annotations
