@@ -53,9 +53,11 @@ __all__ = [
     "LMI_ERRORS",
     "answer",
     "error_member",
+    "error_token",
     "input_error",
     "line",
     "model_failure",
+    "shown_text",
     "token_object",
     "unreadable_body",
 ]
@@ -115,23 +117,11 @@ def _answer(
     *,
     chat: bool,
 ) -> Reply | ContainerError:
-    try:
-        sampling = read_sampling(raw, names)
-    except SamplingTypeError as error:
-        if chat:  # ChatProperties (pydantic) refuses it before anything runs
-            return input_error(f"1 validation error for ChatProperties: {error}")
-        sampling, problem = Sampling(), str(error)
-    else:
-        problem = _chat_refusal(sampling) if chat else None
-        if problem is not None:
-            return input_error(f"1 validation error for ChatProperties: {problem}")
-        problem = sampling.problem()
-    prompt_tokens = estimate_input_tokens(prompt)
-    context = model.profile.limits.max_total_tokens
-    if problem is None and prompt_tokens >= context:
-        problem = (
-            f"Input prompt ({prompt_tokens} tokens) is too long and exceeds limit of {context}"
-        )
+    """The answer once the body is read: ``raw`` holds the sampling parameters."""
+    checked = _checked(raw, prompt, names, model, chat=chat)
+    if isinstance(checked, ContainerError):
+        return checked
+    sampling, problem = checked
     # Chats always carry details (chat_utils sets them); `return_full_text` is for prompts.
     wire = _Wire(
         prompt=prompt,
@@ -140,24 +130,48 @@ def _answer(
         full_text=not chat and bool(raw.get("return_full_text")),
         style=style,
     )
-    if not stream:
-        fault = directives.stream_fault
-        if problem is not None:
-            return _error("validation", problem)
-        if fault is not None and fault.kind in ENGINE_FAULTS:
-            return _error(fault.kind, LMI_ERRORS[fault.kind])
+    fault = directives.stream_fault
+    if not stream and problem is not None:
+        return _error("validation", problem)
+    if not stream and fault is not None and fault.kind in ENGINE_FAULTS:
+        return _error(fault.kind, LMI_ERRORS[fault.kind])
     if problem is not None:
         refusal = Emission(data=wire.error_line("validation", problem, []))
         return wire.reply((refusal,), streamed=True, generation=None)
-    limit = min(sampling.max_tokens or DEFAULT_MAX_NEW_TOKENS, context - prompt_tokens)
+    room = model.profile.limits.max_total_tokens - estimate_input_tokens(prompt)
+    limit = min(sampling.max_tokens or DEFAULT_MAX_NEW_TOKENS, room)
     generation = generate(
         model, prompt, sampling, max_tokens=limit, directives=directives, chat_turn=chat
     )
     if stream:
         return wire.reply(wire.stream(generation), streamed=True, generation=generation)
-    data = dump(wire.document(generation, prompt_tokens)).encode("utf-8")
+    data = dump(wire.document(generation, estimate_input_tokens(prompt))).encode("utf-8")
     whole = Emission(data=data, tokens=len(generation.tokens))
     return wire.reply((whole,), streamed=False, generation=generation)
+
+
+def _checked(
+    raw: dict[str, Any], prompt: str, names: Names, model: StandInModel, *, chat: bool
+) -> tuple[Sampling, str | None] | ContainerError:
+    """The request's sampling parameters and what vLLM, inside, will refuse once it runs; or
+    LMI's refusal before anything runs (a chat's parameters are checked up front)."""
+    try:
+        sampling = read_sampling(raw, names)
+    except SamplingTypeError as error:
+        if chat:  # ChatProperties (pydantic) refuses it before anything runs
+            return input_error(f"1 validation error for ChatProperties: {error}")
+        return Sampling(), str(error)
+    refused = _chat_refusal(sampling) if chat else None
+    if refused is not None:
+        return input_error(f"1 validation error for ChatProperties: {refused}")
+    prompt_tokens = estimate_input_tokens(prompt)
+    context = model.profile.limits.max_total_tokens
+    if prompt_tokens >= context:
+        too_long = (
+            f"Input prompt ({prompt_tokens} tokens) is too long and exceeds limit of {context}"
+        )
+        return sampling, sampling.problem() or too_long
+    return sampling, sampling.problem()
 
 
 def _chat_refusal(sampling: Sampling) -> str | None:
@@ -245,13 +259,7 @@ class _Wire:
             value = openai_objects.chat_chunk(self.chunk_id, delta, finish_reason="error")
         else:
             value = {
-                "token": {
-                    "id": -1,
-                    "text": "",
-                    "log_prob": -1,
-                    "special_token": True,
-                    "error_msg": message,
-                },
+                "token": error_token(message),
                 "generated_text": _text(sent, self.prefix),
                 "details": (
                     self._details("error", len(sent) + 1)
@@ -272,6 +280,11 @@ class _Wire:
 def token_object(token: Token) -> dict[str, Any]:
     """LMI's Token: ``{"id", "text", "log_prob"}`` (``special_token`` only on an error)."""
     return {"id": token.id, "text": shown_text(token), "log_prob": token.logprob}
+
+
+def error_token(message: str) -> dict[str, Any]:
+    """The token LMI's rolling batch reports a failure with (``stop_on_any_exception``)."""
+    return {"id": -1, "text": "", "log_prob": -1, "special_token": True, "error_msg": message}
 
 
 def shown_text(token: Token) -> str:

@@ -18,6 +18,7 @@ and, once the stream has begun, one ``data:`` event followed by ``data: [DONE]``
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Final
 
 from jumpstream.emulator import openai_objects
@@ -26,7 +27,13 @@ from jumpstream.emulator.directives import ENGINE_FAULTS, Directives
 from jumpstream.emulator.model import Generation, StandInModel
 from jumpstream.emulator.playback import Emission
 from jumpstream.emulator.reply import ContainerError, NotEmulated, Reply
-from jumpstream.emulator.sampling import OPENAI_NAMES, SamplingTypeError, generate, read_sampling
+from jumpstream.emulator.sampling import (
+    OPENAI_NAMES,
+    Sampling,
+    SamplingTypeError,
+    generate,
+    read_sampling,
+)
 from jumpstream.emulator.sse import SseStyle, data_event, done, dump_json, keepalive
 from jumpstream.emulator.tokenizer import estimate_input_tokens
 
@@ -74,6 +81,58 @@ def answer(
     body: Any, *, model: StandInModel, directives: Directives, style: SseStyle
 ) -> Reply | ContainerError:
     """vLLM's answer to ``body`` (directives already stripped from its prompt)."""
+    request = _read(body)
+    if isinstance(request, ContainerError):
+        return request
+    prompt_tokens = estimate_input_tokens(request.prompt)
+    context = model.profile.limits.max_total_tokens
+    max_tokens = request.sampling.max_tokens
+    problem = request.sampling.problem() or _context_problem(prompt_tokens, max_tokens, context)
+    if problem is not None:
+        return _bad_request(problem)
+    fault = directives.stream_fault
+    if not request.stream and fault is not None and fault.kind in ENGINE_FAULTS:
+        return _failed(fault.kind)
+    generation = generate(
+        model,
+        request.prompt,
+        request.sampling,
+        max_tokens=context - prompt_tokens if max_tokens is None else max_tokens,
+        directives=directives,
+        chat_turn=request.chat,
+    )
+    wire = _Wire(prompt=request.prompt, chat=request.chat, stop=request.sampling.stop, style=style)
+    if request.stream:
+        emissions = wire.stream(generation, prompt_tokens, include_usage=request.include_usage)
+    else:
+        data = dump_json(wire.document(generation, prompt_tokens)).encode("utf-8")
+        emissions = (Emission(data=data, tokens=len(generation.tokens)),)
+    return Reply(
+        content_type=EVENT_STREAM if request.stream else _JSON,
+        emissions=emissions,
+        streamed=request.stream,
+        prompt=request.prompt,
+        failure=lambda kind, sent: (
+            data_event(error_object(*VLLM_ERRORS[kind]), style) + done(style)
+        ),
+        keepalive=keepalive(style),
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Request:
+    """A body vLLM has a handler for: a chat laid out into its prompt, or a completion."""
+
+    prompt: str
+    chat: bool
+    stream: bool
+    include_usage: bool
+    sampling: Sampling
+
+
+def _read(body: Any) -> _Request | ContainerError:
+    """The request in ``body``, or vLLM's refusal of a body no handler validates (pydantic's
+    types: a field of the wrong type is no handler's either)."""
     if not isinstance(body, dict):
         return _bad_request(_NO_HANDLER)
     chat = "messages" in body
@@ -100,51 +159,29 @@ def answer(
         raise NotEmulated("more than one choice (n)")
     if options is not None and not stream:
         return _bad_request("Stream options can only be defined when `stream=True`.")
-    problem = sampling.problem()
-    if problem is not None:
-        return _bad_request(problem)
-    prompt_tokens = estimate_input_tokens(prompt)
-    context = model.profile.limits.max_total_tokens
-    max_tokens = sampling.max_tokens
+    return _Request(
+        prompt=prompt,
+        chat=chat,
+        stream=bool(stream),
+        include_usage=bool(options and options.get("include_usage")),
+        sampling=sampling,
+    )
+
+
+def _context_problem(prompt_tokens: int, max_tokens: int | None, context: int) -> str | None:
+    """vLLM's refusal of a request that does not fit the model's context (max_model_len)."""
     if max_tokens is None and prompt_tokens >= context:
-        return _bad_request(
+        return (
             f"This model's maximum context length is {context} tokens. However, your messages "
             f"resulted in {prompt_tokens} tokens. Please reduce the length of the messages."
         )
     if max_tokens is not None and prompt_tokens + max_tokens > context:
-        return _bad_request(
+        return (
             f"This model's maximum context length is {context} tokens. However, you requested "
             f"{prompt_tokens + max_tokens} tokens ({prompt_tokens} in the messages, {max_tokens} "
             "in the completion). Please reduce the length of the messages or completion."
         )
-    fault = directives.stream_fault
-    if not stream and fault is not None and fault.kind in ENGINE_FAULTS:
-        return _failed(fault.kind)
-    generation = generate(
-        model,
-        prompt,
-        sampling,
-        max_tokens=context - prompt_tokens if max_tokens is None else max_tokens,
-        directives=directives,
-        chat_turn=chat,
-    )
-    wire = _Wire(prompt=prompt, chat=chat, stop=sampling.stop, style=style)
-    if stream:
-        include_usage = bool(options and options.get("include_usage"))
-        emissions = wire.stream(generation, prompt_tokens, include_usage=include_usage)
-    else:
-        data = dump_json(wire.document(generation, prompt_tokens)).encode("utf-8")
-        emissions = (Emission(data=data, tokens=len(generation.tokens)),)
-    return Reply(
-        content_type=EVENT_STREAM if stream else _JSON,
-        emissions=emissions,
-        streamed=bool(stream),
-        prompt=prompt,
-        failure=lambda kind, sent: (
-            data_event(error_object(*VLLM_ERRORS[kind]), style) + done(style)
-        ),
-        keepalive=keepalive(style),
-    )
+    return None
 
 
 def _usage_options(options: Any) -> bool:
