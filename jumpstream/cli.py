@@ -144,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 #: The emulator's options that `local` passes on, and those `demo` does.
 _LOCAL_EMULATOR_OPTIONS = (
     emulator_options.MODEL_ID,
+    emulator_options.ENGINE,
     emulator_options.TOKENS_PER_SECOND,
     emulator_options.FIRST_TOKEN_DELAY,
     emulator_options.TGI_URL,
@@ -405,7 +406,11 @@ def _run_local(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         **{option.dest: getattr(args, option.dest) for option in _LOCAL_EMULATOR_OPTIONS},
     )
     problem = emulator_options.settings_problem(
-        inference_component=config.inference_component, cold_start=config.cold_start
+        inference_component=config.inference_component,
+        cold_start=config.cold_start,
+        model_id=config.model_id,
+        engine=config.engine,
+        tgi_url=config.tgi_url,
     )
     if problem is not None:
         stderr.write(f"jumpstream local: {problem}\n")

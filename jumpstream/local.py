@@ -32,7 +32,12 @@ from urllib.parse import urlsplit
 from streamer import contract
 
 from jumpstream.emulator import options
-from jumpstream.emulator.model import reports_prompt_tokens
+from jumpstream.emulator.model_facts import (
+    DEFAULT_ENGINE,
+    chat_layout,
+    engine_reports_prompt_tokens,
+    serving_engine,
+)
 from jumpstream.emulator.server import DEFAULT_ENDPOINT_NAME
 from jumpstream.emulator.tokenizer import stand_in_tokenizer_json
 from jumpstream.keys import create_key
@@ -81,6 +86,8 @@ _SCRUBBED: Final = (
     "AWS_USE_DUALSTACK_ENDPOINT",
     contract.INFERENCE_COMPONENT_NAME.name,
     contract.PROMPT_TEMPLATE.name,
+    contract.SERVING_ENGINE.name,
+    contract.ENGINE_CHAT_TEMPLATE.name,
     contract.HOST.name,
 )
 _RELAY_PORT_ATTEMPTS: Final = 3
@@ -102,6 +109,8 @@ class StackConfig:
     emulator_port: int = 0
     endpoint_name: str = ENDPOINT_NAME
     model_id: str = DEFAULT_MODEL_ID
+    #: The engine the emulated endpoint runs the model on; None: the catalog's for the model.
+    engine: str | None = None
     region: str = "us-east-1"
     tokens_per_second: float = 25.0
     first_token_delay: float | None = None
@@ -115,6 +124,12 @@ class StackConfig:
     startup_timeout: float = 30.0
     #: The relay takes API keys, kept by a local DynamoDB-compatible server started with it.
     api_keys: bool = False
+
+    @property
+    def serving_engine(self) -> str:
+        """The engine the endpoint runs the model on, which the relay is told as the stack
+        tells a deployed function."""
+        return serving_engine(self.model_id, self.engine)
 
 
 def emulator_command(config: StackConfig) -> list[str]:
@@ -151,15 +166,20 @@ def relay_environment(
         if name not in _SCRUBBED
     }
     interpreter_dir = str(Path(sys.executable).parent)
-    # What the stack hands a deployed function: the catalog's chat layout for the model.
+    # What the stack hands a deployed function: the model's engine and how its chats are laid
+    # out (the engine left unset when it is the function's default, as for any setting).
     model = load_catalog().models.get(config.model_id)
     context = None if model is None else model.context_limits(model.default_instance_type)
+    engine = config.serving_engine
+    layout = chat_layout(config.model_id, engine)
     env.update(
         contract.function_environment(
             endpoint_name=config.endpoint_name,
             model_id=config.model_id,
             inference_component_name=config.inference_component,
-            prompt_template=None if model is None else model.prompt_template,
+            prompt_template=layout.prompt_template,
+            serving_engine=None if engine == DEFAULT_ENGINE else engine,
+            engine_chat_template=layout.engine_chat_template,
             model_max_total_tokens=None if context is None else context[0],
             model_max_input_tokens=None if context is None else context[1],
             region=config.region,
@@ -344,9 +364,10 @@ def start_stack(config: StackConfig, *, sink: LineSink) -> Iterator[LocalStack]:
 
 
 def _stand_in_tokenizer(config: StackConfig, scratch: Path) -> str | None:
-    """For a model whose TGI does not report prompt tokens, the tokenizer the relay counts them
-    with, as the stack gives it the model's own: here, the emulator's (its file's path)."""
-    if config.tgi_url is not None or reports_prompt_tokens(config.model_id):
+    """For a model whose engine does not report prompt tokens, the tokenizer the relay counts
+    them with, as the stack gives it the model's own: here, the emulator's (its file's path)."""
+    reported = engine_reports_prompt_tokens(config.serving_engine, config.model_id)
+    if config.tgi_url is not None or reported:
         return None
     path = scratch / "tokenizer.json"
     path.write_text(stand_in_tokenizer_json(), encoding="utf-8")
@@ -466,7 +487,7 @@ def _print_ready(stack: LocalStack, config: StackConfig, stdout: TextIO) -> None
     upstream = (
         f"forwarding to TGI at {config.tgi_url}"
         if config.tgi_url
-        else (f"stand-in {config.model_id}, {pace}")
+        else (f"stand-in {config.model_id} on {config.serving_engine}, {pace}")
     )
     lines = [
         "jumpstream local stack is up:",

@@ -28,7 +28,10 @@ _GRACEFUL_SHUTDOWN_SECONDS = 1
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m jumpstream.emulator",
-        description="A local SageMaker runtime (InvokeEndpointWithResponseStream) for TGI models.",
+        description=(
+            "A local SageMaker runtime (InvokeEndpoint and InvokeEndpointWithResponseStream) "
+            "for models served by TGI, LMI or vLLM."
+        ),
     )
     options.HOST.add_to(parser, default=DEFAULT_HOST)
     options.PORT.add_to(parser, default=DEFAULT_PORT)
@@ -38,7 +41,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     options.LOG_LEVEL.add_to(parser, default=DEFAULT_LOG_LEVEL)
     args = parser.parse_args(argv)
     problem = options.settings_problem(
-        inference_component=args.inference_component, cold_start=args.cold_start
+        inference_component=args.inference_component,
+        cold_start=args.cold_start,
+        model_id=args.model_id,
+        engine=args.engine,
+        tgi_url=args.tgi_url,
     )
     if problem is not None:
         parser.error(problem)

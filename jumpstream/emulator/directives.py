@@ -1,14 +1,17 @@
-"""The ``[[...]]`` directives a caller writes in ``inputs`` to steer the emulator per request.
+"""The ``[[...]]`` directives a caller writes in its prompt to steer the emulator per request.
 
-Why in the prompt: the relay under test forwards ``inputs`` untouched, so a test that talks only
-to the relay can still make the upstream fail, pause or misbehave in a chosen way. Directives are
-stripped before the stand-in model sees the prompt. See the package docstring for the list.
+Why in the prompt: the relay under test forwards the prompt untouched, whatever body the engine
+takes (TGI's and LMI's ``inputs``, vLLM's ``prompt``, or chat ``messages``), so a test that talks
+only to the relay can still make the upstream fail, pause or misbehave in a chosen way. Directives
+are stripped before the stand-in model sees the prompt. See the package docstring for the list.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 #: Faults answered with an HTTP error before any stream starts (``@N`` is ignored).
 PRE_STREAM_FAULTS = frozenset(
@@ -29,8 +32,11 @@ IN_STREAM_FAULTS = frozenset(
 )
 #: ``[[length:N]]`` beyond this is refused: no model here generates more than 8192 tokens.
 MAX_ANSWER_LENGTH = 20_000
-#: In-stream faults that TGI itself reports as an error event with this ``error_type``.
-TGI_ERROR_FAULTS = frozenset({"validation", "overloaded", "generation"})
+#: In-stream faults the engine itself reports, each engine in its own error shape (TGI as an
+#: error event with this ``error_type``); the others are SageMaker's, or no report at all.
+ENGINE_FAULTS = frozenset({"validation", "overloaded", "generation"})
+#: In-stream faults SageMaker itself reports as an exception in the event stream.
+SAGEMAKER_STREAM_FAULTS = frozenset({"stream_broken", "timeout", "internal_stream"})
 _DIRECTIVE = re.compile(
     r"\[\[\s*(fault|hold|split|keepalive|nospace|crlf|length|markdown)\b([^\[\]]*)\]\]"
 )
@@ -148,3 +154,47 @@ def _hold(args: str, text: str) -> int:
     if match is None:
         raise DirectiveError(f"{text}: expected [[hold@N]]")
     return int(match.group(1) or 0)
+
+
+def read_directives(body: Any) -> tuple[Any, Directives]:
+    """Return ``body`` with the directives stripped from its prompt text, and what they ask for.
+
+    The prompt text is wherever an engine reads it: ``inputs``, ``prompt``, and the ``content``
+    of each of ``messages`` (a string, or a list of ``{"type": "text", "text": ...}`` parts).
+    Directives written in several of them all apply, as they would in one rendered prompt.
+    Anything else in the body, or a body of another shape, is left for the engine to judge.
+    """
+    if not isinstance(body, dict):
+        return body, Directives()
+    texts: list[str] = []
+
+    def strip(text: str) -> str:
+        stripped, _ = parse_directives(text)
+        texts.append(text)
+        return stripped
+
+    stripped_body = dict(body)
+    for key in ("inputs", "prompt"):
+        if isinstance(body.get(key), str):
+            stripped_body[key] = strip(body[key])
+    if isinstance(body.get("messages"), list):
+        stripped_body["messages"] = [_strip_message(m, strip) for m in body["messages"]]
+    _, directives = parse_directives("\n".join(texts))
+    return stripped_body, directives
+
+
+def _strip_message(message: Any, strip: Callable[[str], str]) -> Any:
+    if not isinstance(message, dict):
+        return message
+    content = message.get("content")
+    if isinstance(content, str):
+        return {**message, "content": strip(content)}
+    if isinstance(content, list):
+        parts = [
+            {**part, "text": strip(part["text"])}
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+            else part
+            for part in content
+        ]
+        return {**message, "content": parts}
+    return message

@@ -116,8 +116,9 @@ def internal_failure() -> SageMakerError:
 
 
 def model_error(endpoint_name: str, original_status: int, original_message: str) -> SageMakerError:
-    """What SageMaker answers when the container itself answered with an HTTP error."""
-    kind = "client" if original_status < 500 else "server"
+    """What SageMaker answers when the container itself answered with an HTTP error (status 0:
+    it gave no HTTP answer at all, which SageMaker calls a server error too)."""
+    kind = "client" if 400 <= original_status < 500 else "server"
     log_group = f"/aws/sagemaker/Endpoints/{endpoint_name}"
     console = (
         f"https://{REGION}.console.aws.amazon.com/cloudwatch/home?region={REGION}"

@@ -9,15 +9,18 @@ The answer is picked from canned paragraphs by a stable hash of the prompt: Japa
 prompt contains kana or kanji, English otherwise. ``answer_length`` (the ``[[length:N]]``
 directive) stretches or shortens the natural answer to exactly N tokens before EOS. ``markdown``
 (``[[markdown]]``) answers ``answers.MARKDOWN`` instead, for pages that render Markdown.
+
+The tokens are the same whichever engine serves the model; LMI and vLLM only show them their own
+way (engine_lmi.py, engine_vllm.py), with TGI's stream shapes below.
 """
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 from jumpstream.emulator import answers
+from jumpstream.emulator.model_facts import reports_prompt_tokens
 from jumpstream.emulator.request import GenerateRequest, Limits, input_tokens, validation_error
 from jumpstream.emulator.sse import stream_response
 from jumpstream.emulator.tokenizer import (
@@ -27,7 +30,6 @@ from jumpstream.emulator.tokenizer import (
     japanese_pieces,
     stable_hash,
 )
-from stacks.catalog import load_catalog
 
 DEFAULT_MODEL_ID = "huggingface-llm-falcon-7b-instruct-bf16"
 #: Paragraphs in an answer when no length is asked for: short enough to end with EOS well
@@ -80,13 +82,6 @@ def profile_for(model_id: str) -> ModelProfile:
     )
 
 
-@functools.cache
-def reports_prompt_tokens(model_id: str) -> bool:
-    """The catalog's word on whether the model's TGI reports prompt tokens."""
-    model = load_catalog().models.get(model_id)
-    return model is None or model.reports_prompt_tokens
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Token:
     """TGI's ``Token``: id, text (possibly ``""``), logprob, special."""
@@ -123,14 +118,25 @@ class StandInModel:
         return validation_error(request, self.profile.limits)
 
     def answer(
-        self, prompt: str, *, answer_length: int | None = None, markdown: bool = False
+        self,
+        prompt: str,
+        *,
+        answer_length: int | None = None,
+        markdown: bool = False,
+        chat_turn: bool = False,
     ) -> list[Token]:
-        """The whole natural answer to ``prompt``, ending with the EOS special token."""
+        """The whole natural answer to ``prompt``, ending with the EOS special token.
+
+        ``chat_turn``: the prompt ends with a chat template's assistant header, after which a
+        model starts its turn without the space it starts a continued text with.
+        """
         pieces = (
             self._markdown_pieces(answer_length)
             if markdown
             else self._pieces(prompt, answer_length)
         )
+        if chat_turn and pieces and pieces[0].text.lstrip(" "):
+            pieces[0] = Piece(text=pieces[0].text.lstrip(" "))
         seed = stable_hash(prompt)
         tokens: list[Token] = []
         for position, piece in enumerate(pieces):
@@ -154,14 +160,22 @@ class StandInModel:
         return tokens
 
     def generate(
-        self, request: GenerateRequest, *, answer_length: int | None = None, markdown: bool = False
+        self,
+        request: GenerateRequest,
+        *,
+        answer_length: int | None = None,
+        markdown: bool = False,
+        chat_turn: bool = False,
     ) -> Generation:
-        """Apply TGI's stopping criteria, in TGI's order, to the natural answer."""
+        """Apply TGI's stopping criteria, in TGI's order, to the natural answer (the other
+        engines stop on the same: the token limit, the EOS token, a stop sequence)."""
         limit = request.new_tokens_limit
         produced: list[Token] = []
         text = ""
         finish_reason = "eos_token"
-        answer = self.answer(request.inputs, answer_length=answer_length, markdown=markdown)
+        answer = self.answer(
+            request.inputs, answer_length=answer_length, markdown=markdown, chat_turn=chat_turn
+        )
         for count, token in enumerate(answer, 1):
             produced.append(token)
             # TGI checks the length first: an EOS that lands on the limit still reports "length".

@@ -18,12 +18,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from streamer import contract
+
 from jumpstream import arguments
+from jumpstream.emulator.model_facts import DEFAULT_ENGINE, serving_engine
 from jumpstream.emulator.server import EmulatorSettings
 
 __all__ = [
     "COLD_START",
     "ENDPOINT_NAME",
+    "ENGINE",
     "FIRST_TOKEN_DELAY",
     "HOST",
     "INFERENCE_COMPONENT",
@@ -40,6 +44,14 @@ __all__ = [
 
 def _float_text(value: Any) -> str:
     return repr(float(value))
+
+
+def _engine(text: str) -> str:
+    if text not in contract.ENGINES:
+        raise argparse.ArgumentTypeError(
+            f"unknown engine {text!r}; choose one of: {', '.join(contract.ENGINES)}"
+        )
+    return text
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,6 +132,15 @@ MODEL_ID: Final = Option(
     metavar="ID",
     help="the JumpStart model the emulated endpoint pretends to run",
 )
+ENGINE: Final = Option(
+    dest="engine",
+    flag="--engine",
+    type=_engine,
+    metavar="|".join(contract.ENGINES),
+    help="the server the emulated endpoint runs the model on, which decides its request "
+    "bodies, streams and errors",
+    when_absent="the model's, as the catalog says; tgi for a model it does not know",
+)
 TOKENS_PER_SECOND: Final = Option(
     dest="tokens_per_second",
     flag="--tokens-per-second",
@@ -167,6 +188,7 @@ COLD_START: Final = Option(
 SETTINGS: Final = (
     ENDPOINT_NAME,
     MODEL_ID,
+    ENGINE,
     TOKENS_PER_SECOND,
     FIRST_TOKEN_DELAY,
     TGI_URL,
@@ -175,8 +197,21 @@ SETTINGS: Final = (
 )
 
 
-def settings_problem(*, inference_component: str | None, cold_start: float) -> str | None:
+def settings_problem(
+    *,
+    inference_component: str | None,
+    cold_start: float,
+    model_id: str | None = None,
+    engine: str | None = None,
+    tgi_url: str | None = None,
+) -> str | None:
     """Why these settings cannot go together, or None."""
     if cold_start and inference_component is None:
         return f"{COLD_START.flag} needs {INFERENCE_COMPONENT.flag}: only components scale to zero"
+    served_by = engine if model_id is None else serving_engine(model_id, engine)
+    if tgi_url is not None and served_by not in (None, DEFAULT_ENGINE):
+        return (
+            f"{TGI_URL.flag} forwards to a TGI server, but the model is served by {served_by}: "
+            f"leave out {TGI_URL.flag}, or give {ENGINE.flag} {DEFAULT_ENGINE}"
+        )
     return None

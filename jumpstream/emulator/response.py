@@ -1,20 +1,24 @@
-"""An ASGI response that streams event-stream messages and notices when the client leaves.
+"""ASGI responses for the two invoke APIs that notice when the client leaves.
 
 Why not Starlette's ``StreamingResponse``: it notices a disconnect only while it is sending (or
 not at all, depending on the server's ASGI spec version), but a held or stalled stream sends
 nothing for as long as it likes. Relay tests need the disconnect recorded promptly in every
-case, so this response listens for ``http.disconnect`` alongside the body and cancels the body
-the moment it arrives.
+case, so these responses listen for ``http.disconnect`` alongside the body and cancel the body
+the moment it arrives: :class:`EventStreamResponse` streams event-stream messages
+(InvokeEndpointWithResponseStream), :class:`InvocationResponse` sends the whole reply once it is
+done (InvokeEndpoint).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 
 import anyio
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from jumpstream.emulator.playback import Played
+from jumpstream.emulator.stream_faults import StreamFault
 from jumpstream.emulator.streams import StreamRecord
 
 EVENT_STREAM = "application/vnd.amazon.eventstream"
@@ -64,3 +68,67 @@ class EventStreamResponse(Response):
                     await self.body_iterator.aclose()
             # Anything but a clean end (cancellation, a server error) means the client lost it.
             self.record.finish("disconnected")
+
+
+class InvocationResponse(Response):
+    """InvokeEndpoint's answer: the container's whole reply once it is done, or SageMaker's
+    error when the reply failed on the way. Until then nothing is sent, and a client that
+    leaves meanwhile cancels the reply (as with a stream, its record then says so)."""
+
+    def __init__(
+        self,
+        played: AsyncGenerator[Played, None],
+        *,
+        record: StreamRecord,
+        headers: Mapping[str, str],
+        request_id: str,
+        endpoint_name: str,
+    ) -> None:
+        self.played = played
+        self.record = record
+        self.reply_headers = dict(headers)
+        self.request_id = request_id
+        self.endpoint_name = endpoint_name
+        self.status_code = 200
+        self.background = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            collected = await self._collect(receive)
+            if collected is None:
+                return
+            if isinstance(collected, StreamFault):
+                reply: Response = collected.error(self.endpoint_name).response(self.request_id)
+            else:
+                reply = Response(collected, status_code=200, headers=self.reply_headers)
+            await reply(scope, receive, send)
+            self.record.finish("completed")
+        finally:
+            self.record.finish("disconnected")
+
+    async def _collect(self, receive: Receive) -> bytes | StreamFault | None:
+        """The whole reply, or its failure; None when the client left before it was done."""
+        body = bytearray()
+        outcome: bytes | StreamFault | None = None
+        async with anyio.create_task_group() as tasks:
+
+            async def watch_for_disconnect() -> None:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                tasks.cancel_scope.cancel()
+
+            tasks.start_soon(watch_for_disconnect)
+            try:
+                async for item in self.played:
+                    if isinstance(item, StreamFault):
+                        outcome = item
+                        break
+                    body += item
+                else:
+                    outcome = bytes(body)
+            finally:
+                # As for a stream: the reply's own clean-up (a hold letting go) comes first.
+                with anyio.CancelScope(shield=True):
+                    await self.played.aclose()
+            tasks.cancel_scope.cancel()
+        return outcome

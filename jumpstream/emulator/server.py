@@ -1,7 +1,10 @@
-"""The emulator's HTTP app: SageMaker runtime's streaming invoke, plus a small control API.
+"""The emulator's HTTP app: SageMaker runtime's two invoke APIs, plus a small control API.
 
 Why a Starlette app: it runs under uvicorn like the relay does, speaks plain HTTP on loopback,
 and the real boto3 talks to it through ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME`` as if it were AWS.
+Both APIs take the same checks and directives and play the same reply; they differ only in how
+it travels: InvokeEndpointWithResponseStream in event-stream messages as it is made,
+InvokeEndpoint whole once it is done. What the reply says is the engine's (engines.py).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -22,26 +25,20 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from jumpstream.emulator import errors
-from jumpstream.emulator.directives import (
-    TGI_ERROR_FAULTS,
-    DirectiveError,
-    Directives,
-    parse_directives,
-)
+from jumpstream.emulator.directives import DirectiveError, read_directives
+from jumpstream.emulator.engines import Engine, engine_named
 from jumpstream.emulator.errors import SageMakerError
-from jumpstream.emulator.model import (
-    DEFAULT_MODEL_ID,
-    StandInModel,
-    generate_response,
-    stream_events,
-)
-from jumpstream.emulator.playback import TGI_ERRORS, Emission, Pace, play
-from jumpstream.emulator.request import BodyError, GenerateRequest, parse_body
-from jumpstream.emulator.response import EventStreamResponse
-from jumpstream.emulator.sse import SseStyle, data_event, dump_json, error_response
+from jumpstream.emulator.model import DEFAULT_MODEL_ID, StandInModel
+from jumpstream.emulator.model_facts import serving_engine
+from jumpstream.emulator.playback import Pace, Played, event_stream, play
+from jumpstream.emulator.reply import ContainerError, NotEmulated, Reply
+from jumpstream.emulator.response import EventStreamResponse, InvocationResponse
+from jumpstream.emulator.sse import SseStyle
 from jumpstream.emulator.streams import StreamRecord, StreamRegistry
 from jumpstream.emulator.tgi import TgiRelay
 from jumpstream.emulator.tokenizer import stable_hash
+
+__all__ = ["DEFAULT_ENDPOINT_NAME", "EmulatorSettings", "create_app"]
 
 INFERENCE_COMPONENT_HEADER = "X-Amzn-SageMaker-Inference-Component"
 #: `AWS4-HMAC-SHA256 Credential=KEY/DATE/REGION/sagemaker/aws4_request, SignedHeaders=..., ...`
@@ -50,8 +47,7 @@ SIGV4_SAGEMAKER = re.compile(
     r" *SignedHeaders=[a-z0-9;-]+, *Signature=[0-9a-f]{64}$"
 )
 DEFAULT_ENDPOINT_NAME: Final = "jumpstream-local"
-#: The HTTP status TGI answers a non-streaming request with, per error_type.
-TGI_ERROR_STATUS = {"validation": 422, "overloaded": 429, "generation": 424}
+_VARIANT: Final = "AllTraffic"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,6 +56,8 @@ class EmulatorSettings:
 
     endpoint_name: str = DEFAULT_ENDPOINT_NAME
     model_id: str = DEFAULT_MODEL_ID
+    #: The engine serving the model (one of the contract's ENGINES); None: the catalog's.
+    engine: str | None = None
     #: Tokens per second after the first; 0 sends as fast as possible.
     tokens_per_second: float = 20.0
     #: Seconds before the first token.
@@ -71,6 +69,11 @@ class EmulatorSettings:
     cold_start: float = 0.0
     #: When set, requests go to this real TGI server instead of the stand-in model.
     tgi_url: str | None = None
+
+    @property
+    def served_by(self) -> str:
+        """The engine the endpoint runs the model on."""
+        return serving_engine(self.model_id, self.engine)
 
 
 def create_app(settings: EmulatorSettings) -> Starlette:
@@ -92,6 +95,7 @@ def create_app(settings: EmulatorSettings) -> Starlette:
                 _invoke_with_response_stream,
                 methods=["POST"],
             ),
+            Route("/endpoints/{name}/invocations", _invoke_endpoint, methods=["POST"]),
             Route("/_emulator/health", _health, methods=["GET"]),
             Route("/_emulator/streams", _streams, methods=["GET"]),
             Route("/_emulator/release", _release, methods=["POST"]),
@@ -99,6 +103,7 @@ def create_app(settings: EmulatorSettings) -> Starlette:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.engine = engine_named(settings.served_by)
     app.state.warm_at = None
     app.state.model = StandInModel(settings.model_id)
     app.state.registry = StreamRegistry()
@@ -119,21 +124,68 @@ async def _release(request: Request) -> Response:
     return JSONResponse({"released": registry.release()})
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Invocation:
+    """One call being answered: where it came in and what it must be answered with."""
+
+    request: Request
+    request_id: str
+    settings: EmulatorSettings
+    #: InvokeEndpointWithResponseStream (else InvokeEndpoint).
+    streaming_api: bool
+
+    def respond(
+        self, played: AsyncGenerator[Played, None], *, record: StreamRecord, content_type: str
+    ) -> EventStreamResponse | InvocationResponse:
+        """The reply ``played`` out, as this API sends it."""
+        if self.streaming_api:
+            headers = {
+                "X-Amzn-SageMaker-Content-Type": content_type,
+                "x-Amzn-Invoked-Production-Variant": _VARIANT,
+                "x-amzn-RequestId": self.request_id,
+            }
+            return EventStreamResponse(event_stream(played), record=record, headers=headers)
+        headers = {
+            "Content-Type": content_type,
+            "x-Amzn-Invoked-Production-Variant": _VARIANT,
+            "x-amzn-RequestId": self.request_id,
+        }
+        return InvocationResponse(
+            played,
+            record=record,
+            headers=headers,
+            request_id=self.request_id,
+            endpoint_name=self.settings.endpoint_name,
+        )
+
+
 async def _invoke_with_response_stream(request: Request) -> Response:
+    return await _invoke(request, streaming_api=True)
+
+
+async def _invoke_endpoint(request: Request) -> Response:
+    return await _invoke(request, streaming_api=False)
+
+
+async def _invoke(request: Request, *, streaming_api: bool) -> Response:
     settings: EmulatorSettings = request.app.state.settings
-    request_id = str(uuid.uuid4())
+    call = _Invocation(
+        request=request,
+        request_id=str(uuid.uuid4()),
+        settings=settings,
+        streaming_api=streaming_api,
+    )
     refusal = (
         _check_signed(request)
         or _check_target(request, settings)
         or _cold_refusal(request, settings)
     )
     if refusal is not None:
-        return refusal.response(request_id)
+        return refusal.response(call.request_id)
     raw = await request.body()
-    registry: StreamRegistry = request.app.state.registry
     if settings.tgi_url is not None:
-        return await _forward_to_tgi(request, raw, request_id, settings, registry)
-    return _stand_in_reply(request, raw, request_id, settings, registry)
+        return await _forward_to_tgi(call, raw)
+    return _stand_in_reply(call, raw)
 
 
 def _check_signed(request: Request) -> SageMakerError | None:
@@ -174,154 +226,86 @@ def _cold_refusal(request: Request, settings: EmulatorSettings) -> SageMakerErro
     return errors.no_capacity() if now < request.app.state.warm_at else None
 
 
-def _stream_headers(request_id: str, content_type: str) -> dict[str, str]:
-    return {
-        "X-Amzn-SageMaker-Content-Type": content_type,
-        "x-Amzn-Invoked-Production-Variant": "AllTraffic",
-        "x-amzn-RequestId": request_id,
-    }
-
-
-async def _forward_to_tgi(
-    request: Request,
-    raw: bytes,
-    request_id: str,
-    settings: EmulatorSettings,
-    registry: StreamRegistry,
-) -> Response:
-    relay: TgiRelay = request.app.state.tgi
-    record = StreamRecord(id=request_id)
+async def _forward_to_tgi(call: _Invocation, raw: bytes) -> Response:
+    relay: TgiRelay = call.request.app.state.tgi
+    record = StreamRecord(id=call.request_id)
     reply = await relay.invoke(
         raw,
-        content_type=request.headers.get("content-type", "application/json"),
-        endpoint_name=settings.endpoint_name,
+        content_type=call.request.headers.get("content-type", "application/json"),
+        endpoint_name=call.settings.endpoint_name,
         record=record,
     )
     if isinstance(reply, SageMakerError):
-        return reply.response(request_id)
-    return EventStreamResponse(
-        reply.messages,
-        record=registry.add(record),
-        headers=_stream_headers(request_id, reply.content_type),
-    )
+        return reply.response(call.request_id)
+    registry: StreamRegistry = call.request.app.state.registry
+    return call.respond(reply.parts, record=registry.add(record), content_type=reply.content_type)
 
 
-def _stand_in_reply(
-    request: Request,
-    raw: bytes,
-    request_id: str,
-    settings: EmulatorSettings,
-    registry: StreamRegistry,
-) -> Response:
+def _stand_in_reply(call: _Invocation, raw: bytes) -> Response:
+    settings = call.settings
+    engine: Engine = call.request.app.state.engine
     try:
         body: Any = json.loads(raw)
     except ValueError as error:
-        # TGI (axum) rejects unparsable JSON with 400; SageMaker reports it as a ModelError.
-        message = f"Failed to parse the request body as JSON: {error}"
-        return errors.model_error(settings.endpoint_name, 400, message).response(request_id)
-    directives = Directives()
-    if isinstance(body, dict) and isinstance(body.get("inputs"), str):
-        try:
-            prompt, directives = parse_directives(body["inputs"])
-        except DirectiveError as error:
-            return errors.emulator_usage(str(error)).response(request_id)
-        body = {**body, "inputs": prompt}
+        return _container_error(engine.unreadable_body(str(error)), call)
+    try:
+        body, directives = read_directives(body)
+    except DirectiveError as error:
+        return errors.emulator_usage(str(error)).response(call.request_id)
     fault = directives.pre_stream_fault
     if fault is not None:
-        return _pre_stream_error(fault.kind, settings.endpoint_name).response(request_id)
-    try:
-        tgi_request = parse_body(body)
-    except BodyError as error:
-        return errors.model_error(settings.endpoint_name, 422, str(error)).response(request_id)
-
-    model: StandInModel = request.app.state.model
+        sagemaker = _sagemaker_refusal(fault.kind)
+        if sagemaker is not None:
+            return sagemaker.response(call.request_id)
+        return _container_error(engine.model_failure(), call)
     style = SseStyle(space=not directives.nospace, crlf=directives.crlf)
-    problem = model.validation_error(tgi_request)
-    if tgi_request.stream:
-        emissions = _stream_emissions(model, tgi_request, directives, problem, style)
-        content_type = "text/event-stream"
-        pace = Pace(
-            first_delay=settings.first_token_delay,
-            per_second=settings.tokens_per_second,
+    try:
+        reply = engine.answer(
+            body, model=call.request.app.state.model, directives=directives, style=style
         )
-    else:
-        tgi_error = _non_stream_tgi_error(problem, directives)
-        if tgi_error is not None:
-            kind, message = tgi_error
-            tgi_body = dump_json(error_response(message, kind))
-            status = TGI_ERROR_STATUS[kind]
-            return errors.model_error(settings.endpoint_name, status, tgi_body).response(request_id)
-        emissions, pace = _whole_emission(model, tgi_request, directives, settings)
-        content_type = "application/json"
-
-    record = registry.open(request_id)
-    messages = play(
-        emissions,
+    except NotEmulated as error:
+        return errors.emulator_usage(f"{error} is not emulated").response(call.request_id)
+    if isinstance(reply, ContainerError):
+        return _container_error(reply, call)
+    registry: StreamRegistry = call.request.app.state.registry
+    record = registry.open(call.request_id)
+    played = play(
+        reply.emissions,
+        failure=reply.failure,
+        keepalive=reply.keepalive,
         directives=directives,
-        pace=pace,
+        pace=_pace(reply, settings),
         record=record,
         registry=registry,
-        style=style,
-        seed=stable_hash(tgi_request.inputs),
+        seed=stable_hash(reply.prompt),
     )
-    return EventStreamResponse(
-        messages, record=record, headers=_stream_headers(request_id, content_type)
-    )
+    return call.respond(played, record=record, content_type=reply.content_type)
 
 
-def _stream_emissions(
-    model: StandInModel,
-    tgi_request: GenerateRequest,
-    directives: Directives,
-    problem: str | None,
-    style: SseStyle,
-) -> list[Emission]:
-    if problem is not None:
-        return [Emission(data=data_event(error_response(problem, "validation"), style))]
-    generation = model.generate(
-        tgi_request, answer_length=directives.answer_length, markdown=directives.markdown
-    )
-    return [
-        Emission(data=data_event(event, style), tokens=1)
-        for event in stream_events(generation, tgi_request)
-    ]
-
-
-def _non_stream_tgi_error(problem: str | None, directives: Directives) -> tuple[str, str] | None:
-    """A TGI error a non-streaming request gets as an HTTP error: (error_type, message)."""
-    if problem is not None:
-        return "validation", problem
-    fault = directives.stream_fault
-    if fault is not None and fault.kind in TGI_ERROR_FAULTS:
-        return fault.kind, TGI_ERRORS[fault.kind]
-    return None
-
-
-def _whole_emission(
-    model: StandInModel,
-    tgi_request: GenerateRequest,
-    directives: Directives,
-    settings: EmulatorSettings,
-) -> tuple[list[Emission], Pace]:
-    generation = model.generate(
-        tgi_request, answer_length=directives.answer_length, markdown=directives.markdown
-    )
-    data = dump_json(generate_response(generation, tgi_request)).encode("utf-8")
-    # TGI answers a non-streaming request only when the whole generation is done.
+def _pace(reply: Reply, settings: EmulatorSettings) -> Pace:
+    """A streamed reply at the model's pace; a whole one once its whole generation is done."""
+    if reply.streamed:
+        return Pace(first_delay=settings.first_token_delay, per_second=settings.tokens_per_second)
+    tokens = sum(emission.tokens for emission in reply.emissions)
     rate = settings.tokens_per_second
-    generating = 0.0 if rate <= 0 else (len(generation.tokens) - 1) / rate
-    pace = Pace(first_delay=settings.first_token_delay + generating, per_second=0)
-    return [Emission(data=data, tokens=len(generation.tokens))], pace
+    generating = 0.0 if rate <= 0 else max(tokens - 1, 0) / rate
+    return Pace(first_delay=settings.first_token_delay + generating, per_second=0)
 
 
-def _pre_stream_error(kind: str, endpoint_name: str) -> SageMakerError:
-    if kind == "throttling":
-        return errors.throttling()
-    if kind == "unavailable":
-        return errors.service_unavailable()
-    if kind == "internal_failure":
-        return errors.internal_failure()
-    if kind == "no_capacity":
-        return errors.no_capacity()
-    tgi_body = dump_json(error_response(TGI_ERRORS["generation"], "generation"))
-    return errors.model_error(endpoint_name, 500, tgi_body)
+def _container_error(error: ContainerError, call: _Invocation) -> Response:
+    """The container's HTTP error, as SageMaker passes it on: a ModelError."""
+    return errors.model_error(call.settings.endpoint_name, error.status, error.body).response(
+        call.request_id
+    )
+
+
+def _sagemaker_refusal(kind: str) -> SageMakerError | None:
+    """SageMaker's own refusal for a pre-stream fault kind; None for the container's."""
+    refusals = {
+        "throttling": errors.throttling,
+        "unavailable": errors.service_unavailable,
+        "internal_failure": errors.internal_failure,
+        "no_capacity": errors.no_capacity,
+    }
+    refusal = refusals.get(kind)
+    return None if refusal is None else refusal()

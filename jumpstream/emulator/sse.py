@@ -1,7 +1,8 @@
 """TGI's token stream as it goes on the wire: its events' JSON shapes and their SSE spelling.
 
 The one encoder of TGI's stream in the project: the emulator streams with it, and tests that
-script an upstream build their bytes with it, so both speak exactly the same dialect.
+script an upstream build their bytes with it, so both speak exactly the same dialect. vLLM's
+OpenAI chunks go out in the same SSE spelling (``data_event``, ``keepalive``, ``done``).
 
 Why variants: a relay must survive every spelling it may meet (``data:`` with or without a
 space, ``\\r\\n`` line endings, ``:`` keep-alive comments), so the emulator can produce each.
@@ -72,3 +73,9 @@ def data_event(value: Any, style: SseStyle = SseStyle()) -> bytes:
 def keepalive(style: SseStyle = SseStyle()) -> bytes:
     """TGI's keep-alive: an empty SSE comment line, then the blank line."""
     return b":" + style.newline + style.newline
+
+
+def done(style: SseStyle = SseStyle()) -> bytes:
+    """OpenAI's end of a stream, ``data: [DONE]``, as vLLM ends every stream (TGI never does)."""
+    prefix = b"data: " if style.space else b"data:"
+    return prefix + b"[DONE]" + style.newline + style.newline

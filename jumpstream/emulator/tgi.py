@@ -4,22 +4,25 @@ Why: with a TGI container running locally (on a GPU box, or TGI's CPU image), th
 exercised against a real model's stream while still talking the SageMaker protocol, exactly as
 in AWS. The body goes to ``/generate_stream`` when it asks to stream (``"stream": true``, like
 TGI's own SageMaker route decides) and to ``/generate`` otherwise; TGI's bytes come back as
-PayloadParts as they arrive. TGI answering with an HTTP error becomes SageMaker's ``ModelError``,
-and a connection lost mid-stream becomes ``ModelStreamError`` / ``StreamBroken``.
+PayloadParts as they arrive (through InvokeEndpoint, whole once TGI is done). TGI answering with
+an HTTP error becomes SageMaker's ``ModelError``, and a connection lost mid-stream becomes
+``ModelStreamError`` / ``StreamBroken``. Only TGI is forwarded to: ``--tgi-url`` is refused for
+a model served by another engine.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 import anyio
 import httpx
 
-from jumpstream.emulator import errors, eventstream
+from jumpstream.emulator import errors
 from jumpstream.emulator.errors import SageMakerError
-from jumpstream.emulator.playback import STREAM_BROKEN_MESSAGE
+from jumpstream.emulator.playback import Played
+from jumpstream.emulator.stream_faults import StreamFault
 from jumpstream.emulator.streams import StreamRecord
 
 #: No read timeout: a long prefill is silent for as long as it takes (TGI sends keep-alives).
@@ -28,10 +31,11 @@ TGI_TIMEOUT = httpx.Timeout(connect=10.0, read=None, write=60.0, pool=None)
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TgiReply:
-    """A successful TGI answer: its content type, and the event-stream messages to send."""
+    """A successful TGI answer: its content type, and its bytes as they come (then SageMaker's
+    failure, if the connection breaks)."""
 
     content_type: str
-    messages: AsyncIterator[bytes]
+    parts: AsyncGenerator[Played, None]
 
 
 def wants_stream(body: bytes) -> bool:
@@ -82,18 +86,18 @@ class TgiRelay:
             return errors.model_error(endpoint_name, response.status_code, text)
         return TgiReply(
             content_type=response.headers.get("content-type", "application/json"),
-            messages=_relay(response, record),
+            parts=_relay(response, record),
         )
 
 
-async def _relay(response: httpx.Response, record: StreamRecord) -> AsyncIterator[bytes]:
+async def _relay(response: httpx.Response, record: StreamRecord) -> AsyncGenerator[Played, None]:
     counter = _EventCounter()
     try:
         async for chunk in response.aiter_raw():
             record.tokens_sent += counter.count(chunk)
-            yield eventstream.payload_part(chunk)
+            yield chunk
     except httpx.HTTPError:
-        yield eventstream.model_stream_error(STREAM_BROKEN_MESSAGE, eventstream.STREAM_BROKEN)
+        yield StreamFault("stream_broken")
     finally:
         with anyio.CancelScope(shield=True):
             await response.aclose()

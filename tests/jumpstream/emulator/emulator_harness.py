@@ -204,3 +204,49 @@ def wait_for_record(
 
 def request_id(response: Any) -> str:
     return response["ResponseMetadata"]["RequestId"]
+
+
+def invoke_json(client: Any, body: Any) -> Any:
+    """InvokeEndpointWithResponseStream with ``body`` as JSON, whatever its shape."""
+    return client.invoke_endpoint_with_response_stream(
+        EndpointName=ENDPOINT,
+        Body=json.dumps(body, ensure_ascii=False).encode("utf-8"),
+        ContentType="application/json",
+    )
+
+
+def invoke_whole(client: Any, body: Any) -> Any:
+    """InvokeEndpoint with ``body`` as JSON: the container's whole reply at once."""
+    return client.invoke_endpoint(
+        EndpointName=ENDPOINT,
+        Body=json.dumps(body, ensure_ascii=False).encode("utf-8"),
+        ContentType="application/json",
+    )
+
+
+def parse_json_lines(data: bytes) -> list[Any]:
+    """A strict JSON-lines decoder for assertions (LMI's streams): every line is one JSON
+    document and ends with ``\\n`` (or ``\\r\\n``); blank lines (keep-alives) are skipped."""
+    text = data.decode("utf-8")
+    assert text.endswith("\n"), "the stream must end with a complete line"
+    return [json.loads(line) for line in re.split(r"\r\n|\n", text)[:-1] if line]
+
+
+def parse_openai_sse(data: bytes) -> list[Any]:
+    """Like :func:`parse_sse`, for OpenAI's streams (vLLM's): ``[DONE]`` comes as that string,
+    and every event is one ``data:`` line closed by a blank line."""
+    text = data.decode("utf-8")
+    assert text.endswith(("\n\n", "\r\n\r\n")), "the stream must end with a complete event"
+    events: list[Any] = []
+    pending: str | None = None
+    for line in re.split(r"\r\n|\n", text)[:-1]:
+        if line == "":
+            if pending is not None:
+                events.append(pending if pending == "[DONE]" else json.loads(pending))
+                pending = None
+        elif not line.startswith(":"):
+            assert line.startswith("data:"), f"unexpected SSE line {line!r}"
+            assert pending is None, "one data line per event"
+            pending = line[len("data:") :].removeprefix(" ")
+    assert pending is None
+    return events

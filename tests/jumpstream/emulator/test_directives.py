@@ -11,6 +11,7 @@ from jumpstream.emulator.directives import (
     Directives,
     Fault,
     parse_directives,
+    read_directives,
 )
 
 
@@ -85,3 +86,39 @@ def test_the_first_pre_stream_fault_answers_and_the_earliest_stream_fault_fires(
 def test_malformed_directives_are_refused(text: str) -> None:
     with pytest.raises(DirectiveError):
         parse_directives(f"hi {text}")
+
+
+def test_directives_are_read_from_each_engines_prompt_field() -> None:
+    for key in ("inputs", "prompt"):
+        body, directives = read_directives({key: "Hi [[split:3]]", "max_tokens": 5})
+        assert body == {key: "Hi ", "max_tokens": 5}
+        assert directives.split == 3
+
+
+def test_directives_in_messages_are_stripped_from_every_message_and_all_apply() -> None:
+    messages = [
+        {"role": "system", "content": "Be brief.[[keepalive]]"},
+        {"role": "user", "content": [{"type": "text", "text": "Hi [[fault:generation@2]]"}]},
+        {"role": "assistant", "content": None},
+    ]
+    body, directives = read_directives({"messages": messages, "stream": True})
+    assert body == {
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": [{"type": "text", "text": "Hi "}]},
+            {"role": "assistant", "content": None},
+        ],
+        "stream": True,
+    }
+    assert directives == Directives(faults=(Fault(kind="generation", after=2),), keepalive=True)
+    assert messages[0]["content"] == "Be brief.[[keepalive]]"  # the caller's body is not changed
+
+
+def test_bodies_of_other_shapes_are_left_for_the_engine_to_judge() -> None:
+    for body in ([1, 2], "text", {"inputs": 5}, {"messages": "hi"}, {"messages": [1, {"x": 1}]}):
+        assert read_directives(body) == (body, Directives())
+
+
+def test_a_malformed_directive_in_a_message_is_still_refused() -> None:
+    with pytest.raises(DirectiveError):
+        read_directives({"messages": [{"role": "user", "content": "[[split:0]]"}]})

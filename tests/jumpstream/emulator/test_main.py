@@ -62,3 +62,28 @@ def test_sigterm_stops_the_emulator_even_while_a_stream_stalls() -> None:
         process.terminate()
         # uvicorn shuts down, then re-raises the signal it caught: -SIGTERM is a clean stop.
         assert process.wait(timeout=POLL_TIMEOUT_SECONDS) in (0, -signal.SIGTERM)
+
+
+def test_the_engine_is_the_catalogs_unless_chosen() -> None:
+    assert settings_from(parse_args([])).served_by == "tgi"
+    chosen = settings_from(parse_args(["--engine", "vllm"]))
+    assert (chosen.engine, chosen.served_by) == ("vllm", "vllm")
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--engine", "sglang"], "unknown engine 'sglang'; choose one of: tgi, lmi, vllm"),
+        (
+            ["--engine", "lmi", "--tgi-url", "http://127.0.0.1:3000"],
+            "--tgi-url forwards to a TGI server, but the model is served by lmi",
+        ),
+    ],
+)
+def test_an_engine_that_cannot_be_is_refused(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        parse_args(argv)
+    assert caught.value.code == 2
+    assert says in capsys.readouterr().err

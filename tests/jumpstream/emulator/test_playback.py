@@ -11,7 +11,8 @@ import pytest
 from botocore.eventstream import EventStreamBuffer
 
 from jumpstream.emulator.directives import parse_directives
-from jumpstream.emulator.playback import Emission, Pace, play
+from jumpstream.emulator.engine_tgi import stream_failure
+from jumpstream.emulator.playback import Emission, Pace, event_stream, play
 from jumpstream.emulator.sse import SseStyle, data_event, keepalive
 from jumpstream.emulator.streams import StreamRecord, StreamRegistry
 
@@ -41,16 +42,17 @@ def start(
     _, directives = parse_directives(directives_text)
     registry = StreamRegistry()
     record = registry.open("s")
-    stream = play(
+    played = play(
         emissions(count),
+        failure=stream_failure(SseStyle()),
+        keepalive=keepalive(),
         directives=directives,
         pace=FAST,
         record=record,
         registry=registry,
-        style=SseStyle(),
         seed=1,
     )
-    return stream, record, registry
+    return event_stream(played), record, registry
 
 
 async def drain(stream: AsyncIterator[bytes]) -> list[bytes]:
@@ -155,5 +157,96 @@ def test_stall_never_ends_on_its_own_and_stops_when_cancelled() -> None:
         following.cancel()
         with pytest.raises(asyncio.CancelledError):
             await following
+
+    run(scenario())
+
+
+def framed(tokens: list[int]) -> list[Emission]:
+    """Emissions carrying these many tokens each (0: what frames the tokens, as vLLM's first
+    chunk, its usage chunk and [DONE] do)."""
+    return [
+        Emission(data=data_event({"n": i, "tokens": n}), tokens=n) for i, n in enumerate(tokens)
+    ]
+
+
+def play_framed(directives_text: str, tokens: list[int]) -> tuple[list[bytes], StreamRecord]:
+    _, directives = parse_directives(directives_text)
+    registry = StreamRegistry()
+    record = registry.open("s")
+    played = play(
+        framed(tokens),
+        failure=lambda kind, sent: f"{kind} after {sent}".encode(),
+        keepalive=b"~",
+        directives=directives,
+        pace=FAST,
+        record=record,
+        registry=registry,
+        seed=1,
+    )
+    return payloads(run(drain(event_stream(played)))), record
+
+
+def test_faults_count_tokens_not_emissions() -> None:
+    # A role chunk, four tokens, a usage chunk and [DONE]: after two tokens means three parts.
+    parts, record = play_framed("[[fault:generation@2]]", [0, 1, 1, 1, 1, 0, 0])
+    assert parts == [e.data for e in framed([0, 1, 1, 1, 1, 0, 0])[:3]] + [b"generation after 2"]
+    assert record.tokens_sent == 2
+
+
+def test_a_fault_at_zero_comes_after_what_precedes_the_first_token() -> None:
+    parts, _ = play_framed("[[fault:validation]]", [0, 1, 1, 0])
+    assert parts == [framed([0])[0].data, b"validation after 0"]
+
+
+def test_a_fault_past_the_end_costs_the_last_token_and_the_framing_after_it() -> None:
+    parts, record = play_framed("[[fault:truncate@50]]", [0, 1, 1, 1, 0, 0])
+    assert parts == [e.data for e in framed([0, 1, 1, 1, 0, 0])[:3]]
+    assert record.tokens_sent == 2
+
+
+def test_a_whole_reply_fails_before_its_one_emission() -> None:
+    parts, record = play_framed("[[fault:overloaded@7]]", [12])
+    assert parts == [b"overloaded after 0"]
+    assert record.tokens_sent == 0
+
+
+def test_a_reply_without_tokens_fails_before_its_first_emission() -> None:
+    parts, _ = play_framed("[[fault:generation@3]]", [0])
+    assert parts == [b"generation after 0"]
+
+
+def test_keepalives_follow_tokens_but_never_precede_only_framing() -> None:
+    parts, _ = play_framed("[[keepalive]]", [0, 1, 1, 1, 1, 0, 0])
+    assert parts[0] == b"~"
+    assert parts.count(b"~") == 1  # the 4th token is the last: no keep-alive before the framing
+    parts, _ = play_framed("[[keepalive]]", [0, 1, 1, 1, 1, 1, 0])
+    assert parts.count(b"~") == 2
+    assert parts.index(b"~", 1) == 6  # after the role chunk and four tokens
+
+
+def test_holds_count_tokens_too() -> None:
+    async def scenario() -> None:
+        _, directives = parse_directives("[[hold@1]]")
+        registry = StreamRegistry()
+        record = registry.open("s")
+        played = play(
+            framed([0, 1, 1, 0]),
+            failure=lambda kind, sent: b"",
+            keepalive=b"",
+            directives=directives,
+            pace=FAST,
+            record=record,
+            registry=registry,
+            seed=1,
+        )
+        first_two = [await anext(played), await anext(played)]
+        following = asyncio.ensure_future(anext(played))
+        while not record.held:
+            await asyncio.sleep(0)
+        assert first_two == [e.data for e in framed([0, 1])]
+        assert record.tokens_sent == 1
+        registry.release()
+        rest = [await following] + [part async for part in played]
+        assert rest == [e.data for e in framed([0, 1, 1, 0])[2:]]
 
     run(scenario())
