@@ -246,9 +246,12 @@ def test_a_chat_completion_is_the_models_answer(served: EngineStack, client: ope
     assert answer.choices[0].finish_reason == "length"
     assert answer.usage is not None
     assert answer.usage.completion_tokens == 12
-    if served.engine != "lmi":  # LMI reports no prompt length: the relay counts what it sent
+    if served.engine == "lmi":
+        # LMI's rolling batch reports no prompt length, and the relay cannot count a chat laid
+        # out by a template it never sees: unknown, not guessed.
+        assert answer.usage.prompt_tokens is None
+    else:
         assert answer.usage.prompt_tokens == chat_prompt_tokens(served.engine, QUESTION)
-    assert answer.usage.prompt_tokens > 0
 
 
 def test_a_streamed_chat_adds_up_to_the_answer_with_usage_last(

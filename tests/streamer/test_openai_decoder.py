@@ -187,6 +187,17 @@ def test_an_lmi_chat_stream_ends_at_the_end_of_input_after_its_finish_reason() -
     assert_decodes_everywhere(LMI, stream, [text("Deep"), text(" learning"), end("eos_token")])
 
 
+def test_rolling_batch_chunks_count_the_tokens_generated_where_no_usage_comes() -> None:
+    """LMI 10 and 11 write one chunk per token, the end-of-sequence token's with empty text."""
+    stream = b"".join(lmi_chat_answer(["Deep", " learning", ""], finish_reason="eos_token"))
+    per_token = partial(LMI, chunk_per_token=True)
+    expected = [text("Deep"), text(" learning"), end("eos_token", 3)]
+    assert_decodes_everywhere(per_token, stream, expected)
+    # A usage chunk (LMI's async mode) says it instead of the count.
+    counted = stream + json_line(usage_chunk(6, 2))
+    assert decode(counted, make=per_token) == [*expected[:2], end("eos_token", 2, 6)]
+
+
 def test_lmis_async_chat_stream_ends_at_its_usage_chunk() -> None:
     """The async mode passes vLLM's chunks on as JSON lines, `[DONE]` as an empty line."""
     stream = (

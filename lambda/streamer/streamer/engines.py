@@ -227,7 +227,8 @@ _LMI_TOKEN_STREAM: Final = StreamFormat(
 )
 _LMI_CHUNK_STREAM: Final = StreamFormat(
     name="stream of LMI's chat chunks",
-    decoder=partial(OpenAIChunkDecoder, errors=lmi_errors),
+    # Rolling batch (LMI 10 and 11) reports no usage, but writes one chunk per token.
+    decoder=partial(OpenAIChunkDecoder, errors=lmi_errors, chunk_per_token=True),
     error_in_stream=lmi_errors.error_in_stream,
 )
 _VLLM_STREAM: Final = StreamFormat(

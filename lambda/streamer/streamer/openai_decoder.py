@@ -13,7 +13,9 @@ The events are TGI's, so every writer works unchanged:
   batch already says `eos_token` and `stop_sequence`. `error` and `abort` end the answer with the
   engine's error instead.
 - The usage chunk (`"choices": []`, `"usage": {"prompt_tokens", "completion_tokens"}`) gives
-  `input_length` and `generated_tokens`.
+  `input_length` and `generated_tokens`. Without one, `chunk_per_token` streams (LMI's rolling
+  batch writes one chunk per generated token, the end-of-sequence token's with empty text) give
+  `generated_tokens` as the number of chunks; the prompt's length stays unknown.
 - `GenerationEnd` comes at the usage chunk, at `[DONE]`, or at the end of input (JSON lines have
   no end marker), once a finish_reason came; a stream that ends without one was cut off, and no
   `GenerationEnd` is made up for it.
@@ -53,15 +55,28 @@ class ChunkErrors(Protocol):
 class OpenAIChunkDecoder(LineDecoder):
     """Turn the bytes of SageMaker PayloadParts carrying OpenAI chunks into events."""
 
-    __slots__ = ("_errors", "_finish_reason", "_generated_tokens", "_input_length")
+    __slots__ = (
+        "_chunk_per_token",
+        "_chunks",
+        "_errors",
+        "_finish_reason",
+        "_generated_tokens",
+        "_input_length",
+    )
 
     stream_name = "an OpenAI chunk stream"
 
     def __init__(
-        self, *, errors: ChunkErrors, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+        self,
+        *,
+        errors: ChunkErrors,
+        chunk_per_token: bool = False,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     ) -> None:
         super().__init__(max_line_bytes=max_line_bytes)
         self._errors = errors
+        self._chunk_per_token = chunk_per_token
+        self._chunks = 0  # choices seen: the tokens generated, where each chunk is one
         self._finish_reason: str | None = None
         self._generated_tokens: int | None = None
         self._input_length: int | None = None
@@ -96,6 +111,7 @@ class OpenAIChunkDecoder(LineDecoder):
         """Add one choice's events; True if it ended the answer with an error."""
         if type(choice) is not dict:
             raise StreamProtocolError(f"a choice is not an object: {choice!r}")
+        self._chunks += 1
         index = choice.get("index", 0)
         if index != 0 or type(index) is not int:
             raise StreamProtocolError(f"a choice has index {index!r}: the relay asks for one")
@@ -135,11 +151,14 @@ class OpenAIChunkDecoder(LineDecoder):
         """The answer's end, once: only after a finish_reason, and never after an error."""
         if self._finish_reason is None or self._finished:
             return
+        generated_tokens = self._generated_tokens
+        if generated_tokens is None and self._chunk_per_token:
+            generated_tokens = self._chunks
         events.append(
             GenerationEnd(
                 generated_text=None,
                 finish_reason=self._finish_reason,
-                generated_tokens=self._generated_tokens,
+                generated_tokens=generated_tokens,
                 input_length=self._input_length,
             )
         )
