@@ -115,7 +115,8 @@ SETUPS = {
         answer=lmi_chat_answer,
         failure=[json_line(chat_chunk("", finish_reason="error"))],
         refusal=[json_line({"error": "Input too long", "code": 400})],
-        usage=(None, None),  # no usage chunk on rolling batch
+        # No usage chunk on rolling batch: its chunks, one per token, count the answer.
+        usage=(None, len(TEXTS)),
         sent={"messages": MESSAGES},
     ),
     "vllm-prompt": Setup(

@@ -24,6 +24,8 @@ from typing import Any, Final
 from . import vllm_errors
 from .errors import UpstreamError
 from .model_errors import (
+    BUSY_STATUSES,
+    REFUSED_STATUSES,
     ErrorShapeError,
     failed_before_answering,
     failed_while_generating,
@@ -43,8 +45,6 @@ __all__ = [
     "stopped",
 ]
 
-_REFUSED: Final = frozenset({400, 422})
-_BUSY: Final = frozenset({429, 503})
 # What LMI's error line says when it carries no words of its own.
 _NO_REASON: Final = "LMI ended the answer with finish_reason 'error'"
 
@@ -93,9 +93,9 @@ def stopped(reason: str) -> LmiError:
 def error_in_stream(error: LmiError) -> UpstreamError:
     """An error LMI put in the stream, as the caller should get it."""
     detail = f"LMI ({error.status}): {error.message}"
-    if error.status in _REFUSED:
+    if error.status in REFUSED_STATUSES:
         return rejected(error.message, detail)
-    if error.status in _BUSY:
+    if error.status in BUSY_STATUSES:
         return overloaded(detail)
     label = "LMI error" if error.status is None else f"LMI error {error.status}"
     return failed_while_generating(label, detail)
@@ -111,12 +111,12 @@ def model_error(*, status: object, original: object, detail: str) -> UpstreamErr
     full_detail = f"{detail} (original: {original!r})"
     parsed = _parse_original(original)
     effective = code if parsed is None or parsed.status is None else parsed.status
-    if effective in _REFUSED:
+    if effective in REFUSED_STATUSES:
         reason = None if parsed is None else parsed.message
         if reason is None and isinstance(original, str) and original.strip():
             reason = original  # a plain-text refusal still speaks about the request
         return rejected(reason or "it gave no reason", full_detail)
-    if effective in _BUSY:
+    if effective in BUSY_STATUSES:
         return overloaded(full_detail)
     return failed_before_answering(code, None if parsed is None else parsed.message, full_detail)
 

@@ -16,6 +16,8 @@ from typing import Any, Final, Protocol
 from .errors import UpstreamError
 
 __all__ = [
+    "BUSY_STATUSES",
+    "REFUSED_STATUSES",
     "ErrorShapeError",
     "ModelErrorMapping",
     "failed_before_answering",
@@ -27,6 +29,10 @@ __all__ = [
     "status_code",
 ]
 
+#: The HTTP statuses by which the OpenAI-speaking servers (vLLM, and LMI around it) say "your
+#: request" and "not now".
+REFUSED_STATUSES: Final = frozenset({400, 422})
+BUSY_STATUSES: Final = frozenset({429, 503})
 # A reason quoted from the model is cut to this many characters.
 _SHOWN_REASON_CHARS: Final = 500
 

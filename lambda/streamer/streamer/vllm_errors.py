@@ -22,6 +22,8 @@ from typing import Any, Final
 
 from .errors import UpstreamError
 from .model_errors import (
+    BUSY_STATUSES,
+    REFUSED_STATUSES,
     ErrorShapeError,
     failed_before_answering,
     failed_while_generating,
@@ -41,9 +43,6 @@ __all__ = [
     "stopped",
 ]
 
-# The statuses that say "your request" and "not now", as vLLM's server answers them.
-_REFUSED: Final = frozenset({400, 422})
-_BUSY: Final = frozenset({429, 503})
 # vLLM's error types for a refused request, where an error carries no status.
 _REFUSED_TYPES: Final = frozenset({"BadRequestError", "invalid_request_error"})
 
@@ -90,7 +89,7 @@ def error_in_stream(error: VllmError) -> UpstreamError:
     detail = f"{error.error_type} ({error.status}): {error.message}"
     if _refused(error):
         return rejected(error.message, detail)
-    if error.status in _BUSY:
+    if error.status in BUSY_STATUSES:
         return overloaded(detail)
     label = error.error_type if (error.error_type or "").isidentifier() else "error"
     return failed_while_generating(f"vLLM {label}", detail)
@@ -102,25 +101,25 @@ def model_error(*, status: object, original: object, detail: str) -> UpstreamErr
     full_detail = f"{detail} (original: {original!r})"
     parsed = _parse_original(original)
     if parsed is None:
-        if code in _REFUSED:
+        if code in REFUSED_STATUSES:
             # A plain-text refusal still speaks about the request.
             reason = original if isinstance(original, str) and original.strip() else None
             return rejected(reason or "it gave no reason", full_detail)
-        if code in _BUSY:
+        if code in BUSY_STATUSES:
             return overloaded(full_detail)
         return failed_before_answering(code, None, full_detail)
     if parsed.status is None:
         parsed = replace(parsed, status=code)
     if _refused(parsed):
         return rejected(parsed.message, full_detail)
-    if parsed.status in _BUSY:
+    if parsed.status in BUSY_STATUSES:
         return overloaded(full_detail)
     return failed_before_answering(code, parsed.message, full_detail)
 
 
 def _refused(error: VllmError) -> bool:
     if error.status is not None:
-        return error.status in _REFUSED
+        return error.status in REFUSED_STATUSES
     return error.error_type in _REFUSED_TYPES
 
 
