@@ -9,7 +9,12 @@ no ``data:``, no ``[DONE]``; djl_python's output_formatter.py and request_io.py)
   runs inside, skips special tokens when it decodes).
 - an OpenAI chat body (``messages``, laid out with the model's chat template): one
   ``chat.completion.chunk`` per token, the first delta with the assistant's role, the last with
-  ``finish_reason`` in LMI's words (``length``, ``eos_token``, ``stop_sequence``); no usage chunk.
+  ``finish_reason`` in LMI's words (``length``, ``eos_token``); no usage chunk.
+
+A stop sequence ends the answer as vLLM, inside, ends it: cut from the text
+(``include_stop_str_in_output`` is off), and reported as ``eos_token``, since rolling batch maps
+vLLM's ``stop`` to it whether a stop sequence or the end of the text ended the answer
+(``FINISH_REASON_MAPPER``, rolling_batch_vllm_utils.py).
 
 A body without ``"stream": true`` gets one JSON document once the generation is done.
 
@@ -32,6 +37,7 @@ from typing import Any, Final
 from jumpstream.emulator import openai_objects
 from jumpstream.emulator.chat import MessageError, read_messages, render
 from jumpstream.emulator.directives import ENGINE_FAULTS, Directives
+from jumpstream.emulator.engine_vllm import shown_texts
 from jumpstream.emulator.model import Generation, StandInModel, Token
 from jumpstream.emulator.playback import Emission
 from jumpstream.emulator.reply import ContainerError, Reply
@@ -129,6 +135,7 @@ def _answer(
         details=chat or bool(raw.get("details")),
         full_text=not chat and bool(raw.get("return_full_text")),
         style=style,
+        stop=sampling.stop,
     )
     fault = directives.stream_fault
     if not stream and problem is not None:
@@ -189,9 +196,17 @@ class _Wire:
     """LMI's lines for one request: token lines or chat chunks, and its error line."""
 
     def __init__(
-        self, *, prompt: str, chat: bool, details: bool, full_text: bool, style: SseStyle
+        self,
+        *,
+        prompt: str,
+        chat: bool,
+        details: bool,
+        full_text: bool,
+        style: SseStyle,
+        stop: tuple[str, ...],
     ) -> None:
         self.prompt = prompt
+        self.stop = stop
         self.chat = chat
         self.details = details
         #: generated_text starts with the prompt (``return_full_text``).
@@ -218,38 +233,43 @@ class _Wire:
 
     def stream(self, generation: Generation) -> tuple[Emission, ...]:
         tokens = generation.tokens
+        texts, _ = shown_texts(generation, self.stop)
+        finish_reason = _finish_reason(generation)
         lines = []
         for position, token in enumerate(tokens):
             last = position == len(tokens) - 1
             if self.chat:
-                delta = {"content": shown_text(token)}
+                delta = {"content": texts[position]}
                 if position == 0:
                     delta["role"] = "assistant"
-                finish = generation.finish_reason if last else None
+                finish = finish_reason if last else None
                 value = openai_objects.chat_chunk(self.chunk_id, delta, finish_reason=finish)
             else:
-                value = {"token": token_object(token)}
+                value = {"token": token_object(token, texts[position])}
                 if last:
-                    value["generated_text"] = _text(tokens, self.prefix)
+                    value["generated_text"] = self.prefix + "".join(texts)
                     if self.details:
-                        value["details"] = self._details(generation.finish_reason, len(tokens))
+                        value["details"] = self._details(finish_reason, len(tokens))
             lines.append(Emission(data=line(value, self.style), tokens=1))
         return tuple(lines)
 
     def document(self, generation: Generation, prompt_tokens: int) -> Any:
         """What a body that did not stream gets: the whole answer as one JSON document."""
         tokens = generation.tokens
+        texts, _ = shown_texts(generation, self.stop)
+        finish_reason = _finish_reason(generation)
         if self.chat:
             return openai_objects.chat_completion(
                 self.chunk_id,
-                _text(tokens, ""),
-                finish_reason=generation.finish_reason,
+                "".join(texts),
+                finish_reason=finish_reason,
                 counts=openai_objects.usage(prompt_tokens, len(tokens)),
             )
-        document: dict[str, Any] = {"generated_text": _text(tokens, self.prefix)}
+        document: dict[str, Any] = {"generated_text": self.prefix + "".join(texts)}
         if self.details:
-            details = self._details(generation.finish_reason, len(tokens))
-            document["details"] = {**details, "tokens": [token_object(t) for t in tokens]}
+            details = self._details(finish_reason, len(tokens))
+            shown = [token_object(t, text) for t, text in zip(tokens, texts, strict=True)]
+            document["details"] = {**details, "tokens": shown}
         return document
 
     def error_line(self, kind: str, message: str, sent: list[Token]) -> bytes:
@@ -277,9 +297,17 @@ class _Wire:
         }
 
 
-def token_object(token: Token) -> dict[str, Any]:
-    """LMI's Token: ``{"id", "text", "log_prob"}`` (``special_token`` only on an error)."""
-    return {"id": token.id, "text": shown_text(token), "log_prob": token.logprob}
+def token_object(token: Token, text: str | None = None) -> dict[str, Any]:
+    """LMI's Token: ``{"id", "text", "log_prob"}`` (``special_token`` only on an error); `text`
+    where the answer shows less of it (a stop sequence cut from its end)."""
+    shown = shown_text(token) if text is None else text
+    return {"id": token.id, "text": shown, "log_prob": token.logprob}
+
+
+def _finish_reason(generation: Generation) -> str:
+    """LMI's word: rolling batch reports vLLM's ``stop`` (a stop sequence or the end of the
+    text) as ``eos_token``."""
+    return "eos_token" if generation.finish_reason == "stop_sequence" else generation.finish_reason
 
 
 def error_token(message: str) -> dict[str, Any]:

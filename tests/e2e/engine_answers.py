@@ -46,7 +46,7 @@ def prompt_tokens(
 ) -> list[str]:
     """The text of each token the caller sees for a prompt, in order, empty ones included."""
     generation = prompt_generation(inputs, max_new_tokens, stop)
-    if engine == "vllm":
+    if engine in ("lmi", "vllm"):  # vLLM, and LMI around it, cut a stop sequence from the text
         return shown_texts(generation, stop)[0]
     return [token.text for token in generation.tokens if not token.special]
 

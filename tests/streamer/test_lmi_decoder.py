@@ -144,6 +144,14 @@ def test_a_failed_line_is_lmis_error(error: Any, expected: LmiError) -> None:
     everywhere(stream, [Token(text="Once", special=False, id=1), expected])
 
 
+def test_an_answer_vllm_aborted_is_a_failure_not_a_complete_answer() -> None:
+    """djl-serving passes vLLM's `abort` on as the finish reason: the answer was cut off."""
+    last = lmi_final(" upon", generated_text="Once upon", finish_reason="abort")
+    stream = json_line(lmi_token("Once")) + json_line(last)
+    aborted = LmiError(message="LMI ended the answer with finish_reason 'abort'", status=None)
+    everywhere(stream, [Token(text="Once", special=False, id=1), aborted])
+
+
 def test_an_error_before_any_text_is_the_only_event() -> None:
     decoder = LmiTokenDecoder()
     assert decoder.feed(json_line(lmi_failure("busy"))) == [LmiError(message="busy", status=None)]

@@ -11,11 +11,13 @@ the model is set to LMI's SSE formatter: line_decoder.LineDecoder takes either, 
 - The last line adds `"generated_text"` (the answer, after the prompt with
   `return_full_text`) and, with `parameters.details`, `"details": {"finish_reason",
   "generated_tokens", "inputs"}` (the async mode: `input_length` instead of `inputs`).
-  `finish_reason` is LMI's word (`length`, `eos_token`, `stop_sequence`) on rolling batch and
-  vLLM's (`stop`, `length`) in the async mode, where a stop sequence cannot be told from the end
-  of the text: `stop` is then TGI's `eos_token`.
+  `finish_reason` is LMI's word (`length`, `eos_token`; its documentation also names
+  `stop_sequence`, but rolling batch maps vLLM's `stop` to `eos_token` whether a stop sequence or
+  the end of the text ended the answer) on rolling batch, and vLLM's (`stop`, `length`) in the
+  async mode: `stop` is then TGI's `eos_token` too. LMI cannot tell a stop sequence from the end.
 - A failure mid-stream is a last line whose `details.finish_reason` is `"error"`, possibly with
-  `"error"` beside it; the async mode passes vLLM's `{"error": {...}}` through (lmi_errors.py).
+  `"error"` beside it, or `"abort"` (vLLM dropped the request); the async mode passes vLLM's
+  `{"error": {...}}` through (lmi_errors.py).
 
 Each line is decoded whole, so memory is bounded by the longest line: the last one, which holds
 the answer and, in `details.inputs`, the prompt (pump.max_line_bytes_for).
@@ -27,9 +29,10 @@ from collections.abc import Callable
 from typing import Any, Final, TypeAlias
 
 from .line_decoder import LineDecoder
-from .lmi_errors import LmiError, failed_line, parse_error
+from .lmi_errors import LmiError, failed_line, parse_error, stopped
 from .model_errors import ErrorShapeError
 from .stream_lines import (
+    FAILED_FINISH_REASONS,
     GenerationEnd,
     StreamProtocolError,
     Token,
@@ -73,8 +76,10 @@ class LmiTokenDecoder(LineDecoder):
         details = obj.get("details")
         if details is not None and type(details) is not dict:
             raise StreamProtocolError(f"details is not an object: {details!r}")
-        if details is not None and details.get("finish_reason") == "error":
-            events.append(_error(failed_line, obj))
+        reason = None if details is None else details.get("finish_reason")
+        if type(reason) is str and reason in FAILED_FINISH_REASONS:
+            # LMI's error token, or vLLM's `abort` passed on: the answer was cut, not finished.
+            events.append(_error(failed_line, obj) if reason == "error" else stopped(reason))
             self._finish()
             return
         events.append(_token(obj, token))

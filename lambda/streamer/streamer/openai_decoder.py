@@ -10,8 +10,8 @@ line_decoder.LineDecoder reads either framing line by line. A chunk's text is
 The events are TGI's, so every writer works unchanged:
 - `finish_reason` `stop` is TGI's `stop_sequence` when `stop_reason` is the matched string, else
   `eos_token` (the end of the text, or a stop token's id); `length` is `length`; LMI on rolling
-  batch already says `eos_token` and `stop_sequence`. `error` and `abort` end the answer with the
-  engine's error instead.
+  batch already says `eos_token` (for a stop sequence too: it cannot tell them apart). `error`
+  and `abort` end the answer with the engine's error instead.
 - The usage chunk (`"choices": []`, `"usage": {"prompt_tokens", "completion_tokens"}`) gives
   `input_length` and `generated_tokens`. Without one, `chunk_per_token` streams (LMI's rolling
   batch writes one chunk per generated token, the end-of-sequence token's with empty text) give
@@ -24,12 +24,13 @@ Errors are the engine's own (`errors`: vllm_errors or lmi_errors), as is what th
 
 from __future__ import annotations
 
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 from .line_decoder import LineDecoder
 from .model_errors import ErrorShapeError
 from .stream_lines import (
     DEFAULT_MAX_LINE_BYTES,
+    FAILED_FINISH_REASONS,
     GenerationEnd,
     StreamProtocolError,
     new_token,
@@ -37,9 +38,6 @@ from .stream_lines import (
 )
 
 __all__ = ["ChunkErrors", "OpenAIChunkDecoder"]
-
-# finish_reason values that mean the answer failed rather than ended.
-_FAILED: Final = frozenset({"error", "abort"})
 
 
 class ChunkErrors(Protocol):
@@ -132,7 +130,7 @@ class OpenAIChunkDecoder(LineDecoder):
             return False
         if type(reason) is not str:
             raise StreamProtocolError(f"finish_reason is not a string: {reason!r}")
-        if reason in _FAILED:
+        if reason in FAILED_FINISH_REASONS:
             events.append(self._errors.stopped(reason))
             self._finish()
             return True

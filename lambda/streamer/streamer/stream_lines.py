@@ -37,6 +37,7 @@ __all__ = [
     "DATA_FIELD",
     "DEFAULT_MAX_LINE_BYTES",
     "DONE_MARKER",
+    "FAILED_FINISH_REASONS",
     "Decoder",
     "GenerationEnd",
     "LineSplitter",
@@ -52,6 +53,12 @@ __all__ = [
 
 #: A decoder's line limit when none is given; the relay gives its own (pump.max_line_bytes_for).
 DEFAULT_MAX_LINE_BYTES: Final = 4 * 1024 * 1024
+
+
+#: The finish reasons by which an OpenAI-style server (vLLM, and LMI around it) says the answer
+#: failed rather than ended: vLLM's `abort` (the request was dropped), and LMI's `error`. An
+#: answer that stops with either is reported as failed, never as complete.
+FAILED_FINISH_REASONS: Final = frozenset({"error", "abort"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
