@@ -192,9 +192,12 @@ class StreamingRelay(Construct):
             else None,
         )
 
+        # A capacity provider cannot be removed from a function, only changed: a function of
+        # another id on managed instances makes switching either way a replacement (a new
+        # function, and a new URL), never an update CloudFormation would refuse.
         self.function = lambda_.Function(
             self,
-            "Function",
+            "ManagedFunction" if managed else "Function",
             runtime=lambda_.Runtime.PYTHON_3_14,
             architecture=architecture,
             handler="run.sh",

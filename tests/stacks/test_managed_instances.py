@@ -126,7 +126,8 @@ def test_managed_instances_are_refused_where_cloudformation_cannot_declare_them(
         "us-west-2; drop relay.managed_instances to run the relay one request per execution "
         "environment"
     )
-    assert "\n" not in message and ", eu-west-1," not in message
+    assert "\n" not in message
+    assert ", eu-west-1," not in message
     # Without them the same environment resolves, one request per execution environment.
     assert resolve_environment("t", BASE, catalog=patched).relay.managed_instances is None
 
@@ -177,7 +178,9 @@ def test_a_managed_instances_environment_synthesizes_nag_and_lint_clean(tmp_path
             "CapacityProviderScalingConfig": {"MaxVCpuCount": 12, "ScalingMode": "Auto"},
         },
     )
-    (function,) = template.find_resources("AWS::Lambda::Function").values()
+    ((function_id, function),) = template.find_resources("AWS::Lambda::Function").items()
+    # Another function than one-request Lambda's: switching either way replaces it.
+    assert function_id.startswith("RelayManagedFunction")
     props = function["Properties"]
     instances = props["CapacityProviderConfig"]["LambdaManagedInstancesCapacityProviderConfig"]
     assert instances["PerExecutionEnvironmentMaxConcurrency"] == 48
@@ -186,7 +189,8 @@ def test_a_managed_instances_environment_synthesizes_nag_and_lint_clean(tmp_path
     assert props["Architectures"] == ["arm64"]
     # No SnapStart and no reserved concurrency there; the relay takes the environment's
     # concurrency (and the adapter's readiness checks) and refuses connections past it.
-    assert "SnapStart" not in props and "ReservedConcurrentExecutions" not in props
+    assert "SnapStart" not in props
+    assert "ReservedConcurrentExecutions" not in props
     variables = props["Environment"]["Variables"]
     assert variables[MAX_CONNECTIONS.name] == str(48 + ADAPTER_CONNECTIONS)
     assert "AWS_LWA_SNAPSTART_AFTER_RESTORE_PATH" not in variables
