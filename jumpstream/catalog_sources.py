@@ -33,6 +33,8 @@ SAGEMAKER_TYPES = (
     "AWS::SageMaker::EndpointConfig",
     "AWS::SageMaker::Endpoint",
 )
+#: Lambda Managed Instances' resource type: the capacity provider a function runs on.
+CAPACITY_PROVIDER_TYPE = "AWS::Lambda::CapacityProvider"
 HOSTING_FILE = "cfnlint/data/schemas/extensions/aws_sagemaker_hosting/instancetype_enum.json"
 REGISTRY_FILES = "cfnlint/data/schemas/providers/<region>.json"
 
@@ -59,9 +61,11 @@ def registry_regions(
     schemas: Mapping[str, Mapping[str, Any]],
 ) -> dict[str, list[str]]:
     """From each region's CloudFormation registry (type -> schema id) and the schemas: where the
-    SageMaker types exist, where AWS::Lambda::Url exists, and where AWS::Lambda::Function
-    accepts Runtime python3.14 with Architectures arm64."""
-    sagemaker, function_url, python314 = [], [], []
+    SageMaker types exist, where AWS::Lambda::Url exists, where AWS::Lambda::Function accepts
+    Runtime python3.14 with Architectures arm64, and where Lambda Managed Instances can be
+    declared (AWS::Lambda::CapacityProvider exists and the function takes a
+    CapacityProviderConfig)."""
+    sagemaker, function_url, python314, managed_instances = [], [], [], []
     for region, registry in sorted(registries.items()):
         if all(t in registry for t in SAGEMAKER_TYPES):
             sagemaker.append(region)
@@ -74,10 +78,13 @@ def registry_regions(
             architectures = props["Architectures"]["items"].get("enum", [])
             if "python3.14" in runtimes and "arm64" in architectures:
                 python314.append(region)
+            if CAPACITY_PROVIDER_TYPE in registry and "CapacityProviderConfig" in props:
+                managed_instances.append(region)
     return {
         "sagemaker_regions": sagemaker,
         "function_url_regions": function_url,
         "python314_arm64_regions": python314,
+        "lambda_managed_instances_regions": managed_instances,
     }
 
 

@@ -39,9 +39,12 @@ from stacks.deployment import (
     AUTH_TYPES,
     COMPONENT_HOSTING,
     HOSTING_MODES,
+    LMI_CONCURRENCY_PER_VCPU,
+    LMI_STARTING_INSTANCES,
     RETENTION_DAYS,
     AlarmThresholds,
     EnvironmentConfig,
+    LambdaManagedInstances,
     RelayConfig,
     ScalingConfig,
     ScalingSchedule,
@@ -108,6 +111,14 @@ _ALARM_KEYS = set(_fields(AlarmThresholds))
 _LIMIT_KEYS = {"min_instances", "max_instances", "min_copies", "max_copies"}
 _SCALING_KEYS = (set(_fields(ScalingConfig)) - {"min_capacity", "max_capacity"}) | _LIMIT_KEYS
 _SCHEDULE_KEYS = (set(_fields(ScalingSchedule)) - {"min_capacity", "max_capacity"}) | _LIMIT_KEYS
+_MANAGED_INSTANCES_KEYS = set(_fields(LambdaManagedInstances))
+#: An arm64 (Graviton) EC2 instance type, or a pattern of them: a `g` follows the generation
+#: (m7g.large, c7gn.xlarge, r8g.*), where x86 has `i` or `a` (m7i.large, c7a.xlarge).
+_ARM64_INSTANCE_TYPE = re.compile(r"[a-z]+\d+g[a-z]*\.(\*|medium|large|\d*xlarge|metal)")
+#: vCPUs of an instance size, as EC2 names them (metal and patterns: unknown here).
+_SIZE_VCPUS = {"medium": 1, "large": 2, "xlarge": 4}
+_SUBNET_ID = re.compile(r"subnet-[0-9a-f]{8,17}")
+_SECURITY_GROUP_ID = re.compile(r"sg-[0-9a-f]{8,17}")
 _SCHEDULE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
@@ -325,6 +336,113 @@ def _time_zone_exists(name: str) -> bool:
     return True
 
 
+def _instance_vcpus(instance_type: str) -> int | None:
+    """vCPUs of an EC2 instance type from its size (2xlarge: 8), or None for metal/patterns."""
+    size = instance_type.split(".", 1)[1]
+    if size in _SIZE_VCPUS:
+        return _SIZE_VCPUS[size]
+    if size.endswith("xlarge") and size[: -len("xlarge")].isdigit():
+        return 4 * int(size[: -len("xlarge")])
+    return None
+
+
+def _id_list(raw: Any, what: str, pattern: re.Pattern[str], most: int) -> tuple[str, ...]:
+    if (
+        not isinstance(raw, list)
+        or not raw
+        or len(raw) > most
+        or not all(isinstance(i, str) and pattern.fullmatch(i) for i in raw)
+    ):
+        example = "subnet-0123456789abcdef0" if "subnet" in what else "sg-0123456789abcdef0"
+        raise ConfigError(f"{what} must be a list of 1 to {most} ids such as {example}")
+    return tuple(raw)
+
+
+def _managed_instances(raw: Any, where: str) -> LambdaManagedInstances | None:
+    """[relay.managed_instances]: `true` for the defaults, a table to set them, `false` (or
+    nothing) for one-request Lambda."""
+    where = f"{where}.managed_instances"
+    if raw is None or raw is False:
+        return None
+    if raw is True:
+        return LambdaManagedInstances()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be true, false or a table of settings, not {raw!r}")
+    _check_keys(raw, _MANAGED_INSTANCES_KEYS, where)
+    types = raw.get("instance_types", list(_default(LambdaManagedInstances, "instance_types")))
+    if not isinstance(types, list) or not types or not all(isinstance(t, str) for t in types):
+        raise ConfigError(f'{where}.instance_types must be a list such as ["m7g.large"]')
+    for instance_type in types:
+        if not _ARM64_INSTANCE_TYPE.fullmatch(instance_type):
+            raise ConfigError(
+                f"{where}.instance_types: {instance_type!r} is not an arm64 (Graviton) instance "
+                "type, which the relay's function needs: a g after the generation, such as "
+                "m7g.large, c7g.xlarge or m8g.*"
+            )
+    concurrency = _int(
+        raw.get(
+            "concurrency_per_environment",
+            _default(LambdaManagedInstances, "concurrency_per_environment"),
+        ),
+        f"{where}.concurrency_per_environment",
+        minimum=1,
+        maximum=LMI_CONCURRENCY_PER_VCPU,
+    )
+    ratio = raw.get("memory_gib_per_vcpu", _default(LambdaManagedInstances, "memory_gib_per_vcpu"))
+    if ratio not in (2, 4, 8) or isinstance(ratio, bool):
+        raise ConfigError(f"{where}.memory_gib_per_vcpu must be 2, 4 or 8, got {ratio!r}")
+    max_vcpus = _int(
+        raw.get("max_vcpus", _default(LambdaManagedInstances, "max_vcpus")),
+        f"{where}.max_vcpus",
+        minimum=2,
+        maximum=15000,
+    )
+    sizes = [_instance_vcpus(t) for t in types]
+    starting = LMI_STARTING_INSTANCES * max((s for s in sizes if s is not None), default=0)
+    if max_vcpus < starting:
+        raise ConfigError(
+            f"{where}.max_vcpus {max_vcpus} is fewer than the {starting} vCPUs of the "
+            f"{LMI_STARTING_INSTANCES} instances Lambda starts (one per Availability Zone) of "
+            f"the largest of instance_types; raise max_vcpus or choose smaller types"
+        )
+    subnets, groups = raw.get("subnet_ids"), raw.get("security_group_ids")
+    if (subnets is None) != (groups is None):
+        raise ConfigError(
+            f"{where}: subnet_ids and security_group_ids go together (the instances' own "
+            "network), or neither (the relay stack makes a VPC)"
+        )
+    return LambdaManagedInstances(
+        instance_types=tuple(types),
+        concurrency_per_environment=concurrency,
+        max_vcpus=max_vcpus,
+        memory_gib_per_vcpu=int(ratio),
+        subnet_ids=()
+        if subnets is None
+        else _id_list(subnets, f"{where}.subnet_ids", _SUBNET_ID, 16),
+        security_group_ids=()
+        if groups is None
+        else _id_list(groups, f"{where}.security_group_ids", _SECURITY_GROUP_ID, 5),
+    )
+
+
+def _managed_instances_conflicts(raw: dict[str, Any], where: str) -> None:
+    """Relay settings that do not apply on managed instances fail with one line saying why."""
+    why = {
+        "reserved_concurrency": "concurrency there is per execution environment "
+        "(managed_instances.concurrency_per_environment) times environments, bounded by "
+        "managed_instances.max_vcpus",
+        "snap_start": "execution environments are started ahead of traffic there, never from "
+        "cold, and SnapStart is not offered for them",
+        "memory_mb": "the function gets one vCPU's memory there "
+        "(managed_instances.memory_gib_per_vcpu)",
+    }
+    for name, reason in why.items():
+        if raw.get(name) is not None and not (name == "snap_start" and raw[name] is False):
+            raise ConfigError(
+                f"{where}.relay.{name} does not apply with managed_instances: {reason}"
+            )
+
+
 def _relay(raw: Any, where: str) -> RelayConfig:
     if raw is None:
         return RelayConfig()
@@ -351,8 +469,14 @@ def _relay(raw: Any, where: str) -> RelayConfig:
     snap_start = raw.get("snap_start", _default(RelayConfig, "snap_start"))
     if snap_start is not None and not isinstance(snap_start, bool):
         raise ConfigError(f"{where}.relay.snap_start must be true or false")
+    managed = _managed_instances(raw.get("managed_instances"), f"{where}.relay")
+    if managed is not None:
+        _managed_instances_conflicts(raw, where)
+        snap_start = False
     concurrency = raw.get("reserved_concurrency")
-    if auth == "NONE" and concurrency is None:
+    # On managed instances max_vcpus bounds the streams at once, as reserved concurrency does
+    # for one-request Lambda.
+    if auth == "NONE" and concurrency is None and managed is None:
         raise ConfigError(
             f'{where}.relay: a public URL (auth = "NONE") needs reserved_concurrency, the only '
             "limit on how many strangers can keep the GPU endpoint busy at once"
@@ -362,7 +486,7 @@ def _relay(raw: Any, where: str) -> RelayConfig:
             f"{where}.relay: invoker_arns grant IAM access, which a public URL "
             '(auth = "NONE") does not check; drop one or the other'
         )
-    if auth == API_KEY_AUTH and concurrency is None:
+    if auth == API_KEY_AUTH and concurrency is None and managed is None:
         raise ConfigError(
             f'{where}.relay: auth = "{API_KEY_AUTH}" needs reserved_concurrency: the URL is open '
             "and the function turns away callers without a key itself, so only the reserved "
@@ -389,6 +513,7 @@ def _relay(raw: Any, where: str) -> RelayConfig:
         cors_allow_origins=tuple(origins),
         invoker_arns=tuple(invokers),
         snap_start=snap_start,
+        managed_instances=managed,
         memory_mb=_int(
             raw.get("memory_mb", _default(RelayConfig, "memory_mb")),
             f"{where}.relay.memory_mb",
@@ -502,6 +627,11 @@ def resolve_environment(
             platform = catalog.availability.relay_platform(region)
         except RelayUnavailable as unavailable:
             raise ConfigError(f"{where}: {unavailable}") from None
+        if relay.managed_instances is not None and not platform.managed_instances:
+            raise ConfigError(
+                f"{where}: {catalog.availability.managed_instances_unavailable(region)}; drop "
+                "relay.managed_instances to run the relay one request per execution environment"
+            )
         if relay.snap_start and not platform.snap_start:
             raise ConfigError(
                 f"{where}: {snapstart_unavailable(region)}; drop relay.snap_start to start "

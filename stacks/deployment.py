@@ -30,6 +30,8 @@ __all__ = [
     "IDLE_TO_ZERO_SECONDS",
     "INSTANCE_HOSTING",
     "INSTANCE_LAUNCH_SECONDS",
+    "LMI_CONCURRENCY_PER_VCPU",
+    "LMI_STARTING_INSTANCES",
     "RELAY_URL_OUTPUT",
     "RETENTION_DAYS",
     "VARIANT_NAME",
@@ -37,6 +39,7 @@ __all__ = [
     "AlarmThresholds",
     "EnvironmentConfig",
     "Fleet",
+    "LambdaManagedInstances",
     "ManagedInstances",
     "RelayConfig",
     "RelayTarget",
@@ -202,6 +205,46 @@ def update_policy(fleet: Fleet, *, download_seconds: int, startup_seconds: int) 
     )
 
 
+#: Lambda Managed Instances: the most concurrent requests AWS's scaling guide lets one execution
+#: environment take per vCPU (for invocations that use little CPU, as a relayed stream does).
+LMI_CONCURRENCY_PER_VCPU = 64
+#: Instances Lambda starts when a version is published on a capacity provider, one per
+#: Availability Zone: what a managed-instances relay bills even when nobody calls.
+LMI_STARTING_INSTANCES = 3
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LambdaManagedInstances:
+    """[environments.NAME.relay.managed_instances]: the relay's function runs on a capacity
+    provider (Lambda Managed Instances) instead of one request per execution environment.
+
+    Each execution environment is one relay process on one vCPU (the relay is one asyncio
+    process: a second vCPU would idle) with `memory_gib_per_vcpu` GiB, taking up to
+    `concurrency_per_environment` streams at once; Lambda runs as many environments on the
+    `instance_types` (arm64) as CPU use asks for, up to `max_vcpus` across all instances.
+    Without `subnet_ids` the relay stack makes its own VPC (private subnets, VPC endpoints).
+    """
+
+    instance_types: tuple[str, ...] = ("m7g.large",)
+    concurrency_per_environment: int = LMI_CONCURRENCY_PER_VCPU
+    max_vcpus: int = 12
+    memory_gib_per_vcpu: int = 2
+    #: Existing subnets and security groups for the instances (both or neither).
+    subnet_ids: tuple[str, ...] = ()
+    security_group_ids: tuple[str, ...] = ()
+
+    @property
+    def memory_mb(self) -> int:
+        """The function's memory: one vCPU's worth (Lambda gives an environment memory / ratio
+        vCPUs)."""
+        return self.memory_gib_per_vcpu * 1024
+
+    @property
+    def most_streams(self) -> int:
+        """The most streams the capacity provider can hold at once: one environment per vCPU."""
+        return self.max_vcpus * self.concurrency_per_environment
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RelayConfig:
     """The streaming relay's settings for one environment ([environments.NAME.relay])."""
@@ -216,10 +259,20 @@ class RelayConfig:
     #: Lambda SnapStart: the function starts from a snapshot taken when a version is published,
     #: so a cold start skips the relay's imports and setup. None: on wherever Lambda offers it.
     snap_start: bool | None = None
+    #: The function runs on Lambda Managed Instances (None: one request per execution
+    #: environment, the default).
+    managed_instances: LambdaManagedInstances | None = None
     #: With auth = API_KEY: the limits of every key that sets none of its own (None: no limit).
     key_requests_per_minute: int | None = None
     key_tokens_per_day: int | None = None
     key_tokens_per_month: int | None = None
+
+    @property
+    def function_memory_mb(self) -> int:
+        """The function's memory: one vCPU's worth on managed instances, else memory_mb."""
+        if self.managed_instances is not None:
+            return self.managed_instances.memory_mb
+        return self.memory_mb
 
     @property
     def api_keys(self) -> bool:

@@ -279,9 +279,21 @@ class RelayAlarms(Construct):
         timeout_seconds: int,
         thresholds: AlarmThresholds,
         alarm_email: str | None = None,
+        managed_instances: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         environment = metrics.environment
+        # What turns callers away: the reserved concurrency (one request per execution
+        # environment), or the capacity provider not keeping up (Lambda Managed Instances).
+        throttled = (
+            "the capacity provider had no room: traffic more than doubled within minutes "
+            "(Lambda scales managed instances on CPU, asynchronously) or max_vcpus was reached. "
+            "Raise relay.managed_instances.max_vcpus or ramp traffic up more slowly."
+            if managed_instances
+            else "the relay's reserved concurrency was reached. Raise "
+            "relay.reserved_concurrency (and the endpoint's capacity with it) or slow the "
+            "callers down."
+        )
         prefix = f"{environment_prefix(environment)}-relay-"
         self.ttft = _alarm(
             self,
@@ -318,11 +330,7 @@ class RelayAlarms(Construct):
             name=f"{prefix}throttles",
             metric=function.metric_throttles(statistic="Sum", period=PERIOD),
             threshold=1,
-            description=(
-                f"{environment}: callers were turned away because the relay's reserved "
-                "concurrency was reached. Raise relay.reserved_concurrency (and the endpoint's "
-                "capacity with it) or slow the callers down."
-            ),
+            description=f"{environment}: callers were turned away because {throttled}",
         )
         self.duration = _alarm(
             self,

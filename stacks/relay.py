@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -28,9 +29,10 @@ from streamer.contract import (
 from stacks.api_keys import ApiKeysTable
 from stacks.availability import RelayPlatform, partition, snapstart_unavailable
 from stacks.bundling import bundled_code
-from stacks.deployment import RelayConfig, RelayTarget
+from stacks.deployment import LambdaManagedInstances, RelayConfig, RelayTarget
 from stacks.endpoint import endpoint_arn, inference_component_arn
 from stacks.errors import ConfigError
+from stacks.nag import acknowledge
 
 STREAMER_SOURCE = Path(__file__).resolve().parent.parent / "lambda" / "streamer"
 #: The alias a SnapStart relay's URL invokes: always the version the last deploy published.
@@ -40,6 +42,12 @@ LIVE_ALIAS = "live"
 # must outlive the longest allowed answer plus queueing and prefill, within Lambda's limit.
 WORST_CASE_TOKENS_PER_SECOND = 10
 STARTUP_AND_PREFILL_SECONDS = 60
+#: Connections the relay takes beyond its execution environment's concurrency on managed
+#: instances: the Web Adapter's readiness checks.
+ADAPTER_CONNECTIONS = 2
+#: The VPC a managed-instances relay makes for itself: one private subnet per Availability Zone
+#: Lambda spreads its instances over, and no route to the internet.
+RELAY_VPC_AZS = 3
 
 
 def function_timeout_seconds(max_new_tokens_limit: int) -> int:
@@ -88,7 +96,10 @@ class StreamingRelay(Construct):
             raise ConfigError(
                 f"the relay's platform is {platform.region}'s, its stack is in {stack.region}"
             )
-        snap_start = self._snap_start(config, platform)
+        managed = config.managed_instances
+        if managed is not None and not platform.managed_instances:
+            raise ConfigError(f"Lambda Managed Instances are not offered in {platform.region}")
+        snap_start = managed is None and self._snap_start(config, platform)
         architecture = lambda_.Architecture.ARM_64
         timeout = function_timeout_seconds(config.max_new_tokens_limit)
         self.timeout_seconds = timeout
@@ -174,11 +185,19 @@ class StreamingRelay(Construct):
             key_tokens_per_day=config.key_tokens_per_day,
             key_tokens_per_month=config.key_tokens_per_month,
             tokenizer_uri=target.tokenizer_uri,
+            # On managed instances one relay process serves up to the environment's
+            # concurrency: the adapter's connections past it are a fault, refused quickly.
+            max_connections=managed.concurrency_per_environment + ADAPTER_CONNECTIONS
+            if managed
+            else None,
         )
 
+        # A capacity provider cannot be removed from a function, only changed: a function of
+        # another id on managed instances makes switching either way a replacement (a new
+        # function, and a new URL), never an update CloudFormation would refuse.
         self.function = lambda_.Function(
             self,
-            "Function",
+            "ManagedFunction" if managed else "Function",
             runtime=lambda_.Runtime.PYTHON_3_14,
             architecture=architecture,
             handler="run.sh",
@@ -194,7 +213,7 @@ class StreamingRelay(Construct):
                 )
             ],
             environment=environment,
-            memory_size=config.memory_mb,
+            memory_size=config.function_memory_mb,
             timeout=cdk.Duration.seconds(timeout),
             reserved_concurrent_executions=config.reserved_concurrency,
             role=self.role,
@@ -206,9 +225,18 @@ class StreamingRelay(Construct):
                 removal_policy=cdk.RemovalPolicy.DESTROY
             ),
         )
-        # What the URL invokes: the function's `live` alias with SnapStart, else the function.
+        self.capacity_provider: lambda_.CapacityProvider | None = None
+        if managed is not None:
+            self.capacity_provider = self._capacity_provider(managed)
+            self.capacity_provider.add_function(
+                self.function,
+                per_execution_environment_max_concurrency=managed.concurrency_per_environment,
+                execution_environment_memory_gib_per_v_cpu=managed.memory_gib_per_vcpu,
+            )
+        # What the URL invokes: the function's `live` alias with SnapStart or on managed
+        # instances (which run published versions only), else the function.
         invoked: lambda_.IFunction = self.function
-        if snap_start:
+        if snap_start or managed is not None:
             invoked = lambda_.Alias(
                 self, "Live", alias_name=LIVE_ALIAS, version=self.function.current_version
             )
@@ -241,6 +269,105 @@ class StreamingRelay(Construct):
 
         for arn in config.invoker_arns:
             self.grant_invoke_url(iam.ArnPrincipal(arn))
+
+    def _capacity_provider(self, managed: LambdaManagedInstances) -> lambda_.CapacityProvider:
+        """Lambda Managed Instances for the function: arm64 instances of the environment's
+        types in its subnets (or in a VPC of its own), scaled by Lambda on CPU up to max_vcpus.
+
+        The operator role is CDK's: AWSLambdaManagedEC2ResourceOperator, the managed policy
+        Lambda's guide names as the least such a role needs (it launches and tags instances
+        only when Lambda is their managed-resource operator)."""
+        if managed.subnet_ids:
+            subnets = [
+                ec2.Subnet.from_subnet_id(self, f"Subnet{index}", subnet_id)
+                for index, subnet_id in enumerate(managed.subnet_ids)
+            ]
+            groups = [
+                ec2.SecurityGroup.from_security_group_id(self, f"Group{index}", group_id)
+                for index, group_id in enumerate(managed.security_group_ids)
+            ]
+        else:
+            vpc, group = self._private_network()
+            subnets = vpc.isolated_subnets
+            groups = [group]
+        provider = lambda_.CapacityProvider(
+            self,
+            "Capacity",
+            subnets=subnets,
+            security_groups=groups,
+            architectures=[lambda_.Architecture.ARM_64],
+            instance_type_filter=lambda_.InstanceTypeFilter.allow(
+                [ec2.InstanceType(t) for t in managed.instance_types]
+            ),
+            max_v_cpu_count=managed.max_vcpus,
+            scaling_options=lambda_.ScalingOptions.auto(),
+        )
+        acknowledge(
+            provider,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/"
+            "AWSLambdaManagedEC2ResourceOperator]",
+            "The capacity provider's operator role holds AWSLambdaManagedEC2ResourceOperator, "
+            "the policy Lambda documents for it and keeps current as Lambda Managed Instances "
+            "change; its EC2 writes apply only to resources Lambda operates.",
+        )
+        return provider
+
+    def _private_network(self) -> tuple[ec2.Vpc, ec2.SecurityGroup]:
+        """A VPC with one private subnet per Availability Zone, no internet route, and the
+        endpoints the relay calls: SageMaker runtime and CloudWatch Logs (interface), S3 and
+        DynamoDB (gateway, free). Nothing else leaves it."""
+        vpc = ec2.Vpc(
+            self,
+            "Network",
+            max_azs=RELAY_VPC_AZS,
+            nat_gateways=0,
+            subnet_configuration=[
+                ec2.SubnetConfiguration(
+                    name="relay", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED, cidr_mask=22
+                )
+            ],
+            restrict_default_security_group=False,
+        )
+        acknowledge(
+            vpc,
+            "AwsSolutions-VPC7",
+            "The VPC has no internet route: its instances reach only the VPC endpoints of "
+            "SageMaker runtime, CloudWatch Logs, S3 and DynamoDB, whose calls the relay's own "
+            "logs and metrics record.",
+        )
+        vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3)
+        vpc.add_gateway_endpoint("DynamoDB", service=ec2.GatewayVpcEndpointAwsService.DYNAMODB)
+        # HTTPS to anywhere: the subnets route nowhere but to the endpoints (S3's and
+        # DynamoDB's gateways are reached at their regional prefix lists, not in the VPC).
+        group = ec2.SecurityGroup(
+            self,
+            "Instances",
+            vpc=vpc,
+            description="jumpstream relay instances: HTTPS out, to the VPC endpoints only",
+            allow_all_outbound=False,
+        )
+        group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.HTTPS, "AWS APIs via VPC endpoints")
+        # The interface endpoints take HTTPS from the relay's instances, nothing else.
+        endpoints = ec2.SecurityGroup(
+            self,
+            "Endpoints",
+            vpc=vpc,
+            description="jumpstream relay VPC endpoints: HTTPS from the relay instances",
+            allow_all_outbound=False,
+        )
+        endpoints.add_ingress_rule(group, ec2.Port.HTTPS, "the relay instances")
+        for name, service in (
+            ("SageMakerRuntime", ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_RUNTIME),
+            ("Logs", ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS),
+        ):
+            vpc.add_interface_endpoint(
+                name,
+                service=service,
+                private_dns_enabled=True,
+                security_groups=[endpoints],
+                open=False,
+            )
+        return vpc, group
 
     def _snap_start(self, config: RelayConfig, platform: RelayPlatform) -> bool:
         """SnapStart as asked, or wherever Lambda offers it when not asked; a note says where

@@ -62,6 +62,7 @@ class RelayStack(cdk.Stack):
             timeout_seconds=self.relay.timeout_seconds,
             thresholds=config.alarms,
             alarm_email=config.alarm_email,
+            managed_instances=config.relay.managed_instances is not None,
         )
         insights = None
         if self.relay.api_keys is not None:

@@ -250,6 +250,7 @@ def function_environment(
     key_tokens_per_day: int | None = None,
     key_tokens_per_month: int | None = None,
     tokenizer_uri: str | None = None,
+    max_connections: int | None = None,
 ) -> dict[str, str]:
     """The function's environment variables for these values; a value left None is not set,
     so the function's default applies.
@@ -293,6 +294,7 @@ def function_environment(
         (KEY_TOKENS_PER_DAY, key_tokens_per_day),
         (KEY_TOKENS_PER_MONTH, key_tokens_per_month),
         (TOKENIZER_URI, tokenizer_uri),
+        (MAX_CONNECTIONS, max_connections),
     )
     for variable, value in values:
         if value is not None:
