@@ -44,8 +44,8 @@ BASE = {
 ENDPOINT = "jumpstream-t-ic-g5-2xlarge"
 COMPONENT = "jumpstream-t-ic-g5-2xlarge-model"
 # GPUs per instance type, from the SageMaker Python SDK's image_uri_config/instance_gpu_info.json
-# (g6, which it lacks, from AWS's G6 page): the check that a copy of any catalog model takes a whole instance, which the config, the cost
-# and the managed instance limit rely on.
+# (g6, which it lacks, from AWS's G6 page): the check that a copy of any catalog model takes a
+# whole instance, which the config, the cost and the managed instance limit rely on.
 INSTANCE_GPUS = {
     "ml.g5.xlarge": 1, "ml.g5.2xlarge": 1, "ml.g5.4xlarge": 1, "ml.g5.8xlarge": 1,
     "ml.g5.16xlarge": 1, "ml.g5.12xlarge": 4, "ml.g5.24xlarge": 4, "ml.g5.48xlarge": 8,
