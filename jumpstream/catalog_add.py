@@ -141,7 +141,9 @@ def new_entry(
             "a gated artifact" if entry["gated"] else "its tokenizer_config.json could not be read"
         )
         notes.append(f"EOS token unknown ({where}): set eos_token from the model's card")
-    entry["chat"], note = chat_from_tokenizer(facts.engine, config, model_id)
+    entry["chat"], note = chat_from_tokenizer(
+        facts.engine, entry["engine_version"], config, model_id
+    )
     if note:
         notes.append(note)
     return entry, notes

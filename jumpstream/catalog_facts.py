@@ -19,7 +19,8 @@ The rules:
 - Gated: the spec keeps the artifact in JumpStart's private bucket (`gated_bucket`) and names
   the licence's text (`hosting_eula_key`); the licence's name is its text's first line.
 - Chat: TGI models get the relay's prompt layout, written by hand (none from a spec); on LMI or
-  vLLM a model whose tokenizer has a chat template gets "engine".
+  vLLM a model whose tokenizer has a chat template gets "engine", but on an LMI before 11 none
+  (it leaves out the template's generation prompt: stacks/serving_engines.py).
 """
 
 from __future__ import annotations
@@ -398,20 +399,25 @@ _CHAT_MODEL_ID = re.compile(r"instruct|chat|-it(?:-|$)", re.IGNORECASE)
 
 
 def chat_from_tokenizer(
-    engine: ServingEngine, config: Mapping[str, Any] | None, model_id: str
+    engine: ServingEngine, version: str, config: Mapping[str, Any] | None, model_id: str
 ) -> tuple[str | None, str | None]:
-    """A new model's `chat` on `engine`, and a note where a maintainer has to look.
+    """A new model's `chat` on `engine` at `version`, and a note where a maintainer has to look.
 
-    An engine that applies chat templates gets "engine" when the tokenizer has one (read from
-    the artifact; where it cannot be read, an instruct or chat model by its id is assumed to
-    have one). TGI gets no layout: the relay's layouts are written by hand and pinned against
-    the model's own template (tests/stacks/test_chat_templates.py).
+    An engine that lays out chats with the model's template gets "engine" when the tokenizer
+    has one (read from the artifact; where it cannot be read, an instruct or chat model by its
+    id is assumed to have one). A version that lays them out without the assistant's turn (LMI
+    10) gets none: prompts only, as every chat would end where the model should answer. TGI
+    gets no layout: the relay's layouts are written by hand and pinned against the model's own
+    template (tests/stacks/test_chat_templates.py).
     """
     if not engine.applies_chat_template:
         return None, (
             f"{engine.label} gets the relay's prompt layout, which no spec carries: write its "
             "`chat` by hand, or leave it null for prompts only"
         )
+    problem = engine.chat_template_problem(version)
+    if problem:
+        return None, f"chat null (prompts only): {problem}"
     if config is not None:
         return (ENGINE_CHAT if config.get("chat_template") else None), None
     if _CHAT_MODEL_ID.search(model_id):

@@ -86,18 +86,23 @@ class RefreshOptions:
 def adopt_engine_change(
     facts: SpecFacts, current: Mapping[str, Any], reader: JumpStartReader
 ) -> list[str]:
-    """The chat of a model whose engine changed, set in place, and what a maintainer should
-    know: onto LMI or vLLM, the model's own template where its tokenizer has one (else the
-    relay's layout stays, sent as a plain prompt); onto TGI, no engine template to use."""
+    """The chat of a model whose engine changed, or now can (or no longer can) lay out chats
+    with the model's template (LMI 10 to 11), set in place, and what a maintainer should know:
+    onto an engine that can, the model's own template where its tokenizer has one (else the
+    relay's layout stays, sent as a plain prompt); onto one that cannot, no engine template."""
     entry, notes = facts.entry, []
-    if current.get("engine") == entry["engine"]:
+    able = facts.engine.lays_out_chats(entry["engine_version"])
+    was_able = serving_engine(current["engine"]).lays_out_chats(current["engine_version"])
+    if current.get("engine") == entry["engine"] and able == was_able:
         return notes
     chat = current.get("chat")
     key = tokenizer_config_key(entry)
     config = tokenizer_config(reader.text(key)) if key else None
-    if not facts.engine.applies_chat_template:
+    if not able:
         if chat == ENGINE_CHAT:
-            entry["chat"], note = chat_from_tokenizer(facts.engine, config, entry["id"])
+            entry["chat"], note = chat_from_tokenizer(
+                facts.engine, entry["engine_version"], config, entry["id"]
+            )
             notes.append(str(note))
     elif config is not None and config.get("chat_template"):
         entry["chat"] = ENGINE_CHAT

@@ -14,7 +14,8 @@ version, the licences' texts and the ungated models' Hugging Face files. sagemak
 SageMaker Python SDK v3) reads the manifest and specs with `JumpStartModelsCache`, its own
 caching S3 reader, which `jumpstart_reader()` uses with a boto3 client (so moto can stand in for
 S3); the same client reads the other files. How many GPUs an instance type has comes from
-sagemaker-core's offline instance table (`instance_gpu_counts()`).
+sagemaker-core's offline instance table (`instance_gpu_counts()`), and for the types JumpStart's
+specs name that it lacks, from AWS's own instance pages (`GPUS_NOT_IN_SAGEMAKER_CORE`).
 """
 
 from __future__ import annotations
@@ -188,18 +189,33 @@ def jumpstart_reader(region: str) -> JumpStartReader:
     return JumpStartReader(versions=versions, spec=spec, text=text)
 
 
+#: GPUs of the instance types JumpStart's LMI specs name (Llama 3.x's default ml.g6.xlarge
+#: among them) that sagemaker-core's offline table lacks, from AWS's instance pages: G5 (NVIDIA
+#: A10G) and G6 (NVIDIA L4), https://aws.amazon.com/ec2/instance-types/g5/ and .../g6/; the
+#: SageMaker `ml.` types have the EC2 type's GPUs. sagemaker-core's table wins where it has one.
+GPUS_NOT_IN_SAGEMAKER_CORE: Mapping[str, int] = {
+    "ml.g5.xlarge": 1,
+    "ml.g6.xlarge": 1, "ml.g6.2xlarge": 1, "ml.g6.4xlarge": 1, "ml.g6.8xlarge": 1,
+    "ml.g6.16xlarge": 1, "ml.g6.12xlarge": 4, "ml.g6.24xlarge": 4, "ml.g6.48xlarge": 8,
+}  # fmt: skip
+
+
 def instance_gpu_counts() -> dict[str, int]:
     """GPUs per SageMaker instance type, from sagemaker-core's offline table (kept per region;
-    a type has the same GPUs everywhere)."""
+    a type has the same GPUs everywhere), and the types it lacks from
+    GPUS_NOT_IN_SAGEMAKER_CORE."""
     table_file = resources.files("sagemaker.core").joinpath(
         "image_uri_config", "instance_gpu_info.json"
     )
     with table_file.open(encoding="utf-8") as fh:
         table = json.load(fh)
     return {
-        instance_type: int(info["Count"])
-        for region_table in table.values()
-        for instance_type, info in region_table.items()
+        **GPUS_NOT_IN_SAGEMAKER_CORE,
+        **{
+            instance_type: int(info["Count"])
+            for region_table in table.values()
+            for instance_type, info in region_table.items()
+        },
     }
 
 

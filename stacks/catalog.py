@@ -378,11 +378,11 @@ def _check(model: Model, where: str) -> None:
         raise ConfigError(
             f"{where}: image_tag does not carry {engine.label} {model.engine_version}"
         )
-    if model.engine_chat_template and not engine.applies_chat_template:
-        able = ", ".join(e.label for e in ENGINE_TABLE.values() if e.applies_chat_template)
+    chat_problem = engine.chat_template_problem(model.engine_version)
+    if model.engine_chat_template and chat_problem:
         raise ConfigError(
             f'{where}: chat "{ENGINE_CHAT}" needs an engine that applies the model\'s chat '
-            f"template ({able}), not {engine.label}"
+            f"template: {chat_problem}; set chat null for prompts only"
         )
     _check_engine_settings(model, where)
     # SageMaker's limits on the two production-variant timeouts.

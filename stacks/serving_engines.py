@@ -15,12 +15,17 @@ Where each fact comes from:
   GPU of the instance (djl-serving's LmiConfigRecommender.setTensorParallelDegree in 0.28.0 and
   0.29.0, LMI 10 and 11); `OPTION_MAX_MODEL_LEN` bounds the context (LMI has no plain
   MAX_MODEL_LEN). Other djl-inference images (DeepSpeed, TensorRT-LLM, Neuron) are not LMI's
-  vLLM-based rolling batch and are refused.
+  vLLM-based rolling batch and are refused. LMI lays out a chat with
+  `tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)` from LMI
+  11 (djl-serving 0.29.0, commit b6ec736f); LMI 10 (0.28.0) leaves out `add_generation_prompt`,
+  so a ChatML model's prompt ends after the user's `<|im_end|>` with no `<|im_start|>assistant`
+  turn to answer in (djl_python/chat_completions/chat_utils.py in both).
 - vLLM (AWS's vLLM container for SageMaker, `vllm:<version>-...-sagemaker`): every `SM_VLLM_*`
   variable becomes a vLLM flag, so `SM_VLLM_TENSOR_PARALLEL_SIZE` (default 1) shards the model
   and `SM_VLLM_MAX_MODEL_LEN` bounds the context (AWS's DLC documentation, "Configuration").
   Moving tags such as `server-sagemaker-cuda-v1` name no version and are refused: a pinned
-  catalog pins its image.
+  catalog pins its image. Its chat completions add the generation prompt unless a request asks
+  otherwise (`add_generation_prompt`, default true), in every version AWS's container ships.
 """
 
 from __future__ import annotations
@@ -53,11 +58,35 @@ class ServingEngine:
     context_variable: str | None
     #: The engine can lay out chat messages with the model's own chat template.
     applies_chat_template: bool
+    #: The first version whose chat layout ends with the template's generation prompt (the
+    #: assistant's turn, which the model answers in); None where every version's does.
+    generation_prompt_since: str | None = None
+    #: Why versions before `generation_prompt_since` cannot lay out chats, for the refusal.
+    generation_prompt_missing: str = ""
 
     def version(self, tag: str) -> str | None:
         """The engine's version named by an image tag of its repository, or None."""
         found = self.tag_version.search(tag)
         return found.group(1) if found else None
+
+    def chat_template_problem(self, version: str) -> str | None:
+        """Why this engine at `version` cannot lay out a model's chats with its own template,
+        in one clause, or None when it can."""
+        if not self.applies_chat_template:
+            able = " and ".join(e.label for e in ENGINE_TABLE.values() if e.applies_chat_template)
+            return f"{self.label} does not apply the model's chat template ({able} do)"
+        since = self.generation_prompt_since
+        if since is not None and _version(version) < _version(since):
+            return (
+                f"{self.label} {version} {self.generation_prompt_missing}; {self.label} {since} "
+                "and later end it with the assistant's turn"
+            )
+        return None
+
+    def lays_out_chats(self, version: str) -> bool:
+        """This engine at `version` lays out chats with the model's own template, ending them
+        with the assistant's turn for the model to answer in."""
+        return self.chat_template_problem(version) is None
 
 
 ENGINE_TABLE: dict[str, ServingEngine] = {
@@ -82,6 +111,11 @@ ENGINE_TABLE: dict[str, ServingEngine] = {
             all_gpus_by_default=True,
             context_variable="OPTION_MAX_MODEL_LEN",
             applies_chat_template=True,
+            generation_prompt_since="11.0.0",
+            generation_prompt_missing=(
+                "(djl-serving 0.28.0) renders a chat with the model's template but without its "
+                "generation prompt, so the prompt ends after the user's turn"
+            ),
         ),
         ServingEngine(
             name="vllm",
@@ -96,6 +130,10 @@ ENGINE_TABLE: dict[str, ServingEngine] = {
     )
 }
 assert tuple(ENGINE_TABLE) == ENGINES, "one entry per contract.ENGINES, in its order"
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
 
 
 def serving_engine(name: str) -> ServingEngine:

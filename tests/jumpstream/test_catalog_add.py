@@ -39,10 +39,13 @@ from tests.jumpstream.jumpstart_bucket import (
 LLAMA = "meta-textgeneration-llama-3-1-8b-instruct"
 QWEN = "huggingface-llm-qwen2-7b-instruct"
 MIXTRAL = "huggingface-llm-mistralai-mixtral-8x22B-instruct-v0-1"
-VERSIONS = {LLAMA: "2.2.4", QWEN: "1.0.6", MIXTRAL: "1.2.0"}
+LLAMA32 = "meta-textgeneration-llama-3-2-3b-instruct"
+SEALION = "huggingface-llm-llama3-8b-sealionv21-instruct"
+VERSIONS = {LLAMA: "2.2.4", QWEN: "1.0.6", MIXTRAL: "1.2.0", LLAMA32: "1.0.6", SEALION: "1.1.3"}
 VLLM_MODEL = "huggingface-llm-example-7b-vllm"
 VLLM_TAG = "0.19.1-gpu-py312-cu129-ubuntu22.04-sagemaker"
 LLAMA_EULA = "LLAMA 3.1 COMMUNITY LICENSE AGREEMENT\nLlama 3.1 Version Release Date: ...\n"
+LLAMA32_EULA = "LLAMA 3.2 COMMUNITY LICENSE AGREEMENT\nLlama 3.2 Version Release Date: ...\n"
 CHAT_TEMPLATE = "{% for message in messages %}{{ message['content'] }}{% endfor %}"
 
 
@@ -99,41 +102,50 @@ def written(files: tuple[Path, Path], model_id: str) -> tuple[dict[str, Any], An
 
 
 # What a person still decides for each real spec, as `catalog add` says it.
+NO_TIMEOUTS = (
+    "the spec gives no container_startup_health_check_timeout nor model_data_download_timeout: "
+    "1800 s (check against the model's size)"
+)
+GATED_NOTES = [
+    NO_TIMEOUTS,
+    "EOS token unknown (a gated artifact): set eos_token from the model's card",
+    'its tokenizer could not be read: chat "engine" as an instruct or chat model by its id; '
+    "check that its tokenizer has a chat template",
+]
+# LMI 10 has the tokenizer's chat template but lays chats out without the assistant's turn.
+LMI_10_NOTE = (
+    "chat null (prompts only): LMI 10.0.0 (djl-serving 0.28.0) renders a chat with the model's "
+    "template but without its generation prompt, so the prompt ends after the user's turn; LMI "
+    "11.0.0 and later end it with the assistant's turn"
+)
 NOTES = {
-    LLAMA: [
-        "left out ml.g6.4xlarge, ml.g6.8xlarge, ml.g6.12xlarge, ml.g6.24xlarge, ml.g6.48xlarge: "
-        "LMI shards over all of an instance's GPUs there, and sagemaker-core's instance table "
-        "does not say how many",
-        "the spec gives no container_startup_health_check_timeout nor "
-        "model_data_download_timeout: 1800 s (check against the model's size)",
-        "EOS token unknown (a gated artifact): set eos_token from the model's card",
-        'its tokenizer could not be read: chat "engine" as an instruct or chat model by its id; '
-        "check that its tokenizer has a chat template",
-    ],
-    QWEN: [
-        "the spec gives no container_startup_health_check_timeout nor "
-        "model_data_download_timeout: 1800 s (check against the model's size)",
-    ],
+    LLAMA: GATED_NOTES,
+    QWEN: [NO_TIMEOUTS, LMI_10_NOTE],
     MIXTRAL: [
         "left out ap-northeast-3, ap-southeast-3: the spec runs another image there than "
         "djl-inference:0.28.0-lmi10.0.0-cu124 (or one from another account than the catalog's)",
-        "the spec gives no container_startup_health_check_timeout nor "
-        "model_data_download_timeout: 1800 s (check against the model's size)",
+        NO_TIMEOUTS,
+        LMI_10_NOTE,
     ],
+    LLAMA32: GATED_NOTES,
+    SEALION: [NO_TIMEOUTS],
 }
 
 
-@pytest.mark.parametrize("model_id", [LLAMA, QWEN, MIXTRAL])
+@pytest.mark.parametrize("model_id", [LLAMA, QWEN, MIXTRAL, LLAMA32, SEALION])
 def test_each_lmi_model_is_added_as_the_catalog_has_it(jumpstart, files, model_id: str) -> None:
     """From JumpStart's real spec: every fact the catalog has, but the hand-kept ones where no
-    file JumpStart lets anyone read says them (the gated Llama's EOS token and licence name, the
-    startup timeouts of a model as large as Mixtral 8x22B)."""
+    file JumpStart lets anyone read says them (the gated Llamas' EOS tokens and licence names,
+    the startup timeouts of a model as large as Mixtral 8x22B). The LMI 10 models come out
+    with no chat though their tokenizers have a template: LMI 10 would drop the assistant's
+    turn."""
     ours = entry(model_id)
     tokenizer = {"eos_token": {"content": ours["eos_token"]}, "chat_template": CHAT_TEMPLATE}
     publish(
         [real_spec(model_id)],
         files={
             "fmhMetadata/eula/llama3_1Eula.txt": LLAMA_EULA,
+            "fmhMetadata/eula/llama3_2Eula.txt": LLAMA32_EULA,
             tokenizer_key(ours["artifact_key"]): json.dumps(tokenizer),
         },
     )
@@ -146,13 +158,15 @@ def test_each_lmi_model_is_added_as_the_catalog_has_it(jumpstart, files, model_i
     assert lines[-1] == "Wrote models.json."  # no new instance family: availability unchanged
     added, model = written(files, model_id)
     expected = copy.deepcopy(ours)
-    if model_id == LLAMA:
+    if model_id in (LLAMA, LLAMA32):
         expected["eos_token"] = None
-        expected["gated"]["licence"] = "LLAMA 3.1 COMMUNITY LICENSE AGREEMENT"
+        version = "3.1" if model_id == LLAMA else "3.2"
+        expected["gated"]["licence"] = f"LLAMA {version} COMMUNITY LICENSE AGREEMENT"
     if model_id == MIXTRAL:
         expected["startup"] = dict.fromkeys(expected["startup"], 1800)
     assert added == expected
     assert model.engine == "lmi"
+    assert model.engine_chat_template == (model_id not in (QWEN, MIXTRAL))
     assert list(catalog_doc(files[0])["models"])[-1]["id"] == model_id  # appended
 
 
@@ -277,11 +291,11 @@ def test_without_a_version_the_newest_deployable_one_is_taken(jumpstart, files) 
 
 
 def test_a_new_instance_family_brings_its_availability_table(jumpstart, files) -> None:
-    """vLLM told how many GPUs to take on a g6 (which sagemaker-core's table does not know):
-    the catalog's families gain ml.g6, and availability.json its hosting regions from cfn-lint."""
+    """vLLM told how many GPUs to take on a g6e (which no GPU table here knows): the
+    catalog's families gain ml.g6e, and availability.json its hosting regions from cfn-lint."""
     spec = vllm_spec()
-    spec["supported_inference_instance_types"].append("ml.g6.12xlarge")
-    spec["hosting_instance_type_variants"]["variants"]["ml.g6.12xlarge"] = {
+    spec["supported_inference_instance_types"].append("ml.g6e.12xlarge")
+    spec["hosting_instance_type_variants"]["variants"]["ml.g6e.12xlarge"] = {
         "properties": {"environment_variables": {"SM_VLLM_TENSOR_PARALLEL_SIZE": "4"}}
     }
     publish([spec])
@@ -290,11 +304,11 @@ def test_a_new_instance_family_brings_its_availability_table(jumpstart, files) -
     assert "--- availability.json (checked in)" in out
     assert out.splitlines()[-1] == "Wrote models.json, availability.json."
     availability = json.loads(files[1].read_text())
-    assert "ml.g6" in availability["sagemaker_hosting"]["families"]
+    assert "ml.g6e" in availability["sagemaker_hosting"]["families"]
     assert availability["sagemaker_hosting"]["retrieved"] == TODAY
-    assert "ml.g6.12xlarge" in availability["sagemaker_hosting"]["instance_types"]["us-east-1"]
+    assert "ml.g6e.12xlarge" in availability["sagemaker_hosting"]["instance_types"]["us-east-1"]
     _, model = written(files, VLLM_MODEL)
-    assert model.instance_types["ml.g6.12xlarge"].gpus == 4
+    assert model.instance_types["ml.g6e.12xlarge"].gpus == 4
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,8 @@ parsed by sagemaker-core's JumpStartModelSpecs as the commands parse them, witho
 from __future__ import annotations
 
 import copy
+import json
+from importlib import resources
 from typing import Any
 
 import pytest
@@ -20,7 +22,7 @@ from jumpstream.catalog_facts import (
     tokenizer_config_key,
     version_key,
 )
-from jumpstream.catalog_sources import instance_gpu_counts
+from jumpstream.catalog_sources import GPUS_NOT_IN_SAGEMAKER_CORE, instance_gpu_counts
 from stacks.serving_engines import ENGINE_TABLE
 from tests.jumpstream import jumpstart_specs
 from tests.jumpstream.jumpstart_bucket import catalog_doc
@@ -52,7 +54,20 @@ def test_the_sdks_instance_table_knows_the_gpus_of_the_catalogs_types() -> None:
         "ml.g5.2xlarge": 1, "ml.g5.12xlarge": 4, "ml.g5.48xlarge": 8
     }  # fmt: skip
     assert GPUS["ml.p4d.24xlarge"] == GPUS["ml.p4de.24xlarge"] == GPUS["ml.p5.48xlarge"] == 8
-    assert "ml.g6.12xlarge" not in GPUS  # hence the Llama spec's g6 types are left out
+    # G6 (and the g5.xlarge) the SDK's table lacks: AWS's instance pages fill them in, so the
+    # Llama specs' g6 types (Llama 3.2 3B's default, ml.g6.xlarge, among them) are kept.
+    assert {t: GPUS[t] for t in ("ml.g6.xlarge", "ml.g6.12xlarge", "ml.g6.48xlarge")} == {
+        "ml.g6.xlarge": 1, "ml.g6.12xlarge": 4, "ml.g6.48xlarge": 8
+    }  # fmt: skip
+    # ... only those: where the SDK's table learns one, it is dropped from ours.
+    table = json.loads(
+        resources.files("sagemaker.core")
+        .joinpath("image_uri_config", "instance_gpu_info.json")
+        .read_text(encoding="utf-8")
+    )
+    sdk_types = {t for region_table in table.values() for t in region_table}
+    assert "ml.g5.2xlarge" in sdk_types
+    assert not sdk_types & set(GPUS_NOT_IN_SAGEMAKER_CORE)
 
 
 def test_lmi_shards_over_what_its_settings_say_else_every_gpu() -> None:
@@ -74,12 +89,13 @@ def test_lmi_shards_over_what_its_settings_say_else_every_gpu() -> None:
 
 def test_an_instance_type_of_unknown_gpus_is_left_out_and_the_default_must_stay() -> None:
     spec = qwen()
-    spec["supported_inference_instance_types"].append("ml.g6.12xlarge")
+    assert "ml.g6e.12xlarge" not in GPUS
+    spec["supported_inference_instance_types"].append("ml.g6e.12xlarge")
     result = facts(spec)
-    assert "ml.g6.12xlarge" not in result.entry["instance_types"]
-    assert any(note.startswith("left out ml.g6.12xlarge: LMI") for note in result.notes)
-    spec["default_inference_instance_type"] = "ml.g6.12xlarge"
-    with pytest.raises(ValueError, match=r"its default instance type ml\.g6\.12xlarge is left out"):
+    assert "ml.g6e.12xlarge" not in result.entry["instance_types"]
+    assert any(note.startswith("left out ml.g6e.12xlarge: LMI") for note in result.notes)
+    spec["default_inference_instance_type"] = "ml.g6e.12xlarge"
+    with pytest.raises(ValueError, match=r"its default instance type ml\.g6e\.12xlarge is left"):
         facts(spec)
 
 
@@ -173,14 +189,23 @@ def test_the_eos_token_and_chat_template_come_from_the_tokenizer_settings() -> N
     assert tokenizer_config("not json") is None
     assert tokenizer_config("[1, 2]") is None
     lmi, tgi = ENGINE_TABLE["lmi"], ENGINE_TABLE["tgi"]
-    assert chat_from_tokenizer(lmi, {"chat_template": "{{ x }}"}, "m") == ("engine", None)
-    assert chat_from_tokenizer(lmi, {"eos_token": "</s>"}, "m-instruct") == (None, None)
-    assert chat_from_tokenizer(lmi, None, "org-model-7b-it")[0] == "engine"
-    assert chat_from_tokenizer(lmi, None, "org-model-7b") == (
+    template = {"chat_template": "{{ x }}"}
+    assert chat_from_tokenizer(lmi, "11.0.0", template, "m") == ("engine", None)
+    assert chat_from_tokenizer(lmi, "11.0.0", {"eos_token": "</s>"}, "m-instruct") == (None, None)
+    assert chat_from_tokenizer(lmi, "11.0.0", None, "org-model-7b-it")[0] == "engine"
+    assert chat_from_tokenizer(lmi, "11.0.0", None, "org-model-7b") == (
         None,
         "its tokenizer could not be read: no chat, as a base model by its id",
     )
-    assert chat_from_tokenizer(tgi, {"chat_template": "{{ x }}"}, "m")[0] is None
+    assert chat_from_tokenizer(tgi, "2.4.0", template, "m")[0] is None
+    # LMI 10 renders a chat without the template's generation prompt: prompts only, said why.
+    chat, note = chat_from_tokenizer(lmi, "10.0.0", template, "m-instruct")
+    assert chat is None
+    assert note == (
+        "chat null (prompts only): LMI 10.0.0 (djl-serving 0.28.0) renders a chat with the "
+        "model's template but without its generation prompt, so the prompt ends after the "
+        "user's turn; LMI 11.0.0 and later end it with the assistant's turn"
+    )
 
 
 def test_the_tokenizer_settings_are_read_only_where_anyone_may_read_them() -> None:

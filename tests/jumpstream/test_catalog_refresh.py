@@ -46,9 +46,6 @@ QWEN = "huggingface-llm-qwen2-7b-instruct"
 MIXTRAL = "huggingface-llm-mistralai-mixtral-8x22B-instruct-v0-1"
 # What every refresh of the LMI models says: what their specs name that the catalog leaves out.
 LEFT_OUT = [
-    f"{LLAMA}: left out ml.g6.4xlarge, ml.g6.8xlarge, ml.g6.12xlarge, ml.g6.24xlarge, "
-    "ml.g6.48xlarge: LMI shards over all of an instance's GPUs there, and sagemaker-core's "
-    "instance table does not say how many",
     f"{MIXTRAL}: left out ap-northeast-3, ap-southeast-3: the spec runs another image there than "
     "djl-inference:0.28.0-lmi10.0.0-cu124 (or one from another account than the catalog's)",
 ]
@@ -240,33 +237,63 @@ def test_a_pinned_spec_moved_to_lmi_is_adopted_with_the_models_own_chat_template
 
 
 def test_a_pinned_spec_moved_back_to_tgi_is_adopted_without_a_chat(jumpstart, files) -> None:
-    """Qwen2's pinned spec on TGI: TGI has no chat template of the model's to apply, so its
-    chat is null until someone writes the relay's layout."""
+    """Llama 3.1 8B's pinned spec on TGI: TGI has no chat template of the model's to apply, so
+    its chat is null until someone writes the relay's layout."""
     accounts = catalog_doc()["image"]["accounts"]
-    qwen = entry(QWEN)
-    spec = jumpstart_specs.publishable(jumpstart_specs.load(QWEN, "1.0.6"))
+    llama = entry(LLAMA)
+    spec = jumpstart_specs.publishable(jumpstart_specs.load(LLAMA, "2.2.4"))
     tgi = "2.4.0-tgi2.4.0-gpu-py311-cu124-ubuntu22.04"
     variants = spec["hosting_instance_type_variants"]
     variants["regional_aliases"] = {
         region: {"alias_ecr_uri_1": image_uri(region, TGI_REPOSITORY, tgi, accounts)}
         for region in variants["regional_aliases"]
     }
-    for instance_type, option in qwen["instance_types"].items():
+    for instance_type, option in llama["instance_types"].items():
         variants["variants"][instance_type] = {
             "properties": {"environment_variables": {"SM_NUM_GPUS": str(option["gpus"])}}
         }
-    publish([spec, *pinned_specs(skip=(QWEN,))])
-    code, out, _ = refresh(files, QWEN, write=True)
+    publish([spec, *pinned_specs(skip=(LLAMA,))])
+    code, out, _ = refresh(files, LLAMA, write=True)
     assert code == 0
     assert out.splitlines()[:2] == [
-        f"{QWEN}: the pinned spec 1.0.6 now runs TGI 2.4.0 ({tgi}) instead of LMI 10.0.0: adopted",
-        f"{QWEN}: TGI gets the relay's prompt layout, which no spec carries: write its `chat` by "
-        "hand, or leave it null for prompts only",
+        f"{LLAMA}: the pinned spec 2.2.4 now runs TGI 2.4.0 ({tgi}) instead of LMI 11.0.0: adopted",
+        f"{LLAMA}: TGI gets the relay's prompt layout, which no spec carries: write its `chat` "
+        "by hand, or leave it null for prompts only",
     ]
     written = json.loads(files[0].read_text())
-    model = parse_catalog(written, parse_availability(json.loads(files[1].read_text()))).get(QWEN)
+    model = parse_catalog(written, parse_availability(json.loads(files[1].read_text()))).get(LLAMA)
     assert (model.engine, model.prompt_template, model.engine_chat_template) == ("tgi", None, False)
     assert model.container_environment("ml.g5.12xlarge")["SM_NUM_GPUS"] == "4"
+
+
+def test_a_pinned_spec_moved_from_lmi_10_to_11_takes_the_models_chat_template(
+    jumpstart, files
+) -> None:
+    """Qwen2 takes prompts only on LMI 10, which leaves the assistant's turn out of a chat; its
+    spec republished on LMI 11, whose chats end with it, and its tokenizer's chat template make
+    it lay out its chats with the model's own template."""
+    spec = jumpstart_specs.publishable(jumpstart_specs.load(QWEN, "1.0.6"))
+    for aliases in spec["hosting_instance_type_variants"]["regional_aliases"].values():
+        aliases["alias_ecr_uri_1"] = aliases["alias_ecr_uri_1"].replace(
+            "0.28.0-lmi10.0.0", "0.29.0-lmi11.0.0"
+        )
+    template = "{% for m in messages %}<|im_start|>{{ m.role }}{% endfor %}"
+    publish(
+        [spec, *pinned_specs(skip=(QWEN,))],
+        files={
+            tokenizer_key(QWEN): json.dumps({"eos_token": "<|im_end|>", "chat_template": template})
+        },
+    )
+    assert load_catalog().get(QWEN).engine_chat_template is False
+    code, out, err = refresh(files, QWEN, write=True)
+    assert (code, err) == (0, "")
+    assert f'{QWEN}: LMI lays out its chats with the model\'s own template now (chat "engine")' in (
+        out.splitlines()
+    )
+    written = json.loads(files[0].read_text())
+    model = parse_catalog(written, parse_availability(json.loads(files[1].read_text()))).get(QWEN)
+    assert (model.engine_version, model.engine_chat_template) == ("11.0.0", True)
+    assert model.prompt_template is None
 
 
 def test_a_new_licence_is_named_from_its_text(jumpstart, files) -> None:

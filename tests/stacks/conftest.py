@@ -4,7 +4,8 @@ Every model x region x instance type fact is checked by pure functions (test_ava
 test_catalog.py, test_endpoint_template.py's catalog tests); what only a template can show (the
 construct wires those facts into CloudFormation, cdk-nag and cfn-lint accept it) is checked on a
 set chosen so that each model appears once, each ECR registry account and each partition once,
-and each instance family once, and each of the models on LMI once (the gated one among them). The
+and each instance family once, and each of the models on LMI but SEA-LION (Llama 3.1 8B's spec
+on another artifact) once, the gated ones among them. The
 shipped environments are synthesized in test_relay_template.py. Adding a model or a region adds
 pure checks, not stacks.
 """
@@ -54,6 +55,8 @@ ENGINE_REPRESENTATIVE = [
     ("huggingface-llm-qwen2-7b-instruct", "ap-east-1", "ml.g5.12xlarge"),
     # p5, where no p4de is offered
     ("huggingface-llm-mistralai-mixtral-8x22B-instruct-v0-1", "us-east-2", "ml.p5.48xlarge"),
+    # g6 (its default ml.g6.xlarge), gated under another licence, LMI 11
+    ("meta-textgeneration-llama-3-2-3b-instruct", "eu-central-1", "ml.g6.xlarge"),
 ]
 
 

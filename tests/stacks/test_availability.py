@@ -44,6 +44,14 @@ NO_G5 = {
     "af-south-1", "ap-northeast-3", "eu-south-1", "eu-west-3", "us-west-1", "cn-northwest-1",
     "me-south-1", "us-gov-east-1", "us-gov-west-1",
 }  # fmt: skip
+# Every size of g6, xlarge to 48xlarge (Llama 3.x's on LMI); us-gov-east-1's CloudFormation has no
+# SageMaker types, so no model deploys there whatever it offers.
+G6 = {
+    "ap-northeast-1", "ap-northeast-2", "ap-south-1", "ap-southeast-2", "ap-southeast-5",
+    "ca-central-1", "eu-central-1", "eu-central-2", "eu-north-1", "eu-south-2", "eu-west-1",
+    "eu-west-2", "eu-west-3", "sa-east-1", "us-east-1", "us-east-2", "us-gov-east-1",
+    "us-gov-west-1", "us-west-2",
+}  # fmt: skip
 G5_REGIONS = (
     "ap-east-1", "ap-northeast-1", "ap-northeast-2", "ap-south-1", "ap-southeast-1",
     "ap-southeast-2", "ap-southeast-3", "ca-central-1", "cn-north-1", "eu-central-1",
@@ -62,12 +70,21 @@ EXPECTED_REGIONS = {
     "huggingface-llm-mistral-7b-instruct": G5_REGIONS,
     "huggingface-llm-rinna-3-6b-instruction-ppo-bf16": G5_REGIONS,
     "huggingface-llm-bilingual-rinna-4b-instruction-ppo-bf16": G5_REGIONS,
-    # The LMI models (JumpStart's specs of 2026-07-31): g5, and p4d in us-gov-west-1.
-    "meta-textgeneration-llama-3-1-8b-instruct": tuple(sorted((*G5_REGIONS, "us-gov-west-1"))),
+    # The LMI models (JumpStart's specs of 2026-07-31): g5, and p4d (and g6) in us-gov-west-1;
+    # the Llama 3 ones g6 as well, which adds eu-west-3 (no g5 there).
+    "meta-textgeneration-llama-3-1-8b-instruct": tuple(
+        sorted((*G5_REGIONS, "us-gov-west-1", "eu-west-3"))
+    ),
     "huggingface-llm-qwen2-7b-instruct": tuple(sorted((*G5_REGIONS, "us-gov-west-1"))),
     # p4de and p5 only; its spec's images in ap-northeast-3 and ap-southeast-3 are DeepSpeed
     # ones (not LMI), but no p4de or p5 is offered there anyway.
     "huggingface-llm-mistralai-mixtral-8x22B-instruct-v0-1": tuple(sorted(P4DE | P5)),
+    "meta-textgeneration-llama-3-2-3b-instruct": tuple(
+        sorted((*G5_REGIONS, "us-gov-west-1", "eu-west-3"))
+    ),
+    "huggingface-llm-llama3-8b-sealionv21-instruct": tuple(
+        sorted((*G5_REGIONS, "us-gov-west-1", "eu-west-3"))
+    ),
 }
 
 
@@ -75,7 +92,7 @@ def test_model_regions_are_where_an_image_and_an_offered_type_meet() -> None:
     assert {m.id: m.regions for m in CATALOG.models.values()} == EXPECTED_REGIONS
     seeds = list(EXPECTED_REGIONS.values())[:10]  # the ten TGI models come first
     assert sum(len(r) for r in seeds) == 164  # of the 266 listed before
-    assert sum(len(r) for r in EXPECTED_REGIONS.values()) == 164 + 19 + 19 + 9
+    assert sum(len(r) for r in EXPECTED_REGIONS.values()) == 164 + 20 + 19 + 9 + 20 + 20
 
 
 def test_the_hosting_table_says_what_aws_pricing_data_says() -> None:
@@ -117,14 +134,16 @@ def test_every_combination_is_accepted_exactly_where_it_can_deploy() -> None:
             or (family == "ml.p4de" and region in P4DE)
             or (family == "ml.p5" and region in P5)
             or (family == "ml.p4d" and region in P4D)
+            or (family == "ml.g6" and region in G6)
         )
         assert (problem is None) == can, (model.id, region, instance_type, problem)
         if problem is None:
             accepted.add((model.id, region, instance_type))
         else:
             assert "\n" not in problem
-    # regions x (model, instance type) pairs: the ten TGI models' 38, the LMI models' 7 + 8 + 2
-    assert len(CASES) == 39 * (38 + 17)
+    # regions x (model, instance type) pairs: the ten TGI models' 38, the LMI models' 12 + 8 + 2
+    # + 18 + 12 (Llama 3.1, Qwen2, Mixtral, Llama 3.2, SEA-LION)
+    assert len(CASES) == 39 * (38 + 52)
     chat = "huggingface-llm-falcon-180b-chat-bf16"
     assert (chat, "eu-west-1", "ml.p4de.24xlarge") not in accepted
     assert ("huggingface-llm-falcon-40b-bf16", "us-gov-west-1", "ml.p4d.24xlarge") in accepted
@@ -268,6 +287,10 @@ def test_every_model_region_either_gets_a_relay_or_is_told_to_turn_it_off() -> N
                 settings["instance_type"] = "ml.p4d.24xlarge"
             if model.default_instance_type == "ml.p4de.24xlarge" and region not in P4DE:
                 settings["instance_type"] = "ml.p5.48xlarge"
+            if model.default_instance_type == "ml.g6.xlarge" and region not in G6:
+                settings["instance_type"] = "ml.g5.xlarge"  # Llama 3.2 3B where no g6 is offered
+            if region == "eu-west-3":  # no g5 there: the Llama 3 models run on g6
+                settings["instance_type"] = "ml.g6.12xlarge"
             if region in RELAY_REGIONS:
                 assert resolve_environment("r", settings).relay.enabled
             else:

@@ -18,6 +18,8 @@ MI = "huggingface-llm-mistral-7b-instruct"
 LLAMA = "meta-textgeneration-llama-3-1-8b-instruct"
 QWEN = "huggingface-llm-qwen2-7b-instruct"
 MIXTRAL = "huggingface-llm-mistralai-mixtral-8x22B-instruct-v0-1"
+LLAMA32 = "meta-textgeneration-llama-3-2-3b-instruct"
+SEALION = "huggingface-llm-llama3-8b-sealionv21-instruct"
 
 
 @pytest.mark.parametrize(
@@ -84,6 +86,8 @@ def test_regions_and_pinned_spec_versions() -> None:
         LLAMA: "2.2.4",
         QWEN: "1.0.6",
         MIXTRAL: "1.2.0",
+        LLAMA32: "1.0.6",
+        SEALION: "1.1.3",
     }
     # Where the pinned specs name an image (JumpStart hosts the artifacts): 27 regions, but the
     # Mistral specs have none in GovCloud nor in cn-northwest-1.
@@ -96,7 +100,8 @@ def test_regions_and_pinned_spec_versions() -> None:
         assert set(model.regions) <= set(model.image_regions)
     # The LMI specs: the Llama and Qwen images in all 27; Mixtral's in the 24 of Mistral's
     # TGI specs, less the two where its spec names a DeepSpeed image instead.
-    assert len(catalog.get(LLAMA).image_regions) == len(catalog.get(QWEN).image_regions) == 27
+    for model_id in (LLAMA, QWEN, LLAMA32, SEALION):
+        assert len(catalog.get(model_id).image_regions) == 27, model_id
     mixtral = catalog.get(MIXTRAL).image_regions
     assert len(mixtral) == 22
     assert not {"ap-northeast-3", "ap-southeast-3", "cn-northwest-1"} & set(mixtral)
@@ -152,22 +157,23 @@ def test_every_model_hands_the_relay_its_context() -> None:
                 assert MAX_NEW_TOKENS_LIMIT.default <= total - prompt, model.id
 
 
-# The three LMI models as their JumpStart specs (of 2026-07-31) give them, written out here:
+# The five LMI models as their JumpStart specs (of 2026-07-31) give them, written out here:
 # (LMI version, image tag, default instance type, GPUs per instance type). LMI shards over every
-# GPU of the instance (none of the specs sets a tensor parallel degree); the Llama spec's g6
-# types are left out, as sagemaker-core's instance table does not say how many GPUs they have.
+# GPU of the instance (none of the specs sets a tensor parallel degree): G5's A10Gs and G6's
+# L4s, one on the xlarge to 16xlarge but for 12xlarge and 24xlarge (4) and 48xlarge (8).
 G5_GPUS = {
     "ml.g5.2xlarge": 1, "ml.g5.4xlarge": 1, "ml.g5.8xlarge": 1, "ml.g5.12xlarge": 4,
     "ml.g5.16xlarge": 1, "ml.g5.24xlarge": 4, "ml.g5.48xlarge": 8,
 }  # fmt: skip
+G6_GPUS = {t.replace("g5", "g6"): g for t, g in G5_GPUS.items()}
+# Llama 3.1 8B's and SEA-LION's types: the G5s and G6s from 4xlarge up but 16xlarge, p4d, p5.
+LLAMA_8B_GPUS = {
+    **{t: g for t, g in G5_GPUS.items() if t not in ("ml.g5.2xlarge", "ml.g5.16xlarge")},
+    **{t: g for t, g in G6_GPUS.items() if t not in ("ml.g6.2xlarge", "ml.g6.16xlarge")},
+    "ml.p4d.24xlarge": 8, "ml.p5.48xlarge": 8,
+}  # fmt: skip
 LMI_MODELS = {
-    LLAMA: (
-        "11.0.0", "0.29.0-lmi11.0.0-cu124", "ml.g5.4xlarge",
-        {
-            **{t: g for t, g in G5_GPUS.items() if t not in ("ml.g5.2xlarge", "ml.g5.16xlarge")},
-            "ml.p4d.24xlarge": 8, "ml.p5.48xlarge": 8,
-        },
-    ),
+    LLAMA: ("11.0.0", "0.29.0-lmi11.0.0-cu124", "ml.g5.4xlarge", LLAMA_8B_GPUS),
     QWEN: (
         "10.0.0", "0.28.0-lmi10.0.0-cu124", "ml.g5.12xlarge",
         {**G5_GPUS, "ml.p4d.24xlarge": 8},
@@ -176,9 +182,24 @@ LMI_MODELS = {
         "10.0.0", "0.28.0-lmi10.0.0-cu124", "ml.p4de.24xlarge",
         {"ml.p4de.24xlarge": 8, "ml.p5.48xlarge": 8},
     ),
+    LLAMA32: (
+        "11.0.0", "0.29.0-lmi11.0.0-cu124", "ml.g6.xlarge",
+        {
+            "ml.g5.xlarge": 1, **G5_GPUS, "ml.g6.xlarge": 1, **G6_GPUS,
+            "ml.p4d.24xlarge": 8, "ml.p5.48xlarge": 8,
+        },
+    ),
+    SEALION: ("11.0.0", "0.29.0-lmi11.0.0-cu124", "ml.g5.4xlarge", LLAMA_8B_GPUS),
 }  # fmt: skip
-# From each model's tokenizer_config.json on its Hugging Face card (no spec carries it).
-LMI_EOS = {LLAMA: "<|eot_id|>", QWEN: "<|im_end|>", MIXTRAL: "</s>"}
+# From each model's tokenizer_config.json on its Hugging Face card (no spec carries it); Llama
+# 3.x instruct models end a turn with <|eot_id|>, SEA-LION v2.1 (Llama 3 8B) too.
+LMI_EOS = {
+    LLAMA: "<|eot_id|>", QWEN: "<|im_end|>", MIXTRAL: "</s>", LLAMA32: "<|eot_id|>",
+    SEALION: "<|eot_id|>",
+}  # fmt: skip
+# LMI 10 (djl-serving 0.28.0) renders a chat without the template's generation prompt: those
+# models take prompts only; LMI 11 lays chats out with the model's own template.
+LMI_10_PROMPT_ONLY = {QWEN, MIXTRAL}
 
 
 def test_every_model_runs_on_its_engine() -> None:
@@ -203,8 +224,10 @@ def test_the_lmi_models_engine_image_gpus_and_chat() -> None:
         assert model.default_instance_type == default
         assert {t: option.gpus for t, option in model.instance_types.items()} == gpus
         assert model.eos_token == LMI_EOS[model_id]
-        # LMI lays the chat out with the model's own template: the relay has no layout.
-        assert model.engine_chat_template
+        # LMI 11 lays the chat out with the model's own template, LMI 10 cannot (prompts
+        # only): the relay has no layout either way.
+        assert model.engine_chat_template == (model_id not in LMI_10_PROMPT_ONLY)
+        assert model.engine_chat_template == (version == "11.0.0")
         assert model.prompt_template is None
         # TGI's facts do not apply: no prompt counts from TGI, no tokenizer for the relay.
         assert not model.reports_prompt_tokens
@@ -236,18 +259,24 @@ def test_the_lmi_models_carry_their_specs_facts_in_every_region() -> None:
             variable["name"]: str(variable["default"])
             for variable in spec["inference_environment_variables"]
         }
-        assert list(model.instance_types) == [
-            t for t in spec["supported_inference_instance_types"] if not t.startswith("ml.g6.")
-        ]
-    assert checked == 27 + 27 + 22
+        assert list(model.instance_types) == spec["supported_inference_instance_types"]
+    assert checked == 27 + 27 + 22 + 27 + 27
 
 
 def test_the_gated_model_names_its_licence_and_reads_from_the_private_bucket() -> None:
     catalog = load_catalog()
     llama = catalog.get(LLAMA)
-    assert [m.id for m in catalog.models.values() if m.gated] == [LLAMA]
+    assert [m.id for m in catalog.models.values() if m.gated] == [LLAMA, LLAMA32]
     assert llama.gated == Gated(
         eula_key="fmhMetadata/eula/llama3_1Eula.txt", licence="Llama 3.1 Community Licence"
+    )
+    assert catalog.get(LLAMA32).gated == Gated(
+        eula_key="fmhMetadata/eula/llama3_2Eula.txt", licence="Llama 3.2 Community Licence"
+    )
+    assert (
+        catalog.get(LLAMA32)
+        .artifact_uri("eu-west-1")
+        .startswith("s3://jumpstart-private-cache-prod-eu-west-1/meta-textgeneration/")
     )
     assert llama.artifact_uri("us-west-2") == (
         "s3://jumpstart-private-cache-prod-us-west-2/meta-textgeneration/"
@@ -320,7 +349,21 @@ def _set_tensor_parallel(model: dict) -> None:
             lambda m: m.update(image_repository="djl-inference"),
             "TGI images come from huggingface-pytorch-tgi-inference, not djl-inference",
         ),
-        (F40, lambda m: m.update(chat="engine"), 'chat "engine" needs an engine that applies'),
+        (
+            F40,
+            lambda m: m.update(chat="engine"),
+            'chat "engine" needs an engine that applies the model\'s chat template: TGI does not '
+            "apply the model's chat template (LMI and vLLM do); set chat null for prompts only",
+        ),
+        (
+            QWEN,
+            lambda m: m.update(chat="engine"),
+            'huggingface-llm-qwen2-7b-instruct: chat "engine" needs an engine that applies the '
+            "model's chat template: LMI 10.0.0 (djl-serving 0.28.0) renders a chat with the "
+            "model's template but without its generation prompt, so the prompt ends after the "
+            "user's turn; LMI 11.0.0 and later end it with the assistant's turn; set chat null "
+            "for prompts only",
+        ),
         (F40, lambda m: m.update(chat="yes"), "chat must be a prompt layout object"),
         (F40, lambda m: m["environment"].update(SM_NUM_GPUS=8), "SM_NUM_GPUS is each instance"),
         (LLAMA, lambda m: m.update(gated={"eula_key": "k"}), "gated must be null or"),

@@ -350,21 +350,23 @@ def test_cli_synth_refuses_a_gated_model_in_one_line(tmp_path: Path) -> None:
 
 
 def test_an_lmi_model_hands_the_relay_its_engine_and_no_layout() -> None:
-    """LMI lays chats out with the model's own template; the spec sets no context length, so
-    the relay is told none and its max_new_tokens_limit is bounded by nothing of the model's."""
-    env = resolve_environment(
-        "x",
-        {
-            "region": "eu-west-1",
-            "model_id": "huggingface-llm-qwen2-7b-instruct",
-            "relay": {"max_new_tokens_limit": 16384},
-        },
-    )
-    target = env.relay_target
-    assert (target.serving_engine, target.engine_chat_template) == ("lmi", True)
-    assert (target.prompt_template, target.context_limits, target.tokenizer_uri) == (
-        None, None, None
-    )  # fmt: skip
+    """LMI 11 lays chats out with the model's own template; LMI 10 cannot (its chats would lack
+    the assistant's turn), so its model takes prompts only and the relay lays out no chat either.
+    The specs set no context length, so the relay is told none and its max_new_tokens_limit is
+    bounded by nothing of the model's."""
+    for model_id, engine_chat in (
+        ("huggingface-llm-llama3-8b-sealionv21-instruct", True),
+        ("huggingface-llm-qwen2-7b-instruct", False),
+    ):
+        env = resolve_environment(
+            "x",
+            {"region": "eu-west-1", "model_id": model_id, "relay": {"max_new_tokens_limit": 16384}},
+        )
+        target = env.relay_target
+        assert (target.serving_engine, target.engine_chat_template) == ("lmi", engine_chat)
+        assert (target.prompt_template, target.context_limits, target.tokenizer_uri) == (
+            None, None, None
+        )  # fmt: skip
     mistral = resolve_environment("x", BASE).relay_target
     assert (mistral.serving_engine, mistral.engine_chat_template) == ("tgi", False)
     assert mistral.prompt_template is not None

@@ -1,5 +1,5 @@
-"""The endpoint stacks of the models on LMI carry what JumpStart's specs give, and the gated one
-reads its artifact only with its licence accepted.
+"""The endpoint stacks of the models on LMI carry what JumpStart's specs give, and the gated ones
+read their artifacts only with their licences accepted.
 
 Expected values are written out here from the specs (tests/jumpstream/jumpstart_specs: JumpStart's
 of 2026-07-31), not read from stacks/models.json. The templates are the shared representative
@@ -20,6 +20,9 @@ from tests.stacks.conftest import ENGINE_REPRESENTATIVE, Matrix, stack_id
 LLAMA = "meta-textgeneration-llama-3-1-8b-instruct"
 QWEN = "huggingface-llm-qwen2-7b-instruct"
 MIXTRAL = "huggingface-llm-mistralai-mixtral-8x22B-instruct-v0-1"
+LLAMA32 = "meta-textgeneration-llama-3-2-3b-instruct"
+# The gated models' cases: their artifacts in JumpStart's private bucket, their licences accepted.
+GATED = [(LLAMA, "us-west-2"), (LLAMA32, "eu-central-1")]
 CASES = [(model_id, region) for model_id, region, _ in ENGINE_REPRESENTATIVE]
 INSTANCE = {(model_id, region): instance for model_id, region, instance in ENGINE_REPRESENTATIVE}
 LMI10 = "djl-inference:0.28.0-lmi10.0.0-cu124"
@@ -59,9 +62,24 @@ SPEC = {
         COMMON,
         3600,
     ),
+    LLAMA32: (
+        LMI11,
+        "meta-textgeneration/meta-textgeneration-llama-3-2-3b-instruct/artifacts/"
+        "inference-prepack/v1.0.0/",
+        {
+            **COMMON,
+            "ENDPOINT_SERVER_TIMEOUT": "3600",
+            "HF_MODEL_ID": "/opt/ml/model",
+            "OPTION_ENABLE_CHUNKED_PREFILL": "true",
+        },
+        1800,
+    ),
 }
 # region: ECR account
-ACCOUNTS = {"us-west-2": "763104351884", "ap-east-1": "871362719292", "us-east-2": "763104351884"}
+ACCOUNTS = {
+    "us-west-2": "763104351884", "ap-east-1": "871362719292", "us-east-2": "763104351884",
+    "eu-central-1": "763104351884",
+}  # fmt: skip
 
 
 def _resources(template: dict, kind: str) -> list[dict]:
@@ -79,7 +97,7 @@ def _statements(template: dict) -> dict[str, dict]:
 
 
 def _bucket(model_id: str, region: str) -> str:
-    private = "private-" if model_id == LLAMA else ""
+    private = "private-" if (model_id, region) in GATED else ""
     return f"jumpstart-{private}cache-prod-{region}"
 
 
@@ -96,8 +114,8 @@ def test_the_lmi_image_the_artifact_and_the_specs_environment(
         "S3DataType": "S3Prefix",
         "CompressionType": "None",
     }
-    if model_id == LLAMA:
-        # The acceptance of Llama 3.1's licence, where SageMaker takes it for S3 model data.
+    if (model_id, region) in GATED:
+        # The acceptance of the Llama licence, where SageMaker takes it for S3 model data.
         source["ModelAccessConfig"] = {"AcceptEula": True}
     assert container["ModelDataSource"] == {"S3DataSource": source}
     assert "ModelDataUrl" not in container
@@ -137,22 +155,25 @@ def test_the_execution_role_reads_this_artifact_and_pulls_this_image_only(
     # No other bucket, and for the gated model not the public one.
     text = str(_one(template, "AWS::IAM::Policy"))
     assert text.count("arn:aws:s3:::") == 2  # the prefix's objects, the bucket to list it
-    if model_id == LLAMA:
+    if (model_id, region) in GATED:
         assert "jumpstart-cache-prod" not in text
 
 
-def test_the_gated_models_private_prefix_is_the_only_wildcard_it_adds(matrix: Matrix) -> None:
+@pytest.mark.parametrize(("model_id", "region"), GATED)
+def test_the_gated_models_private_prefix_is_the_only_wildcard_it_adds(
+    matrix: Matrix, model_id: str, region: str
+) -> None:
     (nag,) = [r for r in matrix.report["pluginReports"] if r["pluginName"] == "AwsSolutions"]
-    stack = stack_id(LLAMA, "us-west-2")
+    stack = stack_id(model_id, region)
     acknowledged = {
         finding["ruleName"]: finding["reason"]
         for finding in nag["suppressedViolations"]
         for construct in finding["violatingConstructs"]
         if construct["constructPath"].split("/")[0] == stack
     }
-    prefix = "AwsSolutions-IAM5[Resource::arn:aws:s3:::jumpstart-private-cache-prod-us-west-2/"
+    prefix = f"AwsSolutions-IAM5[Resource::arn:aws:s3:::jumpstart-private-cache-prod-{region}/"
     (artifact,) = [rule for rule in acknowledged if rule.startswith(prefix)]
-    assert artifact == f"{prefix}{SPEC[LLAMA][1]}*]"
+    assert artifact == f"{prefix}{SPEC[model_id][1]}*]"
     assert "JumpStart's private bucket" in acknowledged[artifact]
     assert len(acknowledged) == 3  # the artifact, ECR's token, the log streams
 

@@ -43,12 +43,14 @@ BASE = {
 }
 ENDPOINT = "jumpstream-t-ic-g5-2xlarge"
 COMPONENT = "jumpstream-t-ic-g5-2xlarge-model"
-# GPUs per instance type, from the SageMaker Python SDK's image_uri_config/instance_gpu_info.json:
-# the check that a copy of any catalog model takes a whole instance, which the config, the cost
-# and the managed instance limit rely on.
+# GPUs per instance type, from the SageMaker Python SDK's image_uri_config/instance_gpu_info.json
+# (g6, which it lacks, from AWS's G6 page): the check that a copy of any catalog model takes a
+# whole instance, which the config, the cost and the managed instance limit rely on.
 INSTANCE_GPUS = {
     "ml.g5.xlarge": 1, "ml.g5.2xlarge": 1, "ml.g5.4xlarge": 1, "ml.g5.8xlarge": 1,
     "ml.g5.16xlarge": 1, "ml.g5.12xlarge": 4, "ml.g5.24xlarge": 4, "ml.g5.48xlarge": 8,
+    "ml.g6.xlarge": 1, "ml.g6.2xlarge": 1, "ml.g6.4xlarge": 1, "ml.g6.8xlarge": 1,
+    "ml.g6.16xlarge": 1, "ml.g6.12xlarge": 4, "ml.g6.24xlarge": 4, "ml.g6.48xlarge": 8,
     "ml.p4d.24xlarge": 8, "ml.p4de.24xlarge": 8, "ml.p5.48xlarge": 8,
 }  # fmt: skip
 NIGHT = {"name": "night", "cron": "cron(0 20 ? * MON-FRI *)", "min_copies": 0}

@@ -56,3 +56,24 @@ def test_one_entry_per_engine_of_the_contract() -> None:
     assert [e.name for e in ENGINE_TABLE.values() if e.applies_chat_template] == ["lmi", "vllm"]
     # What one copy shards over when the spec says nothing (LMI: "max"; vLLM: 1; TGI: always set).
     assert [e.all_gpus_by_default for e in ENGINE_TABLE.values()] == [False, True, False]
+
+
+def test_lmi_lays_out_chats_with_the_assistants_turn_only_from_lmi_11() -> None:
+    """LMI 10 (djl-serving 0.28.0) calls apply_chat_template without add_generation_prompt, so a
+    ChatML prompt ends after the user's <|im_end|>; LMI 11 (0.29.0) adds it. vLLM's chat
+    completions add it by default; TGI lays out no chats at all."""
+    lmi, vllm, tgi = (ENGINE_TABLE[name] for name in ("lmi", "vllm", "tgi"))
+    assert [v for v in ("10.0.0", "10.9.9", "11.0.0", "12.0.1") if lmi.lays_out_chats(v)] == [
+        "11.0.0", "12.0.1"
+    ]  # fmt: skip
+    assert lmi.chat_template_problem("10.0.0") == (
+        "LMI 10.0.0 (djl-serving 0.28.0) renders a chat with the model's template but without "
+        "its generation prompt, so the prompt ends after the user's turn; LMI 11.0.0 and later "
+        "end it with the assistant's turn"
+    )
+    assert lmi.chat_template_problem("11.0.0") is None
+    assert vllm.lays_out_chats("0.19.1")
+    assert not tgi.lays_out_chats("2.4.0")
+    assert tgi.chat_template_problem("2.4.0") == (
+        "TGI does not apply the model's chat template (LMI and vLLM do)"
+    )

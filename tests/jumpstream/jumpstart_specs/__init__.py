@@ -1,4 +1,4 @@
-"""Real JumpStart specs, in JumpStart's own schema, of the catalog's three LMI models.
+"""Real JumpStart specs, in JumpStart's own schema, of the catalog's five LMI models.
 
 Transcribed from the offline copy of JumpStart's us-east-1 specs that awslabs/
 generative-ai-cdk-constructs keeps (src/patterns/gen-ai/aws-model-deployment-sagemaker/
