@@ -76,15 +76,7 @@ def completion_chunk(
     """One streamed ``text_completion`` with one choice."""
     return {
         **_head(object_id, TEXT_COMPLETION, model),
-        "choices": [
-            {
-                "index": 0,
-                "text": text,
-                "logprobs": None,
-                "finish_reason": finish_reason,
-                "stop_reason": stop_reason,
-            }
-        ],
+        "choices": [_text_choice(text, finish_reason, stop_reason)],
     }
 
 
@@ -138,14 +130,17 @@ def text_completion(
     """A whole ``text_completion`` with one choice."""
     return {
         **_head(object_id, TEXT_COMPLETION, model),
-        "choices": [
-            {
-                "index": 0,
-                "text": text,
-                "logprobs": None,
-                "finish_reason": finish_reason,
-                "stop_reason": stop_reason,
-            }
-        ],
+        "choices": [_text_choice(text, finish_reason, stop_reason)],
         "usage": counts,
+    }
+
+
+def _text_choice(text: str, finish_reason: str | None, stop_reason: str | None) -> dict[str, Any]:
+    """A completion's one choice, streamed or whole (vLLM writes the same fields in both)."""
+    return {
+        "index": 0,
+        "text": text,
+        "logprobs": None,
+        "finish_reason": finish_reason,
+        "stop_reason": stop_reason,
     }
