@@ -5,8 +5,10 @@ Why httptools rather than uvicorn's h11 protocol: h11 frames every body message 
 (one per token) through its state machine in Python, and parses every request in Python too;
 httptools parses requests in C (llhttp) and uvicorn frames a chunk with one join. Measured side
 by side on one relay process, that cut a tenth of its CPU per token, paced or not, and a
-quarter of its CPU per request, for one compiled wheel (~0.5 MB in the asset). SageMaker's side
-still speaks h11, through httpcore.
+quarter of its CPU per request, for one compiled wheel (~0.5 MB in the asset). Where httptools
+cannot be loaded (a bundle made for another Python than the one running it, as the bundled
+asset's test runs it), the h11 protocol serves, gathered and gated alike. SageMaker's side still
+speaks h11, through httpcore.
 
 uvicorn writes each ASGI message to the socket as it comes: a response's head, every body
 message and the end of the body are one `send` system call each. Over loopback (the Web Adapter
@@ -53,7 +55,13 @@ from http import HTTPStatus
 from types import MappingProxyType
 from typing import Any, Final
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:  # pragma: no cover - a bundle made for another Python than this one
+    HttpToolsProtocol = None  # type: ignore[assignment, misc]
 
 from .errors import ApiError, error_payload, error_response, render_json
 
@@ -63,7 +71,8 @@ __all__ = [
     "RESERVED_FILE_DESCRIPTORS",
     "SERVER_OPTIONS",
     "ConnectionGate",
-    "GatheringHttpToolsProtocol",
+    "GatheringH11Protocol",
+    "GatheringProtocol",
     "connection_limit",
     "gated_server_options",
     "raise_file_limit",
@@ -284,14 +293,18 @@ _HEAD: Final = "head"
 _BODY: Final = "body"
 
 
-class GatheringHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, writing through a `_GatheringTransport`, and with a gate:
-    its connection limit and its head and body timeouts.
+class _GatedProtocol(asyncio.Protocol):
+    """What a gate adds to a uvicorn protocol (the class after this one in the MRO): writes
+    through a `_GatheringTransport`, the connection limit, and the head and body timeouts.
 
-    httptools reports a request's progress by callbacks as it parses (a message begun, its
-    head complete, the message complete); they only note the phase, and the deadline follows
-    it once per `data_received`: a request that arrives whole in one read costs no timer.
+    The protocol says where its request stands (`_request_phase`) and whether it has begun
+    answering it (`_answered`); the deadline follows the phase once per `data_received`.
     """
+
+    transport: asyncio.Transport
+    connections: set[Any]
+    app: Any
+    loop: asyncio.AbstractEventLoop
 
     def __init__(self, *args: Any, gate: ConnectionGate | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -299,10 +312,15 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
         self._deadline: asyncio.TimerHandle | None = None
         #: The phase the running deadline waits for the client to leave.
         self._awaiting: str | None = None
-        #: The phase the request being read is in, None between requests.
-        self._phase: str | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # type: ignore[override]
+    def _request_phase(self) -> str | None:
+        raise NotImplementedError
+
+    def _answered(self) -> bool:
+        """The request whose body is awaited has been answered in part or whole."""
+        raise NotImplementedError
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         super().connection_made(_GatheringTransport(transport))
         gate = self._gate
@@ -320,26 +338,12 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
         # one only from its first byte: until then uvicorn's keep-alive timeout applies).
         self._await(_HEAD, gate.head_timeout)
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._phase = _HEAD
-
-    def on_headers_complete(self) -> None:
-        super().on_headers_complete()
-        self._phase = _BODY
-
-    def on_message_complete(self) -> None:
-        super().on_message_complete()
-        self._phase = None
-
     def data_received(self, data: bytes) -> None:
-        super().data_received(data)
+        super().data_received(data)  # type: ignore[safe-super]
         gate = self._gate
         if gate is None:
             return
-        phase = self._phase
-        if self.transport.is_closing():  # a request httptools refused (a 400), a drop
-            phase = None
+        phase = None if self.transport.is_closing() else self._request_phase()
         if phase is None:
             if self._deadline is not None:
                 self._stop_waiting()
@@ -370,12 +374,60 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
         gate = self._gate
         if gate is None or self.transport.is_closing():
             return
-        # Nothing of this request answered yet: while its head is awaited the cycle is the
-        # last request's (complete) or none; while its body is, the app may have answered.
-        cycle = self.cycle
-        if phase is _HEAD or cycle is None or not cycle.response_started:
+        if phase is _HEAD or not self._answered():  # nothing of this request answered yet
             self.transport.write(gate.timeout_response)
         self.transport.close()
+
+
+class GatheringH11Protocol(_GatedProtocol, H11Protocol):
+    """uvicorn's h11 protocol, gathered and gated: where httptools cannot be loaded (a bundle
+    made for another Python than the one running it)."""
+
+    def _request_phase(self) -> str | None:
+        state = self.conn.their_state
+        if state is h11.IDLE:  # a head has begun (data came, and it is not whole yet)
+            return _HEAD
+        if state is h11.SEND_BODY:
+            return _BODY
+        return None
+
+    def _answered(self) -> bool:
+        return self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE)
+
+
+if HttpToolsProtocol is not None:
+
+    class GatheringHttpToolsProtocol(_GatedProtocol, HttpToolsProtocol):
+        """uvicorn's httptools protocol, gathered and gated. httptools reports a request's
+        progress by callbacks as it parses; they only note the phase, so a request that
+        arrives whole in one read costs no timer."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self._phase: str | None = None
+            super().__init__(*args, **kwargs)
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._phase = _HEAD
+
+        def on_headers_complete(self) -> None:
+            super().on_headers_complete()
+            self._phase = _BODY
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self._phase = None
+
+        def _request_phase(self) -> str | None:
+            return self._phase
+
+        def _answered(self) -> bool:
+            cycle = self.cycle
+            return cycle is not None and cycle.response_started
+
+    GatheringProtocol: type[_GatedProtocol] = GatheringHttpToolsProtocol
+else:  # pragma: no cover - depends on the interpreter
+    GatheringProtocol = GatheringH11Protocol
 
 
 #: How uvicorn serves the relay (``__main__``, and the tests that run it over a socket): this
@@ -383,7 +435,7 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
 #: access log (the relay writes its own line per request, with more in it).
 SERVER_OPTIONS: Final[Mapping[str, Any]] = MappingProxyType(
     {
-        "http": GatheringHttpToolsProtocol,
+        "http": GatheringProtocol,
         "loop": "asyncio",
         "lifespan": "off",
         "access_log": False,
@@ -397,6 +449,6 @@ def gated_server_options(gate: ConnectionGate) -> dict[str, Any]:
     that many file descriptors before one connection was seen)."""
     return {
         **SERVER_OPTIONS,
-        "http": functools.partial(GatheringHttpToolsProtocol, gate=gate),
+        "http": functools.partial(GatheringProtocol, gate=gate),
         "backlog": min(gate.limit, 2048),
     }
