@@ -1,4 +1,5 @@
-"""http_server.py: what one event-loop step writes leaves in one send, and nothing waits for it.
+"""http_server.py and gathered_writes.py: what one event-loop step writes leaves in one send,
+and nothing waits for it.
 
 Over a real socket with uvicorn as __main__ runs it, and the transport on its own against a
 transport that records its writes.
@@ -12,11 +13,10 @@ from typing import Any
 
 import pytest
 from streamer import http_server
+from streamer.gathered_writes import FLUSH_AT_BYTES, GatheringTransport
 from streamer.http_server import (
-    FLUSH_AT_BYTES,
     RESERVED_FILE_DESCRIPTORS,
     ConnectionGate,
-    _GatheringTransport,
     connection_limit,
 )
 
@@ -83,7 +83,7 @@ def test_writes_are_joined_until_the_step_ends() -> None:
 
 async def _test_writes_are_joined_until_the_step_ends() -> None:
     recorder = RecordingTransport()
-    transport = _GatheringTransport(recorder)
+    transport = GatheringTransport(recorder)
     transport.write(b"a")
     transport.write(b"")
     transport.write(bytearray(b"b"))
@@ -102,7 +102,7 @@ def test_a_large_write_goes_at_once() -> None:
 
 async def _test_a_large_write_goes_at_once() -> None:
     recorder = RecordingTransport()
-    transport = _GatheringTransport(recorder)
+    transport = GatheringTransport(recorder)
     transport.write(b"a")
     transport.write(b"x" * FLUSH_AT_BYTES)
     assert recorder.writes == [b"a" + b"x" * FLUSH_AT_BYTES]
@@ -114,14 +114,14 @@ def test_close_sends_what_was_gathered_and_abort_drops_it() -> None:
 
 async def _test_close_sends_what_was_gathered_and_abort_drops_it() -> None:
     recorder = RecordingTransport()
-    transport = _GatheringTransport(recorder)
+    transport = GatheringTransport(recorder)
     transport.write(b"last words")
     transport.close()
     assert recorder.writes == [b"last words"]
     assert recorder.closed
 
     recorder = RecordingTransport()
-    transport = _GatheringTransport(recorder)
+    transport = GatheringTransport(recorder)
     transport.write(b"never sent")
     transport.abort()
     await step_ends()
@@ -135,7 +135,7 @@ def test_nothing_is_written_to_a_transport_that_is_closing() -> None:
 
 async def _test_nothing_is_written_to_a_transport_that_is_closing() -> None:
     recorder = RecordingTransport()
-    transport = _GatheringTransport(recorder)
+    transport = GatheringTransport(recorder)
     transport.write(b"too late")
     recorder.closed = True  # the connection was lost before the step ended
     await step_ends()

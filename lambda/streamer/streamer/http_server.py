@@ -1,6 +1,8 @@
 """How the relay serves HTTP/1.1: uvicorn's httptools protocol, its writes gathered per
 event-loop step, with a gate on its connections.
 
+What one event-loop step writes leaves in one send (gathered_writes.py).
+
 Why httptools rather than uvicorn's h11 protocol: h11 frames every body message the relay sends
 (one per token) through its state machine in Python, and parses every request in Python too;
 httptools parses requests in C (llhttp) and uvicorn frames a chunk with one join. Measured side
@@ -9,24 +11,6 @@ quarter of its CPU per request, for one compiled wheel (~0.5 MB in the asset). W
 cannot be loaded (a bundle made for another Python than the one running it, as the bundled
 asset's test runs it), the h11 protocol serves, gathered and gated alike. SageMaker's side still
 speaks h11, through httpcore.
-
-uvicorn writes each ASGI message to the socket as it comes: a response's head, every body
-message and the end of the body are one `send` system call each. Over loopback (the Web Adapter
-is on the same host) a send costs its sender the receiving side's TCP work too, and it was the
-largest part of the relay's system time per token. Tokens often come in bursts: the model's
-parts arrive faster than one event-loop turn, and one read from SageMaker completes several of
-them. Here everything uvicorn writes while the event loop runs one step of the relay (a burst of
-tokens, or the head with the first token, or the last token with the end of the body) leaves in
-one send: a callback made ready with `call_soon` sends it in the event loop's next turn, which
-polls without waiting because a callback is ready. (A zero-delay timer did the same at the
-price of a push to and a pop from the loop's heap of timers, in Python, per token.) Sending it
-from the upstream read that ends the step instead would save that turn (~3 us, measured) at the
-price of tying network.py to this module.
-
-Nothing waits longer for it: the step that wrote runs to its end first either way (the event
-loop runs one callback at a time). Flow control is unchanged: what is gathered reaches uvicorn's
-transport within a turn, and past `FLUSH_AT_BYTES` at once, so a full socket buffer still pauses
-uvicorn's writes and with them the relay's reads from SageMaker.
 
 Where no function URL fronts the relay (a container, Lambda Managed Instances, `jumpstream
 local` on a network), any client reaches uvicorn itself, and uvicorn 0.54 (pinned) bounds
@@ -64,9 +48,9 @@ except ImportError:  # pragma: no cover - a bundle made for another Python than 
     HttpToolsProtocol = None  # type: ignore[assignment, misc]
 
 from .errors import ApiError, error_payload, error_response, render_json
+from .gathered_writes import GatheringTransport
 
 __all__ = [
-    "FLUSH_AT_BYTES",
     "REFUSALS_REPORT_SECONDS",
     "RESERVED_FILE_DESCRIPTORS",
     "SERVER_OPTIONS",
@@ -77,104 +61,6 @@ __all__ = [
     "gated_server_options",
     "raise_file_limit",
 ]
-
-#: Gathered bytes past which they go to the transport at once: asyncio's own write high-water
-#: mark, so that flow control sees them when it would have.
-FLUSH_AT_BYTES: Final = 64 * 1024
-
-
-class _GatheringTransport(asyncio.Transport):
-    """A transport's writes, joined until the end of the event loop's step; all else is the
-    transport's own."""
-
-    def __init__(self, transport: asyncio.Transport) -> None:
-        super().__init__()
-        self._transport = transport
-        self._loop = asyncio.get_running_loop()
-        self._gathered: list[bytes] = []
-        self._gathered_bytes = 0
-        self._flush_handle: asyncio.Handle | None = None
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not data:
-            return
-        self._gathered.append(bytes(data))
-        self._gathered_bytes += len(data)
-        if self._gathered_bytes >= FLUSH_AT_BYTES:
-            self.flush()
-        elif self._flush_handle is None:
-            # Run once the step that wrote has ended, in the event loop's next turn. (A flush
-            # that comes first, close's, cancels it: that costs the loop a turn without a
-            # wait, once per connection.)
-            self._flush_handle = self._loop.call_soon(self.flush)
-
-    def flush(self) -> None:
-        """Hand what was gathered to the transport, as one write."""
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
-        if not self._gathered:
-            return
-        data = b"".join(self._gathered)
-        self._gathered.clear()
-        self._gathered_bytes = 0
-        # A connection lost meanwhile takes nothing more (asyncio would warn of each write).
-        if not self._transport.is_closing():
-            self._transport.write(data)
-
-    def writelines(self, list_of_data: Any) -> None:
-        for data in list_of_data:
-            self.write(data)
-
-    def close(self) -> None:
-        self.flush()
-        self._transport.close()
-
-    def abort(self) -> None:
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
-        self._gathered.clear()
-        self._gathered_bytes = 0
-        self._transport.abort()
-
-    def can_write_eof(self) -> bool:
-        return self._transport.can_write_eof()
-
-    def write_eof(self) -> None:
-        self.flush()
-        self._transport.write_eof()
-
-    def get_write_buffer_size(self) -> int:
-        return self._transport.get_write_buffer_size() + self._gathered_bytes
-
-    def is_closing(self) -> bool:
-        return self._transport.is_closing()
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return self._transport.get_extra_info(name, default)
-
-    def pause_reading(self) -> None:
-        self._transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        self._transport.resume_reading()
-
-    def is_reading(self) -> bool:
-        return self._transport.is_reading()
-
-    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
-        self._transport.set_protocol(protocol)
-
-    def get_protocol(self) -> asyncio.BaseProtocol:
-        return self._transport.get_protocol()
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        self._transport.set_write_buffer_limits(high, low)
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return self._transport.get_write_buffer_limits()
-
 
 #: File descriptors kept for what the process opens besides connections (its log pipes, the
 #: event loop's, a tokenizer file, a DynamoDB connection).
@@ -295,7 +181,7 @@ _BODY: Final = "body"
 
 class _GatedProtocol(asyncio.Protocol):
     """What a gate adds to a uvicorn protocol (the class after this one in the MRO): writes
-    through a `_GatheringTransport`, the connection limit, and the head and body timeouts.
+    through a `GatheringTransport`, the connection limit, and the head and body timeouts.
 
     The protocol says where its request stands (`_request_phase`) and whether it has begun
     answering it (`_answered`); the deadline follows the phase once per `data_received`.
@@ -322,7 +208,7 @@ class _GatedProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        super().connection_made(_GatheringTransport(transport))
+        super().connection_made(GatheringTransport(transport))
         gate = self._gate
         if gate is None:
             return
