@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -19,13 +19,14 @@ HANG_GUARD_SECONDS = 30.0
 
 
 @contextmanager
-def serving(app: Any) -> Iterator[str]:
-    """Run uvicorn exactly as __main__ does (its SERVER_OPTIONS) on a free loopback port."""
+def serving(app: Any, options: Mapping[str, Any] = SERVER_OPTIONS) -> Iterator[str]:
+    """Run uvicorn exactly as __main__ does (its SERVER_OPTIONS, unless `options` says
+    otherwise) on a free loopback port."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", **SERVER_OPTIONS)
+    config = uvicorn.Config(app, log_level="warning", **options)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -1,4 +1,5 @@
-"""http_server.py: what one event-loop step writes leaves in one send, and nothing waits for it.
+"""http_server.py and gathered_writes.py: what one event-loop step writes leaves in one send,
+and nothing waits for it.
 
 Over a real socket with uvicorn as __main__ runs it, and the transport on its own against a
 transport that records its writes.
@@ -7,16 +8,22 @@ transport that records its writes.
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import socket
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from streamer import http_server
+from streamer.gathered_writes import FLUSH_AT_BYTES, GatheringTransport
 from streamer.http_server import (
-    FLUSH_AT_BYTES,
     RESERVED_FILE_DESCRIPTORS,
+    SERVER_OPTIONS,
     ConnectionGate,
-    _GatheringTransport,
+    GatheringH11Protocol,
+    GatheringProtocol,
     connection_limit,
 )
 
@@ -83,7 +90,7 @@ def test_writes_are_joined_until_the_step_ends() -> None:
 
 async def _test_writes_are_joined_until_the_step_ends() -> None:
     recorder = RecordingTransport()
-    transport = _GatheringTransport(recorder)
+    transport = GatheringTransport(recorder)
     transport.write(b"a")
     transport.write(b"")
     transport.write(bytearray(b"b"))
@@ -102,7 +109,7 @@ def test_a_large_write_goes_at_once() -> None:
 
 async def _test_a_large_write_goes_at_once() -> None:
     recorder = RecordingTransport()
-    transport = _GatheringTransport(recorder)
+    transport = GatheringTransport(recorder)
     transport.write(b"a")
     transport.write(b"x" * FLUSH_AT_BYTES)
     assert recorder.writes == [b"a" + b"x" * FLUSH_AT_BYTES]
@@ -114,14 +121,14 @@ def test_close_sends_what_was_gathered_and_abort_drops_it() -> None:
 
 async def _test_close_sends_what_was_gathered_and_abort_drops_it() -> None:
     recorder = RecordingTransport()
-    transport = _GatheringTransport(recorder)
+    transport = GatheringTransport(recorder)
     transport.write(b"last words")
     transport.close()
     assert recorder.writes == [b"last words"]
     assert recorder.closed
 
     recorder = RecordingTransport()
-    transport = _GatheringTransport(recorder)
+    transport = GatheringTransport(recorder)
     transport.write(b"never sent")
     transport.abort()
     await step_ends()
@@ -135,7 +142,7 @@ def test_nothing_is_written_to_a_transport_that_is_closing() -> None:
 
 async def _test_nothing_is_written_to_a_transport_that_is_closing() -> None:
     recorder = RecordingTransport()
-    transport = _GatheringTransport(recorder)
+    transport = GatheringTransport(recorder)
     transport.write(b"too late")
     recorder.closed = True  # the connection was lost before the step ended
     await step_ends()
@@ -171,3 +178,97 @@ def test_refusals_are_reported_at_once_then_at_most_once_per_interval(
         assert gate.refused == 6
 
     asyncio.run(run())
+
+
+# --- the gate, on either protocol -------------------------------------------------------------
+
+#: The gated servers' head and body timeouts (seconds).
+SHORT_TIMEOUT = 0.3
+
+
+async def echo(scope: Any, receive: Any, send: Any) -> None:
+    """Reads the whole body, then answers it."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    length = (b"content-length", b"%d" % len(body))
+    await send({"type": "http.response.start", "status": 200, "headers": [length]})
+    await send({"type": "http.response.body", "body": body})
+
+
+@pytest.fixture(
+    params=[GatheringProtocol, GatheringH11Protocol],
+    ids=lambda protocol: protocol.__name__,
+)
+def gated_port(request: pytest.FixtureRequest) -> Iterator[int]:
+    """A server gated as __main__ gates it, on httptools' protocol (where it loads) and on h11's
+    (where it does not)."""
+    gate = ConnectionGate(limit=8, head_timeout=SHORT_TIMEOUT, body_timeout=SHORT_TIMEOUT)
+    options = {**SERVER_OPTIONS, "http": functools.partial(request.param, gate=gate)}
+    with serving(echo, options) as url:
+        yield int(url.rsplit(":", 1)[1])
+
+
+def exchange(connection: socket.socket, request: bytes) -> bytes:
+    """Send `request`; the response's head and body, as far as the server sent them."""
+    connection.sendall(request)
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = connection.recv(1 << 16)
+        if not chunk:
+            break
+        received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = next(
+        (
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if b"content-length" in line.lower()
+        ),
+        0,
+    )
+    while len(body) < length:
+        body += connection.recv(1 << 16)
+    return head + b"\r\n\r\n" + body
+
+
+def connect(port: int) -> socket.socket:
+    connection = socket.create_connection(("127.0.0.1", port), timeout=HANG_GUARD_SECONDS)
+    connection.settimeout(HANG_GUARD_SECONDS)
+    return connection
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        b"POST / HTTP/1.1\r\nHost: relay\r\nContent-Le",
+        b"POST / HTTP/1.1\r\nHost: relay\r\nContent-Length: 10\r\n\r\nhalf",
+    ],
+    ids=["half a head", "half a body"],
+)
+def test_a_request_that_does_not_arrive_in_time_is_a_408_then_closed(
+    gated_port: int, sent: bytes
+) -> None:
+    with connect(gated_port) as connection:
+        response = exchange(connection, sent)
+        head, _, body = response.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408 ")
+        assert json.loads(body)["type"] == "request_timeout"
+        assert connection.recv(1) == b""
+
+
+def test_a_whole_request_is_answered_and_its_connection_waits_for_the_next(
+    gated_port: int,
+) -> None:
+    """Neither timeout runs between requests: a kept-alive connection idle for longer than
+    both still serves its next request."""
+    request = b"POST / HTTP/1.1\r\nHost: relay\r\nContent-Length: 5\r\n\r\nhello"
+    with connect(gated_port) as connection:
+        assert exchange(connection, request).endswith(b"\r\n\r\nhello")
+        time.sleep(3 * SHORT_TIMEOUT)
+        connection.sendall(request[:20])  # the next head, in two parts
+        time.sleep(SHORT_TIMEOUT / 3)
+        assert exchange(connection, request[20:]).endswith(b"\r\n\r\nhello")

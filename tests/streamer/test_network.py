@@ -9,6 +9,7 @@ import hashlib
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -117,6 +118,44 @@ def test_a_read_that_waits_past_its_timeout_raises_read_timeout() -> None:
             assert run(lambda: client(port)) == b"late"
         finally:
             gate.set()
+
+
+def test_each_read_waits_its_own_timeout_from_its_start() -> None:
+    """One timer per connection serves every read: it moves on with each read, so a read
+    never times out on an earlier read's clock, nor before its own timeout has passed, and a
+    shorter timeout than an earlier read's still holds."""
+    gate = threading.Event()
+
+    def script(connection: socket.socket) -> None:
+        for _ in range(6):  # 0.9 s of bytes, each sooner than the reads' timeout
+            time.sleep(0.15)
+            connection.sendall(b"x")
+        gate.wait(HANG_GUARD_SECONDS)
+        connection.sendall(b"late")
+        connection.recv(1)
+
+    async def client(port: int) -> tuple[bytes, float]:
+        stream = await connect(port)
+        try:
+            received = await stream.read(1024, timeout=HANG_GUARD_SECONDS)
+            while len(received) < 6:
+                received += await stream.read(1024, timeout=0.4)
+            started = time.monotonic()
+            with pytest.raises(httpcore.ReadTimeout):
+                await stream.read(1024, timeout=0.4)
+            waited = time.monotonic() - started
+            gate.set()
+            return received + await stream.read(1024, timeout=HANG_GUARD_SECONDS), waited
+        finally:
+            await stream.aclose()
+
+    with peer(script) as port:
+        try:
+            received, waited = run(lambda: client(port))
+        finally:
+            gate.set()
+    assert received == b"xxxxxxlate"
+    assert 0.4 <= waited < HANG_GUARD_SECONDS / 2
 
 
 def test_a_cancelled_read_consumes_nothing() -> None:
