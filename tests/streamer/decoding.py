@@ -36,3 +36,13 @@ def assert_decodes_everywhere(make: DecoderFactory, stream: bytes, expected: Seq
     assert decode_parts(make, bytewise(stream)) == expected
     for cut in range(len(stream) + 1):
         assert decode_parts(make, split_at(stream, [cut])) == expected, f"cut at byte {cut}"
+
+
+def assert_buffer_bounded(make: DecoderFactory, parts: Iterable[bytes], longest: int) -> None:
+    """Fed these parts, a decoder never holds more than the longest line, and nothing at the end."""
+    decoder = make()
+    for part in parts:
+        decoder.feed(part)
+        assert decoder.buffered_bytes <= longest
+    decoder.close()
+    assert decoder.buffered_bytes == 0

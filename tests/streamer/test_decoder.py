@@ -8,7 +8,6 @@ tests do, and hypothesis checks that any split of a generated stream gives the s
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -24,6 +23,9 @@ from streamer.decoder import (
     TgiError,
     Token,
 )
+
+from tests.streamer import decoding
+from tests.streamer.decoding import bytewise, split_at
 
 # The spec's own examples, verbatim.
 SPEC_TOKEN_EVENT = (
@@ -83,33 +85,16 @@ def token_obj(
 
 
 def decode_parts(parts: Iterable[bytes], **kwargs: Any) -> list[Event]:
-    decoder = StreamDecoder(**kwargs)
-    events: list[Event] = []
-    for part in parts:
-        events += decoder.feed(part)
-    events += decoder.close()
-    return events
+    return decoding.decode_parts(StreamDecoder, parts, **kwargs)
 
 
 def decode(stream: bytes, **kwargs: Any) -> list[Event]:
     return decode_parts([stream], **kwargs)
 
 
-def bytewise(stream: bytes) -> list[bytes]:
-    return [stream[i : i + 1] for i in range(len(stream))]
-
-
-def split_at(stream: bytes, cuts: Iterable[int]) -> list[bytes]:
-    bounds = [0, *sorted(cuts), len(stream)]
-    return [stream[a:b] for a, b in itertools.pairwise(bounds)]
-
-
 def assert_decodes_everywhere(stream: bytes, expected: Sequence[Event]) -> None:
     """Whole, one byte per part, and cut in two at every position: always the same events."""
-    assert decode(stream) == expected
-    assert decode_parts(bytewise(stream)) == expected
-    for cut in range(len(stream) + 1):
-        assert decode_parts(split_at(stream, [cut])) == expected, f"cut at byte {cut}"
+    decoding.assert_decodes_everywhere(StreamDecoder, stream, expected)
 
 
 def visible_text(events: Iterable[Event]) -> str:
@@ -872,12 +857,7 @@ def test_property_the_buffer_never_exceeds_the_longest_line(
 ) -> None:
     stream, _, longest = generated
     cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=24), label="cuts")
-    decoder = StreamDecoder()
-    for part in split_at(stream, cuts):
-        decoder.feed(part)
-        assert decoder.buffered_bytes <= longest
-    decoder.close()
-    assert decoder.buffered_bytes == 0
+    decoding.assert_buffer_bounded(StreamDecoder, split_at(stream, cuts), longest)
 
 
 @settings(max_examples=100)

@@ -17,7 +17,13 @@ from streamer.lmi_decoder import LmiTokenDecoder
 from streamer.lmi_errors import LmiError
 from streamer.stream_lines import GenerationEnd, StreamProtocolError, Token
 
-from tests.streamer.decoding import assert_decodes_everywhere, bytewise, decode_parts, split_at
+from tests.streamer.decoding import (
+    assert_buffer_bounded,
+    assert_decodes_everywhere,
+    bytewise,
+    decode_parts,
+    split_at,
+)
 from tests.streamer.engine_streams import json_line, lmi_failure, lmi_final, lmi_token, sse
 
 # The design's examples, verbatim.
@@ -434,12 +440,7 @@ def test_property_the_buffer_never_exceeds_the_longest_line(
 ) -> None:
     stream, _, longest = generated
     cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=24), label="cuts")
-    decoder = LmiTokenDecoder()
-    for part in split_at(stream, cuts):
-        decoder.feed(part)
-        assert decoder.buffered_bytes <= longest
-    decoder.close()
-    assert decoder.buffered_bytes == 0
+    assert_buffer_bounded(LmiTokenDecoder, split_at(stream, cuts), longest)
 
 
 @settings(max_examples=100)

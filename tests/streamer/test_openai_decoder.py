@@ -21,7 +21,12 @@ from streamer.openai_decoder import OpenAIChunkDecoder
 from streamer.stream_lines import GenerationEnd, StreamProtocolError, Token
 from streamer.vllm_errors import VllmError
 
-from tests.streamer.decoding import assert_decodes_everywhere, decode_parts, split_at
+from tests.streamer.decoding import (
+    assert_buffer_bounded,
+    assert_decodes_everywhere,
+    decode_parts,
+    split_at,
+)
 from tests.streamer.engine_streams import (
     DONE,
     chat_chunk,
@@ -414,12 +419,7 @@ def test_property_the_buffer_never_exceeds_the_longest_line(
 ) -> None:
     stream = generated.stream
     cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=24), label="cuts")
-    decoder = VLLM()
-    for part in split_at(stream, cuts):
-        decoder.feed(part)
-        assert decoder.buffered_bytes <= generated.longest
-    decoder.close()
-    assert decoder.buffered_bytes == 0
+    assert_buffer_bounded(VLLM, split_at(stream, cuts), generated.longest)
 
 
 @settings(max_examples=100)
