@@ -10,8 +10,6 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import anyio
@@ -20,48 +18,8 @@ import pytest
 import trustme
 from streamer.network import HIGH_WATER_BYTES, AsyncioBackend
 
+from tests.streamer.loopback import Script, peer, run
 from tests.streamer.support import HANG_GUARD_SECONDS
-
-Script = Callable[[socket.socket], None]
-
-
-@contextmanager
-def peer(*scripts: Script) -> Iterator[int]:
-    """A loopback listener whose n-th accepted connection runs the n-th script (in a thread);
-    yields its port."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    errors: list[BaseException] = []
-
-    def serve() -> None:
-        for script in scripts:
-            try:
-                connection, _ = listener.accept()
-            except OSError:
-                return
-            with connection:
-                try:
-                    script(connection)
-                except OSError:
-                    pass  # the client hung up: what several tests do
-                except BaseException as error:  # an assertion in the script
-                    errors.append(error)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        listener.close()
-        thread.join(HANG_GUARD_SECONDS)
-    assert not errors, errors
-
-
-def run(function: Callable[[], Any]) -> Any:
-    async def guarded() -> Any:
-        with anyio.fail_after(HANG_GUARD_SECONDS):
-            return await function()
-
-    return anyio.run(guarded)
 
 
 async def connect(port: int, **options: Any) -> httpcore.AsyncNetworkStream:
@@ -202,7 +160,9 @@ def test_a_reader_that_stops_reading_stops_the_sender() -> None:
         connection.settimeout(0.5)
         while sent < total:
             try:
-                sent += connection.send(block[: min(len(block), total - sent)])
+                # From where the last send stopped: a send may take part of what it is given.
+                offset = sent % len(block)
+                sent += connection.send(block[offset : min(len(block), offset + total - sent)])
             except TimeoutError:
                 sender_blocked.set()  # the client's side is full: wait for it to read
                 gate.wait(HANG_GUARD_SECONDS)
@@ -334,8 +294,9 @@ def tls_script(authority: trustme.CA, reply: bytes) -> Script:
             tls = context.wrap_socket(connection, server_side=True)
         except ssl.SSLError:
             return  # the client refused the certificate
-        tls.sendall(reply)
-        tls.recv(1)
+        with tls:
+            tls.sendall(reply)
+            tls.recv(1)
 
     return script
 

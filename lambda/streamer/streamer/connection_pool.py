@@ -19,8 +19,9 @@ runs; how many run at once is the server's connection limit). So this pool keeps
   `has_expired`), is dropped when met;
 - one timer for the whole pool, due when the oldest idle connection's keep-alive runs out:
   idle connections are closed on time even when no request comes to find them;
-- httpcore for all the rest: each connection is made by httpcore's own `create_connection`
-  (direct, or through a proxy as `environment_proxy` says) and speaks HTTP/1.1 with h11.
+- connections that speak HTTP/1.1 with httptools' parser (http_client.py), or through a proxy
+  (as `environment_proxy` says) httpcore's own, made by its `create_connection` (also where
+  httptools cannot be loaded).
 Each connection is taken, returned and pruned once: the work per request is constant.
 
 A kept-alive connection can still fail its next request: the server closed it as the request
@@ -45,12 +46,16 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable
 from typing import Final
 
 import anyio
 import httpcore
 
+try:
+    from .http_client import Http11Connection
+except ImportError:  # pragma: no cover - a bundle made for another Python than this one
+    Http11Connection = None  # type: ignore[assignment, misc]
 from .network import RECEIVED_BYTES_INFO
 
 __all__ = ["ConnectionPool"]
@@ -98,14 +103,21 @@ class ConnectionPool:
         ssl_context: ssl.SSLContext | None = None,
         proxy: httpcore.Proxy | None = None,
     ) -> None:
-        # httpcore's pool, never sent a request: its create_connection makes each connection
-        # exactly as httpcore would (direct, or through the proxy).
-        self._factory = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context,
-            proxy=proxy,
-            keepalive_expiry=keepalive_expiry,
-            network_backend=network_backend,
+        # Through a proxy, httpcore's pool (never sent a request) makes each connection as
+        # httpcore would; directly, http_client.py's (httpcore's too where httptools cannot be
+        # loaded, as http_server.py falls back to h11).
+        self._factory = (
+            None
+            if proxy is None and Http11Connection is not None
+            else httpcore.AsyncConnectionPool(
+                ssl_context=ssl_context,
+                proxy=proxy,
+                keepalive_expiry=keepalive_expiry,
+                network_backend=network_backend,
+            )
         )
+        self._network_backend = network_backend
+        self._ssl_context = ssl_context
         self._keepalive_expiry = keepalive_expiry
         self._idle: dict[_OriginKey, deque[_Idle]] = {}
         self._busy: set[httpcore.AsyncConnectionInterface] = set()
@@ -137,7 +149,7 @@ class ConnectionPool:
                 unanswered = received is not None and _received_bytes(stream) == received
                 if not (unanswered or isinstance(error, httpcore.ConnectionNotAvailable)):
                     raise
-        return await self._send(self._factory.create_connection(origin), request, key)
+        return await self._send(self._new_connection(origin), request, key)
 
     async def aclose(self) -> None:
         """Close every connection, idle or busy (a SnapStart restore, the end of a test)."""
@@ -151,6 +163,17 @@ class ConnectionPool:
         await _close(connections)
 
     # --- taking and returning connections ---
+
+    def _new_connection(self, origin: httpcore.Origin) -> httpcore.AsyncConnectionInterface:
+        if self._factory is not None or Http11Connection is None:
+            assert self._factory is not None
+            return self._factory.create_connection(origin)
+        return Http11Connection(
+            origin,
+            network_backend=self._network_backend,
+            ssl_context=self._ssl_context,
+            keepalive_expiry=self._keepalive_expiry,
+        )
 
     async def _take(self, key: _OriginKey) -> _Idle | None:
         """The newest idle connection to `key` that is still good; the others met on the way
@@ -177,15 +200,10 @@ class ConnectionPool:
             await _close([connection])
             raise
         assert isinstance(response.stream, AsyncIterable)  # httpcore's async connections
-        body = _PooledBody(
+        response.stream = _PooledBody(
             response.stream, self, connection, response.extensions.get("network_stream"), key
         )
-        return httpcore.Response(
-            status=response.status,
-            headers=response.headers,
-            content=body,
-            extensions=response.extensions,
-        )
+        return response
 
     def _release(
         self,
@@ -226,7 +244,10 @@ class ConnectionPool:
 
 
 class _PooledBody:
-    """A response's body; closing it hands its connection back to the pool."""
+    """A response's body; closing it hands its connection back to the pool.
+
+    An iterator rather than an async generator: a step of the body is one call more, not a
+    generator's resumption (a stream takes one step per token)."""
 
     def __init__(
         self,
@@ -237,16 +258,21 @@ class _PooledBody:
         key: _OriginKey,
     ) -> None:
         self._body = body
+        self._next = aiter(body).__anext__
         self._pool = pool
         self._connection = connection
         self._stream = stream
         self._key = key
         self._closed = False
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    def __aiter__(self) -> _PooledBody:
+        return self
+
+    async def __anext__(self) -> bytes:
         try:
-            async for part in self._body:
-                yield part
+            return await self._next()
+        except StopAsyncIteration:
+            raise
         except BaseException:
             await self.aclose()
             raise

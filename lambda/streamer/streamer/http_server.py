@@ -9,8 +9,8 @@ httptools parses requests in C (llhttp) and uvicorn frames a chunk with one join
 by side on one relay process, that cut a tenth of its CPU per token, paced or not, and a
 quarter of its CPU per request, for one compiled wheel (~0.5 MB in the asset). Where httptools
 cannot be loaded (a bundle made for another Python than the one running it, as the bundled
-asset's test runs it), the h11 protocol serves, gathered and gated alike. SageMaker's side still
-speaks h11, through httpcore.
+asset's test runs it), the h11 protocol serves, gathered and gated alike. The relay's calls to
+AWS parse their answers with httptools too (http_client.py).
 
 Where no function URL fronts the relay (a container, Lambda Managed Instances, `jumpstream
 local` on a network), any client reaches uvicorn itself, and uvicorn 0.54 (pinned) bounds

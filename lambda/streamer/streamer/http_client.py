@@ -1,0 +1,293 @@
+"""The relay's HTTP/1.1 connections to AWS, their answers parsed by httptools (llhttp, in C).
+
+Why not httpcore's HTTP/1.1 connection (h11, in Python): every HTTP chunk of an answer passed
+through h11's event machine and httpcore's layers around it, ~90 Python calls per token of a
+stream, a third of the relay's work per token, and ~400 more per request (request and header
+models, state checks, anyio cancel scopes). Here a chunk is one `feed_data` into llhttp, which
+calls back once with the body bytes: the server side (uvicorn's httptools protocol) already
+parses requests with the same library.
+
+What httpcore's connection does that this one does too, so that connection_pool.py and its
+callers see no difference:
+- it is an `httpcore.AsyncConnectionInterface` taking an `httpcore.Request` (method, target,
+  headers as given, a body of bytes) and answering an `httpcore.Response` whose stream yields
+  the body as it arrives and whose `aclose` returns the connection to idle when the answer was
+  read to its end with keep-alive, else closes it;
+- it connects on its first request, through the network backend (network.py): TCP, then TLS
+  for https with the pool's context and the origin's host name;
+- its failures are httpcore's exceptions: ConnectError and ConnectTimeout, WriteError,
+  ReadError and ReadTimeout (the backend's), RemoteProtocolError for a malformed answer or
+  one the server ended early (none at all: "Server disconnected without sending a response"),
+  LocalProtocolError for a header that would break the request's framing;
+- `has_expired`: idle past its keep-alive, or the server ended it (something to read while
+  idle).
+What it leaves out, because the relay never asks it: HTTP/2, `Expect: 100-continue`,
+informational answers, request bodies that are not bytes, upgrades. A connection through a
+proxy is httpcore's (connection_pool.py makes those with httpcore's own factory).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any, Final
+
+import httpcore
+import httptools
+
+from .network import HIGH_WATER_BYTES
+
+__all__ = ["Http11Connection"]
+
+_NEW: Final = "new"
+_ACTIVE: Final = "active"
+_IDLE: Final = "idle"
+_CLOSED: Final = "closed"
+
+
+class Http11Connection(httpcore.AsyncConnectionInterface):
+    """One HTTP/1.1 connection to `origin`, opened by its first request."""
+
+    def __init__(
+        self,
+        origin: httpcore.Origin,
+        *,
+        network_backend: httpcore.AsyncNetworkBackend,
+        ssl_context: ssl.SSLContext | None,
+        keepalive_expiry: float | None,
+    ) -> None:
+        self._origin = origin
+        self._backend = network_backend
+        self._ssl_context = ssl_context
+        self._keepalive_expiry = keepalive_expiry
+        self._stream: httpcore.AsyncNetworkStream | None = None
+        self._state = _NEW
+        self._expire_at: float | None = None
+
+    # --- httpcore's interface ---
+
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        if request.url.origin != self._origin:
+            raise RuntimeError(f"this connection is to {self._origin}, not {request.url.origin}")
+        if self._state not in (_NEW, _IDLE):
+            raise httpcore.ConnectionNotAvailable()
+        timeouts = request.extensions.get("timeout", {})
+        state, self._state = self._state, _ACTIVE
+        self._expire_at = None
+        try:
+            if state is _NEW:
+                self._stream = await self._connect(timeouts.get("connect"))
+            stream = self._stream
+            assert stream is not None
+            await stream.write(await _serialized(request), timeouts.get("write"))
+            answer = _Answer(self, stream, timeouts.get("read"))
+            await answer.read_head()
+        except BaseException:
+            await self.aclose()
+            raise
+        return httpcore.Response(
+            status=answer.status,
+            headers=answer.headers,
+            content=answer,
+            extensions={
+                "http_version": b"HTTP/1.1",
+                "reason_phrase": b"",
+                "network_stream": stream,
+            },
+        )
+
+    def can_handle_request(self, origin: httpcore.Origin) -> bool:
+        return origin == self._origin
+
+    def is_available(self) -> bool:
+        return self._state in (_NEW, _IDLE)
+
+    def has_expired(self) -> bool:
+        if self._state is not _IDLE:
+            return False
+        if self._expire_at is not None and asyncio.get_running_loop().time() > self._expire_at:
+            return True
+        assert self._stream is not None
+        return bool(self._stream.get_extra_info("is_readable"))
+
+    def is_idle(self) -> bool:
+        return self._state is _IDLE
+
+    def is_closed(self) -> bool:
+        return self._state is _CLOSED
+
+    def info(self) -> str:
+        return f"HTTP/1.1, {self._state}"
+
+    async def aclose(self) -> None:
+        self._state = _CLOSED
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            await stream.aclose()
+
+    # --- what _Answer tells it ---
+
+    def _answered(self, keep_alive: bool) -> None:
+        """The answer was read to its end: the connection is idle again, or done."""
+        if not keep_alive or self._state is not _ACTIVE:
+            self._state = _CLOSED
+            return
+        self._state = _IDLE
+        if self._keepalive_expiry is not None:
+            self._expire_at = asyncio.get_running_loop().time() + self._keepalive_expiry
+
+    async def _connect(self, timeout: float | None) -> httpcore.AsyncNetworkStream:
+        host = self._origin.host.decode("ascii")
+        stream = await self._backend.connect_tcp(host, self._origin.port, timeout=timeout)
+        if self._origin.scheme == b"https":
+            stream = await stream.start_tls(
+                self._ssl_context or ssl.create_default_context(),
+                server_hostname=host,
+                timeout=timeout,
+            )
+        return stream
+
+
+class _Answer:
+    """One answer: llhttp's callbacks, and the answer's body as an async iterator.
+
+    The head is read before the caller gets the answer; each step of the iteration then hands
+    over the body bytes at hand (one HTTP chunk, or all that came in one read), reading the
+    network only when none are.
+    """
+
+    __slots__ = (
+        "_body",
+        "_complete",
+        "_connection",
+        "_extra",
+        "_head_complete",
+        "_keep_alive",
+        "_parser",
+        "_stream",
+        "_timeout",
+        "_until_close",
+        "headers",
+        "status",
+    )
+
+    def __init__(
+        self,
+        connection: Http11Connection,
+        stream: httpcore.AsyncNetworkStream,
+        timeout: float | None,
+    ) -> None:
+        self._connection = connection
+        self._stream = stream
+        self._timeout = timeout
+        self._parser = httptools.HttpResponseParser(self)
+        self._body: list[bytes] = []
+        self._head_complete = False
+        self._complete = False
+        self._extra = False  # bytes past the answer's end: the connection is not reused
+        self._until_close = False
+        self._keep_alive = False
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+
+    # --- llhttp's callbacks ---
+
+    def on_message_begin(self) -> None:
+        if self._complete:
+            self._extra = True
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        self.status = parser.get_status_code()
+        # Asked now: llhttp resets what it knows of the message once the message is complete.
+        self._keep_alive = parser.should_keep_alive()
+        self._head_complete = True
+        names = {name.lower() for name, _ in self.headers}
+        # Neither a length nor chunks: the body runs until the server closes the connection.
+        self._until_close = (
+            b"content-length" not in names
+            and b"transfer-encoding" not in names
+            and self.status >= 200
+            and self.status not in (204, 304)
+        )
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        self._complete = True
+
+    # --- reading ---
+
+    async def read_head(self) -> None:
+        while not self._head_complete:
+            data = await self._stream.read(HIGH_WATER_BYTES, self._timeout)
+            if not data:
+                raise httpcore.RemoteProtocolError(
+                    "Server disconnected without sending a response."
+                )
+            self._feed(data)
+        if 100 <= self.status < 200:
+            raise httpcore.RemoteProtocolError(f"informational answer {self.status}")
+
+    def __aiter__(self) -> _Answer:
+        return self
+
+    async def __anext__(self) -> bytes:
+        body = self._body
+        while not body:
+            if self._complete:
+                self._end()
+                raise StopAsyncIteration
+            data = await self._stream.read(HIGH_WATER_BYTES, self._timeout)
+            if not data:
+                if self._until_close:
+                    self._complete = self._extra = True
+                    continue
+                raise httpcore.RemoteProtocolError(
+                    "peer closed connection without sending complete message body"
+                )
+            self._feed(data)
+        if len(body) == 1:
+            return body.pop()
+        data = b"".join(body)
+        body.clear()
+        return data
+
+    def _feed(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as error:
+            if not self._complete:
+                raise httpcore.RemoteProtocolError(f"malformed answer: {error}") from error
+            self._extra = True  # garbage after a complete answer
+
+    def _end(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            connection._answered(self._keep_alive and not self._extra)
+
+    async def aclose(self) -> None:
+        """Read to its end (the iteration ended), the connection may serve the next request;
+        else it is closed, even when the rest had arrived: what was not read is not vouched for."""
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            await connection.aclose()
+
+
+async def _serialized(request: httpcore.Request) -> bytes:
+    """The request's head and body, as one write."""
+    lines = [b"%s %s HTTP/1.1" % (request.method, request.url.target)]
+    lines.extend(b"%s: %s" % header for header in request.headers)
+    lines.append(b"\r\n")
+    head = b"\r\n".join(lines)
+    # A CR, LF or NUL in a method, target, name or value would end a line early: one count over
+    # the whole head finds any.
+    if head.count(b"\n") != len(lines) or head.count(b"\r") != len(lines) or b"\0" in head:
+        raise httpcore.LocalProtocolError("a header would break the request's framing")
+    stream: Any = request.stream
+    body = [part async for part in stream]
+    return head + b"".join(body) if body else head

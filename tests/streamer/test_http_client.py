@@ -1,0 +1,343 @@
+"""http_client.py against scripted loopback peers: the request as it leaves, answers framed each
+way HTTP/1.1 frames them, the connection kept or closed as the answer says, each way an answer
+can go wrong as the httpcore error the pool and upstream.py expect, and TLS."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+from typing import Any
+
+import anyio
+import httpcore
+import pytest
+import trustme
+from streamer.http_client import Http11Connection
+from streamer.network import AsyncioBackend
+
+from tests.streamer.loopback import Script, peer, run
+from tests.streamer.support import HANG_GUARD_SECONDS
+
+_CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def connection(port: int, *, scheme: bytes = b"http", context: Any = None) -> Http11Connection:
+    return Http11Connection(
+        httpcore.Origin(scheme, b"localhost" if scheme == b"https" else b"127.0.0.1", port),
+        network_backend=AsyncioBackend(),
+        ssl_context=context,
+        keepalive_expiry=60.0,
+    )
+
+
+def request(
+    port: int,
+    *,
+    body: bytes = b"",
+    scheme: str = "http",
+    headers: list[tuple[bytes, bytes]] | None = None,
+    read_timeout: float = HANG_GUARD_SECONDS,
+) -> httpcore.Request:
+    host = "localhost" if scheme == "https" else "127.0.0.1"
+    return httpcore.Request(
+        b"POST",
+        f"{scheme}://{host}:{port}/endpoints/e/invocations?x=1",
+        headers=headers or [(b"Host", b"peer"), (b"Content-Length", b"%d" % len(body))],
+        content=body,
+        extensions={"timeout": {"read": read_timeout}},
+    )
+
+
+def read_request(connection: socket.socket) -> bytes:
+    """One request's head and its body (by Content-Length) as the peer received them."""
+    connection.settimeout(HANG_GUARD_SECONDS)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = connection.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(body) < length:
+        body += connection.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+def answering(*replies: bytes, seen: list[bytes] | None = None) -> Script:
+    """Reads a request, sends the next reply; after the last one, waits for the client's end."""
+
+    def script(connection: socket.socket) -> None:
+        for reply in replies:
+            received = read_request(connection)
+            if seen is not None:
+                seen.append(received)
+            connection.sendall(reply)
+        connection.settimeout(HANG_GUARD_SECONDS)
+        connection.recv(1)
+
+    return script
+
+
+async def exchange(conn: Http11Connection, req: httpcore.Request) -> tuple[int, list[bytes]]:
+    response = await conn.handle_async_request(req)
+    try:
+        return response.status, [part async for part in response.aiter_stream()]
+    finally:
+        await response.aclose()
+
+
+def test_the_request_leaves_as_given_in_one_piece() -> None:
+    seen: list[bytes] = []
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    with peer(answering(reply, seen=seen)) as port:
+
+        async def client() -> Any:
+            conn = connection(port)
+            try:
+                return await exchange(conn, request(port, body=b'{"inputs": "x"}'))
+            finally:
+                await conn.aclose()
+
+        assert run(client) == (200, [b"ok"])
+    assert seen == [
+        b"POST /endpoints/e/invocations?x=1 HTTP/1.1\r\nHost: peer\r\nContent-Length: 15\r\n\r\n"
+        b'{"inputs": "x"}'
+    ]
+
+
+def test_chunks_come_as_sent_and_the_connection_serves_the_next_request() -> None:
+    """Each HTTP chunk is a step of the body (the relay's unit of work per token); read to its
+    end, the answer leaves the connection idle for the next request on the same socket."""
+    first = _CHUNKED_HEAD + b"5\r\nhello\r\n"
+    gate = threading.Event()
+
+    def script(connection: socket.socket) -> None:
+        read_request(connection)
+        connection.sendall(first)
+        gate.wait(HANG_GUARD_SECONDS)
+        connection.sendall(b"6\r\n world\r\n0\r\n\r\n")
+        read_request(connection)
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nagain")
+        connection.recv(1)
+
+    with peer(script) as port:
+
+        async def client() -> Any:
+            conn = connection(port)
+            try:
+                response = await conn.handle_async_request(request(port))
+                parts = aiter(response.stream)  # type: ignore[arg-type]
+                one = await anext(parts)
+                gate.set()
+                rest = [part async for part in parts]
+                await response.aclose()
+                idle = conn.is_idle()
+                second = await exchange(conn, request(port))
+                return one, rest, idle, second, conn.is_idle()
+            finally:
+                await conn.aclose()
+
+        assert run(client) == (b"hello", [b" world"], True, (200, [b"again"]), True)
+
+
+@pytest.mark.parametrize(
+    ("reply", "body"),
+    [
+        (b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\nbye", b"bye"),
+        # Neither a length nor chunks: the body runs to the end of the connection.
+        (b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end", b"until the end"),
+        (b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nold", b"old"),
+    ],
+)
+def test_an_answer_that_ends_its_connection_is_read_whole_and_not_reused(
+    reply: bytes, body: bytes
+) -> None:
+    def script(connection: socket.socket) -> None:
+        read_request(connection)
+        connection.sendall(reply)
+        connection.shutdown(socket.SHUT_WR)
+        connection.recv(1)
+
+    with peer(script) as port:
+
+        async def client() -> Any:
+            conn = connection(port)
+            try:
+                status, parts = await exchange(conn, request(port))
+                return status, b"".join(parts), conn.is_idle(), conn.is_available()
+            finally:
+                await conn.aclose()
+
+        assert run(client) == (200, body, False, False)
+
+
+def test_an_answer_not_read_to_its_end_closes_its_connection() -> None:
+    """What was not read is not vouched for, even if it arrived: closing early closes the
+    connection, which is what tells SageMaker to stop the model."""
+    ended = threading.Event()
+
+    def script(connection: socket.socket) -> None:
+        read_request(connection)
+        connection.sendall(_CHUNKED_HEAD + b"3\r\none\r\n3\r\ntwo\r\n0\r\n\r\n")
+        connection.settimeout(HANG_GUARD_SECONDS)
+        if connection.recv(1) == b"":
+            ended.set()
+
+    with peer(script) as port:
+
+        async def client() -> bool:
+            conn = connection(port)
+            response = await conn.handle_async_request(request(port))
+            await anext(aiter(response.stream))  # type: ignore[arg-type]
+            await response.aclose()
+            return conn.is_closed()
+
+        assert run(client) is True
+    assert ended.is_set()
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        (b"", "Server disconnected without sending a response"),
+        (b"HTTP/1.1 200 OK\r\nContent-Len", "Server disconnected without sending a response"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", "without sending complete"),
+        (_CHUNKED_HEAD + b"5\r\nhel", "without sending complete"),
+        (b"SMTP ready\r\n\r\n", "malformed answer"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n", "malformed answer"),
+        (_CHUNKED_HEAD + b"zz\r\n", "malformed answer"),
+    ],
+)
+def test_an_answer_cut_short_or_malformed_is_a_remote_protocol_error(
+    reply: bytes, message: str
+) -> None:
+    def script(connection: socket.socket) -> None:
+        read_request(connection)
+        connection.sendall(reply)
+
+    with peer(script) as port:
+
+        async def client() -> bool:
+            conn = connection(port)
+            with pytest.raises(httpcore.RemoteProtocolError, match=message):
+                await exchange(conn, request(port))
+            await conn.aclose()
+            return conn.is_closed()
+
+        assert run(client) is True
+
+
+def test_a_body_that_stops_coming_times_out() -> None:
+    gate = threading.Event()
+
+    def script(connection: socket.socket) -> None:
+        read_request(connection)
+        connection.sendall(_CHUNKED_HEAD + b"2\r\nok\r\n")
+        gate.wait(HANG_GUARD_SECONDS)
+
+    with peer(script) as port:
+
+        async def client() -> list[bytes]:
+            conn = connection(port)
+            parts: list[bytes] = []
+            try:
+                response = await conn.handle_async_request(request(port, read_timeout=0.2))
+                body = aiter(response.stream)  # type: ignore[arg-type]
+                parts.append(await anext(body))
+                with pytest.raises(httpcore.ReadTimeout):
+                    await anext(body)
+                await response.aclose()
+            finally:
+                gate.set()
+                await conn.aclose()
+            return parts
+
+        assert run(client) == [b"ok"]
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        (b"X-Note", b"one\r\nInjected: yes"),
+        (b"X-Note", b"line\nfeed"),
+        (b"X-Bad\r\nName", b"v"),
+        (b"X-Note", b"nul\0"),
+    ],
+)
+def test_a_header_that_would_break_the_framing_is_refused_before_sending(
+    header: tuple[bytes, bytes],
+) -> None:
+    seen: list[bytes] = []
+
+    def script(connection: socket.socket) -> None:
+        connection.settimeout(HANG_GUARD_SECONDS)
+        try:
+            seen.append(connection.recv(65536))
+        except ConnectionResetError:  # the client drops a connection at once (network.py)
+            seen.append(b"")
+
+    with peer(script) as port:
+
+        async def client() -> None:
+            conn = connection(port)
+            with pytest.raises(httpcore.LocalProtocolError):
+                await conn.handle_async_request(request(port, headers=[(b"Host", b"peer"), header]))
+            await conn.aclose()
+            while not seen:  # the peer's thread may not have accepted the connection yet
+                await anyio.sleep(0.01)
+
+        run(client)
+    assert seen == [b""]  # connected, then closed without a byte
+
+
+def test_a_connection_takes_one_request_at_a_time() -> None:
+    def script(connection: socket.socket) -> None:
+        read_request(connection)
+        connection.sendall(_CHUNKED_HEAD)
+        connection.recv(1)
+
+    with peer(script) as port:
+
+        async def client() -> None:
+            conn = connection(port)
+            response = await conn.handle_async_request(request(port))
+            with pytest.raises(httpcore.ConnectionNotAvailable):
+                await conn.handle_async_request(request(port))
+            await response.aclose()
+
+        run(client)
+
+
+def test_https_verifies_the_host_and_speaks_through_tls() -> None:
+    authority = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("localhost").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    authority.configure_trust(client_context)
+    seen: list[bytes] = []
+
+    def script(connection: socket.socket) -> None:
+        # Closed here, not when collected: a socket closed late closes whatever a later test
+        # opened under the same descriptor number.
+        with server_context.wrap_socket(connection, server_side=True) as tls:
+            seen.append(read_request(tls))
+            tls.sendall(_CHUNKED_HEAD + b"6\r\nsecret\r\n0\r\n\r\n")
+            tls.recv(1)
+
+    with peer(script) as port:
+
+        async def client() -> Any:
+            conn = connection(port, scheme=b"https", context=client_context)
+            try:
+                return await exchange(conn, request(port, scheme="https"))
+            finally:
+                await conn.aclose()
+
+        assert run(client) == (200, [b"secret"])
+    assert seen[0].startswith(b"POST /endpoints/e/invocations?x=1 HTTP/1.1\r\nHost: peer\r\n")
