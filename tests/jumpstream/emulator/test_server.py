@@ -16,6 +16,7 @@ from tests.jumpstream.emulator.emulator_harness import (
     control,
     invoke,
     parse_sse,
+    parts_until_error,
     payload_parts,
     request_id,
     running_emulator,
@@ -161,6 +162,23 @@ def test_the_request_id_names_the_stream_record(url: str, client: Any) -> None:
         "tokens_sent": 3,
         "held": False,
     }
+
+
+def test_a_repeated_body_is_answered_alike_each_time_with_a_stream_of_its_own(
+    url: str, client: Any
+) -> None:
+    """The emulator keeps the reply it built for a body (`_remember`): the same request again
+    gets the same bytes, a new request id and record, and its directives played anew (here a
+    fault after two tokens, once per stream)."""
+    readings = []
+    for _ in range(3):
+        response = invoke(client, "again [[fault:stream_broken@2]]", max_new_tokens=5)
+        parts, error = parts_until_error(response)
+        readings.append((parts, error.response["Error"]["Code"], request_id(response)))
+    assert readings[0][:2] == readings[1][:2] == readings[2][:2]
+    assert len({reading[2] for reading in readings}) == 3
+    for *_, stream_id in readings:
+        assert stream_record(url, stream_id)["tokens_sent"] == 2
 
 
 def test_boto3_finds_the_emulator_through_the_environment(
