@@ -3,6 +3,7 @@ against a loopback SageMaker stand-in."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import ssl
 import threading
@@ -17,14 +18,19 @@ import trustme
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from botocore.eventstream import EventStreamBuffer, ParserError
 from botocore.exceptions import (
     EventStreamError,
 )
+from hypothesis import given
+from hypothesis import settings as settings_hypothesis
+from hypothesis import strategies as st
 from streamer.app import create_app
 from streamer.contract import SERVICE_NAME
 from streamer.errors import UpstreamError
 from streamer.upstream import (
     SageMakerUpstream,
+    _EventStreamBuffer,
 )
 
 from tests.streamer.support import (
@@ -715,3 +721,41 @@ def test_no_proxy_names_the_hosts_reached_directly(
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     server.reply = [payload_part(b"direct")]
     assert opened_and_read(upstream(), b"{}") == [b"direct"]
+
+
+# --- the event-stream parse -------------------------------------------------------------------
+
+
+def _messages(buffer: Any, pieces: list[bytes]) -> list[Any]:
+    """What `buffer` parses from `pieces` fed in turn: each message's fields, or the error."""
+    parsed: list[Any] = []
+    try:
+        for piece in pieces:
+            buffer.add_data(piece)
+            parsed += [(m.headers, m.payload, m.crc, m.prelude.total_length) for m in buffer]
+    except ParserError as error:
+        parsed.append((type(error), str(error)))
+    return parsed
+
+
+@settings_hypothesis(max_examples=200, deadline=None)
+@given(
+    payloads=st.lists(st.binary(max_size=300), min_size=1, max_size=12),
+    cuts=st.lists(st.integers(min_value=0, max_value=4000), max_size=12),
+    flipped=st.one_of(st.none(), st.integers(min_value=0, max_value=4000)),
+)
+def test_the_relays_event_stream_parse_is_botocores(
+    payloads: list[bytes], cuts: list[int], flipped: int | None
+) -> None:
+    """Any stream of PayloadParts and a ModelStreamError, cut anywhere, a bit flipped anywhere
+    or nowhere: the relay's parser (`_parse_message` in one method) gives botocore's messages,
+    or botocore's error, in the same place."""
+    stream = bytearray(
+        b"".join(payload_part(payload) for payload in payloads)
+        + stream_exception("ModelStreamError", {"Message": "m", "ErrorCode": "StreamBroken"})
+    )
+    if flipped is not None:
+        stream[flipped % len(stream)] ^= 0x10
+    points = sorted({cut % len(stream) for cut in cuts} | {0, len(stream)})
+    pieces = [bytes(stream[a:b]) for a, b in itertools.pairwise(points)]
+    assert _messages(_EventStreamBuffer(), pieces) == _messages(EventStreamBuffer(), pieces)

@@ -31,13 +31,20 @@ Unlike botocore's own event stream, an exception message in the stream keeps its
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import anyio
 import httpcore
 from botocore.awsrequest import HTTPHeaders
-from botocore.eventstream import EventStreamBuffer, EventStreamHeaderParser, ParserError
+from botocore.eventstream import (
+    EventStreamBuffer,
+    EventStreamHeaderParser,
+    EventStreamMessage,
+    ParserError,
+    _validate_checksum,
+)
 from botocore.exceptions import ClientError
 from botocore.parsers import create_parser
 
@@ -61,6 +68,11 @@ __all__ = [
 _OPERATION: Final = "InvokeEndpointWithResponseStream"
 # An error reply is a small JSON document; more than this is not read.
 _MAX_ERROR_BODY_BYTES: Final = 64 * 1024
+# The event stream's framing: a prelude (total length, headers length, the prelude's CRC) and,
+# after the payload, the message's CRC, each a big-endian uint32.
+_PRELUDE_BYTES: Final = 12
+_MESSAGE_CRC_BYTES: Final = 4
+_MESSAGE_CRC: Final = struct.Struct("!I")
 
 
 class UpstreamStream(Protocol):
@@ -203,12 +215,42 @@ class _RepeatedHeaderParser(EventStreamHeaderParser):
 
 
 class _EventStreamBuffer(EventStreamBuffer):
-    """botocore's event-stream parser with `_RepeatedHeaderParser`. (Should botocore rename
-    the attribute, its own parser goes on parsing every block: slower, the same messages.)"""
+    """botocore's event-stream parser, with `_RepeatedHeaderParser` and its `_parse_message`
+    in one method.
+
+    botocore's `_parse_message` takes twelve calls of its own per message (a method per field,
+    a property per offset) and copies the message's bytes once more to check its CRC: a tenth
+    of the relay's Python calls per token. The override does the same, in the same order, with
+    botocore's own checksum check, message type and prelude (parsed and validated by botocore,
+    `_parse_prelude`). (Should botocore rename these attributes, its own methods run: slower,
+    the same messages.)
+    """
 
     def __init__(self) -> None:
         super().__init__()
         self._header_parser = _RepeatedHeaderParser()
+
+    def _parse_message(self) -> EventStreamMessage:
+        prelude = self._prelude
+        assert prelude is not None  # `next` parsed it before the message was whole
+        data = self._data
+        total = prelude.total_length
+        payload_end = total - _MESSAGE_CRC_BYTES
+        headers_end = _PRELUDE_BYTES + prelude.headers_length
+        (crc,) = _MESSAGE_CRC.unpack_from(data, payload_end)
+        # The message's CRC runs from the prelude's CRC (its seed) to the payload's end.
+        _validate_checksum(
+            memoryview(data)[_PRELUDE_BYTES - _MESSAGE_CRC_BYTES : payload_end], crc, prelude.crc
+        )
+        message = EventStreamMessage(
+            prelude,
+            self._header_parser.parse(data[_PRELUDE_BYTES:headers_end]),
+            data[headers_end:payload_end],
+            crc,
+        )
+        self._data = data[total:]
+        self._prelude = None
+        return message
 
 
 class _PayloadParts:
