@@ -147,34 +147,56 @@ def test_chunks_come_as_sent_and_the_connection_serves_the_next_request() -> Non
 
 
 @pytest.mark.parametrize(
-    ("reply", "body"),
+    ("reply", "body", "server_ends"),
     [
-        (b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\nbye", b"bye"),
+        (b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\nbye", b"bye", False),
         # Neither a length nor chunks: the body runs to the end of the connection.
-        (b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end", b"until the end"),
-        (b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nold", b"old"),
+        (b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end", b"until the end", True),
+        (b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nold", b"old", False),
+        # h11 reuses no HTTP/1.0 connection, whatever it says.
+        (
+            b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 3\r\n\r\nold",
+            b"old",
+            False,
+        ),
+        # Bytes past the answer's end are neither its body nor a next answer.
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n\r\nEVIL",
+            b"ok",
+            False,
+        ),
     ],
 )
-def test_an_answer_that_ends_its_connection_is_read_whole_and_not_reused(
-    reply: bytes, body: bytes
+def test_an_answer_that_ends_its_connection_is_read_whole_and_the_connection_closed(
+    reply: bytes, body: bytes, server_ends: bool
 ) -> None:
+    """Read to its end, such an answer closes the connection from the client's side, at once:
+    the peer sees the end without closing first (unless the answer runs until it does)."""
+    closed_by_client = threading.Event()
+
     def script(connection: socket.socket) -> None:
         read_request(connection)
         connection.sendall(reply)
-        connection.shutdown(socket.SHUT_WR)
-        connection.recv(1)
+        if server_ends:
+            connection.shutdown(socket.SHUT_WR)
+        connection.settimeout(HANG_GUARD_SECONDS)
+        try:
+            if connection.recv(1) == b"":
+                closed_by_client.set()
+        except ConnectionResetError:
+            closed_by_client.set()
 
     with peer(script) as port:
 
         async def client() -> Any:
             conn = connection(port)
-            try:
-                status, parts = await exchange(conn, request(port))
-                return status, b"".join(parts), conn.is_idle(), conn.is_available()
-            finally:
-                await conn.aclose()
+            status, parts = await exchange(conn, request(port))
+            with anyio.fail_after(5):  # the client closes it, not the end of the test
+                while not closed_by_client.is_set():
+                    await anyio.sleep(0.01)
+            return status, b"".join(parts), conn.is_idle(), conn.is_closed()
 
-        assert run(client) == (200, body, False, False)
+        assert run(client) == (200, body, False, True)
 
 
 def test_an_answer_not_read_to_its_end_closes_its_connection() -> None:
@@ -262,16 +284,21 @@ def test_a_body_that_stops_coming_times_out() -> None:
 
 
 @pytest.mark.parametrize(
-    "header",
+    ("header", "body"),
     [
-        (b"X-Note", b"one\r\nInjected: yes"),
-        (b"X-Note", b"line\nfeed"),
-        (b"X-Bad\r\nName", b"v"),
-        (b"X-Note", b"nul\0"),
+        ((b"X-Note", b"one\r\nInjected: yes"), b""),
+        ((b"X-Note", b"line\nfeed"), b""),
+        ((b"X-Bad\r\nName", b"v"), b""),
+        ((b"X-Note", b"nul\0"), b""),
+        ((b"Bad Name", b"v"), b""),
+        ((b"", b"v"), b""),
+        # A body the server would frame otherwise: its tail read as a next request.
+        ((b"X-Note", b"v"), b"GET /smuggled HTTP/1.1\r\n\r\n"),
+        ((b"Content-Length", b"3"), b"longer than three"),
     ],
 )
-def test_a_header_that_would_break_the_framing_is_refused_before_sending(
-    header: tuple[bytes, bytes],
+def test_a_request_that_would_break_the_framing_is_refused_before_sending(
+    header: tuple[bytes, bytes], body: bytes
 ) -> None:
     seen: list[bytes] = []
 
@@ -287,7 +314,9 @@ def test_a_header_that_would_break_the_framing_is_refused_before_sending(
         async def client() -> None:
             conn = connection(port)
             with pytest.raises(httpcore.LocalProtocolError):
-                await conn.handle_async_request(request(port, headers=[(b"Host", b"peer"), header]))
+                await conn.handle_async_request(
+                    request(port, body=body, headers=[(b"Host", b"peer"), header])
+                )
             await conn.aclose()
             while not seen:  # the peer's thread may not have accepted the connection yet
                 await anyio.sleep(0.01)

@@ -165,9 +165,9 @@ class ConnectionPool:
     # --- taking and returning connections ---
 
     def _new_connection(self, origin: httpcore.Origin) -> httpcore.AsyncConnectionInterface:
-        if self._factory is not None or Http11Connection is None:
-            assert self._factory is not None
+        if self._factory is not None:
             return self._factory.create_connection(origin)
+        assert Http11Connection is not None
         return Http11Connection(
             origin,
             network_backend=self._network_backend,
@@ -214,7 +214,7 @@ class ConnectionPool:
         """An answer was closed: its connection is idle again (read to its end) or closed."""
         self._busy.discard(connection)
         if not connection.is_idle():
-            return  # httpcore closed it: the answer was not read to its end
+            return  # closed: the answer was not read to its end, or ended the connection
         loop = asyncio.get_running_loop()
         self._idle.setdefault(key, deque()).append(_Idle(connection, stream, loop.time()))
         if self._prune_timer is None:

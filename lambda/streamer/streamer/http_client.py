@@ -18,17 +18,23 @@ callers see no difference:
 - its failures are httpcore's exceptions: ConnectError and ConnectTimeout, WriteError,
   ReadError and ReadTimeout (the backend's), RemoteProtocolError for a malformed answer or
   one the server ended early (none at all: "Server disconnected without sending a response"),
-  LocalProtocolError for a header that would break the request's framing;
+  or bytes past an answer's end; LocalProtocolError for a request h11 would refuse to frame (a
+  CR, LF or NUL anywhere in its head, a header name that is not a token, a target with a space,
+  a body without its exact Content-Length);
 - `has_expired`: idle past its keep-alive, or the server ended it (something to read while
-  idle).
+  idle); only an HTTP/1.1 answer that keeps the connection alive leaves it idle, any other is
+  closed once read (h11 reuses no HTTP/1.0 connection either).
 What it leaves out, because the relay never asks it: HTTP/2, `Expect: 100-continue`,
-informational answers, request bodies that are not bytes, upgrades. A connection through a
-proxy is httpcore's (connection_pool.py makes those with httpcore's own factory).
+informational answers, HEAD (llhttp cannot know an answer to HEAD has no body), request bodies
+that are not bytes, upgrades. A connection through a proxy is httpcore's (connection_pool.py
+makes those with httpcore's own factory).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import re
 import ssl
 from typing import Any, Final
 
@@ -43,6 +49,9 @@ _NEW: Final = "new"
 _ACTIVE: Final = "active"
 _IDLE: Final = "idle"
 _CLOSED: Final = "closed"
+#: RFC 9110's token: what a header name may be (h11 checks the same).
+_TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_CONTENT_LENGTH: Final = b"content-length"
 
 
 class Http11Connection(httpcore.AsyncConnectionInterface):
@@ -89,11 +98,7 @@ class Http11Connection(httpcore.AsyncConnectionInterface):
             status=answer.status,
             headers=answer.headers,
             content=answer,
-            extensions={
-                "http_version": b"HTTP/1.1",
-                "reason_phrase": b"",
-                "network_stream": stream,
-            },
+            extensions={"network_stream": stream},
         )
 
     def can_handle_request(self, origin: httpcore.Origin) -> bool:
@@ -127,10 +132,9 @@ class Http11Connection(httpcore.AsyncConnectionInterface):
 
     # --- what _Answer tells it ---
 
-    def _answered(self, keep_alive: bool) -> None:
-        """The answer was read to its end: the connection is idle again, or done."""
-        if not keep_alive or self._state is not _ACTIVE:
-            self._state = _CLOSED
+    def _answered(self) -> None:
+        """The answer was read to its end and keeps the connection alive: idle again."""
+        if self._state is not _ACTIVE:
             return
         self._state = _IDLE
         if self._keepalive_expiry is not None:
@@ -141,7 +145,7 @@ class Http11Connection(httpcore.AsyncConnectionInterface):
         stream = await self._backend.connect_tcp(host, self._origin.port, timeout=timeout)
         if self._origin.scheme == b"https":
             stream = await stream.start_tls(
-                self._ssl_context or ssl.create_default_context(),
+                self._ssl_context or _default_tls_context(),
                 server_hostname=host,
                 timeout=timeout,
             )
@@ -166,7 +170,6 @@ class _Answer:
         "_parser",
         "_stream",
         "_timeout",
-        "_until_close",
         "headers",
         "status",
     )
@@ -185,7 +188,6 @@ class _Answer:
         self._head_complete = False
         self._complete = False
         self._extra = False  # bytes past the answer's end: the connection is not reused
-        self._until_close = False
         self._keep_alive = False
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
@@ -194,7 +196,9 @@ class _Answer:
 
     def on_message_begin(self) -> None:
         if self._complete:
-            self._extra = True
+            # Bytes past the answer's end: stop llhttp before it parses them as a next answer,
+            # whose body would reach on_body (`_feed` marks the connection not to be reused).
+            raise httpcore.RemoteProtocolError("bytes past the answer's end")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
@@ -203,16 +207,8 @@ class _Answer:
         parser = self._parser
         self.status = parser.get_status_code()
         # Asked now: llhttp resets what it knows of the message once the message is complete.
-        self._keep_alive = parser.should_keep_alive()
+        self._keep_alive = parser.should_keep_alive() and parser.get_http_version() == "1.1"
         self._head_complete = True
-        names = {name.lower() for name, _ in self.headers}
-        # Neither a length nor chunks: the body runs until the server closes the connection.
-        self._until_close = (
-            b"content-length" not in names
-            and b"transfer-encoding" not in names
-            and self.status >= 200
-            and self.status not in (204, 304)
-        )
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
@@ -240,11 +236,11 @@ class _Answer:
         body = self._body
         while not body:
             if self._complete:
-                self._end()
+                await self._end()
                 raise StopAsyncIteration
             data = await self._stream.read(HIGH_WATER_BYTES, self._timeout)
             if not data:
-                if self._until_close:
+                if self._runs_until_close():
                     self._complete = self._extra = True
                     continue
                 raise httpcore.RemoteProtocolError(
@@ -265,10 +261,24 @@ class _Answer:
                 raise httpcore.RemoteProtocolError(f"malformed answer: {error}") from error
             self._extra = True  # garbage after a complete answer
 
-    def _end(self) -> None:
-        if self._connection is not None:
-            connection, self._connection = self._connection, None
-            connection._answered(self._keep_alive and not self._extra)
+    def _runs_until_close(self) -> bool:
+        """Neither a length nor chunks: the body runs until the server closes the connection."""
+        names = {name.lower() for name, _ in self.headers}
+        return (
+            _CONTENT_LENGTH not in names
+            and b"transfer-encoding" not in names
+            and self.status not in (204, 304)
+        )
+
+    async def _end(self) -> None:
+        """Read to its end: the connection is idle again if the answer keeps it, else closed."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        if self._keep_alive and not self._extra:
+            connection._answered()
+        else:
+            await connection.aclose()
 
     async def aclose(self) -> None:
         """Read to its end (the iteration ended), the connection may serve the next request;
@@ -280,14 +290,34 @@ class _Answer:
 
 async def _serialized(request: httpcore.Request) -> bytes:
     """The request's head and body, as one write."""
-    lines = [b"%s %s HTTP/1.1" % (request.method, request.url.target)]
-    lines.extend(b"%s: %s" % header for header in request.headers)
+    target = request.url.target
+    if b" " in target:
+        raise httpcore.LocalProtocolError("a request target with a space")
+    lines = [b"%s %s HTTP/1.1" % (request.method, target)]
+    length: bytes | None = None
+    for name, value in request.headers:
+        if not _TOKEN.fullmatch(name):
+            raise httpcore.LocalProtocolError(f"a header name that is not a token: {name!r}")
+        if name.lower() == _CONTENT_LENGTH:
+            length = value
+        lines.append(b"%s: %s" % (name, value))
     lines.append(b"\r\n")
     head = b"\r\n".join(lines)
-    # A CR, LF or NUL in a method, target, name or value would end a line early: one count over
-    # the whole head finds any.
+    # A CR, LF or NUL in a method, target or value would end a line early: one count over the
+    # whole head finds any.
     if head.count(b"\n") != len(lines) or head.count(b"\r") != len(lines) or b"\0" in head:
         raise httpcore.LocalProtocolError("a header would break the request's framing")
     stream: Any = request.stream
-    body = [part async for part in stream]
-    return head + b"".join(body) if body else head
+    body = b"".join([part async for part in stream])
+    # What frames the body is its Content-Length: a body without it, or longer, would be read
+    # by the server as the start of a next request.
+    if body and length != b"%d" % len(body):
+        raise httpcore.LocalProtocolError("a body without its exact Content-Length")
+    return head + body
+
+
+@functools.cache
+def _default_tls_context() -> ssl.SSLContext:
+    """The system's trust, loaded once, for a connection made without a context (the relay
+    always gives one: aws.py's, with botocore's CA bundle)."""
+    return ssl.create_default_context()

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import struct
+import zlib
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -39,11 +40,11 @@ import anyio
 import httpcore
 from botocore.awsrequest import HTTPHeaders
 from botocore.eventstream import (
+    ChecksumMismatch,
     EventStreamBuffer,
     EventStreamHeaderParser,
     EventStreamMessage,
     ParserError,
-    _validate_checksum,
 )
 from botocore.exceptions import ClientError
 from botocore.parsers import create_parser
@@ -214,6 +215,19 @@ class _RepeatedHeaderParser(EventStreamHeaderParser):
         return dict(self._last_headers)
 
 
+def _botocore_parses_as_expected() -> bool:
+    """botocore's buffer still keeps what `_EventStreamBuffer` reads and parses a message in
+    the method it overrides. The Lambda runtime ships its own botocore, which the asset does not
+    pin: where it differs, botocore's own methods run (slower, the same messages)."""
+    probe = EventStreamBuffer()
+    return {"_data", "_prelude", "_header_parser"} <= vars(probe).keys() and callable(
+        getattr(probe, "_parse_message", None)
+    )
+
+
+_BOTOCORE_PARSES_AS_EXPECTED: Final = _botocore_parses_as_expected()
+
+
 class _EventStreamBuffer(EventStreamBuffer):
     """botocore's event-stream parser, with `_RepeatedHeaderParser` and its `_parse_message`
     in one method.
@@ -221,16 +235,16 @@ class _EventStreamBuffer(EventStreamBuffer):
     botocore's `_parse_message` takes twelve calls of its own per message (a method per field,
     a property per offset) and copies the message's bytes once more to check its CRC: a tenth
     of the relay's Python calls per token. The override does the same, in the same order, with
-    botocore's own checksum check, message type and prelude (parsed and validated by botocore,
-    `_parse_prelude`). (Should botocore rename these attributes, its own methods run: slower,
-    the same messages.)
+    botocore's message type, exception and prelude (parsed and validated by botocore,
+    `_parse_prelude`), where botocore keeps its state as expected
+    (`_botocore_parses_as_expected`).
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._header_parser = _RepeatedHeaderParser()
 
-    def _parse_message(self) -> EventStreamMessage:
+    def _parse_message_in_one(self) -> EventStreamMessage:
         prelude = self._prelude
         assert prelude is not None  # `next` parsed it before the message was whole
         data = self._data
@@ -239,9 +253,10 @@ class _EventStreamBuffer(EventStreamBuffer):
         headers_end = _PRELUDE_BYTES + prelude.headers_length
         (crc,) = _MESSAGE_CRC.unpack_from(data, payload_end)
         # The message's CRC runs from the prelude's CRC (its seed) to the payload's end.
-        _validate_checksum(
-            memoryview(data)[_PRELUDE_BYTES - _MESSAGE_CRC_BYTES : payload_end], crc, prelude.crc
-        )
+        checked = memoryview(data)[_PRELUDE_BYTES - _MESSAGE_CRC_BYTES : payload_end]
+        computed = zlib.crc32(checked, prelude.crc) & 0xFFFFFFFF
+        if computed != crc:
+            raise ChecksumMismatch(crc, computed)
         message = EventStreamMessage(
             prelude,
             self._header_parser.parse(data[_PRELUDE_BYTES:headers_end]),
@@ -251,6 +266,9 @@ class _EventStreamBuffer(EventStreamBuffer):
         self._data = data[total:]
         self._prelude = None
         return message
+
+    if _BOTOCORE_PARSES_AS_EXPECTED:
+        _parse_message = _parse_message_in_one
 
 
 class _PayloadParts:
