@@ -17,6 +17,7 @@ from jumpstream.bench.cold_start import measure_cold_start
 from jumpstream.bench.concurrency import measure_concurrency
 from jumpstream.bench.cpu import measure_cpu
 from jumpstream.bench.decoder import decoder_peak_kib, measure_decoder
+from jumpstream.bench.pipe_floor import measure_pipe_floor
 from jumpstream.bench.plan import (
     CPU_PACE_TOKENS_PER_SECOND,
     FIRST_TOKEN_DELAY_SECONDS,
@@ -64,6 +65,11 @@ def _measure_all(options: BenchOptions, output: LineBuffer, stderr: TextIO) -> d
         steps = ", ".join(map(str, plan.capacity_steps))
         _say(stderr, f"measuring how many paced streams one relay holds (steps of {steps})")
         results.update(measure_capacity(stack, plan))
+        _say(
+            stderr,
+            f"measuring a raw byte pipe's CPU per paced token ({plan.capacity_steps[0]} streams)",
+        )
+        results.update(measure_pipe_floor(stack, plan, sink=output))
     unpaced = _stack_config(model_id, tokens_per_second=0, first_token_delay=0)
     with start_stack(unpaced, sink=output) as stack:
         _say(stderr, f"measuring throughput ({plan.throughput_tokens} tokens, unpaced)")

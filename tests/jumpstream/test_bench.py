@@ -31,6 +31,8 @@ CPU_FIGURES = (
     "relay_cpu_us_per_token",
     "direct_cpu_us_per_token",
     "relay_cpu_ms_per_request",
+    "relay_cpu_us_per_paced_token",
+    "pipe_cpu_us_per_paced_token",
 )
 
 
