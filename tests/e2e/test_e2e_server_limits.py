@@ -155,6 +155,35 @@ def test_a_kept_alive_connection_waits_for_its_next_request_as_long_as_before(
         assert read_response(connection)[0].startswith(b"HTTP/1.1 200")
 
 
+# --- requests that are not HTTP -----------------------------------------------------------------
+
+
+def test_garbage_in_a_loop_gets_a_json_400_each_and_one_counted_line(
+    impatient: Relay,
+) -> None:
+    """A client that sends what no HTTP parser reads, over and over: each gets the relay's JSON
+    400 and a closed connection; the relay writes no line per request (uvicorn would write its
+    warning each time), only its count, the first at once."""
+    flood = 40
+    before = len(impatient.output.lines())
+    answers = []
+    for _ in range(flood):
+        with impatient.connect() as connection:
+            connection.sendall(b"\x16\x03\x01 not http at all\r\n\r\n")
+            answers.append(error_of(*read_response(connection)))
+            assert ended(connection)
+    assert answers == [(400, "invalid_body")] * flood
+    deadline = time.monotonic() + HANG_GUARD_SECONDS
+    while time.monotonic() < deadline:
+        written = [line for _, line in impatient.output.lines()[before:]]
+        counted = [line for line in written if "malformed_requests" in line]
+        if counted:
+            break
+        time.sleep(0.02)
+    assert [json.loads(line)["malformed_requests"] for line in counted] == [1]
+    assert not [line for line in written if "Invalid HTTP" in line or "Traceback" in line]
+
+
 # --- connections past the limit ---------------------------------------------------------------
 
 

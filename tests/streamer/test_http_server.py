@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import socket
 import time
 from collections.abc import Iterator
@@ -180,6 +181,42 @@ def test_refusals_are_reported_at_once_then_at_most_once_per_interval(
     asyncio.run(run())
 
 
+def test_malformed_requests_are_counted_and_reported_like_refusals(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    interval = 0.05
+    monkeypatch.setattr(http_server, "REFUSALS_REPORT_SECONDS", interval)
+    refusals: list[int] = []
+    malformed: list[int] = []
+
+    async def run() -> None:
+        gate = ConnectionGate(
+            limit=1,
+            head_timeout=1,
+            body_timeout=1,
+            on_refused=refusals.append,
+            on_malformed=malformed.append,
+        )
+        for _ in range(3):
+            gate.count_malformed()
+        await asyncio.sleep(5 * interval)
+        assert (malformed, refusals) == ([1, 2], [])  # its own count, its own lines
+        assert (gate.malformed, gate.refused) == (3, 0)
+
+    asyncio.run(run())
+
+
+def test_uvicorns_line_per_unparsable_request_is_filtered_and_nothing_else() -> None:
+    line_filter = http_server.MalformedRequestLines()
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("uvicorn.error", logging.WARNING, __file__, 1, message, (), None)
+
+    assert not line_filter.filter(record(http_server.UVICORN_MALFORMED_REQUEST_LINE))
+    assert line_filter.filter(record("Unsupported upgrade request."))
+    assert line_filter.filter(record("Started server process [%d]"))
+
+
 # --- the gate, on either protocol -------------------------------------------------------------
 
 #: The gated servers' head and body timeouts (seconds).
@@ -239,6 +276,26 @@ def connect(port: int) -> socket.socket:
     connection = socket.create_connection(("127.0.0.1", port), timeout=HANG_GUARD_SECONDS)
     connection.settimeout(HANG_GUARD_SECONDS)
     return connection
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [b"NOT HTTP AT ALL\r\n\r\n", b"GET / HTTP/1.1\r\nHost relay\r\n\r\n", b"\x16\x03\x01\x02\x00"],
+    ids=["not http", "a header without a colon", "a TLS hello"],
+)
+def test_a_request_that_does_not_parse_is_a_json_400_then_closed(
+    gated_port: int, sent: bytes
+) -> None:
+    with connect(gated_port) as connection:
+        response = exchange(connection, sent)
+        head, _, body = response.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400 ")
+        assert b"content-type: application/json" in head.lower()
+        assert json.loads(body) == {
+            "error": "The request is not valid HTTP/1.1.",
+            "type": "invalid_body",
+        }
+        assert connection.recv(1) == b""
 
 
 @pytest.mark.parametrize(

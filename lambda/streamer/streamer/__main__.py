@@ -7,6 +7,7 @@ the function's log when a deployment does not come up.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
@@ -41,6 +42,7 @@ def main() -> int:
     from .app import create_app
     from .http_server import (
         ConnectionGate,
+        MalformedRequestLines,
         connection_limit,
         gated_server_options,
         raise_file_limit,
@@ -62,11 +64,13 @@ def main() -> int:
 
     file_limit = raise_file_limit()
     limit = connection_limit(file_limit, settings.max_connections)
+    on_refused, on_malformed = _reporters(settings)
     gate = ConnectionGate(
         limit=limit,
         head_timeout=settings.request_head_timeout_seconds,
         body_timeout=settings.request_body_timeout_seconds,
-        on_refused=_refusals_reporter(settings),
+        on_refused=on_refused,
+        on_malformed=on_malformed,
     )
     # uvicorn announces the address only for sockets it bound itself: say it here, with where
     # the answers come from, as the first line a person reads in the function's log.
@@ -89,14 +93,17 @@ def main() -> int:
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         **gated_server_options(gate),
     )
+    # After uvicorn configured its loggers: its line per unparsable request is the gate's count.
+    logging.getLogger("uvicorn.error").addFilter(MalformedRequestLines())
     server = uvicorn.Server(config)
     server.run(sockets=[listener])
     return 0 if server.started else 3  # 3: uvicorn's own status for a failed start
 
 
-def _refusals_reporter(settings: Settings) -> Callable[[int], None]:
-    """One log line, with the RefusedConnections metric, for connections refused past the
-    limit (the gate calls it at most every few seconds)."""
+def _reporters(settings: Settings) -> tuple[Callable[[int], None], Callable[[int], None]]:
+    """One log line each for connections refused past the limit (with the RefusedConnections
+    metric) and for requests that were not HTTP, with their counts (the gate calls each at
+    most every few seconds)."""
     from .observability import MetricsContext, make_logger, refused_connections_metrics
 
     logger = make_logger(settings.service_name)
@@ -106,13 +113,19 @@ def _refusals_reporter(settings: Settings) -> Callable[[int], None]:
         model=settings.model_name,
     )
 
-    def report(count: int) -> None:
+    def refused(count: int) -> None:
         logger.warning(
             "connections refused: the relay serves as many as it may",
             extra={"refused_connections": count, **refused_connections_metrics(count, metrics)},
         )
 
-    return report
+    def malformed(count: int) -> None:
+        logger.warning(
+            "requests that were not HTTP/1.1 answered 400",
+            extra={"malformed_requests": count},
+        )
+
+    return refused, malformed
 
 
 def _listen(host: str, port: int) -> socket.socket:

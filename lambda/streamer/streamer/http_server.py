@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from types import MappingProxyType
@@ -54,9 +55,11 @@ __all__ = [
     "REFUSALS_REPORT_SECONDS",
     "RESERVED_FILE_DESCRIPTORS",
     "SERVER_OPTIONS",
+    "UVICORN_MALFORMED_REQUEST_LINE",
     "ConnectionGate",
     "GatheringH11Protocol",
     "GatheringProtocol",
+    "MalformedRequestLines",
     "connection_limit",
     "gated_server_options",
     "raise_file_limit",
@@ -65,8 +68,12 @@ __all__ = [
 #: File descriptors kept for what the process opens besides connections (its log pipes, the
 #: event loop's, a tokenizer file, a DynamoDB connection).
 RESERVED_FILE_DESCRIPTORS: Final = 64
-#: The shortest time between two log lines counting refused connections.
+#: The shortest time between two log lines counting refused connections (or, apart, requests
+#: that were not HTTP).
 REFUSALS_REPORT_SECONDS: Final = 10.0
+#: What uvicorn's protocols log for each request they cannot parse, one line each (filtered out:
+#: `MalformedRequestLines`; the gate counts them instead).
+UVICORN_MALFORMED_REQUEST_LINE: Final = "Invalid HTTP request received."
 
 
 def raise_file_limit() -> int:
@@ -101,8 +108,37 @@ def connection_limit(file_limit: int, wanted: int | None) -> int:
     return most if wanted is None else min(wanted, most)
 
 
+class _Tally:
+    """A count reported at once, then at most every REFUSALS_REPORT_SECONDS with what came
+    meanwhile: a flood costs a line per interval, not a line each."""
+
+    def __init__(self, report: Callable[[int], None] | None) -> None:
+        #: Counted since the server started.
+        self.total = 0
+        self._unreported = 0
+        self._report_to = report
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self) -> None:
+        self.total += 1
+        self._unreported += 1
+        if self._timer is None:
+            self._report()
+
+    def _report(self) -> None:
+        count, self._unreported = self._unreported, 0
+        if count == 0:
+            self._timer = None
+            return
+        if self._report_to is not None:
+            self._report_to(count)
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(REFUSALS_REPORT_SECONDS, self._report)
+
+
 class ConnectionGate:
-    """The server's limits, which every connection consults, and the refusals it counted."""
+    """The server's limits, which every connection consults, and what it counted: connections
+    refused, and requests that were not HTTP."""
 
     def __init__(
         self,
@@ -111,19 +147,18 @@ class ConnectionGate:
         head_timeout: float,
         body_timeout: float,
         on_refused: Callable[[int], None] | None = None,
+        on_malformed: Callable[[int], None] | None = None,
     ) -> None:
-        """`on_refused(count)` reports connections refused since its last call (at once for
-        the first, then at most every REFUSALS_REPORT_SECONDS)."""
+        """`on_refused(count)` reports connections refused since its last call, and
+        `on_malformed(count)` requests that could not be parsed (each at once for the first,
+        then at most every REFUSALS_REPORT_SECONDS)."""
         self.limit = limit
         #: Past this many open connections a new one is dropped at once, without an answer.
         self.drop_limit = 2 * limit
         self.head_timeout = head_timeout
         self.body_timeout = body_timeout
-        #: Connections refused since the server started.
-        self.refused = 0
-        self._unreported = 0
-        self._on_refused = on_refused
-        self._report_timer: asyncio.TimerHandle | None = None
+        self._refusals = _Tally(on_refused)
+        self._malformed = _Tally(on_malformed)
         overloaded = error_response(
             ApiError(
                 kind="overloaded",
@@ -141,22 +176,32 @@ class ConnectionGate:
             )
         )
 
+    @property
+    def refused(self) -> int:
+        """Connections refused since the server started."""
+        return self._refusals.total
+
+    @property
+    def malformed(self) -> int:
+        """Requests that were not HTTP, since the server started."""
+        return self._malformed.total
+
     def refuse(self) -> None:
         """Count one refused connection."""
-        self.refused += 1
-        self._unreported += 1
-        if self._report_timer is None:
-            self._report()
+        self._refusals.add()
 
-    def _report(self) -> None:
-        count, self._unreported = self._unreported, 0
-        if count == 0:
-            self._report_timer = None
-            return
-        if self._on_refused is not None:
-            self._on_refused(count)
-        loop = asyncio.get_running_loop()
-        self._report_timer = loop.call_later(REFUSALS_REPORT_SECONDS, self._report)
+    def count_malformed(self) -> None:
+        """Count one request that could not be parsed."""
+        self._malformed.add()
+
+
+class MalformedRequestLines(logging.Filter):
+    """Drops uvicorn's line per request it cannot parse: the gate counts them, and a client
+    sending garbage in a loop would otherwise write a line per request (installed on uvicorn's
+    error logger by ``__main__``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != UVICORN_MALFORMED_REQUEST_LINE
 
 
 def _raw_response(error: ApiError) -> bytes:
@@ -171,6 +216,12 @@ def _raw_response(error: ApiError) -> bytes:
         *(f"{name.lower()}: {value}" for name, value in error.headers().items()),
     ]
     return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+
+
+#: The answer to a request that is not HTTP/1.1 as the server reads it.
+_MALFORMED_RESPONSE: Final = _raw_response(
+    ApiError(kind="invalid_body", message="The request is not valid HTTP/1.1.")
+)
 
 
 #: Where a request on a connection stands, as the gate times it: its head begun and not ended,
@@ -253,6 +304,15 @@ class _GatedProtocol(asyncio.Protocol):
         self._deadline.cancel()
         self._deadline = None
         self._awaiting = None
+
+    def send_400_response(self, msg: str) -> None:
+        """A request that does not parse: the relay's JSON error, not uvicorn's plain text, and
+        counted by the gate (uvicorn's line for it is filtered: `MalformedRequestLines`)."""
+        if self._gate is not None:
+            self._gate.count_malformed()
+        if not self.transport.is_closing():
+            self.transport.write(_MALFORMED_RESPONSE)
+            self.transport.close()
 
     def _too_late(self) -> None:
         phase, self._awaiting = self._awaiting, None
