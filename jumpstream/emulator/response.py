@@ -45,13 +45,7 @@ class EventStreamResponse(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             async with anyio.create_task_group() as tasks:
-
-                async def watch_for_disconnect() -> None:
-                    while (await receive())["type"] != "http.disconnect":
-                        pass
-                    tasks.cancel_scope.cancel()
-
-                tasks.start_soon(watch_for_disconnect)
+                tasks.start_soon(_cancel_when_gone, receive, tasks.cancel_scope)
                 await send(
                     {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
                 )
@@ -111,13 +105,7 @@ class InvocationResponse(Response):
         body = bytearray()
         outcome: bytes | StreamFault | None = None
         async with anyio.create_task_group() as tasks:
-
-            async def watch_for_disconnect() -> None:
-                while (await receive())["type"] != "http.disconnect":
-                    pass
-                tasks.cancel_scope.cancel()
-
-            tasks.start_soon(watch_for_disconnect)
+            tasks.start_soon(_cancel_when_gone, receive, tasks.cancel_scope)
             try:
                 async for item in self.played:
                     if isinstance(item, StreamFault):
@@ -132,3 +120,10 @@ class InvocationResponse(Response):
                     await self.played.aclose()
             tasks.cancel_scope.cancel()
         return outcome
+
+
+async def _cancel_when_gone(receive: Receive, scope: anyio.CancelScope) -> None:
+    """Cancel `scope` (the response's work) once the client has left."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
