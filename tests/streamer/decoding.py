@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from streamer.stream_lines import Decoder
+from streamer.stream_lines import Decoder, StreamProtocolError
 
 DecoderFactory = Callable[..., Decoder]
 
@@ -19,6 +19,22 @@ def decode_parts(make: DecoderFactory, parts: Iterable[bytes], **kwargs: Any) ->
         events += decoder.feed(part)
     events += decoder.close()
     return events
+
+
+def decode_until_refused(
+    make: DecoderFactory, parts: Iterable[bytes]
+) -> tuple[list[Any], StreamProtocolError | None]:
+    """The events a fresh decoder yields for these parts, its close included, up to the
+    StreamProtocolError that stopped it (None if none did)."""
+    decoder = make()
+    events: list[Any] = []
+    try:
+        for part in parts:
+            events += decoder.feed(part)
+        events += decoder.close()
+    except StreamProtocolError as error:
+        return events, error
+    return events, None
 
 
 def bytewise(stream: bytes) -> list[bytes]:

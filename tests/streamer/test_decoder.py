@@ -25,7 +25,7 @@ from streamer.decoder import (
 )
 
 from tests.streamer import decoding
-from tests.streamer.decoding import bytewise, split_at
+from tests.streamer.decoding import bytewise, decode_until_refused, split_at
 
 # The spec's own examples, verbatim.
 SPEC_TOKEN_EVENT = (
@@ -869,15 +869,7 @@ def test_property_events_before_a_protocol_error_do_not_depend_on_the_split(
     valid = stream + b"\n\n"  # make sure the last event is complete before the garbage
     bad = valid + b"data: {not json}\n\n" + SPEC_TOKEN_EVENT
     cuts = data.draw(st.lists(st.integers(0, len(bad)), max_size=24), label="cuts")
-    decoder = StreamDecoder()
-    received: list[Event] = []
-    error: StreamProtocolError | None = None
-    try:
-        for part in split_at(bad, cuts):
-            received += decoder.feed(part)
-        received += decoder.close()
-    except StreamProtocolError as exc:
-        error = exc
+    received, error = decode_until_refused(StreamDecoder, split_at(bad, cuts))
     assert error is not None
     assert "not JSON" in str(error)
     assert received == expected

@@ -22,6 +22,7 @@ from tests.streamer.decoding import (
     assert_decodes_everywhere,
     bytewise,
     decode_parts,
+    decode_until_refused,
     split_at,
 )
 from tests.streamer.engine_streams import json_line, lmi_failure, lmi_final, lmi_token, sse
@@ -451,15 +452,7 @@ def test_property_events_before_garbage_do_not_depend_on_the_split(
     stream, expected, _ = generated
     bad = stream + b"\n{not json}\n" + SPEC_TOKEN_LINE
     cuts = data.draw(st.lists(st.integers(0, len(bad)), max_size=24), label="cuts")
-    decoder = LmiTokenDecoder()
-    received: list[Any] = []
-    error: StreamProtocolError | None = None
-    try:
-        for part in split_at(bad, cuts):
-            received += decoder.feed(part)
-        received += decoder.close()
-    except StreamProtocolError as exc:
-        error = exc
+    received, error = decode_until_refused(LmiTokenDecoder, split_at(bad, cuts))
     assert error is not None
     assert "not JSON" in str(error)
     assert received == expected

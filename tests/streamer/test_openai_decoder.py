@@ -25,6 +25,7 @@ from tests.streamer.decoding import (
     assert_buffer_bounded,
     assert_decodes_everywhere,
     decode_parts,
+    decode_until_refused,
     split_at,
 )
 from tests.streamer.engine_streams import (
@@ -430,15 +431,7 @@ def test_property_events_before_garbage_do_not_depend_on_the_split(
     """(After `[DONE]` nothing is read, garbage included: tested above.)"""
     bad = generated.stream + b"\ndata: {not json}\n\n" + sse(chat_chunk("x"))
     cuts = data.draw(st.lists(st.integers(0, len(bad)), max_size=24), label="cuts")
-    decoder = VLLM()
-    received: list[Any] = []
-    error: StreamProtocolError | None = None
-    try:
-        for part in split_at(bad, cuts):
-            received += decoder.feed(part)
-        received += decoder.close()
-    except StreamProtocolError as exc:
-        error = exc
+    received, error = decode_until_refused(VLLM, split_at(bad, cuts))
     assert error is not None
     assert "not JSON" in str(error)
     # A stream without an end marker ends at the end of input, which the garbage kept away.
