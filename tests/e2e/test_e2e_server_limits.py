@@ -5,6 +5,7 @@ the log a line every few seconds, never a line per connection."""
 from __future__ import annotations
 
 import json
+import shlex
 import socket
 import time
 from collections.abc import Iterator
@@ -52,12 +53,16 @@ class Relay:
 
 
 @contextmanager
-def relay(**settings: str) -> Iterator[Relay]:
+def relay(shell_prefix: str | None = None, **settings: str) -> Iterator[Relay]:
+    """The relay run.sh starts, healthy; after `shell_prefix` (a `ulimit`) where given."""
     port = free_port()
     output = LineBuffer(keep=2000)
+    command = relay_command()
+    if shell_prefix is not None:
+        command = ["sh", "-c", f"{shell_prefix} && exec {' '.join(map(shlex.quote, command))}"]
     child = Child(
         "relay",
-        relay_command(),
+        command,
         cwd=RELAY_ROOT,
         env=relay_environment(
             StackConfig(relay_env=settings), emulator_url="http://127.0.0.1:9", port=port
@@ -272,23 +277,8 @@ def test_past_twice_the_limit_a_connection_is_dropped_at_once(limited: Relay) ->
 
 def started_lines(shell_prefix: str, **settings: str) -> list[str]:
     """The relay's start-up lines when run.sh is started after `shell_prefix` (ulimit)."""
-    port = free_port()
-    output = LineBuffer()
-    script = RELAY_ROOT / "run.sh"
-    child = Child(
-        "relay",
-        ["sh", "-c", f"{shell_prefix} && exec sh '{script}'"],
-        cwd=RELAY_ROOT,
-        env=relay_environment(
-            StackConfig(relay_env=settings), emulator_url="http://127.0.0.1:9", port=port
-        ),
-        sink=output,
-    )
-    try:
-        wait_until_healthy(f"http://127.0.0.1:{port}", child, timeout=HANG_GUARD_SECONDS)
-    finally:
-        child.stop()
-    return [line for name, line in output.lines() if name == "relay"]
+    with relay(shell_prefix, **settings) as running:
+        return [line for name, line in running.output.lines() if name == "relay"]
 
 
 def test_the_soft_file_limit_is_raised_to_the_hard_one() -> None:
