@@ -1,4 +1,5 @@
-"""One emulator per test module, started for real on loopback, and a boto3 client for it."""
+"""One emulator per test module, started for real on loopback (with the module's
+`EMULATOR_ARGS`, if it has them), and a boto3 client for it."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from tests.jumpstream.emulator.emulator_harness import running_emulator, sagemak
 
 
 @pytest.fixture(scope="module")
-def url() -> Iterator[str]:
-    with running_emulator() as base_url:
+def url(request: pytest.FixtureRequest) -> Iterator[str]:
+    with running_emulator(*getattr(request.module, "EMULATOR_ARGS", ())) as base_url:
         yield base_url
 
 

@@ -25,6 +25,8 @@ from botocore.config import Config
 from botocore.exceptions import EventStreamError
 
 from jumpstream.emulator import options
+from jumpstream.emulator.model import StandInModel, Token
+from jumpstream.emulator.request import GenerateRequest
 from jumpstream.emulator.server import DEFAULT_ENDPOINT_NAME
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -34,6 +36,10 @@ STARTUP_TIMEOUT_SECONDS = 30.0
 POLL_TIMEOUT_SECONDS = 10.0
 #: Dummy credentials: the emulator never checks signatures, but botocore insists on signing.
 DUMMY_CREDENTIAL = "local"
+#: The prompt and the chat the engine tests send.
+PROMPT = "What is streaming?"
+QUESTION = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": PROMPT}]
+_MODEL = StandInModel()
 _LISTENING = re.compile(r"^emulator listening on (http://\S+)$")
 
 
@@ -250,3 +256,14 @@ def parse_openai_sse(data: bytes) -> list[Any]:
             pending = line[len("data:") :].removeprefix(" ")
     assert pending is None
     return events
+
+
+def tokens(prompt: str, max_new_tokens: int, *, chat: bool = False, **more: Any) -> list[Token]:
+    """The stand-in model's tokens for this request, as any engine generates them."""
+    request = GenerateRequest(inputs=prompt, max_new_tokens=max_new_tokens, **more)
+    return list(_MODEL.generate(request, chat_turn=chat).tokens)
+
+
+def shown(token: Token) -> str:
+    """A token's text as an answer shows it: none for a special token."""
+    return "" if token.special else token.text

@@ -4,7 +4,6 @@ for prompts and chats, its refusals before the stream, and every fault in LMI's 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,43 +11,26 @@ from botocore.exceptions import ClientError
 
 from jumpstream.emulator.chat import ChatMessage, render
 from jumpstream.emulator.engine_lmi import DEFAULT_MAX_NEW_TOKENS, LMI_ERRORS
-from jumpstream.emulator.model import StandInModel, Token
+from jumpstream.emulator.model import StandInModel
 from jumpstream.emulator.request import GenerateRequest
 from jumpstream.emulator.tokenizer import estimate_input_tokens
 from tests.jumpstream.emulator.emulator_harness import (
+    PROMPT,
+    QUESTION,
     invoke_json,
     invoke_whole,
     parse_json_lines,
     parts_until_error,
     payload_parts,
-    running_emulator,
-    sagemaker_client,
+    shown,
+    tokens,
 )
 
-PROMPT = "What is streaming?"
-QUESTION = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": PROMPT}]
 MODEL = StandInModel()
 
 
-@pytest.fixture(scope="module")
-def url() -> Iterator[str]:
-    with running_emulator("--engine", "lmi") as base_url:
-        yield base_url
-
-
-@pytest.fixture(scope="module")
-def client(url: str) -> Any:
-    return sagemaker_client(url)
-
-
-def tokens(prompt: str, max_new_tokens: int, *, chat: bool = False, **more: Any) -> list[Token]:
-    """The stand-in model's tokens for this request, as any engine generates them."""
-    request = GenerateRequest(inputs=prompt, max_new_tokens=max_new_tokens, **more)
-    return list(MODEL.generate(request, chat_turn=chat).tokens)
-
-
-def shown(token: Token) -> str:
-    return "" if token.special else token.text
+#: The emulator this module's tests run against (conftest.py's `url`).
+EMULATOR_ARGS = ("--engine", "lmi")
 
 
 def text_body(inputs: str, **parameters: Any) -> dict[str, Any]:

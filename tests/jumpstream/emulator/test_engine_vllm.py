@@ -4,7 +4,6 @@ server-sent chunks for completions and chats, vLLM's 400s, and every fault in vL
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,46 +11,27 @@ from botocore.exceptions import ClientError
 
 from jumpstream.emulator.chat import ChatMessage, render
 from jumpstream.emulator.engine_vllm import SERVED_MODEL_NAME, VLLM_ERRORS
-from jumpstream.emulator.model import StandInModel, Token
-from jumpstream.emulator.request import GenerateRequest
 from jumpstream.emulator.tokenizer import estimate_input_tokens
 from tests.jumpstream.emulator.emulator_harness import (
     ENDPOINT,
+    PROMPT,
+    QUESTION,
     invoke_json,
     invoke_whole,
     parse_openai_sse,
     parts_until_error,
     payload_parts,
-    running_emulator,
-    sagemaker_client,
+    shown,
+    tokens,
 )
 
-PROMPT = "What is streaming?"
-QUESTION = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": PROMPT}]
 USAGE = {"include_usage": True}
-MODEL = StandInModel()
 #: The context of the model the emulator stands in for by default (Falcon 7B Instruct's).
 CONTEXT = 2048
 
 
-@pytest.fixture(scope="module")
-def url() -> Iterator[str]:
-    with running_emulator("--engine", "vllm") as base_url:
-        yield base_url
-
-
-@pytest.fixture(scope="module")
-def client(url: str) -> Any:
-    return sagemaker_client(url)
-
-
-def tokens(prompt: str, max_new_tokens: int, *, chat: bool = False, **more: Any) -> list[Token]:
-    request = GenerateRequest(inputs=prompt, max_new_tokens=max_new_tokens, **more)
-    return list(MODEL.generate(request, chat_turn=chat).tokens)
-
-
-def shown(token: Token) -> str:
-    return "" if token.special else token.text
+#: The emulator this module's tests run against (conftest.py's `url`).
+EMULATOR_ARGS = ("--engine", "vllm")
 
 
 def rendered(messages: list[dict[str, str]]) -> str:
