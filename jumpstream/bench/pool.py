@@ -7,8 +7,9 @@ Method: in this process, a pool on the relay's network backend (network.py) and 
 `HttpPeer` on a thread of its own. First N connections are made: left idle (N requests at once,
 each read to its end) or busy (N answers held open, as streams waiting for their next token).
 Then requests go one after another, each read to its end and closed:
-- work: the Python function calls made in httpcore's code and the pool's during one request,
-  counted by a profile hook. A count, not a time: the same on a busy machine, and what the
+- work: the Python function calls made in httpcore's code and the pool's during one request
+  (the relay's pool takes http_types.py's request, httpcore's pool its own), counted by a
+  profile hook. A count, not a time: the same on a busy machine, and what the
   test that pins the pool's work per request (tests/streamer/test_connection_pool.py) checks;
 - CPU: this thread's CPU time per request over many (the peer's thread is not counted).
 Both for N = 16, 128 and 512 idle connections, the worst case of httpcore's pool.
@@ -29,6 +30,7 @@ import httpcore
 from streamer import connection_pool
 from streamer.aws import KEEPALIVE_SECONDS
 from streamer.connection_pool import ConnectionPool
+from streamer.http_types import Request, split_url
 from streamer.network import AsyncioBackend
 
 from jumpstream.bench.http_peer import http_peer
@@ -70,10 +72,18 @@ def scanning_pool() -> httpcore.AsyncConnectionPool:
     )
 
 
+def _get(pool: Any, url: str) -> Any:
+    """A GET of `url` as `pool` takes it."""
+    if isinstance(pool, ConnectionPool):
+        origin, target = split_url(url)
+        return Request(b"GET", origin, target, headers=_HOST)
+    return httpcore.Request(b"GET", url, headers=_HOST)
+
+
 async def _request(pool: Any, url: str) -> None:
-    response = await pool.handle_async_request(httpcore.Request(b"GET", url, headers=_HOST))
+    response = await pool.handle_async_request(_get(pool, url))
     try:
-        async for _ in response.aiter_stream():
+        async for _ in response.stream:
             pass
     finally:
         await response.aclose()
@@ -101,14 +111,13 @@ async def _work(
     make_pool: PoolFactory, url: str, connections: int, state: State, requests: int
 ) -> PoolWork:
     pool = make_pool()
-    held: list[httpcore.Response] = []
+    held: list[Any] = []
     try:
         if state == "idle":
             await asyncio.gather(*(_request(pool, url + "/") for _ in range(connections)))
         else:
             for _ in range(connections):
-                request = httpcore.Request(b"GET", url + "/hold", headers=_HOST)
-                held.append(await pool.handle_async_request(request))
+                held.append(await pool.handle_async_request(_get(pool, url + "/hold")))
         await _request(pool, url + "/")  # the measured requests' connection, made
         calls = await _counted_request(pool, url + "/")
         started = time.thread_time()

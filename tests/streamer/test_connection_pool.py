@@ -1,19 +1,25 @@
 """connection_pool.py against a real loopback server (jumpstream.bench.http_peer): the work per
-request, the stale-connection retry and the pruning of idle connections."""
+request, the stale-connection retry and the pruning of idle connections; httpcore's connections
+through a proxy and without httptools, and a start that does not import httpcore."""
 
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import httpcore
 import pytest
+from streamer import connection_pool, http_types
 from streamer.connection_pool import ConnectionPool
+from streamer.http_types import Request, split_url
 from streamer.network import AsyncioBackend
 
 from jumpstream.bench.http_peer import HttpPeer, Reused, http_peer
 from jumpstream.bench.pool import pool_work, relay_pool, scanning_pool
+from jumpstream.local import RELAY_ROOT, StackConfig, free_port, relay_environment
+from tests.streamer.loopback import peer as loopback_peer
 from tests.streamer.support import HANG_GUARD_SECONDS
 
 _HOST = [(b"Host", b"peer")]
@@ -32,12 +38,15 @@ def pool(keepalive: float = _LONG_KEEPALIVE_SECONDS) -> ConnectionPool:
     return ConnectionPool(keepalive_expiry=keepalive, network_backend=AsyncioBackend())
 
 
+def get_request(url: str) -> Request:
+    origin, target = split_url(url)
+    return Request(b"GET", origin, target, headers=_HOST)
+
+
 async def get(pool: ConnectionPool, peer: HttpPeer) -> bytes:
-    response = await pool.handle_async_request(
-        httpcore.Request(b"GET", peer.url + "/", headers=_HOST)
-    )
+    response = await pool.handle_async_request(get_request(peer.url + "/"))
     try:
-        return b"".join([part async for part in response.aiter_stream()])
+        return b"".join([part async for part in response.stream])
     finally:
         await response.aclose()
 
@@ -106,7 +115,7 @@ def test_nothing_is_resent_once_a_byte_of_the_answer_arrived() -> None:
             try:
                 await get(relay_pool, peer)
                 peer.reused = Reused.PARTIAL
-                with pytest.raises(httpcore.RemoteProtocolError) as caught:
+                with pytest.raises(http_types.RemoteProtocolError) as caught:
                     await get(relay_pool, peer)
             finally:
                 await relay_pool.aclose()
@@ -126,7 +135,7 @@ def test_a_request_is_resent_once_at_most() -> None:
             try:
                 await get(relay_pool, peer)
                 peer.reused = Reused.CLOSE_ALL
-                with pytest.raises(httpcore.RemoteProtocolError):
+                with pytest.raises(http_types.RemoteProtocolError):
                     await get(relay_pool, peer)
             finally:
                 await relay_pool.aclose()
@@ -142,7 +151,7 @@ def test_a_request_on_a_new_connection_is_never_resent() -> None:
         async def client() -> None:
             relay_pool = pool()
             try:
-                with pytest.raises(httpcore.RemoteProtocolError):
+                with pytest.raises(http_types.RemoteProtocolError):
                     await get(relay_pool, peer)
             finally:
                 await relay_pool.aclose()
@@ -221,7 +230,7 @@ def test_an_answer_not_read_to_its_end_does_not_return_its_connection() -> None:
         async def client() -> tuple[int, int]:
             relay_pool = pool()
             try:
-                request = httpcore.Request(b"GET", peer.url + "/hold", headers=_HOST)
+                request = get_request(peer.url + "/hold")
                 response = await relay_pool.handle_async_request(request)
                 busy = relay_pool.busy_connections
                 await response.aclose()
@@ -230,3 +239,105 @@ def test_an_answer_not_read_to_its_end_does_not_return_its_connection() -> None:
                 await relay_pool.aclose()
 
         assert run(client) == (1, 0)
+
+
+# --- httpcore's connections: through a proxy, and without httptools ---------------------------
+
+
+def _answering(seen: list[bytes], reply: bytes, *, then_close: bool = False) -> Any:
+    """A server's (or a proxy's) side of one connection: reads a request, notes its request
+    line, answers `reply`, then waits for the client's end (or ends the connection itself)."""
+
+    def script(connection: Any) -> None:
+        connection.settimeout(HANG_GUARD_SECONDS)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += connection.recv(65536)
+        seen.append(data.partition(b"\r\n")[0])
+        connection.sendall(reply)
+        if not then_close:
+            connection.recv(1)
+
+    return script
+
+
+def test_through_a_proxy_httpcores_connection_serves_the_pools_request() -> None:
+    """A proxy (environment_proxy's, as aws.py makes pools) gets httpcore's forwarding
+    connection: the request goes to the proxy in absolute form, and its answer comes back as
+    the pool's own Response."""
+    import httpcore
+
+    seen: list[bytes] = []
+    reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    with loopback_peer(_answering(seen, reply)) as port:
+
+        async def client() -> tuple[int, bytes]:
+            proxied = ConnectionPool(
+                keepalive_expiry=_LONG_KEEPALIVE_SECONDS,
+                network_backend=AsyncioBackend(),
+                proxy=httpcore.Proxy(f"http://127.0.0.1:{port}"),
+            )
+            try:
+                request = get_request("http://sagemaker.invalid/endpoints/e")
+                response = await proxied.handle_async_request(request)
+                try:
+                    return response.status, b"".join([part async for part in response.stream])
+                finally:
+                    await response.aclose()
+            finally:
+                await proxied.aclose()
+
+        assert run(client) == (200, b"ok")
+    assert seen == [b"GET http://sagemaker.invalid:80/endpoints/e HTTP/1.1"]
+
+
+def test_without_httptools_httpcores_connection_fails_in_the_pools_terms(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where httptools cannot be loaded, the pool makes httpcore's own HTTP/1.1 connections;
+    an answer cut short is still http_types.py's RemoteProtocolError, as upstream.py expects."""
+    monkeypatch.setattr(connection_pool, "Http11Connection", None)
+    cut_short = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nok"
+    with loopback_peer(_answering([], cut_short, then_close=True)) as port:
+
+        async def client() -> None:
+            fallback = pool()
+            try:
+                request = get_request(f"http://127.0.0.1:{port}/")
+                response = await fallback.handle_async_request(request)
+                try:
+                    with pytest.raises(http_types.RemoteProtocolError):
+                        async for _ in response.stream:
+                            pass
+                finally:
+                    await response.aclose()
+            finally:
+                await fallback.aclose()
+
+        run(client)
+
+
+def test_the_relay_starts_without_importing_httpcore_or_h11() -> None:
+    """httpcore (and h11 beneath it and uvicorn's h11 protocol) cost ~13 ms of every cold start;
+    the relay's direct connections do not need them, so the start does not load them."""
+    script = (
+        "import os, sys\n"
+        "import streamer.__main__, streamer.http_server\n"
+        "from streamer.app import create_app\n"
+        "from streamer.settings import load_settings\n"
+        "create_app(load_settings(os.environ))\n"
+        "print(sorted({name.split('.')[0] for name in sys.modules} & {'httpcore', 'h11'}))\n"
+    )
+    env = relay_environment(
+        StackConfig(relay_port=0), emulator_url="http://127.0.0.1:9", port=free_port()
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        cwd=RELAY_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert result.stdout.split("\n")[-2] == "[]", result.stdout

@@ -1,6 +1,6 @@
 """http_client.py against scripted loopback peers: the request as it leaves, answers framed each
 way HTTP/1.1 frames them, the connection kept or closed as the answer says, each way an answer
-can go wrong as the httpcore error the pool and upstream.py expect, and TLS."""
+can go wrong as the http_types.py error the pool and upstream.py expect, and TLS."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ import threading
 from typing import Any
 
 import anyio
-import httpcore
 import pytest
 import trustme
+from streamer import http_types
 from streamer.http_client import Http11Connection
+from streamer.http_types import Origin, Request, split_url
 from streamer.network import AsyncioBackend
 
 from tests.streamer.loopback import Script, peer, run
@@ -24,7 +25,7 @@ _CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encodi
 
 def connection(port: int, *, scheme: bytes = b"http", context: Any = None) -> Http11Connection:
     return Http11Connection(
-        httpcore.Origin(scheme, b"localhost" if scheme == b"https" else b"127.0.0.1", port),
+        Origin(scheme, b"localhost" if scheme == b"https" else b"127.0.0.1", port),
         network_backend=AsyncioBackend(),
         ssl_context=context,
         keepalive_expiry=60.0,
@@ -38,14 +39,16 @@ def request(
     scheme: str = "http",
     headers: list[tuple[bytes, bytes]] | None = None,
     read_timeout: float = HANG_GUARD_SECONDS,
-) -> httpcore.Request:
+) -> Request:
     host = "localhost" if scheme == "https" else "127.0.0.1"
-    return httpcore.Request(
+    origin, target = split_url(f"{scheme}://{host}:{port}/endpoints/e/invocations?x=1")
+    return Request(
         b"POST",
-        f"{scheme}://{host}:{port}/endpoints/e/invocations?x=1",
+        origin,
+        target,
         headers=headers or [(b"Host", b"peer"), (b"Content-Length", b"%d" % len(body))],
         content=body,
-        extensions={"timeout": {"read": read_timeout}},
+        timeouts={"read": read_timeout},
     )
 
 
@@ -84,10 +87,10 @@ def answering(*replies: bytes, seen: list[bytes] | None = None) -> Script:
     return script
 
 
-async def exchange(conn: Http11Connection, req: httpcore.Request) -> tuple[int, list[bytes]]:
+async def exchange(conn: Http11Connection, req: Request) -> tuple[int, list[bytes]]:
     response = await conn.handle_async_request(req)
     try:
-        return response.status, [part async for part in response.aiter_stream()]
+        return response.status, [part async for part in response.stream]
     finally:
         await response.aclose()
 
@@ -247,7 +250,7 @@ def test_an_answer_cut_short_or_malformed_is_a_remote_protocol_error(
 
         async def client() -> bool:
             conn = connection(port)
-            with pytest.raises(httpcore.RemoteProtocolError, match=message):
+            with pytest.raises(http_types.RemoteProtocolError, match=message):
                 await exchange(conn, request(port))
             await conn.aclose()
             return conn.is_closed()
@@ -272,7 +275,7 @@ def test_a_body_that_stops_coming_times_out() -> None:
                 response = await conn.handle_async_request(request(port, read_timeout=0.2))
                 body = aiter(response.stream)  # type: ignore[arg-type]
                 parts.append(await anext(body))
-                with pytest.raises(httpcore.ReadTimeout):
+                with pytest.raises(http_types.ReadTimeout):
                     await anext(body)
                 await response.aclose()
             finally:
@@ -313,7 +316,7 @@ def test_a_request_that_would_break_the_framing_is_refused_before_sending(
 
         async def client() -> None:
             conn = connection(port)
-            with pytest.raises(httpcore.LocalProtocolError):
+            with pytest.raises(http_types.LocalProtocolError):
                 await conn.handle_async_request(
                     request(port, body=body, headers=[(b"Host", b"peer"), header])
                 )
@@ -336,7 +339,7 @@ def test_a_connection_takes_one_request_at_a_time() -> None:
         async def client() -> None:
             conn = connection(port)
             response = await conn.handle_async_request(request(port))
-            with pytest.raises(httpcore.ConnectionNotAvailable):
+            with pytest.raises(http_types.ConnectionNotAvailable):
                 await conn.handle_async_request(request(port))
             await response.aclose()
 

@@ -1,7 +1,7 @@
-"""network.py: httpcore's asyncio backend against loopback peers, for each thing the relay relies
-on: reads and their end, read and write timeouts, flow control both ways, a cancelled read, an
-immediate close, TLS verified against a CA and a host name, and a pool that replaces a
-connection the far side closed while it was idle."""
+"""network.py: the network backend (httpcore's interface) against loopback peers, for each thing
+the relay relies on: reads and their end, read and write timeouts, flow control both ways, a
+cancelled read, an immediate close, TLS verified against a CA and a host name, and a pool that
+replaces a connection the far side closed while it was idle."""
 
 from __future__ import annotations
 
@@ -13,22 +13,22 @@ import time
 from typing import Any
 
 import anyio
-import httpcore
 import pytest
 import trustme
-from streamer.network import HIGH_WATER_BYTES, AsyncioBackend
+from streamer import http_types
+from streamer.network import HIGH_WATER_BYTES, AsyncioBackend, NetworkStream
 
 from tests.streamer.loopback import Script, peer, run
 from tests.streamer.support import HANG_GUARD_SECONDS
 
 
-async def connect(port: int, **options: Any) -> httpcore.AsyncNetworkStream:
+async def connect(port: int, **options: Any) -> NetworkStream:
     return await AsyncioBackend().connect_tcp(
         "127.0.0.1", port, timeout=HANG_GUARD_SECONDS, **options
     )
 
 
-async def read_to_end(stream: httpcore.AsyncNetworkStream) -> bytes:
+async def read_to_end(stream: NetworkStream) -> bytes:
     chunks = []
     while chunk := await stream.read(65536, timeout=HANG_GUARD_SECONDS):
         chunks.append(chunk)
@@ -64,7 +64,7 @@ def test_a_read_that_waits_past_its_timeout_raises_read_timeout() -> None:
     async def client(port: int) -> bytes:
         stream = await connect(port)
         try:
-            with pytest.raises(httpcore.ReadTimeout):
+            with pytest.raises(http_types.ReadTimeout):
                 await stream.read(1024, timeout=0.1)
             gate.set()
             return await stream.read(1024, timeout=HANG_GUARD_SECONDS)
@@ -99,7 +99,7 @@ def test_each_read_waits_its_own_timeout_from_its_start() -> None:
             while len(received) < 6:
                 received += await stream.read(1024, timeout=0.4)
             started = time.monotonic()
-            with pytest.raises(httpcore.ReadTimeout):
+            with pytest.raises(http_types.ReadTimeout):
                 await stream.read(1024, timeout=0.4)
             waited = time.monotonic() - started
             gate.set()
@@ -232,7 +232,7 @@ def test_a_write_the_peer_does_not_take_times_out() -> None:
     async def client(port: int) -> None:
         stream = await connect(port)
         try:
-            with pytest.raises(httpcore.WriteTimeout):
+            with pytest.raises(http_types.WriteTimeout):
                 await stream.write(b"x" * (64 * 1024 * 1024), timeout=0.2)
         finally:
             await stream.aclose()
@@ -271,7 +271,7 @@ def test_closing_drops_the_connection_at_once() -> None:
 def test_nothing_listening_is_a_connect_error() -> None:
     with socket.create_server(("127.0.0.1", 0)) as unused:
         port = unused.getsockname()[1]
-    with pytest.raises(httpcore.ConnectError):
+    with pytest.raises(http_types.ConnectError):
         run(lambda: connect(port))
 
 
@@ -327,13 +327,13 @@ def test_tls_to_a_certificate_the_bundle_trusts(authority: trustme.CA) -> None:
 
 def test_tls_refuses_a_certificate_from_another_authority(authority: trustme.CA) -> None:
     stranger = client_context(trustme.CA())
-    refused = pytest.raises(httpcore.ConnectError, match="CERTIFICATE_VERIFY_FAILED")
+    refused = pytest.raises(http_types.ConnectError, match="CERTIFICATE_VERIFY_FAILED")
     with peer(tls_script(authority, b"never read")) as port, refused:
         run(lambda: tls_read(port, stranger, "localhost"))
 
 
 def test_tls_refuses_a_certificate_for_another_host(authority: trustme.CA) -> None:
-    refused = pytest.raises(httpcore.ConnectError, match="CERTIFICATE_VERIFY_FAILED")
+    refused = pytest.raises(http_types.ConnectError, match="CERTIFICATE_VERIFY_FAILED")
     with peer(tls_script(authority, b"never read")) as port, refused:
         run(lambda: tls_read(port, client_context(authority), "runtime.sagemaker.example"))
 
@@ -350,7 +350,7 @@ def test_a_tls_handshake_with_no_answer_times_out(authority: trustme.CA) -> None
 
     with peer(silent) as port:
         try:
-            with pytest.raises(httpcore.ConnectTimeout):
+            with pytest.raises(http_types.ConnectTimeout):
                 run(lambda: client(port))
         finally:
             gate.set()

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpcore
 import pytest
 from botocore.exceptions import (
     ClientError,
     NoCredentialsError,
 )
+from streamer import http_types
 from streamer.engines import TGI
 from streamer.errors import UpstreamError
 from streamer.sagemaker_errors import translate_error as translate_with
@@ -52,12 +52,12 @@ def _client_error(code: str, message: str = "m", **extra: Any) -> ClientError:
         ),
         (_client_error("ModelStreamError", "connection reset"), "upstream_error", 502),
         (_client_error("InternalStreamFailure"), "upstream_error", 502),
-        (httpcore.ReadTimeout("Read timed out."), "upstream_timeout", 504),
-        (httpcore.ConnectTimeout("Connect timed out."), "upstream_timeout", 504),
-        (httpcore.WriteTimeout("Write timed out."), "upstream_timeout", 504),
-        (httpcore.RemoteProtocolError("Connection broken"), "upstream_error", 502),
-        (httpcore.ReadError("Connection reset by peer"), "upstream_error", 502),
-        (httpcore.ConnectError("Connection refused"), "upstream_error", 502),
+        (http_types.ReadTimeout("Read timed out."), "upstream_timeout", 504),
+        (http_types.ConnectTimeout("Connect timed out."), "upstream_timeout", 504),
+        (http_types.WriteTimeout("Write timed out."), "upstream_timeout", 504),
+        (http_types.RemoteProtocolError("Connection broken"), "upstream_error", 502),
+        (http_types.ReadError("Connection reset by peer"), "upstream_error", 502),
+        (http_types.ConnectError("Connection refused"), "upstream_error", 502),
         (ConnectionResetError(), "upstream_error", 502),
         (
             _client_error("ModelError", "m", OriginalStatusCode=422, OriginalMessage="bad body"),
@@ -91,7 +91,7 @@ def test_an_odd_error_code_is_not_echoed() -> None:
 
 
 def test_a_timeout_keeps_its_cause_for_the_log() -> None:
-    translated = translate_error(httpcore.ReadTimeout("Read timed out."))
+    translated = translate_error(http_types.ReadTimeout("Read timed out."))
     assert "Read timed out" in (translated.detail or "")
 
 

@@ -1,12 +1,12 @@
 """What every call the function makes to AWS shares: credentials, connections, signing.
 
 The function calls SageMaker (upstream.py) and, with API keys, DynamoDB (dynamodb.py), both from
-the event loop through httpcore, with botocore doing what it is for: `botocore.session` finds the
-credentials (the usual chain) and each service's endpoint URL (which honours
-`AWS_ENDPOINT_URL_<SERVICE>`, `AWS_ENDPOINT_URL` and the config file) and service model, and
-`SigV4Auth` signs each request. One `AwsAccess` per process holds them, so both services share
-one credentials cache, one TLS context and one pool of connections per origin
-(connection_pool.py).
+the event loop through the relay's HTTP client (connection_pool.py), with botocore doing what it
+is for: `botocore.session` finds the credentials (the usual chain) and each service's endpoint
+URL (which honours `AWS_ENDPOINT_URL_<SERVICE>`, `AWS_ENDPOINT_URL` and the config file) and
+service model, and `SigV4Auth` signs each request. One `AwsAccess` per process holds them, so
+both services share one credentials cache, one TLS context and one pool of connections per
+origin.
 
 Nothing is looked up at start: credentials are found on the first call, in a worker thread (it may
 call a credentials endpoint), so none can end up in a SnapStart snapshot; `after_restore` forgets
@@ -115,9 +115,9 @@ class AwsAccess:
     async def signed_headers(
         self, *, service: str, url: str, body: bytes, headers: dict[str, str]
     ) -> list[tuple[bytes, bytes]]:
-        """`headers` plus SigV4's for a POST of `body` to `url` (the body hashed), as httpcore
-        takes them. Host must be among `headers`, as it will be sent: httpcore sends only the
-        headers it is given."""
+        """`headers` plus SigV4's for a POST of `body` to `url` (the body hashed), as the HTTP
+        client takes them. Host must be among `headers`, as it will be sent: the HTTP client
+        sends only the headers it is given."""
         request = AWSRequest(method="POST", url=url, data=body, headers=headers)
         SigV4Auth(await self._frozen_credentials(), service, self.region).add_auth(request)
         return [

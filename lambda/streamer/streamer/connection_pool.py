@@ -21,7 +21,9 @@ runs; how many run at once is the server's connection limit). So this pool keeps
   idle connections are closed on time even when no request comes to find them;
 - connections that speak HTTP/1.1 with httptools' parser (http_client.py), or through a proxy
   (as `environment_proxy` says) httpcore's own, made by its `create_connection` (also where
-  httptools cannot be loaded).
+  httptools cannot be loaded); httpcore is imported only then, and its requests, responses and
+  failures are translated to http_types.py's at the connection (`_HttpcoreConnection`), so
+  nothing above the pool tells the two apart.
 Each connection is taken, returned and pruned once: the work per request is constant.
 
 A kept-alive connection can still fail its next request: the server closed it as the request
@@ -46,29 +48,51 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import AsyncIterable
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import anyio
-import httpcore
+
+from . import http_types
+from .http_types import (
+    ConnectionNotAvailable,
+    Origin,
+    ReadError,
+    RemoteProtocolError,
+    Request,
+    Response,
+    ResponseBody,
+    TransportError,
+    WriteError,
+)
+from .network import RECEIVED_BYTES_INFO, AsyncioBackend, NetworkStream
 
 try:
     from .http_client import Http11Connection
 except ImportError:  # pragma: no cover - a bundle made for another Python than this one
     Http11Connection = None  # type: ignore[assignment, misc]
-from .network import RECEIVED_BYTES_INFO
+
+if TYPE_CHECKING:
+    import httpcore
 
 __all__ = ["ConnectionPool"]
 
 #: What a request on a reused connection may fail with when the server had closed it.
-_STALE_FAILURES: Final = (
-    httpcore.ReadError,
-    httpcore.WriteError,
-    httpcore.RemoteProtocolError,
-    httpcore.ConnectionNotAvailable,
-)
+_STALE_FAILURES: Final = (ReadError, WriteError, RemoteProtocolError, ConnectionNotAvailable)
 
 _OriginKey = tuple[bytes, bytes, int]
+
+
+class _Connection(Protocol):
+    """What the pool asks of a connection: httpcore's `AsyncConnectionInterface`, in
+    http_types.py's terms."""
+
+    async def handle_async_request(self, request: Request) -> Response: ...
+
+    def has_expired(self) -> bool: ...
+
+    def is_idle(self) -> bool: ...
+
+    async def aclose(self) -> None: ...
 
 
 class _Idle:
@@ -76,12 +100,7 @@ class _Idle:
 
     __slots__ = ("connection", "since", "stream")
 
-    def __init__(
-        self,
-        connection: httpcore.AsyncConnectionInterface,
-        stream: httpcore.AsyncNetworkStream | None,
-        since: float,
-    ) -> None:
+    def __init__(self, connection: _Connection, stream: NetworkStream | None, since: float) -> None:
         self.connection = connection
         self.stream = stream
         self.since = since
@@ -90,37 +109,37 @@ class _Idle:
 class ConnectionPool:
     """HTTP/1.1 connections kept alive for `keepalive_expiry` seconds, taken newest first.
 
-    `handle_async_request` takes a request whose content is bytes (it may be sent twice, see
-    the module's docstring) and returns httpcore's `Response`; closing that response returns
-    its connection to the pool when the answer was read to its end, else closes it.
+    `handle_async_request` takes a request (it may be sent twice, see the module's docstring)
+    and returns a `Response`; closing that response returns its connection to the pool when
+    the answer was read to its end, else closes it.
     """
 
     def __init__(
         self,
         *,
         keepalive_expiry: float,
-        network_backend: httpcore.AsyncNetworkBackend,
+        network_backend: AsyncioBackend,
         ssl_context: ssl.SSLContext | None = None,
         proxy: httpcore.Proxy | None = None,
     ) -> None:
         # Through a proxy, httpcore's pool (never sent a request) makes each connection as
         # httpcore would; directly, http_client.py's (httpcore's too where httptools cannot be
         # loaded, as http_server.py falls back to h11).
-        self._factory = (
-            None
-            if proxy is None and Http11Connection is not None
-            else httpcore.AsyncConnectionPool(
+        self._factory: httpcore.AsyncConnectionPool | None = None
+        if proxy is not None or Http11Connection is None:
+            import httpcore
+
+            self._factory = httpcore.AsyncConnectionPool(
                 ssl_context=ssl_context,
                 proxy=proxy,
                 keepalive_expiry=keepalive_expiry,
-                network_backend=network_backend,
+                network_backend=network_backend,  # type: ignore[arg-type] # its interface
             )
-        )
         self._network_backend = network_backend
         self._ssl_context = ssl_context
         self._keepalive_expiry = keepalive_expiry
         self._idle: dict[_OriginKey, deque[_Idle]] = {}
-        self._busy: set[httpcore.AsyncConnectionInterface] = set()
+        self._busy: set[_Connection] = set()
         self._prune_timer: asyncio.TimerHandle | None = None
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -134,11 +153,10 @@ class ConnectionPool:
         """How many connections carry a request or an answer now."""
         return len(self._busy)
 
-    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+    async def handle_async_request(self, request: Request) -> Response:
         """Send `request` on the newest live idle connection, else a new one; once more on a
         new one if the reused connection turns out closed before any byte of the answer."""
-        origin = request.url.origin
-        key = (origin.scheme, origin.host, origin.port)
+        origin = key = request.origin
         idle = await self._take(key)
         if idle is not None:
             stream = idle.stream
@@ -147,7 +165,7 @@ class ConnectionPool:
                 return await self._send(idle.connection, request, key)
             except _STALE_FAILURES as error:
                 unanswered = received is not None and _received_bytes(stream) == received
-                if not (unanswered or isinstance(error, httpcore.ConnectionNotAvailable)):
+                if not (unanswered or isinstance(error, ConnectionNotAvailable)):
                     raise
         return await self._send(self._new_connection(origin), request, key)
 
@@ -164,9 +182,9 @@ class ConnectionPool:
 
     # --- taking and returning connections ---
 
-    def _new_connection(self, origin: httpcore.Origin) -> httpcore.AsyncConnectionInterface:
+    def _new_connection(self, origin: Origin) -> _Connection:
         if self._factory is not None:
-            return self._factory.create_connection(origin)
+            return _HttpcoreConnection(self._factory, origin)
         assert Http11Connection is not None
         return Http11Connection(
             origin,
@@ -188,10 +206,10 @@ class ConnectionPool:
 
     async def _send(
         self,
-        connection: httpcore.AsyncConnectionInterface,
-        request: httpcore.Request,
+        connection: _Connection,
+        request: Request,
         key: _OriginKey,
-    ) -> httpcore.Response:
+    ) -> Response:
         self._busy.add(connection)
         try:
             response = await connection.handle_async_request(request)
@@ -199,16 +217,15 @@ class ConnectionPool:
             self._busy.discard(connection)
             await _close([connection])
             raise
-        assert isinstance(response.stream, AsyncIterable)  # httpcore's async connections
         response.stream = _PooledBody(
-            response.stream, self, connection, response.extensions.get("network_stream"), key
+            response.stream, self, connection, response.network_stream, key
         )
         return response
 
     def _release(
         self,
-        connection: httpcore.AsyncConnectionInterface,
-        stream: httpcore.AsyncNetworkStream | None,
+        connection: _Connection,
+        stream: NetworkStream | None,
         key: _OriginKey,
     ) -> None:
         """An answer was closed: its connection is idle again (read to its end) or closed."""
@@ -232,7 +249,7 @@ class ConnectionPool:
         self._prune_timer = None
         loop = asyncio.get_running_loop()
         due = loop.time() - self._keepalive_expiry
-        expired: list[httpcore.AsyncConnectionInterface] = []
+        expired: list[_Connection] = []
         for idle in self._idle.values():
             while idle and idle[0].since <= due:
                 expired.append(idle.popleft().connection)
@@ -251,14 +268,14 @@ class _PooledBody:
 
     def __init__(
         self,
-        body: AsyncIterable[bytes],
+        body: ResponseBody,
         pool: ConnectionPool,
-        connection: httpcore.AsyncConnectionInterface,
-        stream: httpcore.AsyncNetworkStream | None,
+        connection: _Connection,
+        stream: NetworkStream | None,
         key: _OriginKey,
     ) -> None:
         self._body = body
-        self._next = aiter(body).__anext__
+        self._next = body.__anext__
         self._pool = pool
         self._connection = connection
         self._stream = stream
@@ -282,17 +299,98 @@ class _PooledBody:
             return
         self._closed = True
         with anyio.CancelScope(shield=True):
-            closing = getattr(self._body, "aclose", None)
-            if closing is not None:
-                await closing()
+            await self._body.aclose()
         self._pool._release(self._connection, self._stream, self._key)
 
 
-def _received_bytes(stream: httpcore.AsyncNetworkStream | None) -> int | None:
+def _received_bytes(stream: NetworkStream | None) -> int | None:
     return None if stream is None else stream.get_extra_info(RECEIVED_BYTES_INFO)
 
 
-async def _close(connections: list[httpcore.AsyncConnectionInterface]) -> None:
+async def _close(connections: list[_Connection]) -> None:
     with anyio.CancelScope(shield=True):
         for connection in connections:
             await connection.aclose()
+
+
+# --- httpcore's connections, in http_types.py's terms -----------------------------------------
+
+
+class _HttpcoreConnection:
+    """A connection httpcore makes (through a proxy, or with h11 where httptools cannot be
+    loaded), taking and answering http_types.py's requests and responses; its failures are
+    raised as http_types.py's exceptions of the same names."""
+
+    def __init__(self, factory: httpcore.AsyncConnectionPool, origin: Origin) -> None:
+        import httpcore
+
+        self._httpcore = httpcore
+        self._connection = factory.create_connection(httpcore.Origin(*origin))
+
+    async def handle_async_request(self, request: Request) -> Response:
+        httpcore = self._httpcore
+        scheme, host, port = request.origin
+        url = httpcore.URL(scheme=scheme, host=host, port=port, target=request.target)
+        try:
+            response = await self._connection.handle_async_request(
+                httpcore.Request(
+                    request.method,
+                    url,
+                    headers=request.headers,
+                    content=request.content,
+                    extensions={"timeout": request.timeouts},
+                )
+            )
+        except Exception as error:
+            raise _translated(error) from error
+        return Response(
+            response.status,
+            headers=response.headers,
+            stream=_HttpcoreBody(response.stream),
+            network_stream=response.extensions.get("network_stream"),
+        )
+
+    def has_expired(self) -> bool:
+        return bool(self._connection.has_expired())
+
+    def is_idle(self) -> bool:
+        return bool(self._connection.is_idle())
+
+    async def aclose(self) -> None:
+        await self._connection.aclose()
+
+
+class _HttpcoreBody:
+    """An httpcore response's body, its failures translated."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._next = aiter(stream).__anext__
+
+    def __aiter__(self) -> _HttpcoreBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            chunk: bytes = await self._next()
+        except StopAsyncIteration:
+            raise
+        except Exception as error:
+            raise _translated(error) from error
+        return chunk
+
+    async def aclose(self) -> None:
+        closing = getattr(self._stream, "aclose", None)
+        if closing is not None:
+            await closing()
+
+
+def _translated(error: Exception) -> Exception:
+    """httpcore's failure as http_types.py's exception of the same name (httpcore's hierarchy,
+    kept there); anything else as it is."""
+    if not type(error).__module__.startswith("httpcore"):
+        return error
+    ours = getattr(http_types, type(error).__name__, None)
+    if isinstance(ours, type) and issubclass(ours, TransportError | ConnectionNotAvailable):
+        return ours(*error.args)
+    return error

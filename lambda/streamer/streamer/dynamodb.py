@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-import httpcore
 from botocore.awsrequest import HTTPHeaders
 from botocore.exceptions import ClientError
 from botocore.parsers import create_parser
@@ -19,6 +18,7 @@ from botocore.serialize import create_serializer
 
 from .aws import AwsAccess
 from .contract import SERVICE_NAME
+from .http_types import Request, Response, split_url
 from .network import host_header
 
 __all__ = ["DynamoDB"]
@@ -37,24 +37,19 @@ class DynamoDB:
         self._access = access
         endpoint = access.endpoint("dynamodb")
         self._url = endpoint.url + "/"
-        self._target = httpcore.URL(self._url)
+        self._origin, self._target = split_url(self._url)
         self._model = endpoint.model
         protocol = endpoint.model.metadata["protocol"]
         self._serializer = create_serializer(protocol, include_validation=False)
         self._parser = create_parser(protocol)
         self._host = host_header(self._url)
-        self._extensions = {
-            "timeout": {
-                "connect": _TIMEOUT_SECONDS,
-                "read": _TIMEOUT_SECONDS,
-                "write": _TIMEOUT_SECONDS,
-                "pool": _TIMEOUT_SECONDS,
-            }
-        }
+        self._timeouts: dict[str, float | None] = dict.fromkeys(
+            ("connect", "read", "write", "pool"), _TIMEOUT_SECONDS
+        )
 
     async def call(self, operation: str, parameters: dict[str, Any]) -> dict[str, Any]:
         """One operation (e.g. "GetItem"); raises ClientError for DynamoDB's refusals, and
-        whatever httpcore raises when the call does not complete."""
+        an http_types.py failure when the call does not complete."""
         model = self._model.operation_model(operation)
         serialized = self._serializer.serialize_to_request(parameters, model)
         body: bytes = serialized["body"]
@@ -64,8 +59,13 @@ class DynamoDB:
         )
         signed.append((b"Content-Length", b"%d" % len(body)))
         pool = await self._access.pool(self._url)
-        request = httpcore.Request(
-            b"POST", self._target, headers=signed, content=body, extensions=self._extensions
+        request = Request(
+            b"POST",
+            self._origin,
+            self._target,
+            headers=signed,
+            content=body,
+            timeouts=self._timeouts,
         )
         response = await pool.handle_async_request(request)
         try:
@@ -88,10 +88,10 @@ class DynamoDB:
         return parsed
 
 
-async def _read(response: httpcore.Response) -> bytes:
+async def _read(response: Response) -> bytes:
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_stream():
+    async for chunk in response.stream:
         size += len(chunk)
         if size > _MAX_REPLY_BYTES:
             raise ValueError("DynamoDB's reply is longer than any this function expects")

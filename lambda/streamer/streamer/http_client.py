@@ -9,25 +9,25 @@ parses requests with the same library.
 
 What httpcore's connection does that this one does too, so that connection_pool.py and its
 callers see no difference:
-- it is an `httpcore.AsyncConnectionInterface` taking an `httpcore.Request` (method, target,
-  headers as given, a body of bytes) and answering an `httpcore.Response` whose stream yields
-  the body as it arrives and whose `aclose` returns the connection to idle when the answer was
-  read to its end with keep-alive, else closes it;
+- it has httpcore's `AsyncConnectionInterface` (the methods the pool calls), taking a `Request`
+  (http_types.py: method, target, headers as given, a body of bytes) and answering a `Response`
+  whose stream yields the body as it arrives and whose `aclose` returns the connection to idle
+  when the answer was read to its end with keep-alive, else closes it;
 - it connects on its first request, through the network backend (network.py): TCP, then TLS
   for https with the pool's context and the origin's host name;
-- its failures are httpcore's exceptions: ConnectError and ConnectTimeout, WriteError,
-  ReadError and ReadTimeout (the backend's), RemoteProtocolError for a malformed answer or
-  one the server ended early (none at all: "Server disconnected without sending a response"),
-  or bytes past an answer's end; LocalProtocolError for a request h11 would refuse to frame (a
-  CR, LF or NUL anywhere in its head, a header name that is not a token, a target with a space,
-  a body without its exact Content-Length);
+- its failures are httpcore's exceptions (http_types.py's, of the same names): ConnectError and
+  ConnectTimeout, WriteError, ReadError and ReadTimeout (the backend's), RemoteProtocolError
+  for a malformed answer or one the server ended early (none at all: "Server disconnected
+  without sending a response"), or bytes past an answer's end; LocalProtocolError for a
+  request h11 would refuse to frame (a CR, LF or NUL anywhere in its head, a header name that
+  is not a token, a target with a space, a body without its exact Content-Length);
 - `has_expired`: idle past its keep-alive, or the server ended it (something to read while
   idle); only an HTTP/1.1 answer that keeps the connection alive leaves it idle, any other is
   closed once read (h11 reuses no HTTP/1.0 connection either).
 What it leaves out, because the relay never asks it: HTTP/2, `Expect: 100-continue`,
 informational answers, HEAD (llhttp cannot know an answer to HEAD has no body), request bodies
 that are not bytes, upgrades. A connection through a proxy is httpcore's (connection_pool.py
-makes those with httpcore's own factory).
+makes those with httpcore's own factory, and imports httpcore only then).
 """
 
 from __future__ import annotations
@@ -36,12 +36,19 @@ import asyncio
 import functools
 import re
 import ssl
-from typing import Any, Final
+from typing import Final
 
-import httpcore
 import httptools
 
-from .network import HIGH_WATER_BYTES
+from .http_types import (
+    ConnectionNotAvailable,
+    LocalProtocolError,
+    Origin,
+    RemoteProtocolError,
+    Request,
+    Response,
+)
+from .network import HIGH_WATER_BYTES, AsyncioBackend, NetworkStream
 
 __all__ = ["Http11Connection"]
 
@@ -54,14 +61,14 @@ _TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _CONTENT_LENGTH: Final = b"content-length"
 
 
-class Http11Connection(httpcore.AsyncConnectionInterface):
+class Http11Connection:
     """One HTTP/1.1 connection to `origin`, opened by its first request."""
 
     def __init__(
         self,
-        origin: httpcore.Origin,
+        origin: Origin,
         *,
-        network_backend: httpcore.AsyncNetworkBackend,
+        network_backend: AsyncioBackend,
         ssl_context: ssl.SSLContext | None,
         keepalive_expiry: float | None,
     ) -> None:
@@ -69,18 +76,18 @@ class Http11Connection(httpcore.AsyncConnectionInterface):
         self._backend = network_backend
         self._ssl_context = ssl_context
         self._keepalive_expiry = keepalive_expiry
-        self._stream: httpcore.AsyncNetworkStream | None = None
+        self._stream: NetworkStream | None = None
         self._state = _NEW
         self._expire_at: float | None = None
 
     # --- httpcore's interface ---
 
-    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
-        if request.url.origin != self._origin:
-            raise RuntimeError(f"this connection is to {self._origin}, not {request.url.origin}")
+    async def handle_async_request(self, request: Request) -> Response:
+        if request.origin != self._origin:
+            raise RuntimeError(f"this connection is to {self._origin}, not {request.origin}")
         if self._state not in (_NEW, _IDLE):
-            raise httpcore.ConnectionNotAvailable()
-        timeouts = request.extensions.get("timeout", {})
+            raise ConnectionNotAvailable()
+        timeouts = request.timeouts
         state, self._state = self._state, _ACTIVE
         self._expire_at = None
         try:
@@ -88,20 +95,15 @@ class Http11Connection(httpcore.AsyncConnectionInterface):
                 self._stream = await self._connect(timeouts.get("connect"))
             stream = self._stream
             assert stream is not None
-            await stream.write(await _serialized(request), timeouts.get("write"))
+            await stream.write(_serialized(request), timeouts.get("write"))
             answer = _Answer(self, stream, timeouts.get("read"))
             await answer.read_head()
         except BaseException:
             await self.aclose()
             raise
-        return httpcore.Response(
-            status=answer.status,
-            headers=answer.headers,
-            content=answer,
-            extensions={"network_stream": stream},
-        )
+        return Response(answer.status, headers=answer.headers, stream=answer, network_stream=stream)
 
-    def can_handle_request(self, origin: httpcore.Origin) -> bool:
+    def can_handle_request(self, origin: Origin) -> bool:
         return origin == self._origin
 
     def is_available(self) -> bool:
@@ -140,7 +142,7 @@ class Http11Connection(httpcore.AsyncConnectionInterface):
         if self._keepalive_expiry is not None:
             self._expire_at = asyncio.get_running_loop().time() + self._keepalive_expiry
 
-    async def _connect(self, timeout: float | None) -> httpcore.AsyncNetworkStream:
+    async def _connect(self, timeout: float | None) -> NetworkStream:
         host = self._origin.host.decode("ascii")
         stream = await self._backend.connect_tcp(host, self._origin.port, timeout=timeout)
         if self._origin.scheme == b"https":
@@ -177,7 +179,7 @@ class _Answer:
     def __init__(
         self,
         connection: Http11Connection,
-        stream: httpcore.AsyncNetworkStream,
+        stream: NetworkStream,
         timeout: float | None,
     ) -> None:
         self._connection = connection
@@ -198,7 +200,7 @@ class _Answer:
         if self._complete:
             # Bytes past the answer's end: stop llhttp before it parses them as a next answer,
             # whose body would reach on_body (`_feed` marks the connection not to be reused).
-            raise httpcore.RemoteProtocolError("bytes past the answer's end")
+            raise RemoteProtocolError("bytes past the answer's end")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name, value))
@@ -222,12 +224,10 @@ class _Answer:
         while not self._head_complete:
             data = await self._stream.read(HIGH_WATER_BYTES, self._timeout)
             if not data:
-                raise httpcore.RemoteProtocolError(
-                    "Server disconnected without sending a response."
-                )
+                raise RemoteProtocolError("Server disconnected without sending a response.")
             self._feed(data)
         if 100 <= self.status < 200:
-            raise httpcore.RemoteProtocolError(f"informational answer {self.status}")
+            raise RemoteProtocolError(f"informational answer {self.status}")
 
     def __aiter__(self) -> _Answer:
         return self
@@ -243,7 +243,7 @@ class _Answer:
                 if self._runs_until_close():
                     self._complete = self._extra = True
                     continue
-                raise httpcore.RemoteProtocolError(
+                raise RemoteProtocolError(
                     "peer closed connection without sending complete message body"
                 )
             self._feed(data)
@@ -258,7 +258,7 @@ class _Answer:
             self._parser.feed_data(data)
         except httptools.HttpParserError as error:
             if not self._complete:
-                raise httpcore.RemoteProtocolError(f"malformed answer: {error}") from error
+                raise RemoteProtocolError(f"malformed answer: {error}") from error
             self._extra = True  # garbage after a complete answer
 
     def _runs_until_close(self) -> bool:
@@ -288,16 +288,16 @@ class _Answer:
             await connection.aclose()
 
 
-async def _serialized(request: httpcore.Request) -> bytes:
+def _serialized(request: Request) -> bytes:
     """The request's head and body, as one write."""
-    target = request.url.target
+    target = request.target
     if b" " in target:
-        raise httpcore.LocalProtocolError("a request target with a space")
+        raise LocalProtocolError("a request target with a space")
     lines = [b"%s %s HTTP/1.1" % (request.method, target)]
     length: bytes | None = None
     for name, value in request.headers:
         if not _TOKEN.fullmatch(name):
-            raise httpcore.LocalProtocolError(f"a header name that is not a token: {name!r}")
+            raise LocalProtocolError(f"a header name that is not a token: {name!r}")
         if name.lower() == _CONTENT_LENGTH:
             length = value
         lines.append(b"%s: %s" % (name, value))
@@ -306,13 +306,12 @@ async def _serialized(request: httpcore.Request) -> bytes:
     # A CR, LF or NUL in a method, target or value would end a line early: one count over the
     # whole head finds any.
     if head.count(b"\n") != len(lines) or head.count(b"\r") != len(lines) or b"\0" in head:
-        raise httpcore.LocalProtocolError("a header would break the request's framing")
-    stream: Any = request.stream
-    body = b"".join([part async for part in stream])
+        raise LocalProtocolError("a header would break the request's framing")
+    body = request.content
     # What frames the body is its Content-Length: a body without it, or longer, would be read
     # by the server as the start of a next request.
     if body and length != b"%d" % len(body):
-        raise httpcore.LocalProtocolError("a body without its exact Content-Length")
+        raise LocalProtocolError("a body without its exact Content-Length")
     return head + body
 
 

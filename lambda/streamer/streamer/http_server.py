@@ -40,9 +40,6 @@ from http import HTTPStatus
 from types import MappingProxyType
 from typing import Any, Final
 
-import h11
-from uvicorn.protocols.http.h11_impl import H11Protocol
-
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 except ImportError:  # pragma: no cover - a bundle made for another Python than this one
@@ -57,7 +54,6 @@ __all__ = [
     "SERVER_OPTIONS",
     "UVICORN_MALFORMED_REQUEST_LINE",
     "ConnectionGate",
-    "GatheringH11Protocol",
     "GatheringProtocol",
     "MalformedRequestLines",
     "connection_limit",
@@ -325,20 +321,36 @@ class _GatedProtocol(asyncio.Protocol):
         self.transport.close()
 
 
-class GatheringH11Protocol(_GatedProtocol, H11Protocol):
-    """uvicorn's h11 protocol, gathered and gated: where httptools cannot be loaded (a bundle
-    made for another Python than the one running it)."""
+@functools.cache
+def _gathering_h11_protocol() -> type[_GatedProtocol]:
+    """`GatheringH11Protocol`, made on first use: h11 and uvicorn's protocol on it are imported
+    only where httptools cannot be loaded (or by a test of both), not at every start."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
 
-    def _request_phase(self) -> str | None:
-        state = self.conn.their_state
-        if state is h11.IDLE:  # a head has begun (data came, and it is not whole yet)
-            return _HEAD
-        if state is h11.SEND_BODY:
-            return _BODY
-        return None
+    class GatheringH11Protocol(_GatedProtocol, H11Protocol):
+        """uvicorn's h11 protocol, gathered and gated: where httptools cannot be loaded (a
+        bundle made for another Python than the one running it)."""
 
-    def _answered(self) -> bool:
-        return self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE)
+        def _request_phase(self) -> str | None:
+            state = self.conn.their_state
+            if state is h11.IDLE:  # a head has begun (data came, and it is not whole yet)
+                return _HEAD
+            if state is h11.SEND_BODY:
+                return _BODY
+            return None
+
+        def _answered(self) -> bool:
+            return self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE)
+
+    return GatheringH11Protocol
+
+
+def __getattr__(name: str) -> Any:
+    """`GatheringH11Protocol` is a name of this module, made when first asked for."""
+    if name == "GatheringH11Protocol":
+        return _gathering_h11_protocol()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 if HttpToolsProtocol is not None:
@@ -373,7 +385,7 @@ if HttpToolsProtocol is not None:
 
     GatheringProtocol: type[_GatedProtocol] = GatheringHttpToolsProtocol
 else:  # pragma: no cover - depends on the interpreter
-    GatheringProtocol = GatheringH11Protocol
+    GatheringProtocol = _gathering_h11_protocol()
 
 
 #: How uvicorn serves the relay (``__main__``, and the tests that run it over a socket): this

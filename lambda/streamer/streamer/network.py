@@ -1,4 +1,4 @@
-"""The relay's connections to SageMaker: httpcore's network backend on asyncio's transports.
+"""The relay's connections to AWS: a network backend (httpcore's interface) on asyncio's transports.
 
 Beside it, what a connection is made with: the Host header, the proxy and the TLS context.
 
@@ -9,8 +9,9 @@ connection is one `asyncio.Protocol` that collects what arrives, and a read take
 only while a read has to wait, and the socket is read without a pause until the buffer is full.
 
 What anyio's backend guaranteed still holds, by these means:
-- Timeouts: a read or write that waits longer than its timeout raises httpcore's ReadTimeout or
-  WriteTimeout; connect and the TLS handshake raise ConnectTimeout. A read's timeout is one timer
+- Timeouts: a read or write that waits longer than its timeout raises ReadTimeout or
+  WriteTimeout (http_types.py: httpcore's names); connect and the TLS handshake raise
+  ConnectTimeout. A read's timeout is one timer
   per connection, moved on by each read rather than made and cancelled by it: with a token per
   read, a timer per read (made, pushed on the event loop's heap among as many timers as streams,
   cancelled, cleaned up) cost ~3 us of CPU per paced token, a moved deadline ~0.2 us.
@@ -36,16 +37,26 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote, urlsplit
 
-import httpcore
-from httpcore import AsyncNetworkBackend, AsyncNetworkStream
+from .http_types import (
+    ConnectError,
+    ConnectTimeout,
+    ReadError,
+    ReadTimeout,
+    WriteError,
+    WriteTimeout,
+)
+
+if TYPE_CHECKING:
+    import httpcore
 
 __all__ = [
     "HIGH_WATER_BYTES",
     "RECEIVED_BYTES_INFO",
     "AsyncioBackend",
+    "NetworkStream",
     "environment_proxy",
     "host_header",
     "tls_context",
@@ -141,7 +152,7 @@ class _Connection(asyncio.Protocol):
                 self._reader = None
         if not self._chunks:
             if self._lost is not None:
-                raise httpcore.ReadError(repr(self._lost)) from self._lost
+                raise ReadError(repr(self._lost)) from self._lost
             return b""
         data = self._take(max_bytes)
         if self._reading_paused and self._buffered < HIGH_WATER_BYTES:
@@ -170,14 +181,14 @@ class _Connection(asyncio.Protocol):
         if timer is not None and self._read_due > timer.when():
             self._read_timer = asyncio.get_running_loop().call_at(self._read_due, self._read_timed)
             return
-        reader.set_exception(httpcore.ReadTimeout("timed out"))
+        reader.set_exception(ReadTimeout("timed out"))
 
     async def write(self, data: bytes, timeout: float | None) -> None:
         """Queue `data` to leave with whatever else this step writes; past the high-water mark,
         hand it all to the transport and wait (at most `timeout`) while its buffer is full."""
         transport = self._require_transport()
         if self._lost is not None or transport.is_closing():
-            raise httpcore.WriteError("the connection is closed")
+            raise WriteError("the connection is closed")
         if self._flush_timer is None:
             # A timer, not call_soon: cancelled by the read that flushes first, it costs the
             # event loop no extra turn (a cancelled ready callback would).
@@ -190,11 +201,11 @@ class _Connection(asyncio.Protocol):
         if self._writing_paused:
             self._writer = _future()
             try:
-                await _wait(self._writer, timeout, httpcore.WriteTimeout)
+                await _wait(self._writer, timeout, WriteTimeout)
             finally:
                 self._writer = None
             if self._lost is not None:
-                raise httpcore.WriteError(repr(self._lost)) from self._lost
+                raise WriteError(repr(self._lost)) from self._lost
 
     def flush(self) -> None:
         """Hand what was written to the transport, as one send."""
@@ -225,7 +236,7 @@ class _Connection(asyncio.Protocol):
 
     def _require_transport(self) -> asyncio.Transport:
         if self.transport is None:  # pragma: no cover - asyncio calls connection_made first
-            raise httpcore.ConnectError("not connected")
+            raise ConnectError("not connected")
         return self.transport
 
 
@@ -257,8 +268,9 @@ def _expire(waiter: asyncio.Future[None], timeout_error: type[Exception]) -> Non
         waiter.set_exception(timeout_error("timed out"))
 
 
-class _Stream(AsyncNetworkStream):
-    """httpcore's view of one connection."""
+class NetworkStream:
+    """One connection as httpcore's `AsyncNetworkStream` (what http_client.py and httpcore's
+    proxy connections read and write)."""
 
     def __init__(self, connection: _Connection) -> None:
         self._connection = connection
@@ -281,7 +293,7 @@ class _Stream(AsyncNetworkStream):
         ssl_context: ssl.SSLContext,
         server_hostname: str | None = None,
         timeout: float | None = None,
-    ) -> AsyncNetworkStream:
+    ) -> NetworkStream:
         """The TLS handshake on this connection; the certificate is verified as the context
         says (the relay's: botocore's CA bundle and the host name)."""
         connection = self._connection
@@ -299,14 +311,14 @@ class _Stream(AsyncNetworkStream):
         except BaseException as error:
             await self.aclose()
             if isinstance(error, TimeoutError):
-                raise httpcore.ConnectTimeout("TLS handshake timed out") from error
+                raise ConnectTimeout("TLS handshake timed out") from error
             if isinstance(error, OSError):  # ssl.SSLError (a failed verification) included
-                raise httpcore.ConnectError(repr(error)) from error
+                raise ConnectError(repr(error)) from error
             raise
         if transport is None:  # pragma: no cover - only for a transport closed meanwhile
-            raise httpcore.ConnectError("the connection closed during the TLS handshake")
+            raise ConnectError("the connection closed during the TLS handshake")
         connection.transport = transport
-        return _Stream(connection)
+        return NetworkStream(connection)
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":
@@ -322,8 +334,9 @@ class _Stream(AsyncNetworkStream):
         return None
 
 
-class AsyncioBackend(AsyncNetworkBackend):
-    """Opens connections for httpcore's pool on the running asyncio event loop."""
+class AsyncioBackend:
+    """Opens connections on the running asyncio event loop: httpcore's `AsyncNetworkBackend`
+    (http_client.py's connections use it, and httpcore's through a proxy)."""
 
     async def connect_tcp(
         self,
@@ -332,7 +345,7 @@ class AsyncioBackend(AsyncNetworkBackend):
         timeout: float | None = None,
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
-    ) -> AsyncNetworkStream:
+    ) -> NetworkStream:
         loop = asyncio.get_running_loop()
         try:
             transport, connection = await asyncio.wait_for(
@@ -346,13 +359,13 @@ class AsyncioBackend(AsyncNetworkBackend):
                 timeout,
             )
         except TimeoutError as error:
-            raise httpcore.ConnectTimeout("connecting timed out") from error
+            raise ConnectTimeout("connecting timed out") from error
         except OSError as error:
-            raise httpcore.ConnectError(repr(error)) from error
+            raise ConnectError(repr(error)) from error
         # asyncio sets TCP_NODELAY on TCP sockets itself; these are the caller's extras.
         for option in socket_options or ():
             transport.get_extra_info("socket").setsockopt(*option)
-        return _Stream(connection)
+        return NetworkStream(connection)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -374,7 +387,8 @@ def host_header(url: str) -> str:
 
 def environment_proxy(url: str) -> httpcore.Proxy | None:
     """The proxy botocore would take for `url` from the environment (its scheme's *_PROXY,
-    unless NO_PROXY names the host), credentials in its URL as Basic auth; None for none."""
+    unless NO_PROXY names the host), credentials in its URL as Basic auth; None for none.
+    (httpcore is imported only when there is one.)"""
     from botocore.utils import get_environ_proxies
 
     proxy_url = get_environ_proxies(url).get(urlsplit(url).scheme)
@@ -387,6 +401,8 @@ def environment_proxy(url: str) -> httpcore.Proxy | None:
     if parts.username is not None:
         auth = (unquote(parts.username), unquote(parts.password or ""))
         proxy_url = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    import httpcore
+
     return httpcore.Proxy(proxy_url, auth=auth)
 
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-import httpcore
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .contract import ERROR_KINDS
 from .errors import UpstreamError
+from .http_types import ConnectTimeout, TimeoutException, TransportError
 from .model_errors import ModelErrorMapping
 
 __all__ = ["translate_error"]
@@ -26,14 +26,8 @@ _THROTTLING_CODES: Final = frozenset(
     {"ThrottlingException", "Throttling", "ThrottledException", "TooManyRequestsException"}
 )
 _TIMEOUT_WORDS: Final = ("modelinvocationtimeexceeded", "timeexceeded", "timedout", "timeout")
-# httpcore's failures other than its timeouts (it has no one base class for them).
-_CONNECTION_FAILURES: Final = (
-    httpcore.NetworkError,
-    httpcore.ProtocolError,
-    httpcore.UnsupportedProtocol,
-    httpcore.ProxyError,
-    ConnectionError,
-)
+# The HTTP client's failures other than its timeouts (http_types.py), and the system's.
+_CONNECTION_FAILURES: Final = (TransportError, ConnectionError)
 
 
 def translate_error(error: BaseException, *, model_error: ModelErrorMapping) -> UpstreamError:
@@ -43,13 +37,13 @@ def translate_error(error: BaseException, *, model_error: ModelErrorMapping) -> 
         return error
     if isinstance(error, ClientError):
         return _from_client_error(error, model_error)
-    if isinstance(error, httpcore.ConnectTimeout):
+    if isinstance(error, ConnectTimeout):
         return UpstreamError(
             kind="upstream_timeout",
             message="The relay could not connect to SageMaker in time.",
             detail=repr(error),
         )
-    if isinstance(error, httpcore.TimeoutException | TimeoutError):
+    if isinstance(error, TimeoutException | TimeoutError):
         return UpstreamError(
             kind="upstream_timeout",
             message="The model endpoint stopped sending for longer than the relay waits.",

@@ -1,4 +1,4 @@
-"""The SageMaker call over httpcore, signed by botocore, and every failure as one error type.
+"""The SageMaker call through the relay's HTTP client, signed by botocore; failures as one type.
 
 pump.py and streaming.py never see the HTTP client: they get an `UpstreamStream` of PayloadPart
 bytes whose failures are all `UpstreamError`s carrying the error type the caller should get. That
@@ -8,9 +8,9 @@ what the model's engine's own errors mean, its row's in engines.py); this module
 Why not boto3's `invoke_endpoint_with_response_stream`: its stream blocks, so every part cost a
 round trip from the event loop to a worker thread and back (~0.3 ms of CPU per token, most of the
 relay's cost), and each call ran botocore's whole request pipeline (~5 ms). Here the event loop
-reads the response itself, through httpcore's connections (httpx's own layers on top of them,
-request building, cookies, its response model, cost ~0.25 ms of CPU per request and ~20 ms of
-imports at cold start, for nothing the relay uses), and botocore does only what it is for:
+reads the response itself, through the pool's connections (connection_pool.py, http_client.py:
+httpx's layers, and then httpcore's, cost CPU per request and imports at cold start for nothing
+the relay uses), and botocore does only what it is for:
 - credentials, the endpoint (`AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME` honoured), connections (the
   pool is connection_pool.py's) and SigV4 signing are aws.py's, shared with the function's
   other calls to AWS;
@@ -33,11 +33,10 @@ from __future__ import annotations
 import json
 import struct
 import zlib
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import anyio
-import httpcore
 from botocore.awsrequest import HTTPHeaders
 from botocore.eventstream import (
     ChecksumMismatch,
@@ -53,6 +52,7 @@ from .aws import AwsAccess
 from .contract import SERVICE_NAME
 from .engines import engine_named
 from .errors import UpstreamError
+from .http_types import Request, Response, split_url
 from .model_errors import ModelErrorMapping
 from .network import host_header
 from .sagemaker_errors import translate_error
@@ -110,7 +110,7 @@ class SageMakerUpstream:
         self._access = access if access is not None else AwsAccess(settings.region)
         endpoint = self._access.endpoint("sagemaker-runtime")
         self._url = f"{endpoint.url}/endpoints/{settings.endpoint_name}/invocations-response-stream"
-        self._target = httpcore.URL(self._url)  # parsed once
+        self._origin, self._target = split_url(self._url)  # parsed once
         # Host is signed as it is sent; SigV4 leaves User-Agent unsigned.
         self._headers = {
             "Host": host_header(self._url),
@@ -123,13 +123,11 @@ class SageMakerUpstream:
             )
         self._service_model = endpoint.model
         self._model_error = engine_named(settings.serving_engine).model_error
-        self._extensions = {
-            "timeout": {
-                "connect": settings.upstream_connect_timeout_seconds,
-                "read": settings.upstream_read_timeout_seconds,
-                "write": settings.upstream_read_timeout_seconds,
-                "pool": settings.upstream_connect_timeout_seconds,
-            }
+        self._timeouts: dict[str, float | None] = {
+            "connect": settings.upstream_connect_timeout_seconds,
+            "read": settings.upstream_read_timeout_seconds,
+            "write": settings.upstream_read_timeout_seconds,
+            "pool": settings.upstream_connect_timeout_seconds,
         }
 
     async def open(self, body: bytes) -> UpstreamStream:
@@ -139,12 +137,13 @@ class SageMakerUpstream:
                 service="sagemaker", url=self._url, body=body, headers=self._headers
             )
             headers.append((b"Content-Length", b"%d" % len(body)))
-            request = httpcore.Request(
+            request = Request(
                 b"POST",
+                self._origin,
                 self._target,
                 headers=headers,
                 content=body,
-                extensions=self._extensions,
+                timeouts=self._timeouts,
             )
             response = await pool.handle_async_request(request)
         except Exception as error:
@@ -187,11 +186,11 @@ class SageMakerUpstream:
         return translate_error(ClientError(parsed, _OPERATION), model_error=self._model_error)
 
 
-async def _head(response: httpcore.Response) -> bytes:
+async def _head(response: Response) -> bytes:
     """At most _MAX_ERROR_BODY_BYTES of an error reply."""
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_stream():
+    async for chunk in response.stream:
         chunks.append(chunk)
         size += len(chunk)
         if size >= _MAX_ERROR_BODY_BYTES:
@@ -274,13 +273,10 @@ class _EventStreamBuffer(EventStreamBuffer):
 class _PayloadParts:
     """The response's event stream reduced to PayloadPart bytes, with errors translated."""
 
-    def __init__(self, response: httpcore.Response, model_error: ModelErrorMapping) -> None:
+    def __init__(self, response: Response, model_error: ModelErrorMapping) -> None:
         self._response = response
         self._model_error = model_error
-        # The body's own iterator, not `aiter_stream()`'s generator around it: one layer fewer
-        # to resume per read.
-        assert isinstance(response.stream, AsyncIterable)  # httpcore's async connections
-        self._reads = aiter(response.stream)
+        self._reads = response.stream
         self._messages = _EventStreamBuffer()
         self._failure: UpstreamError | None = None
 
