@@ -4,6 +4,7 @@ can go wrong as the http_types.py error the pool and upstream.py expect, and TLS
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 import threading
@@ -147,6 +148,51 @@ def test_chunks_come_as_sent_and_the_connection_serves_the_next_request() -> Non
                 await conn.aclose()
 
         assert run(client) == (b"hello", [b" world"], True, (200, [b"again"]), True)
+
+
+def test_a_listened_body_is_taken_without_awaiting_until_its_end() -> None:
+    """The push path (streaming.py): told of each arrival, the reader takes each chunk's body
+    with `next_nowait`; at the answer's end it gets MustAwait, and the awaited step that follows
+    ends the body and leaves the connection idle for the next request."""
+    gate = threading.Event()
+
+    def script(connection: socket.socket) -> None:
+        read_request(connection)
+        connection.sendall(_CHUNKED_HEAD + b"5\r\nhello\r\n")
+        gate.wait(HANG_GUARD_SECONDS)
+        connection.sendall(b"6\r\n world\r\n0\r\n\r\n")
+        connection.recv(1)
+
+    with peer(script) as port:
+
+        async def client() -> Any:
+            conn = connection(port)
+            try:
+                response = await conn.handle_async_request(request(port))
+                body = response.stream
+                taken: list[Any] = []
+                ended = asyncio.get_running_loop().create_future()
+
+                def listener() -> None:
+                    try:
+                        while (part := body.next_nowait()) is not None:
+                            taken.append(part)
+                            gate.set()
+                    except http_types.MustAwait:
+                        ended.set_result(None)
+
+                assert body.listen(listener)
+                listener()  # what arrived with the head
+                await ended
+                body.listen(None)
+                with pytest.raises(StopAsyncIteration):
+                    await anext(body)
+                await response.aclose()
+                return taken, conn.is_idle()
+            finally:
+                await conn.aclose()
+
+        assert run(client) == ([b"hello", b" world"], True)
 
 
 @pytest.mark.parametrize(

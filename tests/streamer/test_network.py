@@ -5,6 +5,7 @@ replaces a connection the far side closed while it was idle."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import socket
 import ssl
@@ -354,3 +355,85 @@ def test_a_tls_handshake_with_no_answer_times_out(authority: trustme.CA) -> None
                 run(lambda: client(port))
         finally:
             gate.set()
+
+
+# --- a listener instead of a waiting read -----------------------------------------------------
+
+
+async def listened(stream: NetworkStream, timeout: float | None) -> list[Any]:
+    """What a listener sees until the connection's end (or a timeout): each call's
+    `read_nowait`, in order; bytes, None, or the exception raised."""
+    seen: list[Any] = []
+    ended = asyncio.get_running_loop().create_future()
+
+    def listener() -> None:
+        while not ended.done():
+            try:
+                data = stream.read_nowait(65536)
+            except (http_types.MustAwait, http_types.ReadTimeout) as error:
+                seen.append(type(error))
+                ended.set_result(None)
+                return
+            seen.append(data)
+            if data is None:
+                return
+
+    stream.listen(listener, timeout)
+    try:
+        await ended
+    finally:
+        stream.listen(None, None)
+    return seen
+
+
+def test_a_listener_is_told_of_each_arrival_and_of_the_end() -> None:
+    """Each arrival calls the listener, which takes it without awaiting; at the end,
+    `read_nowait` says MustAwait, and the awaited read then says how it ended."""
+
+    def script(connection: socket.socket) -> None:
+        connection.sendall(b"first ")
+        time.sleep(0.1)
+        connection.sendall(b"second")
+        connection.shutdown(socket.SHUT_WR)
+        connection.recv(1)
+
+    async def client(port: int) -> tuple[list[Any], bytes]:
+        stream = await connect(port)
+        try:
+            seen = await listened(stream, HANG_GUARD_SECONDS)
+            return seen, await stream.read(1024, timeout=HANG_GUARD_SECONDS)
+        finally:
+            await stream.aclose()
+
+    with peer(script) as port:
+        seen, after = run(lambda: client(port))
+    received = b"".join(item for item in seen if isinstance(item, bytes))
+    assert received == b"first second"
+    assert seen[-1] is http_types.MustAwait
+    assert after == b""  # the end, as an awaited read tells it
+
+
+def test_a_listener_told_of_nothing_within_its_timeout_reads_a_read_timeout() -> None:
+    gate = threading.Event()
+
+    def script(connection: socket.socket) -> None:
+        gate.wait(HANG_GUARD_SECONDS)
+        connection.sendall(b"late")
+        connection.recv(1)
+
+    async def client(port: int) -> tuple[list[Any], bytes]:
+        stream = await connect(port)
+        try:
+            seen = await listened(stream, 0.1)
+            gate.set()
+            return seen, await stream.read(1024, timeout=HANG_GUARD_SECONDS)
+        finally:
+            await stream.aclose()
+
+    with peer(script) as port:
+        try:
+            seen, late = run(lambda: client(port))
+        finally:
+            gate.set()
+    assert seen == [http_types.ReadTimeout]
+    assert late == b"late"  # the connection is still there to read

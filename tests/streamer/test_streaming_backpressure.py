@@ -6,12 +6,15 @@ relay's `send` wait. What is checked is what was read and written, never how lon
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import anyio.lowlevel
+import pytest
+from streamer.http_types import MustAwait
 
 from tests.serving import serving
 from tests.streamer.support import HANG_GUARD_SECONDS, make_app, token_event
@@ -47,9 +50,44 @@ class EndlessStream:
         self.closed.set()
 
 
-class EndlessUpstream:
+class EndlessPushingStream(EndlessStream):
+    """The same model, telling when a token is at hand (as network.py's connections do): the
+    relay then takes tokens in the callback and writes them there, not in its task. A token
+    arrives a loop turn after the last was taken, while someone listens."""
+
     def __init__(self) -> None:
-        self.stream = EndlessStream()
+        super().__init__()
+        self._listener: Any = None
+        self._arrived = False
+
+    def listen(self, listener: Any) -> bool:
+        self._listener = listener
+        if listener is not None:
+            self._arrive_soon()
+        return True
+
+    def next_nowait(self) -> bytes | None:
+        if self.closed.is_set():
+            raise MustAwait  # the end: awaiting `__anext__` says so
+        if not self._arrived:
+            return None
+        self._arrived = False
+        self.reads += 1
+        self._arrive_soon()
+        return token_event(PIECE)
+
+    def _arrive_soon(self) -> None:
+        asyncio.get_running_loop().call_soon(self._arrive)
+
+    def _arrive(self) -> None:
+        self._arrived = True
+        if self._listener is not None:
+            self._listener()
+
+
+class EndlessUpstream:
+    def __init__(self, stream: EndlessStream) -> None:
+        self.stream = stream
 
     async def after_restore(self) -> None:
         raise AssertionError("not restored in these tests")
@@ -68,8 +106,10 @@ def reads_settle(stream: EndlessStream) -> Iterator[int]:
         gate.wait(0.3)
 
 
-def test_a_client_that_stops_reading_stops_the_reads_upstream() -> None:
-    upstream = EndlessUpstream()
+@pytest.mark.parametrize("stream", [EndlessStream, EndlessPushingStream])
+def test_a_client_that_stops_reading_stops_the_reads_upstream(stream: type[EndlessStream]) -> None:
+    """Whether the relay awaits each read or takes each in the upstream's callback."""
+    upstream = EndlessUpstream(stream())
     with serving(make_app(upstream)) as url:
         port = int(url.rsplit(":", 1)[1])
         client = socket.create_connection(("127.0.0.1", port), timeout=HANG_GUARD_SECONDS)

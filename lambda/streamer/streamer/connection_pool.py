@@ -48,6 +48,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import anyio
@@ -55,6 +56,7 @@ import anyio
 from . import http_types
 from .http_types import (
     ConnectionNotAvailable,
+    MustAwait,
     Origin,
     ReadError,
     RemoteProtocolError,
@@ -294,6 +296,15 @@ class _PooledBody:
             await self.aclose()
             raise
 
+    def next_nowait(self) -> bytes | None:
+        """The body's `next_nowait` (http_client.py); a failure closes nothing here: the
+        response is closed by its reader (`aclose`), as after any failed read."""
+        return self._body.next_nowait()
+
+    def listen(self, listener: Callable[[], None] | None) -> bool:
+        """The body's `listen`: False where the body cannot (httpcore's)."""
+        return self._body.listen(listener)
+
     async def aclose(self) -> None:
         if self._closed:
             return
@@ -378,6 +389,13 @@ class _HttpcoreBody:
         except Exception as error:
             raise _translated(error) from error
         return chunk
+
+    def next_nowait(self) -> bytes | None:
+        raise MustAwait
+
+    def listen(self, listener: Callable[[], None] | None) -> bool:
+        """httpcore's bodies are read by awaiting only."""
+        return False
 
     async def aclose(self) -> None:
         closing = getattr(self._stream, "aclose", None)

@@ -58,6 +58,16 @@ class GatheringTransport(asyncio.Transport):
             # wait, once per connection.)
             self._flush_handle = self._loop.call_soon(self.flush)
 
+    def write_now(self, data: bytes) -> None:
+        """Hand `data` to the transport at once, after anything gathered: for a writer that
+        knows nothing else comes in this step (body_writer.py), no turn of the loop to wait
+        for and no callback to schedule."""
+        if self._gathered:
+            self.write(data)
+            self.flush()
+        elif not self._transport.is_closing():
+            self._transport.write(data)
+
     def flush(self) -> None:
         """Hand what was gathered to the transport, as one write."""
         if self._flush_handle is not None:

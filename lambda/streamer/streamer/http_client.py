@@ -36,6 +36,7 @@ import asyncio
 import functools
 import re
 import ssl
+from collections.abc import Callable
 from typing import Final
 
 import httptools
@@ -43,6 +44,7 @@ import httptools
 from .http_types import (
     ConnectionNotAvailable,
     LocalProtocolError,
+    MustAwait,
     Origin,
     RemoteProtocolError,
     Request,
@@ -252,6 +254,30 @@ class _Answer:
         data = b"".join(body)
         body.clear()
         return data
+
+    def next_nowait(self) -> bytes | None:
+        """The body bytes `__anext__` would return, if they are at hand; None while they are
+        not. Raises MustAwait where `__anext__` would end the body or fail on its end (nothing
+        consumed), and what a malformed answer raises there."""
+        body = self._body
+        while not body:
+            if self._complete:
+                raise MustAwait
+            data = self._stream.read_nowait(HIGH_WATER_BYTES)
+            if data is None:
+                return None
+            self._feed(data)
+        if len(body) == 1:
+            return body.pop()
+        data = b"".join(body)
+        body.clear()
+        return data
+
+    def listen(self, listener: Callable[[], None] | None) -> bool:
+        """Call `listener` when the connection has something for `next_nowait` (network.py's
+        `listen`, with the answer's read timeout); None stops. True: this body can."""
+        self._stream.listen(listener, self._timeout)
+        return True
 
     def _feed(self, data: bytes) -> None:
         try:

@@ -45,6 +45,7 @@ try:
 except ImportError:  # pragma: no cover - a bundle made for another Python than this one
     HttpToolsProtocol = None  # type: ignore[assignment, misc]
 
+from . import body_writer
 from .errors import ApiError, error_payload, error_response, render_json
 from .gathered_writes import GatheringTransport
 
@@ -358,7 +359,8 @@ if HttpToolsProtocol is not None:
     class GatheringHttpToolsProtocol(_GatedProtocol, HttpToolsProtocol):
         """uvicorn's httptools protocol, gathered and gated. httptools reports a request's
         progress by callbacks as it parses; they only note the phase, so a request that
-        arrives whole in one read costs no timer."""
+        arrives whole in one read costs no timer. Each request's scope offers a body writer
+        (body_writer.py)."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             self._phase: str | None = None
@@ -371,6 +373,12 @@ if HttpToolsProtocol is not None:
         def on_headers_complete(self) -> None:
             super().on_headers_complete()
             self._phase = _BODY
+            cycle = self.cycle
+            if cycle is not None and cycle.scope is self.scope:  # a request to serve
+                extensions = self.scope.setdefault("extensions", {})  # type: ignore[typeddict-item]
+                extensions[body_writer.EXTENSION] = body_writer.ChunkedBodyWriter(
+                    cycle, self.transport
+                )
 
         def on_message_complete(self) -> None:
             super().on_message_complete()

@@ -14,7 +14,7 @@ Standard library only.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Final, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
@@ -23,6 +23,7 @@ __all__ = [
     "ConnectTimeout",
     "ConnectionNotAvailable",
     "LocalProtocolError",
+    "MustAwait",
     "NetworkError",
     "Origin",
     "PoolTimeout",
@@ -112,6 +113,12 @@ class ConnectionNotAvailable(Exception):
     """A connection busy with another request (the pool then takes another)."""
 
 
+class MustAwait(Exception):
+    """Raised by a body's `next_nowait` when its next step is not bytes at hand but the end of
+    the body or how it ended: the caller awaits `__anext__`, which says which (nothing was
+    consumed)."""
+
+
 # --- messages -----------------------------------------------------------------------------
 
 
@@ -164,11 +171,19 @@ class Request:
 
 class ResponseBody(Protocol):
     """A response's body as it arrives; `aclose` ends it (the connection goes back to its
-    pool only when the body was read to its end)."""
+    pool only when the body was read to its end).
+
+    Besides awaiting each step, a reader may be told when bytes are at hand (`listen`, where
+    the body can: False where not) and take them without awaiting (`next_nowait`: None while
+    there are none, MustAwait where the next step is the body's end)."""
 
     def __aiter__(self) -> AsyncIterator[bytes]: ...
 
     async def __anext__(self) -> bytes: ...
+
+    def next_nowait(self) -> bytes | None: ...
+
+    def listen(self, listener: Callable[[], None] | None) -> bool: ...
 
     async def aclose(self) -> None: ...
 

@@ -36,13 +36,14 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote, urlsplit
 
 from .http_types import (
     ConnectError,
     ConnectTimeout,
+    MustAwait,
     ReadError,
     ReadTimeout,
     WriteError,
@@ -94,6 +95,11 @@ class _Connection(asyncio.Protocol):
         #: checks it (due at or before that time; None while no read has needed one).
         self._read_due = 0.0
         self._read_timer: asyncio.TimerHandle | None = None
+        #: Who is told of what arrives instead of a waiting read (`listen`), its timeout, and
+        #: whether that timeout passed with nothing arrived.
+        self._listener: Callable[[], None] | None = None
+        self._listen_timeout: float | None = None
+        self._timed_out = False
 
     # --- asyncio's callbacks ---
 
@@ -108,11 +114,17 @@ class _Connection(asyncio.Protocol):
         if self._buffered >= HIGH_WATER_BYTES and not self._reading_paused:
             self._reading_paused = True
             self._require_transport().pause_reading()
-        _wake(self._reader)
+        listener = self._listener
+        if listener is None:
+            _wake(self._reader)
+            return
+        if self._listen_timeout is not None:
+            self._read_due = asyncio.get_running_loop().time() + self._listen_timeout
+        listener()
 
     def eof_received(self) -> bool:
         self._eof = True
-        _wake(self._reader)
+        self._tell_reader()
         return False  # close the transport: HTTP/1.1 has nothing to say after the peer's end
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -121,7 +133,7 @@ class _Connection(asyncio.Protocol):
         if self._read_timer is not None:
             self._read_timer.cancel()
             self._read_timer = None
-        _wake(self._reader)
+        self._tell_reader()
         _wake(self._writer)
 
     def pause_writing(self) -> None:
@@ -154,11 +166,38 @@ class _Connection(asyncio.Protocol):
             if self._lost is not None:
                 raise ReadError(repr(self._lost)) from self._lost
             return b""
-        data = self._take(max_bytes)
-        if self._reading_paused and self._buffered < HIGH_WATER_BYTES:
-            self._reading_paused = False
-            self._require_transport().resume_reading()
-        return data
+        return self._take(max_bytes)
+
+    def listen(self, listener: Callable[[], None] | None, timeout: float | None) -> None:
+        """Until called again with None, call `listener` (on the event loop, synchronously)
+        when something arrives, when the connection ends, and when `timeout` passes with
+        nothing arrived, rather than waking a read: it takes what there is with `read_nowait`.
+
+        A stream then costs one callback per read of the socket, not a task's wake-up."""
+        self._listener = listener
+        self._listen_timeout = timeout
+        self._timed_out = False
+        if listener is not None and timeout is not None:
+            self._time_read(timeout)
+
+    def read_nowait(self, max_bytes: int) -> bytes | None:
+        """What `read` would return without waiting: the unread bytes, up to `max_bytes`; None
+        while nothing arrived. Raises ReadTimeout once the listener's timeout passed, and
+        MustAwait at the connection's end (`read` then says how it ended)."""
+        if self._chunks:
+            return self._take(max_bytes)
+        if self._timed_out:
+            self._timed_out = False
+            raise ReadTimeout("timed out")
+        if self._eof:
+            raise MustAwait
+        return None
+
+    def _tell_reader(self) -> None:
+        if self._listener is not None:
+            self._listener()
+        else:
+            _wake(self._reader)
 
     def _time_read(self, timeout: float) -> None:
         """The waiting read fails with ReadTimeout once `timeout` has passed: the connection's
@@ -172,16 +211,20 @@ class _Connection(asyncio.Protocol):
             self._read_timer = loop.call_at(self._read_due, self._read_timed)
 
     def _read_timed(self) -> None:
-        """The read timer is due: fail the waiting read if its time is up, else wait on until
-        it is; with no read waiting, the next one sets the timer again."""
+        """The read timer is due: fail the waiting read (or tell the listener) if its time is
+        up, else wait on until it is; with no one waiting, the next read sets the timer again."""
         timer, self._read_timer = self._read_timer, None
         reader = self._reader
-        if reader is None or reader.done():
+        if self._listener is None and (reader is None or reader.done()):
             return
         if timer is not None and self._read_due > timer.when():
             self._read_timer = asyncio.get_running_loop().call_at(self._read_due, self._read_timed)
             return
-        reader.set_exception(ReadTimeout("timed out"))
+        if self._listener is not None:
+            self._timed_out = True
+            self._listener()
+        elif reader is not None:
+            reader.set_exception(ReadTimeout("timed out"))
 
     async def write(self, data: bytes, timeout: float | None) -> None:
         """Queue `data` to leave with whatever else this step writes; past the high-water mark,
@@ -232,6 +275,9 @@ class _Connection(asyncio.Protocol):
             if rest:
                 chunks.append(rest)
         self._buffered -= len(data)
+        if self._reading_paused and self._buffered < HIGH_WATER_BYTES:
+            self._reading_paused = False
+            self._require_transport().resume_reading()
         return data
 
     def _require_transport(self) -> asyncio.Transport:
@@ -277,6 +323,14 @@ class NetworkStream:
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         return await self._connection.read(max_bytes, timeout)
+
+    def read_nowait(self, max_bytes: int) -> bytes | None:
+        """`read`'s bytes if they are at hand, else None (see `_Connection.read_nowait`)."""
+        return self._connection.read_nowait(max_bytes)
+
+    def listen(self, listener: Callable[[], None] | None, timeout: float | None) -> None:
+        """Call `listener` when there is something to read (see `_Connection.listen`)."""
+        self._connection.listen(listener, timeout)
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if buffer:

@@ -1,12 +1,13 @@
 """From PayloadPart bytes to what the caller sees: text pieces, then an end or a failure.
 
 `AnswerPump` pulls one answer through without HTTP: each `pull` awaits one read of the upstream
-stream (the PayloadParts of one chunk) and returns the pieces it completed. It decodes with one
-decoder per answer, the engine's for the request (engines.py: TGI's token events, LMI's token
-lines, OpenAI chunks; all yield the same events), drops special tokens and empty texts, applies
-the model's text transform, and turns every way the stream can go wrong (the engine's error
-event, a SageMaker error, bytes that are not the engine's stream, a stream that just stops) into
-one `ErrorPiece` carrying an `UpstreamError`.
+stream (the PayloadParts of one chunk) and returns the pieces it completed; where the stream can
+tell when a read is at hand (`listen`), `pull_nowait` takes it in the connection's own callback.
+It decodes with one decoder per answer, the engine's for the request (engines.py: TGI's token
+events, LMI's token lines, OpenAI chunks; all yield the same events), drops special tokens and
+empty texts, applies the model's text transform, and turns every way the stream can go wrong
+(the engine's error event, a SageMaker error, bytes that are not the engine's stream, a stream
+that just stops) into one `ErrorPiece` carrying an `UpstreamError`.
 """
 
 from __future__ import annotations
@@ -137,6 +138,26 @@ class AnswerPump:
         except UpstreamError as error:
             return self._unless_abandoned(self._fail, [], error)
         return self._unless_abandoned(self._decode, data)
+
+    def pull_nowait(self) -> list[Piece] | None:
+        """`pull`'s pieces when its read need not wait; None while it would. Raises MustAwait
+        where the read is the stream's end: `pull` then ends the answer (nothing consumed)."""
+        if self._finished:
+            return []
+        try:
+            data = self._stream.next_nowait()  # type: ignore[attr-defined]  # see `listen`
+        except UpstreamError as error:
+            return self._fail([], error)
+        if data is None:
+            return None
+        return self._decode(data)
+
+    def listen(self, listener: Callable[[], None] | None) -> bool:
+        """Call `listener` (on the event loop, from the connection's callback) whenever
+        `pull_nowait` may have pieces, until called with None; False where the upstream stream
+        cannot tell (then only `pull` reads it)."""
+        listen = getattr(self._stream, "listen", None)
+        return bool(listen(listener)) if listen is not None else False
 
     def abandon(self) -> str:
         """Stop the answer for a reason of the relay's own (its deadline, a bug of its own).

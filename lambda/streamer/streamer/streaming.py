@@ -26,6 +26,7 @@ keep the connection to SageMaker for the next request.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Final, TypeVar
@@ -35,9 +36,11 @@ from aws_lambda_powertools import Logger
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
+from .body_writer import body_writer
 from .engines import StreamFormat, engine_named
 from .errors import UpstreamError, error_response
 from .formats import StreamWriter
+from .http_types import MustAwait
 from .invocation import seconds_left_from
 from .model_text import TextTransform, transform_for
 from .observability import RequestRecord, current_record
@@ -230,6 +233,10 @@ class AnswerResponse:
         self._cancelled_at_deadline = False
         self._complete = False
         self._answered = False  # the model's final event went out: the stream may be drained
+        # Text the upstream's callback made into a chunk but could not write (`_pushed`), and
+        # whether the upstream can tell when a read is at hand at all.
+        self._unsent = b""
+        self._pull_only = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Stream the answer while a task of its own watches for the client leaving.
@@ -310,8 +317,17 @@ class AnswerResponse:
             self._record.status = 200
         try:
             await self._send_pieces(send, pending)
+            write = body_writer(scope)
             while not pump.finished:
-                await self._send_pieces(send, self._pulled(await self._upstream_call(pump.pull)))
+                pieces: list[Piece] | None = None
+                if write is not None:
+                    pieces = await self._upstream_call(functools.partial(self._pushed, pump, write))
+                    if self._pull_only:
+                        write = None
+                    await self._send_unsent(send)
+                if pieces is None:
+                    pieces = self._pulled(await self._upstream_call(pump.pull))
+                await self._send_pieces(send, pieces)
             self._answered = pump.ended
         except (anyio.get_cancelled_exc_class(), _ClientGoneError):
             raise
@@ -334,6 +350,64 @@ class AnswerResponse:
         self._complete = True
         await self._settle_prompt_count()  # before the last byte: usage is written then
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _pushed(self, pump: AnswerPump, write: Callable[[bytes], bool]) -> list[Piece] | None:
+        """Stream text from the upstream connection's callback until this task is needed.
+
+        Each read's pieces are decoded in the callback that received them and, while they are
+        text and the caller's side takes them, written there (body_writer.py): no wake-up of
+        this task per token. Anything else comes back here, to go out through `send` as before:
+        the end, a failure, text the caller's side could not take yet (`_unsent`). None: a read
+        to be awaited first (the stream's end), or an upstream that cannot tell when a read is
+        at hand.
+        """
+        done: asyncio.Future[list[Piece] | None] = asyncio.get_running_loop().create_future()
+
+        def readable() -> None:
+            if done.done():
+                return
+            try:
+                while not pump.finished:
+                    pieces = pump.pull_nowait()
+                    if pieces is None:
+                        return  # nothing more at hand: the next arrival calls again
+                    self._pulled(pieces)
+                    texts: list[bytes] = []
+                    rest: list[Piece] = []
+                    for index, piece in enumerate(pieces):
+                        if not isinstance(piece, TextPiece):
+                            rest = pieces[index:]
+                            break
+                        texts.append(self._text(piece))
+                    body = b"".join(texts)
+                    if body and not write(body):
+                        self._unsent = body
+                        done.set_result(rest)
+                        return
+                    if rest:
+                        done.set_result(rest)
+                        return
+                done.set_result([])
+            except MustAwait:
+                done.set_result(None)
+            except BaseException as error:  # the task reports it, as a failed read
+                done.set_exception(error)
+
+        if not pump.listen(readable):
+            self._pull_only = True
+            return None
+        try:
+            readable()  # what arrived already
+            return await done
+        finally:
+            pump.listen(None)
+
+    async def _send_unsent(self, send: Send) -> None:
+        """The text the upstream's callback could not write, through `send` (which waits for
+        the caller's side)."""
+        if self._unsent:
+            body, self._unsent = self._unsent, b""
+            await send({"type": "http.response.body", "body": body, "more_body": True})
 
     async def _upstream_call(self, function: Callable[[], Awaitable[_T]]) -> _T:
         """An await on SageMaker, given up at `stop_at` if there is one.
@@ -387,9 +461,7 @@ class AnswerResponse:
         chunks: list[bytes] = []
         for piece in pieces:
             if isinstance(piece, TextPiece):
-                chunks.append(self._writer.text(piece.text))
-                if self._record is not None:
-                    self._record.text_sent()
+                chunks.append(self._text(piece))
             elif isinstance(piece, EndPiece):
                 input_length = piece.input_length
                 if input_length is None:
@@ -414,6 +486,12 @@ class AnswerResponse:
         body = b"".join(chunks)
         if body:
             await send({"type": "http.response.body", "body": body, "more_body": True})
+
+    def _text(self, piece: TextPiece) -> bytes:
+        """A text piece in the caller's format, counted as sent."""
+        if self._record is not None:
+            self._record.text_sent()
+        return self._writer.text(piece.text)
 
     def _pulled(self, pieces: list[Piece]) -> list[Piece]:
         """Count the text the model generated as it arrives, sent or not yet (a whole document
@@ -452,6 +530,7 @@ class AnswerResponse:
 
     async def _end_early(self, send: Send, pump: AnswerPump, *, message: str, kind: str) -> None:
         """End a started answer with an error of the relay's own, after the text it held back."""
+        await self._send_unsent(send)
         held = pump.abandon()
         if held:
             await self._send_pieces(send, [TextPiece(text=held)])

@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import struct
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import anyio
@@ -52,7 +52,7 @@ from .aws import AwsAccess
 from .contract import SERVICE_NAME
 from .engines import engine_named
 from .errors import UpstreamError
-from .http_types import Request, Response, split_url
+from .http_types import MustAwait, Request, Response, split_url
 from .model_errors import ModelErrorMapping
 from .network import host_header
 from .sagemaker_errors import translate_error
@@ -84,6 +84,9 @@ class UpstreamStream(Protocol):
     fell behind finds the next chunks already received: reading them costs no wait. `aclose`
     stops the stream; a stream read to its end first lets its connection serve the next
     request.
+
+    A stream may also tell when an item is at hand and hand it over without an await (pump.py's
+    push): `listen` (False where it cannot) and `next_nowait` (http_types.ResponseBody's).
     """
 
     def __aiter__(self) -> AsyncIterator[bytes]: ...
@@ -297,6 +300,30 @@ class _PayloadParts:
             payloads = self._parse(data)
             if payloads:
                 return b"".join(payloads)
+
+    def next_nowait(self) -> bytes | None:
+        """What `__anext__` would return, if it need not wait; None while it would. Raises
+        MustAwait where the next step is the stream's end, and UpstreamError as `__anext__`."""
+        while True:
+            if self._failure is not None:
+                failure, self._failure = self._failure, None
+                raise failure
+            try:
+                data = self._reads.next_nowait()
+            except MustAwait:
+                raise
+            except Exception as error:
+                raise translate_error(error, model_error=self._model_error) from error
+            if data is None:
+                return None
+            payloads = self._parse(data)
+            if payloads:
+                return b"".join(payloads)
+
+    def listen(self, listener: Callable[[], None] | None) -> bool:
+        """Call `listener` when `next_nowait` may have something (the connection's `listen`);
+        False where the connection cannot tell."""
+        return self._reads.listen(listener)
 
     def _parse(self, data: bytes) -> list[bytes]:
         """The PayloadParts `data` completes; a failure after them is raised by the next read."""
