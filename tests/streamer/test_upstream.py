@@ -748,10 +748,11 @@ def test_the_relays_event_stream_parse_is_botocores(
     payloads: list[bytes], cuts: list[int], flipped: int | None
 ) -> None:
     """Any stream of PayloadParts and a ModelStreamError, cut anywhere, a bit flipped anywhere
-    or nowhere: the relay's parser (`_parse_message` in one method) gives botocore's messages,
-    or botocore's error, in the same place."""
-    # The override is what is compared (the installed botocore keeps its state as expected).
+    or nowhere: the relay's parser (`next` and `_parse_message` in one method each) gives
+    botocore's messages, or botocore's error, in the same place."""
+    # The overrides are what is compared (the installed botocore keeps its state as expected).
     assert _EventStreamBuffer._parse_message is _EventStreamBuffer._parse_message_in_one
+    assert _EventStreamBuffer.__next__ is _EventStreamBuffer._next_in_one
     stream = bytearray(
         b"".join(payload_part(payload) for payload in payloads)
         + stream_exception("ModelStreamError", {"Message": "m", "ErrorCode": "StreamBroken"})

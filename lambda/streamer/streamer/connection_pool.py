@@ -278,6 +278,11 @@ class _PooledBody:
     ) -> None:
         self._body = body
         self._next = body.__anext__
+        #: The body's own: bytes at hand without awaiting, and who is told when there are
+        #: (http_types.ResponseBody). A failure there closes nothing: the response is closed
+        #: by its reader (`aclose`), as after any failed read.
+        self.next_nowait = body.next_nowait
+        self.listen = body.listen
         self._pool = pool
         self._connection = connection
         self._stream = stream
@@ -295,15 +300,6 @@ class _PooledBody:
         except BaseException:
             await self.aclose()
             raise
-
-    def next_nowait(self) -> bytes | None:
-        """The body's `next_nowait` (http_client.py); a failure closes nothing here: the
-        response is closed by its reader (`aclose`), as after any failed read."""
-        return self._body.next_nowait()
-
-    def listen(self, listener: Callable[[], None] | None) -> bool:
-        """The body's `listen`: False where the body cannot (httpcore's)."""
-        return self._body.listen(listener)
 
     async def aclose(self) -> None:
         if self._closed:

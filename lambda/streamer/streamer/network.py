@@ -320,17 +320,14 @@ class NetworkStream:
 
     def __init__(self, connection: _Connection) -> None:
         self._connection = connection
+        #: `read`'s bytes if they are at hand, else None, and a listener told when there is
+        #: something to read: the connection's own methods (`_Connection.read_nowait` and
+        #: `listen`), bound here, as they are called once or twice per token.
+        self.read_nowait = connection.read_nowait
+        self.listen = connection.listen
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         return await self._connection.read(max_bytes, timeout)
-
-    def read_nowait(self, max_bytes: int) -> bytes | None:
-        """`read`'s bytes if they are at hand, else None (see `_Connection.read_nowait`)."""
-        return self._connection.read_nowait(max_bytes)
-
-    def listen(self, listener: Callable[[], None] | None, timeout: float | None) -> None:
-        """Call `listener` when there is something to read (see `_Connection.listen`)."""
-        self._connection.listen(listener, timeout)
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if buffer:

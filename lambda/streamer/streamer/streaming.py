@@ -371,15 +371,12 @@ class AnswerResponse:
                     pieces = pump.pull_nowait()
                     if pieces is None:
                         return  # nothing more at hand: the next arrival calls again
-                    self._pulled(pieces)
-                    texts: list[bytes] = []
-                    rest: list[Piece] = []
-                    for index, piece in enumerate(pieces):
-                        if not isinstance(piece, TextPiece):
-                            rest = pieces[index:]
-                            break
-                        texts.append(self._text(piece))
-                    body = b"".join(texts)
+                    if len(pieces) == 1 and type(pieces[0]) is TextPiece:  # a token, usually
+                        self._pulled_text(1)
+                        body, rest = self._text(pieces[0]), []
+                    else:
+                        self._pulled(pieces)
+                        body, rest = self._texts_then_rest(pieces)
                     if body and not write(body):
                         self._unsent = body
                         done.set_result(rest)
@@ -493,12 +490,24 @@ class AnswerResponse:
             self._record.text_sent()
         return self._writer.text(piece.text)
 
+    def _texts_then_rest(self, pieces: list[Piece]) -> tuple[bytes, list[Piece]]:
+        """The leading text pieces as one chunk, and the pieces after them."""
+        texts: list[bytes] = []
+        for index, piece in enumerate(pieces):
+            if not isinstance(piece, TextPiece):
+                return b"".join(texts), pieces[index:]
+            texts.append(self._text(piece))
+        return b"".join(texts), []
+
     def _pulled(self, pieces: list[Piece]) -> list[Piece]:
         """Count the text the model generated as it arrives, sent or not yet (a whole document
         is sent only at its end): usage counts it even if the answer then fails."""
-        if self._record is not None:
-            self._record.pulled_tokens += sum(isinstance(piece, TextPiece) for piece in pieces)
+        self._pulled_text(sum(isinstance(piece, TextPiece) for piece in pieces))
         return pieces
+
+    def _pulled_text(self, count: int) -> None:
+        if self._record is not None:
+            self._record.pulled_tokens += count
 
     async def _counted_prompt(self) -> int | None:
         """The prompt's count, once the model has answered (it is long done by then, save for

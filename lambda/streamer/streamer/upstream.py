@@ -74,6 +74,8 @@ _MAX_ERROR_BODY_BYTES: Final = 64 * 1024
 _PRELUDE_BYTES: Final = 12
 _MESSAGE_CRC_BYTES: Final = 4
 _MESSAGE_CRC: Final = struct.Struct("!I")
+_PRELUDE: Final = struct.Struct("!III")
+_PRELUDE_CRC_BYTES: Final = 4
 
 
 class UpstreamStream(Protocol):
@@ -229,6 +231,19 @@ def _botocore_parses_as_expected() -> bool:
 
 _BOTOCORE_PARSES_AS_EXPECTED: Final = _botocore_parses_as_expected()
 
+try:  # what botocore's `_parse_prelude` checks a prelude against, where it has them
+    from botocore.eventstream import (
+        _MAX_HEADERS_LENGTH,
+        _MAX_PAYLOAD_LENGTH,
+        InvalidHeadersLength,
+        InvalidPayloadLength,
+        MessagePrelude,
+    )
+except ImportError:  # pragma: no cover - another botocore: its own `next` runs
+    _PRELUDE_LIMITS_KNOWN = False
+else:
+    _PRELUDE_LIMITS_KNOWN = True
+
 
 class _EventStreamBuffer(EventStreamBuffer):
     """botocore's event-stream parser, with `_RepeatedHeaderParser` and its `_parse_message`
@@ -269,8 +284,34 @@ class _EventStreamBuffer(EventStreamBuffer):
         self._prelude = None
         return message
 
+    def _next_in_one(self) -> EventStreamMessage:
+        """botocore's `next`, its `_parse_prelude` done here (the same unpack, CRC and limits,
+        in the same order, with botocore's prelude and exceptions): a token's message is then
+        parsed in two calls rather than a dozen."""
+        data = self._data
+        if len(data) < _PRELUDE_BYTES:
+            raise StopIteration
+        prelude = self._prelude
+        if prelude is None:
+            total, headers_length, prelude_crc = _PRELUDE.unpack_from(data)
+            prelude = MessagePrelude(total, headers_length, prelude_crc)
+            checked = memoryview(data)[: _PRELUDE_BYTES - _PRELUDE_CRC_BYTES]
+            computed = zlib.crc32(checked, 0) & 0xFFFFFFFF
+            if computed != prelude_crc:
+                raise ChecksumMismatch(prelude_crc, computed)
+            if prelude.headers_length > _MAX_HEADERS_LENGTH:
+                raise InvalidHeadersLength(prelude.headers_length)
+            if prelude.payload_length > _MAX_PAYLOAD_LENGTH:
+                raise InvalidPayloadLength(prelude.payload_length)
+            self._prelude = prelude
+        if len(data) < prelude.total_length:
+            raise StopIteration
+        return self._parse_message_in_one()
+
     if _BOTOCORE_PARSES_AS_EXPECTED:
         _parse_message = _parse_message_in_one
+        if _PRELUDE_LIMITS_KNOWN:
+            next = __next__ = _next_in_one
 
 
 class _PayloadParts:
