@@ -7,6 +7,7 @@ relay's `send` wait. What is checked is what was read and written, never how lon
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import socket
 import threading
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from typing import Any
 import anyio.lowlevel
 import pytest
 from streamer.http_types import MustAwait
+from streamer.observability import current_record
 
 from tests.serving import serving
 from tests.streamer.support import HANG_GUARD_SECONDS, make_app, token_event
@@ -53,12 +55,15 @@ class EndlessStream:
 class EndlessPushingStream(EndlessStream):
     """The same model, telling when a token is at hand (as network.py's connections do): the
     relay then takes tokens in the callback and writes them there, not in its task. A token
-    arrives a loop turn after the last was taken, while someone listens."""
+    arrives a loop turn after the last was taken, while someone listens, in the context of no
+    request (as a pooled connection's callbacks run in whichever request opened it)."""
 
     def __init__(self) -> None:
         super().__init__()
         self._listener: Any = None
         self._arrived = False
+        #: The request record each take saw in its context (observability.current_record).
+        self.records_seen: set[str | None] = set()
 
     def listen(self, listener: Any) -> bool:
         self._listener = listener
@@ -73,11 +78,13 @@ class EndlessPushingStream(EndlessStream):
             return None
         self._arrived = False
         self.reads += 1
+        record = current_record()
+        self.records_seen.add(None if record is None else record.request_id)
         self._arrive_soon()
         return token_event(PIECE)
 
     def _arrive_soon(self) -> None:
-        asyncio.get_running_loop().call_soon(self._arrive)
+        asyncio.get_running_loop().call_soon(self._arrive, context=contextvars.Context())
 
     def _arrive(self) -> None:
         self._arrived = True
@@ -129,3 +136,23 @@ def test_a_client_that_stops_reading_stops_the_reads_upstream(stream: type[Endle
             client.close()
         # The client left: the relay closes the model's stream.
         assert upstream.stream.closed.wait(HANG_GUARD_SECONDS)
+
+
+def test_text_taken_in_the_upstreams_callback_is_taken_in_the_requests_context() -> None:
+    """Whatever the callback runs (decoding, and any log line it writes) sees the request's
+    record and log keys, not those of the context the connection's callback came from."""
+    upstream = EndlessUpstream(EndlessPushingStream())
+    with serving(make_app(upstream)) as url:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=HANG_GUARD_SECONDS) as client:
+            client.sendall(REQUEST)
+            received = b""
+            while b"\r\n\r\n" not in received or len(received) < 4 * len(PIECE):
+                received += client.recv(65536)
+        assert upstream.stream.closed.wait(HANG_GUARD_SECONDS)
+    head = received.partition(b"\r\n\r\n")[0].decode("latin-1").lower()
+    request_id = head.partition("x-request-id: ")[2].partition("\r\n")[0]
+    assert request_id
+    assert isinstance(upstream.stream, EndlessPushingStream)
+    assert upstream.stream.reads > 1
+    assert upstream.stream.records_seen == {request_id}

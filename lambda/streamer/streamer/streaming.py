@@ -26,6 +26,7 @@ keep the connection to SageMaker for the next request.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -387,10 +388,13 @@ class AnswerResponse:
                 done.set_result([])
             except MustAwait:
                 done.set_result(None)
-            except BaseException as error:  # the task reports it, as a failed read
+            except Exception as error:  # the task reports it, as a failed read
                 done.set_exception(error)
 
-        if not pump.listen(readable):
+        # The connection's callback runs in the context of whoever opened the connection (a
+        # pooled one, an earlier request): the request's own context goes with the listener,
+        # so that anything it logs carries this request's keys.
+        if not pump.listen(functools.partial(contextvars.copy_context().run, readable)):
             self._pull_only = True
             return None
         try:
