@@ -519,6 +519,8 @@ class AnswerResponse:
         counting = self._prompt_count
         if counting is None or counting.cancelled() or counting.cancelling():
             return None  # given up on already (a count that outlasted its wait)
+        if counting.done():  # the usual case: no wait, so no timer
+            return None if counting.exception() is not None else counting.result()
         wait = _COUNT_WAIT_SECONDS
         if self._stop_at is not None:
             # Never past the invocation's deadline: the answer must end before Lambda ends it.
@@ -536,8 +538,8 @@ class AnswerResponse:
         counting = self._prompt_count
         if counting is None:
             return
-        with anyio.CancelScope(shield=True):
-            if self._record is not None and self._record.prompt_tokens is None:
+        if self._record is not None and self._record.prompt_tokens is None:
+            with anyio.CancelScope(shield=True):
                 self._record.prompt_tokens = await self._counted_prompt()
         counting.cancel()
 
