@@ -54,7 +54,10 @@ def test_reads_return_what_arrived_then_the_end() -> None:
         assert run(lambda: client(port)) == b"first second"
 
 
-def test_a_read_that_waits_past_its_timeout_raises_read_timeout() -> None:
+@pytest.mark.parametrize("waiting", ["awaited", "listened"])
+def test_a_read_that_waits_past_its_timeout_raises_read_timeout(waiting: str) -> None:
+    """Awaited, the read raises it; listened for (the push path), the listener is called and
+    `read_nowait` raises it. Either way the connection is still there to read."""
     gate = threading.Event()
 
     def script(connection: socket.socket) -> None:
@@ -65,8 +68,11 @@ def test_a_read_that_waits_past_its_timeout_raises_read_timeout() -> None:
     async def client(port: int) -> bytes:
         stream = await connect(port)
         try:
-            with pytest.raises(http_types.ReadTimeout):
-                await stream.read(1024, timeout=0.1)
+            if waiting == "awaited":
+                with pytest.raises(http_types.ReadTimeout):
+                    await stream.read(1024, timeout=0.1)
+            else:
+                assert await listened(stream, 0.1) == [http_types.ReadTimeout]
             gate.set()
             return await stream.read(1024, timeout=HANG_GUARD_SECONDS)
         finally:
@@ -411,29 +417,3 @@ def test_a_listener_is_told_of_each_arrival_and_of_the_end() -> None:
     assert received == b"first second"
     assert seen[-1] is http_types.MustAwait
     assert after == b""  # the end, as an awaited read tells it
-
-
-def test_a_listener_told_of_nothing_within_its_timeout_reads_a_read_timeout() -> None:
-    gate = threading.Event()
-
-    def script(connection: socket.socket) -> None:
-        gate.wait(HANG_GUARD_SECONDS)
-        connection.sendall(b"late")
-        connection.recv(1)
-
-    async def client(port: int) -> tuple[list[Any], bytes]:
-        stream = await connect(port)
-        try:
-            seen = await listened(stream, 0.1)
-            gate.set()
-            return seen, await stream.read(1024, timeout=HANG_GUARD_SECONDS)
-        finally:
-            await stream.aclose()
-
-    with peer(script) as port:
-        try:
-            seen, late = run(lambda: client(port))
-        finally:
-            gate.set()
-    assert seen == [http_types.ReadTimeout]
-    assert late == b"late"  # the connection is still there to read

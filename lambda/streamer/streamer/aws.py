@@ -15,6 +15,7 @@ them and every connection.
 
 from __future__ import annotations
 
+import functools
 import ssl
 from typing import Any, Final
 
@@ -27,6 +28,7 @@ from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import NoCredentialsError
 
 from .connection_pool import ConnectionPool
+from .http_types import Origin, Request, Response, split_url
 from .network import AsyncioBackend, environment_proxy, tls_context
 
 __all__ = ["KEEPALIVE_SECONDS", "AwsAccess", "ServiceEndpoint"]
@@ -112,6 +114,23 @@ class AwsAccess:
             self._pools.set(pools)
             return pools
 
+    async def post(
+        self,
+        *,
+        service: str,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        timeouts: dict[str, float | None],
+    ) -> Response:
+        """POST `body` to `url` for `service`, signed, through the pool for its origin;
+        `headers` hold Host as it will be sent. Returns once the answer's head arrived."""
+        signed = await self.signed_headers(service=service, url=url, body=body, headers=headers)
+        signed.append((b"Content-Length", b"%d" % len(body)))
+        origin, target = _split(url)
+        request = Request(b"POST", origin, target, headers=signed, content=body, timeouts=timeouts)
+        return await (await self.pool(url)).handle_async_request(request)
+
     async def signed_headers(
         self, *, service: str, url: str, body: bytes, headers: dict[str, str]
     ) -> list[tuple[bytes, bytes]]:
@@ -159,6 +178,12 @@ class AwsAccess:
         with anyio.CancelScope(shield=True):
             for pool in pools:
                 await pool.aclose()
+
+
+@functools.lru_cache(maxsize=16)
+def _split(url: str) -> tuple[Origin, bytes]:
+    """`url`'s origin and target, parsed once per URL (a function calls one or two)."""
+    return split_url(url)
 
 
 def _origin(url: str) -> str:

@@ -18,7 +18,7 @@ from botocore.serialize import create_serializer
 
 from .aws import AwsAccess
 from .contract import SERVICE_NAME
-from .http_types import Request, Response, split_url
+from .http_types import Response
 from .network import host_header
 
 __all__ = ["DynamoDB"]
@@ -37,7 +37,6 @@ class DynamoDB:
         self._access = access
         endpoint = access.endpoint("dynamodb")
         self._url = endpoint.url + "/"
-        self._origin, self._target = split_url(self._url)
         self._model = endpoint.model
         protocol = endpoint.model.metadata["protocol"]
         self._serializer = create_serializer(protocol, include_validation=False)
@@ -54,20 +53,9 @@ class DynamoDB:
         serialized = self._serializer.serialize_to_request(parameters, model)
         body: bytes = serialized["body"]
         headers = {**serialized["headers"], "Host": self._host, "User-Agent": SERVICE_NAME}
-        signed = await self._access.signed_headers(
-            service="dynamodb", url=self._url, body=body, headers=headers
+        response = await self._access.post(
+            service="dynamodb", url=self._url, body=body, headers=headers, timeouts=self._timeouts
         )
-        signed.append((b"Content-Length", b"%d" % len(body)))
-        pool = await self._access.pool(self._url)
-        request = Request(
-            b"POST",
-            self._origin,
-            self._target,
-            headers=signed,
-            content=body,
-            timeouts=self._timeouts,
-        )
-        response = await pool.handle_async_request(request)
         try:
             reply = await _read(response)
         finally:

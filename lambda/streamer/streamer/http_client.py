@@ -249,11 +249,7 @@ class _Answer:
                     "peer closed connection without sending complete message body"
                 )
             self._feed(data)
-        if len(body) == 1:
-            return body.pop()
-        data = b"".join(body)
-        body.clear()
-        return data
+        return self._taken()
 
     def next_nowait(self) -> bytes | None:
         """The body bytes `__anext__` would return, if they are at hand; None while they are
@@ -267,6 +263,11 @@ class _Answer:
             if data is None:
                 return None
             self._feed(data)
+        return self._taken()
+
+    def _taken(self) -> bytes:
+        """The body bytes parsed so far, as one."""
+        body = self._body
         if len(body) == 1:
             return body.pop()
         data = b"".join(body)

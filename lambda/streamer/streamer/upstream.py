@@ -52,7 +52,7 @@ from .aws import AwsAccess
 from .contract import SERVICE_NAME
 from .engines import engine_named
 from .errors import UpstreamError
-from .http_types import MustAwait, Request, Response, split_url
+from .http_types import MustAwait, Response
 from .model_errors import ModelErrorMapping
 from .network import host_header
 from .sagemaker_errors import translate_error
@@ -115,7 +115,6 @@ class SageMakerUpstream:
         self._access = access if access is not None else AwsAccess(settings.region)
         endpoint = self._access.endpoint("sagemaker-runtime")
         self._url = f"{endpoint.url}/endpoints/{settings.endpoint_name}/invocations-response-stream"
-        self._origin, self._target = split_url(self._url)  # parsed once
         # Host is signed as it is sent; SigV4 leaves User-Agent unsigned.
         self._headers = {
             "Host": host_header(self._url),
@@ -137,20 +136,13 @@ class SageMakerUpstream:
 
     async def open(self, body: bytes) -> UpstreamStream:
         try:
-            pool = await self._access.pool(self._url)
-            headers = await self._access.signed_headers(
-                service="sagemaker", url=self._url, body=body, headers=self._headers
-            )
-            headers.append((b"Content-Length", b"%d" % len(body)))
-            request = Request(
-                b"POST",
-                self._origin,
-                self._target,
-                headers=headers,
-                content=body,
+            response = await self._access.post(
+                service="sagemaker",
+                url=self._url,
+                body=body,
+                headers=self._headers,
                 timeouts=self._timeouts,
             )
-            response = await pool.handle_async_request(request)
         except Exception as error:
             raise translate_error(error, model_error=self._model_error) from error
         if response.status == 200:
