@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from streamer.decoder import TgiError
 from streamer.engines import LMI, TGI, VLLM, engine_named
 from streamer.errors import UpstreamError
+from streamer.http_types import MustAwait
 from streamer.model_text import MarkerRewriter, PassThrough
 from streamer.pump import (
     DRAIN_MAX_BYTES,
@@ -486,3 +487,44 @@ def test_an_engines_error_event_is_read_by_that_engine() -> None:
     assert isinstance(failure, ErrorPiece)
     assert (failure.error.kind, failure.error.status) == ("validation", 422)
     assert "too long" in failure.error.message
+
+
+class ArrivedStream(ScriptedStream):
+    """A script of which the first `arrived` steps are at hand without waiting (as a network
+    connection's received bytes are): `next_nowait` takes them, says None after them, and
+    MustAwait where the next step is the script's end."""
+
+    def __init__(self, script: list[bytes], *, arrived: int | None = None) -> None:
+        super().__init__(script)
+        self._left = list(script)
+        self._at_hand = len(script) if arrived is None else arrived
+
+    def next_nowait(self) -> bytes | None:
+        if not self._left:
+            raise MustAwait
+        if self._at_hand == 0:
+            return None
+        self._at_hand -= 1
+        self._left.pop(0)
+        return next(self)
+
+
+def test_the_end_of_a_complete_answer_is_at_hand_once_it_has_arrived() -> None:
+    """`end_at_hand` lets the response close a finished stream without bounding or shielding
+    the wait: true only where nothing is left to wait for."""
+    events = [*answer_events(["a"]), token_event("after the end")]
+    arrived = ArrivedStream(events)
+    pump = pump_of(arrived)
+    assert not pump.end_at_hand()  # the answer is not complete yet
+    while not pump.finished:
+        pump.pull_nowait()
+    assert pump.end_at_hand()  # what followed the final event is read and dropped
+    assert drained(pump) is True
+    assert arrived.exhausted.is_set()
+
+    waiting = ArrivedStream(events, arrived=len(answer_events(["a"])))
+    pump = pump_of(waiting)
+    while not pump.finished:
+        pump.pull_nowait()
+    assert not pump.end_at_hand()  # the rest is still to come
+    assert not pump_of(ScriptedStream(events)).end_at_hand()  # a stream that cannot tell

@@ -56,7 +56,6 @@ import anyio
 from . import http_types
 from .http_types import (
     ConnectionNotAvailable,
-    MustAwait,
     Origin,
     ReadError,
     RemoteProtocolError,
@@ -387,10 +386,10 @@ class _HttpcoreBody:
         return chunk
 
     def next_nowait(self) -> bytes | None:
-        raise MustAwait
+        """httpcore's bodies are read by awaiting only: nothing is ever at hand."""
+        return None
 
     def listen(self, listener: Callable[[], None] | None) -> bool:
-        """httpcore's bodies are read by awaiting only."""
         return False
 
     async def aclose(self) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from .errors import UpstreamError
+from .http_types import MustAwait
 from .model_text import TextTransform
 from .stream_lines import GenerationEnd, StreamProtocolError, Token
 from .upstream import UpstreamStream
@@ -188,6 +189,27 @@ class AnswerPump:
                 return True
             except Exception:
                 return False
+        return False
+
+    def end_at_hand(self, *, max_bytes: int = DRAIN_MAX_BYTES) -> bool:
+        """True when the rest of a complete answer's stream, up to its end, has arrived (what
+        came after the final event is read here and dropped, as `drain` would): `drain` and
+        `aclose` then finish without waiting. False for an answer not complete, and for a
+        stream whose rest is still to come or that cannot tell."""
+        next_nowait = getattr(self._stream, "next_nowait", None)
+        if not self._ended or self._closed or next_nowait is None:
+            return False
+        read = 0
+        while read <= max_bytes:
+            try:
+                data = next_nowait()
+            except MustAwait:
+                return True
+            except Exception:
+                return False  # a failure after the final event: closed, not drained
+            if data is None:
+                return False
+            read += len(data)
         return False
 
     async def aclose(self) -> None:
