@@ -317,6 +317,35 @@ def test_without_httptools_httpcores_connection_fails_in_the_pools_terms(
         run(client)
 
 
+def test_httpcores_connections_see_the_networks_failures_as_httpcores() -> None:
+    """httpcore acts on its own exception types (its HTTP/1.1 connection reads a server's early
+    answer after its own WriteError): network.py's failures reach it as those, and httpcore's
+    reach the pool as http_types.py's again."""
+    import httpcore
+
+    class Failing:
+        async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+            raise http_types.WriteError("the connection is closed")
+
+        async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+            raise http_types.ReadTimeout("timed out")
+
+    stream = connection_pool._HttpcoreStream(Failing())  # type: ignore[arg-type]
+
+    async def both() -> list[type[BaseException]]:
+        seen: list[type[BaseException]] = []
+        for call in (stream.write(b"x"), stream.read(1)):
+            try:
+                await call
+            except Exception as error:
+                seen.append(type(error))
+        return seen
+
+    assert run(both) == [httpcore.WriteError, httpcore.ReadTimeout]
+    back = connection_pool._translated(httpcore.WriteError("closed"))
+    assert type(back) is http_types.WriteError
+
+
 def test_the_relay_starts_without_importing_httpcore_or_h11() -> None:
     """httpcore (and h11 beneath it and uvicorn's h11 protocol) cost ~13 ms of every cold start;
     the relay's direct connections do not need them, so the start does not load them."""

@@ -491,10 +491,10 @@ def test_an_engines_error_event_is_read_by_that_engine() -> None:
 
 class ArrivedStream(ScriptedStream):
     """A script of which the first `arrived` steps are at hand without waiting (as a network
-    connection's received bytes are): `next_nowait` takes them, says None after them, and
-    MustAwait where the next step is the script's end."""
+    connection's received bytes are): `next_nowait` takes them (raising its exceptions), says
+    None after them, and MustAwait where the next step is the script's end."""
 
-    def __init__(self, script: list[bytes], *, arrived: int | None = None) -> None:
+    def __init__(self, script: list[bytes | BaseException], *, arrived: int | None = None) -> None:
         super().__init__(script)
         self._left = list(script)
         self._at_hand = len(script) if arrived is None else arrived
@@ -528,3 +528,13 @@ def test_the_end_of_a_complete_answer_is_at_hand_once_it_has_arrived() -> None:
         pump.pull_nowait()
     assert not pump.end_at_hand()  # the rest is still to come
     assert not pump_of(ScriptedStream(events)).end_at_hand()  # a stream that cannot tell
+
+
+def test_a_failure_after_the_final_event_closes_the_stream_rather_than_draining_it() -> None:
+    """As `drain` alone does: the failure `end_at_hand` met is not read past."""
+    failing = ArrivedStream([*answer_events(["a"]), UpstreamError.bad_gateway("gone", "x")])
+    pump = pump_of(failing)
+    while not pump.finished:
+        pump.pull_nowait()
+    assert not pump.end_at_hand()
+    assert drained(pump) is False

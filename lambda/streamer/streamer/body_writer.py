@@ -18,6 +18,7 @@ token goes through `send`.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -34,7 +35,9 @@ class ChunkedBodyWriter:
     __slots__ = ("_cycle", "_transport")
 
     def __init__(self, cycle: Any, transport: Any) -> None:
-        self._cycle = cycle
+        # Weakly: the cycle holds the scope that holds this writer, and a strong reference
+        # would leave every request's cycle to the garbage collector.
+        self._cycle = weakref.ref(cycle)
         self._transport = transport
 
     def __call__(self, body: bytes) -> bool:
@@ -42,9 +45,10 @@ class ChunkedBodyWriter:
         (nothing written) where it would not: send it with `send` instead."""
         if not body:
             return True  # an empty chunk would end the body
-        cycle = self._cycle
+        cycle = self._cycle()
         if (
-            not cycle.response_started
+            cycle is None
+            or not cycle.response_started
             or cycle.response_complete
             or cycle.chunked_encoding is not True
             or cycle.flow.write_paused

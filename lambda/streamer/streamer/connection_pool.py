@@ -134,7 +134,7 @@ class ConnectionPool:
                 ssl_context=ssl_context,
                 proxy=proxy,
                 keepalive_expiry=keepalive_expiry,
-                network_backend=network_backend,  # type: ignore[arg-type] # its interface
+                network_backend=_HttpcoreBackend(network_backend),  # type: ignore[arg-type]
             )
         self._network_backend = network_backend
         self._ssl_context = ssl_context
@@ -325,7 +325,8 @@ async def _close(connections: list[_Connection]) -> None:
 class _HttpcoreConnection:
     """A connection httpcore makes (through a proxy, or with h11 where httptools cannot be
     loaded), taking and answering http_types.py's requests and responses; its failures are
-    raised as http_types.py's exceptions of the same names."""
+    raised as http_types.py's exceptions of the same names (and network.py's reach httpcore as
+    its own: `_HttpcoreBackend`)."""
 
     def __init__(self, factory: httpcore.AsyncConnectionPool, origin: Origin) -> None:
         import httpcore
@@ -407,3 +408,63 @@ def _translated(error: Exception) -> Exception:
     if isinstance(ours, type) and issubclass(ours, TransportError | ConnectionNotAvailable):
         return ours(*error.args)
     return error
+
+
+def _for_httpcore(error: Exception) -> Exception:
+    """http_types.py's failure as httpcore's exception of the same name; anything else as it
+    is."""
+    if not isinstance(error, TransportError):
+        return error
+    import httpcore
+
+    theirs = getattr(httpcore, type(error).__name__, None)
+    return theirs(*error.args) if isinstance(theirs, type) else error
+
+
+class _HttpcoreBackend:
+    """network.py's backend as httpcore's connections expect it: failures as httpcore's own
+    exceptions (its HTTP/1.1 connection reads the server's answer after a failed write only on
+    its own WriteError, for one)."""
+
+    def __init__(self, backend: AsyncioBackend) -> None:
+        self._backend = backend
+
+    async def connect_tcp(self, *args: Any, **kwargs: Any) -> _HttpcoreStream:
+        try:
+            return _HttpcoreStream(await self._backend.connect_tcp(*args, **kwargs))
+        except TransportError as error:
+            raise _for_httpcore(error) from error
+
+    async def sleep(self, seconds: float) -> None:
+        await self._backend.sleep(seconds)
+
+
+class _HttpcoreStream:
+    """A network.py stream whose failures are httpcore's (`_HttpcoreBackend`)."""
+
+    def __init__(self, stream: NetworkStream) -> None:
+        self._stream = stream
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            return await self._stream.read(max_bytes, timeout)
+        except TransportError as error:
+            raise _for_httpcore(error) from error
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        try:
+            await self._stream.write(buffer, timeout)
+        except TransportError as error:
+            raise _for_httpcore(error) from error
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def start_tls(self, *args: Any, **kwargs: Any) -> _HttpcoreStream:
+        try:
+            return _HttpcoreStream(await self._stream.start_tls(*args, **kwargs))
+        except TransportError as error:
+            raise _for_httpcore(error) from error
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)

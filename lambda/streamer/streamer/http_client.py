@@ -9,7 +9,7 @@ parses requests with the same library.
 
 What httpcore's connection does that this one does too, so that connection_pool.py and its
 callers see no difference:
-- it has httpcore's `AsyncConnectionInterface` (the methods the pool calls), taking a `Request`
+- it has httpcore's `AsyncConnectionInterface` (the methods the pool uses), taking a `Request`
   (http_types.py: method, target, headers as given, a body of bytes) and answering a `Response`
   whose stream yields the body as it arrives and whose `aclose` returns the connection to idle
   when the answer was read to its end with keep-alive, else closes it;
@@ -20,7 +20,7 @@ callers see no difference:
   for a malformed answer or one the server ended early (none at all: "Server disconnected
   without sending a response"), or bytes past an answer's end; LocalProtocolError for a
   request h11 would refuse to frame (a CR, LF or NUL anywhere in its head, a header name that
-  is not a token, a target with a space, a body without its exact Content-Length);
+  is not a token, a target with a space, no Host, a body without its exact Content-Length);
 - `has_expired`: idle past its keep-alive, or the server ended it (something to read while
   idle); only an HTTP/1.1 answer that keeps the connection alive leaves it idle, any other is
   closed once read (h11 reuses no HTTP/1.0 connection either).
@@ -82,7 +82,7 @@ class Http11Connection:
         self._state = _NEW
         self._expire_at: float | None = None
 
-    # --- httpcore's interface ---
+    # --- what the pool asks (httpcore's connection interface, the parts the relay uses) ---
 
     async def handle_async_request(self, request: Request) -> Response:
         if request.origin != self._origin:
@@ -105,12 +105,6 @@ class Http11Connection:
             raise
         return Response(answer.status, headers=answer.headers, stream=answer, network_stream=stream)
 
-    def can_handle_request(self, origin: Origin) -> bool:
-        return origin == self._origin
-
-    def is_available(self) -> bool:
-        return self._state in (_NEW, _IDLE)
-
     def has_expired(self) -> bool:
         if self._state is not _IDLE:
             return False
@@ -124,9 +118,6 @@ class Http11Connection:
 
     def is_closed(self) -> bool:
         return self._state is _CLOSED
-
-    def info(self) -> str:
-        return f"HTTP/1.1, {self._state}"
 
     async def aclose(self) -> None:
         self._state = _CLOSED
@@ -322,12 +313,18 @@ def _serialized(request: Request) -> bytes:
         raise LocalProtocolError("a request target with a space")
     lines = [b"%s %s HTTP/1.1" % (request.method, target)]
     length: bytes | None = None
+    host = False
     for name, value in request.headers:
         if not _TOKEN.fullmatch(name):
             raise LocalProtocolError(f"a header name that is not a token: {name!r}")
-        if name.lower() == _CONTENT_LENGTH:
+        lowered = name.lower()
+        if lowered == _CONTENT_LENGTH:
             length = value
+        elif lowered == b"host":
+            host = True
         lines.append(b"%s: %s" % (name, value))
+    if not host:  # HTTP/1.1 requires it (RFC 9112), and SigV4 signs it
+        raise LocalProtocolError("a request without a Host header")
     lines.append(b"\r\n")
     head = b"\r\n".join(lines)
     # A CR, LF or NUL in a method, target or value would end a line early: one count over the

@@ -217,6 +217,8 @@ class _Connection(asyncio.Protocol):
         reader = self._reader
         if self._listener is None and (reader is None or reader.done()):
             return
+        if self._listener is not None and self._listen_timeout is None:
+            return  # an earlier read's timer: this listener waits without a limit
         if timer is not None and self._read_due > timer.when():
             self._read_timer = asyncio.get_running_loop().call_at(self._read_due, self._read_timed)
             return

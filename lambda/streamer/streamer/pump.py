@@ -117,6 +117,7 @@ class AnswerPump:
         self._finished = False
         self._ended = False
         self._closed = False
+        self._undrainable = False  # `end_at_hand` met what `drain` stops at
 
     @property
     def finished(self) -> bool:
@@ -142,7 +143,8 @@ class AnswerPump:
 
     def pull_nowait(self) -> list[Piece] | None:
         """`pull`'s pieces when its read need not wait; None while it would. Raises MustAwait
-        where the read is the stream's end: `pull` then ends the answer (nothing consumed)."""
+        where the read is the stream's end or how the connection ended: `pull` then ends the
+        answer (nothing consumed)."""
         if self._finished:
             return []
         try:
@@ -179,7 +181,7 @@ class AnswerPump:
         only `max_bytes` of it: a failed or abandoned stream is closed at once, which is what
         stops the model's work.
         """
-        if not self._ended:
+        if not self._ended or self._undrainable:
             return False
         read = 0
         while read <= max_bytes and not self._closed:
@@ -197,19 +199,24 @@ class AnswerPump:
         `aclose` then finish without waiting. False for an answer not complete, and for a
         stream whose rest is still to come or that cannot tell."""
         next_nowait = getattr(self._stream, "next_nowait", None)
-        if not self._ended or self._closed or next_nowait is None:
+        if not self._ended or self._closed or self._undrainable or next_nowait is None:
             return False
         read = 0
-        while read <= max_bytes:
+        while True:
             try:
                 data = next_nowait()
             except MustAwait:
                 return True
             except Exception:
-                return False  # a failure after the final event: closed, not drained
+                break  # a failure after the final event
             if data is None:
                 return False
             read += len(data)
+            if read > max_bytes:
+                break
+        # What `drain` would have stopped at: the stream is closed, not drained (the failure,
+        # raised here, is not raised again).
+        self._undrainable = True
         return False
 
     async def aclose(self) -> None:
