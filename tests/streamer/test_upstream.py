@@ -1,5 +1,5 @@
-"""upstream.py (httpcore over network.py, botocore's signer, event-stream and error parsers)
-against a loopback SageMaker stand-in."""
+"""upstream.py (the relay's HTTP client over network.py, botocore's signer, event-stream and
+error parsers) against a loopback SageMaker stand-in."""
 
 from __future__ import annotations
 
@@ -151,7 +151,8 @@ def test_the_call_is_invoke_endpoint_with_response_stream(server: EventStreamSer
 def test_the_signature_holds_for_what_was_sent(server: EventStreamServer) -> None:
     """What SageMaker does with a request: recompute SigV4 from the headers the request says it
     signed, as they arrived (Host as the relay wrote it, the body as sent), and compare.
-    botocore signed before httpcore sent the request, so this is what proves the two agree."""
+    botocore signed before the relay's HTTP client sent the request, so this is what proves the
+    two agree."""
     server.reply = [payload_part(b"x")]
     body = '{"inputs": "署名"}'.encode()
     opened_and_read(upstream(inference_component_name="ic-1"), body)

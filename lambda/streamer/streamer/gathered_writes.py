@@ -9,9 +9,10 @@ them. Here everything uvicorn writes while the event loop runs one step of the r
 tokens, or the head with the first token, or the last token with the end of the body) leaves in
 one send: a callback made ready with `call_soon` sends it in the event loop's next turn, which
 polls without waiting because a callback is ready. (A zero-delay timer did the same at the
-price of a push to and a pop from the loop's heap of timers, in Python, per token.) Sending it
-from the upstream read that ends the step instead would save that turn (~3 us, measured) at the
-price of tying network.py to the server.
+price of a push to and a pop from the loop's heap of timers, in Python, per token.) Text the
+upstream connection's own callback writes (streaming.py's push path, body_writer.py) goes out at
+once instead (`write_now`): nothing else is written in that callback, so there is nothing to
+wait for and no turn to spend.
 
 Nothing waits longer for it: the step that wrote runs to its end first either way (the event
 loop runs one callback at a time). Flow control is unchanged: what is gathered reaches uvicorn's

@@ -9,13 +9,17 @@ text or the end of the answer arrives, so a failure before any text is a real HT
 Meanwhile it listens for the client leaving, and then stops reading and closes the upstream at
 once rather than paying for tokens nobody will read.
 
-One read, one write: when the client keeps up, each token goes out as it comes. When the client
-is slower than the model, `send` waits (the server's write buffer is full), nothing is read
-meanwhile, the PayloadParts pile up in the upstream connection, and the reads that follow find
-them there without waiting (parts that came in one chunk leave in one write). What the relay
-holds is bounded by what a connection to SageMaker buffers (network.py: 64 KiB and one socket
-read) plus the server's write buffer, and a client that stops reading stops the reading from
-SageMaker, as TCP's flow control then tells the model's side to wait.
+One read, one write: when the client keeps up, each token goes out as it comes. Once the status
+is sent, that happens in the upstream connection's own callback where the server offers a body
+writer (`_pushed`, body_writer.py): the bytes are decoded and written there, with no wake-up of
+this task per token, and only the end, a failure or text the client could not take yet come back
+to the task and `send`. When the client is slower than the model, `send` waits (the server's
+write buffer is full), nothing is read meanwhile, the PayloadParts pile up in the upstream
+connection, and the reads that follow find them there without waiting (parts that came in one
+chunk leave in one write). What the relay holds is bounded by what a connection to SageMaker
+buffers (network.py: 64 KiB and one socket read) plus the server's write buffer, and a client
+that stops reading stops the reading from SageMaker, as TCP's flow control then tells the
+model's side to wait.
 
 In Lambda, every wait on the upstream also ends a little before the invocation's deadline: Lambda
 stops the function there without a word to the caller, so the relay stops first and says why.
@@ -570,7 +574,8 @@ class AnswerResponse:
         Shielded, so it runs even then; bounded, so a far side that does not let go cannot hold
         up the end of the response. A complete answer's stream is first read to its end
         (briefly: the model has nothing more to say) so its connection goes back to the pool;
-        any other stream is closed at once.
+        any other stream is closed at once. Where the stream's end has already arrived
+        (`end_at_hand`), neither waits, and nothing needs bounding or shielding.
         """
         pump = self._pump
         if pump is None:
