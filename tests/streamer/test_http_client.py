@@ -115,84 +115,75 @@ def test_the_request_leaves_as_given_in_one_piece() -> None:
     ]
 
 
-def test_chunks_come_as_sent_and_the_connection_serves_the_next_request() -> None:
-    """Each HTTP chunk is a step of the body (the relay's unit of work per token); read to its
-    end, the answer leaves the connection idle for the next request on the same socket."""
-    first = _CHUNKED_HEAD + b"5\r\nhello\r\n"
-    gate = threading.Event()
-
-    def script(connection: socket.socket) -> None:
-        read_request(connection)
-        connection.sendall(first)
-        gate.wait(HANG_GUARD_SECONDS)
-        connection.sendall(b"6\r\n world\r\n0\r\n\r\n")
-        read_request(connection)
-        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nagain")
-        connection.recv(1)
-
-    with peer(script) as port:
-
-        async def client() -> Any:
-            conn = connection(port)
-            try:
-                response = await conn.handle_async_request(request(port))
-                parts = aiter(response.stream)  # type: ignore[arg-type]
-                one = await anext(parts)
-                gate.set()
-                rest = [part async for part in parts]
-                await response.aclose()
-                idle = conn.is_idle()
-                second = await exchange(conn, request(port))
-                return one, rest, idle, second, conn.is_idle()
-            finally:
-                await conn.aclose()
-
-        assert run(client) == (b"hello", [b" world"], True, (200, [b"again"]), True)
-
-
-def test_a_listened_body_is_taken_without_awaiting_until_its_end() -> None:
-    """The push path (streaming.py): told of each arrival, the reader takes each chunk's body
-    with `next_nowait`; at the answer's end it gets MustAwait, and the awaited step that follows
-    ends the body and leaves the connection idle for the next request."""
-    gate = threading.Event()
+def hello_world_then_again(gate: threading.Event) -> Script:
+    """Answers a request with "hello", then (once `gate` is set) " world" and the end, in two
+    chunks; then answers a next request on the same connection with "again"."""
 
     def script(connection: socket.socket) -> None:
         read_request(connection)
         connection.sendall(_CHUNKED_HEAD + b"5\r\nhello\r\n")
         gate.wait(HANG_GUARD_SECONDS)
         connection.sendall(b"6\r\n world\r\n0\r\n\r\n")
+        read_request(connection)
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nagain")
         connection.recv(1)
 
-    with peer(script) as port:
+    return script
+
+
+async def read_awaited(body: Any, gate: threading.Event) -> list[bytes]:
+    """Each step awaited, as the relay reads before its answer has started."""
+    parts = [await anext(body)]
+    gate.set()
+    return parts + [part async for part in body]
+
+
+async def read_listened(body: Any, gate: threading.Event) -> list[bytes]:
+    """The push path (streaming.py): told of each arrival, the reader takes each chunk's body
+    with `next_nowait`; at the answer's end it gets MustAwait, and the awaited step that follows
+    ends the body."""
+    taken: list[bytes] = []
+    ended = asyncio.get_running_loop().create_future()
+
+    def listener() -> None:
+        try:
+            while (part := body.next_nowait()) is not None:
+                taken.append(part)
+                gate.set()
+        except http_types.MustAwait:
+            ended.set_result(None)
+
+    assert body.listen(listener)
+    listener()  # what arrived with the head
+    await ended
+    body.listen(None)
+    with pytest.raises(StopAsyncIteration):
+        await anext(body)
+    return taken
+
+
+@pytest.mark.parametrize("read", [read_awaited, read_listened])
+def test_chunks_come_as_sent_and_the_connection_serves_the_next_request(read: Any) -> None:
+    """Each HTTP chunk is a step of the body (the relay's unit of work per token), awaited or
+    taken when told of it; read to its end, the answer leaves the connection idle for the next
+    request on the same socket."""
+    gate = threading.Event()
+
+    with peer(hello_world_then_again(gate)) as port:
 
         async def client() -> Any:
             conn = connection(port)
             try:
                 response = await conn.handle_async_request(request(port))
-                body = response.stream
-                taken: list[Any] = []
-                ended = asyncio.get_running_loop().create_future()
-
-                def listener() -> None:
-                    try:
-                        while (part := body.next_nowait()) is not None:
-                            taken.append(part)
-                            gate.set()
-                    except http_types.MustAwait:
-                        ended.set_result(None)
-
-                assert body.listen(listener)
-                listener()  # what arrived with the head
-                await ended
-                body.listen(None)
-                with pytest.raises(StopAsyncIteration):
-                    await anext(body)
+                parts = await read(response.stream, gate)
                 await response.aclose()
-                return taken, conn.is_idle()
+                idle = conn.is_idle()
+                second = await exchange(conn, request(port))
+                return parts, idle, second, conn.is_idle()
             finally:
                 await conn.aclose()
 
-        assert run(client) == ([b"hello", b" world"], True)
+        assert run(client) == ([b"hello", b" world"], True, (200, [b"again"]), True)
 
 
 @pytest.mark.parametrize(
