@@ -18,8 +18,7 @@ from botocore.serialize import create_serializer
 
 from .aws import AwsAccess
 from .contract import SERVICE_NAME
-from .http_types import Response
-from .network import host_header
+from .http_types import Response, host_header
 
 __all__ = ["DynamoDB"]
 

@@ -40,6 +40,7 @@ __all__ = [
     "UnsupportedProtocol",
     "WriteError",
     "WriteTimeout",
+    "host_header",
     "split_url",
 ]
 
@@ -141,6 +142,15 @@ def split_url(url: str) -> tuple[Origin, bytes]:
     port = parts.port if parts.port is not None else _DEFAULT_PORTS[scheme]
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return Origin(scheme, host, port), target.encode("ascii")
+
+
+def host_header(url: str) -> str:
+    """The Host header for `url`: its host (bracketed if IPv6), with its port unless default."""
+    (scheme, host, port), _ = split_url(url)
+    name = host.decode("ascii")
+    if ":" in name:
+        name = f"[{name}]"
+    return name if port == _DEFAULT_PORTS[scheme] else f"{name}:{port}"
 
 
 class Request:

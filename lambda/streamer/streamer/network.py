@@ -1,6 +1,6 @@
 """The relay's connections to AWS: a network backend (httpcore's interface) on asyncio's transports.
 
-Beside it, what a connection is made with: the Host header, the proxy and the TLS context.
+Beside it, what a connection is made with: the proxy and the TLS context.
 
 Why not httpcore's default backend: it goes through anyio, which for every read of the stream
 opens a cancel scope with a timer and resumes, then pauses, the socket's reading (two epoll_ctl
@@ -59,7 +59,6 @@ __all__ = [
     "AsyncioBackend",
     "NetworkStream",
     "environment_proxy",
-    "host_header",
     "tls_context",
 ]
 
@@ -69,7 +68,6 @@ HIGH_WATER_BYTES: Final = 64 * 1024
 #: whose connection failed with this count unchanged got no byte of its answer
 #: (connection_pool.py's retry of a connection the server closed while it was idle).
 RECEIVED_BYTES_INFO: Final = "jumpstream_received_bytes"
-_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 # As anyio's connect_tcp and RFC 8305: the next address is tried after this long.
 _HAPPY_EYEBALLS_DELAY_SECONDS: Final = 0.25
 
@@ -425,17 +423,6 @@ class AsyncioBackend:
 
 
 # --- What a connection to SageMaker needs besides the backend -------------------------------
-
-
-def host_header(url: str) -> str:
-    """The Host header for `url`: its host (bracketed if IPv6), with its port unless default."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    if parts.port is not None and parts.port != _DEFAULT_PORTS.get(parts.scheme):
-        host = f"{host}:{parts.port}"
-    return host
 
 
 def environment_proxy(url: str) -> httpcore.Proxy | None:

@@ -52,9 +52,8 @@ from .aws import AwsAccess
 from .contract import SERVICE_NAME
 from .engines import engine_named
 from .errors import UpstreamError
-from .http_types import MustAwait, Response
+from .http_types import MustAwait, Response, host_header
 from .model_errors import ModelErrorMapping
-from .network import host_header
 from .sagemaker_errors import translate_error
 
 if TYPE_CHECKING:
