@@ -211,6 +211,16 @@ def _openai_chat_body(request: GenerateRequest, *, honoured: frozenset[str]) -> 
     return _encoded({"messages": _messages(request), **_openai_fields(request, honoured)})
 
 
+def _openai_chat_route(*, stream: StreamFormat, honoured: frozenset[str], where: str) -> Route:
+    """A chat sent as OpenAI `messages`: its body carries exactly the parameters it honours."""
+    return Route(
+        body=partial(_openai_chat_body, honoured=honoured),
+        stream=stream,
+        honoured=honoured,
+        where=where,
+    )
+
+
 def _vllm_prompt_body(request: GenerateRequest) -> bytes:
     return _encoded({"prompt": request.inputs, **_openai_fields(request, _VLLM_SAMPLING)})
 
@@ -257,8 +267,7 @@ LMI: Final = Engine(
         honoured=_VLLM_SAMPLING,
         where="LMI",
     ),
-    chat=Route(
-        body=partial(_openai_chat_body, honoured=_EVERY_ENGINE),
+    chat=_openai_chat_route(
         stream=_LMI_CHUNK_STREAM,
         honoured=_EVERY_ENGINE,
         where="LMI for a chat it lays out itself",
@@ -273,12 +282,7 @@ VLLM: Final = Engine(
         honoured=_VLLM_SAMPLING,
         where="vLLM",
     ),
-    chat=Route(
-        body=partial(_openai_chat_body, honoured=_VLLM_SAMPLING),
-        stream=_VLLM_STREAM,
-        honoured=_VLLM_SAMPLING,
-        where="vLLM",
-    ),
+    chat=_openai_chat_route(stream=_VLLM_STREAM, honoured=_VLLM_SAMPLING, where="vLLM"),
     model_error=vllm_errors.model_error,
 )
 
