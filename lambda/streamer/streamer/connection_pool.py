@@ -80,8 +80,6 @@ __all__ = ["ConnectionPool"]
 #: What a request on a reused connection may fail with when the server had closed it.
 _STALE_FAILURES: Final = (ReadError, WriteError, RemoteProtocolError, ConnectionNotAvailable)
 
-_OriginKey = tuple[bytes, bytes, int]
-
 
 class _Connection(Protocol):
     """What the pool asks of a connection: httpcore's `AsyncConnectionInterface`, in
@@ -139,7 +137,7 @@ class ConnectionPool:
         self._network_backend = network_backend
         self._ssl_context = ssl_context
         self._keepalive_expiry = keepalive_expiry
-        self._idle: dict[_OriginKey, deque[_Idle]] = {}
+        self._idle: dict[Origin, deque[_Idle]] = {}
         self._busy: set[_Connection] = set()
         self._prune_timer: asyncio.TimerHandle | None = None
         self._closing: set[asyncio.Task[None]] = set()
@@ -157,18 +155,18 @@ class ConnectionPool:
     async def handle_async_request(self, request: Request) -> Response:
         """Send `request` on the newest live idle connection, else a new one; once more on a
         new one if the reused connection turns out closed before any byte of the answer."""
-        origin = key = request.origin
-        idle = await self._take(key)
+        origin = request.origin
+        idle = await self._take(origin)
         if idle is not None:
             stream = idle.stream
             received = _received_bytes(stream)
             try:
-                return await self._send(idle.connection, request, key)
+                return await self._send(idle.connection, request)
             except _STALE_FAILURES as error:
                 unanswered = received is not None and _received_bytes(stream) == received
                 if not (unanswered or isinstance(error, ConnectionNotAvailable)):
                     raise
-        return await self._send(self._new_connection(origin), request, key)
+        return await self._send(self._new_connection(origin), request)
 
     async def aclose(self) -> None:
         """Close every connection, idle or busy (a SnapStart restore, the end of a test)."""
@@ -194,10 +192,10 @@ class ConnectionPool:
             keepalive_expiry=self._keepalive_expiry,
         )
 
-    async def _take(self, key: _OriginKey) -> _Idle | None:
-        """The newest idle connection to `key` that is still good; the others met on the way
-        are closed (each connection is met once: the work stays constant per request)."""
-        idle = self._idle.get(key)
+    async def _take(self, origin: Origin) -> _Idle | None:
+        """The newest idle connection to `origin` that is still good; the others met on the
+        way are closed (each connection is met once: the work stays constant per request)."""
+        idle = self._idle.get(origin)
         while idle:
             entry = idle.pop()
             if not entry.connection.has_expired():
@@ -209,7 +207,6 @@ class ConnectionPool:
         self,
         connection: _Connection,
         request: Request,
-        key: _OriginKey,
     ) -> Response:
         self._busy.add(connection)
         try:
@@ -219,7 +216,7 @@ class ConnectionPool:
             await _close([connection])
             raise
         response.stream = _PooledBody(
-            response.stream, self, connection, response.network_stream, key
+            response.stream, self, connection, response.network_stream, request.origin
         )
         return response
 
@@ -227,14 +224,14 @@ class ConnectionPool:
         self,
         connection: _Connection,
         stream: NetworkStream | None,
-        key: _OriginKey,
+        origin: Origin,
     ) -> None:
         """An answer was closed: its connection is idle again (read to its end) or closed."""
         self._busy.discard(connection)
         if not connection.is_idle():
             return  # closed: the answer was not read to its end, or ended the connection
         loop = asyncio.get_running_loop()
-        self._idle.setdefault(key, deque()).append(_Idle(connection, stream, loop.time()))
+        self._idle.setdefault(origin, deque()).append(_Idle(connection, stream, loop.time()))
         if self._prune_timer is None:
             self._schedule_prune(loop)
 
@@ -273,7 +270,7 @@ class _PooledBody:
         pool: ConnectionPool,
         connection: _Connection,
         stream: NetworkStream | None,
-        key: _OriginKey,
+        origin: Origin,
     ) -> None:
         self._body = body
         self._next = body.__anext__
@@ -285,7 +282,7 @@ class _PooledBody:
         self._pool = pool
         self._connection = connection
         self._stream = stream
-        self._key = key
+        self._origin = origin
         self._closed = False
 
     def __aiter__(self) -> _PooledBody:
@@ -306,7 +303,7 @@ class _PooledBody:
         self._closed = True
         with anyio.CancelScope(shield=True):
             await self._body.aclose()
-        self._pool._release(self._connection, self._stream, self._key)
+        self._pool._release(self._connection, self._stream, self._origin)
 
 
 def _received_bytes(stream: NetworkStream | None) -> int | None:
