@@ -63,7 +63,7 @@ class AwsAccess:
         # One connection pool per event loop and origin: a connection belongs to the loop that
         # opened it, and a proxy (NO_PROXY) is chosen per origin. (anyio keys a RunVar's value by
         # the object, not its name.)
-        self._pools: RunVar[dict[str, ConnectionPool]] = RunVar("jumpstream_pools")
+        self._pools: RunVar[dict[Origin, ConnectionPool]] = RunVar("jumpstream_pools")
 
     def endpoint(self, service: str) -> ServiceEndpoint:
         """The service's endpoint URL and model, from a client made only for them: it never sends
@@ -88,7 +88,7 @@ class AwsAccess:
         (HTTPS_PROXY, NO_PROXY, ...) is used as botocore would use it.
         """
         pools = self._loop_pools()
-        origin = _origin(url)
+        origin, _ = _split(url)
         pool = pools.get(origin)
         if pool is not None:
             return pool
@@ -106,11 +106,11 @@ class AwsAccess:
             )
         return pool
 
-    def _loop_pools(self) -> dict[str, ConnectionPool]:
+    def _loop_pools(self) -> dict[Origin, ConnectionPool]:
         try:
             return self._pools.get()
         except LookupError:
-            pools: dict[str, ConnectionPool] = {}
+            pools: dict[Origin, ConnectionPool] = {}
             self._pools.set(pools)
             return pools
 
@@ -182,11 +182,6 @@ class AwsAccess:
 
 @functools.lru_cache(maxsize=16)
 def _split(url: str) -> tuple[Origin, bytes]:
-    """`url`'s origin and target, parsed once per URL (a function calls one or two)."""
+    """`url`'s origin (its pool's key) and target, parsed once per URL (a function calls one
+    or two)."""
     return split_url(url)
-
-
-def _origin(url: str) -> str:
-    """`scheme://host[:port]` of `url`."""
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.split('/', 1)[0]}"
