@@ -11,8 +11,8 @@ only while a read has to wait, and the socket is read without a pause until the 
 What anyio's backend guaranteed still holds, by these means:
 - Timeouts: a read or write that waits longer than its timeout raises ReadTimeout or
   WriteTimeout (http_types.py: httpcore's names); connect and the TLS handshake raise
-  ConnectTimeout. A read's timeout is one timer
-  per connection, moved on by each read rather than made and cancelled by it: with a token per
+  ConnectTimeout. A read's timeout (or a listener's, `listen`) is one timer per connection,
+  moved on by each read or arrival rather than made and cancelled by it: with a token per
   read, a timer per read (made, pushed on the event loop's heap among as many timers as streams,
   cancelled, cleaned up) cost ~3 us of CPU per paced token, a moved deadline ~0.2 us.
 - Flow control: past `HIGH_WATER_BYTES` unread, the transport stops reading the socket, so a relay
@@ -212,17 +212,19 @@ class _Connection(asyncio.Protocol):
         """The read timer is due: fail the waiting read (or tell the listener) if its time is
         up, else wait on until it is; with no one waiting, the next read sets the timer again."""
         timer, self._read_timer = self._read_timer, None
-        reader = self._reader
-        if self._listener is None and (reader is None or reader.done()):
+        reader, listener = self._reader, self._listener
+        if listener is not None:
+            waiting = self._listen_timeout is not None  # else an earlier read's timer
+        else:
+            waiting = reader is not None and not reader.done()
+        if not waiting:
             return
-        if self._listener is not None and self._listen_timeout is None:
-            return  # an earlier read's timer: this listener waits without a limit
         if timer is not None and self._read_due > timer.when():
             self._read_timer = asyncio.get_running_loop().call_at(self._read_due, self._read_timed)
             return
-        if self._listener is not None:
+        if listener is not None:
             self._timed_out = True
-            self._listener()
+            listener()
         elif reader is not None:
             reader.set_exception(ReadTimeout("timed out"))
 
