@@ -160,48 +160,34 @@ def test_the_connection_limit_leaves_four_file_descriptors_per_connection() -> N
     assert connection_limit(10, None) == 1
 
 
-def test_refusals_are_reported_at_once_then_at_most_once_per_interval(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("counted", ["refused", "malformed"])
+def test_each_count_is_reported_at_once_then_at_most_once_per_interval(
+    counted: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Connections refused past the limit and requests that were not HTTP: each its own count
+    and its own lines, the first at once, then one line per interval for what came meanwhile."""
     interval = 0.05
     monkeypatch.setattr(http_server, "REFUSALS_REPORT_SECONDS", interval)
-    reports: list[int] = []
-
-    async def run() -> None:
-        gate = ConnectionGate(limit=1, head_timeout=1, body_timeout=1, on_refused=reports.append)
-        for _ in range(5):
-            gate.refuse()
-        assert reports == [1]  # the first at once, the others counted for the next line
-        await asyncio.sleep(5 * interval)
-        assert reports == [1, 4]  # one line for them; then a quiet interval ends the timer
-        gate.refuse()
-        assert reports == [1, 4, 1]  # after a quiet interval, at once again
-        assert gate.refused == 6
-
-    asyncio.run(run())
-
-
-def test_malformed_requests_are_counted_and_reported_like_refusals(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    interval = 0.05
-    monkeypatch.setattr(http_server, "REFUSALS_REPORT_SECONDS", interval)
-    refusals: list[int] = []
-    malformed: list[int] = []
+    reports: dict[str, list[int]] = {"refused": [], "malformed": []}
 
     async def run() -> None:
         gate = ConnectionGate(
             limit=1,
             head_timeout=1,
             body_timeout=1,
-            on_refused=refusals.append,
-            on_malformed=malformed.append,
+            on_refused=reports["refused"].append,
+            on_malformed=reports["malformed"].append,
         )
-        for _ in range(3):
-            gate.count_malformed()
+        count = gate.refuse if counted == "refused" else gate.count_malformed
+        for _ in range(5):
+            count()
+        assert reports[counted] == [1]  # the first at once, the others counted for the next line
         await asyncio.sleep(5 * interval)
-        assert (malformed, refusals) == ([1, 2], [])  # its own count, its own lines
-        assert (gate.malformed, gate.refused) == (3, 0)
+        assert reports[counted] == [1, 4]  # one line for them; then a quiet interval ends the timer
+        count()
+        assert reports[counted] == [1, 4, 1]  # after a quiet interval, at once again
+        other = "malformed" if counted == "refused" else "refused"
+        assert (getattr(gate, counted), getattr(gate, other), reports[other]) == (6, 0, [])
 
     asyncio.run(run())
 
