@@ -8,6 +8,7 @@ and upstream modules are built on (TGI's `data:` lines, PayloadPart framing).
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import ssl
@@ -180,6 +181,8 @@ class GatedStream:
         self.release = threading.Event()
         self.closed = threading.Event()
         self.reading = threading.Event()
+        #: What the event loop's tasks were running when the relay began to wait here.
+        self.tasks_while_reading: set[str] = set()
 
     def __aiter__(self) -> GatedStream:
         return self
@@ -188,6 +191,7 @@ class GatedStream:
         if self._first is not None:
             first, self._first = self._first, None
             return first
+        self.tasks_while_reading = {task.get_coro().__qualname__ for task in asyncio.all_tasks()}
         self.reading.set()
         if not await _wait_in_thread(self.release):
             raise UpstreamError(kind="upstream_timeout", message="test gate")

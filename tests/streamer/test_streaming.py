@@ -13,6 +13,7 @@ import httpx
 import pytest
 from streamer.engines import TGI
 from streamer.errors import UpstreamError
+from streamer.http_server import SERVER_OPTIONS
 from streamer.sagemaker_errors import translate_error
 
 from tests.serving import serving
@@ -331,10 +332,21 @@ def test_each_token_is_flushed_before_the_next_is_read() -> None:
         assert b"".join(chunks) == b" second"
 
 
-def test_a_client_that_disconnects_over_a_socket_closes_the_upstream() -> None:
+@pytest.mark.parametrize(
+    ("options", "watcher_task"),
+    [
+        # The relay's own server: its body writer says when the client leaves, no task waits.
+        pytest.param(SERVER_OPTIONS, False, id="body-writer"),
+        # A server without one (uvicorn's h11 protocol): a task of the response's awaits it.
+        pytest.param({**SERVER_OPTIONS, "http": "h11"}, True, id="receive"),
+    ],
+)
+def test_a_client_that_disconnects_over_a_socket_closes_the_upstream(
+    options: dict[str, Any], watcher_task: bool
+) -> None:
     log = CapturedLog()
     upstream = GatedUpstream(token_event("first"), [token_event("never sent")])
-    with serving(make_app(upstream, log)) as url:
+    with serving(make_app(upstream, log), options) as url:
         with (
             httpx.Client(timeout=HANG_GUARD_SECONDS) as client,
             client.stream(
@@ -349,6 +361,8 @@ def test_a_client_that_disconnects_over_a_socket_closes_the_upstream() -> None:
         assert upstream.stream.closed.wait(HANG_GUARD_SECONDS)
         assert wait_for(lambda: len(log.request_lines()) == 1)
     assert log.request_lines()[0]["client_disconnected"] is True
+    watching = "AnswerResponse._watch_disconnect" in upstream.stream.tasks_while_reading
+    assert watching is watcher_task
 
 
 def test_errors_before_text_over_a_socket() -> None:

@@ -14,6 +14,12 @@ where it must. What it writes is what uvicorn's httptools protocol writes for a 
 (the chunk's size in hex, the bytes, CRLF) on the same transport, so the two can alternate.
 A server without it (the h11 protocol, an in-process test client) offers no writer, and every
 token goes through `send`.
+
+The same callback side tells the response when the client leaves (`on_disconnect`), from the
+protocol's `connection_lost`. An ASGI app learns it by awaiting `receive`, which takes a task of
+its own per request for as long as the answer streams (a task made, stepped, cancelled and
+stepped again: about as much as parsing the request); where the server offers the writer, a
+callback costs nothing until the client does leave.
 """
 
 from __future__ import annotations
@@ -32,13 +38,28 @@ class ChunkedBodyWriter:
     """Writes body chunks of one uvicorn httptools request-response cycle, at once, through
     its gathering transport (gathered_writes.py): nothing else is written in that callback."""
 
-    __slots__ = ("_cycle", "_transport")
+    __slots__ = ("_cycle", "_on_disconnect", "_transport")
 
     def __init__(self, cycle: Any, transport: Any) -> None:
         # Weakly: the cycle holds the scope that holds this writer, and a strong reference
         # would leave every request's cycle to the garbage collector.
         self._cycle = weakref.ref(cycle)
         self._transport = transport
+        self._on_disconnect: Callable[[], None] | None = None
+
+    def on_disconnect(self, callback: Callable[[], None] | None) -> None:
+        """Have `callback` called once if the client's connection is lost before the response
+        is complete (at once if it already was); None: no longer."""
+        self._on_disconnect = callback
+        cycle = self._cycle()
+        if callback is not None and (cycle is None or cycle.disconnected):
+            self.disconnected()
+
+    def disconnected(self) -> None:
+        """The server's protocol lost the connection before the response was complete."""
+        callback, self._on_disconnect = self._on_disconnect, None
+        if callback is not None:
+            callback()
 
     def __call__(self, body: bytes) -> bool:
         """Write `body` as the next chunk if `send` would write it now without waiting; False
@@ -59,7 +80,7 @@ class ChunkedBodyWriter:
         return True
 
 
-def body_writer(scope: Mapping[str, Any]) -> Callable[[bytes], bool] | None:
+def body_writer(scope: Mapping[str, Any]) -> ChunkedBodyWriter | None:
     """The request's writer, where the server offers one."""
     extensions = scope.get("extensions")
     return None if extensions is None else extensions.get(EXTENSION)

@@ -360,10 +360,11 @@ if HttpToolsProtocol is not None:
         """uvicorn's httptools protocol, gathered and gated. httptools reports a request's
         progress by callbacks as it parses; they only note the phase, so a request that
         arrives whole in one read costs no timer. Each request's scope offers a body writer
-        (body_writer.py)."""
+        (body_writer.py), told here when the client leaves."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             self._phase: str | None = None
+            self._writer: body_writer.ChunkedBodyWriter | None = None
             super().__init__(*args, **kwargs)
 
         def on_message_begin(self) -> None:
@@ -376,13 +377,19 @@ if HttpToolsProtocol is not None:
             cycle = self.cycle
             if cycle is not None and cycle.scope is self.scope:  # a request to serve
                 extensions = self.scope.setdefault("extensions", {})  # type: ignore[typeddict-item]
-                extensions[body_writer.EXTENSION] = body_writer.ChunkedBodyWriter(
-                    cycle, self.transport
-                )
+                self._writer = body_writer.ChunkedBodyWriter(cycle, self.transport)
+                extensions[body_writer.EXTENSION] = self._writer
 
         def on_message_complete(self) -> None:
             super().on_message_complete()
             self._phase = None
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            super().connection_lost(exc)
+            cycle, writer = self.cycle, self._writer
+            # uvicorn marks the cycle disconnected only if its response was not complete.
+            if writer is not None and cycle is not None and cycle.disconnected:
+                writer.disconnected()
 
         def _request_phase(self) -> str | None:
             return self._phase
