@@ -7,6 +7,7 @@ a file as `jumpstream local` hands it over.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,6 +66,30 @@ def test_the_tokenizer_in_the_models_artifact_counts_as_the_model_does(
     assert count(counter, PROMPT, truncate=4) == 4
     # A long prompt is counted in a worker thread, the same way.
     assert count(counter, "word " * 5000) == 5000
+
+
+def test_a_count_alongside_the_generation_needs_no_task_once_the_tokenizer_is_loaded(
+    tokenizer_file: Path,
+) -> None:
+    counter = PromptCounter(str(tokenizer_file), region="us-east-1", logger=CapturedLog().logger)
+
+    async def run() -> None:
+        loading = counter.counting(PROMPT)
+        assert isinstance(loading, asyncio.Task)  # the first loads the file, in a thread
+        assert await loading == 11
+        short = counter.counting("another prompt", truncate=1)
+        assert not isinstance(short, asyncio.Task)
+        assert not short.done()  # counted on the loop's next turn, after this step
+        assert await short == 1
+        long = counter.counting("word " * 5000)
+        assert isinstance(long, asyncio.Task)  # in a worker thread
+        assert await long == 5000
+        given_up = counter.counting("given up on")
+        given_up.cancel()
+        await asyncio.sleep(0)  # its turn comes and finds it cancelled: nothing raised
+        assert given_up.cancelled()
+
+    anyio.run(run)
 
 
 def test_nothing_is_read_before_the_first_count(tokenizer_file: Path) -> None:

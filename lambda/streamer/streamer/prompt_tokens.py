@@ -17,6 +17,7 @@ guessed.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from pathlib import Path
@@ -50,6 +51,38 @@ class PromptCounter:
         # answer has, answer_room.py) and for its usage, by the same counter.
         self._counted: dict[str, int] = {}
 
+    def counting(self, text: str, *, truncate: int | None = None) -> asyncio.Future[int | None]:
+        """The count of `count`, under way alongside the generation: a short prompt with the
+        tokenizer loaded is counted in a callback on the loop's next turn (once the call to
+        SageMaker has gone out), without the task `count` would need; the rest in a task."""
+        loop = asyncio.get_running_loop()
+        tokenizer = self._tokenizer
+        if tokenizer is None or len(text) > _INLINE_CHARS:
+            return loop.create_task(self.count(text, truncate=truncate))
+        future: asyncio.Future[int | None] = loop.create_future()
+        loop.call_soon(self._count_into, future, tokenizer, text, truncate)
+        return future
+
+    def _count_into(
+        self, future: asyncio.Future[int | None], tokenizer: Any, text: str, truncate: int | None
+    ) -> None:
+        if future.done():
+            return  # given up on before its turn came
+        length = self._counted.get(text)
+        if length is None:
+            try:
+                length = _count(tokenizer, text)
+            except Exception as error:
+                future.set_exception(error)
+                return
+            self._remember(text, length)
+        future.set_result(length if truncate is None else min(length, truncate))
+
+    def _remember(self, text: str, length: int) -> None:
+        if len(self._counted) >= _REMEMBERED_PROMPTS:
+            del self._counted[next(iter(self._counted))]
+        self._counted[text] = length
+
     async def count(self, text: str, *, truncate: int | None = None) -> int | None:
         """The prompt's length in tokens as TGI would report it; None if the tokenizer is not
         to be had."""
@@ -64,9 +97,7 @@ class PromptCounter:
                 length = _count(tokenizer, text)
             else:
                 length = await anyio.to_thread.run_sync(_count, tokenizer, text)
-            if len(self._counted) >= _REMEMBERED_PROMPTS:
-                del self._counted[next(iter(self._counted))]
-            self._counted[text] = length
+            self._remember(text, length)
         return length if truncate is None else min(length, truncate)
 
     def _loaded(self) -> Any:
