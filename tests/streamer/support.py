@@ -429,7 +429,8 @@ class EventStreamServer:
 
     def __init__(self, *, tls: ssl.SSLContext | None = None) -> None:
         self.reply: Reply = []
-        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        # Each request's target, headers (looked up without case, as HTTP's are) and body.
+        self.requests: list[tuple[str, httpx.Headers, bytes]] = []
         # The client's (host, port) of each request: the same port means a reused connection.
         self.peers: list[tuple[str, int]] = []
         self.finished = threading.Event()
@@ -444,7 +445,7 @@ class EventStreamServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
-                outer.requests.append((self.path, dict(self.headers.items()), body))
+                outer.requests.append((self.path, httpx.Headers(self.headers.items()), body))
                 outer.peers.append(self.client_address)
                 try:
                     outer._answer(self)
