@@ -16,6 +16,7 @@ never anything per request.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import time
@@ -175,7 +176,7 @@ def request_metrics(record: RequestRecord, context: MetricsContext) -> dict[str,
     if record.first_text_at is not None:
         ttft = (record.first_text_at - record.started) * 1000
         figures.add_metric(Metric.TIME_TO_FIRST_TOKEN, MetricUnit.Milliseconds, round(ttft, 1))
-    gaps = [b - a for a, b in zip(record.text_times, record.text_times[1:], strict=False)]
+    gaps = sorted(b - a for a, b in itertools.pairwise(record.text_times))
     if gaps:
         p50, p99 = _rank(gaps, 0.5), _rank(gaps, 0.99)
         milliseconds = MetricUnit.Milliseconds
@@ -246,9 +247,8 @@ def _metrics(context: MetricsContext) -> EphemeralMetrics:
     return metrics
 
 
-def _rank(values: Sequence[float], quantile: float) -> float:
-    """The nearest-rank percentile: a value that was really observed."""
-    ordered = sorted(values)
+def _rank(ordered: Sequence[float], quantile: float) -> float:
+    """The nearest-rank percentile of values in ascending order: a value really observed."""
     return ordered[max(0, math.ceil(quantile * len(ordered)) - 1)]
 
 
