@@ -302,3 +302,25 @@ def test_the_relays_log_line_is_the_json_powertools_writes(
     assert '"prompt":"東京 \\"quoted\\""' in first
     assert (json.loads(first)["tokens"], json.loads(first)["other"]) == (3, "{1}")
     assert json.loads(second)["generated_tokens"] == 2**70
+
+
+@pytest.mark.parametrize(
+    ("message", "logged"),
+    [
+        ('{"event": "a document"}', {"event": "a document"}),  # as Powertools logs one
+        ("[1, 2]", [1, 2]),
+        ("request finished", "request finished"),
+        ("{not json", "{not json"),  # Powertools keeps what does not parse
+        # Not tried: text, not the document Powertools would have made of it (null would even
+        # have lost the message).
+        ("null", "null"),
+        ("42", "42"),
+    ],
+)
+def test_a_message_is_logged_as_a_document_only_if_it_is_an_object_or_array(
+    capsys: pytest.CaptureFixture[str], message: str, logged: object
+) -> None:
+    logger = make_logger(f"relay-test-{uuid.uuid4().hex}")
+    logger.info(message)
+    (line,) = capsys.readouterr().out.splitlines()
+    assert json.loads(line)["message"] == logged
