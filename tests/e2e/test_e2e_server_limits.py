@@ -199,14 +199,25 @@ def limited() -> Iterator[Relay]:
 
 
 def served(running: Relay, stack: ExitStack, count: int) -> list[socket.socket]:
-    """`count` kept-alive connections the relay has answered on (so they count as open)."""
+    """`count` kept-alive connections the relay has answered on (so they count as open), and
+    their requests' log lines read: what a test finds in the log after this is its own (the
+    relay writes a request's line as its answer leaves, and another thread reads the log)."""
+    logged = len(finished_lines(running))
     connections = []
     for _ in range(count):
         connection = stack.enter_context(running.connect())
         connection.sendall(HEALTH)
         assert read_response(connection)[0].startswith(b"HTTP/1.1 200")
         connections.append(connection)
+    deadline = time.monotonic() + HANG_GUARD_SECONDS
+    while len(finished_lines(running)) < logged + count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(finished_lines(running)) == logged + count
     return connections
+
+
+def finished_lines(running: Relay) -> list[dict[str, object]]:
+    return [line for line in running.log() if line.get("message") == "request finished"]
 
 
 def refusal_lines(running: Relay) -> list[dict[str, object]]:
