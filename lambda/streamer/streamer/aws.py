@@ -178,7 +178,8 @@ class AwsAccess:
 
 
 class _SigningRequest:
-    """What botocore's SigV4Auth reads and writes of a request, and no more.
+    """What botocore's SigV4Auth reads and writes of a request, and no more: `method`, `url`,
+    `params`, `body`, `context` and `headers` (looked up, set, deleted, listed).
 
     botocore's own AWSRequest keeps its headers in an `email.message.Message` (HTTPHeaders),
     whose every read and write parses and checks the header; with SigV4's two passes over the
@@ -207,15 +208,15 @@ class _HeadersToSign(dict[str, list[str]]):
 class _SigV4(SigV4Auth):
     """botocore's SigV4, with the headers to sign in a dict rather than in an HTTPHeaders
     (see `_SigningRequest`); the canonical request, the key and the signature are botocore's.
-    tests/sigv4_reference.py recomputes the signature from AWS's published steps."""
+    tests/streamer/test_aws.py holds it to botocore's own signing of an AWSRequest."""
 
     def headers_to_sign(self, request: Any) -> Any:
+        # Host is always among them (see `signed_headers`): botocore's fallback to the URL's
+        # host is not needed.
         headers = _HeadersToSign()
         for name, value in request.headers.items():  # names in lower case already
             if name not in SIGNED_HEADERS_BLACKLIST:
                 headers.setdefault(name, []).append(value)
-        if "host" not in headers:
-            return super().headers_to_sign(request)  # botocore works it out from the URL
         return headers
 
 

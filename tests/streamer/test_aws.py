@@ -1,0 +1,62 @@
+"""The relay's SigV4 against botocore's own signing of the same request.
+
+aws.py signs a lighter request than botocore's AWSRequest, overriding one method of SigV4Auth:
+whatever botocore's signer reads of a request, both must give the same headers. (What SageMaker
+would check, the signature recomputed from what arrived, is test_upstream.py's.)
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import anyio
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from streamer import aws
+
+URL = "https://runtime.sagemaker.eu-west-1.amazonaws.com/endpoints/my-endpoint/invocations-response-stream"
+BODY = '{"inputs": "署名", "parameters": {"max_new_tokens": 8}}'.encode()
+NOW = datetime.datetime(2026, 12, 7, 6, 30, 15)
+
+
+@pytest.mark.parametrize("token", [None, "session-token"])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {
+            "Host": "runtime.sagemaker.eu-west-1.amazonaws.com",
+            "Content-Type": "application/json",
+            "Accept": "application/vnd.amazon.eventstream",
+            "X-Amzn-SageMaker-Inference-Component": "ic-1",
+            "User-Agent": "jumpstream",
+        },
+        {
+            "host": "runtime.sagemaker.eu-west-1.amazonaws.com",
+            "content-type": "application/x-amz-json-1.0",
+            "X-Amz-Target": "DynamoDB_20120810.GetItem",
+            "X-Custom": "  spaced   out  value ",
+        },
+    ],
+    ids=["sagemaker", "mixed-case-and-spaces"],
+)
+def test_the_signature_is_botocores(
+    monkeypatch: pytest.MonkeyPatch, headers: dict[str, str], token: str | None
+) -> None:
+    monkeypatch.setattr("botocore.auth.get_current_datetime", lambda: NOW)
+    credentials = Credentials("AKIDTEST", "test-secret", token)
+    expected = AWSRequest(method="POST", url=URL, data=BODY, headers=headers)
+    SigV4Auth(credentials.get_frozen_credentials(), "sagemaker", "eu-west-1").add_auth(expected)
+
+    access = aws.AwsAccess("eu-west-1")
+    access._credentials = credentials
+
+    async def sign() -> list[tuple[bytes, bytes]]:
+        return await access.signed_headers(service="sagemaker", url=URL, body=BODY, headers=headers)
+
+    signed = anyio.run(sign)
+    assert sorted(signed) == sorted(
+        (name.lower().encode(), value.encode()) for name, value in expected.headers.items()
+    )
+    assert any(name == b"authorization" for name, _ in signed)
