@@ -38,8 +38,8 @@ def test_a_lost_connection_is_told_once_to_who_listens() -> None:
     writer = ChunkedBodyWriter(cycle, _Transport())
     writer.on_disconnect(lambda: told.append("gone"))
     assert told == []
-    writer.disconnected()
-    writer.disconnected()
+    writer.connection_lost()
+    writer.connection_lost()
     assert told == ["gone"]
 
 
@@ -55,7 +55,7 @@ def test_no_listener_no_call() -> None:
     writer = ChunkedBodyWriter(cycle, _Transport())
     writer.on_disconnect(lambda: told.append("gone"))
     writer.on_disconnect(None)
-    writer.disconnected()
+    writer.connection_lost()
     assert told == []
 
 

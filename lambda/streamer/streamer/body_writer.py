@@ -53,9 +53,9 @@ class ChunkedBodyWriter:
         self._on_disconnect = callback
         cycle = self._cycle()
         if callback is not None and (cycle is None or cycle.disconnected):
-            self.disconnected()
+            self.connection_lost()
 
-    def disconnected(self) -> None:
+    def connection_lost(self) -> None:
         """The server's protocol lost the connection before the response was complete."""
         callback, self._on_disconnect = self._on_disconnect, None
         if callback is not None:

@@ -364,7 +364,6 @@ if HttpToolsProtocol is not None:
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             self._phase: str | None = None
-            self._writer: body_writer.ChunkedBodyWriter | None = None
             super().__init__(*args, **kwargs)
 
         def on_message_begin(self) -> None:
@@ -377,8 +376,9 @@ if HttpToolsProtocol is not None:
             cycle = self.cycle
             if cycle is not None and cycle.scope is self.scope:  # a request to serve
                 extensions = self.scope.setdefault("extensions", {})  # type: ignore[typeddict-item]
-                self._writer = body_writer.ChunkedBodyWriter(cycle, self.transport)
-                extensions[body_writer.EXTENSION] = self._writer
+                extensions[body_writer.EXTENSION] = body_writer.ChunkedBodyWriter(
+                    cycle, self.transport
+                )
 
         def on_message_complete(self) -> None:
             super().on_message_complete()
@@ -386,10 +386,12 @@ if HttpToolsProtocol is not None:
 
         def connection_lost(self, exc: Exception | None) -> None:
             super().connection_lost(exc)
-            cycle, writer = self.cycle, self._writer
+            cycle = self.cycle
             # uvicorn marks the cycle disconnected only if its response was not complete.
-            if writer is not None and cycle is not None and cycle.disconnected:
-                writer.disconnected()
+            if cycle is not None and cycle.disconnected:
+                writer = body_writer.body_writer(cycle.scope)
+                if writer is not None:
+                    writer.connection_lost()
 
         def _request_phase(self) -> str | None:
             return self._phase

@@ -41,7 +41,7 @@ from aws_lambda_powertools import Logger
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
-from .body_writer import body_writer
+from .body_writer import ChunkedBodyWriter, body_writer
 from .engines import StreamFormat, engine_named
 from .errors import UpstreamError, error_response
 from .formats import StreamWriter
@@ -276,7 +276,7 @@ class AnswerResponse:
                 else loop.call_at(self._stop_at, self._deadline_passed, asyncio.current_task())
             )
             try:
-                await self._stream(scope, receive, _SafeSend(send))
+                await self._stream(scope, receive, _SafeSend(send), writer)
             except _ClientGoneError:
                 if self._record is not None:
                     self._record.client_disconnected = True
@@ -305,7 +305,9 @@ class AnswerResponse:
             self._record.client_disconnected = True
         scope.cancel()
 
-    async def _stream(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _stream(
+        self, scope: Scope, receive: Receive, send: Send, write: ChunkedBodyWriter | None
+    ) -> None:
         # Until the first text or the end, nothing is committed: a failure is still a status.
         pending: list[Piece] = []
         try:
@@ -342,7 +344,6 @@ class AnswerResponse:
             self._record.status = 200
         try:
             await self._send_pieces(send, pending)
-            write = body_writer(scope)
             while not pump.finished:
                 pieces: list[Piece] | None = None
                 if write is not None:
