@@ -220,3 +220,34 @@ def test_a_chat_the_engine_lays_out_is_never_counted_by_the_relay(tokenizer_file
     assert usage["total_tokens"] is None  # no total without the prompt's share
     (line,) = log.request_lines()
     assert line.get("prompt_tokens") is None
+
+
+def test_a_prompt_the_tokenizer_fails_on_is_logged_and_its_count_unknown(
+    tokenizer_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Either way of counting: a count is for usage and the log, never a request's failure."""
+    import streamer.prompt_tokens as prompt_tokens
+
+    real = prompt_tokens._count
+
+    def failing_on_bad(tokenizer: object, text: str) -> int:
+        if text.startswith("bad"):
+            raise ValueError("cannot encode")
+        return real(tokenizer, text)
+
+    monkeypatch.setattr(prompt_tokens, "_count", failing_on_bad)
+    log = CapturedLog()
+    counter = PromptCounter(str(tokenizer_file), region="us-east-1", logger=log.logger)
+
+    async def run() -> list[int | None]:
+        return [
+            await counter.count("bad one"),  # loads the tokenizer, then fails on the prompt
+            await counter.counting("bad two"),  # the callback's way
+            await counter.counting("good one"),
+        ]
+
+    assert anyio.run(run) == [None, None, 2]
+    failures = [line for line in log.lines() if line["level"] == "WARNING"]
+    message = "the prompt's tokens could not be counted"
+    assert [line["message"] for line in failures] == [message, message]
+    assert "cannot encode" in failures[0]["error_detail"]

@@ -68,24 +68,11 @@ class PromptCounter:
     ) -> None:
         if future.done():
             return  # given up on before its turn came
-        length = self._counted.get(text)
-        if length is None:
-            try:
-                length = _count(tokenizer, text)
-            except Exception as error:
-                future.set_exception(error)
-                return
-            self._remember(text, length)
-        future.set_result(length if truncate is None else min(length, truncate))
-
-    def _remember(self, text: str, length: int) -> None:
-        if len(self._counted) >= _REMEMBERED_PROMPTS:
-            del self._counted[next(iter(self._counted))]
-        self._counted[text] = length
+        future.set_result(_truncated(self._length_now(tokenizer, text), truncate))
 
     async def count(self, text: str, *, truncate: int | None = None) -> int | None:
         """The prompt's length in tokens as TGI would report it; None if the tokenizer is not
-        to be had."""
+        to be had or fails on the prompt (logged)."""
         length = self._counted.get(text)
         if length is None:
             tokenizer = self._tokenizer
@@ -94,11 +81,38 @@ class PromptCounter:
                 if tokenizer is None:
                     return None
             if len(text) <= _INLINE_CHARS:
-                length = _count(tokenizer, text)
+                length = self._length_now(tokenizer, text)
             else:
-                length = await anyio.to_thread.run_sync(_count, tokenizer, text)
-            self._remember(text, length)
-        return length if truncate is None else min(length, truncate)
+                length = await anyio.to_thread.run_sync(self._measured, tokenizer, text)
+                if length is not None:
+                    self._remember(text, length)
+        return _truncated(length, truncate)
+
+    def _length_now(self, tokenizer: Any, text: str) -> int | None:
+        """The prompt's length, remembered or counted here (on the event loop)."""
+        length = self._counted.get(text)
+        if length is None:
+            length = self._measured(tokenizer, text)
+            if length is not None:
+                self._remember(text, length)
+        return length
+
+    def _measured(self, tokenizer: Any, text: str) -> int | None:
+        """The prompt encoded; None, logged, where the tokenizer fails on it (a count is for
+        usage and the log: it never fails a request)."""
+        try:
+            return _count(tokenizer, text)
+        except Exception as error:
+            self._logger.warning(
+                "the prompt's tokens could not be counted", extra={"error_detail": repr(error)}
+            )
+            return None
+
+    def _remember(self, text: str, length: int) -> None:
+        """On the event loop only: the memory is not shared with worker threads."""
+        if len(self._counted) >= _REMEMBERED_PROMPTS:
+            del self._counted[next(iter(self._counted))]
+        self._counted[text] = length
 
     def _loaded(self) -> Any:
         """The tokenizer, loaded by the first caller; the others wait for it (in their threads)."""
@@ -131,6 +145,11 @@ class PromptCounter:
         else:
             document = Path(self._uri).read_bytes()
         return Tokenizer.from_str(document.decode("utf-8"))
+
+
+def _truncated(length: int | None, truncate: int | None) -> int | None:
+    """What TGI reports for a prompt it truncated to its last `truncate` tokens."""
+    return length if length is None or truncate is None else min(length, truncate)
 
 
 def _count(tokenizer: Any, text: str) -> int:
