@@ -25,6 +25,7 @@ from jumpstream.local import (
 )
 from jumpstream.procs import Child, LineBuffer
 from tests.e2e.support import HANG_GUARD_SECONDS
+from tests.streamer.support import wait_for
 
 #: The limit the flood tests set: small, so a test can go past it with a few sockets.
 LIMIT = 4
@@ -209,10 +210,7 @@ def served(running: Relay, stack: ExitStack, count: int) -> list[socket.socket]:
         connection.sendall(HEALTH)
         assert read_response(connection)[0].startswith(b"HTTP/1.1 200")
         connections.append(connection)
-    deadline = time.monotonic() + HANG_GUARD_SECONDS
-    while len(finished_lines(running)) < logged + count and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert len(finished_lines(running)) == logged + count
+    assert wait_for(lambda: len(finished_lines(running)) == logged + count)
     return connections
 
 
