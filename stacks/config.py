@@ -48,6 +48,7 @@ from stacks.deployment import (
     RelayConfig,
     ScalingConfig,
     ScalingSchedule,
+    instance_vcpus,
     start_limit_problem,
 )
 from stacks.errors import ConfigError, did_you_mean
@@ -115,8 +116,6 @@ _MANAGED_INSTANCES_KEYS = set(_fields(LambdaManagedInstances))
 #: An arm64 (Graviton) EC2 instance type, or a pattern of them: a `g` follows the generation
 #: (m7g.large, c7gn.xlarge, r8g.*), where x86 has `i` or `a` (m7i.large, c7a.xlarge).
 _ARM64_INSTANCE_TYPE = re.compile(r"[a-z]+\d+g[a-z]*\.(\*|medium|large|\d*xlarge|metal)")
-#: vCPUs of an instance size, as EC2 names them (metal and patterns: unknown here).
-_SIZE_VCPUS = {"medium": 1, "large": 2, "xlarge": 4}
 _SUBNET_ID = re.compile(r"subnet-[0-9a-f]{8,17}")
 _SECURITY_GROUP_ID = re.compile(r"sg-[0-9a-f]{8,17}")
 _SCHEDULE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
@@ -336,16 +335,6 @@ def _time_zone_exists(name: str) -> bool:
     return True
 
 
-def _instance_vcpus(instance_type: str) -> int | None:
-    """vCPUs of an EC2 instance type from its size (2xlarge: 8), or None for metal/patterns."""
-    size = instance_type.split(".", 1)[1]
-    if size in _SIZE_VCPUS:
-        return _SIZE_VCPUS[size]
-    if size.endswith("xlarge") and size[: -len("xlarge")].isdigit():
-        return 4 * int(size[: -len("xlarge")])
-    return None
-
-
 def _id_list(raw: Any, what: str, pattern: re.Pattern[str], most: int) -> tuple[str, ...]:
     if (
         not isinstance(raw, list)
@@ -397,7 +386,7 @@ def _managed_instances(raw: Any, where: str) -> LambdaManagedInstances | None:
         minimum=2,
         maximum=15000,
     )
-    sizes = [_instance_vcpus(t) for t in types]
+    sizes = [instance_vcpus(t) for t in types]
     starting = LMI_STARTING_INSTANCES * max((s for s in sizes if s is not None), default=0)
     if max_vcpus < starting:
         raise ConfigError(

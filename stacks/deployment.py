@@ -47,6 +47,7 @@ __all__ = [
     "ScalingSchedule",
     "UpdatePolicy",
     "cold_start_limit_seconds",
+    "instance_vcpus",
     "start_limit_problem",
     "update_policy",
 ]
@@ -213,6 +214,20 @@ LMI_CONCURRENCY_PER_VCPU = 64
 LMI_STARTING_INSTANCES = 3
 
 
+#: vCPUs of an EC2 instance size, as EC2 names them (metal and patterns: unknown here).
+_SIZE_VCPUS = {"medium": 1, "large": 2, "xlarge": 4}
+
+
+def instance_vcpus(instance_type: str) -> int | None:
+    """vCPUs of an EC2 instance type from its size (2xlarge: 8), or None for metal/patterns."""
+    size = instance_type.split(".", 1)[1]
+    if size in _SIZE_VCPUS:
+        return _SIZE_VCPUS[size]
+    if size.endswith("xlarge") and size[: -len("xlarge")].isdigit():
+        return 4 * int(size[: -len("xlarge")])
+    return None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LambdaManagedInstances:
     """[environments.NAME.relay.managed_instances]: the relay's function runs on a capacity
@@ -243,6 +258,15 @@ class LambdaManagedInstances:
     def most_streams(self) -> int:
         """The most streams the capacity provider can hold at once: one environment per vCPU."""
         return self.max_vcpus * self.concurrency_per_environment
+
+    @property
+    def most_instances(self) -> int | None:
+        """The most instances `max_vcpus` allows, where there is one instance type whose size
+        says its vCPUs (None for several types, a pattern or metal: Lambda picks)."""
+        if len(self.instance_types) != 1:
+            return None
+        vcpus = instance_vcpus(self.instance_types[0])
+        return None if vcpus is None else self.max_vcpus // vcpus
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
