@@ -16,10 +16,21 @@ from typing import Any, TextIO
 
 from streamer.contract import KEY_CACHE_SECONDS
 
-from jumpstream.prices import PRICE_LIST_REGION, Price, hourly_price
+from jumpstream.prices import (
+    MANAGED_INSTANCES_FEE,
+    PRICE_LIST_REGION,
+    Price,
+    ec2_hourly_price,
+    hourly_price,
+)
 from jumpstream.signing import credential_source
 from stacks.config import environment
-from stacks.deployment import HOURS_PER_MONTH, EnvironmentConfig
+from stacks.deployment import (
+    HOURS_PER_MONTH,
+    LMI_STARTING_INSTANCES,
+    EnvironmentConfig,
+    LambdaManagedInstances,
+)
 from stacks.errors import ConfigError
 
 __all__ = ["describe_cost", "describe_environment_cost", "run_cost"]
@@ -32,10 +43,11 @@ def describe_cost(env_name: str, *, hosting: str | None = None) -> list[str]:
 
 
 def describe_environment_cost(
-    config: EnvironmentConfig, *, price: Price | None = None
+    config: EnvironmentConfig, *, price: Price | None = None, relay_price: Price | None = None
 ) -> list[str]:
     """What one resolved environment bills idle and busy, and what changes it on a schedule;
-    in money too when the instance type's `price` is known."""
+    in money too when the instance type's `price` is known (and, for a relay on Lambda Managed
+    Instances, its instance type's EC2 `relay_price`)."""
     scaling, managed = config.scaling, config.managed_instances
     lines = [
         f"{config.endpoint_name}: {config.model.id} on {config.instance_type} in "
@@ -79,18 +91,64 @@ def describe_environment_cost(
             "days under a monthly budget), and the two top-keys Contributor Insights rules bill "
             "per month and per log line they match"
         )
+    managed_relay = config.relay.managed_instances if config.relay.enabled else None
+    relay = (
+        "the relay's Lambda cost is per request"
+        if managed_relay is None
+        else "the relay's instances are below"
+    )
     if price is None:
         lines.append(
             f"  multiply by the {config.instance_type} price for real-time inference in "
-            f"{config.region} on SageMaker's pricing page; the relay's Lambda cost is per request"
+            f"{config.region} on SageMaker's pricing page; {relay}"
+        )
+    else:
+        lines.append(
+            f"  at {_money(price.per_hour, price.currency, exact=True)} per instance-hour on "
+            f"demand (AWS Price List: {price.description or config.instance_type}): idle "
+            f"{_money(idle * HOURS_PER_MONTH * price.per_hour, price.currency)} a month, busy up "
+            f"to {_money(busy * HOURS_PER_MONTH * price.per_hour, price.currency)} a month; {relay}"
+        )
+    if managed_relay is not None:
+        lines += _managed_relay(managed_relay, relay_price)
+    return lines
+
+
+def _managed_relay(managed: LambdaManagedInstances, price: Price | None) -> list[str]:
+    """A relay on Lambda Managed Instances bills its EC2 instances by the hour, idle or not,
+    plus Lambda's fee on them; how many: the ones Lambda starts, up to what max_vcpus allows."""
+    idle, busy = LMI_STARTING_INSTANCES, managed.most_instances
+    fee = f"{MANAGED_INSTANCES_FEE * 100:.0f}%"
+    lines = [
+        f"  relay: Lambda Managed Instances on {', '.join(managed.instance_types)} (arm64)",
+        f"    idle: {_instances(idle)} (one per Availability Zone, however quiet) = {_hours(idle)}",
+        f"    busy: up to {managed.max_vcpus} vCPUs"
+        + ("" if busy is None else f": {_instances(busy)} = {_hours(busy)}")
+        + ", as Lambda adds instances on CPU use",
+        f"    on top: Lambda's management fee ({fee} of the instances' EC2 price), its charge per "
+        "request"
+        + (
+            ""
+            if managed.subnet_ids
+            else ", and the relay VPC's two interface endpoints (SageMaker runtime, CloudWatch "
+            "Logs), billed per Availability Zone and hour"
+        ),
+    ]
+    if price is None:
+        lines.append(
+            f"    multiply by the EC2 on-demand price of {managed.instance_types[0]}"
+            if busy is not None
+            else "    multiply by the EC2 on-demand prices of the types Lambda picks"
         )
         return lines
+    hourly = price.per_hour * (1 + MANAGED_INSTANCES_FEE)
+    month = f"{_money(idle * HOURS_PER_MONTH * hourly, price.currency)} a month"
+    if busy is not None:
+        month += f", busy up to {_money(busy * HOURS_PER_MONTH * hourly, price.currency)} a month"
     lines.append(
-        f"  at {_money(price.per_hour, price.currency, exact=True)} per instance-hour on demand "
-        f"(AWS Price List: {price.description or config.instance_type}): idle "
-        f"{_money(idle * HOURS_PER_MONTH * price.per_hour, price.currency)} a month, busy up to "
-        f"{_money(busy * HOURS_PER_MONTH * price.per_hour, price.currency)} a month; the relay's "
-        "Lambda cost is per request"
+        f"    at {_money(price.per_hour, price.currency, exact=True)} per instance-hour on demand "
+        f"(AWS Price List: {price.description or managed.instance_types[0]}) and the fee: idle "
+        f"{month}"
     )
     return lines
 
@@ -130,34 +188,47 @@ def run_cost(
     except ConfigError as error:
         stderr.write(f"jumpstream cost: {error}\n")
         return 2
-    price, note = _price(config, pricing_client)
-    lines = describe_environment_cost(config, price=price)
+    if pricing_client is None and credential_source() is None:
+        lines = describe_environment_cost(config)
+        notes = ["with AWS credentials it also reads the price from the AWS Price List"]
+    else:
+        lines, notes = _priced(config, pricing_client or _pricing_client)
     stdout.write("\n".join(lines) + "\n")
-    if note:
+    for note in notes:
         stderr.write(f"jumpstream cost: {note}\n")
     return 0
 
 
-def _price(
-    config: EnvironmentConfig, pricing_client: Callable[[], Any] | None
-) -> tuple[Price | None, str | None]:
-    """The instance type's on-demand price, or None and why not (in one line)."""
+def _priced(
+    config: EnvironmentConfig, pricing_client: Callable[[], Any]
+) -> tuple[list[str], list[str]]:
+    """The cost lines with the prices the Price List has, and a line for each it has not."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    if pricing_client is None:
-        if credential_source() is None:
-            return None, "with AWS credentials it also reads the price from the AWS Price List"
-        pricing_client = _pricing_client
+    notes: list[str] = []
     try:
-        price = hourly_price(config.instance_type, config.region, client=pricing_client())
+        client = pricing_client()
+        price = hourly_price(config.instance_type, config.region, client=client)
+        if price is None:
+            notes.append(
+                f"the AWS Price List has no single on-demand price for {config.instance_type} "
+                f"hosting in {config.region}"
+            )
+        relay_price = None
+        managed = config.relay.managed_instances if config.relay.enabled else None
+        if managed is not None and managed.most_instances is not None:
+            relay_type = managed.instance_types[0]
+            relay_price = ec2_hourly_price(relay_type, config.region, client=client)
+            if relay_price is None:
+                notes.append(
+                    f"the AWS Price List has no single on-demand EC2 price for {relay_type} in "
+                    f"{config.region}"
+                )
     except (BotoCoreError, ClientError) as error:
-        return None, f"the AWS Price List could not be read ({error})"
-    if price is None:
-        return None, (
-            f"the AWS Price List has no single on-demand price for {config.instance_type} "
-            f"hosting in {config.region}"
-        )
-    return price, None
+        return describe_environment_cost(config), [
+            f"the AWS Price List could not be read ({error})"
+        ]
+    return describe_environment_cost(config, price=price, relay_price=relay_price), notes
 
 
 def _pricing_client() -> Any:

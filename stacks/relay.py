@@ -46,7 +46,8 @@ STARTUP_AND_PREFILL_SECONDS = 60
 #: instances: the Web Adapter's readiness checks.
 ADAPTER_CONNECTIONS = 2
 #: The VPC a managed-instances relay makes for itself: one private subnet per Availability Zone
-#: Lambda spreads its instances over, and no route to the internet.
+#: Lambda spreads its instances over, and no route to the internet. (Two where the environment
+#: names no account: CDK then knows only two of the region's zones.)
 RELAY_VPC_AZS = 3
 
 

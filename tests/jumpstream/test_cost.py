@@ -118,3 +118,44 @@ def test_an_environment_with_api_keys_says_what_each_call_adds() -> None:
     assert "Contributor Insights" in line
     plain = describe_environment_cost(resolve_environment("p", base))
     assert not [line for line in plain if "API keys" in line or "DynamoDB" in line]
+
+
+def test_a_relay_on_managed_instances_bills_its_instances_idle_or_not() -> None:
+    """Three instances however quiet, up to what max_vcpus allows, Lambda's fee on top."""
+    from stacks.config import resolve_environment
+
+    base = {"region": "us-east-1", "model_id": "huggingface-llm-mistral-7b-instruct"}
+    config = resolve_environment("m", {**base, "relay": {"managed_instances": True}})
+    lines = describe_environment_cost(config)
+    assert lines[3].endswith("; the relay's instances are below")
+    assert lines[4:] == [
+        "  relay: Lambda Managed Instances on m7g.large (arm64)",
+        "    idle: 3 instances (one per Availability Zone, however quiet) = 3 instance-hours per "
+        "hour, 2,190 per month (730 h)",
+        "    busy: up to 12 vCPUs: 6 instances = 6 instance-hours per hour, 4,380 per month "
+        "(730 h), as Lambda adds instances on CPU use",
+        "    on top: Lambda's management fee (15% of the instances' EC2 price), its charge per "
+        "request, and the relay VPC's two interface endpoints (SageMaker runtime, CloudWatch "
+        "Logs), billed per Availability Zone and hour",
+        "    multiply by the EC2 on-demand price of m7g.large",
+    ]
+    # Its own network: no endpoints of the relay's; several types: Lambda picks, no count.
+    own = {
+        "instance_types": ["m7g.large", "c7g.xlarge"],
+        "max_vcpus": 24,
+        "subnet_ids": ["subnet-0123456789abcdef0"],
+        "security_group_ids": ["sg-0123456789abcdef0"],
+    }
+    lines = describe_environment_cost(
+        resolve_environment("m", {**base, "relay": {"managed_instances": own}})
+    )
+    assert lines[-3:] == [
+        "    busy: up to 24 vCPUs, as Lambda adds instances on CPU use",
+        "    on top: Lambda's management fee (15% of the instances' EC2 price), its charge per "
+        "request",
+        "    multiply by the EC2 on-demand prices of the types Lambda picks",
+    ]
+    # One-request Lambda bills per request: no instances of the relay's.
+    plain = describe_environment_cost(resolve_environment("p", base))
+    assert plain[-1].endswith("; the relay's Lambda cost is per request")
+    assert not [line for line in plain if "Managed Instances" in line]

@@ -18,7 +18,7 @@ from botocore.session import Session
 from botocore.stub import Stubber
 
 from jumpstream.cost import run_cost
-from jumpstream.prices import Price, hourly_price
+from jumpstream.prices import Price, ec2_hourly_price, hourly_price
 
 #: The stubbed client never sends a request.
 DUMMY = ReadOnlyCredentials("AKID", "secret", None)
@@ -59,7 +59,58 @@ def product(usage: str, price: str, *, unit: str = "Hrs") -> str:
     )
 
 
-def pricing(*pages: list[str]) -> Any:
+def ec2_product(instance_type: str, price: str) -> str:
+    """An EC2 product as the Price List publishes one (Linux, shared tenancy, on demand)."""
+    sku = f"SKU{instance_type}"
+    return json.dumps(
+        {
+            "product": {
+                "productFamily": "Compute Instance",
+                "attributes": {
+                    "servicecode": "AmazonEC2",
+                    "regionCode": "us-east-1",
+                    "instanceType": instance_type,
+                    "operatingSystem": "Linux",
+                    "tenancy": "Shared",
+                    "usagetype": f"BoxUsage:{instance_type}",
+                },
+                "sku": sku,
+            },
+            "serviceCode": "AmazonEC2",
+            "terms": {
+                "OnDemand": {
+                    f"{sku}.JRTCKXETXF": {
+                        "priceDimensions": {
+                            f"{sku}.JRTCKXETXF.6YS6EN2CT7": {
+                                "unit": "Hrs",
+                                "description": f"${price} per On Demand Linux {instance_type} "
+                                "Instance Hour",
+                                "pricePerUnit": {"USD": price},
+                            }
+                        }
+                    }
+                }
+            },
+        }
+    )
+
+
+EC2_FILTERS = [
+    {"Type": "TERM_MATCH", "Field": field, "Value": value}
+    for field, value in [
+        ("regionCode", "us-east-1"),
+        ("instanceType", "m7g.large"),
+        ("operatingSystem", "Linux"),
+        ("tenancy", "Shared"),
+        ("preInstalledSw", "NA"),
+        ("licenseModel", "No License required"),
+        ("capacitystatus", "Used"),
+    ]
+]
+
+
+def pricing(*pages: list[str], ec2: list[str] | None = None) -> Any:
+    """A pricing client answering SageMaker's `pages`, then (if given) one page for EC2."""
     client = Session().create_client(
         "pricing",
         region_name="us-east-1",
@@ -79,6 +130,12 @@ def pricing(*pages: list[str]) -> Any:
         if index < len(pages) - 1:
             response["NextToken"] = f"page{index + 1}"
         stubber.add_response("get_products", response, expected)
+    if ec2 is not None:
+        stubber.add_response(
+            "get_products",
+            {"FormatVersion": "aws_v1", "PriceList": ec2},
+            {"ServiceCode": "AmazonEC2", "Filters": EC2_FILTERS, "FormatVersion": "aws_v1"},
+        )
     stubber.activate()
     return client
 
@@ -132,4 +189,59 @@ def test_cost_without_a_price_says_why_and_what_to_multiply_by() -> None:
     assert stderr.getvalue() == (
         "jumpstream cost: the AWS Price List has no single on-demand price for ml.g5.2xlarge "
         "hosting in us-east-1\n"
+    )
+
+
+def test_the_ec2_price_is_linux_on_shared_tenancy() -> None:
+    client = pricing(ec2=[ec2_product("m7g.large", "0.0816000000")])
+    assert ec2_hourly_price("m7g.large", "us-east-1", client=client) == Price(
+        per_hour=Decimal("0.0816000000"),
+        currency="USD",
+        description="$0.0816000000 per On Demand Linux m7g.large Instance Hour",
+    )
+    ambiguous = pricing(ec2=[ec2_product("m7g.large", "0.08"), ec2_product("m7g.large", "0.09")])
+    assert ec2_hourly_price("m7g.large", "us-east-1", client=ambiguous) is None
+
+
+def test_cost_prices_a_managed_instances_relay_with_lambdas_fee(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The endpoint's SageMaker price and the relay's EC2 price, read from the Price List; the
+    relay's month is its instances' with Lambda's 15% on top (3 x 730 h x $0.0816 x 1.15)."""
+    from stacks.config import resolve_environment
+
+    config = resolve_environment(
+        "m",
+        {
+            "region": "us-east-1",
+            "model_id": "huggingface-llm-mistral-7b-instruct",
+            "instance_type": "ml.g5.2xlarge",
+            "relay": {"managed_instances": True},
+        },
+    )
+    monkeypatch.setattr("jumpstream.cost.environment", lambda name, overrides: config)
+    client = pricing(
+        [product("USE1-Host:ml.g5.2xlarge", "1.5150000000")],
+        ec2=[ec2_product("m7g.large", "0.0816000000")],
+    )
+    stdout, stderr = io.StringIO(), io.StringIO()
+    assert run_cost("m", stdout=stdout, stderr=stderr, pricing_client=lambda: client) == 0
+    assert stderr.getvalue() == ""
+    lines = stdout.getvalue().splitlines()
+    assert "idle $1,106 a month" in lines[3]
+    assert lines[-1] == (
+        "    at $0.0816 per instance-hour on demand (AWS Price List: $0.0816000000 per On Demand "
+        "Linux m7g.large Instance Hour) and the fee: idle $206 a month, busy up to $411 a month"
+    )
+
+    # No EC2 price to be had: the relay's instances are still counted, and a note says why.
+    client = pricing([product("USE1-Host:ml.g5.2xlarge", "1.515")], ec2=[])
+    stdout, stderr = io.StringIO(), io.StringIO()
+    assert run_cost("m", stdout=stdout, stderr=stderr, pricing_client=lambda: client) == 0
+    assert stdout.getvalue().splitlines()[-1] == (
+        "    multiply by the EC2 on-demand price of m7g.large"
+    )
+    assert stderr.getvalue() == (
+        "jumpstream cost: the AWS Price List has no single on-demand EC2 price for m7g.large in "
+        "us-east-1\n"
     )
