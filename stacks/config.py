@@ -391,7 +391,7 @@ def _managed_instances(raw: Any, where: str) -> LambdaManagedInstances | None:
     if max_vcpus < starting:
         raise ConfigError(
             f"{where}.max_vcpus {max_vcpus} is fewer than the {starting} vCPUs of the "
-            f"{LMI_STARTING_INSTANCES} instances Lambda starts (one per Availability Zone) of "
+            f"{LMI_STARTING_INSTANCES} instances Lambda starts (spread over the zones) of "
             f"the largest of instance_types; raise max_vcpus or choose smaller types"
         )
     subnets, groups = raw.get("subnet_ids"), raw.get("security_group_ids")

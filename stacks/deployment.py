@@ -209,8 +209,9 @@ def update_policy(fleet: Fleet, *, download_seconds: int, startup_seconds: int) 
 #: Lambda Managed Instances: the most concurrent requests AWS's scaling guide lets one execution
 #: environment take per vCPU (for invocations that use little CPU, as a relayed stream does).
 LMI_CONCURRENCY_PER_VCPU = 64
-#: Instances Lambda starts when a version is published on a capacity provider, one per
-#: Availability Zone: what a managed-instances relay bills even when nobody calls.
+#: Instances Lambda starts when a version is published on a capacity provider (its default
+#: three, spread over the zones, for resilience): what a managed-instances relay bills even when
+#: nobody calls.
 LMI_STARTING_INSTANCES = 3
 
 
@@ -260,12 +261,17 @@ class LambdaManagedInstances:
         return self.max_vcpus * self.concurrency_per_environment
 
     @property
+    def instance_type(self) -> str | None:
+        """The one instance type Lambda runs the relay on (None for several, or a pattern)."""
+        if len(self.instance_types) != 1 or self.instance_types[0].endswith(".*"):
+            return None
+        return self.instance_types[0]
+
+    @property
     def most_instances(self) -> int | None:
         """The most instances `max_vcpus` allows, where there is one instance type whose size
-        says its vCPUs (None for several types, a pattern or metal: Lambda picks)."""
-        if len(self.instance_types) != 1:
-            return None
-        vcpus = instance_vcpus(self.instance_types[0])
+        says its vCPUs (None for several types, a pattern or metal)."""
+        vcpus = None if self.instance_type is None else instance_vcpus(self.instance_type)
         return None if vcpus is None else self.max_vcpus // vcpus
 
 
@@ -290,6 +296,12 @@ class RelayConfig:
     key_requests_per_minute: int | None = None
     key_tokens_per_day: int | None = None
     key_tokens_per_month: int | None = None
+
+    @property
+    def capacity_provider(self) -> LambdaManagedInstances | None:
+        """The managed instances a deployed relay runs on (None: one-request Lambda, or no
+        relay)."""
+        return self.managed_instances if self.enabled else None
 
     @property
     def function_memory_mb(self) -> int:
