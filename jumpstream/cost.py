@@ -2,14 +2,16 @@
 with AWS credentials, in money.
 
 A GPU endpoint bills per instance-hour whether or not anyone calls it; the relay bills per
-request and is small beside it. This says how many instance-hours of which type an environment
+request and is small beside it, or, on Lambda Managed Instances, per instance-hour of its own
+EC2 instances plus Lambda's fee. This says how many instance-hours of which types an environment
 runs when idle and at most when busy. Prices differ by region and change, so none are built in:
-with credentials it reads the type's on-demand price from the AWS Price List (prices.py) and
-says what idle and busy cost a month; without, it says what to multiply by.
+with credentials it reads the on-demand prices from the AWS Price List (prices.py) and says what
+idle and busy cost a month; without, it says what to multiply by.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TextIO
@@ -91,7 +93,7 @@ def describe_environment_cost(
             "days under a monthly budget), and the two top-keys Contributor Insights rules bill "
             "per month and per log line they match"
         )
-    managed_relay = config.relay.managed_instances if config.relay.enabled else None
+    managed_relay = config.relay.capacity_provider
     relay = (
         "the relay's Lambda cost is per request"
         if managed_relay is None
@@ -103,15 +105,27 @@ def describe_environment_cost(
             f"{config.region} on SageMaker's pricing page; {relay}"
         )
     else:
-        lines.append(
-            f"  at {_money(price.per_hour, price.currency, exact=True)} per instance-hour on "
-            f"demand (AWS Price List: {price.description or config.instance_type}): idle "
-            f"{_money(idle * HOURS_PER_MONTH * price.per_hour, price.currency)} a month, busy up "
-            f"to {_money(busy * HOURS_PER_MONTH * price.per_hour, price.currency)} a month; {relay}"
-        )
+        priced = _at_price(price, config.instance_type, idle=idle, busy=busy)
+        lines.append(f"  {priced}; {relay}")
     if managed_relay is not None:
         lines += _managed_relay(managed_relay, relay_price)
     return lines
+
+
+def _at_price(
+    price: Price, name: str, *, idle: int, busy: int | None, markup: Decimal = Decimal(1)
+) -> str:
+    """What `idle` and at most `busy` instances cost a month at `price` (times `markup`)."""
+    hourly = price.per_hour * markup
+    text = (
+        f"at {_money(price.per_hour, price.currency, exact=True)} per instance-hour on demand "
+        f"(AWS Price List: {price.description or name})"
+        + ("" if markup == 1 else " and the fee")
+        + f": idle {_money(idle * HOURS_PER_MONTH * hourly, price.currency)} a month"
+    )
+    if busy is not None:
+        text += f", busy up to {_money(busy * HOURS_PER_MONTH * hourly, price.currency)} a month"
+    return text
 
 
 def _managed_relay(managed: LambdaManagedInstances, price: Price | None) -> list[str]:
@@ -121,7 +135,8 @@ def _managed_relay(managed: LambdaManagedInstances, price: Price | None) -> list
     fee = f"{MANAGED_INSTANCES_FEE * 100:.0f}%"
     lines = [
         f"  relay: Lambda Managed Instances on {', '.join(managed.instance_types)} (arm64)",
-        f"    idle: {_instances(idle)} (one per Availability Zone, however quiet) = {_hours(idle)}",
+        f"    idle: {_instances(idle)} (Lambda's default three, spread over the zones, however "
+        f"quiet) = {_hours(idle)}",
         f"    busy: up to {managed.max_vcpus} vCPUs"
         + ("" if busy is None else f": {_instances(busy)} = {_hours(busy)}")
         + ", as Lambda adds instances on CPU use",
@@ -134,22 +149,16 @@ def _managed_relay(managed: LambdaManagedInstances, price: Price | None) -> list
             "Logs), billed per Availability Zone and hour"
         ),
     ]
-    if price is None:
+    instance_type = managed.instance_type
+    if price is None or instance_type is None:
         lines.append(
-            f"    multiply by the EC2 on-demand price of {managed.instance_types[0]}"
-            if busy is not None
-            else "    multiply by the EC2 on-demand prices of the types Lambda picks"
+            "    multiply by the EC2 on-demand prices of the types Lambda picks"
+            if instance_type is None
+            else f"    multiply by the EC2 on-demand price of {instance_type}"
         )
         return lines
-    hourly = price.per_hour * (1 + MANAGED_INSTANCES_FEE)
-    month = f"{_money(idle * HOURS_PER_MONTH * hourly, price.currency)} a month"
-    if busy is not None:
-        month += f", busy up to {_money(busy * HOURS_PER_MONTH * hourly, price.currency)} a month"
-    lines.append(
-        f"    at {_money(price.per_hour, price.currency, exact=True)} per instance-hour on demand "
-        f"(AWS Price List: {price.description or managed.instance_types[0]}) and the fee: idle "
-        f"{month}"
-    )
+    markup = 1 + MANAGED_INSTANCES_FEE
+    lines.append(f"    {_at_price(price, instance_type, idle=idle, busy=busy, markup=markup)}")
     return lines
 
 
@@ -190,7 +199,7 @@ def run_cost(
         return 2
     if pricing_client is None and credential_source() is None:
         lines = describe_environment_cost(config)
-        notes = ["with AWS credentials it also reads the price from the AWS Price List"]
+        notes = ["with AWS credentials it also reads the prices from the AWS Price List"]
     else:
         lines, notes = _priced(config, pricing_client or _pricing_client)
     stdout.write("\n".join(lines) + "\n")
@@ -202,33 +211,39 @@ def run_cost(
 def _priced(
     config: EnvironmentConfig, pricing_client: Callable[[], Any]
 ) -> tuple[list[str], list[str]]:
-    """The cost lines with the prices the Price List has, and a line for each it has not."""
+    """The cost lines with the prices the Price List has, and a line for each it has not (a
+    failed read of one price keeps the other)."""
+    notes: list[str] = []
+    pricing_client = functools.cache(pricing_client)  # made once, on first use
+    price = _read(
+        notes,
+        lambda: hourly_price(config.instance_type, config.region, client=pricing_client()),
+        f"{config.instance_type} hosting in {config.region}",
+    )
+    relay_price = None
+    managed_relay = config.relay.capacity_provider
+    relay_type = None if managed_relay is None else managed_relay.instance_type
+    if relay_type is not None:
+        relay_price = _read(
+            notes,
+            lambda: ec2_hourly_price(relay_type, config.region, client=pricing_client()),
+            f"{relay_type} EC2 instances in {config.region}",
+        )
+    return describe_environment_cost(config, price=price, relay_price=relay_price), notes
+
+
+def _read(notes: list[str], lookup: Callable[[], Price | None], what: str) -> Price | None:
+    """`lookup`'s price, or None with a note of why not."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    notes: list[str] = []
     try:
-        client = pricing_client()
-        price = hourly_price(config.instance_type, config.region, client=client)
-        if price is None:
-            notes.append(
-                f"the AWS Price List has no single on-demand price for {config.instance_type} "
-                f"hosting in {config.region}"
-            )
-        relay_price = None
-        managed = config.relay.managed_instances if config.relay.enabled else None
-        if managed is not None and managed.most_instances is not None:
-            relay_type = managed.instance_types[0]
-            relay_price = ec2_hourly_price(relay_type, config.region, client=client)
-            if relay_price is None:
-                notes.append(
-                    f"the AWS Price List has no single on-demand EC2 price for {relay_type} in "
-                    f"{config.region}"
-                )
+        price = lookup()
     except (BotoCoreError, ClientError) as error:
-        return describe_environment_cost(config), [
-            f"the AWS Price List could not be read ({error})"
-        ]
-    return describe_environment_cost(config, price=price, relay_price=relay_price), notes
+        notes.append(f"the AWS Price List could not be read for {what} ({error})")
+        return None
+    if price is None:
+        notes.append(f"the AWS Price List has no single on-demand price for {what}")
+    return price
 
 
 def _pricing_client() -> Any:

@@ -77,13 +77,17 @@ def ec2_hourly_price(instance_type: str, region: str, *, client: Any) -> Price |
     """The on-demand price per hour of the EC2 instance type in `region` (Linux, shared), or
     None when the Price List has no single such price."""
     filters = {"regionCode": region, "instanceType": instance_type, **_EC2_FILTERS}
-    return _one_price(client, "AmazonEC2", filters, lambda product: True)
+    return _one_price(client, "AmazonEC2", filters)
 
 
 def _one_price(
-    client: Any, service: str, filters: dict[str, str], wanted: Callable[[dict[str, Any]], bool]
+    client: Any,
+    service: str,
+    filters: dict[str, str],
+    wanted: Callable[[dict[str, Any]], bool] | None = None,
 ) -> Price | None:
-    """The one hourly on-demand price of the `wanted` products the filters find, or None."""
+    """The one hourly on-demand price of the products the filters find (those `wanted`, if
+    given), or None."""
     paginator = client.get_paginator("get_products")
     pages = paginator.paginate(
         ServiceCode=service,
@@ -93,12 +97,11 @@ def _one_price(
         ],
         FormatVersion="aws_v1",
     )
+    products = (json.loads(document) for page in pages for document in page.get("PriceList", []))
     prices = {
         price
-        for page in pages
-        for document in page.get("PriceList", [])
-        for product in [json.loads(document)]
-        if wanted(product)
+        for product in products
+        if wanted is None or wanted(product)
         for price in _hourly_prices(product)
     }
     return prices.pop() if len(prices) == 1 else None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from jumpstream.cost import describe_cost, describe_environment_cost, run_cost
 
 
@@ -130,8 +132,8 @@ def test_a_relay_on_managed_instances_bills_its_instances_idle_or_not() -> None:
     assert lines[3].endswith("; the relay's instances are below")
     assert lines[4:] == [
         "  relay: Lambda Managed Instances on m7g.large (arm64)",
-        "    idle: 3 instances (one per Availability Zone, however quiet) = 3 instance-hours per "
-        "hour, 2,190 per month (730 h)",
+        "    idle: 3 instances (Lambda's default three, spread over the zones, however quiet) = "
+        "3 instance-hours per hour, 2,190 per month (730 h)",
         "    busy: up to 12 vCPUs: 6 instances = 6 instance-hours per hour, 4,380 per month "
         "(730 h), as Lambda adds instances on CPU use",
         "    on top: Lambda's management fee (15% of the instances' EC2 price), its charge per "
@@ -159,3 +161,32 @@ def test_a_relay_on_managed_instances_bills_its_instances_idle_or_not() -> None:
     plain = describe_environment_cost(resolve_environment("p", base))
     assert plain[-1].endswith("; the relay's Lambda cost is per request")
     assert not [line for line in plain if "Managed Instances" in line]
+
+
+@pytest.mark.parametrize(
+    ("settings", "busy"),
+    [
+        # The capacity provider caps all instances together at max_vcpus: 13 vCPUs hold six
+        # two-vCPU instances, not seven.
+        ({"max_vcpus": 13}, "    busy: up to 13 vCPUs: 6 instances = 6 instance-hours per hour"),
+        # A metal type's vCPUs are not in its name: no count, but one type to price.
+        ({"instance_types": ["m7g.metal"], "max_vcpus": 192}, "    busy: up to 192 vCPUs, as"),
+    ],
+    ids=["vcpus-not-a-multiple", "metal"],
+)
+def test_the_busy_count_is_what_max_vcpus_holds(settings: dict[str, object], busy: str) -> None:
+    from stacks.config import resolve_environment
+
+    base = {"region": "us-east-1", "model_id": "huggingface-llm-mistral-7b-instruct"}
+    config = resolve_environment("m", {**base, "relay": {"managed_instances": settings}})
+    (line,) = [line for line in describe_environment_cost(config) if "busy: up to" in line[:18]]
+    assert line.startswith(busy)
+
+
+def test_a_disabled_relay_bills_nothing_of_its_managed_instances() -> None:
+    from stacks.config import resolve_environment
+
+    base = {"region": "us-east-1", "model_id": "huggingface-llm-mistral-7b-instruct"}
+    relay = {"enabled": False, "managed_instances": True}
+    lines = describe_environment_cost(resolve_environment("m", {**base, "relay": relay}))
+    assert not [line for line in lines if "Managed Instances" in line]

@@ -109,8 +109,9 @@ EC2_FILTERS = [
 ]
 
 
-def pricing(*pages: list[str], ec2: list[str] | None = None) -> Any:
-    """A pricing client answering SageMaker's `pages`, then (if given) one page for EC2."""
+def pricing(*pages: list[str], ec2: list[str] | None = None, ec2_error: str | None = None) -> Any:
+    """A pricing client answering SageMaker's `pages`, then (if given) one page for EC2 or an
+    error of that code."""
     client = Session().create_client(
         "pricing",
         region_name="us-east-1",
@@ -136,6 +137,8 @@ def pricing(*pages: list[str], ec2: list[str] | None = None) -> Any:
             {"FormatVersion": "aws_v1", "PriceList": ec2},
             {"ServiceCode": "AmazonEC2", "Filters": EC2_FILTERS, "FormatVersion": "aws_v1"},
         )
+    if ec2_error is not None:
+        stubber.add_client_error("get_products", service_error_code=ec2_error)
     stubber.activate()
     return client
 
@@ -242,6 +245,34 @@ def test_cost_prices_a_managed_instances_relay_with_lambdas_fee(
         "    multiply by the EC2 on-demand price of m7g.large"
     )
     assert stderr.getvalue() == (
-        "jumpstream cost: the AWS Price List has no single on-demand EC2 price for m7g.large in "
-        "us-east-1\n"
+        "jumpstream cost: the AWS Price List has no single on-demand price for m7g.large EC2 "
+        "instances in us-east-1\n"
     )
+
+
+def test_a_failed_read_of_the_relays_price_keeps_the_endpoints(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stacks.config import resolve_environment
+
+    config = resolve_environment(
+        "m",
+        {
+            "region": "us-east-1",
+            "model_id": "huggingface-llm-mistral-7b-instruct",
+            "instance_type": "ml.g5.2xlarge",
+            "relay": {"managed_instances": True},
+        },
+    )
+    monkeypatch.setattr("jumpstream.cost.environment", lambda name, overrides: config)
+    client = pricing([product("USE1-Host:ml.g5.2xlarge", "1.515")], ec2_error="ThrottlingException")
+    stdout, stderr = io.StringIO(), io.StringIO()
+    assert run_cost("m", stdout=stdout, stderr=stderr, pricing_client=lambda: client) == 0
+    lines = stdout.getvalue().splitlines()
+    assert "idle $1,106 a month" in lines[3]
+    assert lines[-1] == "    multiply by the EC2 on-demand price of m7g.large"
+    assert stderr.getvalue().startswith(
+        "jumpstream cost: the AWS Price List could not be read for m7g.large EC2 instances in "
+        "us-east-1 ("
+    )
+    assert "ThrottlingException" in stderr.getvalue()
