@@ -206,11 +206,9 @@ def test_the_ec2_price_is_linux_on_shared_tenancy() -> None:
     assert ec2_hourly_price("m7g.large", "us-east-1", client=ambiguous) is None
 
 
-def test_cost_prices_a_managed_instances_relay_with_lambdas_fee(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The endpoint's SageMaker price and the relay's EC2 price, read from the Price List; the
-    relay's month is its instances' with Lambda's 15% on top (3 x 730 h x $0.0816 x 1.15)."""
+@pytest.fixture
+def managed_relay(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cost --env m` finds an environment whose relay runs on Lambda Managed Instances."""
     from stacks.config import resolve_environment
 
     config = resolve_environment(
@@ -223,6 +221,12 @@ def test_cost_prices_a_managed_instances_relay_with_lambdas_fee(
         },
     )
     monkeypatch.setattr("jumpstream.cost.environment", lambda name, overrides: config)
+
+
+@pytest.mark.usefixtures("managed_relay")
+def test_cost_prices_a_managed_instances_relay_with_lambdas_fee() -> None:
+    """The endpoint's SageMaker price and the relay's EC2 price, read from the Price List; the
+    relay's month is its instances' with Lambda's 15% on top (3 x 730 h x $0.0816 x 1.15)."""
     client = pricing(
         [product("USE1-Host:ml.g5.2xlarge", "1.5150000000")],
         ec2=[ec2_product("m7g.large", "0.0816000000")],
@@ -250,21 +254,8 @@ def test_cost_prices_a_managed_instances_relay_with_lambdas_fee(
     )
 
 
-def test_a_failed_read_of_the_relays_price_keeps_the_endpoints(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from stacks.config import resolve_environment
-
-    config = resolve_environment(
-        "m",
-        {
-            "region": "us-east-1",
-            "model_id": "huggingface-llm-mistral-7b-instruct",
-            "instance_type": "ml.g5.2xlarge",
-            "relay": {"managed_instances": True},
-        },
-    )
-    monkeypatch.setattr("jumpstream.cost.environment", lambda name, overrides: config)
+@pytest.mark.usefixtures("managed_relay")
+def test_a_failed_read_of_the_relays_price_keeps_the_endpoints() -> None:
     client = pricing([product("USE1-Host:ml.g5.2xlarge", "1.515")], ec2_error="ThrottlingException")
     stdout, stderr = io.StringIO(), io.StringIO()
     assert run_cost("m", stdout=stdout, stderr=stderr, pricing_client=lambda: client) == 0
