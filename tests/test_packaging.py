@@ -61,7 +61,7 @@ def test_the_installed_command_reads_an_environment_outside_the_venv() -> None:
     assert result.stdout.startswith("jumpstream-dev-g5-2xlarge: ")
     # Without credentials, only the note that with them it would read prices.
     assert result.stderr == (
-        "jumpstream cost: with AWS credentials it also reads the price from the AWS Price List\n"
+        "jumpstream cost: with AWS credentials it also reads the prices from the AWS Price List\n"
     )
 
 
