@@ -57,9 +57,9 @@ _current: ContextVar[RequestRecord | None] = ContextVar("jumpstream_request_reco
 
 def make_logger(service_name: str) -> Logger:
     """The relay's Powertools logger, its lines marked with the service's name."""
-    if _fast_dumps is None:  # pragma: no cover - depends on the interpreter
-        return Logger(service=service_name, json_deserializer=_log_message)
-    return Logger(service=service_name, json_serializer=_log_json, json_deserializer=_log_message)
+    # Without orjson (a bundle for another Python), Powertools' own serializer.
+    serializer = {} if _fast_dumps is None else {"json_serializer": _log_json}
+    return Logger(service=service_name, json_deserializer=_log_message, **serializer)
 
 
 def _log_message(message: str) -> Any:
