@@ -727,13 +727,29 @@ def test_no_proxy_names_the_hosts_reached_directly(
 # --- the event-stream parse -------------------------------------------------------------------
 
 
-def _messages(buffer: Any, pieces: list[bytes]) -> list[Any]:
-    """What `buffer` parses from `pieces` fed in turn: each message's fields, or the error."""
+def _botocores_messages(pieces: list[bytes]) -> list[Any]:
+    """What botocore's own buffer parses from `pieces` fed in turn: each message's headers and
+    payload, or the error."""
+    buffer = EventStreamBuffer()
     parsed: list[Any] = []
     try:
         for piece in pieces:
             buffer.add_data(piece)
-            parsed += [(m.headers, m.payload, m.crc, m.prelude.total_length) for m in buffer]
+            for message in buffer:
+                parsed.append((message.headers, message.payload))
+    except ParserError as error:
+        parsed.append((type(error), str(error)))
+    return parsed
+
+
+def _relays_messages(buffer: _EventStreamBuffer, pieces: list[bytes]) -> list[Any]:
+    """The same through the relay's `next_message`."""
+    parsed: list[Any] = []
+    try:
+        for piece in pieces:
+            buffer.add_data(piece)
+            while (message := buffer.next_message()) is not None:
+                parsed.append(message)
     except ParserError as error:
         parsed.append((type(error), str(error)))
     return parsed
@@ -749,11 +765,11 @@ def test_the_relays_event_stream_parse_is_botocores(
     payloads: list[bytes], cuts: list[int], flipped: int | None
 ) -> None:
     """Any stream of PayloadParts and a ModelStreamError, cut anywhere, a bit flipped anywhere
-    or nowhere: the relay's parser (`next` and `_parse_message` in one method each) gives
-    botocore's messages, or botocore's error, in the same place."""
-    # The overrides are what is compared (the installed botocore keeps its state as expected).
-    assert _EventStreamBuffer._parse_message is _EventStreamBuffer._parse_message_in_one
-    assert _EventStreamBuffer.__next__ is _EventStreamBuffer._next_in_one
+    or nowhere: the relay's parser (`next_message`, in one method) gives botocore's messages'
+    headers and payloads, or botocore's error, in the same place; and so does its fallback for
+    another botocore, which goes through botocore's own `next`."""
+    # The installed botocore keeps its state as expected: the relay's own parse runs.
+    assert _EventStreamBuffer.next_message is _EventStreamBuffer._next_message_in_one
     stream = bytearray(
         b"".join(payload_part(payload) for payload in payloads)
         + stream_exception("ModelStreamError", {"Message": "m", "ErrorCode": "StreamBroken"})
@@ -762,4 +778,8 @@ def test_the_relays_event_stream_parse_is_botocores(
         stream[flipped % len(stream)] ^= 0x10
     points = sorted({cut % len(stream) for cut in cuts} | {0, len(stream)})
     pieces = [bytes(stream[a:b]) for a, b in itertools.pairwise(points)]
-    assert _messages(_EventStreamBuffer(), pieces) == _messages(EventStreamBuffer(), pieces)
+    expected = _botocores_messages(pieces)
+    assert _relays_messages(_EventStreamBuffer(), pieces) == expected
+    by_botocore = _EventStreamBuffer()
+    by_botocore.next_message = by_botocore._next_message_by_botocore  # type: ignore[method-assign]
+    assert _relays_messages(by_botocore, pieces) == expected

@@ -104,6 +104,9 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        # The connection's loop, kept: asking for the running loop costs a getpid() system
+        # call per token on Python 3.11 (`data_received`'s clock).
+        self._loop = asyncio.get_running_loop()
 
     def data_received(self, data: bytes) -> None:
         self._chunks.append(data)
@@ -117,7 +120,7 @@ class _Connection(asyncio.Protocol):
             _wake(self._reader)
             return
         if self._listen_timeout is not None:
-            self._read_due = asyncio.get_running_loop().time() + self._listen_timeout
+            self._read_due = self._loop.time() + self._listen_timeout
         listener()
 
     def eof_received(self) -> bool:

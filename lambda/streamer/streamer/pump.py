@@ -72,6 +72,19 @@ class TextPiece:
     text: str
 
 
+_new_object = object.__new__
+_set_piece_text = TextPiece.text.__set__  # type: ignore[attr-defined]
+
+
+def _text_piece(text: str) -> TextPiece:
+    """`TextPiece(text=text)` for the hot path, one per token: the same frozen object without a
+    dataclass `__init__` setting its field through `object.__setattr__` (as
+    stream_lines.new_token)."""
+    piece = _new_object(TextPiece)
+    _set_piece_text(piece, text)
+    return piece
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EndPiece:
     """The model finished; fields are None where the model did not say."""
@@ -260,7 +273,9 @@ class AnswerPump:
         for event in events:
             if isinstance(event, Token):
                 if not event.special and event.text:
-                    self._add_text(pieces, self._transform.feed(event.text))
+                    text = self._transform.feed(event.text)
+                    if text:
+                        pieces.append(_text_piece(text))
             elif isinstance(event, GenerationEnd):
                 self._add_text(pieces, self._transform.flush())
                 pieces.append(
@@ -287,7 +302,7 @@ class AnswerPump:
     @staticmethod
     def _add_text(pieces: list[Piece], text: str) -> None:
         if text:
-            pieces.append(TextPiece(text=text))
+            pieces.append(_text_piece(text))
 
     def _protocol_error(self, error: StreamProtocolError) -> UpstreamError:
         return UpstreamError.bad_gateway(

@@ -388,6 +388,7 @@ class AnswerResponse:
         at hand.
         """
         done: asyncio.Future[list[Piece] | None] = asyncio.get_running_loop().create_future()
+        record, text_of = self._record, self._writer.text
 
         def readable() -> None:
             if done.done():
@@ -397,9 +398,13 @@ class AnswerResponse:
                     pieces = pump.pull_nowait()
                     if pieces is None:
                         return  # nothing more at hand: the next arrival calls again
-                    if len(pieces) == 1 and type(pieces[0]) is TextPiece:  # a token, usually
-                        self._pulled_text(1)
-                        body, rest = self._text(pieces[0]), []
+                    if len(pieces) == 1 and type(piece := pieces[0]) is TextPiece:
+                        # A token, usually: `_pulled_text(1)` and `_text`, written out (this
+                        # runs once per token).
+                        if record is not None:
+                            record.pulled_tokens += 1
+                            record.text_sent()
+                        body, rest = text_of(piece.text), []
                     else:
                         self._pulled(pieces)
                         body, rest = self._texts_then_rest(pieces)

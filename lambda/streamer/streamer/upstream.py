@@ -42,7 +42,6 @@ from botocore.eventstream import (
     ChecksumMismatch,
     EventStreamBuffer,
     EventStreamHeaderParser,
-    EventStreamMessage,
     ParserError,
 )
 from botocore.exceptions import ClientError
@@ -196,7 +195,7 @@ async def _head(response: Response) -> bytes:
 
 class _RepeatedHeaderParser(EventStreamHeaderParser):
     """botocore's header parser, parsing a block of headers once when it comes again and again
-    (each PayloadPart's): the same bytes give an equal dict, a copy of the last."""
+    (each PayloadPart's): the same bytes give the same dict, which its readers only read."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -207,20 +206,17 @@ class _RepeatedHeaderParser(EventStreamHeaderParser):
         if data != self._last_block:
             self._last_headers = super().parse(data)
             self._last_block = bytes(data)
-        return dict(self._last_headers)
+        return self._last_headers
 
 
 def _botocore_parses_as_expected() -> bool:
-    """botocore's buffer still keeps what `_EventStreamBuffer` reads and parses a message in
-    the method it overrides. The Lambda runtime ships its own botocore, which the asset does not
-    pin: where it differs, botocore's own methods run (slower, the same messages)."""
+    """botocore's buffer still keeps its unread bytes and the pending prelude where
+    `_EventStreamBuffer` reads and writes them, and still names the limits and errors its prelude
+    check uses. The Lambda runtime ships its own botocore, which the asset does not pin: where it
+    differs, botocore's own iteration runs (slower, the same messages)."""
     probe = EventStreamBuffer()
-    return {"_data", "_prelude", "_header_parser"} <= vars(probe).keys() and callable(
-        getattr(probe, "_parse_message", None)
-    )
+    return _PRELUDE_LIMITS_KNOWN and {"_data", "_prelude"} <= vars(probe).keys()
 
-
-_BOTOCORE_PARSES_AS_EXPECTED: Final = _botocore_parses_as_expected()
 
 try:  # what botocore's `_parse_prelude` checks a prelude against, where it has them
     from botocore.eventstream import (
@@ -228,81 +224,80 @@ try:  # what botocore's `_parse_prelude` checks a prelude against, where it has 
         _MAX_PAYLOAD_LENGTH,
         InvalidHeadersLength,
         InvalidPayloadLength,
-        MessagePrelude,
     )
 except ImportError:  # pragma: no cover - another botocore: its own `next` runs
     _PRELUDE_LIMITS_KNOWN = False
 else:
     _PRELUDE_LIMITS_KNOWN = True
 
+_BOTOCORE_PARSES_AS_EXPECTED: Final = _botocore_parses_as_expected()
+
 
 class _EventStreamBuffer(EventStreamBuffer):
-    """botocore's event-stream parser, with `_RepeatedHeaderParser` and its `_parse_message`
-    in one method.
+    """botocore's event-stream buffer, read a message's headers and payload at a time
+    (`next_message`).
 
-    botocore's `_parse_message` takes twelve calls of its own per message (a method per field,
-    a property per offset) and copies the message's bytes once more to check its CRC: a tenth
-    of the relay's Python calls per token. The override does the same, in the same order, with
-    botocore's message type, exception and prelude (parsed and validated by botocore,
-    `_parse_prelude`), where botocore keeps its state as expected
-    (`_botocore_parses_as_expected`).
+    botocore's `next` takes a dozen calls of its own per message (a method per field, a property
+    per offset, a prelude and a message object) and copies the message's bytes once more to check
+    its CRC: a tenth of the relay's Python calls per token. `next_message` does the same checks,
+    in the same order, with botocore's limits, header parser and exceptions, where botocore keeps
+    its state as expected (`_botocore_parses_as_expected`); the pending prelude is then this
+    class's own (total length, headers length, CRC), which botocore's own methods never see.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._header_parser = _RepeatedHeaderParser()
 
-    def _parse_message_in_one(self) -> EventStreamMessage:
-        prelude = self._prelude
-        assert prelude is not None  # `next` parsed it before the message was whole
-        data = self._data
-        total = prelude.total_length
-        payload_end = total - _MESSAGE_CRC_BYTES
-        headers_end = _PRELUDE_BYTES + prelude.headers_length
-        (crc,) = _MESSAGE_CRC.unpack_from(data, payload_end)
-        # The message's CRC runs from the prelude's CRC (its seed) to the payload's end.
-        checked = memoryview(data)[_PRELUDE_BYTES - _MESSAGE_CRC_BYTES : payload_end]
-        computed = zlib.crc32(checked, prelude.crc) & 0xFFFFFFFF
-        if computed != crc:
-            raise ChecksumMismatch(crc, computed)
-        message = EventStreamMessage(
-            prelude,
-            self._header_parser.parse(data[_PRELUDE_BYTES:headers_end]),
-            data[headers_end:payload_end],
-            crc,
-        )
-        self._data = data[total:]
-        self._prelude = None
-        return message
-
-    def _next_in_one(self) -> EventStreamMessage:
-        """botocore's `next`, its `_parse_prelude` done here (the same unpack, CRC and limits,
-        in the same order, with botocore's prelude and exceptions): a token's message is then
-        parsed in two calls rather than a dozen."""
+    def _next_message_in_one(self) -> tuple[dict[str, Any], bytes] | None:
+        """The next whole message's headers and payload; None until the data holds one. Raises
+        what botocore's `next` raises for the same bytes (ParserError's kinds)."""
         data = self._data
         if len(data) < _PRELUDE_BYTES:
-            raise StopIteration
+            return None
         prelude = self._prelude
         if prelude is None:
-            total, headers_length, prelude_crc = _PRELUDE.unpack_from(data)
-            prelude = MessagePrelude(total, headers_length, prelude_crc)
+            prelude = _PRELUDE.unpack_from(data)
+            total, headers_length, prelude_crc = prelude
             checked = memoryview(data)[: _PRELUDE_BYTES - _PRELUDE_CRC_BYTES]
             computed = zlib.crc32(checked, 0) & 0xFFFFFFFF
             if computed != prelude_crc:
                 raise ChecksumMismatch(prelude_crc, computed)
-            if prelude.headers_length > _MAX_HEADERS_LENGTH:
-                raise InvalidHeadersLength(prelude.headers_length)
-            if prelude.payload_length > _MAX_PAYLOAD_LENGTH:
-                raise InvalidPayloadLength(prelude.payload_length)
+            if headers_length > _MAX_HEADERS_LENGTH:
+                raise InvalidHeadersLength(headers_length)
+            payload_length = total - headers_length - _PRELUDE_BYTES - _MESSAGE_CRC_BYTES
+            if payload_length > _MAX_PAYLOAD_LENGTH:
+                raise InvalidPayloadLength(payload_length)
             self._prelude = prelude
-        if len(data) < prelude.total_length:
-            raise StopIteration
-        return self._parse_message_in_one()
+        else:
+            total, headers_length, prelude_crc = prelude
+        if len(data) < total:
+            return None
+        payload_end = total - _MESSAGE_CRC_BYTES
+        headers_end = _PRELUDE_BYTES + headers_length
+        (crc,) = _MESSAGE_CRC.unpack_from(data, payload_end)
+        # The message's CRC runs from the prelude's CRC (its seed) to the payload's end.
+        checked = memoryview(data)[_PRELUDE_BYTES - _MESSAGE_CRC_BYTES : payload_end]
+        computed = zlib.crc32(checked, prelude_crc) & 0xFFFFFFFF
+        if computed != crc:
+            raise ChecksumMismatch(crc, computed)
+        headers = self._header_parser.parse(data[_PRELUDE_BYTES:headers_end])
+        payload = data[headers_end:payload_end]
+        self._data = data[total:]
+        self._prelude = None
+        return headers, payload
 
-    if _BOTOCORE_PARSES_AS_EXPECTED:
-        _parse_message = _parse_message_in_one
-        if _PRELUDE_LIMITS_KNOWN:
-            next = __next__ = _next_in_one
+    def _next_message_by_botocore(self) -> tuple[dict[str, Any], bytes] | None:
+        """`next_message` through botocore's own `next`."""
+        try:
+            message = self.next()
+        except StopIteration:
+            return None
+        return message.headers, message.payload
+
+    next_message = (
+        _next_message_in_one if _BOTOCORE_PARSES_AS_EXPECTED else _next_message_by_botocore
+    )
 
 
 class _PayloadParts:
@@ -361,17 +356,18 @@ class _PayloadParts:
         """The PayloadParts `data` completes; a failure after them is raised by the next read."""
         self._messages.add_data(data)
         payloads: list[bytes] = []
+        next_message = self._messages.next_message
         try:
-            for message in self._messages:
-                headers = message.headers
+            while (message := next_message()) is not None:
+                headers, payload = message
                 kind = headers.get(":message-type")
                 if kind == "event":
                     if headers.get(":event-type") == "PayloadPart":
-                        payloads.append(message.payload)
+                        payloads.append(payload)
                     # Any other event kind is one this code does not know yet: nothing to relay.
                     continue
                 self._failure = translate_error(
-                    ClientError(_stream_exception(message), _OPERATION),
+                    ClientError(_stream_exception(headers, payload), _OPERATION),
                     model_error=self._model_error,
                 )
                 break
@@ -390,15 +386,14 @@ class _PayloadParts:
         await self._response.aclose()
 
 
-def _stream_exception(message: Any) -> dict[str, Any]:
+def _stream_exception(headers: dict[str, Any], payload: bytes) -> dict[str, Any]:
     """An `exception` or `error` message as botocore shapes a ClientError's response, but
     keeping the modelled fields (ModelStreamError's ErrorCode) that botocore drops."""
-    headers = message.headers
     if headers.get(":message-type") == "exception":
         code = str(headers.get(":exception-type") or "")
         fields: dict[str, Any] = {}
         try:
-            document = json.loads(message.payload)
+            document = json.loads(payload)
             if isinstance(document, dict):
                 fields = document
         except (ValueError, RecursionError):
