@@ -44,19 +44,55 @@ NOW = datetime.datetime(2026, 12, 7, 6, 30, 15)
 def test_the_signature_is_botocores(
     monkeypatch: pytest.MonkeyPatch, headers: dict[str, str], token: str | None
 ) -> None:
-    monkeypatch.setattr("botocore.auth.get_current_datetime", lambda: NOW)
-    credentials = Credentials("AKIDTEST", "test-secret", token)
-    expected = AWSRequest(method="POST", url=URL, data=BODY, headers=headers)
-    SigV4Auth(credentials.get_frozen_credentials(), "sagemaker", "eu-west-1").add_auth(expected)
+    signed, expected = _signed_both_ways(
+        monkeypatch, Credentials("AKIDTEST", "test-secret", token), headers, NOW
+    )
+    assert signed == expected
+    assert any(name == b"authorization" for name, _ in signed)
 
-    access = aws.AwsAccess("eu-west-1")
+
+def test_a_kept_signing_key_signs_for_its_day_secret_and_region_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The signing key is derived once and kept (aws._signing_key): the same request on the next
+    day, with another secret or for another region, still signs as botocore signs it."""
+    headers = {"Host": "runtime.sagemaker.eu-west-1.amazonaws.com"}
+    tomorrow = NOW + datetime.timedelta(days=1)
+    signatures = set()
+    for secret, moment, region in [
+        ("test-secret", NOW, "eu-west-1"),
+        ("test-secret", NOW, "eu-west-1"),
+        ("test-secret", tomorrow, "eu-west-1"),
+        ("rotated-secret", tomorrow, "eu-west-1"),
+        ("rotated-secret", tomorrow, "us-east-1"),
+    ]:
+        credentials = Credentials("AKIDTEST", secret)
+        signed, expected = _signed_both_ways(monkeypatch, credentials, headers, moment, region)
+        assert signed == expected
+        signatures.add(dict(signed)[b"authorization"])
+    assert len(signatures) == 4  # the repeat signs alike; each change, differently
+
+
+def _signed_both_ways(
+    monkeypatch: pytest.MonkeyPatch,
+    credentials: Credentials,
+    headers: dict[str, str],
+    moment: datetime.datetime,
+    region: str = "eu-west-1",
+) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]:
+    """The headers the relay signs `headers` with at `moment`, and botocore's, both sorted and
+    as the relay sends them (lower-case names)."""
+    monkeypatch.setattr("botocore.auth.get_current_datetime", lambda: moment)
+    expected = AWSRequest(method="POST", url=URL, data=BODY, headers=headers)
+    SigV4Auth(credentials.get_frozen_credentials(), "sagemaker", region).add_auth(expected)
+
+    access = aws.AwsAccess(region)
     access._credentials = credentials
 
     async def sign() -> list[tuple[bytes, bytes]]:
         return await access.signed_headers(service="sagemaker", url=URL, body=BODY, headers=headers)
 
     signed = anyio.run(sign)
-    assert sorted(signed) == sorted(
+    return sorted(signed), sorted(
         (name.lower().encode(), value.encode()) for name, value in expected.headers.items()
     )
-    assert any(name == b"authorization" for name, _ in signed)

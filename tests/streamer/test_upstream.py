@@ -25,6 +25,7 @@ from botocore.exceptions import (
 from hypothesis import given
 from hypothesis import settings as settings_hypothesis
 from hypothesis import strategies as st
+from streamer import aws
 from streamer.app import create_app
 from streamer.contract import SERVICE_NAME
 from streamer.errors import UpstreamError
@@ -544,6 +545,7 @@ def test_after_a_snapstart_restore_the_next_call_signs_with_the_restored_credent
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDRESTORED")
         await read_all(await relay_upstream.open(b"{}"))  # still the snapshot's
         await relay_upstream.after_restore()
+        assert aws._signing_key.cache_info().currsize == 0  # no key of the snapshot's secret
         await read_all(await relay_upstream.open(b"{}"))
 
     anyio.run(run)

@@ -16,6 +16,8 @@ them and every connection.
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import ssl
 from typing import Any, Final
 
@@ -155,7 +157,8 @@ class AwsAccess:
         return credentials.get_frozen_credentials()
 
     async def after_restore(self) -> None:
-        """Forget the credentials and the connections a SnapStart snapshot may hold.
+        """Forget the credentials (and signing keys) and the connections a SnapStart snapshot
+        may hold.
 
         A snapshot is taken once, at publish time, and restored for days: credentials found
         then would be another sandbox's (and expire), and a connection open then is gone. The
@@ -172,6 +175,7 @@ class AwsAccess:
         self._pools = RunVar("jumpstream_pools")  # a new RunVar is empty
         self._session = botocore.session.get_session()
         self._credentials = None
+        _signing_key.cache_clear()
         with anyio.CancelScope(shield=True):
             for pool in pools:
                 await pool.aclose()
@@ -218,6 +222,22 @@ class _SigV4(SigV4Auth):
             if name not in SIGNED_HEADERS_BLACKLIST:
                 headers.setdefault(name, []).append(value)
         return headers
+
+    def signature(self, string_to_sign: str, request: Any) -> str:
+        """botocore's signature, with the signing key derived once a day (`_signing_key`)."""
+        day = request.context["timestamp"][0:8]
+        key = _signing_key(self.credentials.secret_key, day, self._region_name, self._service_name)
+        return str(self._sign(key, string_to_sign, hex=True))
+
+
+@functools.lru_cache(maxsize=4)
+def _signing_key(secret: str, day: str, region: str, service: str) -> bytes:
+    """SigV4's signing key, as botocore's `signature` derives it for every request: four HMACs
+    that change only with the day, the secret, the region and the service."""
+    key = f"AWS4{secret}".encode()
+    for part in (day, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return key
 
 
 @functools.lru_cache(maxsize=16)

@@ -30,6 +30,7 @@ Unlike botocore's own event stream, an exception message in the stream keeps its
 
 from __future__ import annotations
 
+import functools
 import json
 import struct
 import zlib
@@ -193,20 +194,16 @@ async def _head(response: Response) -> bytes:
     return b"".join(chunks)[:_MAX_ERROR_BODY_BYTES]
 
 
-class _RepeatedHeaderParser(EventStreamHeaderParser):
-    """botocore's header parser, parsing a block of headers once when it comes again and again
-    (each PayloadPart's): the same bytes give the same dict, which its readers only read."""
+#: Distinct header blocks whose parse is kept: every PayloadPart of every answer has the same
+#: one, an error message its own.
+_HEADER_BLOCKS_KEPT: Final = 32
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._last_block: bytes | None = None
-        self._last_headers: dict[str, Any] = {}
 
-    def parse(self, data: bytes) -> dict[str, Any]:
-        if data != self._last_block:
-            self._last_headers = super().parse(data)
-            self._last_block = bytes(data)
-        return self._last_headers
+@functools.lru_cache(maxsize=_HEADER_BLOCKS_KEPT)
+def _parsed_headers(block: bytes) -> dict[str, Any]:
+    """A message's headers, parsed by botocore once per distinct block for the process (about
+    forty Python calls a parse). The dict is shared: its readers only read it."""
+    return EventStreamHeaderParser().parse(block)
 
 
 def _botocore_parses_as_expected() -> bool:
@@ -240,14 +237,11 @@ class _EventStreamBuffer(EventStreamBuffer):
     botocore's `next` takes a dozen calls of its own per message (a method per field, a property
     per offset, a prelude and a message object) and copies the message's bytes once more to check
     its CRC: a tenth of the relay's Python calls per token. `next_message` does the same checks,
-    in the same order, with botocore's limits, header parser and exceptions, where botocore keeps
-    its state as expected (`_botocore_parses_as_expected`); the pending prelude is then this
-    class's own (total length, headers length, CRC), which botocore's own methods never see.
+    in the same order, with botocore's limits, header parser (`_parsed_headers`) and exceptions,
+    where botocore keeps its state as expected (`_botocore_parses_as_expected`); the pending
+    prelude is then this class's own (total length, headers length, CRC), which botocore's own
+    methods never see.
     """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._header_parser = _RepeatedHeaderParser()
 
     def _next_message_in_one(self) -> tuple[dict[str, Any], bytes] | None:
         """The next whole message's headers and payload; None until the data holds one. Raises
@@ -281,7 +275,7 @@ class _EventStreamBuffer(EventStreamBuffer):
         computed = zlib.crc32(checked, prelude_crc) & 0xFFFFFFFF
         if computed != crc:
             raise ChecksumMismatch(crc, computed)
-        headers = self._header_parser.parse(data[_PRELUDE_BYTES:headers_end])
+        headers = _parsed_headers(data[_PRELUDE_BYTES:headers_end])
         payload = data[headers_end:payload_end]
         self._data = data[total:]
         self._prelude = None
