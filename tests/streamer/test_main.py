@@ -1,21 +1,26 @@
-"""The relay's listening socket: every accepted connection has TCP_NODELAY set.
+"""The relay's entry point: its listening socket, and the garbage collector it serves with.
 
-The Web Adapter sends invocation after invocation over one kept-alive connection. Without
-TCP_NODELAY the relay's response head and first token are two small writes and the second waits
-for the adapter's delayed ACK (Nagle's algorithm): ~40 ms on every warm request. uvicorn serves
-the socket through asyncio's `create_server`, which sets the option only where the socket's
-protocol says TCP, so this checks exactly that path on a real accepted connection.
+The listening socket: every accepted connection has TCP_NODELAY set. The Web Adapter sends
+invocation after invocation over one kept-alive connection. Without TCP_NODELAY the relay's
+response head and first token are two small writes and the second waits for the adapter's
+delayed ACK (Nagle's algorithm): ~40 ms on every warm request. uvicorn serves the socket through
+asyncio's `create_server`, which sets the option only where the socket's protocol says TCP, so
+this checks exactly that path on a real accepted connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 from streamer.__main__ import _listen
 
 from jumpstream.emulator.__main__ import bind as emulator_bind
+from jumpstream.local import LOOPBACK, RELAY_ROOT, StackConfig, free_port, relay_environment
 
 
 async def _nodelay_of_accepted(listener: socket.socket) -> int:
@@ -61,3 +66,29 @@ def test_a_plain_socket_would_not_have_it() -> None:
         assert asyncio.run(_nodelay_of_accepted(listener)) == 0
     finally:
         listener.close()
+
+
+def test_the_relay_serves_with_the_collector_on_and_its_start_frozen() -> None:
+    """The start runs with the cyclic garbage collector off (its passes over everything made so
+    far were a tenth of the start's CPU): when the server starts, the collector is on again and
+    what the start made is frozen out of its passes. (The server's `run` is replaced by one that
+    reports both and returns.)"""
+    probe = (
+        "import gc, sys, uvicorn\n"
+        "def run(self, sockets=None):\n"
+        "    print(gc.isenabled(), gc.get_freeze_count() > 10000, flush=True)\n"
+        "uvicorn.Server.run = run\n"
+        "from streamer.__main__ import main\n"
+        "main()\n"
+    )
+    env = {
+        **os.environ,
+        **relay_environment(
+            StackConfig(relay_port=0), emulator_url=f"http://{LOOPBACK}:9", port=free_port()
+        ),
+        "PYTHONPATH": str(RELAY_ROOT),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.split() == ["True", "True"], done.stderr
