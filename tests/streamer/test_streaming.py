@@ -5,15 +5,18 @@ stops it. Over a real socket too, where each token must leave before the next is
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import anyio
 import httpx
 import pytest
+from streamer.body_writer import ChunkedBodyWriter
 from streamer.engines import TGI
 from streamer.errors import UpstreamError
 from streamer.http_server import SERVER_OPTIONS
+from streamer.http_types import MustAwait
 from streamer.sagemaker_errors import translate_error
 
 from tests.serving import serving
@@ -24,6 +27,7 @@ from tests.streamer.support import (
     RETRY_AFTER_NO_CAPACITY_SECONDS,
     CapturedLog,
     GatedUpstream,
+    ScriptedStream,
     ScriptedUpstream,
     answer_events,
     asgi_post,
@@ -372,3 +376,77 @@ def test_errors_before_text_over_a_socket() -> None:
     assert response.status_code == 503
     assert response.headers["retry-after"] == "2"
     assert response.json() == {"error": "Busy.", "type": "overloaded"}
+
+
+class _PushedScript(ScriptedStream):
+    """The script's reads arrive a loop turn apart and are told to a listener, as network.py's
+    connections tell them: the relay then takes them in that callback (`_pushed`)."""
+
+    def __init__(self, script: list[bytes]) -> None:
+        super().__init__(script)
+        self._listener: Any = None
+        self._arrived = False
+
+    def listen(self, listener: Any) -> bool:
+        self._listener = listener
+        if listener is not None:
+            asyncio.get_running_loop().call_soon(self._arrive)
+        return True
+
+    def next_nowait(self) -> bytes | None:
+        if not self._arrived:
+            return None
+        self._arrived = False
+        try:
+            data = next(self)
+        except StopIteration:
+            raise MustAwait from None
+        asyncio.get_running_loop().call_soon(self._arrive)
+        return data
+
+    def _arrive(self) -> None:
+        self._arrived = True
+        if self._listener is not None:
+            self._listener()
+
+
+@pytest.mark.parametrize(
+    ("reads", "written_in_the_callback"),
+    [
+        ([b"first", b"second", b"end"], [b" second"]),
+        ([b"first", b"second+end"], []),
+    ],
+    ids=["the-end-in-a-read-of-its-own", "the-end-with-the-text"],
+)
+def test_text_that_comes_with_the_end_leaves_with_it(
+    monkeypatch: pytest.MonkeyPatch, reads: list[bytes], written_in_the_callback: list[bytes]
+) -> None:
+    """After the first (which leaves with the response's head), a token alone is written from
+    the upstream's callback, at once; text that arrives with the answer's end (TGI's last token
+    is its final event) goes out with the end, through the response's task, so the caller's
+    side gets one write for both, not two."""
+    events = {
+        b"first": token_event("first"),
+        b"second": token_event(" second"),
+        b"end": final_event("</s>", generated_text="first second"),
+        b"second+end": final_event(" second", generated_text="first second", special=False),
+    }
+    written: list[bytes] = []
+    writer_call = ChunkedBodyWriter.__call__
+
+    def recorded(self: ChunkedBodyWriter, body: bytes) -> bool:
+        written.append(bytes(body))
+        return writer_call(self, body)
+
+    monkeypatch.setattr(ChunkedBodyWriter, "__call__", recorded)
+    upstream = ScriptedUpstream()
+    stream = _PushedScript([events[read] for read in reads])
+    upstream.open = lambda body: _opened(stream)  # type: ignore[method-assign]
+    with serving(make_app(upstream)) as url:
+        response = httpx.post(url, json=PROMPT, timeout=HANG_GUARD_SECONDS)
+    assert response.text == "first second"
+    assert written == written_in_the_callback
+
+
+async def _opened(stream: ScriptedStream) -> ScriptedStream:
+    return stream

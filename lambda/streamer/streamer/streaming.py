@@ -246,7 +246,7 @@ class AnswerResponse:
         self._cancelled_at_deadline = False
         self._complete = False
         self._answered = False  # the model's final event went out: the stream may be drained
-        # Text the upstream's callback made into a chunk but could not write (`_pushed`), and
+        # Text the upstream's callback made into a chunk but left to the task (`_pushed`), and
         # whether the upstream can tell when a read is at hand at all.
         self._unsent = b""
         self._pull_only = False
@@ -383,7 +383,8 @@ class AnswerResponse:
         Each read's pieces are decoded in the callback that received them and, while they are
         text and the caller's side takes them, written there (body_writer.py): no wake-up of
         this task per token. Anything else comes back here, to go out through `send` as before:
-        the end, a failure, text the caller's side could not take yet (`_unsent`). None: a read
+        the end or a failure (with the text that came with it), text the caller's side could not
+        take yet (both `_unsent`). None: a read
         to be awaited first (the stream's end), or an upstream that cannot tell when a read is
         at hand.
         """
@@ -408,12 +409,15 @@ class AnswerResponse:
                     else:
                         self._pulled(pieces)
                         body, rest = self._texts_then_rest(pieces)
-                    if body and not write(body):
+                    if rest:
+                        # The end or a failure came with this text: the task sends them
+                        # together (one write to the caller, not two).
                         self._unsent = body
                         done.set_result(rest)
                         return
-                    if rest:
-                        done.set_result(rest)
+                    if body and not write(body):
+                        self._unsent = body
+                        done.set_result([])
                         return
                 done.set_result([])
             except MustAwait:
@@ -434,7 +438,7 @@ class AnswerResponse:
             pump.listen(None)
 
     async def _send_unsent(self, send: Send) -> None:
-        """The text the upstream's callback could not write, through `send` (which waits for
+        """The text the upstream's callback left to the task, through `send` (which waits for
         the caller's side)."""
         if self._unsent:
             body, self._unsent = self._unsent, b""
