@@ -569,7 +569,7 @@ def _add_cost(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         description=(
             "Say how many instance-hours of which type an environment of environments.toml "
             "runs when idle and at most when busy. With AWS credentials, also in money: the "
-            "type's on-demand price from the AWS Price List (none is built in)."
+            "type's on-demand price from the AWS Price List (no instance price is built in)."
         ),
     )
     parser.add_argument("--env", required=True, metavar="NAME", help="the environment")

@@ -4,8 +4,8 @@ with AWS credentials, in money.
 A GPU endpoint bills per instance-hour whether or not anyone calls it; the relay bills per
 request and is small beside it, or, on Lambda Managed Instances, per instance-hour of its own
 EC2 instances plus Lambda's fee. This says how many instance-hours of which types an environment
-runs when idle and at most when busy. Prices differ by region and change, so none are built in:
-with credentials it reads the on-demand prices from the AWS Price List (prices.py) and says what
+runs when idle and at most when busy. Prices differ by region and change, so no instance price
+is built in (only Lambda Managed Instances' fee, a share of one): with credentials it reads the on-demand prices from the AWS Price List (prices.py) and says what
 idle and busy cost a month; without, it says what to multiply by.
 """
 
@@ -93,20 +93,22 @@ def describe_environment_cost(
             "days under a monthly budget), and the two top-keys Contributor Insights rules bill "
             "per month and per log line they match"
         )
-    managed_relay = config.relay.capacity_provider
+    managed_relay = config.relay.deployed_managed_instances
     relay = (
-        "the relay's Lambda cost is per request"
+        ""
+        if not config.relay.enabled
+        else "; the relay's Lambda cost is per request"
         if managed_relay is None
-        else "the relay's instances are below"
+        else "; the relay's instances are below"
     )
     if price is None:
         lines.append(
             f"  multiply by the {config.instance_type} price for real-time inference in "
-            f"{config.region} on SageMaker's pricing page; {relay}"
+            f"{config.region} on SageMaker's pricing page{relay}"
         )
     else:
         priced = _at_price(price, config.instance_type, idle=idle, busy=busy)
-        lines.append(f"  {priced}; {relay}")
+        lines.append(f"  {priced}{relay}")
     if managed_relay is not None:
         lines += _managed_relay(managed_relay, relay_price)
     return lines
@@ -221,7 +223,7 @@ def _priced(
         f"{config.instance_type} hosting in {config.region}",
     )
     relay_price = None
-    managed_relay = config.relay.capacity_provider
+    managed_relay = config.relay.deployed_managed_instances
     relay_type = None if managed_relay is None else managed_relay.instance_type
     if relay_type is not None:
         relay_price = _read(

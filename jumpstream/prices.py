@@ -3,8 +3,8 @@
 `cost` says how many instance-hours an environment bills; with AWS credentials it also reads what
 one hour of the instance type costs in the environment's region, so the answer is in money too.
 The Price List is AWS's own, public data (`pricing:GetProducts`, answered from us-east-1,
-eu-central-1 or ap-south-1 for every commercial region); nothing is built in, so nothing goes
-stale here.
+eu-central-1 or ap-south-1 for every commercial region); no instance price is built in, so none
+goes stale here (the one figure that is, Lambda Managed Instances' fee, is below).
 
 How the product is found: SageMaker's products are filtered by region code and instance name,
 and the one for real-time hosting is the one whose usage type is a hosting usage type
@@ -40,7 +40,8 @@ __all__ = [
 PRICE_LIST_REGION: Final = "us-east-1"
 #: Lambda Managed Instances' management fee, as a share of the instances' EC2 on-demand price.
 MANAGED_INSTANCES_FEE: Final = Decimal("0.15")
-_SERVICE_CODE: Final = "AmazonSageMaker"
+_SAGEMAKER: Final = "AmazonSageMaker"
+_EC2: Final = "AmazonEC2"
 _HOSTING_USAGE: Final = "-Host:"
 _EC2_FILTERS: Final = {
     "operatingSystem": "Linux",
@@ -70,14 +71,14 @@ def hourly_price(instance_type: str, region: str, *, client: Any) -> Price | Non
         usage = str(product.get("product", {}).get("attributes", {}).get("usagetype", ""))
         return usage.endswith(f"{_HOSTING_USAGE}{instance_type}")
 
-    return _one_price(client, _SERVICE_CODE, filters, hosting)
+    return _one_price(client, _SAGEMAKER, filters, hosting)
 
 
 def ec2_hourly_price(instance_type: str, region: str, *, client: Any) -> Price | None:
     """The on-demand price per hour of the EC2 instance type in `region` (Linux, shared), or
     None when the Price List has no single such price."""
     filters = {"regionCode": region, "instanceType": instance_type, **_EC2_FILTERS}
-    return _one_price(client, "AmazonEC2", filters)
+    return _one_price(client, _EC2, filters)
 
 
 def _one_price(

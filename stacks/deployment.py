@@ -298,7 +298,7 @@ class RelayConfig:
     key_tokens_per_month: int | None = None
 
     @property
-    def capacity_provider(self) -> LambdaManagedInstances | None:
+    def deployed_managed_instances(self) -> LambdaManagedInstances | None:
         """The managed instances a deployed relay runs on (None: one-request Lambda, or no
         relay)."""
         return self.managed_instances if self.enabled else None

@@ -8,6 +8,9 @@ import pytest
 
 from jumpstream.cost import describe_cost, describe_environment_cost, run_cost
 
+#: An environment's own settings: the model and region every managed-relay test prices.
+MISTRAL = {"region": "us-east-1", "model_id": "huggingface-llm-mistral-7b-instruct"}
+
 
 def test_prod_bills_its_minimum_when_idle_and_its_maximum_when_busy() -> None:
     lines = describe_cost("prod")
@@ -126,8 +129,7 @@ def test_a_relay_on_managed_instances_bills_its_instances_idle_or_not() -> None:
     """Three instances however quiet, up to what max_vcpus allows, Lambda's fee on top."""
     from stacks.config import resolve_environment
 
-    base = {"region": "us-east-1", "model_id": "huggingface-llm-mistral-7b-instruct"}
-    config = resolve_environment("m", {**base, "relay": {"managed_instances": True}})
+    config = resolve_environment("m", {**MISTRAL, "relay": {"managed_instances": True}})
     lines = describe_environment_cost(config)
     assert lines[3].endswith("; the relay's instances are below")
     assert lines[4:] == [
@@ -149,7 +151,7 @@ def test_a_relay_on_managed_instances_bills_its_instances_idle_or_not() -> None:
         "security_group_ids": ["sg-0123456789abcdef0"],
     }
     lines = describe_environment_cost(
-        resolve_environment("m", {**base, "relay": {"managed_instances": own}})
+        resolve_environment("m", {**MISTRAL, "relay": {"managed_instances": own}})
     )
     assert lines[-3:] == [
         "    busy: up to 24 vCPUs, as Lambda adds instances on CPU use",
@@ -158,7 +160,7 @@ def test_a_relay_on_managed_instances_bills_its_instances_idle_or_not() -> None:
         "    multiply by the EC2 on-demand prices of the types Lambda picks",
     ]
     # One-request Lambda bills per request: no instances of the relay's.
-    plain = describe_environment_cost(resolve_environment("p", base))
+    plain = describe_environment_cost(resolve_environment("p", MISTRAL))
     assert plain[-1].endswith("; the relay's Lambda cost is per request")
     assert not [line for line in plain if "Managed Instances" in line]
 
@@ -177,16 +179,16 @@ def test_a_relay_on_managed_instances_bills_its_instances_idle_or_not() -> None:
 def test_the_busy_count_is_what_max_vcpus_holds(settings: dict[str, object], busy: str) -> None:
     from stacks.config import resolve_environment
 
-    base = {"region": "us-east-1", "model_id": "huggingface-llm-mistral-7b-instruct"}
-    config = resolve_environment("m", {**base, "relay": {"managed_instances": settings}})
-    (line,) = [line for line in describe_environment_cost(config) if "busy: up to" in line[:18]]
+    config = resolve_environment("m", {**MISTRAL, "relay": {"managed_instances": settings}})
+    (line,) = [line for line in describe_environment_cost(config) if line.startswith("    busy:")]
     assert line.startswith(busy)
 
 
 def test_a_disabled_relay_bills_nothing_of_its_managed_instances() -> None:
+    """No relay: nothing of its instances, and no word of a relay's cost at all."""
     from stacks.config import resolve_environment
 
-    base = {"region": "us-east-1", "model_id": "huggingface-llm-mistral-7b-instruct"}
     relay = {"enabled": False, "managed_instances": True}
-    lines = describe_environment_cost(resolve_environment("m", {**base, "relay": relay}))
+    lines = describe_environment_cost(resolve_environment("m", {**MISTRAL, "relay": relay}))
     assert not [line for line in lines if "Managed Instances" in line]
+    assert not [line for line in lines if "relay" in line]
