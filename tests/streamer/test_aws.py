@@ -1,7 +1,9 @@
 """The relay's SigV4 against botocore's own signing of the same request.
 
-aws.py signs a lighter request than botocore's AWSRequest, overriding one method of SigV4Auth:
-whatever botocore's signer reads of a request, both must give the same headers. (What SageMaker
+aws.py signs a lighter request than botocore's AWSRequest, overriding two methods of SigV4Auth
+(the headers to sign, and the signature with the day's key kept): whatever botocore's signer reads
+of a request, both must give the same headers. Where they would not (another botocore), aws.py
+signs botocore's own way, and that must too. (What SageMaker
 would check, the signature recomputed from what arrived, is test_upstream.py's.)
 """
 
@@ -21,6 +23,7 @@ BODY = '{"inputs": "署名", "parameters": {"max_new_tokens": 8}}'.encode()
 NOW = datetime.datetime(2026, 12, 7, 6, 30, 15)
 
 
+@pytest.mark.parametrize("lightly", [True, False], ids=["lightly", "by-botocore"])
 @pytest.mark.parametrize("token", [None, "session-token"])
 @pytest.mark.parametrize(
     "headers",
@@ -42,8 +45,9 @@ NOW = datetime.datetime(2026, 12, 7, 6, 30, 15)
     ids=["sagemaker", "mixed-case-and-spaces"],
 )
 def test_the_signature_is_botocores(
-    monkeypatch: pytest.MonkeyPatch, headers: dict[str, str], token: str | None
+    monkeypatch: pytest.MonkeyPatch, headers: dict[str, str], token: str | None, lightly: bool
 ) -> None:
+    monkeypatch.setattr(aws, "_SIGNS_AS_BOTOCORE", lightly)
     signed, expected = _signed_both_ways(
         monkeypatch, Credentials("AKIDTEST", "test-secret", token), headers, NOW
     )
@@ -56,6 +60,7 @@ def test_a_kept_signing_key_signs_for_its_day_secret_and_region_only(
 ) -> None:
     """The signing key is derived once and kept (aws._signing_key): the same request on the next
     day, with another secret or for another region, still signs as botocore signs it."""
+    aws._signing_key.cache_clear()
     headers = {"Host": "runtime.sagemaker.eu-west-1.amazonaws.com"}
     tomorrow = NOW + datetime.timedelta(days=1)
     signatures = set()
@@ -71,6 +76,25 @@ def test_a_kept_signing_key_signs_for_its_day_secret_and_region_only(
         assert signed == expected
         signatures.add(dict(signed)[b"authorization"])
     assert len(signatures) == 4  # the repeat signs alike; each change, differently
+    assert aws._signing_key.cache_info().hits >= 1  # the repeat's key was the kept one
+
+
+def test_the_lighter_signer_is_used_only_where_it_signs_as_botocore(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The installed botocore: the probe agrees. A botocore whose signer reads the request
+    otherwise (here: headers_to_sign returning what it no longer reads): the probe says no, so
+    every request is signed botocore's own way."""
+    assert aws._SIGNS_AS_BOTOCORE is True
+    assert aws._signs_as_botocore() is True
+
+    def moved_internals(self: object, request: object) -> object:
+        raise AttributeError("'_SigningRequest' object has no attribute 'stream_output'")
+
+    monkeypatch.setattr(aws._SigV4, "headers_to_sign", moved_internals)
+    assert aws._signs_as_botocore() is False
+    monkeypatch.setattr(aws._SigV4, "headers_to_sign", lambda self, request: aws._HeadersToSign())
+    assert aws._signs_as_botocore() is False  # signs, but not as botocore does
 
 
 def _signed_both_ways(

@@ -25,7 +25,8 @@ import anyio
 import anyio.to_thread
 from anyio.lowlevel import RunVar
 from botocore.auth import SIGNED_HEADERS_BLACKLIST, SigV4Auth
-from botocore.credentials import RefreshableCredentials
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import ReadOnlyCredentials, RefreshableCredentials
 from botocore.exceptions import NoCredentialsError
 from starlette.datastructures import MutableHeaders
 
@@ -139,9 +140,9 @@ class AwsAccess:
         """`headers` plus SigV4's for a POST of `body` to `url` (the body hashed), as the HTTP
         client takes them (names in lower case). Host must be among `headers`, as it will be
         sent: the HTTP client sends only the headers it is given."""
-        request = _SigningRequest(url, body, MutableHeaders(headers=headers))
-        _SigV4(await self._frozen_credentials(), service, self.region).add_auth(request)
-        return list(request.headers.raw)
+        credentials = await self._frozen_credentials()
+        sign = _signed_lightly if _SIGNS_AS_BOTOCORE else _signed_by_botocore
+        return sign(credentials, service, self.region, url, body, headers)
 
     async def _frozen_credentials(self) -> Any:
         """The current credentials; finding or refreshing them may call the network (a
@@ -211,8 +212,10 @@ class _HeadersToSign(dict[str, list[str]]):
 
 class _SigV4(SigV4Auth):
     """botocore's SigV4, with the headers to sign in a dict rather than in an HTTPHeaders
-    (see `_SigningRequest`); the canonical request, the key and the signature are botocore's.
-    tests/streamer/test_aws.py holds it to botocore's own signing of an AWSRequest."""
+    (see `_SigningRequest`) and the signing key kept for the day (`_signing_key`); the canonical
+    request, the string to sign and the signature's HMAC are botocore's. Used where it signs as
+    botocore does (`_signs_as_botocore`); tests/streamer/test_aws.py holds it to botocore's own
+    signing of an AWSRequest."""
 
     def headers_to_sign(self, request: Any) -> Any:
         # Host is always among them (see `signed_headers`): botocore's fallback to the URL's
@@ -238,6 +241,51 @@ def _signing_key(secret: str, day: str, region: str, service: str) -> bytes:
     for part in (day, region, service, "aws4_request"):
         key = hmac.new(key, part.encode(), hashlib.sha256).digest()
     return key
+
+
+def _signed_lightly(
+    credentials: Any, service: str, region: str, url: str, body: bytes, headers: dict[str, str]
+) -> list[tuple[bytes, bytes]]:
+    """`headers` and SigV4's, signed by `_SigV4` on a `_SigningRequest`."""
+    request = _SigningRequest(url, body, MutableHeaders(headers=headers))
+    _SigV4(credentials, service, region).add_auth(request)
+    return list(request.headers.raw)
+
+
+def _signed_by_botocore(
+    credentials: Any, service: str, region: str, url: str, body: bytes, headers: dict[str, str]
+) -> list[tuple[bytes, bytes]]:
+    """`headers` and SigV4's, signed by botocore's own `SigV4Auth` on an `AWSRequest`, named in
+    lower case as `_signed_lightly` names them."""
+    request = AWSRequest(method="POST", url=url, data=body, headers=headers)
+    SigV4Auth(credentials, service, region).add_auth(request)
+    return [
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in request.headers.items()
+    ]
+
+
+def _signs_as_botocore() -> bool:
+    """`_signed_lightly` gives botocore's own headers for a probe request (signed both ways in
+    the same second). The Lambda runtime ships its own botocore, which the asset does not pin:
+    where its signer reads a request otherwise, or its internals moved, every request is signed
+    botocore's own way instead (slower, the same headers). One probe, at import: no credentials
+    (the probe's are made up), nothing kept but a made-up key in `_signing_key`'s cache."""
+    credentials = ReadOnlyCredentials("AKIDPROBE", "probe-secret", "probe-token")
+    url = "https://runtime.sagemaker.us-east-1.amazonaws.com/probe"
+    headers = {"Host": "runtime.sagemaker.us-east-1.amazonaws.com", "X-Probe": " a  b "}
+    for _ in range(2):  # a second may turn between the two signatures: then once more
+        try:
+            ours = _signed_lightly(credentials, "sagemaker", "us-east-1", url, b"{}", headers)
+            theirs = _signed_by_botocore(credentials, "sagemaker", "us-east-1", url, b"{}", headers)
+        except Exception:
+            return False
+        if dict(ours).get(b"x-amz-date") == dict(theirs).get(b"x-amz-date"):
+            return sorted(ours) == sorted(theirs)
+    return False
+
+
+_SIGNS_AS_BOTOCORE: Final = _signs_as_botocore()
 
 
 @functools.lru_cache(maxsize=16)
