@@ -1,12 +1,13 @@
 """``python -m jumpstream cost --env NAME``: what an environment bills, in instance-hours and,
 with AWS credentials, in money.
 
-A GPU endpoint bills per instance-hour whether or not anyone calls it; the relay bills per
-request and is small beside it, or, on Lambda Managed Instances, per instance-hour of its own
-EC2 instances plus Lambda's fee. This says how many instance-hours of which types an environment
-runs when idle and at most when busy. Prices differ by region and change, so no instance price
-is built in (only Lambda Managed Instances' fee, a share of one): with credentials it reads the on-demand prices from the AWS Price List (prices.py) and says what
-idle and busy cost a month; without, it says what to multiply by.
+A GPU endpoint bills per instance-hour whether or not anyone calls it; the relay bills per request
+and is small beside it, or, on Lambda Managed Instances, per instance-hour of its own EC2 instances
+plus Lambda's fee. This says how many instance-hours of which types an environment runs when idle
+and at most when busy. Prices differ by region and change, so no instance price is built in (only
+Lambda Managed Instances' fee, a share of one): with credentials it reads the on-demand prices from
+the AWS Price List (prices.py) and says what idle and busy cost a month; without, it says what to
+multiply by.
 """
 
 from __future__ import annotations
