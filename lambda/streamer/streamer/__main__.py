@@ -34,7 +34,8 @@ def main() -> int:
     # app), and the cyclic collector's passes over everything made so far were a tenth of its
     # CPU. Made with the collector off, all of it is then frozen out of every later pass
     # (`gc.freeze`, before serving): the price is the start's cyclic garbage, held for good
-    # (~750 objects, most of them classes and functions that imports made and replaced).
+    # (a few hundred objects, 400 to 750 as measured, most of them classes and functions that
+    # imports made and replaced).
     gc.disable()
     from .settings import SettingsError, load_settings
 

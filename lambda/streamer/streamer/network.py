@@ -76,6 +76,10 @@ class _Connection(asyncio.Protocol):
     """One TCP (then maybe TLS) connection: what arrived and is unread, and who waits for it."""
 
     def __init__(self) -> None:
+        # Made by the loop's create_connection: the connection's loop, kept. Asking for the
+        # running loop costs a getpid() system call per call on Python 3.11 (this machine's; 3.12
+        # and later, Lambda's 3.14 among them, make none), once per token in `data_received`.
+        self._loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.received_bytes = 0
         self._chunks: list[bytes] = []
@@ -104,9 +108,6 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        # The connection's loop, kept: asking for the running loop costs a getpid() system
-        # call per token on Python 3.11 (`data_received`'s clock).
-        self._loop = asyncio.get_running_loop()
 
     def data_received(self, data: bytes) -> None:
         self._chunks.append(data)
@@ -156,7 +157,7 @@ class _Connection(asyncio.Protocol):
         b"" once the peer has ended the connection and all was read."""
         self.flush()
         while not self._chunks and not self._eof:
-            self._reader = _future()
+            self._reader = self._loop.create_future()
             if timeout is not None:
                 self._time_read(timeout)
             try:
@@ -203,13 +204,12 @@ class _Connection(asyncio.Protocol):
     def _time_read(self, timeout: float) -> None:
         """The waiting read fails with ReadTimeout once `timeout` has passed: the connection's
         timer is left where it is if it is due sooner (it then moves itself on), else set."""
-        loop = asyncio.get_running_loop()
-        self._read_due = loop.time() + timeout
+        self._read_due = self._loop.time() + timeout
         timer = self._read_timer
         if timer is None or timer.when() > self._read_due:
             if timer is not None:
                 timer.cancel()
-            self._read_timer = loop.call_at(self._read_due, self._read_timed)
+            self._read_timer = self._loop.call_at(self._read_due, self._read_timed)
 
     def _read_timed(self) -> None:
         """The read timer is due: fail the waiting read (or tell the listener) if its time is
@@ -223,7 +223,7 @@ class _Connection(asyncio.Protocol):
         if not waiting:
             return
         if timer is not None and self._read_due > timer.when():
-            self._read_timer = asyncio.get_running_loop().call_at(self._read_due, self._read_timed)
+            self._read_timer = self._loop.call_at(self._read_due, self._read_timed)
             return
         if listener is not None:
             self._timed_out = True
@@ -240,14 +240,14 @@ class _Connection(asyncio.Protocol):
         if self._flush_timer is None:
             # A timer, not call_soon: cancelled by the read that flushes first, it costs the
             # event loop no extra turn (a cancelled ready callback would).
-            self._flush_timer = asyncio.get_running_loop().call_later(0, self.flush)
+            self._flush_timer = self._loop.call_later(0, self.flush)
         self._outgoing.append(data)
         self._outgoing_bytes += len(data)
         if self._outgoing_bytes < HIGH_WATER_BYTES:
             return
         self.flush()
         if self._writing_paused:
-            self._writer = _future()
+            self._writer = self._loop.create_future()
             try:
                 await _wait(self._writer, timeout, WriteTimeout)
             finally:
@@ -289,10 +289,6 @@ class _Connection(asyncio.Protocol):
         if self.transport is None:  # pragma: no cover - asyncio calls connection_made first
             raise ConnectError("not connected")
         return self.transport
-
-
-def _future() -> asyncio.Future[None]:
-    return asyncio.get_running_loop().create_future()
 
 
 def _wake(waiter: asyncio.Future[None] | None) -> None:

@@ -209,8 +209,10 @@ class AnswerPump:
     def end_at_hand(self, *, max_bytes: int = DRAIN_MAX_BYTES) -> bool:
         """True when the rest of a complete answer's stream, up to its end, has arrived (what
         came after the final event is read here and dropped, as `drain` would): `drain` and
-        `aclose` then finish without waiting. False for an answer not complete, and for a
-        stream whose rest is still to come or that cannot tell."""
+        `aclose` then finish without waiting. False for an answer not complete, for a stream
+        whose rest is still to come or that cannot tell, and for one that failed or ran past
+        `max_bytes` after the end: that stream is then closed, not drained (`drain` returns
+        False)."""
         next_nowait = getattr(self._stream, "next_nowait", None)
         if not self._ended or self._closed or self._undrainable or next_nowait is None:
             return False

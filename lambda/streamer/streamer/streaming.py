@@ -9,16 +9,16 @@ text or the end of the answer arrives, so a failure before any text is a real HT
 Meanwhile it listens for the client leaving, and then stops reading and closes the upstream at
 once rather than paying for tokens nobody will read.
 
-One read, one write: when the client keeps up, each token goes out as it comes. Once the status
-is sent, that happens in the upstream connection's own callback where the server offers a body
-writer (`_pushed`, body_writer.py): the bytes are decoded and written there, with no wake-up of
-this task per token, and only the end, a failure or text the client could not take yet come back
-to the task and `send`. When the client is slower than the model, `send` waits (the server's
-write buffer is full), nothing is read meanwhile, the PayloadParts pile up in the upstream
-connection, and the reads that follow find them there without waiting (parts that came in one
-chunk leave in one write). What the relay holds is bounded by what a connection to SageMaker
-buffers (network.py: 64 KiB and one socket read) plus the server's write buffer, and a client
-that stops reading stops the reading from SageMaker, as TCP's flow control then tells the
+One read, one write: when the client keeps up, each token goes out as it comes. Once the status is
+sent, that happens in the upstream connection's own callback where the server offers a body writer
+(`_pushed`, body_writer.py): the bytes are decoded and written there, with no wake-up of this task
+per token, and only the end or a failure (with any text that came with them) or text the client
+could not take yet come back to the task and `send`. When the client is slower than the model,
+`send` waits (the server's write buffer is full), nothing is read meanwhile, the PayloadParts pile
+up in the upstream connection, and the reads that follow find them there without waiting (parts
+that came in one chunk leave in one write). What the relay holds is bounded by what a connection to
+SageMaker buffers (network.py: 64 KiB and one socket read) plus the server's write buffer, and a
+client that stops reading stops the reading from SageMaker, as TCP's flow control then tells the
 model's side to wait.
 
 In Lambda, every wait on the upstream also ends a little before the invocation's deadline: Lambda
@@ -384,9 +384,8 @@ class AnswerResponse:
         text and the caller's side takes them, written there (body_writer.py): no wake-up of
         this task per token. Anything else comes back here, to go out through `send` as before:
         the end or a failure (with the text that came with it), text the caller's side could not
-        take yet (both `_unsent`). None: a read
-        to be awaited first (the stream's end), or an upstream that cannot tell when a read is
-        at hand.
+        take yet (both `_unsent`). None: a read to be awaited first (the stream's end), or an
+        upstream that cannot tell when a read is at hand.
         """
         done: asyncio.Future[list[Piece] | None] = asyncio.get_running_loop().create_future()
         record, text_of = self._record, self._writer.text

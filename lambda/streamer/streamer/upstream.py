@@ -14,8 +14,10 @@ the relay uses), and botocore does only what it is for:
 - credentials, the endpoint (`AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME` honoured), connections (the
   pool is connection_pool.py's) and SigV4 signing are aws.py's, shared with the function's
   other calls to AWS;
-- `botocore.eventstream.EventStreamBuffer` parses the event stream (prelude and message CRCs),
-  its header parser remembering the last block it parsed: every PayloadPart's headers are the
+- the event stream is read a message at a time by `_EventStreamBuffer.next_message` (botocore's
+  buffer, prelude and message CRC checks, limits and exceptions; botocore's own iteration where
+  another botocore keeps its state otherwise), each distinct header block parsed once per
+  process by botocore's header parser (`_parsed_headers`): every PayloadPart's headers are the
   same bytes, and parsing them (three headers, a dozen Python calls each) was a tenth of the
   relay's CPU per token;
 - botocore's rest-json parser reads an error reply exactly as boto3 would, modelled fields
