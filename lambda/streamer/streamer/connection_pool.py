@@ -46,9 +46,10 @@ asyncio only, as network.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import anyio
@@ -418,6 +419,15 @@ def _for_httpcore(error: Exception) -> Exception:
     return theirs(*error.args) if isinstance(theirs, type) else error
 
 
+@contextlib.contextmanager
+def _as_httpcore_failures() -> Iterator[None]:
+    """network.py's failures in the block raised as httpcore's (`_for_httpcore`)."""
+    try:
+        yield
+    except TransportError as error:
+        raise _for_httpcore(error) from error
+
+
 class _HttpcoreBackend:
     """network.py's backend as httpcore's connections expect it: failures as httpcore's own
     exceptions (its HTTP/1.1 connection reads the server's answer after a failed write only on
@@ -427,10 +437,8 @@ class _HttpcoreBackend:
         self._backend = backend
 
     async def connect_tcp(self, *args: Any, **kwargs: Any) -> _HttpcoreStream:
-        try:
+        with _as_httpcore_failures():
             return _HttpcoreStream(await self._backend.connect_tcp(*args, **kwargs))
-        except TransportError as error:
-            raise _for_httpcore(error) from error
 
     async def sleep(self, seconds: float) -> None:
         await self._backend.sleep(seconds)
@@ -443,25 +451,19 @@ class _HttpcoreStream:
         self._stream = stream
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        try:
+        with _as_httpcore_failures():
             return await self._stream.read(max_bytes, timeout)
-        except TransportError as error:
-            raise _for_httpcore(error) from error
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        try:
+        with _as_httpcore_failures():
             await self._stream.write(buffer, timeout)
-        except TransportError as error:
-            raise _for_httpcore(error) from error
 
     async def aclose(self) -> None:
         await self._stream.aclose()
 
     async def start_tls(self, *args: Any, **kwargs: Any) -> _HttpcoreStream:
-        try:
+        with _as_httpcore_failures():
             return _HttpcoreStream(await self._stream.start_tls(*args, **kwargs))
-        except TransportError as error:
-            raise _for_httpcore(error) from error
 
     def get_extra_info(self, info: str) -> Any:
         return self._stream.get_extra_info(info)
