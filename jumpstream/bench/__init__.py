@@ -12,10 +12,9 @@ per measurement, each saying how it measures:
   Web Adapter's example (baseline_app/), each on a bare interpreter with only its packages
   (packages.py);
 - concurrency.py: 64 paced streams through one relay process;
-- capacity.py: the most paced streams one relay process holds within the issue's limits, and
-  its CPU per paced token;
-- pipe_floor.py: the same first step through a raw asyncio byte pipe instead of the relay, the
-  floor under a paced token;
+- capacity.py: the most paced streams one relay process holds within the issue's limits;
+- paced.py: the relay's CPU per paced token, in rounds of the first capacity step, each next to
+  the same streams through a raw asyncio byte pipe (pipe_floor.py), the floor under a paced token;
 - pool.py: the upstream pool's work per request with 16 to 512 connections open, the relay's
   next to httpcore's (http_peer.py is the loopback server it holds them on).
 

@@ -1,5 +1,4 @@
-"""Capacity (``concurrent_streams_max``, ``relay_cpu_us_per_paced_token``): how many paced streams
-one relay process holds, and what a paced token costs it.
+"""Capacity (``concurrent_streams_max``): how many paced streams one relay process holds.
 
 Method: steps of N streams started at once, N doubling from the plan's first step; every stream
 asks for the same answer, paced by the emulator at 25 tokens/s as a model writes. A step holds
@@ -12,18 +11,14 @@ asyncio protocol per stream whose answer llhttp (httptools) parses in the protoc
 callback: a piece of text costs it one callback, so its share of the cores stays small (h11 over
 asyncio streams, a task's step and h11's events per piece, took ~0.4 of a core at 512 streams,
 as much as the emulator; an HTTP client with a pool, httpx's, would also pay per request for
-every connection it holds).
-
-``relay_cpu_us_per_paced_token``: the relay process's CPU time (``/proc``, every thread) over
-the first step, divided by the tokens relayed in it: each token arrives on its own, as from a
-model, and its share of its request's own cost (1/``capacity_answer_tokens``) is included.
+every connection it holds). paced.py sends the first step again, in rounds, for the CPU per
+paced token.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Final
@@ -34,11 +29,10 @@ import httptools
 from jumpstream.ask import request_body
 from jumpstream.bench.clients import boto3_client, max_new_tokens_for, prompt, read_direct
 from jumpstream.bench.plan import PACE_TOKENS_PER_SECOND, REQUEST_TIMEOUT_SECONDS, Plan
-from jumpstream.bench.proc import process_cpu_seconds
 from jumpstream.bench.stats import percentile
 from jumpstream.local import LocalStack
 
-__all__ = ["GAP_P99_LIMIT_MS", "TTFT_P99_LIMIT_MS", "Step", "measure_capacity"]
+__all__ = ["GAP_P99_LIMIT_MS", "TTFT_P99_LIMIT_MS", "Step", "measure_capacity", "run_step"]
 
 #: What a step must meet to count as held (the issue's limits).
 TTFT_P99_LIMIT_MS: Final = 1000.0
@@ -54,8 +48,6 @@ class Step:
     ttft_ms: list[float] = field(default_factory=list)
     gaps_ms: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
-    cpu_seconds: float = math.nan
-    tokens: int = 0
 
     @property
     def held(self) -> bool:
@@ -142,7 +134,7 @@ async def _stream(host: str, port: int, body: bytes, expected: str, step: Step) 
     step.gaps_ms.extend((b - a) * 1000 for a, b in itertools.pairwise(answer.arrivals))
 
 
-async def _run_step(relay_url: str, body: bytes, expected: str, step: Step) -> None:
+async def run_step(relay_url: str, body: bytes, expected: str, step: Step) -> None:
     parts = urlsplit(relay_url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     async with asyncio.timeout(REQUEST_TIMEOUT_SECONDS):
@@ -159,20 +151,10 @@ def measure_capacity(stack: LocalStack, plan: Plan) -> dict[str, float]:
     reading = read_direct(boto3_client(stack.emulator_url), text, limit)
     body = request_body(text, max_new_tokens=limit)
     held = 0
-    cpu_per_token = math.nan
     for streams in plan.capacity_steps:
         step = Step(streams=streams)
-        before = process_cpu_seconds(stack.relay.pid)
-        asyncio.run(_run_step(stack.relay_url, body, reading.text, step))
-        after = process_cpu_seconds(stack.relay.pid)
-        if math.isnan(cpu_per_token) and before is not None and after is not None:
-            relayed = reading.tokens * len(step.ttft_ms)
-            if relayed:
-                cpu_per_token = (after - before) / relayed * 1e6
+        asyncio.run(run_step(stack.relay_url, body, reading.text, step))
         if not step.held:
             break
         held = streams
-    return {
-        "concurrent_streams_max": held,
-        "relay_cpu_us_per_paced_token": cpu_per_token,
-    }
+    return {"concurrent_streams_max": held}

@@ -2,12 +2,11 @@
 
 ``relay_cpu_us_per_paced_token`` is what the relay costs per token when every token is a wake-up
 of its own. Part of that is no relay's to save: the event loop waking, one read from SageMaker's
-connection and one write to the caller's, both over loopback. This measures that part alone, side
-by side: a process on the same event loop (asyncio, as uvicorn runs the relay) that, for each
-connection, waits for the caller's request, sends SageMaker's request (signed as boto3 signs it,
-made by the bench) and copies every byte of the answer to the caller as it arrives, unparsed,
-one `write` per read, closing when the emulator does. The same streams as the first capacity step
-(64 at 25 tokens/s, 200-token answers), the same emulator; its CPU from ``/proc`` per token.
+connection and one write to the caller's, both over loopback. This pipe does that part alone: a
+process on the same event loop (asyncio, as uvicorn runs the relay) that, for each connection,
+waits for the caller's request, sends SageMaker's request (signed as boto3 signs it, made by the
+bench) and copies every byte of the answer to the caller as it arrives, unparsed, one `write` per
+read, closing when the emulator does. paced.py runs it side by side with the relay.
 
 A relay can cost less than this only by leaving Python's event loop or by reading several tokens
 per wake-up (which the model's pace decides, not the relay).
@@ -18,13 +17,13 @@ Run as ``python -m jumpstream.bench.pipe_floor REQUEST_FILE UPSTREAM_HOST UPSTRE
 from __future__ import annotations
 
 import asyncio
-import math
+import contextlib
 import os
 import socket
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
@@ -37,11 +36,10 @@ from jumpstream.bench.clients import (
     upstream_body,
 )
 from jumpstream.bench.plan import REQUEST_TIMEOUT_SECONDS, BenchFailed, Plan
-from jumpstream.bench.proc import process_cpu_seconds
 from jumpstream.local import DUMMY_CREDENTIAL, ENDPOINT_NAME, LOOPBACK, LocalStack, free_port
 from jumpstream.procs import Child, LineSink
 
-__all__ = ["measure_pipe_floor"]
+__all__ = ["BytePipe", "byte_pipe"]
 
 _READ_BYTES: Final = 64 * 1024
 _START_GUARD_SECONDS: Final = 30.0
@@ -165,10 +163,31 @@ def _wait_until_listening(port: int, pipe: Child) -> None:
     raise BenchFailed("the byte pipe did not listen in time")
 
 
-def measure_pipe_floor(stack: LocalStack, plan: Plan, *, sink: LineSink) -> dict[str, float]:
-    """The pipe's CPU per token over the first capacity step's streams, on ``stack``'s
-    emulator; every answer must come whole (as many PayloadParts as the answer has tokens)."""
-    streams = plan.capacity_steps[0]
+class BytePipe:
+    """The pipe, listening, in its own process: `run` sends it a round of streams."""
+
+    def __init__(self, child: Child, port: int, tokens_each: int) -> None:
+        self._child = child
+        self._port = port
+        self._tokens_each = tokens_each
+
+    @property
+    def pid(self) -> int:
+        return self._child.pid
+
+    def run(self, streams: int) -> None:
+        """`streams` answers at once, each of which must come whole (as many PayloadParts as
+        the answer has tokens)."""
+        for answer in asyncio.run(_streams(self._port, streams)):
+            if not answer.startswith(b"HTTP/1.1 200") or answer.count(_PAYLOAD_PART) < (
+                self._tokens_each
+            ):
+                raise BenchFailed("an answer through the byte pipe was not whole")
+
+
+@contextlib.contextmanager
+def byte_pipe(stack: LocalStack, plan: Plan, *, sink: LineSink) -> Iterator[BytePipe]:
+    """The pipe started on ``stack``'s emulator, asking for the capacity steps' answer."""
     text = prompt(plan.capacity_answer_tokens, "capacity")
     limit = max_new_tokens_for(plan.capacity_answer_tokens)
     tokens_each = read_direct(boto3_client(stack.emulator_url), text, limit).tokens
@@ -190,17 +209,9 @@ def measure_pipe_floor(stack: LocalStack, plan: Plan, *, sink: LineSink) -> dict
         pipe = Child("pipe", argv, cwd=Path(scratch), env=os.environ, sink=sink)
         try:
             _wait_until_listening(port, pipe)
-            before = process_cpu_seconds(pipe.pid)
-            answers = asyncio.run(_streams(port, streams))
-            after = process_cpu_seconds(pipe.pid)
+            yield BytePipe(pipe, port, tokens_each)
         finally:
             pipe.stop()
-    for answer in answers:
-        if not answer.startswith(b"HTTP/1.1 200") or answer.count(_PAYLOAD_PART) < tokens_each:
-            raise BenchFailed("an answer through the byte pipe was not whole")
-    if before is None or after is None:
-        return {"pipe_cpu_us_per_paced_token": math.nan}
-    return {"pipe_cpu_us_per_paced_token": (after - before) / (tokens_each * streams) * 1e6}
 
 
 if __name__ == "__main__":

@@ -62,6 +62,9 @@ class Plan:
     #: The capacity steps (paced streams at once, capacity.py) and each answer's length.
     capacity_steps: tuple[int, ...]
     capacity_answer_tokens: int
+    #: Rounds of the first capacity step, through the relay and a byte pipe in turn, whose
+    #: median CPU per paced token is the figure (paced.py).
+    paced_rounds: int
 
 
 FULL: Final = Plan(
@@ -80,6 +83,7 @@ FULL: Final = Plan(
     pool_requests=200,
     capacity_steps=(64, 128, 256, 512, 1024),
     capacity_answer_tokens=200,
+    paced_rounds=5,
 )
 QUICK: Final = Plan(
     ttft_pairs=10,
@@ -97,6 +101,7 @@ QUICK: Final = Plan(
     pool_requests=50,
     capacity_steps=(16, 32),
     capacity_answer_tokens=25,
+    paced_rounds=1,
 )
 
 

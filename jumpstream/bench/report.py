@@ -41,6 +41,7 @@ KEYS: Final = (
     "concurrent_p99_added_gap_ms",
     "concurrent_streams_max",
     "relay_cpu_us_per_paced_token",
+    "relay_cpu_us_per_paced_token_max",
     "pipe_cpu_us_per_paced_token",
     "pool_calls_per_request_16",
     "pool_calls_per_request_128",

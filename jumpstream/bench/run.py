@@ -17,7 +17,7 @@ from jumpstream.bench.cold_start import measure_cold_start
 from jumpstream.bench.concurrency import measure_concurrency
 from jumpstream.bench.cpu import measure_cpu
 from jumpstream.bench.decoder import decoder_peak_kib, measure_decoder
-from jumpstream.bench.pipe_floor import measure_pipe_floor
+from jumpstream.bench.paced import measure_paced_tokens
 from jumpstream.bench.plan import (
     CPU_PACE_TOKENS_PER_SECOND,
     FIRST_TOKEN_DELAY_SECONDS,
@@ -67,9 +67,10 @@ def _measure_all(options: BenchOptions, output: LineBuffer, stderr: TextIO) -> d
         results.update(measure_capacity(stack, plan))
         _say(
             stderr,
-            f"measuring a raw byte pipe's CPU per paced token ({plan.capacity_steps[0]} streams)",
+            f"measuring CPU per paced token, the relay's and a raw byte pipe's in turn "
+            f"({plan.paced_rounds} rounds of {plan.capacity_steps[0]} streams)",
         )
-        results.update(measure_pipe_floor(stack, plan, sink=output))
+        results.update(measure_paced_tokens(stack, plan, sink=output))
     unpaced = _stack_config(model_id, tokens_per_second=0, first_token_delay=0)
     with start_stack(unpaced, sink=output) as stack:
         _say(stderr, f"measuring throughput ({plan.throughput_tokens} tokens, unpaced)")
