@@ -23,7 +23,13 @@ import statistics
 
 from jumpstream.ask import request_body
 from jumpstream.bench.capacity import Step, run_step
-from jumpstream.bench.clients import boto3_client, max_new_tokens_for, prompt, read_direct
+from jumpstream.bench.clients import (
+    boto3_client,
+    max_new_tokens_for,
+    prompt,
+    read_direct,
+    upstream_body,
+)
 from jumpstream.bench.pipe_floor import byte_pipe
 from jumpstream.bench.plan import BenchFailed, Plan
 from jumpstream.bench.proc import process_cpu_seconds
@@ -42,9 +48,15 @@ def measure_paced_tokens(stack: LocalStack, plan: Plan, *, sink: LineSink) -> di
     reading = read_direct(boto3_client(stack.emulator_url), text, limit)
     body = request_body(text, max_new_tokens=limit)
     tokens = reading.tokens * streams
-    relay: list[float] = []
+    relay_rounds: list[float] = []
     pipe_rounds: list[float] = []
-    with byte_pipe(stack, plan, sink=sink) as pipe:
+    pipe_started = byte_pipe(
+        stack,
+        upstream_request_body=upstream_body(text, limit),
+        tokens_each=reading.tokens,
+        sink=sink,
+    )
+    with pipe_started as pipe:
         for _ in range(plan.paced_rounds):
             step = Step(streams=streams)
             before = process_cpu_seconds(stack.relay.pid)
@@ -53,13 +65,13 @@ def measure_paced_tokens(stack: LocalStack, plan: Plan, *, sink: LineSink) -> di
             if step.failures:
                 raise BenchFailed(f"a paced stream through the relay failed: {step.failures[0]}")
             if before is not None and after is not None:
-                relay.append((after - before) / tokens * 1e6)
+                relay_rounds.append((after - before) / tokens * 1e6)
             before = process_cpu_seconds(pipe.pid)
             pipe.run(streams)
             after = process_cpu_seconds(pipe.pid)
             if before is not None and after is not None:
                 pipe_rounds.append((after - before) / tokens * 1e6)
-    if not relay or not pipe_rounds:  # no /proc
+    if not relay_rounds or not pipe_rounds:  # no /proc
         nan = math.nan
         return {
             "relay_cpu_us_per_paced_token": nan,
@@ -67,7 +79,7 @@ def measure_paced_tokens(stack: LocalStack, plan: Plan, *, sink: LineSink) -> di
             "pipe_cpu_us_per_paced_token": nan,
         }
     return {
-        "relay_cpu_us_per_paced_token": statistics.median(relay),
-        "relay_cpu_us_per_paced_token_max": max(relay),
+        "relay_cpu_us_per_paced_token": statistics.median(relay_rounds),
+        "relay_cpu_us_per_paced_token_max": max(relay_rounds),
         "pipe_cpu_us_per_paced_token": statistics.median(pipe_rounds),
     }

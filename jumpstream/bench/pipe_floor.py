@@ -28,14 +28,7 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
-from jumpstream.bench.clients import (
-    boto3_client,
-    max_new_tokens_for,
-    prompt,
-    read_direct,
-    upstream_body,
-)
-from jumpstream.bench.plan import REQUEST_TIMEOUT_SECONDS, BenchFailed, Plan
+from jumpstream.bench.plan import REQUEST_TIMEOUT_SECONDS, BenchFailed
 from jumpstream.local import DUMMY_CREDENTIAL, ENDPOINT_NAME, LOOPBACK, LocalStack, free_port
 from jumpstream.procs import Child, LineSink
 
@@ -186,17 +179,16 @@ class BytePipe:
 
 
 @contextlib.contextmanager
-def byte_pipe(stack: LocalStack, plan: Plan, *, sink: LineSink) -> Iterator[BytePipe]:
-    """The pipe started on ``stack``'s emulator, asking for the capacity steps' answer."""
-    text = prompt(plan.capacity_answer_tokens, "capacity")
-    limit = max_new_tokens_for(plan.capacity_answer_tokens)
-    tokens_each = read_direct(boto3_client(stack.emulator_url), text, limit).tokens
-    body = upstream_body(text, limit)
+def byte_pipe(
+    stack: LocalStack, *, upstream_request_body: bytes, tokens_each: int, sink: LineSink
+) -> Iterator[BytePipe]:
+    """The pipe started on ``stack``'s emulator, sending it ``upstream_request_body`` for
+    every stream; each answer has ``tokens_each`` tokens."""
     port = free_port()
     upstream = urlsplit(stack.emulator_url)
     with tempfile.TemporaryDirectory() as scratch:
         request_file = Path(scratch) / "request"
-        request_file.write_bytes(_signed_request(stack.emulator_url, body))
+        request_file.write_bytes(_signed_request(stack.emulator_url, upstream_request_body))
         argv = [
             sys.executable,
             "-m",
