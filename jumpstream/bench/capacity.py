@@ -27,12 +27,26 @@ from urllib.parse import urlsplit
 import httptools
 
 from jumpstream.ask import request_body
-from jumpstream.bench.clients import boto3_client, max_new_tokens_for, prompt, read_direct
+from jumpstream.bench.clients import (
+    Reading,
+    boto3_client,
+    max_new_tokens_for,
+    prompt,
+    read_direct,
+)
 from jumpstream.bench.plan import PACE_TOKENS_PER_SECOND, REQUEST_TIMEOUT_SECONDS, Plan
 from jumpstream.bench.stats import percentile
 from jumpstream.local import LocalStack
 
-__all__ = ["GAP_P99_LIMIT_MS", "TTFT_P99_LIMIT_MS", "Step", "measure_capacity", "run_step"]
+__all__ = [
+    "GAP_P99_LIMIT_MS",
+    "TTFT_P99_LIMIT_MS",
+    "CapacityAnswer",
+    "Step",
+    "capacity_answer",
+    "measure_capacity",
+    "run_step",
+]
 
 #: What a step must meet to count as held (the issue's limits).
 TTFT_P99_LIMIT_MS: Final = 1000.0
@@ -143,17 +157,36 @@ async def run_step(relay_url: str, body: bytes, expected: str, step: Step) -> No
         )
 
 
-def measure_capacity(stack: LocalStack, plan: Plan) -> dict[str, float]:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CapacityAnswer:
+    """The answer every paced stream asks for (capacity.py's steps and paced.py's rounds), read
+    once directly from the emulator: what each stream must read, and how many tokens it has."""
+
+    prompt: str
+    max_new_tokens: int
+    reading: Reading
+    #: The relay's request body.
+    body: bytes
+
+
+def capacity_answer(stack: LocalStack, plan: Plan) -> CapacityAnswer:
+    """Read the capacity answer directly (at the emulator's pace: seconds)."""
+    text = prompt(plan.capacity_answer_tokens, "capacity")
+    limit = max_new_tokens_for(plan.capacity_answer_tokens)
+    return CapacityAnswer(
+        prompt=text,
+        max_new_tokens=limit,
+        reading=read_direct(boto3_client(stack.emulator_url), text, limit),
+        body=request_body(text, max_new_tokens=limit),
+    )
+
+
+def measure_capacity(stack: LocalStack, plan: Plan, answer: CapacityAnswer) -> dict[str, float]:
     """Steps of paced streams at once until one does not hold; the largest that held."""
-    tokens = plan.capacity_answer_tokens
-    text = prompt(tokens, "capacity")
-    limit = max_new_tokens_for(tokens)
-    reading = read_direct(boto3_client(stack.emulator_url), text, limit)
-    body = request_body(text, max_new_tokens=limit)
     held = 0
     for streams in plan.capacity_steps:
         step = Step(streams=streams)
-        asyncio.run(run_step(stack.relay_url, body, reading.text, step))
+        asyncio.run(run_step(stack.relay_url, answer.body, answer.reading.text, step))
         if not step.held:
             break
         held = streams

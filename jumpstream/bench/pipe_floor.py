@@ -101,7 +101,7 @@ def main(argv: Sequence[str]) -> int:
     return 0
 
 
-# --- the measurement (the bench's process) ------------------------------------------------------
+# --- starting and driving the pipe (the bench's process) ------------------------------------------
 
 
 def _signed_request(emulator_url: str, body: bytes) -> bytes:

@@ -62,8 +62,8 @@ class Plan:
     #: The capacity steps (paced streams at once, capacity.py) and each answer's length.
     capacity_steps: tuple[int, ...]
     capacity_answer_tokens: int
-    #: Rounds of the first capacity step, through the relay and a byte pipe in turn, whose
-    #: median CPU per paced token is the figure (paced.py).
+    #: Rounds of the first capacity step, through the relay and a byte pipe in turn, over which
+    #: the CPU per paced token is taken (paced.py).
     paced_rounds: int
 
 
@@ -101,7 +101,7 @@ QUICK: Final = Plan(
     pool_requests=50,
     capacity_steps=(16, 32),
     capacity_answer_tokens=25,
-    paced_rounds=1,
+    paced_rounds=2,
 )
 
 

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 from streamer import contract
 
-from jumpstream.bench.capacity import measure_capacity
+from jumpstream.bench.capacity import capacity_answer, measure_capacity
 from jumpstream.bench.cold_start import measure_cold_start
 from jumpstream.bench.concurrency import measure_concurrency
 from jumpstream.bench.cpu import measure_cpu
@@ -62,17 +62,18 @@ def _measure_all(options: BenchOptions, output: LineBuffer, stderr: TextIO) -> d
         results.update(measure_ttft(stack, plan))
         _say(stderr, f"measuring {plan.concurrent_streams} concurrent paced streams")
         results.update(measure_concurrency(stack, plan))
-        # Before the capacity steps: their last leaves a thousand pooled connections for the
-        # relay to close, and the rounds would count that work as the tokens'.
+        answer = capacity_answer(stack, plan)
+        # Before the capacity steps, where the old one-round figure was taken (the first step):
+        # after them, both the relay's and the pipe's rounds cost a fifth more (cause not isolated).
         _say(
             stderr,
             f"measuring CPU per paced token, the relay's and a raw byte pipe's in turn "
             f"({plan.paced_rounds} rounds of {plan.capacity_steps[0]} streams)",
         )
-        results.update(measure_paced_tokens(stack, plan, sink=output))
+        results.update(measure_paced_tokens(stack, plan, answer, sink=output))
         steps = ", ".join(map(str, plan.capacity_steps))
         _say(stderr, f"measuring how many paced streams one relay holds (steps of {steps})")
-        results.update(measure_capacity(stack, plan))
+        results.update(measure_capacity(stack, plan, answer))
     unpaced = _stack_config(model_id, tokens_per_second=0, first_token_delay=0)
     with start_stack(unpaced, sink=output) as stack:
         _say(stderr, f"measuring throughput ({plan.throughput_tokens} tokens, unpaced)")

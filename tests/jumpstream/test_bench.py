@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from jumpstream.bench import KEYS, TARGETS, render_table
+from jumpstream.bench.paced import paced_figures
 from jumpstream.local import REPO_ROOT
 
 #: Each ratio of the document and the two figures it divides.
@@ -64,7 +65,7 @@ def test_quick_bench_writes_every_key_and_the_texts_matched(tmp_path: Path) -> N
         assert document[ratio] == pytest.approx(document[numerator] / document[denominator])
     for key in CPU_FIGURES:
         assert document[key] > 0, key
-    # The costliest round is one of the rounds the median was taken over.
+    # The costliest of the rounds costs at least their mean.
     assert document["relay_cpu_us_per_paced_token_max"] >= document["relay_cpu_us_per_paced_token"]
     assert document["concurrent_streams"] == 64
     assert document["machine"]["cpus"] == os.cpu_count()
@@ -101,3 +102,17 @@ def test_the_issues_cpu_and_cold_start_targets_are_shown(
     row = next(line for line in render_table(document).splitlines() if line.startswith(key))
     assert row.endswith(verdict)
     assert key in TARGETS
+
+
+def test_the_paced_figures_are_all_the_rounds_cpu_over_all_their_tokens() -> None:
+    # CPU adds up: a costly round counts in full (a median of these rounds would say 50 µs).
+    figures = paced_figures([0.050, 0.040, 0.090], [0.030, 0.036], tokens_per_round=1000)
+    assert figures["relay_cpu_us_per_paced_token"] == pytest.approx(60.0)
+    assert figures["relay_cpu_us_per_paced_token_max"] == pytest.approx(90.0)
+    assert figures["pipe_cpu_us_per_paced_token"] == pytest.approx(33.0)
+
+
+def test_without_proc_the_paced_figures_are_nan() -> None:
+    figures = paced_figures([], [0.030], tokens_per_round=1000)
+    assert all(math.isnan(value) for value in figures.values())
+    assert set(figures) == set(paced_figures([0.05], [0.03], tokens_per_round=1000))
