@@ -33,6 +33,7 @@ from jumpstream.bench.clients import (
     max_new_tokens_for,
     prompt,
     read_direct,
+    upstream_body,
 )
 from jumpstream.bench.plan import PACE_TOKENS_PER_SECOND, REQUEST_TIMEOUT_SECONDS, Plan
 from jumpstream.bench.stats import percentile
@@ -162,11 +163,10 @@ class CapacityAnswer:
     """The answer every paced stream asks for (capacity.py's steps and paced.py's rounds), read
     once directly from the emulator: what each stream must read, and how many tokens it has."""
 
-    prompt: str
-    max_new_tokens: int
     reading: Reading
-    #: The relay's request body.
+    #: The request for it: the relay's body, and SageMaker's (what the relay sends upstream).
     body: bytes
+    upstream_body: bytes
 
 
 def capacity_answer(stack: LocalStack, plan: Plan) -> CapacityAnswer:
@@ -174,10 +174,9 @@ def capacity_answer(stack: LocalStack, plan: Plan) -> CapacityAnswer:
     text = prompt(plan.capacity_answer_tokens, "capacity")
     limit = max_new_tokens_for(plan.capacity_answer_tokens)
     return CapacityAnswer(
-        prompt=text,
-        max_new_tokens=limit,
         reading=read_direct(boto3_client(stack.emulator_url), text, limit),
         body=request_body(text, max_new_tokens=limit),
+        upstream_body=upstream_body(text, limit),
     )
 
 

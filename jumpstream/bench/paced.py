@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from jumpstream.bench.capacity import CapacityAnswer, Step, run_step
-from jumpstream.bench.clients import upstream_body
 from jumpstream.bench.pipe_floor import byte_pipe
 from jumpstream.bench.plan import BenchFailed, Plan
 from jumpstream.bench.proc import process_cpu_seconds
@@ -64,31 +63,26 @@ def measure_paced_tokens(
     relay_rounds: list[float] = []
     pipe_rounds: list[float] = []
 
-    def cpu_of(pid: int, run: Callable[[], None], rounds: list[float]) -> None:
-        before = process_cpu_seconds(pid)
-        run()
-        after = process_cpu_seconds(pid)
-        if before is not None and after is not None:
-            rounds.append(after - before)
-
     def through_relay() -> None:
         step = Step(streams=streams)
         asyncio.run(run_step(stack.relay_url, answer.body, answer.reading.text, step))
         if step.failures:
             raise BenchFailed(f"a paced stream through the relay failed: {step.failures[0]}")
 
-    pipe_started = byte_pipe(
+    with byte_pipe(
         stack,
-        upstream_request_body=upstream_body(answer.prompt, answer.max_new_tokens),
+        upstream_request_body=answer.upstream_body,
         tokens_each=answer.reading.tokens,
         sink=sink,
-    )
-    with pipe_started as pipe:
-        halves = [
-            lambda: cpu_of(stack.relay.pid, through_relay, relay_rounds),
-            lambda: cpu_of(pipe.pid, lambda: pipe.run(streams), pipe_rounds),
-        ]
+    ) as pipe:
+        relay_half = (stack.relay.pid, through_relay, relay_rounds)
+        pipe_half = (pipe.pid, lambda: pipe.run(streams), pipe_rounds)
         for number in range(plan.paced_rounds):
-            for half in halves if number % 2 == 0 else reversed(halves):
-                half()
+            halves = (relay_half, pipe_half) if number % 2 == 0 else (pipe_half, relay_half)
+            for pid, run, rounds in halves:
+                before = process_cpu_seconds(pid)
+                run()
+                after = process_cpu_seconds(pid)
+                if before is not None and after is not None:
+                    rounds.append(after - before)
     return paced_figures(relay_rounds, pipe_rounds, answer.reading.tokens * streams)

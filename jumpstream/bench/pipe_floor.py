@@ -172,9 +172,8 @@ class BytePipe:
         """`streams` answers at once, each of which must come whole (as many PayloadParts as
         the answer has tokens)."""
         for answer in asyncio.run(_streams(self._port, streams)):
-            if not answer.startswith(b"HTTP/1.1 200") or answer.count(_PAYLOAD_PART) < (
-                self._tokens_each
-            ):
+            whole = answer.count(_PAYLOAD_PART) >= self._tokens_each
+            if not answer.startswith(b"HTTP/1.1 200") or not whole:
                 raise BenchFailed("an answer through the byte pipe was not whole")
 
 
