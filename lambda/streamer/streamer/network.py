@@ -77,7 +77,7 @@ class _Connection(asyncio.Protocol):
 
     def __init__(self) -> None:
         # Made by the loop's create_connection: the connection's loop, kept. Asking for the
-        # running loop costs a getpid() system call per call on Python 3.11 (this machine's; 3.12
+        # running loop costs a getpid() system call per call on Python 3.11 (the bench's; 3.12
         # and later, Lambda's 3.14 among them, make none), once per token in `data_received`.
         self._loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
