@@ -92,6 +92,65 @@ def test_a_count_alongside_the_generation_needs_no_task_once_the_tokenizer_is_lo
     anyio.run(run)
 
 
+def test_a_burst_of_requests_at_a_cold_start_loads_the_tokenizer_once_in_one_thread(
+    tokenizer_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sixty-four prompts counted at once, before the tokenizer is loaded: one load, in one
+    thread, while the event loop goes on; not a worker thread per request, blocked until the
+    load ends (anyio's forty, which credentials are then found in too)."""
+    import threading
+    import time
+
+    loads: list[int] = []
+    threads_while_loading: list[int] = []
+    real_load = PromptCounter._load
+
+    def slow_load(self: PromptCounter) -> object:
+        loads.append(threading.get_ident())
+        time.sleep(0.3)
+        threads_while_loading.append(threading.active_count())
+        return real_load(self)
+
+    monkeypatch.setattr(PromptCounter, "_load", slow_load)
+    counter = PromptCounter(str(tokenizer_file), region="us-east-1", logger=CapturedLog().logger)
+    threads_before = threading.active_count()
+
+    async def run() -> list[int | None]:
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while not loads or len(threads_while_loading) < len(loads):
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        ticking = asyncio.ensure_future(tick())
+        counts = await asyncio.gather(*(counter.count(f"{PROMPT} {n}") for n in range(64)))
+        await ticking
+        assert ticks > 5  # the loop went on while the tokenizer loaded
+        return counts
+
+    counts = anyio.run(run)
+    assert counts == [12] * 64
+    assert len(loads) == 1
+    assert threads_while_loading == [threads_before + 1]
+    assert count(counter, PROMPT) == 11  # loaded for good: no other load
+    assert len(loads) == 1
+
+
+def test_a_failed_load_is_shared_by_the_requests_that_waited_for_it(
+    artifact_bucket: None,
+) -> None:
+    log = CapturedLog()
+    counter = PromptCounter(f"s3://{BUCKET}/missing.json", region="us-east-1", logger=log.logger)
+
+    async def run() -> list[int | None]:
+        return list(await asyncio.gather(*(counter.count(PROMPT) for _ in range(8))))
+
+    assert anyio.run(run) == [None] * 8
+    assert len([line for line in log.lines() if line["level"] == "WARNING"]) == 1
+
+
 def test_nothing_is_read_before_the_first_count(tokenizer_file: Path) -> None:
     counter = PromptCounter(str(tokenizer_file), region="us-east-1", logger=CapturedLog().logger)
     tokenizer_file.unlink()  # made, not read: a snapshot taken now holds no tokenizer

@@ -10,14 +10,17 @@ special tokens added, `truncate` applied).
 
 The file is read at the first request that needs it, never at start (a SnapStart snapshot holds no
 credentials), in a worker thread, as is the count of a long prompt: parsing megabytes of vocabulary
-or encoding a long prompt must not hold up the streams on the event loop. A tokenizer that cannot
-be loaded is logged and tried again after a minute; meanwhile the count is unknown (None), never
-guessed.
+or encoding a long prompt must not hold up the streams on the event loop. One thread loads it,
+however many requests wait: a burst at a cold start would otherwise take a worker thread per
+request (all forty of anyio's), each blocked until the load ends, and with them the threads that
+credentials are found in. A tokenizer that cannot be loaded is logged and tried again after a
+minute; meanwhile the count is unknown (None), never guessed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 import time
 from pathlib import Path
@@ -44,9 +47,10 @@ class PromptCounter:
         self._uri = uri
         self._region = region
         self._logger = logger
-        self._lock = threading.Lock()
         self._tokenizer: Any = None
         self._failed_at: float | None = None
+        #: The load under way, which every request that needs the tokenizer meanwhile awaits.
+        self._loading: concurrent.futures.Future[Any] | None = None
         # The last prompts' counts: a request's prompt is counted before the call (the room its
         # answer has, answer_room.py) and for its usage, by the same counter.
         self._counted: dict[str, int] = {}
@@ -77,7 +81,7 @@ class PromptCounter:
         if length is None:
             tokenizer = self._tokenizer
             if tokenizer is None:
-                tokenizer = await anyio.to_thread.run_sync(self._loaded)
+                tokenizer = await self._loaded()
                 if tokenizer is None:
                     return None
             if len(text) <= _INLINE_CHARS:
@@ -114,24 +118,40 @@ class PromptCounter:
             del self._counted[next(iter(self._counted))]
         self._counted[text] = length
 
-    def _loaded(self) -> Any:
-        """The tokenizer, loaded by the first caller; the others wait for it (in their threads)."""
-        with self._lock:
-            if self._tokenizer is not None:
-                return self._tokenizer
-            if self._failed_at is not None and time.monotonic() - self._failed_at < _RETRY_SECONDS:
-                return None
-            try:
-                self._tokenizer = self._load()
-            except Exception as error:
-                self._failed_at = time.monotonic()
-                self._logger.warning(
-                    "the model's tokenizer could not be loaded: prompt tokens are unknown",
-                    extra={"tokenizer_uri": self._uri, "error_detail": repr(error)},
-                )
-                return None
-            self._failed_at = None
+    async def _loaded(self) -> Any:
+        """The tokenizer, loaded by one worker thread for every request that waits meanwhile;
+        None while a failed load is not yet to be tried again.
+
+        A concurrent future, not a task: a waiter given up on (its count's wait ran out) leaves
+        the load running for the others, and a load belongs to no event loop in particular.
+        """
+        if self._tokenizer is not None:
             return self._tokenizer
+        if self._failed_at is not None and time.monotonic() - self._failed_at < _RETRY_SECONDS:
+            return None
+        loading = self._loading
+        if loading is None:
+            loading = self._loading = concurrent.futures.Future()
+            loading.set_running_or_notify_cancel()  # from now on, no waiter can cancel it
+            threading.Thread(
+                target=self._load_into, args=(loading,), name="tokenizer-load", daemon=True
+            ).start()
+        return await asyncio.wrap_future(loading)
+
+    def _load_into(self, loading: concurrent.futures.Future[Any]) -> None:
+        """In the load's thread: `_load`, its outcome kept (a failure logged) and told."""
+        try:
+            self._tokenizer = self._load()
+            self._failed_at = None
+        except Exception as error:
+            self._failed_at = time.monotonic()
+            self._logger.warning(
+                "the model's tokenizer could not be loaded: prompt tokens are unknown",
+                extra={"tokenizer_uri": self._uri, "error_detail": repr(error)},
+            )
+        finally:
+            self._loading = None
+            loading.set_result(self._tokenizer)
 
     def _load(self) -> Any:
         from tokenizers import Tokenizer
