@@ -9,9 +9,13 @@ would check, the signature recomputed from what arrived, is test_upstream.py's.)
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import threading
+import time
 
 import anyio
+import botocore.session
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -120,3 +124,50 @@ def _signed_both_ways(
     return sorted(signed), sorted(
         (name.lower().encode(), value.encode()) for name, value in expected.headers.items()
     )
+
+
+def test_a_burst_of_first_calls_finds_the_credentials_and_builds_the_tls_context_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Sixty-four requests at a cold start: one credentials lookup and one TLS context, each in
+    one thread, not a worker thread per request doing the same work."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    looked: list[str] = []
+    built: list[str] = []
+    real_lookup = botocore.session.Session.get_credentials
+    real_context = aws.tls_context
+
+    def slow_lookup(self: botocore.session.Session) -> object:
+        looked.append(threading.current_thread().name)
+        time.sleep(0.2)
+        return real_lookup(self)
+
+    def slow_context(ca_bundle: str | None) -> object:
+        built.append(threading.current_thread().name)
+        time.sleep(0.2)
+        return real_context(ca_bundle)
+
+    monkeypatch.setattr(botocore.session.Session, "get_credentials", slow_lookup)
+    monkeypatch.setattr(aws, "tls_context", slow_context)
+    access = aws.AwsAccess("eu-west-1")
+    headers = {"Host": "runtime.sagemaker.eu-west-1.amazonaws.com"}
+
+    async def first_call() -> bytes:
+        await access.pool(URL)
+        signed = await access.signed_headers(
+            service="sagemaker", url=URL, body=BODY, headers=headers
+        )
+        return dict(signed)[b"authorization"]
+
+    async def burst() -> list[bytes]:
+        return list(await asyncio.gather(*(first_call() for _ in range(64))))
+
+    authorizations = anyio.run(burst)
+    assert all(
+        value.startswith(b"AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/") for value in authorizations
+    )
+    assert len(authorizations) == 64
+    # Once each, in a thread of its own (anyio's worker threads have another name).
+    assert built == ["tls-context"]
+    assert looked == ["credentials"]

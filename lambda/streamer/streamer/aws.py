@@ -10,7 +10,8 @@ origin.
 
 Nothing is looked up at start: credentials are found on the first call, in a worker thread (it may
 call a credentials endpoint), so none can end up in a SnapStart snapshot; `after_restore` forgets
-them and every connection.
+them and every connection. Finding them, refreshing them and building the TLS context each run in
+one thread however many requests wait for them (shared_call.py).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import ssl
 from typing import Any, Final
 
 import anyio
-import anyio.to_thread
 from anyio.lowlevel import RunVar
 from botocore.auth import SIGNED_HEADERS_BLACKLIST, SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -33,6 +33,7 @@ from starlette.datastructures import MutableHeaders
 from .connection_pool import ConnectionPool
 from .http_types import Origin, Request, Response, split_url
 from .network import AsyncioBackend, environment_proxy, tls_context
+from .shared_call import SharedCall
 
 __all__ = ["KEEPALIVE_SECONDS", "AwsAccess", "ServiceEndpoint"]
 
@@ -62,7 +63,10 @@ class AwsAccess:
         self.region = region
         self._session = botocore.session.get_session()
         self._credentials: Any = None
+        self._finding_credentials = SharedCall(self._found_credentials, name="credentials")
+        self._refreshing_credentials = SharedCall(self._refreshed_credentials, name="credentials")
         self._ssl_context: ssl.SSLContext | None = None
+        self._building_tls_context = SharedCall(self._tls_context, name="tls-context")
         # One connection pool per event loop and origin: a connection belongs to the loop that
         # opened it, and a proxy (NO_PROXY) is chosen per origin. (anyio keys a RunVar's value by
         # the object, not its name.)
@@ -97,8 +101,7 @@ class AwsAccess:
             return pool
         # Plain http (an emulator): nothing to verify, no context needed.
         if url.startswith("https:") and self._ssl_context is None:
-            ca_bundle = self._session.get_config_variable("ca_bundle")
-            self._ssl_context = await anyio.to_thread.run_sync(tls_context, ca_bundle)
+            self._ssl_context = await self._building_tls_context()
         pool = pools.get(origin)  # another request may have made it meanwhile
         if pool is None:
             pool = pools[origin] = ConnectionPool(
@@ -149,13 +152,25 @@ class AwsAccess:
         container credentials endpoint, SSO), so that happens in a worker thread."""
         credentials = self._credentials
         if credentials is None:
-            credentials = await anyio.to_thread.run_sync(self._session.get_credentials)
+            credentials = await self._finding_credentials()
             if credentials is None:
                 raise NoCredentialsError
             self._credentials = credentials
         if isinstance(credentials, RefreshableCredentials) and credentials.refresh_needed():
-            return await anyio.to_thread.run_sync(credentials.get_frozen_credentials)
+            return await self._refreshing_credentials()
         return credentials.get_frozen_credentials()
+
+    def _found_credentials(self) -> Any:
+        """The session's credentials (the usual chain), or None; in a worker thread."""
+        return self._session.get_credentials()
+
+    def _refreshed_credentials(self) -> Any:
+        """The kept credentials, refreshed as botocore refreshes them; in a worker thread."""
+        return self._credentials.get_frozen_credentials()
+
+    def _tls_context(self) -> ssl.SSLContext:
+        """The TLS context with the session's CA bundle (~20 ms to load); in a worker thread."""
+        return tls_context(self._session.get_config_variable("ca_bundle"))
 
     async def after_restore(self) -> None:
         """Forget the credentials (and signing keys) and the connections a SnapStart snapshot

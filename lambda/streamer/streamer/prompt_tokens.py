@@ -11,23 +11,21 @@ special tokens added, `truncate` applied).
 The file is read at the first request that needs it, never at start (a SnapStart snapshot holds no
 credentials), in a worker thread, as is the count of a long prompt: parsing megabytes of vocabulary
 or encoding a long prompt must not hold up the streams on the event loop. One thread loads it,
-however many requests wait: a burst at a cold start would otherwise take a worker thread per
-request (all forty of anyio's), each blocked until the load ends, and with them the threads that
-credentials are found in. A tokenizer that cannot be loaded is logged and tried again after a
-minute; meanwhile the count is unknown (None), never guessed.
+however many requests wait for it (shared_call.py). A tokenizer that cannot be loaded is logged
+and tried again after a minute; meanwhile the count is unknown (None), never guessed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import threading
 import time
 from pathlib import Path
 from typing import Any, Final
 
 import anyio.to_thread
 from aws_lambda_powertools import Logger
+
+from .shared_call import SharedCall
 
 __all__ = ["PromptCounter"]
 
@@ -49,8 +47,7 @@ class PromptCounter:
         self._logger = logger
         self._tokenizer: Any = None
         self._failed_at: float | None = None
-        #: The load under way, which every request that needs the tokenizer meanwhile awaits.
-        self._loading: concurrent.futures.Future[Any] | None = None
+        self._loading = SharedCall(self._load_kept, name="tokenizer-load")
         # The last prompts' counts: a request's prompt is counted before the call (the room its
         # answer has, answer_room.py) and for its usage, by the same counter.
         self._counted: dict[str, int] = {}
@@ -119,39 +116,29 @@ class PromptCounter:
         self._counted[text] = length
 
     async def _loaded(self) -> Any:
-        """The tokenizer, loaded by one worker thread for every request that waits meanwhile;
-        None while a failed load is not yet to be tried again.
-
-        A concurrent future, not a task: a waiter given up on (its count's wait ran out) leaves
-        the load running for the others, and a load belongs to no event loop in particular.
-        """
+        """The tokenizer, loaded on first need by one thread for all who wait; None while a
+        failed load is not yet to be tried again."""
         if self._tokenizer is not None:
             return self._tokenizer
         if self._failed_at is not None and time.monotonic() - self._failed_at < _RETRY_SECONDS:
             return None
-        loading = self._loading
-        if loading is None:
-            loading = self._loading = concurrent.futures.Future()
-            loading.set_running_or_notify_cancel()  # from now on, no waiter can cancel it
-            threading.Thread(
-                target=self._load_into, args=(loading,), name="tokenizer-load", daemon=True
-            ).start()
-        return await asyncio.wrap_future(loading)
+        return await self._loading()
 
-    def _load_into(self, loading: concurrent.futures.Future[Any]) -> None:
-        """In the load's thread: `_load`, its outcome kept (a failure logged) and told."""
+    def _load_kept(self) -> Any:
+        """In the load's thread: the tokenizer, kept; or None, the failure logged and its time
+        kept for the retry."""
         try:
-            self._tokenizer = self._load()
-            self._failed_at = None
+            tokenizer = self._load()
         except Exception as error:
             self._failed_at = time.monotonic()
             self._logger.warning(
                 "the model's tokenizer could not be loaded: prompt tokens are unknown",
                 extra={"tokenizer_uri": self._uri, "error_detail": repr(error)},
             )
-        finally:
-            self._loading = None
-            loading.set_result(self._tokenizer)
+            return None
+        self._tokenizer = tokenizer
+        self._failed_at = None
+        return tokenizer
 
     def _load(self) -> Any:
         from tokenizers import Tokenizer

@@ -1,0 +1,61 @@
+"""One blocking call in a worker thread, however many requests await it at once.
+
+What a cold process does once and every request needs (find the credentials, build the TLS
+context, read the tokenizer) was awaited by each request in a worker thread of its own. A burst of
+requests at a cold start, such as a Managed Instances environment or a local relay takes, then held
+one of anyio's forty worker threads per request, each doing the same work or blocked on the same
+lock, and every other call to a worker thread waited behind them. A `SharedCall` runs its function
+once at a time, in one thread of its own; every caller that comes while it runs awaits that run's
+outcome, its result or its exception. A call after the run ended runs the function again: keeping
+the result is the caller's business.
+
+A concurrent future, not a task: a waiter given up on (cancelled) leaves the run going for the
+others, and a run belongs to no event loop in particular.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+__all__ = ["SharedCall"]
+
+_T = TypeVar("_T")
+
+
+class SharedCall(Generic[_T]):
+    """`await shared()`: `function()` in a thread named `name`, shared by concurrent callers."""
+
+    __slots__ = ("_function", "_name", "_running")
+
+    def __init__(self, function: Callable[[], _T], *, name: str) -> None:
+        self._function = function
+        self._name = name
+        self._running: concurrent.futures.Future[_T] | None = None
+
+    async def __call__(self) -> _T:
+        running = self._running
+        if running is None:
+            running = self._running = concurrent.futures.Future()
+            running.set_running_or_notify_cancel()  # from now on no waiter can cancel it
+            # The first caller's context goes with the run, as anyio's worker threads carry it:
+            # what the function logs carries that request's keys.
+            context = contextvars.copy_context()
+            threading.Thread(
+                target=context.run, args=(self._run, running), name=self._name, daemon=True
+            ).start()
+        return await asyncio.wrap_future(running)
+
+    def _run(self, running: concurrent.futures.Future[_T]) -> None:
+        try:
+            result = self._function()
+        except BaseException as error:
+            self._running = None  # before the waiters hear: any caller from then on runs anew
+            running.set_exception(error)
+        else:
+            self._running = None
+            running.set_result(result)
