@@ -148,6 +148,8 @@ def test_a_failed_load_is_shared_by_the_requests_that_waited_for_it(
         return list(await asyncio.gather(*(counter.count(PROMPT) for _ in range(8))))
 
     assert anyio.run(run) == [None] * 8
+    # And a request after them, within the minute before a retry, does not try again either.
+    assert count(counter, PROMPT) is None
     assert len([line for line in log.lines() if line["level"] == "WARNING"]) == 1
 
 

@@ -112,3 +112,29 @@ def test_a_call_after_the_run_ended_runs_the_function_again() -> None:
     assert anyio.run(shared.__call__) == "again"
     assert anyio.run(shared.__call__) == "again"
     assert len(function.runs) == 2
+
+
+def test_a_thread_that_cannot_start_fails_its_caller_and_leaves_no_run_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No thread to be had (the process's limit): the caller hears it, and the next call runs
+    anew rather than awaiting a run that never started."""
+    function = Gated("at last")
+    function.gate.set()
+    shared = SharedCall(function, name="the-run")
+    real_start = threading.Thread.start
+
+    def no_thread(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", no_thread)
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        anyio.run(shared.__call__)
+    monkeypatch.setattr(threading.Thread, "start", real_start)
+
+    async def next_call() -> object:
+        with anyio.fail_after(5):  # not a wait for ever on the run that never started
+            return await shared()
+
+    assert anyio.run(next_call) == "at last"
+    assert function.runs == ["the-run"]

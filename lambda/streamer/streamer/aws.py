@@ -8,10 +8,11 @@ service model, and `SigV4Auth` signs each request. One `AwsAccess` per process h
 both services share one credentials cache, one TLS context and one pool of connections per
 origin.
 
-Nothing is looked up at start: credentials are found on the first call, in a worker thread (it may
-call a credentials endpoint), so none can end up in a SnapStart snapshot; `after_restore` forgets
-them and every connection. Finding them, refreshing them and building the TLS context each run in
-one thread however many requests wait for them (shared_call.py).
+Nothing is looked up at start: credentials are found on the first call, in a thread of its own (it
+may call a credentials endpoint), so none can end up in a SnapStart snapshot; `after_restore`
+forgets them and every connection. Finding them and building the TLS context each run in one
+thread however many requests wait for them (shared_call.py); a refresh is botocore's, whose own lock
+lets one thread refresh while the others sign with keys still valid.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import ssl
 from typing import Any, Final
 
 import anyio
+import anyio.to_thread
 from anyio.lowlevel import RunVar
 from botocore.auth import SIGNED_HEADERS_BLACKLIST, SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -64,7 +66,6 @@ class AwsAccess:
         self._session = botocore.session.get_session()
         self._credentials: Any = None
         self._finding_credentials = SharedCall(self._found_credentials, name="credentials")
-        self._refreshing_credentials = SharedCall(self._refreshed_credentials, name="credentials")
         self._ssl_context: ssl.SSLContext | None = None
         self._building_tls_context = SharedCall(self._tls_context, name="tls-context")
         # One connection pool per event loop and origin: a connection belongs to the loop that
@@ -90,7 +91,7 @@ class AwsAccess:
         every one goes back to the pool after a complete answer, however many run (the server's
         connection limit bounds them; a request takes an idle connection before it opens one,
         so there are never more than the most requests that ran at once). The TLS
-        context (~20 ms to load the CA bundle) is built once, in a worker thread, so the start
+        context (~20 ms to load the CA bundle) is built once, in a thread of its own, so the start
         does not pay for it and the event loop never waits on it. A proxy in the environment
         (HTTPS_PROXY, NO_PROXY, ...) is used as botocore would use it.
         """
@@ -101,7 +102,7 @@ class AwsAccess:
             return pool
         # Plain http (an emulator): nothing to verify, no context needed.
         if url.startswith("https:") and self._ssl_context is None:
-            self._ssl_context = await self._building_tls_context()
+            await self._building_tls_context()
         pool = pools.get(origin)  # another request may have made it meanwhile
         if pool is None:
             pool = pools[origin] = ConnectionPool(
@@ -149,28 +150,32 @@ class AwsAccess:
 
     async def _frozen_credentials(self) -> Any:
         """The current credentials; finding or refreshing them may call the network (a
-        container credentials endpoint, SSO), so that happens in a worker thread."""
+        container credentials endpoint, SSO), so that happens off the event loop.
+
+        A refresh is left to botocore, in a worker thread per request while one is due: in the
+        advisory window its lock lets one thread refresh and hands the others the keys still
+        valid at once, which a call shared by all would make wait for the network."""
         credentials = self._credentials
         if credentials is None:
             credentials = await self._finding_credentials()
             if credentials is None:
                 raise NoCredentialsError
-            self._credentials = credentials
         if isinstance(credentials, RefreshableCredentials) and credentials.refresh_needed():
-            return await self._refreshing_credentials()
+            return await anyio.to_thread.run_sync(credentials.get_frozen_credentials)
         return credentials.get_frozen_credentials()
 
     def _found_credentials(self) -> Any:
-        """The session's credentials (the usual chain), or None; in a worker thread."""
-        return self._session.get_credentials()
+        """In the lookup's thread: the session's credentials (the usual chain), kept before
+        the waiters hear (so a request that comes meanwhile does not look again), or None."""
+        credentials = self._session.get_credentials()
+        if credentials is not None:
+            self._credentials = credentials
+        return credentials
 
-    def _refreshed_credentials(self) -> Any:
-        """The kept credentials, refreshed as botocore refreshes them; in a worker thread."""
-        return self._credentials.get_frozen_credentials()
-
-    def _tls_context(self) -> ssl.SSLContext:
-        """The TLS context with the session's CA bundle (~20 ms to load); in a worker thread."""
-        return tls_context(self._session.get_config_variable("ca_bundle"))
+    def _tls_context(self) -> None:
+        """In its thread: the TLS context with the session's CA bundle (~20 ms to load), kept
+        before the waiters hear."""
+        self._ssl_context = tls_context(self._session.get_config_variable("ca_bundle"))
 
     async def after_restore(self) -> None:
         """Forget the credentials (and signing keys) and the connections a SnapStart snapshot

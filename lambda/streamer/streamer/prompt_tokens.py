@@ -9,9 +9,9 @@ and `PromptCounter` counts with Hugging Face's `tokenizers` as TGI's router does
 special tokens added, `truncate` applied).
 
 The file is read at the first request that needs it, never at start (a SnapStart snapshot holds no
-credentials), in a worker thread, as is the count of a long prompt: parsing megabytes of vocabulary
-or encoding a long prompt must not hold up the streams on the event loop. One thread loads it,
-however many requests wait for it (shared_call.py). A tokenizer that cannot be loaded is logged
+credentials), in a thread of its own however many requests wait for it (shared_call.py); a long
+prompt is counted in a worker thread: parsing megabytes of vocabulary or encoding a long prompt
+must not hold up the streams on the event loop. A tokenizer that cannot be loaded is logged
 and tried again after a minute; meanwhile the count is unknown (None), never guessed.
 """
 

@@ -1,4 +1,4 @@
-"""One blocking call in a worker thread, however many requests await it at once.
+"""One blocking call in a thread of its own, however many requests await it at once.
 
 What a cold process does once and every request needs (find the credentials, build the TLS
 context, read the tokenizer) was awaited by each request in a worker thread of its own. A burst of
@@ -7,7 +7,8 @@ one of anyio's forty worker threads per request, each doing the same work or blo
 lock, and every other call to a worker thread waited behind them. A `SharedCall` runs its function
 once at a time, in one thread of its own; every caller that comes while it runs awaits that run's
 outcome, its result or its exception. A call after the run ended runs the function again: keeping
-the result is the caller's business.
+the result is the function's business, before it returns (the run is over for new callers as soon
+as it returns, while its waiters may not have resumed yet).
 
 A concurrent future, not a task: a waiter given up on (cancelled) leaves the run going for the
 others, and a run belongs to no event loop in particular.
@@ -45,9 +46,15 @@ class SharedCall(Generic[_T]):
             # The first caller's context goes with the run, as anyio's worker threads carry it:
             # what the function logs carries that request's keys.
             context = contextvars.copy_context()
-            threading.Thread(
+            thread = threading.Thread(
                 target=context.run, args=(self._run, running), name=self._name, daemon=True
-            ).start()
+            )
+            try:
+                thread.start()
+            except BaseException as error:  # no thread to be had: no run for anyone to await
+                self._running = None
+                running.set_exception(error)
+                raise
         return await asyncio.wrap_future(running)
 
     def _run(self, running: concurrent.futures.Future[_T]) -> None:
