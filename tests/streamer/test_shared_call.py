@@ -1,4 +1,4 @@
-"""One blocking call in one worker thread, however many requests await it at once."""
+"""One blocking call in one thread of its own, however many requests await it at once."""
 
 from __future__ import annotations
 

@@ -1,14 +1,14 @@
 """One blocking call in a thread of its own, however many requests await it at once.
 
 What a cold process does once and every request needs (find the credentials, build the TLS
-context, read the tokenizer) was awaited by each request in a worker thread of its own. A burst of
-requests at a cold start, such as a Managed Instances environment or a local relay takes, then held
-one of anyio's forty worker threads per request, each doing the same work or blocked on the same
-lock, and every other call to a worker thread waited behind them. A `SharedCall` runs its function
-once at a time, in one thread of its own; every caller that comes while it runs awaits that run's
-outcome, its result or its exception. A call after the run ended runs the function again: keeping
-the result is the function's business, before it returns (the run is over for new callers as soon
-as it returns, while its waiters may not have resumed yet).
+context, read the tokenizer), awaited by each request in a worker thread of its own, would make a
+burst of requests at a cold start, such as a Managed Instances environment or a local relay takes,
+hold one of anyio's forty worker threads per request, each doing the same work or blocked on the
+same lock, while every other call to a worker thread waited behind them. A `SharedCall` runs its
+function once at a time, in one thread of its own; every caller that comes while it runs awaits
+that run's outcome, its result or its exception. A call after the run ended runs the function
+again: keeping the result is the function's business, before it returns (the run is over for new
+callers as soon as it returns, while its waiters may not have resumed yet).
 
 A concurrent future, not a task: a waiter given up on (cancelled) leaves the run going for the
 others, and a run belongs to no event loop in particular.
