@@ -1,4 +1,5 @@
-"""Capacity (``concurrent_streams_max``): how many paced streams one relay process holds.
+"""Capacity (``concurrent_streams_max``, ``fastapi_concurrent_streams_max``): how many paced
+streams one relay process holds, and one process of the FastAPI baseline (fastapi_baseline.py).
 
 Method: steps of N streams started at once, N doubling from the plan's first step; every stream
 asks for the same answer, paced by the emulator at 25 tokens/s as a model writes. A step holds
@@ -35,6 +36,7 @@ from jumpstream.bench.clients import (
     read_direct,
     upstream_body,
 )
+from jumpstream.bench.fastapi_baseline import StreamingBaseline
 from jumpstream.bench.plan import PACE_TOKENS_PER_SECOND, REQUEST_TIMEOUT_SECONDS, Plan
 from jumpstream.bench.stats import percentile
 from jumpstream.local import LocalStack
@@ -46,6 +48,7 @@ __all__ = [
     "Step",
     "capacity_answer",
     "measure_capacity",
+    "paced_step",
     "run_step",
 ]
 
@@ -180,13 +183,35 @@ def capacity_answer(stack: LocalStack, plan: Plan) -> CapacityAnswer:
     )
 
 
-def measure_capacity(stack: LocalStack, plan: Plan, answer: CapacityAnswer) -> dict[str, float]:
-    """Steps of paced streams at once until one does not hold; the largest that held."""
-    held = 0
+def paced_step(url: str, body: bytes, expected: str, streams: int) -> Step:
+    """``streams`` streams at once to ``url``, each sent ``body`` and expected to read
+    ``expected``: one step, measured."""
+    step = Step(streams=streams)
+    asyncio.run(run_step(url, body, expected, step))
+    return step
+
+
+def measure_capacity(
+    stack: LocalStack, baseline: StreamingBaseline, plan: Plan, answer: CapacityAnswer
+) -> dict[str, float]:
+    """Steps of paced streams at once through the relay and the FastAPI baseline (sent
+    SageMaker's request, which it forwards) in turn, each until one of its steps does not hold.
+
+    In turn, step by step, as paced.py's rounds: so that the two meet the machine's moments
+    alike, rather than one taking all its steps before the other."""
+    targets = {
+        "concurrent_streams_max": (stack.relay_url, answer.body),
+        "fastapi_concurrent_streams_max": (baseline.url, answer.upstream_body),
+    }
+    held = dict.fromkeys(targets, 0)
+    going = list(targets)
     for streams in plan.capacity_steps:
-        step = Step(streams=streams)
-        asyncio.run(run_step(stack.relay_url, answer.body, answer.reading.text, step))
-        if not step.held:
+        for key in list(going):
+            url, body = targets[key]
+            if paced_step(url, body, answer.reading.text, streams).held:
+                held[key] = streams
+            else:
+                going.remove(key)
+        if not going:
             break
-        held = streams
-    return {"concurrent_streams_max": held}
+    return held

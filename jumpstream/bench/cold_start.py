@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from jumpstream.bench.fastapi_baseline import healthy_child, uvicorn_command
 from jumpstream.bench.packages import asset_requirements, bare_interpreter, link_packages
 from jumpstream.bench.plan import Plan
 from jumpstream.bench.proc import process_cpu_seconds, relay_memory
@@ -42,19 +43,15 @@ from jumpstream.local import (
     free_port,
     relay_command,
     relay_environment,
-    wait_until_healthy,
 )
-from jumpstream.procs import Child, LineSink
+from jumpstream.procs import LineSink
 
-__all__ = ["FASTAPI_APP_DIR", "measure_cold_start"]
+__all__ = ["measure_cold_start"]
 
-#: The baseline's app directory: its one module is imported as ``fastapi_app`` by uvicorn.
-FASTAPI_APP_DIR: Final = Path(__file__).with_name("baseline_app")
 #: What Lambda's Python runtime provides beside the asset.
 _RUNTIME_PACKAGES: Final = ("boto3",)
 #: What the FastAPI baseline ships.
 _FASTAPI_PACKAGES: Final = ("fastapi", "uvicorn", "boto3")
-_READY_WITHIN_SECONDS: Final = 60.0
 _KIB: Final = 1024
 
 
@@ -71,17 +68,13 @@ def _start_until_ready(
 ) -> _Ready:
     """Start ``command``, wait for its first ``/health`` 200, and read /proc then. (Polling
     every 50 ms does not move the figure: it is CPU time, and a ready process waits idle.)"""
-    child = Child(name, command, cwd=cwd, env=env, sink=sink)
-    try:
-        wait_until_healthy(f"http://{LOOPBACK}:{port}", child, timeout=_READY_WITHIN_SECONDS)
+    with healthy_child(name, command, env=env, cwd=cwd, port=port, sink=sink) as child:
         cpu_seconds = process_cpu_seconds(child.pid)
         memory = relay_memory(child.pid)
-        return _Ready(
-            cpu_ms=math.nan if cpu_seconds is None else cpu_seconds * 1000,
-            rss_kib=None if memory is None else memory.rss_kib,
-        )
-    finally:
-        child.stop()
+    return _Ready(
+        cpu_ms=math.nan if cpu_seconds is None else cpu_seconds * 1000,
+        rss_kib=None if memory is None else memory.rss_kib,
+    )
 
 
 def _bytecode_environment(env: dict[str, str], cache: Path) -> dict[str, str]:
@@ -124,14 +117,7 @@ def measure_cold_start(
             env = relay_environment(config, emulator_url=f"http://{LOOPBACK}:9", port=port)
             env.update(PATH=f"{bare}:/usr/bin:/bin", PYTHONPATH=str(fastapi))
             env = _bytecode_environment(env, bytecode)
-            command = [
-                str(bare / "python"),
-                "-m",
-                "uvicorn",
-                f"--port={port}",
-                f"--app-dir={FASTAPI_APP_DIR}",
-                "fastapi_app:app",
-            ]
+            command = uvicorn_command(bare / "python", port, "fastapi_app:app")
             return _start_until_ready("fastapi", command, env, port, workdir, sink)
 
         start_relay()

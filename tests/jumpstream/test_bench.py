@@ -18,6 +18,7 @@ import pytest
 
 from jumpstream.bench import KEYS, TARGETS, render_table
 from jumpstream.bench.paced import paced_figures
+from jumpstream.bench.plan import QUICK
 from jumpstream.local import REPO_ROOT
 
 #: Each ratio of the document and the two figures it divides.
@@ -35,6 +36,7 @@ CPU_FIGURES = (
     "relay_cpu_us_per_paced_token",
     "relay_cpu_us_per_paced_token_max",
     "pipe_cpu_us_per_paced_token",
+    "fastapi_cpu_us_per_paced_token",
 )
 
 
@@ -68,6 +70,8 @@ def test_quick_bench_writes_every_key_and_the_texts_matched(tmp_path: Path) -> N
     # The costliest of the rounds costs at least their mean.
     assert document["relay_cpu_us_per_paced_token_max"] >= document["relay_cpu_us_per_paced_token"]
     assert document["concurrent_streams"] == 64
+    for key in ("concurrent_streams_max", "fastapi_concurrent_streams_max"):
+        assert document[key] in (0, *QUICK.capacity_steps), key
     assert document["machine"]["cpus"] == os.cpu_count()
     assert len(list(tmp_path.glob("bench-*.json"))) == 1
 
@@ -106,13 +110,17 @@ def test_the_issues_cpu_and_cold_start_targets_are_shown(
 
 def test_the_paced_figures_are_all_the_rounds_cpu_over_all_their_tokens() -> None:
     # CPU adds up: a costly round counts in full (a median of these rounds would say 50 µs).
-    figures = paced_figures([0.050, 0.040, 0.090], [0.030, 0.036], tokens_per_round=1000)
+    figures = paced_figures(
+        [0.050, 0.040, 0.090], [0.030, 0.036], [0.3, 0.2], tokens_per_round=1000
+    )
     assert figures["relay_cpu_us_per_paced_token"] == pytest.approx(60.0)
     assert figures["relay_cpu_us_per_paced_token_max"] == pytest.approx(90.0)
     assert figures["pipe_cpu_us_per_paced_token"] == pytest.approx(33.0)
+    assert figures["fastapi_cpu_us_per_paced_token"] == pytest.approx(250.0)
 
 
 def test_without_proc_the_paced_figures_are_nan() -> None:
-    figures = paced_figures([], [0.030], tokens_per_round=1000)
-    assert all(math.isnan(value) for value in figures.values())
-    assert set(figures) == set(paced_figures([0.05], [0.03], tokens_per_round=1000))
+    for rounds in ([[], [0.030], [0.2]], [[0.05], [], [0.2]], [[0.05], [0.030], []]):
+        figures = paced_figures(*rounds, tokens_per_round=1000)
+        assert all(math.isnan(value) for value in figures.values())
+        assert set(figures) == set(paced_figures([0.05], [0.03], [0.2], tokens_per_round=1000))

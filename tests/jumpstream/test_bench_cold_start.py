@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from jumpstream.bench.cold_start import FASTAPI_APP_DIR
+from jumpstream.bench.fastapi_baseline import FASTAPI_APP_DIR
 from jumpstream.bench.packages import (
     asset_requirements,
     bare_interpreter,
