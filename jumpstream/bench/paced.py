@@ -14,7 +14,8 @@ from one round to the next (docs/performance.md): one round said more of the mac
 than of the code. Each figure is the process's CPU over all ``Plan.paced_rounds`` rounds per token
 relayed in them (CPU adds up: a costly round counts in full), and
 ``relay_cpu_us_per_paced_token_max`` the relay's costliest round, shown beside it. In turn, so
-that the three share the machine's moments alike.
+that the relay and the pipe share the machine's moments alike, each of them after the baseline in
+every other round.
 """
 
 from __future__ import annotations
@@ -62,9 +63,9 @@ def paced_figures(
     }
 
 
-def _round_through(name: str, url: str, body: bytes, answer: CapacityAnswer, streams: int) -> None:
+def _round_through(name: str, url: str, body: bytes, expected: str, streams: int) -> None:
     """One round's streams through ``name`` at ``url``; any failure fails the bench."""
-    step = paced_step(url, body, answer.reading.text, streams)
+    step = paced_step(url, body, expected, streams)
     if step.failures:
         raise BenchFailed(f"a paced stream through {name} failed: {step.failures[0]}")
 
@@ -82,7 +83,7 @@ def measure_paced_tokens(
     The relay and the pipe alternate which goes first, as the bench has measured them since it
     had rounds (their ratio is what runs are compared by); the baseline goes last in each round,
     so each of the two follows it in every other round."""
-    streams = plan.capacity_steps[0]
+    streams, expected = plan.capacity_steps[0], answer.reading.text
     relay_rounds: list[float] = []
     pipe_rounds: list[float] = []
     fastapi_rounds: list[float] = []
@@ -95,7 +96,7 @@ def measure_paced_tokens(
         relay_part = (
             stack.relay.pid,
             functools.partial(
-                _round_through, "the relay", stack.relay_url, answer.body, answer, streams
+                _round_through, "the relay", stack.relay_url, answer.body, expected, streams
             ),
             relay_rounds,
         )
@@ -107,7 +108,7 @@ def measure_paced_tokens(
                 "the FastAPI baseline",
                 baseline.url,
                 answer.upstream_body,
-                answer,
+                expected,
                 streams,
             ),
             fastapi_rounds,
