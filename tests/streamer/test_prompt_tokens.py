@@ -20,6 +20,7 @@ from streamer.prompt_tokens import PromptCounter
 from jumpstream.emulator.tokenizer import estimate_input_tokens, stand_in_tokenizer_json
 from tests.streamer.engine_streams import lmi_answer, lmi_chat_answer
 from tests.streamer.support import (
+    HANG_GUARD_SECONDS,
     CapturedLog,
     ScriptedUpstream,
     answer_events,
@@ -99,34 +100,33 @@ def test_a_burst_of_requests_at_a_cold_start_loads_the_tokenizer_once_in_one_thr
     thread, while the event loop goes on; not a worker thread per request, blocked until the
     load ends (anyio's forty, which credentials are then found in too)."""
     import threading
-    import time
 
     loads: list[str] = []
-    loaded: list[bool] = []
+    released = threading.Event()
     real_load = PromptCounter._load
 
-    def slow_load(self: PromptCounter) -> object:
+    def held_load(self: PromptCounter) -> object:
+        """A load that ends only once the event loop has run on after it began: a loop blocked
+        by the load (the load on it, or each request waiting on it in the loop's thread) never
+        releases it, and the load then fails, which the counts show."""
         loads.append(threading.current_thread().name)
-        time.sleep(0.3)
-        loaded.append(True)
+        if not released.wait(HANG_GUARD_SECONDS):
+            raise TimeoutError("the event loop did not go on while the tokenizer loaded")
         return real_load(self)
 
-    monkeypatch.setattr(PromptCounter, "_load", slow_load)
+    monkeypatch.setattr(PromptCounter, "_load", held_load)
     counter = PromptCounter(str(tokenizer_file), region="us-east-1", logger=CapturedLog().logger)
 
     async def run() -> list[int | None]:
-        ticks = 0
-
-        async def tick() -> None:
-            nonlocal ticks
-            while not loaded:
-                ticks += 1
+        async def release() -> None:
+            while not loads:  # the load has begun ...
                 await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # ... and the loop goes on: timers fire, tasks run
+            released.set()
 
-        ticking = asyncio.ensure_future(tick())
+        releasing = asyncio.ensure_future(release())
         counts = await asyncio.gather(*(counter.count(f"{PROMPT} {n}") for n in range(64)))
-        await ticking
-        assert ticks > 5  # the loop went on while the tokenizer loaded
+        await releasing
         return counts
 
     counts = anyio.run(run)
