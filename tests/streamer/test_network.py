@@ -92,8 +92,10 @@ def test_each_read_waits_its_own_timeout_from_its_start() -> None:
     gate = threading.Event()
 
     def script(connection: socket.socket) -> None:
-        for _ in range(6):  # 0.9 s of bytes, each sooner than the reads' timeout
-            time.sleep(0.15)
+        # 1 s of bytes, each 0.5 s sooner than the reads' timeout (a margin for a busy machine):
+        # a timer left on the first short read's clock would fire 0.3 s before the last byte.
+        for _ in range(10):
+            time.sleep(0.1)
             connection.sendall(b"x")
         gate.wait(HANG_GUARD_SECONDS)
         connection.sendall(b"late")
@@ -103,8 +105,8 @@ def test_each_read_waits_its_own_timeout_from_its_start() -> None:
         stream = await connect(port)
         try:
             received = await stream.read(1024, timeout=HANG_GUARD_SECONDS)
-            while len(received) < 6:
-                received += await stream.read(1024, timeout=0.4)
+            while len(received) < 10:
+                received += await stream.read(1024, timeout=0.6)
             started = time.monotonic()
             with pytest.raises(http_types.ReadTimeout):
                 await stream.read(1024, timeout=0.4)
@@ -119,7 +121,7 @@ def test_each_read_waits_its_own_timeout_from_its_start() -> None:
             received, waited = run(lambda: client(port))
         finally:
             gate.set()
-    assert received == b"xxxxxxlate"
+    assert received == b"xxxxxxxxxxlate"
     assert 0.4 <= waited < HANG_GUARD_SECONDS / 2
 
 
