@@ -56,6 +56,7 @@ __all__ = [
     "emulator_command",
     "emulator_streams",
     "free_port",
+    "healthy_child",
     "relay_command",
     "relay_environment",
     "run_local",
@@ -244,6 +245,27 @@ def wait_until_healthy(url: str, child: Child, *, timeout: float) -> None:
                 f"the {child.name} did not answer GET /health within {timeout:g} s"
             )
         time.sleep(_HEALTH_POLL_SECONDS)
+
+
+@contextlib.contextmanager
+def healthy_child(
+    name: str,
+    command: list[str],
+    *,
+    env: Mapping[str, str],
+    cwd: Path,
+    port: int,
+    sink: LineSink,
+    timeout: float,
+) -> Iterator[Child]:
+    """``command`` started and answering its first ``GET /health`` 200 on loopback ``port``;
+    stopped (its whole process group) when the block ends, or if it never got there."""
+    child = Child(name, command, cwd=cwd, env=env, sink=sink)
+    try:
+        wait_until_healthy(f"http://{LOOPBACK}:{port}", child, timeout=timeout)
+        yield child
+    finally:
+        child.stop()
 
 
 def emulator_streams(emulator_url: str, *, timeout: float = 10.0) -> list[dict[str, Any]]:

@@ -31,9 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from jumpstream.bench.fastapi_baseline import healthy_child, uvicorn_command
+from jumpstream.bench.fastapi_baseline import uvicorn_command
 from jumpstream.bench.packages import asset_requirements, bare_interpreter, link_packages
-from jumpstream.bench.plan import Plan
+from jumpstream.bench.plan import START_TIMEOUT_SECONDS, Plan
 from jumpstream.bench.proc import process_cpu_seconds, relay_memory
 from jumpstream.local import (
     DEFAULT_MODEL_ID,
@@ -41,6 +41,7 @@ from jumpstream.local import (
     RELAY_ROOT,
     StackConfig,
     free_port,
+    healthy_child,
     relay_command,
     relay_environment,
 )
@@ -68,7 +69,9 @@ def _start_until_ready(
 ) -> _Ready:
     """Start ``command``, wait for its first ``/health`` 200, and read /proc then. (Polling
     every 50 ms does not move the figure: it is CPU time, and a ready process waits idle.)"""
-    with healthy_child(name, command, env=env, cwd=cwd, port=port, sink=sink) as child:
+    with healthy_child(
+        name, command, env=env, cwd=cwd, port=port, sink=sink, timeout=START_TIMEOUT_SECONDS
+    ) as child:
         cpu_seconds = process_cpu_seconds(child.pid)
         memory = relay_memory(child.pid)
     return _Ready(

@@ -21,46 +21,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from jumpstream.bench.plan import START_TIMEOUT_SECONDS
 from jumpstream.local import (
     LOOPBACK,
     LocalStack,
     StackConfig,
     free_port,
+    healthy_child,
     relay_environment,
-    wait_until_healthy,
 )
-from jumpstream.procs import Child, LineSink
+from jumpstream.procs import LineSink
 
 __all__ = [
     "FASTAPI_APP_DIR",
     "StreamingBaseline",
-    "healthy_child",
     "streaming_baseline",
     "uvicorn_command",
 ]
 
 #: The baseline's app directory, given to uvicorn as ``--app-dir``.
 FASTAPI_APP_DIR: Final = Path(__file__).with_name("baseline_app")
-_READY_WITHIN_SECONDS: Final = 60.0
 
 
 def uvicorn_command(python: Path | str, port: int, app: str) -> list[str]:
     """How a user's ``run.sh`` starts the app: uvicorn's defaults, the port the adapter calls."""
     return [str(python), "-m", "uvicorn", f"--port={port}", f"--app-dir={FASTAPI_APP_DIR}", app]
-
-
-@contextlib.contextmanager
-def healthy_child(
-    name: str, command: list[str], *, env: dict[str, str], cwd: Path, port: int, sink: LineSink
-) -> Iterator[Child]:
-    """``command`` started and answering its first ``GET /health`` 200 on ``port``; stopped
-    (its whole process group) when the block ends."""
-    child = Child(name, command, cwd=cwd, env=env, sink=sink)
-    try:
-        wait_until_healthy(f"http://{LOOPBACK}:{port}", child, timeout=_READY_WITHIN_SECONDS)
-        yield child
-    finally:
-        child.stop()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +66,12 @@ def streaming_baseline(
     env = relay_environment(config, emulator_url=stack.emulator_url, port=port)
     command = uvicorn_command(sys.executable, port, "fastapi_stream_app:app")
     with healthy_child(
-        "fastapi", command, env=env, cwd=FASTAPI_APP_DIR, port=port, sink=sink
+        "fastapi",
+        command,
+        env=env,
+        cwd=FASTAPI_APP_DIR,
+        port=port,
+        sink=sink,
+        timeout=START_TIMEOUT_SECONDS,
     ) as child:
         yield StreamingBaseline(url=f"http://{LOOPBACK}:{port}", pid=child.pid)

@@ -20,6 +20,7 @@ __all__ = [
     "PACE_TOKENS_PER_SECOND",
     "QUICK",
     "REQUEST_TIMEOUT_SECONDS",
+    "START_TIMEOUT_SECONDS",
     "BenchFailed",
     "BenchOptions",
     "Plan",
@@ -37,6 +38,8 @@ CPU_PACE_TOKENS_PER_SECOND: Final = 2000.0
 #: The relay's MAX_NEW_TOKENS_LIMIT in the bench: above the longest answer asked for.
 MAX_NEW_TOKENS_LIMIT: Final = 4096
 REQUEST_TIMEOUT_SECONDS: Final = 120.0
+#: How long a process the bench starts may take to answer its first ``GET /health``.
+START_TIMEOUT_SECONDS: Final = 60.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

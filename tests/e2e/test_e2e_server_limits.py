@@ -19,11 +19,11 @@ from jumpstream.local import (
     RELAY_ROOT,
     StackConfig,
     free_port,
+    healthy_child,
     relay_command,
     relay_environment,
-    wait_until_healthy,
 )
-from jumpstream.procs import Child, LineBuffer
+from jumpstream.procs import LineBuffer
 from tests.e2e.support import HANG_GUARD_SECONDS
 from tests.streamer.support import wait_for
 
@@ -61,20 +61,18 @@ def relay(shell_prefix: str | None = None, **settings: str) -> Iterator[Relay]:
     command = relay_command()
     if shell_prefix is not None:
         command = ["sh", "-c", f"{shell_prefix} && exec {' '.join(map(shlex.quote, command))}"]
-    child = Child(
+    with healthy_child(
         "relay",
         command,
         cwd=RELAY_ROOT,
         env=relay_environment(
             StackConfig(relay_env=settings), emulator_url="http://127.0.0.1:9", port=port
         ),
+        port=port,
         sink=output,
-    )
-    try:
-        wait_until_healthy(f"http://127.0.0.1:{port}", child, timeout=HANG_GUARD_SECONDS)
+        timeout=HANG_GUARD_SECONDS,
+    ):
         yield Relay(port, output)
-    finally:
-        child.stop()
 
 
 def read_response(connection: socket.socket) -> tuple[bytes, bytes]:

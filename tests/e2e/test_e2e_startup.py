@@ -14,11 +14,11 @@ from jumpstream.local import (
     RELAY_ROOT,
     StackConfig,
     free_port,
+    healthy_child,
     relay_command,
     relay_environment,
-    wait_until_healthy,
 )
-from jumpstream.procs import Child, LineBuffer
+from jumpstream.procs import LineBuffer
 from tests.e2e.support import HANG_GUARD_SECONDS, expected_answer, generate_body
 
 
@@ -106,19 +106,16 @@ def test_the_relay_calls_the_endpoint_url_it_is_given(
 def relay_pointed_at(endpoint_url: str) -> Iterator[str]:
     port = free_port()
     output = LineBuffer()
-    child = Child(
+    with healthy_child(
         "relay",
         relay_command(),
         cwd=RELAY_ROOT,
         env=relay_environment(StackConfig(), emulator_url=endpoint_url, port=port),
+        port=port,
         sink=output,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(url, child, timeout=HANG_GUARD_SECONDS)
-        yield url
-    finally:
-        child.stop()
+        timeout=HANG_GUARD_SECONDS,
+    ):
+        yield f"http://127.0.0.1:{port}"
 
 
 def test_a_relay_pointed_at_nothing_answers_502_and_stays_up() -> None:

@@ -15,11 +15,11 @@ from jumpstream.local import (
     RELAY_ROOT,
     StackConfig,
     free_port,
+    healthy_child,
     relay_command,
     relay_environment,
-    wait_until_healthy,
 )
-from jumpstream.procs import Child, LineBuffer
+from jumpstream.procs import LineBuffer
 from tests.e2e.support import HANG_GUARD_SECONDS, generate_body
 from tests.streamer.support import answer_events, payload_part
 
@@ -34,20 +34,19 @@ def stand_in() -> AbstractContextManager[HttpPeer]:
 @contextmanager
 def relay_in_front_of(peer: HttpPeer) -> Iterator[httpx.Client]:
     port = free_port()
-    child = Child(
-        "relay",
-        relay_command(),
-        cwd=RELAY_ROOT,
-        env=relay_environment(StackConfig(), emulator_url=peer.url, port=port),
-        sink=LineBuffer(),
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_healthy(url, child, timeout=HANG_GUARD_SECONDS)
-        with httpx.Client(base_url=url, timeout=HANG_GUARD_SECONDS) as client:
-            yield client
-    finally:
-        child.stop()
+    with (
+        healthy_child(
+            "relay",
+            relay_command(),
+            cwd=RELAY_ROOT,
+            env=relay_environment(StackConfig(), emulator_url=peer.url, port=port),
+            port=port,
+            sink=LineBuffer(),
+            timeout=HANG_GUARD_SECONDS,
+        ),
+        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=HANG_GUARD_SECONDS) as client,
+    ):
+        yield client
 
 
 @pytest.mark.parametrize("reused", [Reused.CLOSE, Reused.RESET])
