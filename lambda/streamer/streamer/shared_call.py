@@ -51,9 +51,10 @@ class SharedCall(Generic[_T]):
             )
             try:
                 thread.start()
-            except BaseException as error:  # no thread to be had: no run for anyone to await
+            except BaseException:
+                # No thread to be had: no run for anyone to await. No one else holds `running`
+                # yet (nothing was awaited since it was made), so it needs no outcome.
                 self._running = None
-                running.set_exception(error)
                 raise
         return await asyncio.wrap_future(running)
 
